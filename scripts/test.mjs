@@ -1,0 +1,59 @@
+// Runs the compiled test suite: the pure core once, and every test that
+// touches storage on SQLite and then on PostgreSQL.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import postgres from 'postgres';
+
+const root = 'dist/test';
+const only = process.argv.slice(2);
+const backends = (process.env.HEARTH_TEST_BACKENDS ?? 'sqlite,postgres').split(',').filter(Boolean);
+const pgUrl = process.env.HEARTH_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+function files(dir) {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).flatMap((name) => {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) return files(p);
+    return p.endsWith('.test.js') ? [p] : [];
+  });
+}
+
+const all = files(root).filter((f) => only.length === 0 || only.some((o) => f.includes(o))).sort();
+const pure = all.filter((f) => f.startsWith(join(root, 'core')));
+const storage = all.filter((f) => !pure.includes(f));
+
+function run(label, list, env) {
+  if (list.length === 0) return 0;
+  console.log(`\n# ${label}: ${list.length} test files`);
+  const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...list], {
+    stdio: 'inherit',
+    env: { ...process.env, ...env },
+  });
+  return r.status ?? 1;
+}
+
+async function postgresReachable() {
+  const sql = postgres(pgUrl, { max: 1, connect_timeout: 5, onnotice: () => {} });
+  try {
+    await sql`select 1`;
+    return true;
+  } catch (e) {
+    console.error(`PostgreSQL is not reachable at ${pgUrl}: ${e.message}`);
+    return false;
+  } finally {
+    await sql.end({ timeout: 1 });
+  }
+}
+
+let failed = 0;
+failed |= run('core (pure)', pure, {});
+for (const backend of backends) {
+  if (backend === 'postgres' && storage.length > 0 && !(await postgresReachable())) {
+    console.error('Start PostgreSQL, or set HEARTH_TEST_BACKENDS=sqlite to test on SQLite only.');
+    failed = 1;
+    continue;
+  }
+  failed |= run(`storage tests on ${backend}`, storage, { HEARTH_TEST_DB: backend });
+}
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,175 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ConfigError } from '../config/validate.js';
+import { defaultConfigPath, generateConfigText, loadConfig } from '../config/load.js';
+import { ALL_MIGRATIONS, createHomeserver, openDatabase } from '../homeserver.js';
+import { runMigrations } from '../db/migrate.js';
+import { createLogger } from '../logger.js';
+import { MatrixError } from '../http/errors.js';
+import { promptSecret } from './prompt.js';
+
+const HELP = `hearth: a Matrix homeserver
+
+Usage:
+  hearth start [--config FILE]              start the server (creates the config on first run)
+  hearth register-user NAME [--admin] [--password PW] [--config FILE]
+                                            create a user (asks for the password if not given)
+  hearth generate-config [--config FILE]    write a new config file with fresh secrets
+  hearth migrate [--config FILE]            apply database migrations and exit
+  hearth --version                          print the version
+  hearth --help                             this text
+
+Environment overrides: HEARTH_CONFIG, HEARTH_SERVER_NAME, HEARTH_LISTEN, HEARTH_DATA_DIR,
+HEARTH_DATABASE_URL, HEARTH_REGISTRATION (closed|token|open), HEARTH_RATE_LIMITS (on|off),
+HEARTH_PUBLIC_BASEURL, HEARTH_LOG_LEVEL.
+`;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/** Runs one CLI command; returns the exit code. User mistakes print a message, never a stack trace. */
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        admin: { type: 'boolean' },
+        password: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+    });
+  } catch (e) {
+    console.error(`hearth: ${(e as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.version) {
+    console.log(version());
+    return 0;
+  }
+  const [command, ...rest] = positionals;
+  if (values.help || !command || command === 'help') {
+    console.log(HELP);
+    return command || values.help ? 0 : 2;
+  }
+  try {
+    switch (command) {
+      case 'start':
+        return await start(values.config);
+      case 'register-user':
+        return await registerUser(rest[0], values);
+      case 'generate-config':
+        return generateConfig(values.config);
+      case 'migrate':
+        return await migrate(values.config);
+      default:
+        console.error(`hearth: unknown command "${command}"\n\n${HELP}`);
+        return 2;
+    }
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(`hearth: configuration error in ${e.file}: "${e.key}" ${e.problem}`);
+      return 1;
+    }
+    if (e instanceof MatrixError) {
+      console.error(`hearth: ${e.message} (${e.errcode})`);
+      return 1;
+    }
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'EADDRINUSE') {
+      console.error(`hearth: the listen address is already in use (${err.message}); set "listen" or HEARTH_LISTEN`);
+      return 1;
+    }
+    if (err.code === 'ECONNREFUSED' || err.code === 'ENOTFOUND' || err.code === '28P01' || err.code === '3D000') {
+      console.error(`hearth: cannot connect to the database: ${err.message}`);
+      return 1;
+    }
+    console.error(`hearth: ${err.message ?? String(e)}`);
+    if (process.env.HEARTH_DEBUG) console.error(e);
+    return 1;
+  }
+}
+
+async function start(configFile?: string): Promise<number> {
+  const loaded = loadConfig({ file: configFile });
+  const logger = createLogger(loaded.config.log_level);
+  if (loaded.generated) logger.info({ file: loaded.file }, 'wrote a new configuration file');
+  const hs = await createHomeserver(loaded, { logger });
+  await hs.start();
+  await new Promise<void>((resolve) => {
+    const shutdown = (signal: string) => {
+      logger.info({ signal }, 'shutting down');
+      hs.stop().then(resolve, (err) => {
+        logger.error({ err }, 'error during shutdown');
+        resolve();
+      });
+    };
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.once('SIGINT', () => shutdown('SIGINT'));
+  });
+  logger.info('stopped');
+  return 0;
+}
+
+async function registerUser(name: string | undefined, values: { config?: string; admin?: boolean; password?: string }): Promise<number> {
+  if (!name) {
+    console.error('hearth: register-user needs a user name, e.g. `hearth register-user alice`');
+    return 2;
+  }
+  const loaded = loadConfig({ file: values.config });
+  const localpart = name.startsWith('@') ? name.slice(1).split(':')[0] : name;
+  let password = values.password;
+  if (password === undefined) {
+    password = await promptSecret(`Password for ${localpart}: `);
+    if (process.stdin.isTTY) {
+      const again = await promptSecret('Again: ');
+      if (again !== password) {
+        console.error('hearth: the passwords do not match');
+        return 1;
+      }
+    }
+  }
+  if (!password) {
+    console.error('hearth: the password must not be empty');
+    return 1;
+  }
+  const hs = await createHomeserver(loaded, { logger: createLogger('warn') });
+  try {
+    const { userId } = await hs.ctx.services.accounts.createUser({ localpart, password, admin: values.admin === true });
+    console.log(`Created ${userId}${values.admin ? ' (admin)' : ''}`);
+  } finally {
+    await hs.stop();
+  }
+  return 0;
+}
+
+function generateConfig(configFile?: string): number {
+  const file = configFile ?? defaultConfigPath();
+  if (existsSync(file)) {
+    console.error(`hearth: ${file} already exists; remove it first to generate a new one`);
+    return 1;
+  }
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, generateConfigText(), { mode: 0o600 });
+  console.log(`Wrote ${file}`);
+  return 0;
+}
+
+async function migrate(configFile?: string): Promise<number> {
+  const loaded = loadConfig({ file: configFile });
+  const database = await openDatabase(loaded);
+  try {
+    const ran = await runMigrations(database.db, database.dialect, ALL_MIGRATIONS);
+    console.log(ran.length ? `Applied:\n  ${ran.join('\n  ')}` : 'The database is up to date.');
+  } finally {
+    await database.close();
+  }
+  return 0;
+}

@@ -1,0 +1,124 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import YAML from 'yaml';
+import { defaultConfig, type HearthConfig, type RegistrationMode } from './schema.js';
+import { ConfigError, validateConfig } from './validate.js';
+import {
+  decodeSigningKeyFile,
+  encodeSigningKeyFile,
+  generateSigningKey,
+  type SigningKey,
+} from '../core/signing.js';
+
+export interface LoadedConfig {
+  config: HearthConfig;
+  /** The file the settings came from. */
+  file: string;
+  signingKey: SigningKey;
+  /** Absolute paths derived from the config. */
+  paths: { dataDir: string; database: string | null; signingKey: string };
+  /** True when the file was created by this call. */
+  generated: boolean;
+}
+
+type Env = Record<string, string | undefined>;
+
+function deepMerge<T>(base: T, over: unknown): T {
+  if (over === null || typeof over !== 'object' || Array.isArray(over)) return base;
+  const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    out[k] =
+      b && typeof b === 'object' && !Array.isArray(b) && v && typeof v === 'object' && !Array.isArray(v)
+        ? deepMerge(b, v)
+        : v;
+  }
+  return out as T;
+}
+
+export function defaultConfigPath(env: Env = process.env): string {
+  if (env.HEARTH_CONFIG) return resolve(env.HEARTH_CONFIG);
+  return resolve(env.HEARTH_DATA_DIR ?? './data', 'hearth.yaml');
+}
+
+/** A fresh config file's text, with new secrets. */
+export function generateConfigText(env: Env = process.env): string {
+  const cfg = defaultConfig();
+  applyEnv(cfg, env, '(environment)');
+  cfg.registration_shared_secret = randomBytes(32).toString('base64url');
+  cfg.form_secret = randomBytes(32).toString('base64url');
+  const header =
+    '# Hearth homeserver configuration. Every key is described in the README.\n' +
+    '# Environment variables HEARTH_* override these values at start.\n';
+  return header + YAML.stringify(cfg);
+}
+
+function applyEnv(cfg: HearthConfig, env: Env, file: string): void {
+  if (env.HEARTH_SERVER_NAME) {
+    cfg.server_name = env.HEARTH_SERVER_NAME;
+    if (!env.HEARTH_PUBLIC_BASEURL && cfg.public_baseurl === defaultConfig().public_baseurl) {
+      cfg.public_baseurl = `http://${env.HEARTH_SERVER_NAME}/`;
+    }
+  }
+  if (env.HEARTH_PUBLIC_BASEURL) cfg.public_baseurl = env.HEARTH_PUBLIC_BASEURL;
+  if (env.HEARTH_LISTEN) cfg.listen = env.HEARTH_LISTEN;
+  if (env.HEARTH_DATA_DIR) cfg.data_dir = env.HEARTH_DATA_DIR;
+  if (env.HEARTH_DATABASE_URL) cfg.database.url = env.HEARTH_DATABASE_URL;
+  if (env.HEARTH_REGISTRATION) cfg.registration = env.HEARTH_REGISTRATION as RegistrationMode;
+  if (env.HEARTH_LOG_LEVEL) cfg.log_level = env.HEARTH_LOG_LEVEL as HearthConfig['log_level'];
+  if (env.HEARTH_RATE_LIMITS) {
+    const v = env.HEARTH_RATE_LIMITS;
+    if (v !== 'on' && v !== 'off') throw new ConfigError(file, 'HEARTH_RATE_LIMITS', 'must be "on" or "off"');
+    cfg.rate_limits.enabled = v === 'on';
+  }
+}
+
+/**
+ * Reads the config file (creating it with fresh secrets on first start),
+ * applies HEARTH_* overrides, validates, and loads or creates the signing key.
+ */
+export function loadConfig(opts: { file?: string; env?: Env; create?: boolean } = {}): LoadedConfig {
+  const env = opts.env ?? process.env;
+  const file = opts.file ? resolve(opts.file) : defaultConfigPath(env);
+  let generated = false;
+  if (!existsSync(file)) {
+    if (opts.create === false) throw new ConfigError(file, '(file)', 'does not exist; run `hearth generate-config`');
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, generateConfigText(env), { mode: 0o600 });
+    generated = true;
+  }
+  let raw: unknown;
+  try {
+    raw = YAML.parse(readFileSync(file, 'utf8')) ?? {};
+  } catch (e) {
+    throw new ConfigError(file, '(file)', `is not valid YAML: ${(e as Error).message.split('\n')[0]}`);
+  }
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(file, '(file)', 'must be a mapping of keys to values');
+  const cfg = deepMerge(defaultConfig(), raw);
+  applyEnv(cfg, env, file);
+  validateConfig(cfg, file, raw);
+
+  // Relative paths in the file are relative to the data dir, which is relative to the cwd.
+  const dataDir = resolve(cfg.data_dir);
+  const inData = (p: string) => (isAbsolute(p) ? p : join(dataDir, p));
+  const isPg = /^postgres(ql)?:\/\//.test(cfg.database.url);
+  const paths = {
+    dataDir,
+    database: isPg ? null : cfg.database.url === ':memory:' ? ':memory:' : inData(cfg.database.url),
+    signingKey: inData(cfg.signing_key_path),
+  };
+  mkdirSync(dataDir, { recursive: true });
+  let signingKey: SigningKey;
+  if (existsSync(paths.signingKey)) {
+    try {
+      signingKey = decodeSigningKeyFile(readFileSync(paths.signingKey, 'utf8'));
+    } catch (e) {
+      throw new ConfigError(file, 'signing_key_path', `${paths.signingKey} is not a valid signing key: ${(e as Error).message}`);
+    }
+  } else {
+    signingKey = generateSigningKey();
+    writeFileSync(paths.signingKey, encodeSigningKeyFile(signingKey) + '\n', { mode: 0o600 });
+  }
+  return { config: cfg, file, signingKey, paths, generated };
+}

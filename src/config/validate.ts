@@ -1,0 +1,102 @@
+import type { HearthConfig } from './schema.js';
+
+/** A config mistake, named by file and key so the user can fix it without a stack trace. */
+export class ConfigError extends Error {
+  constructor(readonly file: string, readonly key: string, readonly problem: string) {
+    super(`${file}: ${key}: ${problem}`);
+  }
+}
+
+type Check = (value: unknown) => string | undefined;
+
+const isString: Check = (v) => (typeof v === 'string' ? undefined : 'must be a string');
+const isNonEmptyString: Check = (v) =>
+  typeof v === 'string' && v.length > 0 ? undefined : 'must be a non-empty string';
+const isBool: Check = (v) => (typeof v === 'boolean' ? undefined : 'must be true or false');
+const isPositiveInt: Check = (v) =>
+  Number.isInteger(v) && (v as number) > 0 ? undefined : 'must be a positive whole number';
+const isPositiveNumber: Check = (v) =>
+  typeof v === 'number' && v > 0 && Number.isFinite(v) ? undefined : 'must be a positive number';
+const oneOf = (...allowed: string[]): Check => (v) =>
+  typeof v === 'string' && allowed.includes(v) ? undefined : `must be one of: ${allowed.join(', ')}`;
+const isStringList: Check = (v) =>
+  Array.isArray(v) && v.every((x) => typeof x === 'string') ? undefined : 'must be a list of strings';
+const isListen: Check = (v) => {
+  if (typeof v !== 'string') return 'must be a string like "localhost:8008"';
+  const m = /^(.+):(\d{1,5})$/.exec(v);
+  if (!m || Number(m[2]) > 65535) return `"${v}" is not host:port (e.g. "0.0.0.0:8008")`;
+  return undefined;
+};
+const isServerName: Check = (v) => {
+  if (typeof v !== 'string' || v.length === 0) return 'must be a server name like "example.org"';
+  if (!/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]{1,255})(:\d{1,5})?$/.test(v)) {
+    return `"${v}" is not a valid server name (a DNS name or IP, optionally with :port)`;
+  }
+  return undefined;
+};
+const isUrl: Check = (v) => {
+  if (typeof v !== 'string') return 'must be a URL';
+  try {
+    const u = new URL(v);
+    return u.protocol === 'http:' || u.protocol === 'https:' ? undefined : 'must be an http(s) URL';
+  } catch {
+    return `"${v}" is not a URL`;
+  }
+};
+
+const rules: Record<string, Check> = {
+  server_name: isServerName,
+  public_baseurl: isUrl,
+  listen: isListen,
+  data_dir: isNonEmptyString,
+  'database.url': isNonEmptyString,
+  'database.sqlite_synchronous': oneOf('FULL', 'NORMAL'),
+  'database.pool_size': isPositiveInt,
+  signing_key_path: isNonEmptyString,
+  registration: oneOf('closed', 'token', 'open'),
+  registration_tokens: isStringList,
+  registration_shared_secret: isString,
+  form_secret: isString,
+  'rate_limits.enabled': isBool,
+  'rate_limits.login.per_second': isPositiveNumber,
+  'rate_limits.login.burst': isPositiveInt,
+  'rate_limits.registration.per_second': isPositiveNumber,
+  'rate_limits.registration.burst': isPositiveInt,
+  'rate_limits.message.per_second': isPositiveNumber,
+  'rate_limits.message.burst': isPositiveInt,
+  max_request_bytes: isPositiveInt,
+  access_token_lifetime_ms: isPositiveInt,
+  'caches.events': isPositiveInt,
+  'caches.room_states': isPositiveInt,
+  'caches.access_tokens': isPositiveInt,
+  log_level: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'),
+  presence_enabled: isBool,
+};
+
+function lookup(obj: unknown, path: string): unknown {
+  let cur: unknown = obj;
+  for (const part of path.split('.')) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string, unknown>)[part];
+  }
+  return cur;
+}
+
+/** Throws ConfigError for the first invalid or unknown key. */
+export function validateConfig(cfg: HearthConfig, file: string, raw: unknown): void {
+  for (const [key, check] of Object.entries(rules)) {
+    const problem = check(lookup(cfg, key));
+    if (problem) throw new ConfigError(file, key, problem);
+  }
+  // Unknown keys are almost always typos; saying so beats silently ignoring them.
+  const known = new Set(Object.keys(rules).flatMap((k) => k.split('.').map((_, i, a) => a.slice(0, i + 1).join('.'))));
+  const walk = (value: unknown, prefix: string): void => {
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) return;
+    for (const [k, v] of Object.entries(value)) {
+      const key = prefix ? `${prefix}.${k}` : k;
+      if (!known.has(key)) throw new ConfigError(file, key, 'is not a known setting (check the spelling)');
+      walk(v, key);
+    }
+  };
+  walk(raw, '');
+}

@@ -1,0 +1,72 @@
+import {
+  CompiledQuery,
+  PostgresAdapter,
+  PostgresIntrospector,
+  PostgresQueryCompiler,
+  type DatabaseConnection,
+  type Dialect,
+  type Driver,
+  type Kysely,
+  type QueryResult,
+  type TransactionSettings,
+} from 'kysely';
+import type { Sql, ReservedSql } from 'postgres';
+
+/**
+ * Runs Kysely's compiled SQL on postgres.js. postgres.js is used (not `pg`)
+ * because it takes a multi-host URL and finds the new primary after a
+ * failover (CLUSTER.md section 7).
+ */
+class PostgresJsConnection implements DatabaseConnection {
+  constructor(private readonly sql: ReservedSql) {}
+
+  async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    const result = await this.sql.unsafe(query.sql, query.parameters as never[], { prepare: true });
+    const rows = Array.from(result) as R[];
+    if (result.command === 'INSERT' || result.command === 'UPDATE' || result.command === 'DELETE') {
+      return { rows, numAffectedRows: BigInt(result.count) };
+    }
+    return { rows };
+  }
+
+  // eslint-disable-next-line require-yield
+  async *streamQuery<R>(): AsyncIterableIterator<QueryResult<R>> {
+    throw new Error('streaming queries are not used by Hearth');
+  }
+
+  release(): void {
+    this.sql.release();
+  }
+}
+
+class PostgresJsDriver implements Driver {
+  constructor(private readonly sql: Sql) {}
+  async init(): Promise<void> {}
+  async acquireConnection(): Promise<DatabaseConnection> {
+    return new PostgresJsConnection(await this.sql.reserve());
+  }
+  async beginTransaction(conn: DatabaseConnection, settings: TransactionSettings): Promise<void> {
+    const iso = settings.isolationLevel ? ` isolation level ${settings.isolationLevel}` : '';
+    await conn.executeQuery(CompiledQuery.raw(`begin${iso}`));
+  }
+  async commitTransaction(conn: DatabaseConnection): Promise<void> {
+    await conn.executeQuery(CompiledQuery.raw('commit'));
+  }
+  async rollbackTransaction(conn: DatabaseConnection): Promise<void> {
+    await conn.executeQuery(CompiledQuery.raw('rollback'));
+  }
+  async releaseConnection(conn: DatabaseConnection): Promise<void> {
+    (conn as PostgresJsConnection).release();
+  }
+  async destroy(): Promise<void> {
+    await this.sql.end({ timeout: 5 });
+  }
+}
+
+export class PostgresJsDialect implements Dialect {
+  constructor(private readonly sql: Sql) {}
+  createAdapter() { return new PostgresAdapter(); }
+  createDriver() { return new PostgresJsDriver(this.sql); }
+  createQueryCompiler() { return new PostgresQueryCompiler(); }
+  createIntrospector(db: Kysely<unknown>) { return new PostgresIntrospector(db); }
+}

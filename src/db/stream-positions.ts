@@ -1,0 +1,61 @@
+import { sql } from 'kysely';
+import type { Migration } from './migrate.js';
+import type { Db, DbOrTx } from './schema.js';
+
+/**
+ * Every stream's position is one row. A writer takes the next position with
+ * an UPDATE ... RETURNING at the *end* of its transaction: the row lock is
+ * held until commit, so commit order equals position order on PostgreSQL,
+ * and SQLite has one writer anyway. A rolled-back position is never seen.
+ */
+export const STREAMS = [
+  'events',
+  'to_device',
+  'account_data',
+  'receipts',
+  'device_lists',
+  'typing',
+  'presence',
+] as const;
+export type StreamName = (typeof STREAMS)[number];
+
+export const streamMigrations: Migration[] = [
+  {
+    version: 1,
+    name: 'stream positions',
+    async up(db) {
+      await db.schema
+        .createTable('stream_positions')
+        .addColumn('stream', 'text', (c) => c.primaryKey())
+        .addColumn('pos', 'bigint', (c) => c.notNull())
+        .execute();
+      for (const stream of STREAMS) {
+        await db.insertInto('stream_positions').values({ stream, pos: 0 }).execute();
+      }
+    },
+  },
+];
+
+/** Reserves `count` positions on a stream and returns the first; call it last in the transaction. */
+export async function nextPositions(trx: DbOrTx, stream: StreamName, count = 1): Promise<number> {
+  const row = await trx
+    .updateTable('stream_positions')
+    .set({ pos: sql`pos + ${count}` })
+    .where('stream', '=', stream)
+    .returning('pos')
+    .executeTakeFirstOrThrow();
+  return Number(row.pos) - count + 1;
+}
+
+export async function nextPosition(trx: DbOrTx, stream: StreamName): Promise<number> {
+  return nextPositions(trx, stream, 1);
+}
+
+export type StreamPositions = Record<StreamName, number>;
+
+export async function readStreamPositions(db: Db): Promise<StreamPositions> {
+  const rows = await db.selectFrom('stream_positions').select(['stream', 'pos']).execute();
+  const out = Object.fromEntries(STREAMS.map((s) => [s, 0])) as StreamPositions;
+  for (const r of rows) if (r.stream in out) out[r.stream as StreamName] = Number(r.pos);
+  return out;
+}

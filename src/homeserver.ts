@@ -1,0 +1,130 @@
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { AccountsService } from './accounts/service.js';
+import { migrations as accountsMigrations } from './accounts/migrations.js';
+import { accountsRoutes } from './accounts/routes.js';
+import { LocalBus } from './cluster/bus.js';
+import { LocalLeases } from './cluster/leases.js';
+import type { LoadedConfig } from './config/load.js';
+import type { Context, Lifecycle, Services } from './context.js';
+import { connectDatabase, type Database } from './db/connect.js';
+import { runMigrations, type DomainMigrations } from './db/migrate.js';
+import { streamMigrations } from './db/stream-positions.js';
+import { DirectoryService } from './directory/service.js';
+import { migrations as directoryMigrations } from './directory/migrations.js';
+import { directoryRoutes } from './directory/routes.js';
+import { E2eeService } from './e2ee/service.js';
+import { migrations as e2eeMigrations } from './e2ee/migrations.js';
+import { e2eeRoutes } from './e2ee/routes.js';
+import { discoveryRoutes } from './http/discovery-routes.js';
+import { RateLimiter } from './http/rate-limit.js';
+import { registerRoutes } from './http/router.js';
+import { createHttpServer } from './http/server.js';
+import { createLogger } from './logger.js';
+import { PushService } from './push/service.js';
+import { migrations as pushMigrations } from './push/migrations.js';
+import { pushRoutes } from './push/routes.js';
+import { RoomsService } from './rooms/service.js';
+import { migrations as roomsMigrations } from './rooms/migrations.js';
+import { roomsRoutes } from './rooms/routes.js';
+import { SyncService } from './sync/service.js';
+import { migrations as syncMigrations } from './sync/migrations.js';
+import { syncRoutes } from './sync/routes.js';
+
+/** Every domain's migrations, in the order they apply. */
+export const ALL_MIGRATIONS: DomainMigrations[] = [
+  { domain: 'streams', migrations: streamMigrations },
+  { domain: 'accounts', migrations: accountsMigrations },
+  { domain: 'rooms', migrations: roomsMigrations },
+  { domain: 'sync', migrations: syncMigrations },
+  { domain: 'e2ee', migrations: e2eeMigrations },
+  { domain: 'push', migrations: pushMigrations },
+  { domain: 'directory', migrations: directoryMigrations },
+];
+
+export interface Homeserver {
+  ctx: Context;
+  app: FastifyInstance;
+  /** Starts services and listens; resolves to the base URL. */
+  start(): Promise<string>;
+  /** Stops accepting requests, lets in-flight ones finish, closes the database. */
+  stop(): Promise<void>;
+}
+
+export async function openDatabase(loaded: LoadedConfig): Promise<Database> {
+  const { config, paths } = loaded;
+  return connectDatabase({
+    url: paths.database ?? config.database.url,
+    sqliteSynchronous: config.database.sqlite_synchronous,
+    poolSize: config.database.pool_size,
+  });
+}
+
+export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Logger } = {}): Promise<Homeserver> {
+  const { config } = loaded;
+  const logger = opts.logger ?? createLogger(config.log_level);
+  const database = await openDatabase(loaded);
+  const ran = await runMigrations(database.db, database.dialect, ALL_MIGRATIONS);
+  if (ran.length > 0) logger.info({ migrations: ran }, 'database migrated');
+
+  const ctx = {
+    config,
+    serverName: config.server_name,
+    signingKey: loaded.signingKey,
+    db: database.db,
+    dialect: database.dialect,
+    bus: new LocalBus(),
+    leases: new LocalLeases(),
+    logger,
+    rateLimiter: new RateLimiter(
+      { login: config.rate_limits.login, registration: config.rate_limits.registration, message: config.rate_limits.message },
+      config.rate_limits.enabled,
+    ),
+    services: {} as Services,
+    now: () => Date.now(),
+  } satisfies Context;
+  ctx.services.accounts = new AccountsService(ctx);
+  ctx.services.rooms = new RoomsService(ctx);
+  ctx.services.sync = new SyncService(ctx);
+  ctx.services.e2ee = new E2eeService(ctx);
+  ctx.services.push = new PushService(ctx);
+  ctx.services.directory = new DirectoryService(ctx);
+
+  const app = createHttpServer({ logger, bodyLimit: config.max_request_bytes });
+  registerRoutes(app, ctx, [
+    ...discoveryRoutes(ctx),
+    ...accountsRoutes(ctx),
+    ...roomsRoutes(ctx),
+    ...syncRoutes(ctx),
+    ...e2eeRoutes(ctx),
+    ...pushRoutes(ctx),
+    ...directoryRoutes(ctx),
+  ]);
+
+  const services = Object.values(ctx.services) as Lifecycle[];
+  let stopped = false;
+  return {
+    ctx,
+    app,
+    async start() {
+      for (const s of services) await s.start?.();
+      const m = /^(.*):(\d+)$/.exec(config.listen)!;
+      const host = m[1].replace(/^\[(.*)\]$/, '$1');
+      await app.listen({ host, port: Number(m[2]) });
+      const addr = app.server.address();
+      const port = typeof addr === 'object' && addr ? addr.port : Number(m[2]);
+      const shownHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
+      const url = `http://${shownHost}:${port}`;
+      logger.info({ url, server_name: config.server_name, database: database.dialect }, 'hearth listening');
+      return url;
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await app.close();
+      for (const s of [...services].reverse()) await s.stop?.();
+      await ctx.bus.close();
+      await database.close();
+    },
+  };
+}

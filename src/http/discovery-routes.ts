@@ -1,0 +1,48 @@
+import type { Context } from '../context.js';
+import { DEFAULT_ROOM_VERSION, ROOM_VERSIONS } from '../core/room-versions.js';
+import type { Route } from './router.js';
+
+/** Spec versions whose required endpoints Hearth serves. */
+export const SUPPORTED_SPEC_VERSIONS = [
+  'r0.0.1', 'r0.1.0', 'r0.2.0', 'r0.3.0', 'r0.4.0', 'r0.5.0', 'r0.6.0', 'r0.6.1',
+  'v1.1', 'v1.2', 'v1.3', 'v1.4', 'v1.5', 'v1.6', 'v1.7', 'v1.8', 'v1.9', 'v1.10', 'v1.11', 'v1.12',
+];
+
+export function discoveryRoutes(ctx: Context): Route[] {
+  return [
+    {
+      method: 'GET',
+      path: '/versions',
+      versions: [],
+      auth: 'none',
+      handler: () => ({ versions: SUPPORTED_SPEC_VERSIONS, unstable_features: {} }),
+    },
+    {
+      method: 'GET',
+      path: '/client',
+      prefix: '/.well-known/matrix',
+      versions: [],
+      auth: 'none',
+      handler: () => ({ 'm.homeserver': { base_url: ctx.config.public_baseurl.replace(/\/$/, '') } }),
+    },
+    {
+      method: 'GET',
+      path: '/capabilities',
+      handler: () => ({
+        capabilities: {
+          'm.room_versions': {
+            default: DEFAULT_ROOM_VERSION,
+            available: Object.fromEntries(
+              Object.values(ROOM_VERSIONS).map((v) => [v.id, v.stable ? 'stable' : 'unstable']),
+            ),
+          },
+          'm.change_password': { enabled: true },
+          'm.set_displayname': { enabled: true },
+          'm.set_avatar_url': { enabled: true },
+          'm.3pid_changes': { enabled: false },
+          'm.get_login_token': { enabled: false },
+        },
+      }),
+    },
+  ];
+}

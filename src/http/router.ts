@@ -1,0 +1,90 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Context } from '../context.js';
+import { MatrixError, missingToken } from './errors.js';
+import type { Requester } from './requester.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    requester: Requester | null;
+  }
+}
+
+export type ApiVersion = 'v3' | 'r0' | 'v1' | 'unstable';
+
+export interface AuthedRequest extends FastifyRequest {
+  requester: Requester;
+}
+
+/**
+ * One endpoint. Routes stay thin: parse, validate (the JSON schema), call the
+ * service, shape the answer. The handler's return value is sent as JSON with
+ * status 200 unless the handler already replied.
+ */
+export interface Route {
+  method: 'GET' | 'PUT' | 'POST' | 'DELETE';
+  /** Path after the version prefix, Fastify style: `/rooms/:roomId/send/:eventType/:txnId`. */
+  path: string;
+  /** Default `/_matrix/client`. */
+  prefix?: string;
+  /** Default `['v3', 'r0']`; `[]` means the path is used as is under the prefix. */
+  versions?: ApiVersion[];
+  /** Default 'required'. */
+  auth?: 'required' | 'optional' | 'none';
+  /** A rate-limit action from the config (`login`, `registration`, `message`). */
+  rateLimit?: string;
+  schema?: { body?: object; querystring?: object; params?: object };
+  /** Skip the check that a JSON body is an object (raw uploads). */
+  rawBody?: boolean;
+  // The request is typed loosely on purpose: the JSON schema is the contract for body and query.
+  handler(req: AuthedRequest & { body: any; query: any; params: any }, reply: FastifyReply): Promise<unknown> | unknown;
+}
+
+export function tokenFromRequest(req: FastifyRequest): string | undefined {
+  const h = req.headers.authorization;
+  if (h) {
+    const m = /^Bearer\s+(\S+)$/i.exec(h);
+    if (m) return m[1];
+  }
+  const q = (req.query as Record<string, unknown> | undefined)?.access_token;
+  return typeof q === 'string' && q.length > 0 ? q : undefined;
+}
+
+export function registerRoutes(app: FastifyInstance, ctx: Context, routes: Route[]): void {
+  if (!app.hasRequestDecorator('requester')) app.decorateRequest('requester', null);
+  for (const route of routes) {
+    const prefix = route.prefix ?? '/_matrix/client';
+    const versions = route.versions ?? ['v3', 'r0'];
+    const urls = versions.length === 0 ? [prefix + route.path] : versions.map((v) => `${prefix}/${v}${route.path}`);
+    const auth = route.auth ?? 'required';
+    for (const url of urls) {
+      app.route({
+        method: route.method,
+        url,
+        schema: route.schema,
+        // Authentication comes before body validation: an anonymous caller learns nothing about shapes.
+        preValidation: async (req) => {
+          if (auth !== 'none') {
+            const token = tokenFromRequest(req);
+            if (token) req.requester = await ctx.services.accounts.authenticate(token);
+            else if (auth === 'required') throw missingToken();
+          }
+          if (route.rateLimit) {
+            ctx.rateLimiter.check(route.rateLimit, req.requester?.userId ?? req.ip);
+          }
+          if (!route.rawBody && (route.method === 'POST' || route.method === 'PUT')) {
+            const b = req.body;
+            if (b === undefined || b === null) req.body = {};
+            else if (typeof b !== 'object' || Array.isArray(b)) {
+              throw new MatrixError(400, 'M_BAD_JSON', 'Body must be a JSON object');
+            }
+          }
+        },
+        handler: async (req, reply) => {
+          const result = await route.handler(req as AuthedRequest & { body: any; query: any; params: any }, reply);
+          if (!reply.sent) return reply.send(result ?? {});
+          return reply;
+        },
+      });
+    }
+  }
+}

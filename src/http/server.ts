@@ -1,0 +1,113 @@
+import Ajv from 'ajv';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type FastifySchema,
+  type HTTPMethods,
+} from 'fastify';
+import type { Logger } from 'pino';
+import { MatrixError, badJson, invalidParam, notJson, tooLarge, unrecognized } from './errors.js';
+
+const CORS_HEADERS = {
+  'access-control-allow-origin': '*',
+  'access-control-allow-methods': 'GET, HEAD, POST, PUT, DELETE, OPTIONS',
+  'access-control-allow-headers': 'X-Requested-With, Content-Type, Authorization',
+};
+
+// Request bodies are validated strictly (a string is not a number); query
+// strings and path parameters arrive as text and are coerced.
+const strictAjv = new Ajv.default({ coerceTypes: false, allErrors: false, removeAdditional: false, strict: false });
+const coercingAjv = new Ajv.default({ coerceTypes: 'array', allErrors: false, useDefaults: true, strict: false });
+
+export interface HttpOptions {
+  logger: Logger;
+  bodyLimit: number;
+}
+
+/** Fastify with Matrix error shapes, CORS, lenient JSON parsing and 404/405 answers. */
+export function createHttpServer(opts: HttpOptions): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: opts.logger as unknown as FastifyBaseLogger,
+    bodyLimit: opts.bodyLimit,
+    disableRequestLogging: true,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    // Matrix ids and transaction ids make long path segments.
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1000 },
+  });
+
+  app.setValidatorCompiler(({ schema, httpPart }) => {
+    const v = (httpPart === 'body' ? strictAjv : coercingAjv).compile(schema as object);
+    return (data: unknown) => (v(data) ? { value: data } : { error: v.errors as unknown as Error });
+  });
+
+  app.addHook('onRequest', async (_req, reply) => {
+    reply.headers(CORS_HEADERS);
+  });
+
+  // Clients send JSON with missing or odd content types; an empty body means {}.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
+    const text = (body as string).trim();
+    if (text.length === 0) return done(null, {});
+    try {
+      done(null, JSON.parse(text, rejectProto));
+    } catch {
+      done(notJson(), undefined);
+    }
+  });
+
+  app.options('*', async (_req, reply) => {
+    reply.code(204).send();
+  });
+
+  app.setNotFoundHandler(async (req, reply) => {
+    const methods: HTTPMethods[] = ['GET', 'PUT', 'POST', 'DELETE'];
+    const path = req.url.split('?')[0];
+    const other = methods.some((m) => m !== req.method && app.hasRoute({ method: m, url: path }));
+    reply
+      .code(other ? 405 : 404)
+      .send({ errcode: 'M_UNRECOGNIZED', error: other ? 'Method not allowed' : 'Unrecognized request' });
+  });
+
+  app.setErrorHandler(async (err: unknown, req, reply) => {
+    const e = toMatrixError(err);
+    if (e.status >= 500) req.log.error({ err }, 'request failed');
+    reply.code(e.status).headers(CORS_HEADERS).send(e.toJSON());
+  });
+
+  return app;
+}
+
+function rejectProto(key: string, value: unknown): unknown {
+  // Dropping __proto__ keeps a parsed body from ever reaching an object prototype.
+  return key === '__proto__' ? undefined : value;
+}
+
+export function toMatrixError(err: unknown): MatrixError {
+  if (err instanceof MatrixError) return err;
+  const e = err as { code?: string; statusCode?: number; validation?: unknown; validationContext?: string; message?: string };
+  if (e?.validation) {
+    const where = e.validationContext;
+    const msg = `${where ?? 'request'} ${e.message ?? 'is invalid'}`;
+    return where === 'body' ? badJson(msg) : invalidParam(msg);
+  }
+  switch (e?.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return tooLarge();
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return notJson();
+    case 'FST_ERR_NOT_FOUND':
+      return unrecognized();
+  }
+  if (e?.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
+    return new MatrixError(e.statusCode, 'M_UNKNOWN', e.message ?? 'Bad request');
+  }
+  return new MatrixError(500, 'M_UNKNOWN', 'Internal server error');
+}
+
+export type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema };

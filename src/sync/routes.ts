@@ -1,0 +1,7 @@
+import type { Context } from '../context.js';
+import type { Route } from '../http/router.js';
+
+export function syncRoutes(ctx: Context): Route[] {
+  void ctx;
+  return [];
+}

@@ -1,0 +1,149 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import postgres from 'postgres';
+import YAML from 'yaml';
+import { loadConfig } from '../../src/config/load.js';
+import { createHomeserver, type Homeserver } from '../../src/homeserver.js';
+import { createLogger } from '../../src/logger.js';
+
+/** Which storage backend this test run uses: HEARTH_TEST_DB=sqlite (default) or postgres. */
+export const TEST_DB = (process.env.HEARTH_TEST_DB ?? 'sqlite') as 'sqlite' | 'postgres';
+const PG_ADMIN_URL = process.env.HEARTH_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+export interface ApiResponse<T = any> {
+  status: number;
+  body: T;
+}
+
+export interface TestUser {
+  userId: string;
+  accessToken: string;
+  deviceId: string;
+  password: string;
+}
+
+export interface TestServer {
+  url: string;
+  serverName: string;
+  hs: Homeserver;
+  dataDir: string;
+  /** Calls the server over real HTTP. `path` starts with `/_matrix/...`. */
+  request<T = any>(method: string, path: string, opts?: { body?: unknown; token?: string; rawBody?: string; headers?: Record<string, string> }): Promise<ApiResponse<T>>;
+  /** Creates a user through the accounts service and logs in over HTTP. */
+  registerUser(localpart?: string, opts?: { admin?: boolean; password?: string }): Promise<TestUser>;
+  /** Stops and starts the server on the same database and port. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface TestServerOptions {
+  serverName?: string;
+  /** Extra keys merged into the config file. */
+  config?: Record<string, unknown>;
+}
+
+async function createPgDatabase(): Promise<string> {
+  const name = `hearth_t_${randomBytes(6).toString('hex')}`;
+  const admin = postgres(PG_ADMIN_URL, { max: 1, onnotice: () => {} });
+  try {
+    await admin.unsafe(`create database ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const u = new URL(PG_ADMIN_URL);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+async function dropPgDatabase(url: string): Promise<void> {
+  const name = new URL(url).pathname.slice(1);
+  const admin = postgres(PG_ADMIN_URL, { max: 1, onnotice: () => {} });
+  try {
+    await admin.unsafe(`drop database if exists ${name} with (force)`);
+  } finally {
+    await admin.end();
+  }
+}
+
+let userCounter = 0;
+
+export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
+  const serverName = opts.serverName ?? 'localhost';
+  const dataDir = mkdtempSync(join(tmpdir(), 'hearth-test-'));
+  const dbUrl = TEST_DB === 'postgres' ? await createPgDatabase() : 'hearth.db';
+  const file = join(dataDir, 'hearth.yaml');
+  const cfg = {
+    server_name: serverName,
+    public_baseurl: 'http://127.0.0.1/',
+    listen: '127.0.0.1:0',
+    data_dir: dataDir,
+    database: { url: dbUrl, sqlite_synchronous: 'NORMAL', pool_size: 5 },
+    registration: 'open',
+    registration_shared_secret: 'test-shared-secret',
+    form_secret: 'test-form-secret',
+    rate_limits: { enabled: false },
+    log_level: process.env.HEARTH_TEST_LOG ?? 'silent',
+    ...opts.config,
+  };
+  writeFileSync(file, YAML.stringify(cfg));
+  const env = {};
+  let loaded = loadConfig({ file, env });
+  let hs = await createHomeserver(loaded, { logger: createLogger(loaded.config.log_level) });
+  let url = await hs.start();
+  const port = new URL(url).port;
+
+  const server: TestServer = {
+    url,
+    serverName,
+    hs,
+    dataDir,
+    async request(method, path, o = {}) {
+      const headers: Record<string, string> = { ...o.headers };
+      if (o.token) headers.authorization = `Bearer ${o.token}`;
+      let body: string | undefined;
+      if (o.rawBody !== undefined) body = o.rawBody;
+      else if (o.body !== undefined) {
+        body = JSON.stringify(o.body);
+        headers['content-type'] ??= 'application/json';
+      }
+      const res = await fetch(server.url + path, { method, headers, body });
+      const text = await res.text();
+      let parsed: unknown = text;
+      try {
+        parsed = text.length ? JSON.parse(text) : undefined;
+      } catch {
+        /* not JSON: keep the text */
+      }
+      return { status: res.status, body: parsed as any };
+    },
+    async registerUser(localpart, o = {}) {
+      const name = localpart ?? `user${process.pid}_${++userCounter}`;
+      const password = o.password ?? `pw-${name}-secret`;
+      const { userId } = await server.hs.ctx.services.accounts.createUser({ localpart: name, password, admin: o.admin });
+      const res = await server.request('POST', '/_matrix/client/v3/login', {
+        body: { type: 'm.login.password', identifier: { type: 'm.id.user', user: name }, password },
+      });
+      if (res.status !== 200) throw new Error(`login failed: ${res.status} ${JSON.stringify(res.body)}`);
+      return { userId, accessToken: res.body.access_token, deviceId: res.body.device_id, password };
+    },
+    async restart() {
+      await hs.stop();
+      const c = YAML.parse(readFileSync(file, 'utf8'));
+      c.listen = `127.0.0.1:${port}`;
+      writeFileSync(file, YAML.stringify(c));
+      loaded = loadConfig({ file, env });
+      hs = await createHomeserver(loaded, { logger: createLogger(loaded.config.log_level) });
+      url = await hs.start();
+      server.hs = hs;
+      server.url = url;
+    },
+    async stop() {
+      await hs.stop();
+      if (TEST_DB === 'postgres') await dropPgDatabase(dbUrl);
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  return server;
+}
