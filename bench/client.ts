@@ -1,0 +1,50 @@
+import { createHmac } from 'node:crypto';
+import { Pool } from 'undici';
+
+/** A keep-alive HTTP client for benchmarks, like a real Matrix client holds. */
+export class BenchClient {
+  private readonly pool: Pool;
+  constructor(readonly baseUrl: string, connections = 16) {
+    this.pool = new Pool(baseUrl, { connections, pipelining: 1, keepAliveTimeout: 60_000 });
+  }
+
+  async call<T = any>(method: 'GET' | 'PUT' | 'POST', path: string, body?: unknown, token?: string): Promise<{ status: number; body: T }> {
+    const headers: Record<string, string> = {};
+    if (token) headers.authorization = `Bearer ${token}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const res = await this.pool.request({ method, path, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await res.body.text();
+    return { status: res.statusCode, body: (text ? JSON.parse(text) : undefined) as T };
+  }
+
+  async ok<T = any>(method: 'GET' | 'PUT' | 'POST', path: string, body?: unknown, token?: string): Promise<T> {
+    const r = await this.call<T>(method, path, body, token);
+    if (r.status !== 200) throw new Error(`${method} ${path}: ${r.status} ${JSON.stringify(r.body)}`);
+    return r.body;
+  }
+
+  /** Creates a user through shared-secret registration, as deployment tools do. */
+  async registerUser(name: string, secret: string): Promise<{ userId: string; token: string }> {
+    const { nonce } = await this.ok<{ nonce: string }>('GET', '/_synapse/admin/v1/register');
+    const password = `bench-${name}-pw`;
+    const mac = createHmac('sha1', secret).update(`${nonce}\0${name}\0${password}\0notadmin`).digest('hex');
+    const r = await this.ok<{ user_id: string; access_token: string }>('POST', '/_synapse/admin/v1/register', {
+      nonce, username: name, password, admin: false, mac,
+    });
+    return { userId: r.user_id, token: r.access_token };
+  }
+
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i];
+}
+
+export function median(values: number[]): number {
+  return percentile([...values].sort((a, b) => a - b), 50);
+}

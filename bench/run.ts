@@ -1,0 +1,231 @@
+// `npm run bench`: starts Hearth as its own process on a fresh data dir and
+// measures the hot paths over real HTTP. Prints a table and writes JSON.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import postgres from 'postgres';
+import YAML from 'yaml';
+import { BenchClient, median, percentile } from './client.js';
+
+const ROOT = new URL('../..', import.meta.url).pathname;
+const DB = (process.env.HEARTH_BENCH_DB ?? 'sqlite') as 'sqlite' | 'postgres';
+const PG_ADMIN = process.env.HEARTH_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const SEQ_SENDS = Number(process.env.HEARTH_BENCH_SENDS ?? 2000);
+const ROUNDS = 3;
+
+interface Result {
+  name: string;
+  value: number;
+  unit: string;
+  target?: string;
+  detail?: string;
+}
+const results: Result[] = [];
+const record = (r: Result) => {
+  results.push(r);
+  console.error(`  ${r.name}: ${r.value.toFixed(r.unit === 'msgs/s' ? 0 : 2)} ${r.unit}${r.detail ? ` (${r.detail})` : ''}`);
+};
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function rssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return kb / 1024;
+}
+
+async function waitUp(client: BenchClient): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    try {
+      const r = await client.call('GET', '/_matrix/client/versions');
+      if (r.status === 200) return;
+    } catch {
+      /* not yet listening */
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('server did not start');
+}
+
+async function startHearth(): Promise<{ proc: ChildProcess; url: string; secret: string; stop: () => Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'hearth-bench-'));
+  const port = await freePort();
+  let dbUrl = 'hearth.db';
+  let dbName = '';
+  if (DB === 'postgres') {
+    dbName = `hearth_bench_${Date.now()}`;
+    const admin = postgres(PG_ADMIN, { max: 1, onnotice: () => {} });
+    await admin.unsafe(`create database ${dbName}`);
+    await admin.end();
+    const u = new URL(PG_ADMIN);
+    u.pathname = `/${dbName}`;
+    dbUrl = u.toString();
+  }
+  const started = performance.now();
+  const proc = spawn(process.execPath, [join(ROOT, 'bin/hearth.js'), 'start'], {
+    env: {
+      ...process.env,
+      HEARTH_DATA_DIR: dir,
+      HEARTH_LISTEN: `127.0.0.1:${port}`,
+      HEARTH_DATABASE_URL: dbUrl,
+      HEARTH_RATE_LIMITS: 'off',
+      HEARTH_LOG_LEVEL: 'warn',
+      HEARTH_CONFIG: '',
+    },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const probe = new BenchClient(url, 1);
+  await waitUp(probe);
+  await probe.close();
+  record({ name: 'startup to first answer', value: performance.now() - started, unit: 'ms' });
+  const secret = (YAML.parse(readFileSync(join(dir, 'hearth.yaml'), 'utf8')) as { registration_shared_secret: string })
+    .registration_shared_secret;
+  return {
+    proc,
+    url,
+    secret,
+    async stop() {
+      proc.kill('SIGTERM');
+      await new Promise((r) => proc.once('exit', r));
+      rmSync(dir, { recursive: true, force: true });
+      if (dbName) {
+        const admin = postgres(PG_ADMIN, { max: 1, onnotice: () => {} });
+        await admin.unsafe(`drop database if exists ${dbName} with (force)`);
+        await admin.end();
+      }
+    },
+  };
+}
+
+async function sequentialSends(client: BenchClient, token: string, roomId: string, n: number, tag: string): Promise<{ rate: number; p50: number; p99: number }> {
+  const lat: number[] = [];
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    const s = performance.now();
+    const r = await client.call('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/${tag}-${i}`, { msgtype: 'm.text', body: `message ${i}` }, token);
+    if (r.status !== 200) throw new Error(`send failed: ${r.status} ${JSON.stringify(r.body)}`);
+    lat.push(performance.now() - s);
+  }
+  const total = performance.now() - t0;
+  lat.sort((a, b) => a - b);
+  return { rate: (n / total) * 1000, p50: percentile(lat, 50), p99: percentile(lat, 99) };
+}
+
+async function baselineRate(n: number): Promise<number> {
+  const proc = spawn(process.execPath, [join(ROOT, 'dist/bench/baseline.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve) => proc.stdout!.once('data', (d: Buffer) => resolve(Number(String(d).trim()))));
+  const client = new BenchClient(`http://127.0.0.1:${port}`, 1);
+  await sequentialSends(client, 'x', '!warm:x', 200, 'warm');
+  const rates: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) rates.push((await sequentialSends(client, 'x', '!room:x', n, `b${r}`)).rate);
+  await client.close();
+  proc.kill('SIGTERM');
+  await new Promise((r) => proc.once('exit', r));
+  return median(rates);
+}
+
+async function main(): Promise<void> {
+  console.error(`Hearth benchmark on ${DB}, node ${process.version}`);
+  const hs = await startHearth();
+  const client = new BenchClient(hs.url, 16);
+  try {
+    await new Promise((r) => setTimeout(r, 1000));
+    record({ name: 'idle RSS', value: rssMb(hs.proc.pid!), unit: 'MB', target: '<= 80' });
+
+    const alice = await client.registerUser("alice", hs.secret);
+    const bob = await client.registerUser('bob', hs.secret);
+    const room = await client.ok<{ room_id: string }>('POST', '/_matrix/client/v3/createRoom', { preset: 'public_chat' }, alice.token);
+    await client.ok('POST', `/_matrix/client/v3/join/${encodeURIComponent(room.room_id)}`, {}, bob.token);
+
+    // Sequential sends from one client.
+    await sequentialSends(client, alice.token, room.room_id, 200, 'warm');
+    const seq: { rate: number; p50: number; p99: number }[] = [];
+    for (let r = 0; r < ROUNDS; r++) seq.push(await sequentialSends(client, alice.token, room.room_id, SEQ_SENDS, `seq${r}`));
+    const seqRate = median(seq.map((s) => s.rate));
+    record({ name: 'sequential sends', value: seqRate, unit: 'msgs/s', target: '>= 1000', detail: `${ROUNDS}x${SEQ_SENDS}` });
+    record({ name: 'send latency p50', value: median(seq.map((s) => s.p50)), unit: 'ms' });
+    record({ name: 'send latency p99', value: median(seq.map((s) => s.p99)), unit: 'ms' });
+
+    // Concurrent sends: 8 clients, each in its own room, and 8 clients into one room.
+    const senders = await Promise.all(Array.from({ length: 8 }, (_, i) => client.registerUser(`sender${i}`, hs.secret)));
+    const rooms = await Promise.all(senders.map((s) => client.ok<{ room_id: string }>('POST', '/_matrix/client/v3/createRoom', {}, s.token)));
+    for (const s of senders) await client.ok('POST', `/_matrix/client/v3/join/${encodeURIComponent(room.room_id)}`, {}, s.token);
+    const per = Math.floor(SEQ_SENDS / 8);
+    let t0 = performance.now();
+    await Promise.all(senders.map((s, i) => sequentialSends(client, s.token, rooms[i].room_id, per, `c${i}`)));
+    record({ name: 'concurrent sends, 8 rooms', value: ((per * 8) / (performance.now() - t0)) * 1000, unit: 'msgs/s' });
+    t0 = performance.now();
+    await Promise.all(senders.map((s, i) => sequentialSends(client, s.token, room.room_id, per, `one${i}`)));
+    record({ name: 'concurrent sends, 1 room', value: ((per * 8) / (performance.now() - t0)) * 1000, unit: 'msgs/s' });
+
+    // Sync wake-up: bob long-polls; alice sends; time from the send until bob's sync returns it.
+    let since = (await client.ok<{ next_batch: string }>('GET', '/_matrix/client/v3/sync?timeout=0', undefined, bob.token)).next_batch;
+    const wake: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      const poll = client.ok<{ next_batch: string; rooms?: { join?: Record<string, { timeline: { events: { content: { body?: string } }[] } }> } }>(
+        'GET', `/_matrix/client/v3/sync?timeout=30000&since=${encodeURIComponent(since)}`, undefined, bob.token);
+      await new Promise((r) => setTimeout(r, 5));
+      const s = performance.now();
+      void client.ok('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(room.room_id)}/send/m.room.message/wake${i}`, { msgtype: 'm.text', body: `wake ${i}` }, alice.token);
+      const res = await poll;
+      wake.push(performance.now() - s);
+      since = res.next_batch;
+      const got = res.rooms?.join?.[room.room_id]?.timeline.events.some((e) => e.content.body === `wake ${i}`);
+      if (!got) {
+        // The poll returned for another reason; catch up so the next round starts clean.
+        since = (await client.ok<{ next_batch: string }>('GET', `/_matrix/client/v3/sync?timeout=0&since=${encodeURIComponent(since)}`, undefined, bob.token)).next_batch;
+      }
+    }
+    wake.sort((a, b) => a - b);
+    record({ name: 'sync wake-up p50', value: percentile(wake, 50), unit: 'ms', target: '<= 5' });
+    record({ name: 'sync wake-up p99', value: percentile(wake, 99), unit: 'ms' });
+
+    // Initial sync of a user in 100 rooms, each with 20 messages.
+    const carol = await client.registerUser('carol', hs.secret);
+    for (let i = 0; i < 100; i++) {
+      const r = await client.ok<{ room_id: string }>('POST', '/_matrix/client/v3/createRoom', { name: `room ${i}`, preset: 'public_chat' }, alice.token);
+      await client.ok('POST', `/_matrix/client/v3/join/${encodeURIComponent(r.room_id)}`, {}, carol.token);
+      for (let m = 0; m < 20; m++) {
+        await client.ok('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(r.room_id)}/send/m.room.message/i${i}-${m}`, { msgtype: 'm.text', body: `hello ${m}` }, alice.token);
+      }
+    }
+    const initial: number[] = [];
+    for (let r = 0; r < 5; r++) {
+      const s = performance.now();
+      const res = await client.ok<{ rooms: { join: Record<string, unknown> } }>('GET', '/_matrix/client/v3/sync', undefined, carol.token);
+      initial.push(performance.now() - s);
+      if (Object.keys(res.rooms.join).length < 100) throw new Error('initial sync is missing rooms');
+    }
+    record({ name: 'initial sync, 100 rooms', value: median(initial), unit: 'ms', target: '<= 300', detail: 'median of 5' });
+    record({ name: 'RSS after load', value: rssMb(hs.proc.pid!), unit: 'MB' });
+
+    const base = await baselineRate(SEQ_SENDS);
+    record({ name: 'bare Fastify route', value: base, unit: 'msgs/s' });
+    record({ name: 'send as fraction of bare Fastify', value: seqRate / base, unit: 'x' });
+  } finally {
+    await client.close();
+    await hs.stop();
+  }
+
+  const table = ['| measure | value | target |', '| --- | --- | --- |']
+    .concat(results.map((r) => `| ${r.name}${r.detail ? ` (${r.detail})` : ''} | ${r.unit === 'msgs/s' ? r.value.toFixed(0) : r.value.toFixed(2)} ${r.unit} | ${r.target ?? ''} |`))
+    .join('\n');
+  console.log(`\nHearth benchmark, ${DB}, ${new Date().toISOString().slice(0, 10)}, node ${process.version}\n\n${table}`);
+  mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
+  const out = join(ROOT, `bench/results/${DB}-latest.json`);
+  writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), db: DB, node: process.version, results }, null, 2));
+  console.log(`\nwrote ${out}`);
+}
+
+await main();
