@@ -1,5 +1,6 @@
 import Ajv from 'ajv';
 import Fastify, {
+  LogController,
   type FastifyBaseLogger,
   type FastifyInstance,
   type FastifyReply,
@@ -31,7 +32,8 @@ export function createHttpServer(opts: HttpOptions): FastifyInstance {
   const app = Fastify({
     loggerInstance: opts.logger as unknown as FastifyBaseLogger,
     bodyLimit: opts.bodyLimit,
-    disableRequestLogging: true,
+    // Per-request lines are logged at debug level by our own hook below.
+    logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     // Matrix ids and transaction ids make long path segments.
@@ -45,6 +47,9 @@ export function createHttpServer(opts: HttpOptions): FastifyInstance {
 
   app.addHook('onRequest', async (_req, reply) => {
     reply.headers(CORS_HEADERS);
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    req.log.debug({ method: req.method, url: req.url, status: reply.statusCode, ms: reply.elapsedTime }, 'request');
   });
 
   // Clients send JSON with missing or odd content types; an empty body means {}.

@@ -1,0 +1,178 @@
+/**
+ * The server-default push rules of the Client-Server API v1.19
+ * ("Predefined Rules" of the push notifications module), in the spec's order.
+ *
+ * Since v1.17 (MSC4210) the legacy body-mention rules are gone:
+ * `.m.rule.contains_display_name`, `.m.rule.roomnotif` (override) and
+ * `.m.rule.contains_user_name` (content) are not server defaults any more, so
+ * the default `content` list is empty.
+ */
+import type { PushRule, PushRuleKind, PushRuleSet } from './types.js';
+
+export type {
+  ClientEventLike,
+  PushAction,
+  PushCondition,
+  PushContext,
+  PushRule,
+  PushRuleKind,
+  PushRuleSet,
+  PushScalar,
+  PushTweakAction,
+} from './types.js';
+export { PUSH_RULE_KINDS } from './types.js';
+
+/**
+ * A fresh copy of the server-default ruleset for `userId` (only
+ * `.m.rule.invite_for_me` and `.m.rule.is_user_mention` depend on it).
+ * `.m.rule.master` is first in `override`; user rules go after it (see
+ * `mergeWithDefaults`).
+ */
+export function defaultPushRules(userId: string): PushRuleSet {
+  return {
+    override: [
+      {
+        rule_id: '.m.rule.master',
+        default: true,
+        enabled: false,
+        conditions: [],
+        actions: [],
+      },
+      {
+        rule_id: '.m.rule.suppress_notices',
+        default: true,
+        enabled: true,
+        conditions: [{ kind: 'event_match', key: 'content.msgtype', pattern: 'm.notice' }],
+        actions: [],
+      },
+      {
+        rule_id: '.m.rule.invite_for_me',
+        default: true,
+        enabled: true,
+        conditions: [
+          { kind: 'event_match', key: 'type', pattern: 'm.room.member' },
+          { kind: 'event_match', key: 'content.membership', pattern: 'invite' },
+          { kind: 'event_match', key: 'state_key', pattern: userId },
+        ],
+        actions: ['notify', { set_tweak: 'sound', value: 'default' }],
+      },
+      {
+        rule_id: '.m.rule.member_event',
+        default: true,
+        enabled: true,
+        conditions: [{ kind: 'event_match', key: 'type', pattern: 'm.room.member' }],
+        actions: [],
+      },
+      {
+        rule_id: '.m.rule.is_user_mention',
+        default: true,
+        enabled: true,
+        conditions: [{ kind: 'event_property_contains', key: 'content.m\\.mentions.user_ids', value: userId }],
+        actions: ['notify', { set_tweak: 'sound', value: 'default' }, { set_tweak: 'highlight' }],
+      },
+      {
+        rule_id: '.m.rule.is_room_mention',
+        default: true,
+        enabled: true,
+        conditions: [
+          { kind: 'event_property_is', key: 'content.m\\.mentions.room', value: true },
+          { kind: 'sender_notification_permission', key: 'room' },
+        ],
+        actions: ['notify', { set_tweak: 'highlight' }],
+      },
+      {
+        rule_id: '.m.rule.tombstone',
+        default: true,
+        enabled: true,
+        conditions: [
+          { kind: 'event_match', key: 'type', pattern: 'm.room.tombstone' },
+          { kind: 'event_match', key: 'state_key', pattern: '' },
+        ],
+        actions: ['notify', { set_tweak: 'highlight' }],
+      },
+      {
+        rule_id: '.m.rule.reaction',
+        default: true,
+        enabled: true,
+        conditions: [{ kind: 'event_match', key: 'type', pattern: 'm.reaction' }],
+        actions: [],
+      },
+      {
+        rule_id: '.m.rule.room.server_acl',
+        default: true,
+        enabled: true,
+        conditions: [
+          { kind: 'event_match', key: 'type', pattern: 'm.room.server_acl' },
+          { kind: 'event_match', key: 'state_key', pattern: '' },
+        ],
+        actions: [],
+      },
+      {
+        rule_id: '.m.rule.suppress_edits',
+        default: true,
+        enabled: true,
+        conditions: [{ kind: 'event_property_is', key: 'content.m\\.relates_to.rel_type', value: 'm.replace' }],
+        actions: [],
+      },
+    ],
+    content: [],
+    room: [],
+    sender: [],
+    underride: [
+      {
+        rule_id: '.m.rule.call',
+        default: true,
+        enabled: true,
+        conditions: [{ kind: 'event_match', key: 'type', pattern: 'm.call.invite' }],
+        actions: ['notify', { set_tweak: 'sound', value: 'ring' }],
+      },
+      {
+        rule_id: '.m.rule.encrypted_room_one_to_one',
+        default: true,
+        enabled: true,
+        conditions: [
+          { kind: 'room_member_count', is: '2' },
+          { kind: 'event_match', key: 'type', pattern: 'm.room.encrypted' },
+        ],
+        actions: ['notify', { set_tweak: 'sound', value: 'default' }],
+      },
+      {
+        rule_id: '.m.rule.room_one_to_one',
+        default: true,
+        enabled: true,
+        conditions: [
+          { kind: 'room_member_count', is: '2' },
+          { kind: 'event_match', key: 'type', pattern: 'm.room.message' },
+        ],
+        actions: ['notify', { set_tweak: 'sound', value: 'default' }],
+      },
+      {
+        rule_id: '.m.rule.message',
+        default: true,
+        enabled: true,
+        conditions: [{ kind: 'event_match', key: 'type', pattern: 'm.room.message' }],
+        actions: ['notify'],
+      },
+      {
+        rule_id: '.m.rule.encrypted',
+        default: true,
+        enabled: true,
+        conditions: [{ kind: 'event_match', key: 'type', pattern: 'm.room.encrypted' }],
+        actions: ['notify'],
+      },
+    ],
+  };
+}
+
+/** The ids of the server-default rules of each kind (independent of the user). */
+export const DEFAULT_RULE_IDS: Readonly<Record<PushRuleKind, ReadonlySet<string>>> = (() => {
+  const d = defaultPushRules('@_:_');
+  const ids = (rules: PushRule[]): ReadonlySet<string> => new Set(rules.map((r) => r.rule_id));
+  return Object.freeze({
+    override: ids(d.override),
+    content: ids(d.content),
+    room: ids(d.room),
+    sender: ids(d.sender),
+    underride: ids(d.underride),
+  });
+})();
