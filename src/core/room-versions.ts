@@ -19,7 +19,7 @@ export interface RoomVersion {
   strictCanonicalJson: boolean;
   /** v6+: m.room.aliases events have no special auth rule. */
   specialCaseAliasesAuth: boolean;
-  /** v6+: `notifications` key is protected by redaction. */
+  /** v6+: changes to the power levels `notifications` keys are checked by the auth rules. */
   limitNotificationsPowerLevels: boolean;
   /** v7+: knock membership. */
   knockingSupported: boolean;
