@@ -40,7 +40,8 @@ export interface PowerContext {
 }
 
 export interface PowerLevels {
-  users: ReadonlyMap<string, number>;
+  /** Explicit user levels. Built on first access when parsed from an event; prefer userPowerLevel. */
+  readonly users: ReadonlyMap<string, number>;
   usersDefault: number;
   events: ReadonlyMap<string, number>;
   eventsDefault: number;
@@ -165,8 +166,14 @@ export function parsePowerLevels(
   const num = (k: string, d: number): number => parsePowerLevelValue(content[k], version) ?? d;
   const notifications = parseLevelMap(content.notifications, version);
   if (!notifications.has('room')) notifications.set('room', PL_DEFAULTS.notificationsRoom);
+  // Enumerating a large `users` object costs far more than the handful of
+  // lookups an auth check makes, so the map is only built if asked for.
+  const rawUsers = isObject(content.users) ? content.users : undefined;
+  let usersMap: Map<string, number> | undefined;
   const pl: PowerLevels = {
-    users: parseLevelMap(content.users, version),
+    get users(): ReadonlyMap<string, number> {
+      return (usersMap ??= parseLevelMap(rawUsers, version));
+    },
     usersDefault: num('users_default', PL_DEFAULTS.usersDefault),
     events: parseLevelMap(content.events, version),
     eventsDefault: num('events_default', PL_DEFAULTS.eventsDefault),
@@ -179,14 +186,23 @@ export function parsePowerLevels(
     fromEvent: true,
     ctx,
   };
+  if (rawUsers) rawUserLevels.set(pl, { raw: rawUsers, version });
   parseCache.set(content, { key: cacheKey, pl });
   return pl;
+}
+
+const rawUserLevels = new WeakMap<PowerLevels, { raw: JsonObject; version: RoomVersion }>();
+
+function explicitUserLevel(pl: PowerLevels, userId: string): number | undefined {
+  const r = rawUserLevels.get(pl);
+  if (!r) return pl.users.get(userId);
+  return Object.prototype.hasOwnProperty.call(r.raw, userId) ? parsePowerLevelValue(r.raw[userId], r.version) : undefined;
 }
 
 /** A user's power level; v12 creators are `Infinity`. */
 export function userPowerLevel(pl: PowerLevels, userId: string, ctx: PowerContext = pl.ctx): number {
   if (ctx.privilegedCreators && ctx.creators.has(userId)) return CREATOR_POWER_LEVEL;
-  return pl.users.get(userId) ?? pl.usersDefault;
+  return explicitUserLevel(pl, userId) ?? pl.usersDefault;
 }
 
 /** The event type's *required power level* (server-server-api "Definitions"). */
@@ -240,10 +256,24 @@ function utf8Length(s: string): number {
   return n;
 }
 
+// Power levels events repeat the same user IDs over and over; remembering the
+// valid ones keeps validating a large `users` map cheap. Bounded by clearing.
+const knownValidUserIds = new Set<string>();
+const KNOWN_VALID_LIMIT = 100_000;
+
 /** Historical user ID grammar: any localpart without `:` or NUL, a valid server name, <= 255 bytes. */
 export function isValidUserId(s: string): boolean {
+  if (knownValidUserIds.has(s)) return true;
+  if (!checkUserIdGrammar(s)) return false;
+  if (knownValidUserIds.size >= KNOWN_VALID_LIMIT) knownValidUserIds.clear();
+  knownValidUserIds.add(s);
+  return true;
+}
+
+function checkUserIdGrammar(s: string): boolean {
   if (typeof s !== 'string' || !s.startsWith('@')) return false;
-  if (utf8Length(s) > 255) return false;
+  // A UTF-16 unit is at most 3 UTF-8 bytes, so short ids need no byte count.
+  if (s.length > 85 && utf8Length(s) > 255) return false;
   const colon = s.indexOf(':');
   if (colon < 0) return false;
   if (s.slice(1, colon).includes('\u0000')) return false;
@@ -258,6 +288,11 @@ function isIntegerLevel(v: JsonValue | undefined, version: RoomVersion): boolean
   return parsePowerLevelValue(v, version) !== undefined;
 }
 
+// The same power levels event is validated on receipt, against the state
+// before it, against current state and in every state resolution it takes
+// part in; with thousands of users that is worth remembering per content.
+const validationCache = new WeakMap<JsonObject, { key: string; result: string | undefined }>();
+
 /**
  * The structural part of the rule: value types (v10+ strict integers), the
  * `users` map, and (v12) that creators are not listed. Returns a reason on
@@ -268,6 +303,16 @@ export function validatePowerLevelsContent(
   version: RoomVersion,
   creators: Iterable<string> = [],
 ): string | undefined {
+  const creatorList = version.privilegedCreators ? [...creators].sort() : [];
+  const key = `${version.id}\u0000${creatorList.join('\u0000')}`;
+  const hit = validationCache.get(content);
+  if (hit && hit.key === key) return hit.result;
+  const result = validateUncached(content, version, creatorList);
+  validationCache.set(content, { key, result });
+  return result;
+}
+
+function validateUncached(content: JsonObject, version: RoomVersion, creators: string[]): string | undefined {
   if (version.integerPowerLevels) {
     for (const k of PL_SCALAR_KEYS) {
       if (k in content && !isIntegerLevel(content[k], version)) return `power levels: ${k} is not an integer`;
@@ -284,9 +329,9 @@ export function validatePowerLevelsContent(
   if ('users' in content) {
     const users = content.users;
     if (!isObject(users)) return 'power levels: users is not an object';
-    for (const [u, v] of Object.entries(users)) {
+    for (const u in users) {
       if (!isValidUserId(u)) return `power levels: users key ${JSON.stringify(u)} is not a user ID`;
-      if (!isIntegerLevel(v, version)) return `power levels: users.${u} is not an integer`;
+      if (!isIntegerLevel(users[u], version)) return `power levels: users.${u} is not an integer`;
     }
     if (version.privilegedCreators) {
       for (const c of creators) {
@@ -297,8 +342,45 @@ export function validatePowerLevelsContent(
   return undefined;
 }
 
-function levelEntries(v: JsonValue | undefined, version: RoomVersion): Map<string, number> {
-  return parseLevelMap(v, version);
+const EMPTY: JsonObject = Object.freeze({}) as JsonObject;
+
+function asLevelObject(v: JsonValue | undefined): JsonObject {
+  return isObject(v) ? v : EMPTY;
+}
+
+const hasOwn = (o: JsonObject, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k);
+
+/**
+ * Visits the entries of two level maps whose parsed values differ, as
+ * (key, old, new) with undefined for absent/invalid. Identical raw values are
+ * skipped without parsing, which is nearly every entry of a large map.
+ */
+function forEachChangedLevel(
+  oldRaw: JsonValue | undefined,
+  newRaw: JsonValue | undefined,
+  version: RoomVersion,
+  visit: (key: string, oldV: number | undefined, newV: number | undefined) => string | undefined,
+): string | undefined {
+  const oldM = asLevelObject(oldRaw);
+  const newM = asLevelObject(newRaw);
+  for (const k of Object.keys(oldM)) {
+    const o = oldM[k];
+    const n = hasOwn(newM, k) ? newM[k] : undefined;
+    if (o === n) continue;
+    const ov = parsePowerLevelValue(o, version);
+    const nv = parsePowerLevelValue(n, version);
+    if (ov === nv) continue;
+    const why = visit(k, ov, nv);
+    if (why) return why;
+  }
+  for (const k of Object.keys(newM)) {
+    if (hasOwn(oldM, k)) continue;
+    const nv = parsePowerLevelValue(newM[k], version);
+    if (nv === undefined) continue;
+    const why = visit(k, undefined, nv);
+    if (why) return why;
+  }
+  return undefined;
 }
 
 /**
@@ -327,29 +409,19 @@ export function checkPowerLevelsChange(
   // v6 added `notifications` to the rule alongside `events`.
   const maps = version.limitNotificationsPowerLevels ? (['events', 'notifications'] as const) : (['events'] as const);
   for (const m of maps) {
-    const oldM = levelEntries(previous[m], version);
-    const newM = levelEntries(next[m], version);
-    for (const [key, oldV] of oldM) {
-      if (newM.get(key) !== oldV && oldV > senderLevel) {
-        return `cannot change ${m}.${key} from ${oldV}: above sender level ${senderLevel}`;
-      }
-    }
-    for (const [key, newV] of newM) {
-      if (oldM.get(key) !== newV && newV > senderLevel) {
-        return `cannot set ${m}.${key} to ${newV}: above sender level ${senderLevel}`;
-      }
-    }
+    const why = forEachChangedLevel(previous[m], next[m], version, (key, oldV, newV) => {
+      if (oldV !== undefined && oldV > senderLevel) return `cannot change ${m}.${key} from ${oldV}: above sender level ${senderLevel}`;
+      if (newV !== undefined && newV > senderLevel) return `cannot set ${m}.${key} to ${newV}: above sender level ${senderLevel}`;
+      return undefined;
+    });
+    if (why) return why;
   }
 
-  const oldU = levelEntries(previous.users, version);
-  const newU = levelEntries(next.users, version);
-  for (const [user, oldV] of oldU) {
-    if (user === sender || newU.get(user) === oldV) continue;
-    if (oldV >= senderLevel) return `cannot change the level of ${user} (${oldV}): not below sender level ${senderLevel}`;
-  }
-  for (const [user, newV] of newU) {
-    if (oldU.get(user) === newV) continue;
-    if (newV > senderLevel) return `cannot set ${user} to ${newV}: above sender level ${senderLevel}`;
-  }
-  return undefined;
+  return forEachChangedLevel(previous.users, next.users, version, (user, oldV, newV) => {
+    if (oldV !== undefined && user !== sender && oldV >= senderLevel) {
+      return `cannot change the level of ${user} (${oldV}): not below sender level ${senderLevel}`;
+    }
+    if (newV !== undefined && newV > senderLevel) return `cannot set ${user} to ${newV}: above sender level ${senderLevel}`;
+    return undefined;
+  });
 }
