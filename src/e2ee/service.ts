@@ -1,47 +1,624 @@
+import { randomBytes } from 'node:crypto';
 import type { Context } from '../context.js';
+import { decodeBase64 } from '../core/base64.js';
+import { isValidUserId, serverNameOf } from '../core/ids.js';
+import { verifyJsonSignature } from '../core/signing.js';
 import type { JsonObject } from '../core/types.js';
+import { nextPosition, nextPositions } from '../db/stream-positions.js';
+import type { Requester } from '../http/requester.js';
+import { badJson, forbidden, invalidParam, MatrixError, missingParam } from '../http/errors.js';
+import {
+  deleteSignaturesOn,
+  getCrossSigningKeys,
+  getVisibleSignatures,
+  putCrossSigningKey,
+  putSignatures,
+} from './cross-signing-store.js';
+import { recordDeviceListChanges, usersWithDeviceListChanges } from './device-lists-store.js';
+import {
+  checkCrossSigningKey,
+  checkDeviceKeys,
+  comparableJson,
+  isObject,
+  parseKeyMap,
+  sameSignedContent,
+  type CrossSigningKey,
+} from './key-objects.js';
+import {
+  countOneTimeKeys,
+  deleteDeviceData,
+  findOneTimeKeys,
+  getDeviceKeys,
+  getDeviceKeysOfUsers,
+  getFallbackKeys,
+  insertOneTimeKeys,
+  oldestOneTimeKeys,
+  putDeviceKeys,
+  putFallbackKey,
+  takeOneTimeKeys,
+  unusedFallbackAlgorithms,
+  useFallbackKeys,
+  type ClaimedKey,
+  type ClaimTarget,
+} from './keys-store.js';
+import type { KeyTrackingPositions } from './sync-token.js';
+import type { CrossSigningKeyRow, CrossSigningUsage, E2eSignatureRow } from './tables.js';
+import {
+  claimToDeviceTxn,
+  deleteToDevice,
+  deleteToDeviceUpTo,
+  insertToDevice,
+  pruneToDeviceTxns,
+  readToDevice,
+} from './to-device-store.js';
+
+const TXN_RETENTION_MS = 24 * 60 * 60 * 1000;
+const CLAIM_ATTEMPTS = 8;
+
+/** The failure entry for a remote server while federation is not wired in. */
+const NO_FEDERATION = { status: 503, message: 'Federation is not available on this server yet' };
+
+function isUnimplemented(e: unknown): boolean {
+  return e instanceof Error && e.message === 'unimplemented';
+}
+
+/** PostgreSQL deadlock / serialization failure: the transaction can simply run again. */
+function isRetryable(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return code === '40P01' || code === '40001';
+}
+
+const targetKey = (t: ClaimTarget) => `${t.userId}\u0000${t.deviceId}\u0000${t.algorithm}`;
+
+export interface KeysQueryResult {
+  device_keys: Record<string, Record<string, JsonObject>>;
+  master_keys: Record<string, JsonObject>;
+  self_signing_keys: Record<string, JsonObject>;
+  user_signing_keys: Record<string, JsonObject>;
+  failures: Record<string, JsonObject>;
+}
 
 /**
- * Device keys, one-time and fallback keys, to-device messages and device
- * list changes. Methods below "cross-domain API" are used by sync and
- * accounts and keep their signatures.
+ * Device keys, one-time and fallback keys, cross-signing keys, to-device
+ * messages and device list changes. Methods below "cross-domain API" are
+ * used by sync and accounts and keep their signatures.
  */
 export class E2eeService {
+  private lastSeq = 0;
+  private pruneTimer: NodeJS.Timeout | undefined;
+
   constructor(private readonly ctx: Context) {}
+
+  async start(): Promise<void> {
+    this.pruneTimer = setInterval(() => {
+      pruneToDeviceTxns(this.ctx.db, this.ctx.now() - TXN_RETENTION_MS).catch((e: unknown) =>
+        this.ctx.logger.warn({ err: e }, 'pruning to-device transaction ids failed'),
+      );
+    }, 60 * 60 * 1000);
+    this.pruneTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.pruneTimer) clearInterval(this.pruneTimer);
+  }
+
+  // ---- /keys/upload ----
+
+  async uploadKeys(requester: Requester, body: JsonObject): Promise<{ one_time_key_counts: Record<string, number> }> {
+    const { userId, deviceId } = requester;
+    const deviceKeys = body.device_keys === undefined || body.device_keys === null ? undefined : checkDeviceKeys(body.device_keys, userId, deviceId);
+    const otks = parseKeyMap(body.one_time_keys, 'one_time_keys');
+    const fallbacks = parseKeyMap(body.fallback_keys ?? body['org.matrix.msc2732.fallback_keys'], 'fallback_keys');
+    const perAlgorithm = new Set<string>();
+    for (const f of fallbacks) {
+      if (perAlgorithm.has(f.algorithm)) throw invalidParam(`Only one fallback key per algorithm: ${f.algorithm}`);
+      perAlgorithm.add(f.algorithm);
+    }
+
+    // Who must hear about a new device key: read before the transaction (SQLite has one connection).
+    let audience: string[] | undefined;
+    if (deviceKeys) {
+      const stored = await getDeviceKeys(this.ctx.db, userId, deviceId);
+      if (!stored || comparableJson(JSON.parse(stored.json)) !== comparableJson(deviceKeys)) {
+        audience = await this.audienceOf(userId);
+      }
+    }
+
+    const seq = this.nextSeq();
+    const changedPos = await this.ctx.db.transaction().execute(async (trx) => {
+      if (otks.length > 0) {
+        const existing = await findOneTimeKeys(trx, userId, deviceId, otks.map((k) => k.keyId));
+        const known = new Map(existing.map((r) => [`${r.algorithm}:${r.key_id}`, r.json]));
+        const fresh = [];
+        for (const k of otks) {
+          const old = known.get(`${k.algorithm}:${k.keyId}`);
+          if (old === undefined) fresh.push(k);
+          else if (comparableJson(JSON.parse(old)) !== comparableJson(JSON.parse(k.json))) {
+            throw invalidParam(`One-time key ${k.algorithm}:${k.keyId} already exists with different content`);
+          }
+        }
+        await insertOneTimeKeys(
+          trx,
+          fresh.map((k) => ({ user_id: userId, device_id: deviceId, algorithm: k.algorithm, key_id: k.keyId, json: k.json, seq })),
+        );
+      }
+      if (fallbacks.length > 0) {
+        const current = new Map((await getFallbackKeys(trx, userId, deviceId)).map((r) => [r.algorithm, r]));
+        for (const f of fallbacks) {
+          const old = current.get(f.algorithm);
+          // Re-uploading the same key keeps its `used` state; a new key starts unused.
+          if (old && old.key_id === f.keyId && comparableJson(JSON.parse(old.json)) === comparableJson(JSON.parse(f.json))) continue;
+          await putFallbackKey(trx, { user_id: userId, device_id: deviceId, algorithm: f.algorithm, key_id: f.keyId, json: f.json, used: 0 });
+        }
+      }
+      if (deviceKeys && audience) {
+        const previous = await getDeviceKeys(trx, userId, deviceId);
+        // Signatures made over the old identity keys no longer apply.
+        if (previous) await deleteSignaturesOn(trx, userId, [deviceId]);
+        const pos = await nextPosition(trx, 'device_lists');
+        await putDeviceKeys(trx, { user_id: userId, device_id: deviceId, json: JSON.stringify(deviceKeys), pos });
+        await recordDeviceListChanges(trx, pos, [userId]);
+        return pos;
+      }
+      return undefined;
+    });
+    if (changedPos !== undefined) this.ctx.bus.publish({ stream: 'device_lists', pos: changedPos, userIds: audience });
+    return { one_time_key_counts: await this.getOneTimeKeyCounts(userId, deviceId) };
+  }
+
+  // ---- /keys/query ----
+
+  async queryKeys(requester: Requester, wanted: Record<string, string[]>): Promise<KeysQueryResult> {
+    const out: KeysQueryResult = { device_keys: {}, master_keys: {}, self_signing_keys: {}, user_signing_keys: {}, failures: {} };
+    const local: string[] = [];
+    for (const userId of Object.keys(wanted)) {
+      if (!isValidUserId(userId, { historical: true })) continue;
+      const server = serverNameOf(userId)!;
+      if (server === this.ctx.serverName) local.push(userId);
+      else out.failures[server] = NO_FEDERATION;
+    }
+    if (local.length === 0) return out;
+
+    const [rows, signatures, xsKeys, names] = await Promise.all([
+      getDeviceKeysOfUsers(this.ctx.db, local),
+      getVisibleSignatures(this.ctx.db, local, requester.userId),
+      getCrossSigningKeys(this.ctx.db, local),
+      this.deviceDisplayNames(local),
+    ]);
+    const sigsByTarget = new Map<string, E2eSignatureRow[]>();
+    for (const s of signatures) {
+      const k = `${s.target_user_id}\u0000${s.target_key_id}`;
+      const list = sigsByTarget.get(k);
+      if (list) list.push(s);
+      else sigsByTarget.set(k, [s]);
+    }
+    const withSignatures = (obj: JsonObject, userId: string, keyId: string): JsonObject => {
+      const extra = sigsByTarget.get(`${userId}\u0000${keyId}`);
+      if (!extra) return obj;
+      const sigs: Record<string, Record<string, string>> = isObject(obj.signatures)
+        ? (JSON.parse(JSON.stringify(obj.signatures)) as Record<string, Record<string, string>>)
+        : {};
+      for (const s of extra) (sigs[s.signer_user_id] ??= {})[s.signer_key_id] = s.signature;
+      return { ...obj, signatures: sigs };
+    };
+
+    for (const userId of local) out.device_keys[userId] = {};
+    for (const r of rows) {
+      const only = wanted[r.user_id];
+      if (Array.isArray(only) && only.length > 0 && !only.includes(r.device_id)) continue;
+      const obj = withSignatures(JSON.parse(r.json) as JsonObject, r.user_id, r.device_id);
+      const name = names.get(r.user_id)?.get(r.device_id);
+      const unsigned = isObject(obj.unsigned) ? { ...obj.unsigned } : {};
+      if (name !== undefined) unsigned.device_display_name = name;
+      out.device_keys[r.user_id][r.device_id] = { ...obj, unsigned };
+    }
+    for (const k of xsKeys) {
+      const obj = JSON.parse(k.json) as JsonObject;
+      if (k.usage === 'master') out.master_keys[k.user_id] = withSignatures(obj, k.user_id, k.public_key);
+      else if (k.usage === 'self_signing') out.self_signing_keys[k.user_id] = obj;
+      else if (k.user_id === requester.userId) out.user_signing_keys[k.user_id] = obj;
+    }
+    return out;
+  }
+
+  // ---- /keys/claim ----
+
+  async claimKeys(
+    requester: Requester,
+    wanted: Record<string, Record<string, string>>,
+  ): Promise<{ one_time_keys: Record<string, Record<string, Record<string, JsonObject | string>>>; failures: Record<string, JsonObject> }> {
+    void requester;
+    const failures: Record<string, JsonObject> = {};
+    const targets = new Map<string, ClaimTarget>();
+    for (const [userId, devices] of Object.entries(wanted)) {
+      if (!isValidUserId(userId, { historical: true })) continue;
+      const server = serverNameOf(userId)!;
+      if (server !== this.ctx.serverName) {
+        failures[server] = NO_FEDERATION;
+        continue;
+      }
+      for (const [deviceId, algorithm] of Object.entries(devices)) {
+        if (typeof algorithm !== 'string') throw badJson('one_time_keys maps device ids to an algorithm name');
+        const t = { userId, deviceId, algorithm };
+        targets.set(targetKey(t), t);
+      }
+    }
+    const one_time_keys: Record<string, Record<string, Record<string, JsonObject | string>>> = {};
+    for (const k of await this.claim([...targets.values()])) {
+      ((one_time_keys[k.userId] ??= {})[k.deviceId] ??= {})[`${k.algorithm}:${k.keyId}`] = JSON.parse(k.json) as JsonObject | string;
+    }
+    return { one_time_keys, failures };
+  }
+
+  /**
+   * Takes the oldest one-time key of each target, or its fallback key when
+   * none is left. A key goes to exactly one claimer: the DELETE ... RETURNING
+   * decides, and a claimer that lost a race for a key tries the next one.
+   */
+  private async claim(targets: ClaimTarget[]): Promise<ClaimedKey[]> {
+    if (targets.length === 0) return [];
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.ctx.db.transaction().execute(async (trx) => {
+          const claimed = new Map<string, ClaimedKey>();
+          let pending = targets;
+          for (let round = 0; round < CLAIM_ATTEMPTS && pending.length > 0; round++) {
+            const candidates = await oldestOneTimeKeys(trx, pending);
+            if (candidates.length === 0) break;
+            for (const k of await takeOneTimeKeys(trx, candidates)) claimed.set(targetKey(k), k);
+            pending = candidates.filter((c) => !claimed.has(targetKey(c)));
+          }
+          const rest = targets.filter((t) => !claimed.has(targetKey(t)));
+          const fallbacks = rest.length > 0 ? await useFallbackKeys(trx, rest) : [];
+          return [...claimed.values(), ...fallbacks];
+        });
+      } catch (e) {
+        if (attempt < 3 && isRetryable(e)) continue;
+        throw e;
+      }
+    }
+  }
+
+  // ---- /keys/changes ----
+
+  /**
+   * Users whose device lists the user should refresh between two sync
+   * positions (`changed`), and users who no longer share a room (`left`):
+   * device list changes of users sharing a room, plus members of rooms
+   * joined in between, plus members who joined or left the user's rooms.
+   */
+  async getKeyChanges(userId: string, from: KeyTrackingPositions, to: KeyTrackingPositions): Promise<{ changed: string[]; left: string[] }> {
+    const rooms = this.ctx.services.rooms;
+    let sharing: Set<string>;
+    try {
+      sharing = await rooms.getUsersSharingRooms(userId);
+    } catch (e) {
+      if (!isUnimplemented(e)) throw e;
+      sharing = new Set([userId]);
+    }
+    sharing.add(userId);
+    const changed = await this.getDeviceListChanges(from.deviceLists, to.deviceLists, sharing);
+    const left = new Set<string>();
+    if (to.events > from.events) {
+      try {
+        for (const m of await rooms.getMembershipChanges(userId, from.events, to.events)) {
+          const members = await rooms.getJoinedMembers(m.roomId);
+          for (const u of members) {
+            if (m.membership === 'join') changed.add(u);
+            else if (!sharing.has(u)) left.add(u);
+          }
+        }
+        const joined = (await rooms.getMemberships(userId)).filter((m) => m.membership === 'join').map((m) => m.roomId);
+        const active = joined.length > 0 ? await rooms.getRoomsWithEventsBetween(joined, from.events, to.events) : new Set<string>();
+        for (const roomId of active) {
+          for (const ev of await rooms.getStateChangesBetween(roomId, from.events, to.events)) {
+            if (ev.type !== 'm.room.member' || ev.state_key === undefined || ev.state_key === userId) continue;
+            const membership = ev.content.membership;
+            if (membership === 'join') {
+              if (sharing.has(ev.state_key)) changed.add(ev.state_key);
+            } else if ((membership === 'leave' || membership === 'ban') && !sharing.has(ev.state_key)) left.add(ev.state_key);
+          }
+        }
+      } catch (e) {
+        if (!isUnimplemented(e)) throw e;
+      }
+    }
+    for (const u of left) changed.delete(u);
+    left.delete(userId);
+    return { changed: [...changed].sort(), left: [...left].sort() };
+  }
+
+  // ---- /sendToDevice ----
+
+  async sendToDevice(requester: Requester, type: string, txnId: string, messages: unknown): Promise<void> {
+    if (!isObject(messages)) throw badJson('messages must be an object');
+    const recipients = new Map<string, Map<string, JsonObject>>();
+    const wildcard: string[] = [];
+    for (const [userId, byDevice] of Object.entries(messages)) {
+      if (!isValidUserId(userId, { historical: true })) throw invalidParam(`Invalid user id: ${userId}`);
+      if (!isObject(byDevice)) throw badJson(`messages.${userId} must map device ids to contents`);
+      for (const [deviceId, content] of Object.entries(byDevice)) {
+        if (!isObject(content)) throw badJson(`messages.${userId}.${deviceId} must be an object`);
+      }
+      if (serverNameOf(userId) !== this.ctx.serverName) {
+        // Federation will carry these; until then they are dropped.
+        this.ctx.logger.debug({ userId, type }, 'to-device message for a remote user dropped (no federation yet)');
+        continue;
+      }
+      recipients.set(userId, new Map(Object.entries(byDevice) as [string, JsonObject][]));
+      if ('*' in byDevice) wildcard.push(userId);
+    }
+    const devicesOf = wildcard.length > 0 ? await this.deviceIdsOf(wildcard) : new Map<string, string[]>();
+
+    const rows: { user_id: string; device_id: string; content: string }[] = [];
+    for (const [userId, byDevice] of recipients) {
+      const all = byDevice.get('*');
+      const explicit = new Map([...byDevice].filter(([d]) => d !== '*'));
+      if (all) for (const d of devicesOf.get(userId) ?? []) if (!explicit.has(d)) explicit.set(d, all);
+      for (const [deviceId, content] of explicit) rows.push({ user_id: userId, device_id: deviceId, content: JSON.stringify(content) });
+    }
+
+    const now = this.ctx.now();
+    const lastPos = await this.ctx.db.transaction().execute(async (trx) => {
+      if (!(await claimToDeviceTxn(trx, requester.userId, requester.deviceId, txnId, now))) return undefined;
+      if (rows.length === 0) return undefined;
+      const first = await nextPositions(trx, 'to_device', rows.length);
+      await insertToDevice(
+        trx,
+        rows.map((r, i) => ({ ...r, pos: first + i, sender: requester.userId, type, message_id: randomBytes(12).toString('hex') })),
+      );
+      return first + rows.length - 1;
+    });
+    if (lastPos !== undefined) {
+      this.ctx.bus.publish({ stream: 'to_device', pos: lastPos, userIds: [...new Set(rows.map((r) => r.user_id))] });
+    }
+  }
+
+  // ---- cross-signing ----
+
+  async uploadCrossSigningKeys(requester: Requester, body: JsonObject, request: { method: string; path: string }): Promise<void> {
+    const userId = requester.userId;
+    const given: CrossSigningKey[] = [];
+    if (body.master_key !== undefined) given.push(checkCrossSigningKey(body.master_key, 'master', userId));
+    if (body.self_signing_key !== undefined) given.push(checkCrossSigningKey(body.self_signing_key, 'self_signing', userId));
+    if (body.user_signing_key !== undefined) given.push(checkCrossSigningKey(body.user_signing_key, 'user_signing', userId));
+    if (given.length === 0) return;
+
+    const existing = new Map((await getCrossSigningKeys(this.ctx.db, [userId])).map((r) => [r.usage, r]));
+    const changes = given.filter((k) => {
+      const old = existing.get(k.usage);
+      return !old || comparableJson(JSON.parse(old.json)) !== comparableJson(k.obj);
+    });
+    // Re-uploading the keys the server holds is a no-op (a retried request must not fail).
+    if (changes.length === 0) return;
+    if (existing.has('master')) await this.requireUserInteractiveAuth(requester, body, request);
+
+    const master = given.find((k) => k.usage === 'master')?.publicKey ?? existing.get('master')?.public_key;
+    if (master === undefined) throw missingParam('No master signing key is available');
+    for (const k of given) {
+      if (k.usage === 'master') continue;
+      if (!this.verifySignature(k.obj, userId, master)) {
+        throw new MatrixError(400, 'M_INVALID_SIGNATURE', `The ${k.usage} key is not signed by the master key`);
+      }
+    }
+    const devices = new Set((await this.deviceIdsOf([userId])).get(userId));
+    for (const k of given) if (devices.has(k.publicKey)) throw forbidden('Key ID in use by a device');
+
+    const audience = await this.audienceOf(userId);
+    const oldMaster = existing.get('master')?.public_key;
+    const pos = await this.ctx.db.transaction().execute(async (trx) => {
+      for (const k of changes) {
+        await putCrossSigningKey(trx, { user_id: userId, usage: k.usage, public_key: k.publicKey, json: JSON.stringify(k.obj) });
+      }
+      if (oldMaster !== undefined && oldMaster !== master) await deleteSignaturesOn(trx, userId, [oldMaster]);
+      const p = await nextPosition(trx, 'device_lists');
+      await recordDeviceListChanges(trx, p, [userId]);
+      return p;
+    });
+    this.ctx.bus.publish({ stream: 'device_lists', pos, userIds: audience });
+  }
+
+  /**
+   * Stores signatures made with the uploader's keys: by the self-signing key
+   * on their own devices, by their devices on their master key, and by their
+   * user-signing key on other users' master keys.
+   */
+  async uploadSignatures(requester: Requester, body: JsonObject): Promise<{ failures: Record<string, Record<string, JsonObject>> }> {
+    const own = requester.userId;
+    const failures: Record<string, Record<string, JsonObject>> = {};
+    const fail = (userId: string, keyId: string, errcode: string, error: string) => {
+      (failures[userId] ??= {})[keyId] = { errcode, error };
+    };
+    const localTargets = Object.keys(body).filter((u) => isValidUserId(u, { historical: true }) && serverNameOf(u) === this.ctx.serverName);
+    const xs = new Map<string, Map<CrossSigningUsage, CrossSigningKeyRow>>();
+    for (const r of await getCrossSigningKeys(this.ctx.db, [...new Set([own, ...localTargets])])) {
+      if (!xs.has(r.user_id)) xs.set(r.user_id, new Map());
+      xs.get(r.user_id)!.set(r.usage, r);
+    }
+    const ownXs = xs.get(own) ?? new Map<CrossSigningUsage, CrossSigningKeyRow>();
+    const ownDevices = new Map((await getDeviceKeysOfUsers(this.ctx.db, [own])).map((r) => [r.device_id, JSON.parse(r.json) as JsonObject]));
+
+    const store: E2eSignatureRow[] = [];
+    for (const [userId, keys] of Object.entries(body)) {
+      if (!isObject(keys)) throw badJson(`${userId} must map key ids to signed objects`);
+      for (const [keyId, signed] of Object.entries(keys)) {
+        if (!isObject(signed)) {
+          fail(userId, keyId, 'M_BAD_JSON', 'Expected a signed object');
+          continue;
+        }
+        if (!localTargets.includes(userId)) {
+          fail(userId, keyId, 'M_UNKNOWN', 'Signing keys of remote users is not available yet');
+          continue;
+        }
+        if (userId === own) {
+          const device = ownDevices.get(keyId);
+          const masterRow = ownXs.get('master');
+          if (device) {
+            const ssk = ownXs.get('self_signing');
+            if (!ssk) fail(userId, keyId, 'M_INVALID_SIGNATURE', 'No self-signing key uploaded');
+            else if (!sameSignedContent(signed, device)) fail(userId, keyId, 'M_INVALID_PARAM', 'Signed object does not match the device keys');
+            else if (!this.verifySignature(signed, own, ssk.public_key)) fail(userId, keyId, 'M_INVALID_SIGNATURE', 'Invalid signature');
+            else store.push(this.signatureRow(signed, own, ssk.public_key, own, keyId));
+          } else if (masterRow && masterRow.public_key === keyId) {
+            if (!sameSignedContent(signed, JSON.parse(masterRow.json) as JsonObject)) {
+              fail(userId, keyId, 'M_INVALID_PARAM', 'Signed object does not match the master key');
+              continue;
+            }
+            // Devices vouching for their user's master key.
+            const bySelf = isObject(signed.signatures) && isObject(signed.signatures[own]) ? signed.signatures[own] : {};
+            let stored = 0;
+            for (const sigKeyId of Object.keys(bySelf)) {
+              if (!sigKeyId.startsWith('ed25519:') || sigKeyId === `ed25519:${keyId}`) continue;
+              const signerDevice = ownDevices.get(sigKeyId.slice('ed25519:'.length));
+              const pub = signerDevice && isObject(signerDevice.keys) ? signerDevice.keys[sigKeyId] : undefined;
+              if (typeof pub !== 'string' || !this.verifySignature(signed, own, pub, sigKeyId)) continue;
+              store.push(this.signatureRow(signed, own, pub, own, keyId, sigKeyId));
+              stored++;
+            }
+            if (stored === 0) fail(userId, keyId, 'M_INVALID_SIGNATURE', 'No valid device signature on the master key');
+          } else {
+            fail(userId, keyId, 'M_NOT_FOUND', 'Unknown key');
+          }
+        } else {
+          const target = xs.get(userId)?.get('master');
+          const usk = ownXs.get('user_signing');
+          if (!target || target.public_key !== keyId) fail(userId, keyId, 'M_NOT_FOUND', 'Unknown master key');
+          else if (!usk) fail(userId, keyId, 'M_INVALID_SIGNATURE', 'No user-signing key uploaded');
+          else if (!sameSignedContent(signed, JSON.parse(target.json) as JsonObject)) fail(userId, keyId, 'M_INVALID_PARAM', 'Signed object does not match the master key');
+          else if (!this.verifySignature(signed, own, usk.public_key)) fail(userId, keyId, 'M_INVALID_SIGNATURE', 'Invalid signature');
+          else store.push(this.signatureRow(signed, own, usk.public_key, userId, keyId));
+        }
+      }
+    }
+    if (store.length > 0) {
+      const audience = await this.audienceOf(own);
+      const pos = await this.ctx.db.transaction().execute(async (trx) => {
+        await putSignatures(trx, store);
+        const p = await nextPosition(trx, 'device_lists');
+        await recordDeviceListChanges(trx, p, [own]);
+        return p;
+      });
+      this.ctx.bus.publish({ stream: 'device_lists', pos, userIds: audience });
+    }
+    return { failures };
+  }
+
+  private verifySignature(obj: JsonObject, signer: string, publicKey: string, keyId = `ed25519:${publicKey}`): boolean {
+    let pub: Uint8Array;
+    try {
+      pub = decodeBase64(publicKey);
+    } catch {
+      return false;
+    }
+    return verifyJsonSignature(obj, signer, keyId, pub);
+  }
+
+  private signatureRow(
+    signed: JsonObject,
+    signer: string,
+    publicKey: string,
+    targetUser: string,
+    targetKey: string,
+    keyId = `ed25519:${publicKey}`,
+  ): E2eSignatureRow {
+    const sig = ((signed.signatures as Record<string, Record<string, string>>)[signer] ?? {})[keyId];
+    return { signer_user_id: signer, signer_key_id: keyId, target_user_id: targetUser, target_key_id: targetKey, signature: sig };
+  }
+
+  /**
+   * Replacing cross-signing keys needs user-interactive auth (spec: POST
+   * /keys/device_signing/upload); accounts runs it.
+   */
+  private async requireUserInteractiveAuth(requester: Requester, body: JsonObject, request: { method: string; path: string }): Promise<void> {
+    await this.ctx.services.accounts.uia.check({ ...request, body, userId: requester.userId }, [['m.login.password']]);
+  }
+
+  // ---- helpers on other domains ----
+
+  /** Users who must hear about a change to the user's devices: everyone sharing a room, and the user. */
+  private async audienceOf(userId: string): Promise<string[]> {
+    try {
+      const users = await this.ctx.services.rooms.getUsersSharingRooms(userId);
+      users.add(userId);
+      return [...users];
+    } catch (e) {
+      if (!isUnimplemented(e)) throw e;
+      return [userId];
+    }
+  }
+
+  /** Device ids per user: every device accounts knows, plus every device with keys. */
+  private async deviceIdsOf(userIds: string[]): Promise<Map<string, string[]>> {
+    const out = new Map<string, Set<string>>(userIds.map((u) => [u, new Set<string>()]));
+    for (const r of await getDeviceKeysOfUsers(this.ctx.db, userIds)) out.get(r.user_id)?.add(r.device_id);
+    const accounts = this.ctx.services.accounts;
+    await Promise.all(
+      userIds.map(async (userId) => {
+        const { devices } = await accounts.devices.list({ userId, deviceId: '', isAdmin: false, tokenId: '' });
+        for (const d of devices) out.get(userId)?.add(d.device_id);
+      }),
+    );
+    return new Map([...out].map(([u, s]) => [u, [...s]]));
+  }
+
+  /**
+   * Device display names for /keys/query (`unsigned.device_display_name`).
+   * Accounts has no batch lookup of other users' devices yet, and one query
+   * per queried user is too many, so no names are added until it has one.
+   */
+  private async deviceDisplayNames(userIds: string[]): Promise<Map<string, Map<string, string | undefined>>> {
+    void userIds;
+    return new Map();
+  }
+
+  private nextSeq(): number {
+    this.lastSeq = Math.max(this.ctx.now(), this.lastSeq + 1);
+    return this.lastSeq;
+  }
 
   // ---- cross-domain API ----
 
   /** To-device messages for a device with position in (fromPos, toPos], oldest first, at most `limit`; `nextPos` is the position of the last one returned (or toPos when all fit). */
   async getToDevice(userId: string, deviceId: string, fromPos: number, toPos: number, limit: number): Promise<{ events: JsonObject[]; nextPos: number }> {
-    void [userId, deviceId, fromPos, toPos, limit];
-    throw new Error('unimplemented');
+    if (toPos <= fromPos || limit <= 0) return { events: [], nextPos: Math.max(fromPos, toPos) };
+    const rows = await readToDevice(this.ctx.db, userId, deviceId, fromPos, toPos, limit);
+    const events = rows.map((r) => ({ sender: r.sender, type: r.type, content: JSON.parse(r.content) as JsonObject }));
+    const nextPos = rows.length === limit ? rows[rows.length - 1].pos : toPos;
+    return { events, nextPos };
   }
 
   /** Deletes a device's to-device messages up to and including `pos` (the client acknowledged them by syncing past it). */
   async ackToDevice(userId: string, deviceId: string, pos: number): Promise<void> {
-    void [userId, deviceId, pos];
-    throw new Error('unimplemented');
+    await deleteToDeviceUpTo(this.ctx.db, userId, deviceId, pos);
   }
 
   /** Users whose device list changed with position in (fromPos, toPos], limited to `among` when given. */
   async getDeviceListChanges(fromPos: number, toPos: number, among?: Set<string>): Promise<Set<string>> {
-    void [fromPos, toPos, among];
-    throw new Error('unimplemented');
+    return usersWithDeviceListChanges(this.ctx.db, fromPos, toPos, among);
   }
 
   async getOneTimeKeyCounts(userId: string, deviceId: string): Promise<Record<string, number>> {
-    void [userId, deviceId];
-    throw new Error('unimplemented');
+    // signed_curve25519 is always listed: some clients read a missing count as "unknown", not zero.
+    return { signed_curve25519: 0, ...(await countOneTimeKeys(this.ctx.db, userId, deviceId)) };
   }
 
   async getUnusedFallbackKeyTypes(userId: string, deviceId: string): Promise<string[]> {
-    void [userId, deviceId];
-    throw new Error('unimplemented');
+    return unusedFallbackAlgorithms(this.ctx.db, userId, deviceId);
   }
 
   /** A device was created or deleted: record a device list change (and drop the deleted devices' keys). */
   async onDevicesChanged(userId: string, deletedDeviceIds: string[]): Promise<void> {
-    void [userId, deletedDeviceIds];
-    throw new Error('unimplemented');
+    const audience = await this.audienceOf(userId);
+    const pos = await this.ctx.db.transaction().execute(async (trx) => {
+      if (deletedDeviceIds.length > 0) {
+        await deleteDeviceData(trx, userId, deletedDeviceIds);
+        await deleteToDevice(trx, userId, deletedDeviceIds);
+        await deleteSignaturesOn(trx, userId, deletedDeviceIds);
+      }
+      const p = await nextPosition(trx, 'device_lists');
+      await recordDeviceListChanges(trx, p, [userId]);
+      return p;
+    });
+    this.ctx.bus.publish({ stream: 'device_lists', pos, userIds: audience });
   }
 }
