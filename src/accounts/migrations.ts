@@ -1,3 +1,81 @@
 import type { Migration } from '../db/migrate.js';
 
-export const migrations: Migration[] = [];
+export const migrations: Migration[] = [
+  {
+    version: 1,
+    name: 'users, devices, tokens, profiles, user-interactive auth',
+    async up(db) {
+      await db.schema
+        .createTable('users')
+        .addColumn('user_id', 'text', (c) => c.primaryKey())
+        .addColumn('password_hash', 'text')
+        .addColumn('is_admin', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('deactivated', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_ts', 'bigint', (c) => c.notNull())
+        .execute();
+
+      await db.schema
+        .createTable('devices')
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('device_id', 'text', (c) => c.notNull())
+        .addColumn('display_name', 'text')
+        .addColumn('last_seen_ts', 'bigint')
+        .addColumn('last_seen_ip', 'text')
+        .addPrimaryKeyConstraint('devices_pk', ['user_id', 'device_id'])
+        .execute();
+
+      await db.schema
+        .createTable('access_tokens')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('device_id', 'text', (c) => c.notNull())
+        .addColumn('created_ts', 'bigint', (c) => c.notNull())
+        .addColumn('expires_ts', 'bigint')
+        .addColumn('refresh_token_id', 'text')
+        .execute();
+      await db.schema.createIndex('access_tokens_device').on('access_tokens').columns(['user_id', 'device_id']).execute();
+      await db.schema.createIndex('access_tokens_refresh').on('access_tokens').column('refresh_token_id').execute();
+
+      await db.schema
+        .createTable('refresh_tokens')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('device_id', 'text', (c) => c.notNull())
+        .addColumn('created_ts', 'bigint', (c) => c.notNull())
+        .addColumn('next_token_id', 'text')
+        .execute();
+      await db.schema.createIndex('refresh_tokens_device').on('refresh_tokens').columns(['user_id', 'device_id']).execute();
+      await db.schema.createIndex('refresh_tokens_next').on('refresh_tokens').column('next_token_id').execute();
+
+      await db.schema
+        .createTable('profiles')
+        .addColumn('user_id', 'text', (c) => c.primaryKey())
+        .addColumn('displayname', 'text')
+        .addColumn('avatar_url', 'text')
+        .addColumn('fields', 'text')
+        .addColumn('search_text', 'text', (c) => c.notNull())
+        .execute();
+
+      await db.schema
+        .createTable('uia_sessions')
+        .addColumn('session_id', 'text', (c) => c.primaryKey())
+        .addColumn('user_id', 'text')
+        .addColumn('method', 'text', (c) => c.notNull())
+        .addColumn('path', 'text', (c) => c.notNull())
+        .addColumn('body_hash', 'text')
+        .addColumn('completed', 'text', (c) => c.notNull())
+        .addColumn('params', 'text', (c) => c.notNull())
+        .addColumn('created_ts', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('uia_sessions_created').on('uia_sessions').column('created_ts').execute();
+
+      await db.schema
+        .createTable('registration_nonces')
+        .addColumn('nonce', 'text', (c) => c.primaryKey())
+        .addColumn('created_ts', 'bigint', (c) => c.notNull())
+        .execute();
+    },
+  },
+];

@@ -1,7 +1,21 @@
 import type { Context } from '../context.js';
+import { userDirectoryRoutes } from '../directory/user-directory.js';
 import type { Route } from '../http/router.js';
+import { accountRoutes } from './account-routes.js';
+import { deviceRoutes } from './device-routes.js';
+import { loginRoutes } from './login-routes.js';
+import { profileRoutes } from './profile-routes.js';
+import { registrationRoutes } from './registration-routes.js';
+import { sharedSecretRoutes } from './shared-secret-routes.js';
 
 export function accountsRoutes(ctx: Context): Route[] {
-  void ctx;
-  return [];
+  return [
+    ...registrationRoutes(ctx),
+    ...sharedSecretRoutes(ctx),
+    ...loginRoutes(ctx),
+    ...accountRoutes(ctx),
+    ...deviceRoutes(ctx),
+    ...profileRoutes(ctx),
+    ...userDirectoryRoutes(ctx),
+  ];
 }

@@ -1,40 +1,98 @@
-import type { Context } from '../context.js';
+import type { Context, Lifecycle } from '../context.js';
 import type { Requester } from '../http/requester.js';
+import { Account } from './account.js';
+import { Devices } from './devices.js';
+import { Login } from './login.js';
+import { insertNewUser } from './new-user.js';
+import { checkNewPassword, hashPassword } from './password-hash.js';
+import { searchProfiles, type DirectoryHit } from './profile-store.js';
+import { Profiles, type Profile } from './profiles.js';
+import { Registration } from './registration.js';
+import { searchWords } from './search-text.js';
+import { Sessions } from './sessions.js';
+import { SharedSecretRegistration } from './shared-secret.js';
+import { UserInteractiveAuth } from './uia.js';
+import { getUser } from './user-store.js';
+import { checkNewLocalpart, normaliseLocalpart } from './user-ids.js';
 
-export interface Profile {
-  displayname?: string;
-  avatar_url?: string;
-}
+export type { Profile } from './profiles.js';
+
+/** Search terms beyond this many words add nothing but query cost. */
+const MAX_SEARCH_WORDS = 8;
 
 /**
  * Users, devices, access tokens, login, registration, user-interactive auth
  * and profiles. Methods below "cross-domain API" are called by other domains
- * and keep their signatures.
+ * and keep their signatures; the parts (sessions, registration, login, ...)
+ * serve this domain's routes.
  */
-export class AccountsService {
-  constructor(private readonly ctx: Context) {}
+export class AccountsService implements Lifecycle {
+  readonly sessions: Sessions;
+  readonly uia: UserInteractiveAuth;
+  readonly login: Login;
+  readonly registration: Registration;
+  readonly sharedSecret: SharedSecretRegistration;
+  readonly account: Account;
+  readonly devices: Devices;
+  readonly profiles: Profiles;
+
+  constructor(private readonly ctx: Context) {
+    this.sessions = new Sessions(ctx);
+    this.login = new Login(ctx, this.sessions);
+    const stages = {
+      'm.login.dummy': async () => {},
+      'm.login.password': (auth: Record<string, unknown>, req: Parameters<Login['checkPasswordStage']>[1]) => this.login.checkPasswordStage(auth, req),
+      'm.login.registration_token': (auth: Record<string, unknown>) => this.registration.checkTokenStage(auth),
+    };
+    this.uia = new UserInteractiveAuth(ctx, stages);
+    this.registration = new Registration(ctx, this.sessions, this.uia);
+    this.sharedSecret = new SharedSecretRegistration(ctx, this.sessions);
+    this.account = new Account(ctx, this.sessions, this.uia);
+    this.devices = new Devices(ctx, this.sessions, this.uia);
+    this.profiles = new Profiles(ctx);
+  }
+
+  async stop(): Promise<void> {
+    await this.sessions.stop();
+  }
 
   // ---- cross-domain API ----
 
-  /** Resolves an access token; throws M_UNKNOWN_TOKEN (401) when it is unknown, expired or the user is deactivated. */
-  async authenticate(token: string): Promise<Requester> {
-    void token;
-    throw new Error('unimplemented');
+  /**
+   * Resolves an access token; throws M_UNKNOWN_TOKEN (401) when it is unknown, expired or the user is deactivated.
+   * `seen.ip`, when the caller knows it, is recorded as the device's last-seen address.
+   */
+  async authenticate(token: string, seen?: { ip?: string }): Promise<Requester> {
+    return this.sessions.authenticate(token, seen);
   }
 
   /** Creates a user (CLI, shared-secret registration). Throws M_USER_IN_USE / M_INVALID_USERNAME. */
   async createUser(opts: { localpart: string; password?: string; admin?: boolean; displayName?: string }): Promise<{ userId: string }> {
-    void opts;
-    throw new Error('unimplemented');
+    const localpart = normaliseLocalpart(opts.localpart);
+    checkNewLocalpart(localpart, this.ctx.serverName);
+    const userId = `@${localpart}:${this.ctx.serverName}`;
+    if (opts.password !== undefined) checkNewPassword(opts.password);
+    const passwordHash = opts.password !== undefined ? await hashPassword(opts.password) : null;
+    await this.ctx.db.transaction().execute((trx) =>
+      insertNewUser(trx, { userId, passwordHash, admin: opts.admin === true, displayName: opts.displayName, now: this.ctx.now() }),
+    );
+    return { userId };
   }
 
+  /** Display name and avatar of a local user; null when the user is unknown. */
   async getProfile(userId: string): Promise<Profile | null> {
-    void userId;
-    throw new Error('unimplemented');
+    return this.profiles.getProfile(userId);
   }
 
+  /** True when the user id is registered here (deactivated users included: their ids stay taken). */
   async userExists(userId: string): Promise<boolean> {
-    void userId;
-    throw new Error('unimplemented');
+    return (await getUser(this.ctx.db, userId)) !== undefined;
+  }
+
+  /** Active local users matching every word of `term` as a word prefix of their id or display name (user directory). */
+  async directoryCandidates(term: string, max: number): Promise<DirectoryHit[]> {
+    const words = [...new Set(searchWords(term))].slice(0, MAX_SEARCH_WORDS);
+    if (words.length === 0) return [];
+    return searchProfiles(this.ctx.db, words, max);
   }
 }

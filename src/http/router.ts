@@ -65,7 +65,7 @@ export function registerRoutes(app: FastifyInstance, ctx: Context, routes: Route
         preValidation: async (req) => {
           if (auth !== 'none') {
             const token = tokenFromRequest(req);
-            if (token) req.requester = await ctx.services.accounts.authenticate(token);
+            if (token) req.requester = await ctx.services.accounts.authenticate(token, { ip: req.ip });
             else if (auth === 'required') throw missingToken();
           }
           if (route.rateLimit) {

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
+import { Agent } from 'undici';
 import YAML from 'yaml';
 import { loadConfig } from '../../src/config/load.js';
 import { createHomeserver, type Homeserver } from '../../src/homeserver.js';
@@ -92,6 +93,8 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
   let loaded = loadConfig({ file, env });
   let hs = await createHomeserver(loaded, { logger: createLogger(loaded.config.log_level) });
   let url = await hs.start();
+  // A fresh connection pool per server start: a socket kept alive to a stopped server must not be reused.
+  let agent = new Agent({ keepAliveTimeout: 10_000 });
   const port = new URL(url).port;
 
   const server: TestServer = {
@@ -108,7 +111,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
         body = JSON.stringify(o.body);
         headers['content-type'] ??= 'application/json';
       }
-      const res = await fetch(server.url + path, { method, headers, body });
+      const res = await fetch(server.url + path, { method, headers, body, dispatcher: agent } as unknown as RequestInit);
       const text = await res.text();
       let parsed: unknown = text;
       try {
@@ -130,6 +133,8 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     },
     async restart() {
       await hs.stop();
+      await agent.close();
+      agent = new Agent({ keepAliveTimeout: 10_000 });
       const c = YAML.parse(readFileSync(file, 'utf8'));
       c.listen = `127.0.0.1:${port}`;
       writeFileSync(file, YAML.stringify(c));
@@ -141,6 +146,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     },
     async stop() {
       await hs.stop();
+      await agent.close();
       if (TEST_DB === 'postgres') await dropPgDatabase(dbUrl);
       rmSync(dataDir, { recursive: true, force: true });
     },

@@ -1,0 +1,77 @@
+import type { Context } from '../context.js';
+import { MatrixError, forbidden, missingParam } from '../http/errors.js';
+import { identifiedUserId } from './identifiers.js';
+import { verifyPassword } from './password-hash.js';
+import { sessionAnswer } from './registration.js';
+import type { Sessions } from './sessions.js';
+import { StageFailed, type UiaRequest } from './uia.js';
+import { getUser } from './user-store.js';
+
+export interface LoginBody {
+  type: string;
+  identifier?: Record<string, unknown>;
+  user?: string;
+  medium?: string;
+  address?: string;
+  password?: string;
+  device_id?: string;
+  initial_device_display_name?: string;
+  refresh_token?: boolean;
+}
+
+/** POST /login with `m.login.password`, and the `m.login.password` stage of user-interactive auth. */
+export class Login {
+  constructor(
+    private readonly ctx: Context,
+    private readonly sessions: Sessions,
+  ) {}
+
+  flows(): { flows: { type: string }[] } {
+    return { flows: [{ type: 'm.login.password' }] };
+  }
+
+  /**
+   * The user id when `password` is theirs, else undefined. Unknown users,
+   * other servers' users and third-party ids cost the same scrypt work as a
+   * real check, so timing does not reveal who has an account.
+   */
+  private async passwordOwner(userId: string | undefined, password: string): Promise<string | undefined> {
+    const user = userId ? await getUser(this.ctx.db, userId) : undefined;
+    const ok = await verifyPassword(password, user && !user.deactivated ? user.password_hash : null);
+    return ok ? userId : undefined;
+  }
+
+  async login(body: LoginBody, ip: string | undefined): Promise<Record<string, unknown>> {
+    if (body.type !== 'm.login.password') throw new MatrixError(400, 'M_UNKNOWN', `Unknown login type ${body.type}`);
+    if (body.password === undefined) throw missingParam('Missing password');
+    const named = identifiedUserId(body as unknown as Record<string, unknown>, this.ctx.serverName);
+    const userId = await this.passwordOwner(named, body.password);
+    if (!userId) throw forbidden('Invalid username or password');
+    const session = await this.sessions.open({
+      userId,
+      deviceId: body.device_id,
+      displayName: body.initial_device_display_name,
+      withRefresh: body.refresh_token === true,
+      ip,
+    });
+    return sessionAnswer(this.ctx.serverName, session);
+  }
+
+  /** The `m.login.password` stage: the password must be the requesting user's own. */
+  readonly checkPasswordStage = async (auth: Record<string, unknown>, req: UiaRequest): Promise<void> => {
+    if (typeof auth.password !== 'string') throw new StageFailed('M_MISSING_PARAM', 'Missing password');
+    // Password guesses through user-interactive auth spend the same budget as logins (a stolen token must not help guessing).
+    this.ctx.rateLimiter.check('login', req.userId ?? 'uia');
+    // The requester is known; an auth dict that names nobody means them.
+    const namesSomeone = ['identifier', 'user', 'medium', 'address'].some((k) => auth[k] !== undefined);
+    let named: string | undefined;
+    try {
+      named = namesSomeone ? identifiedUserId(auth, this.ctx.serverName) : (req.userId ?? undefined);
+    } catch (e) {
+      if (e instanceof MatrixError) throw new StageFailed(e.errcode, e.message);
+      throw e;
+    }
+    const owner = await this.passwordOwner(named, auth.password);
+    if (!owner || owner !== req.userId) throw new StageFailed('M_FORBIDDEN', 'Invalid password');
+  };
+}

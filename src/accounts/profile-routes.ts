@@ -1,0 +1,40 @@
+import type { Context } from '../context.js';
+import type { Route } from '../http/router.js';
+
+/** Profile field names (spec v1.16): the two classic ones, `m.tz`, or a namespaced custom key. */
+const KEY_NAME = '^(avatar_url|displayname|m\\.tz|[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)+)$';
+const keyParams = {
+  type: 'object',
+  properties: { userId: { type: 'string' }, keyName: { type: 'string', pattern: KEY_NAME } },
+};
+
+export function profileRoutes(ctx: Context): Route[] {
+  const profiles = () => ctx.services.accounts.profiles;
+  return [
+    {
+      method: 'GET',
+      path: '/profile/:userId',
+      auth: 'optional',
+      handler: (req) => profiles().getAll(req.params.userId),
+    },
+    {
+      method: 'GET',
+      path: '/profile/:userId/:keyName',
+      auth: 'optional',
+      schema: { params: keyParams },
+      handler: (req) => profiles().getField(req.params.userId, req.params.keyName),
+    },
+    {
+      method: 'PUT',
+      path: '/profile/:userId/:keyName',
+      schema: { params: keyParams },
+      handler: (req) => profiles().setField(req.requester, req.params.userId, req.params.keyName, req.body),
+    },
+    {
+      method: 'DELETE',
+      path: '/profile/:userId/:keyName',
+      schema: { params: keyParams },
+      handler: (req) => profiles().deleteField(req.requester, req.params.userId, req.params.keyName),
+    },
+  ];
+}

@@ -1,0 +1,127 @@
+import type { Context } from '../context.js';
+import { MatrixError, forbidden, missingParam, userInUse } from '../http/errors.js';
+import { checkNewPassword, hashPassword } from './password-hash.js';
+import { secretsEqual } from './secrets.js';
+import { insertNewUser } from './new-user.js';
+import { Sessions, type OpenedSession } from './sessions.js';
+import { StageFailed, type UiaRequest, type UserInteractiveAuth } from './uia.js';
+import { getUser } from './user-store.js';
+import { checkRegistrationLocalpart, generateLocalpart, normaliseLocalpart } from './user-ids.js';
+
+export interface RegisterBody {
+  auth?: Record<string, unknown>;
+  username?: string;
+  password?: string;
+  device_id?: string;
+  initial_device_display_name?: string;
+  inhibit_login?: boolean;
+  refresh_token?: boolean;
+}
+
+/** What login and registration answer. */
+export function sessionAnswer(serverName: string, s: OpenedSession): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    user_id: s.userId,
+    access_token: s.accessToken,
+    device_id: s.deviceId,
+    home_server: serverName,
+  };
+  if (s.refreshToken !== undefined) {
+    out.refresh_token = s.refreshToken;
+    out.expires_in_ms = s.expiresInMs;
+  }
+  return out;
+}
+
+/** POST /register and its helpers (spec: "Account registration", "Token-authenticated registration"). */
+export class Registration {
+  constructor(
+    private readonly ctx: Context,
+    private readonly sessions: Sessions,
+    private readonly uia: UserInteractiveAuth,
+  ) {}
+
+  /** The `m.login.registration_token` stage. */
+  readonly checkTokenStage = async (auth: Record<string, unknown>): Promise<void> => {
+    if (typeof auth.token !== 'string') throw new StageFailed('M_MISSING_PARAM', 'Missing registration token');
+    if (!this.tokenIsValid(auth.token)) throw new StageFailed('M_FORBIDDEN', 'Invalid registration token');
+  };
+
+  /** Every configured token is compared, in constant time each, so the answer time says nothing about near misses. */
+  private tokenIsValid(token: string): boolean {
+    let ok = false;
+    for (const t of this.ctx.config.registration_tokens) ok = secretsEqual(t, token) || ok;
+    return ok;
+  }
+
+  private flows(): string[][] {
+    return this.ctx.config.registration === 'token' ? [['m.login.registration_token']] : [['m.login.dummy']];
+  }
+
+  private ensureOpen(): void {
+    if (this.ctx.config.registration === 'closed') throw forbidden('Registration is disabled on this homeserver');
+  }
+
+  async register(body: RegisterBody, kind: string, req: Omit<UiaRequest, 'body' | 'userId'> & { ip?: string }): Promise<Record<string, unknown>> {
+    if (kind === 'guest') throw new MatrixError(403, 'M_GUEST_ACCESS_FORBIDDEN', 'Guest accounts are not supported on this homeserver');
+    this.ensureOpen();
+    const { serverName } = this.ctx;
+
+    // The spec wants username problems reported before user-interactive auth.
+    let localpart: string | undefined;
+    if (body.username !== undefined) {
+      localpart = normaliseLocalpart(body.username);
+      checkRegistrationLocalpart(localpart, serverName);
+      if (await getUser(this.ctx.db, `@${localpart}:${serverName}`)) throw userInUse();
+    }
+    if (body.device_id !== undefined) Sessions.validateDeviceId(body.device_id);
+    // Checked once the client attempts auth, so that a stage is not spent on a request that cannot succeed.
+    if (body.auth !== undefined && body.auth !== null) {
+      if (body.password === undefined) throw missingParam('Missing password');
+      checkNewPassword(body.password);
+    }
+
+    await this.uia.check({ ...req, body: body as Record<string, unknown>, userId: null }, this.flows());
+    const password = body.password!;
+
+    const passwordHash = await hashPassword(password);
+    for (let attempt = 0; ; attempt++) {
+      const userId = `@${localpart ?? generateLocalpart()}:${serverName}`;
+      try {
+        const session = await this.ctx.db.transaction().execute(async (trx) => {
+          await insertNewUser(trx, { userId, passwordHash, admin: false, now: this.ctx.now() });
+          if (body.inhibit_login === true) return null;
+          return this.sessions.openIn(trx, {
+            userId,
+            deviceId: body.device_id,
+            displayName: body.initial_device_display_name,
+            withRefresh: body.refresh_token === true,
+            ip: req.ip,
+          });
+        });
+        if (!session) return { user_id: userId, home_server: serverName };
+        await this.sessions.finishOpen(session);
+        return sessionAnswer(serverName, session);
+      } catch (e) {
+        // A generated name that collided is simply drawn again.
+        if (localpart === undefined && e instanceof MatrixError && e.errcode === 'M_USER_IN_USE' && attempt < 5) continue;
+        throw e;
+      }
+    }
+  }
+
+  /** GET /register/available */
+  async available(username: string): Promise<{ available: true }> {
+    this.ensureOpen();
+    const localpart = normaliseLocalpart(username);
+    checkRegistrationLocalpart(localpart, this.ctx.serverName);
+    if (await getUser(this.ctx.db, `@${localpart}:${this.ctx.serverName}`)) throw userInUse();
+    return { available: true };
+  }
+
+  /** GET /register/m.login.registration_token/validity */
+  tokenValidity(token: string): { valid: boolean } {
+    this.ensureOpen();
+    return { valid: this.tokenIsValid(token) };
+  }
+}

@@ -1,0 +1,36 @@
+import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
+
+/** Access and refresh tokens: a recognisable prefix and 256 random bits. */
+export function newAccessToken(): string {
+  return `hat_${randomBytes(32).toString('base64url')}`;
+}
+
+export function newRefreshToken(): string {
+  return `hrt_${randomBytes(32).toString('base64url')}`;
+}
+
+/** Row ids for tokens and sessions. */
+export function newId(): string {
+  return randomBytes(16).toString('base64url');
+}
+
+/** Tokens are looked up by this digest, so the database never holds a usable token. */
+export function tokenHash(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+const DEVICE_ID_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';
+
+/** Ten upper-case letters, as most servers (and their users' screenshots) show device ids. */
+export function newDeviceId(): string {
+  let id = '';
+  for (let i = 0; i < 10; i++) id += DEVICE_ID_ALPHABET[randomInt(DEVICE_ID_ALPHABET.length)];
+  return id;
+}
+
+/** Compares two secrets without leaking where they differ: both sides are hashed to a fixed length first. */
+export function secretsEqual(a: string, b: string): boolean {
+  const ha = createHash('sha256').update(a).digest();
+  const hb = createHash('sha256').update(b).digest();
+  return timingSafeEqual(ha, hb);
+}

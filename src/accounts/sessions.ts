@@ -1,0 +1,272 @@
+import type { Context } from '../context.js';
+import type { Tx } from '../db/schema.js';
+import { invalidParam, unknownToken } from '../http/errors.js';
+import type { Requester } from '../http/requester.js';
+import {
+  deleteAccessTokensOfDevices,
+  deleteAccessTokensOfRefreshTokens,
+  findAccessToken,
+  insertAccessToken,
+} from './access-token-store.js';
+import { deleteDevices, getDevice, insertDevice, listDeviceIds, touchDevice } from './device-store.js';
+import {
+  deletePredecessorOf,
+  deleteRefreshTokenById,
+  deleteRefreshTokensOfDevices,
+  findRefreshToken,
+  insertRefreshToken,
+  setNextRefreshToken,
+} from './refresh-token-store.js';
+import { newAccessToken, newDeviceId, newId, newRefreshToken, tokenHash } from './secrets.js';
+import { TokenCache } from './token-cache.js';
+
+/** last_seen_ts is written at most this often per token (the spec allows it to lag by minutes). */
+const SEEN_WRITE_INTERVAL_MS = 5 * 60 * 1000;
+/** Client-chosen device ids are opaque, but bounded. */
+const MAX_DEVICE_ID_LENGTH = 255;
+
+export interface SessionOptions {
+  userId: string;
+  /** A device id the client chose; reused when the user already has that device. */
+  deviceId?: string;
+  /** Display name for a newly created device. */
+  displayName?: string;
+  /** The client supports refresh tokens: the access token expires and a refresh token comes with it. */
+  withRefresh: boolean;
+  ip?: string;
+}
+
+export interface OpenedSession {
+  userId: string;
+  deviceId: string;
+  accessToken: string;
+  refreshToken?: string;
+  expiresInMs?: number;
+  /** A new device was created (device list change). */
+  createdDevice: boolean;
+  /** Hashes of tokens this session replaced (the reused device's old tokens). */
+  revokedHashes: string[];
+}
+
+export interface IssuedTokens {
+  accessToken: string;
+  refreshToken?: string;
+  expiresInMs?: number;
+}
+
+/** Login sessions: devices with their access and refresh tokens, and the access-token cache. */
+export class Sessions {
+  readonly cache: TokenCache;
+  private readonly unsubscribe: () => void;
+  private readonly pending = new Set<Promise<unknown>>();
+
+  constructor(private readonly ctx: Context) {
+    this.cache = new TokenCache(ctx.config.caches.access_tokens);
+    this.unsubscribe = ctx.bus.onInvalidate((msg) => {
+      if (msg.cache === 'access_tokens') this.cache.drop(msg.key);
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.unsubscribe();
+    await Promise.allSettled([...this.pending]);
+    this.cache.clear();
+  }
+
+  // ---- access tokens ----
+
+  async authenticate(token: string, seen?: { ip?: string }): Promise<Requester> {
+    const hash = tokenHash(token);
+    const now = this.ctx.now();
+    const hit = this.cache.get(hash);
+    if (hit) {
+      if (hit.expiresTs !== null && hit.expiresTs <= now) throw unknownToken('Access token has expired', true);
+      if (now - hit.seenWrittenTs >= SEEN_WRITE_INTERVAL_MS) {
+        hit.seenWrittenTs = now;
+        this.background(touchDevice(this.ctx.db, hit.requester.userId, hit.requester.deviceId, now, seen?.ip));
+      }
+      return hit.requester;
+    }
+
+    const generation = this.cache.generation;
+    const row = await findAccessToken(this.ctx.db, hash);
+    if (!row || row.deactivated) throw unknownToken();
+    if (row.expires_ts !== null && row.expires_ts <= now) throw unknownToken('Access token has expired', true);
+    if (row.refresh_token_id !== null) {
+      // Using a refreshed access token retires the refresh token it replaced (spec: "Refreshing access tokens").
+      await this.retirePredecessor(row.refresh_token_id);
+    }
+    const requester: Requester = { userId: row.user_id, deviceId: row.device_id, isAdmin: row.is_admin === 1, tokenId: row.id };
+    this.cache.set(hash, { requester, expiresTs: row.expires_ts, seenWrittenTs: now }, generation);
+    this.background(touchDevice(this.ctx.db, row.user_id, row.device_id, now, seen?.ip));
+    return requester;
+  }
+
+  /** Drops cached tokens everywhere (this node through the bus listener, other nodes through the bus). */
+  publishRevoked(keys: Iterable<string>): void {
+    for (const key of keys) this.ctx.bus.invalidate({ cache: 'access_tokens', key });
+  }
+
+  // ---- login, registration ----
+
+  static validateDeviceId(deviceId: string): void {
+    if (deviceId.length === 0 || Buffer.byteLength(deviceId, 'utf8') > MAX_DEVICE_ID_LENGTH) {
+      throw invalidParam(`device_id must be between 1 and ${MAX_DEVICE_ID_LENGTH} bytes`);
+    }
+  }
+
+  /** Creates (or reuses) the device and issues tokens, in the caller's transaction. Call `finishOpen` after commit. */
+  async openIn(trx: Tx, opts: SessionOptions): Promise<OpenedSession> {
+    const now = this.ctx.now();
+    let deviceId = opts.deviceId;
+    let createdDevice = false;
+    let revokedHashes: string[] = [];
+    if (deviceId !== undefined) {
+      Sessions.validateDeviceId(deviceId);
+      const existing = await getDevice(trx, opts.userId, deviceId);
+      if (existing) {
+        // Reusing a device invalidates the tokens it had (spec: "Relationship between access tokens and devices").
+        revokedHashes = await deleteAccessTokensOfDevices(trx, opts.userId, [deviceId]);
+        await deleteRefreshTokensOfDevices(trx, opts.userId, [deviceId]);
+        await touchDevice(trx, opts.userId, deviceId, now, opts.ip);
+      } else {
+        await insertDevice(trx, this.deviceRow(opts.userId, deviceId, opts, now));
+        createdDevice = true;
+      }
+    } else {
+      for (;;) {
+        deviceId = newDeviceId();
+        if (await insertDevice(trx, this.deviceRow(opts.userId, deviceId, opts, now))) break;
+      }
+      createdDevice = true;
+    }
+    const tokens = await this.issueIn(trx, opts.userId, deviceId, opts.withRefresh);
+    return { userId: opts.userId, deviceId, createdDevice, revokedHashes, ...tokens };
+  }
+
+  async finishOpen(s: OpenedSession): Promise<void> {
+    this.publishRevoked(s.revokedHashes);
+    if (s.createdDevice) await this.ctx.services.e2ee.onDevicesChanged(s.userId, []);
+  }
+
+  async open(opts: SessionOptions): Promise<OpenedSession> {
+    const s = await this.ctx.db.transaction().execute((trx) => this.openIn(trx, opts));
+    await this.finishOpen(s);
+    return s;
+  }
+
+  private deviceRow(userId: string, deviceId: string, opts: SessionOptions, now: number) {
+    return { user_id: userId, device_id: deviceId, display_name: opts.displayName ?? null, last_seen_ts: now, last_seen_ip: opts.ip ?? null };
+  }
+
+  private async issueIn(trx: Tx, userId: string, deviceId: string, withRefresh: boolean): Promise<IssuedTokens & { refreshTokenId?: string }> {
+    const now = this.ctx.now();
+    const accessToken = newAccessToken();
+    if (!withRefresh) {
+      await insertAccessToken(trx, {
+        id: newId(),
+        token_hash: tokenHash(accessToken),
+        user_id: userId,
+        device_id: deviceId,
+        created_ts: now,
+        expires_ts: null,
+        refresh_token_id: null,
+      });
+      return { accessToken };
+    }
+    const refreshToken = newRefreshToken();
+    const refreshTokenId = newId();
+    const lifetime = this.ctx.config.access_token_lifetime_ms;
+    await insertRefreshToken(trx, {
+      id: refreshTokenId,
+      token_hash: tokenHash(refreshToken),
+      user_id: userId,
+      device_id: deviceId,
+      created_ts: now,
+      next_token_id: null,
+    });
+    await insertAccessToken(trx, {
+      id: newId(),
+      token_hash: tokenHash(accessToken),
+      user_id: userId,
+      device_id: deviceId,
+      created_ts: now,
+      expires_ts: now + lifetime,
+      refresh_token_id: refreshTokenId,
+    });
+    return { accessToken, refreshToken, expiresInMs: lifetime, refreshTokenId };
+  }
+
+  // ---- refresh ----
+
+  /**
+   * Exchanges a refresh token for a new access and refresh token. The old
+   * refresh token stays usable until the new pair is used (a client that
+   * lost the answer can repeat the call); repeating it discards the unused
+   * pair from the earlier call.
+   */
+  async refresh(refreshToken: string): Promise<IssuedTokens> {
+    const hash = tokenHash(refreshToken);
+    const { tokens, revoked } = await this.ctx.db.transaction().execute(async (trx) => {
+      const row = await findRefreshToken(trx, hash);
+      if (!row) throw unknownToken('Unknown refresh token');
+      const revoked = await this.retirePredecessorIn(trx, row.id);
+      if (row.next_token_id !== null) {
+        revoked.push(...(await deleteAccessTokensOfRefreshTokens(trx, [row.next_token_id])));
+        await deleteRefreshTokenById(trx, row.next_token_id);
+      }
+      const tokens = await this.issueIn(trx, row.user_id, row.device_id, true);
+      await setNextRefreshToken(trx, row.id, tokens.refreshTokenId!);
+      return { tokens, revoked };
+    });
+    this.publishRevoked(revoked);
+    return { accessToken: tokens.accessToken, refreshToken: tokens.refreshToken, expiresInMs: tokens.expiresInMs };
+  }
+
+  private async retirePredecessor(refreshTokenId: string): Promise<void> {
+    const revoked = await this.ctx.db.transaction().execute((trx) => this.retirePredecessorIn(trx, refreshTokenId));
+    this.publishRevoked(revoked);
+  }
+
+  /** Deletes the refresh token that `refreshTokenId` replaced, and the access tokens issued with it. */
+  private async retirePredecessorIn(trx: Tx, refreshTokenId: string): Promise<string[]> {
+    const ids = await deletePredecessorOf(trx, refreshTokenId);
+    return deleteAccessTokensOfRefreshTokens(trx, ids);
+  }
+
+  // ---- logout, device deletion ----
+
+  /**
+   * Deletes devices with their tokens (all of the user's devices when
+   * `deviceIds` is undefined, optionally sparing one), then tells e2ee which
+   * devices went away. Returns the ids that existed.
+   */
+  async deleteDevices(userId: string, deviceIds: string[] | undefined, opts: { except?: string } = {}): Promise<string[]> {
+    const { deleted, revoked } = await this.ctx.db.transaction().execute(async (trx) => this.deleteDevicesIn(trx, userId, deviceIds, opts));
+    this.publishRevoked(revoked);
+    if (deleted.length > 0) await this.ctx.services.e2ee.onDevicesChanged(userId, deleted);
+    return deleted;
+  }
+
+  async deleteDevicesIn(
+    trx: Tx,
+    userId: string,
+    deviceIds: string[] | undefined,
+    opts: { except?: string } = {},
+  ): Promise<{ deleted: string[]; revoked: string[] }> {
+    let ids = deviceIds;
+    if (opts.except !== undefined) {
+      ids = (ids ?? (await listDeviceIds(trx, userId))).filter((d) => d !== opts.except);
+    }
+    const revoked = await deleteAccessTokensOfDevices(trx, userId, ids);
+    await deleteRefreshTokensOfDevices(trx, userId, ids);
+    const deleted = await deleteDevices(trx, userId, ids);
+    return { deleted, revoked };
+  }
+
+  private background(p: Promise<unknown>): void {
+    const tracked = p.catch((err) => this.ctx.logger.debug({ err }, 'last-seen update failed'));
+    this.pending.add(tracked);
+    void tracked.finally(() => this.pending.delete(tracked));
+  }
+}

@@ -1,0 +1,21 @@
+import type { DbOrTx } from '../db/schema.js';
+import type { UserRow } from './tables.js';
+
+/** Inserts a user; false when the user id is taken. */
+export async function insertUser(db: DbOrTx, row: UserRow): Promise<boolean> {
+  const r = await db.insertInto('users').values(row).onConflict((oc) => oc.column('user_id').doNothing()).returning('user_id').executeTakeFirst();
+  return r !== undefined;
+}
+
+export async function getUser(db: DbOrTx, userId: string): Promise<UserRow | undefined> {
+  return db.selectFrom('users').selectAll().where('user_id', '=', userId).executeTakeFirst();
+}
+
+export async function setPasswordHash(db: DbOrTx, userId: string, hash: string | null): Promise<void> {
+  await db.updateTable('users').set({ password_hash: hash }).where('user_id', '=', userId).execute();
+}
+
+/** Marks the user deactivated and forgets the password, so nobody can log in as them again. */
+export async function markDeactivated(db: DbOrTx, userId: string): Promise<void> {
+  await db.updateTable('users').set({ deactivated: 1, password_hash: null }).where('user_id', '=', userId).execute();
+}
