@@ -52,3 +52,9 @@ export async function listDeviceIds(db: DbOrTx, userId: string): Promise<string[
   const rows = await db.selectFrom('devices').select('device_id').where('user_id', '=', userId).execute();
   return rows.map((r) => r.device_id);
 }
+
+/** Every device of several users, in one query. */
+export async function listDevicesOfUsers(db: DbOrTx, userIds: string[]): Promise<DeviceRow[]> {
+  if (userIds.length === 0) return [];
+  return db.selectFrom('devices').selectAll().where('user_id', 'in', userIds).execute();
+}

@@ -1,4 +1,5 @@
 import type { Context, Lifecycle } from '../context.js';
+import { listDevicesOfUsers } from './device-store.js';
 import type { Requester } from '../http/requester.js';
 import { Account } from './account.js';
 import { Devices } from './devices.js';
@@ -85,6 +86,15 @@ export class AccountsService implements Lifecycle {
   }
 
   /** True when the user id is registered here (deactivated users included: their ids stay taken). */
+  /** Devices of several users (one query), for key queries and device lists. */
+  async getDevices(userIds: string[]): Promise<Map<string, { deviceId: string; displayName?: string }[]>> {
+    const out = new Map<string, { deviceId: string; displayName?: string }[]>(userIds.map((u) => [u, []]));
+    for (const d of await listDevicesOfUsers(this.ctx.db, userIds)) {
+      out.get(d.user_id)?.push({ deviceId: d.device_id, displayName: d.display_name ?? undefined });
+    }
+    return out;
+  }
+
   async userExists(userId: string): Promise<boolean> {
     return (await getUser(this.ctx.db, userId)) !== undefined;
   }

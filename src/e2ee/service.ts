@@ -551,24 +551,19 @@ export class E2eeService {
   private async deviceIdsOf(userIds: string[]): Promise<Map<string, string[]>> {
     const out = new Map<string, Set<string>>(userIds.map((u) => [u, new Set<string>()]));
     for (const r of await getDeviceKeysOfUsers(this.ctx.db, userIds)) out.get(r.user_id)?.add(r.device_id);
-    const accounts = this.ctx.services.accounts;
-    await Promise.all(
-      userIds.map(async (userId) => {
-        const { devices } = await accounts.devices.list({ userId, deviceId: '', isAdmin: false, tokenId: '' });
-        for (const d of devices) out.get(userId)?.add(d.device_id);
-      }),
-    );
+    for (const [userId, devices] of await this.ctx.services.accounts.getDevices(userIds)) {
+      for (const d of devices) out.get(userId)?.add(d.deviceId);
+    }
     return new Map([...out].map(([u, s]) => [u, [...s]]));
   }
 
-  /**
-   * Device display names for /keys/query (`unsigned.device_display_name`).
-   * Accounts has no batch lookup of other users' devices yet, and one query
-   * per queried user is too many, so no names are added until it has one.
-   */
+  /** Device display names for /keys/query (`unsigned.device_display_name`), one query for all users. */
   private async deviceDisplayNames(userIds: string[]): Promise<Map<string, Map<string, string | undefined>>> {
-    void userIds;
-    return new Map();
+    const out = new Map<string, Map<string, string | undefined>>();
+    for (const [userId, devices] of await this.ctx.services.accounts.getDevices(userIds)) {
+      out.set(userId, new Map(devices.map((d) => [d.deviceId, d.displayName])));
+    }
+    return out;
   }
 
   private nextSeq(): number {

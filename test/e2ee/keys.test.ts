@@ -39,6 +39,19 @@ describe('E2EE key management (spec: client-server-api "Key management API", key
     assert.deepEqual(res.body.failures, {});
   });
 
+  it('POST /keys/query shows each device display name in unsigned.device_display_name', async () => {
+    const alice = await server.registerUser();
+    const bob = await server.registerUser();
+    const rename = await server.request('PUT', `${V3}/devices/${encodeURIComponent(alice.deviceId)}`, {
+      token: alice.accessToken,
+      body: { display_name: "Alice's laptop" },
+    });
+    assert.equal(rename.status, 200);
+    assert.equal((await upload(alice, { device_keys: deviceKeys(alice) })).status, 200);
+    const res = await query(bob, { [alice.userId]: [] });
+    assert.equal(res.body.device_keys[alice.userId][alice.deviceId].unsigned.device_display_name, "Alice's laptop");
+  });
+
   it("POST /keys/query includes the requester's own device and every device of the user for []", async () => {
     const alice = await server.registerUser();
     const phone = await newDevice(server, alice);
