@@ -121,7 +121,14 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
     async stop() {
       if (stopped) return;
       stopped = true;
+      // Long-polls are answered at once; requests in flight get a grace period,
+      // then connections that never sent a request (or hang) are cut.
+      await ctx.services.sync.beforeClose();
+      const force = setTimeout(() => app.server.closeAllConnections(), 3000);
+      force.unref();
+      setImmediate(() => app.server.closeIdleConnections());
       await app.close();
+      clearTimeout(force);
       for (const s of [...services].reverse()) await s.stop?.();
       await ctx.bus.close();
       await database.close();

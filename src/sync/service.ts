@@ -1,9 +1,358 @@
 import type { Context } from '../context.js';
+import { isValidRoomId } from '../core/ids.js';
+import { STREAMS, type StreamPositions } from '../db/stream-positions.js';
+import type { ClientEvent, JsonObject } from '../core/types.js';
+import { forbidden, invalidParam, MatrixError, notFound } from '../http/errors.js';
+import type { Requester } from '../http/requester.js';
+import { AccountData } from './account-data.js';
+import type { SyncFilter } from './filter-rules.js';
+import { Filters } from './filters.js';
+import { isUnimplemented, orDefault } from './guard.js';
+import { Notifier } from './notifier.js';
+import { Presence, type PresenceState } from './presence.js';
+import { Receipts, type ReceiptType } from './receipts.js';
+import { SyncResponder } from './sync-response.js';
+import { parseSyncToken } from './token.js';
+import { TypingTracker } from './typing.js';
+
+export interface SyncQuery {
+  since?: string;
+  filter?: string;
+  timeout?: number;
+  full_state?: boolean;
+  set_presence?: PresenceState;
+  use_state_after?: boolean;
+}
+
+/** Longest long-poll honoured; clients ask for 30 s. */
+const MAX_TIMEOUT_MS = 5 * 60_000;
+const DEFAULT_TYPING_MS = 30_000;
+const MAX_TYPING_MS = 120_000;
+/** Account data types the server manages (spec: "Client Config", server behaviour). */
+const SERVER_MANAGED_ACCOUNT_DATA = new Set(['m.fully_read', 'm.push_rules']);
 
 /**
  * /sync, filters, the notifier (long-poll wake-ups), typing, receipts, read
  * markers, account data, tags and presence.
  */
 export class SyncService {
-  constructor(private readonly ctx: Context) {}
+  readonly filters: Filters;
+  readonly typing: TypingTracker;
+  readonly receipts: Receipts;
+  readonly accountData: AccountData;
+  readonly presence: Presence;
+  readonly notifier: Notifier;
+  private readonly responder: SyncResponder;
+  private unsubscribe: (() => void) | null = null;
+  /**
+   * The highest position of each stream announced on the bus: committed,
+   * since writers publish after commit. A woken long-poll rebuilds from
+   * these instead of reading the heads again.
+   */
+  private readonly announced: StreamPositions = Object.fromEntries(STREAMS.map((s) => [s, 0])) as StreamPositions;
+
+  constructor(private readonly ctx: Context) {
+    this.filters = new Filters(ctx);
+    this.typing = new TypingTracker(ctx);
+    this.receipts = new Receipts(ctx);
+    this.accountData = new AccountData(ctx);
+    this.presence = new Presence(ctx);
+    this.responder = new SyncResponder(ctx, {
+      typing: this.typing,
+      receipts: this.receipts,
+      accountData: this.accountData,
+      presence: this.presence,
+    });
+    this.notifier = new Notifier(
+      ctx.bus,
+      async (msg) => {
+        // A presence change concerns everyone who shares a room with the user.
+        const out = new Set<string>();
+        for (const u of msg.userIds ?? []) {
+          out.add(u);
+          try {
+            for (const v of await ctx.services.rooms.getUsersSharingRooms(u)) out.add(v);
+          } catch (err) {
+            if (!isUnimplemented(err)) throw err;
+          }
+        }
+        return [...out];
+      },
+      (err) => ctx.logger.warn({ err }, 'notifier lookup failed'),
+    );
+  }
+
+  async start(): Promise<void> {
+    // Subscribed before the notifier, so a woken waiter always finds its position here.
+    this.unsubscribe = this.ctx.bus.onAdvance((msg) => {
+      if (msg.pos > this.announced[msg.stream]) this.announced[msg.stream] = msg.pos;
+      if (msg.stream === 'account_data') this.accountData.onAdvance(msg.userIds);
+      else if (msg.stream === 'presence') this.presence.onAdvance(msg.userIds);
+    });
+    this.notifier.start();
+    this.presence.start();
+  }
+
+  /**
+   * Answers every waiting long-poll at once. The HTTP server waits for
+   * in-flight requests when it closes; call this before closing it so that
+   * shutdown does not wait out 30 s long-polls.
+   */
+  beforeClose(): void {
+    this.notifier.release();
+  }
+
+  async stop(): Promise<void> {
+    this.unsubscribe?.();
+    this.unsubscribe = null;
+    this.notifier.stop();
+    this.typing.stop();
+    this.presence.stop();
+  }
+
+  // ---- cross-domain API ----
+
+  /** Account data content, or null. `roomId` null for global account data. */
+  async getAccountData(userId: string, roomId: string | null, type: string): Promise<JsonObject | null> {
+    return this.accountData.get(userId, roomId, type);
+  }
+
+  /**
+   * Sets account data, server-managed types included (push stores
+   * `m.push_rules` here so that /sync carries them). Wakes the user's syncs.
+   */
+  async setAccountData(userId: string, roomId: string | null, type: string, content: JsonObject): Promise<void> {
+    await this.accountData.set(userId, roomId, type, content);
+  }
+
+  /** The user did something pro-active (sent an event): keeps their presence online. */
+  async bumpPresenceActivity(userId: string): Promise<void> {
+    await this.presence.bumpActivity(userId);
+  }
+
+  // ---- GET /sync ----
+
+  async sync(requester: Requester, q: SyncQuery, onClose: (fn: () => void) => void): Promise<JsonObject> {
+    const { userId, deviceId } = requester;
+    const since = q.since ? parseSyncToken(q.since) : null;
+    const filter = await this.filters.resolve(userId, q.filter);
+    const timeout = q.full_state ? 0 : Math.min(Math.max(q.timeout ?? 0, 0), MAX_TIMEOUT_MS);
+    const deadline = Date.now() + timeout;
+    const syncDone = await this.presence.syncStarted(userId, q.set_presence ?? 'online');
+    // Registered before the first read of the stream heads, so no advance can slip between.
+    const waiter = this.notifier.register(userId);
+    onClose(() => waiter.cancel());
+    // The client has everything before its token: to-device messages up to it were delivered.
+    const ack =
+      since && since.to_device > 0
+        ? orDefault(this.ctx.services.e2ee.ackToDevice(userId, deviceId, since.to_device), undefined).catch((err) =>
+            this.ctx.logger.warn({ err }, 'to-device acknowledgement failed'),
+          )
+        : Promise.resolve();
+    try {
+      const params = {
+        userId,
+        deviceId,
+        since,
+        filter,
+        fullState: q.full_state === true,
+        useStateAfter: q.use_state_after === true,
+      };
+      let known: StreamPositions | undefined;
+      for (;;) {
+        const r = await this.responder.build(params, known);
+        if (!r.empty || since === null) return r.body;
+        const remaining = deadline - Date.now();
+        if (remaining <= 0) return r.body;
+        waiter.arm(r.rooms, r.heads);
+        if (!(await waiter.wait(remaining))) return r.body;
+        known = maxPositions(r.heads, this.announced);
+      }
+    } finally {
+      waiter.close();
+      syncDone();
+      await ack;
+    }
+  }
+
+  // ---- filters ----
+
+  async createFilter(requester: Requester, userId: string, filter: SyncFilter): Promise<string> {
+    if (userId !== requester.userId) throw forbidden('Cannot create filters for other users');
+    return this.filters.create(userId, filter);
+  }
+
+  async getFilter(requester: Requester, userId: string, filterId: string): Promise<SyncFilter> {
+    if (userId !== requester.userId) throw forbidden('Cannot get filters of other users');
+    return this.filters.get(userId, filterId);
+  }
+
+  // ---- typing ----
+
+  async setTyping(requester: Requester, roomId: string, userId: string, typing: boolean, timeout: number | undefined): Promise<void> {
+    if (userId !== requester.userId) throw forbidden('Cannot set typing for other users');
+    await this.assertJoined(userId, roomId);
+    const ms = Math.min(Math.max(timeout ?? DEFAULT_TYPING_MS, 0), MAX_TYPING_MS);
+    await this.typing.set(roomId, userId, typing, ms);
+  }
+
+  // ---- receipts and read markers ----
+
+  async postReceipt(requester: Requester, roomId: string, receiptType: string, eventId: string, body: JsonObject): Promise<void> {
+    if (receiptType !== 'm.read' && receiptType !== 'm.read.private' && receiptType !== 'm.fully_read') {
+      throw invalidParam('Receipt type must be m.read, m.read.private or m.fully_read');
+    }
+    const threadId = body.thread_id;
+    if (threadId !== undefined) {
+      if (typeof threadId !== 'string' || threadId === '') throw invalidParam('thread_id field must be a non-empty string');
+      if (receiptType === 'm.fully_read') throw invalidParam('thread_id is not allowed for m.fully_read');
+      if (threadId !== 'main' && !threadId.startsWith('$')) throw invalidParam('thread_id must be "main" or an event id');
+    }
+    const userId = requester.userId;
+    await this.assertJoined(userId, roomId);
+    const eventPos = await this.eventInRoom(requester, roomId, eventId);
+    if (receiptType === 'm.fully_read') await this.setFullyRead(userId, roomId, eventId, eventPos);
+    else await this.setReceipt(userId, roomId, receiptType, eventId, eventPos, (threadId as string | undefined) ?? null);
+  }
+
+  async setReadMarkers(requester: Requester, roomId: string, body: Record<string, string | undefined>): Promise<void> {
+    const userId = requester.userId;
+    await this.assertJoined(userId, roomId);
+    const fullyRead = body['m.fully_read'];
+    const read = body['m.read'];
+    const readPrivate = body['m.read.private'];
+    const [fullyReadPos, readPos, privatePos] = await Promise.all(
+      [fullyRead, read, readPrivate].map((id) => (id === undefined ? Promise.resolve(0) : this.eventInRoom(requester, roomId, id))),
+    );
+    if (fullyRead !== undefined) await this.setFullyRead(userId, roomId, fullyRead, fullyReadPos);
+    if (read !== undefined) await this.setReceipt(userId, roomId, 'm.read', read, readPos, null);
+    if (readPrivate !== undefined) await this.setReceipt(userId, roomId, 'm.read.private', readPrivate, privatePos, null);
+  }
+
+  private async setReceipt(
+    userId: string,
+    roomId: string,
+    type: ReceiptType,
+    eventId: string,
+    eventPos: number,
+    threadId: string | null,
+  ): Promise<void> {
+    const moved = await this.receipts.set({ roomId, userId, type, threadId, eventId, eventPos });
+    // Notification counts are per room: thread-root receipts do not clear them.
+    if (moved && (threadId === null || threadId === 'main')) {
+      await orDefault(this.ctx.services.push.onReadUpTo(userId, roomId, eventPos), undefined);
+    }
+  }
+
+  /** The fully read marker is room account data that only moves forward (spec: "Fully read markers"). */
+  private async setFullyRead(userId: string, roomId: string, eventId: string, eventPos: number): Promise<void> {
+    const old = await this.accountData.get(userId, roomId, 'm.fully_read');
+    const oldId = typeof old?.event_id === 'string' ? old.event_id : null;
+    if (oldId === eventId) return;
+    if (oldId !== null) {
+      const oldPos = await this.ctx.services.rooms.getEventStreamPos(oldId);
+      if (oldPos !== null && oldPos > eventPos) return;
+    }
+    await this.accountData.set(userId, roomId, 'm.fully_read', { event_id: eventId });
+  }
+
+  /** The event must exist in the room; returns its stream position. */
+  private async eventInRoom(requester: Requester, roomId: string, eventId: string): Promise<number> {
+    const rooms = this.ctx.services.rooms;
+    const [events, pos] = await Promise.all([
+      rooms.getEvents([eventId], { userId: requester.userId, deviceId: requester.deviceId }),
+      rooms.getEventStreamPos(eventId),
+    ]);
+    const ev: ClientEvent | undefined = events.get(eventId);
+    if (!ev || (ev.room_id !== undefined && ev.room_id !== roomId) || pos === null) {
+      throw notFound('Event not found in this room');
+    }
+    return pos;
+  }
+
+  private async assertJoined(userId: string, roomId: string): Promise<void> {
+    const memberships = await this.ctx.services.rooms.getMemberships(userId);
+    if (!memberships.some((m) => m.roomId === roomId && m.membership === 'join')) {
+      throw forbidden('You are not joined to this room');
+    }
+  }
+
+  // ---- account data and tags ----
+
+  async getAccountDataFor(requester: Requester, userId: string, roomId: string | null, type: string): Promise<JsonObject> {
+    if (userId !== requester.userId) throw forbidden('Cannot read account data of other users');
+    if (roomId !== null) checkRoomId(roomId);
+    const content = await this.accountData.get(userId, roomId, type);
+    if (content === null) throw notFound(roomId === null ? 'Account data not found' : 'Room account data not found');
+    return content;
+  }
+
+  async putAccountDataFor(requester: Requester, userId: string, roomId: string | null, type: string, content: JsonObject): Promise<void> {
+    if (userId !== requester.userId) throw forbidden('Cannot add account data for other users');
+    if (roomId !== null) checkRoomId(roomId);
+    if (SERVER_MANAGED_ACCOUNT_DATA.has(type)) {
+      throw new MatrixError(405, 'M_BAD_JSON', `Cannot set ${type} through this API`);
+    }
+    await this.accountData.set(userId, roomId, type, content);
+  }
+
+  async getTags(requester: Requester, userId: string, roomId: string): Promise<JsonObject> {
+    if (userId !== requester.userId) throw forbidden('Cannot read tags of other users');
+    const content = await this.accountData.get(userId, roomId, 'm.tag');
+    const tags = content?.tags;
+    return { tags: tags && typeof tags === 'object' && !Array.isArray(tags) ? tags : {} };
+  }
+
+  async putTag(requester: Requester, userId: string, roomId: string, tag: string, body: JsonObject): Promise<void> {
+    if (userId !== requester.userId) throw forbidden('Cannot tag rooms for other users');
+    if (Buffer.byteLength(tag, 'utf8') > 255) throw invalidParam('Tag names must not exceed 255 bytes');
+    await this.accountData.update(userId, roomId, 'm.tag', (old) => ({ tags: { ...tagsOf(old), [tag]: body } }));
+  }
+
+  async deleteTag(requester: Requester, userId: string, roomId: string, tag: string): Promise<void> {
+    if (userId !== requester.userId) throw forbidden('Cannot untag rooms for other users');
+    await this.accountData.update(userId, roomId, 'm.tag', (old) => {
+      const tags = tagsOf(old);
+      if (!(tag in tags)) return null;
+      delete tags[tag];
+      return { tags };
+    });
+  }
+
+  // ---- presence ----
+
+  async getPresence(requester: Requester, userId: string): Promise<JsonObject> {
+    if (userId !== requester.userId) {
+      const sharing = await this.ctx.services.rooms.getUsersSharingRooms(requester.userId);
+      if (!sharing.has(userId)) throw forbidden('You are not allowed to see their presence');
+    }
+    if (!this.presence.enabled) return { presence: 'offline' };
+    const row = await this.presence.get(userId);
+    if (!row && userId !== requester.userId && !(await this.ctx.services.accounts.userExists(userId))) {
+      throw notFound('No presence for this user');
+    }
+    const content = this.presence.content(row);
+    if (row) content.status_msg = row.status_msg;
+    return content;
+  }
+
+  async setPresence(requester: Requester, userId: string, presence: PresenceState, statusMsg: string | undefined): Promise<void> {
+    if (userId !== requester.userId) throw forbidden('Cannot set presence for other users');
+    await this.presence.setByClient(userId, presence, statusMsg);
+  }
+}
+
+function maxPositions(a: StreamPositions, b: StreamPositions): StreamPositions {
+  const out = { ...a };
+  for (const s of STREAMS) if (b[s] > out[s]) out[s] = b[s];
+  return out;
+}
+
+function checkRoomId(roomId: string): void {
+  if (!isValidRoomId(roomId)) throw invalidParam(`${roomId} is not a valid room ID`);
+}
+
+function tagsOf(content: JsonObject | null): JsonObject {
+  const tags = content?.tags;
+  return tags && typeof tags === 'object' && !Array.isArray(tags) ? { ...(tags as JsonObject) } : {};
 }

@@ -1,0 +1,201 @@
+import { LRUCache } from 'lru-cache';
+import type { Context } from '../context.js';
+import type { JsonObject } from '../core/types.js';
+import { nextPosition } from '../db/stream-positions.js';
+import { selectNotOffline, selectPresence, selectPresenceChanges, updatePresenceTimes, upsertPresence } from './presence-store.js';
+import type { PresenceRow } from './tables.js';
+
+export type PresenceState = 'online' | 'unavailable' | 'offline';
+
+/** A user who stops syncing goes offline after this long. */
+const OFFLINE_AFTER_MS = 30_000;
+/** An online user with no activity for this long becomes unavailable (spec: "Idle timeout"). */
+const IDLE_AFTER_MS = 5 * 60_000;
+/** Within this window of the last activity the user is `currently_active`. */
+const ACTIVE_WINDOW_MS = 60_000;
+/** Activity timestamps are written at most this often when nothing else changes. */
+const TIMES_WRITE_EVERY_MS = 10_000;
+const SWEEP_EVERY_MS = 10_000;
+
+/**
+ * Presence (spec: "Presence"): explicit updates, the implicit "online" of a
+ * syncing client, and the idle/offline timeouts. Only changes others should
+ * see take a 'presence' stream position; activity timestamps alone are
+ * written without one (last_active_ago is computed when read).
+ */
+export class Presence {
+  private readonly rows = new LRUCache<string, PresenceRow>({ max: 20000 });
+  /** Open /sync requests per user on this node. */
+  private readonly syncing = new Map<string, number>();
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly ctx: Context) {}
+
+  get enabled(): boolean {
+    return this.ctx.config.presence_enabled;
+  }
+
+  start(): void {
+    if (!this.enabled || this.timer) return;
+    this.timer = setInterval(() => void this.sweep(), SWEEP_EVERY_MS);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** Another node changed a user's presence: our cached row is stale. */
+  onAdvance(userIds: string[] | undefined): void {
+    for (const u of userIds ?? []) this.rows.delete(u);
+  }
+
+  async get(userId: string): Promise<PresenceRow | undefined> {
+    const hit = this.rows.get(userId);
+    if (hit) return hit;
+    const row = await selectPresence(this.ctx.db, userId);
+    if (row) this.rows.set(userId, row);
+    return row;
+  }
+
+  /** PUT /presence/{userId}/status. */
+  async setByClient(userId: string, presence: PresenceState, statusMsg: string | undefined): Promise<void> {
+    if (!this.enabled) return;
+    const now = this.ctx.now();
+    const old = await this.get(userId);
+    await this.write({
+      user_id: userId,
+      presence,
+      // A PUT states the whole status: no status_msg means none.
+      status_msg: statusMsg ?? null,
+      last_active_ts: presence === 'online' ? now : (old?.last_active_ts ?? now),
+      last_sync_ts: old?.last_sync_ts ?? now,
+      stream_pos: 0,
+    });
+  }
+
+  /** Pro-active activity (sending an event): keeps the user online and active. */
+  async bumpActivity(userId: string): Promise<void> {
+    if (!this.enabled) return;
+    const now = this.ctx.now();
+    const old = await this.get(userId);
+    if (!old || old.presence !== 'online') {
+      await this.write({
+        user_id: userId,
+        presence: 'online',
+        status_msg: old?.status_msg ?? null,
+        last_active_ts: now,
+        last_sync_ts: old?.last_sync_ts ?? now,
+        stream_pos: 0,
+      });
+    } else if (now - old.last_active_ts > TIMES_WRITE_EVERY_MS) {
+      await this.touch(old, now, old.last_sync_ts);
+    }
+  }
+
+  /**
+   * A /sync began (`set_presence`); returns the function to call when it
+   * ends. While a user has a sync open here, the sweeper leaves them alone.
+   */
+  async syncStarted(userId: string, setPresence: PresenceState): Promise<() => void> {
+    if (!this.enabled) return () => {};
+    this.syncing.set(userId, (this.syncing.get(userId) ?? 0) + 1);
+    const done = () => {
+      const n = (this.syncing.get(userId) ?? 1) - 1;
+      if (n <= 0) this.syncing.delete(userId);
+      else this.syncing.set(userId, n);
+      void this.syncSeen(userId).catch((err) => this.ctx.logger.warn({ err }, 'presence update failed'));
+    };
+    try {
+      const now = this.ctx.now();
+      const old = await this.get(userId);
+      if (setPresence === 'online') {
+        if (!old || old.presence !== 'online') {
+          await this.write({
+            user_id: userId,
+            presence: 'online',
+            status_msg: old?.status_msg ?? null,
+            last_active_ts: now,
+            last_sync_ts: now,
+            stream_pos: 0,
+          });
+        } else if (now - old.last_sync_ts > TIMES_WRITE_EVERY_MS || now - old.last_active_ts > TIMES_WRITE_EVERY_MS) {
+          // Staying online is no news for others: refresh the timestamps without a stream position.
+          await this.touch(old, now, now);
+        }
+      } else if (setPresence === 'unavailable' && old?.presence !== 'unavailable') {
+        await this.write({
+          user_id: userId,
+          presence: 'unavailable',
+          status_msg: old?.status_msg ?? null,
+          last_active_ts: old?.last_active_ts ?? now,
+          last_sync_ts: now,
+          stream_pos: 0,
+        });
+      } else if (old && now - old.last_sync_ts > TIMES_WRITE_EVERY_MS) {
+        await this.touch(old, old.last_active_ts, now);
+      }
+    } catch (err) {
+      this.ctx.logger.warn({ err }, 'presence update failed');
+    }
+    return done;
+  }
+
+  private async syncSeen(userId: string): Promise<void> {
+    const old = await this.get(userId);
+    const now = this.ctx.now();
+    if (old && now - old.last_sync_ts > TIMES_WRITE_EVERY_MS) await this.touch(old, old.last_active_ts, now);
+  }
+
+  /** The presence event content as others see it now. */
+  content(row: PresenceRow | undefined): JsonObject {
+    if (!row) return { presence: 'offline' };
+    const now = this.ctx.now();
+    const out: JsonObject = { presence: row.presence, last_active_ago: Math.max(0, now - row.last_active_ts) };
+    if (row.presence === 'online') out.currently_active = now - row.last_active_ts < ACTIVE_WINDOW_MS;
+    if (row.status_msg !== null) out.status_msg = row.status_msg;
+    return out;
+  }
+
+  /** Presence rows of `userIds` changed in (fromPos, toPos]. */
+  async changes(userIds: string[], fromPos: number, toPos: number): Promise<PresenceRow[]> {
+    if (!this.enabled || fromPos >= toPos || userIds.length === 0) return [];
+    return selectPresenceChanges(this.ctx.db, userIds, fromPos, toPos);
+  }
+
+  private async write(row: PresenceRow): Promise<void> {
+    const pos = await this.ctx.db.transaction().execute(async (trx) => {
+      const p = await nextPosition(trx, 'presence');
+      await upsertPresence(trx, { ...row, stream_pos: p });
+      return p;
+    });
+    this.rows.set(row.user_id, { ...row, stream_pos: pos });
+    this.ctx.bus.publish({ stream: 'presence', pos, userIds: [row.user_id] });
+  }
+
+  private async touch(old: PresenceRow, lastActive: number, lastSync: number): Promise<void> {
+    await updatePresenceTimes(this.ctx.db, old.user_id, lastActive, lastSync);
+    this.rows.set(old.user_id, { ...old, last_active_ts: lastActive, last_sync_ts: lastSync });
+  }
+
+  /** The timeouts: offline after the user stopped syncing, unavailable after idling. One node runs it (lease). */
+  async sweep(): Promise<void> {
+    try {
+      const lease = await this.ctx.leases.acquire('presence_timeouts');
+      if (!lease) return;
+      const now = this.ctx.now();
+      for (const row of await selectNotOffline(this.ctx.db)) {
+        if (!this.ctx.leases.stillHeld(lease)) return;
+        const local = this.syncing.has(row.user_id);
+        if (!local && now - row.last_sync_ts > OFFLINE_AFTER_MS && now - row.last_active_ts > OFFLINE_AFTER_MS) {
+          await this.write({ ...row, presence: 'offline' });
+        } else if (row.presence === 'online' && now - row.last_active_ts > IDLE_AFTER_MS) {
+          await this.write({ ...row, presence: 'unavailable' });
+        }
+      }
+    } catch (err) {
+      this.ctx.logger.warn({ err }, 'presence sweep failed');
+    }
+  }
+}
