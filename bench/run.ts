@@ -72,7 +72,7 @@ async function startHearth(): Promise<{ proc: ChildProcess; url: string; secret:
     dbUrl = u.toString();
   }
   const started = performance.now();
-  const proc = spawn(process.execPath, [join(ROOT, 'bin/hearth.js'), 'start'], {
+  const proc = spawn(process.execPath, ['--max-semi-space-size=2', join(ROOT, 'bin/hearth.js'), 'start'], {
     env: {
       ...process.env,
       HEARTH_DATA_DIR: dir,

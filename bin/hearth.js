@@ -1,4 +1,6 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2
+// A small young generation keeps the resident size low (a Raspberry Pi has
+// little memory); `npm start` passes the same flag.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 

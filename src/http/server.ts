@@ -40,9 +40,17 @@ export function createHttpServer(opts: HttpOptions): FastifyInstance {
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1000 },
   });
 
+  // Each route is served under several version prefixes with one schema object: compile it once.
+  const compiled = new WeakMap<object, (data: unknown) => { value?: unknown; error?: Error }>();
   app.setValidatorCompiler(({ schema, httpPart }) => {
-    const v = (httpPart === 'body' ? strictAjv : coercingAjv).compile(schema as object);
-    return (data: unknown) => (v(data) ? { value: data } : { error: v.errors as unknown as Error });
+    const key = schema as object;
+    const cacheable = httpPart === 'body' || httpPart === 'querystring' || httpPart === 'params';
+    const hit = cacheable ? compiled.get(key) : undefined;
+    if (hit && (hit as { part?: string }).part === httpPart) return hit;
+    const v = (httpPart === 'body' ? strictAjv : coercingAjv).compile(key);
+    const fn = Object.assign((data: unknown) => (v(data) ? { value: data } : { error: v.errors as unknown as Error }), { part: httpPart });
+    if (cacheable) compiled.set(key, fn);
+    return fn;
   });
 
   app.addHook('onRequest', async (_req, reply) => {
