@@ -1,7 +1,126 @@
 import type { Context } from '../context.js';
+import { forbidden, notFound } from '../http/errors.js';
 import type { Route } from '../http/router.js';
+import type { PublicRoomsQuery } from './public-rooms.js';
 
 export function directoryRoutes(ctx: Context): Route[] {
-  void ctx;
-  return [];
+  const dir = ctx.services.directory;
+  const rooms = ctx.services.rooms;
+
+  /** Only our own directory is served; other servers' arrive with federation. */
+  const assertLocalServer = (server: unknown) => {
+    if (typeof server === 'string' && server !== '' && server !== ctx.serverName) {
+      throw notFound(`Fetching the room directory of ${server} is not supported yet`);
+    }
+  };
+
+  return [
+    {
+      method: 'PUT',
+      path: '/directory/room/:roomAlias',
+      schema: { body: { type: 'object', required: ['room_id'], properties: { room_id: { type: 'string' } } } },
+      handler: async (req) => {
+        await dir.createAlias(req.params.roomAlias, req.body.room_id, req.requester.userId);
+        return {};
+      },
+    },
+    {
+      method: 'GET',
+      path: '/directory/room/:roomAlias',
+      auth: 'optional',
+      handler: async (req) => {
+        const res = await dir.resolveAlias(req.params.roomAlias);
+        if (!res) throw notFound(`Room alias ${req.params.roomAlias} not found`);
+        return { room_id: res.roomId, servers: res.servers };
+      },
+    },
+    {
+      method: 'DELETE',
+      path: '/directory/room/:roomAlias',
+      handler: async (req) => {
+        await dir.deleteAlias(req.params.roomAlias, req.requester);
+        return {};
+      },
+    },
+    {
+      method: 'GET',
+      path: '/rooms/:roomId/aliases',
+      handler: async (req) => {
+        const roomId = req.params.roomId;
+        if (!(await rooms.roomExists(roomId))) throw notFound(`Room ${roomId} is not known to this server`);
+        if (!req.requester.isAdmin && !(await rooms.canSeeRoom(roomId, req.requester.userId))) {
+          throw forbidden('You are not in this room');
+        }
+        return { aliases: await dir.getLocalAliases(roomId) };
+      },
+    },
+    {
+      method: 'GET',
+      path: '/directory/list/room/:roomId',
+      auth: 'none',
+      handler: async (req) => {
+        const roomId = req.params.roomId;
+        if (!(await rooms.roomExists(roomId))) throw notFound(`Room ${roomId} is not known to this server`);
+        return { visibility: await dir.getVisibility(roomId) };
+      },
+    },
+    {
+      method: 'PUT',
+      path: '/directory/list/room/:roomId',
+      schema: { body: { type: 'object', properties: { visibility: { enum: ['public', 'private'] } } } },
+      handler: async (req) => {
+        const roomId = req.params.roomId;
+        if (!(await rooms.roomExists(roomId))) throw notFound(`Room ${roomId} is not known to this server`);
+        // Publishing is a room admin's decision: whoever may change the room's canonical alias.
+        if (!req.requester.isAdmin && !(await rooms.userCanSendState(roomId, req.requester.userId, 'm.room.canonical_alias'))) {
+          throw forbidden('You may not change the directory visibility of this room');
+        }
+        await dir.setVisibility(roomId, req.body.visibility ?? 'public');
+        return {};
+      },
+    },
+    {
+      method: 'GET',
+      path: '/publicRooms',
+      auth: 'optional',
+      schema: {
+        querystring: {
+          type: 'object',
+          properties: { limit: { type: 'integer', minimum: 0 }, since: { type: 'string' }, server: { type: 'string' } },
+        },
+      },
+      handler: async (req) => {
+        assertLocalServer(req.query.server);
+        return dir.listPublicRooms({ limit: req.query.limit, since: req.query.since });
+      },
+    },
+    {
+      method: 'POST',
+      path: '/publicRooms',
+      schema: {
+        querystring: { type: 'object', properties: { server: { type: 'string' } } },
+        body: {
+          type: 'object',
+          properties: {
+            limit: { type: 'integer' },
+            since: { type: 'string' },
+            filter: {
+              type: 'object',
+              properties: {
+                generic_search_term: { type: 'string' },
+                room_types: { type: 'array', items: { type: ['string', 'null'] } },
+              },
+            },
+            include_all_networks: { type: 'boolean' },
+            third_party_instance_id: { type: 'string' },
+          },
+        },
+      },
+      handler: async (req) => {
+        assertLocalServer(req.query.server);
+        const q: PublicRoomsQuery = { limit: req.body.limit, since: req.body.since, filter: req.body.filter };
+        return dir.listPublicRooms(q);
+      },
+    },
+  ];
 }

@@ -1,7 +1,9 @@
 import type { Context } from '../context.js';
 import type { Route } from '../http/router.js';
+import { createRoomRoutes } from './routes/create-room-routes.js';
+import { eventRoutes } from './routes/event-routes.js';
+import { membershipRoutes } from './routes/membership-routes.js';
 
 export function roomsRoutes(ctx: Context): Route[] {
-  void ctx;
-  return [];
+  return [...createRoomRoutes(ctx), ...membershipRoutes(ctx), ...eventRoutes(ctx)];
 }

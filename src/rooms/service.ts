@@ -1,5 +1,31 @@
-import type { Context } from '../context.js';
-import type { ClientEvent, StrippedStateEvent } from '../core/types.js';
+import type { Context, Lifecycle } from '../context.js';
+import { canSendEvent } from '../core/power-levels.js';
+import { splitStateKey, stateKey, type ClientEvent, type JsonObject, type StateMap, type StrippedStateEvent } from '../core/types.js';
+import type { Requester } from '../http/requester.js';
+import { isServable, type StoredEvent } from './events/stored-event.js';
+import { createRoom, type CreateRoomBody } from './create-room.js';
+import type { RoomEventFilter } from './event-filter.js';
+import {
+  banUser,
+  forgetRoom,
+  inviteUser,
+  joinRoom,
+  kickUser,
+  knockRoom,
+  leaveRoom,
+  memberContent,
+  profileOf,
+  sendMembershipEverywhere,
+  unbanUser,
+} from './membership.js';
+import { headPowerLevels } from './power.js';
+import { RoomsCore } from './room-core.js';
+import { redactEvent, sendMessage, sendState } from './send.js';
+import { readJoinedMembers, readMembers, readRoomState, readStateEvent } from './state-reads.js';
+import { selectMembershipEvents, selectRoomsWithEvents, selectStateGroupAt } from './store/events-table.js';
+import { selectUserMemberships, selectUsersSharingRooms } from './store/memberships-table.js';
+import { roomSummaries, type RoomSummary } from './summaries.js';
+import { readContext, readEvent, readMessages, readTimeline, type MessagesParams } from './timeline.js';
 
 export type Membership = 'join' | 'invite' | 'leave' | 'ban' | 'knock';
 
@@ -35,43 +61,72 @@ export interface TimelineChunk {
   prevBatchPos: number;
 }
 
+/** Stripped state types shown with invites and knocks (spec "Stripped state"). */
+const STRIPPED_TYPES = [
+  'm.room.create',
+  'm.room.join_rules',
+  'm.room.name',
+  'm.room.avatar',
+  'm.room.topic',
+  'm.room.canonical_alias',
+  'm.room.encryption',
+];
+
 /**
  * The event pipeline, room state and every room endpoint. Methods below
  * "cross-domain API" are used by sync, push, accounts and directory, and keep
  * their signatures.
  */
-export class RoomsService {
-  constructor(private readonly ctx: Context) {}
+export class RoomsService implements Lifecycle {
+  /** Caches, the pipeline and event formatting, shared by the endpoint modules. */
+  readonly core: RoomsCore;
+
+  constructor(private readonly ctx: Context) {
+    this.core = new RoomsCore(ctx);
+  }
+
+  /** Lets queued writes finish before the database closes. */
+  async stop(): Promise<void> {
+    await this.core.pipeline.drained();
+  }
 
   // ---- cross-domain API ----
 
-  /** Every room the user has a membership in (any membership), with the event that set it. */
+  /** Every room the user has a membership in (any membership), with the event that set it. Forgotten rooms are left out. */
   async getMemberships(userId: string): Promise<RoomMembership[]> {
-    void userId;
-    throw new Error('unimplemented');
+    const rows = await selectUserMemberships(this.ctx.db, userId);
+    return rows
+      .filter((r) => Number(r.forgotten) !== 1)
+      .map((r) => ({ roomId: r.room_id, membership: r.membership as Membership, eventId: r.event_id, streamPos: Number(r.stream_pos) }));
   }
 
-  /** The user's membership changes with stream position in (fromPos, toPos]. */
+  /**
+   * The user's membership changes with stream position in (fromPos, toPos]:
+   * every m.room.member event about the user, chronological (so the last one
+   * per room is the membership at `toPos`). Profile changes are join -> join.
+   */
   async getMembershipChanges(userId: string, fromPos: number, toPos: number): Promise<RoomMembership[]> {
-    void [userId, fromPos, toPos];
-    throw new Error('unimplemented');
+    if (toPos <= fromPos) return [];
+    const rows = await selectMembershipEvents(this.ctx.db, userId, { after: fromPos, upTo: toPos });
+    return rows
+      .filter((r) => r.membership !== null)
+      .map((r) => ({ roomId: r.room_id, membership: r.membership as Membership, eventId: r.event_id, streamPos: Number(r.stream_pos) }));
   }
 
   /** Of the given rooms, those with any event whose stream position is in (fromPos, toPos]. One query. */
   async getRoomsWithEventsBetween(roomIds: string[], fromPos: number, toPos: number): Promise<Set<string>> {
-    void [roomIds, fromPos, toPos];
-    throw new Error('unimplemented');
+    return new Set(await selectRoomsWithEvents(this.ctx.db, roomIds, fromPos, toPos));
   }
 
+  /** One query for the events; history visibility applied for the viewer. */
   async getTimeline(q: TimelineQuery): Promise<TimelineChunk> {
-    void q;
-    throw new Error('unimplemented');
+    return readTimeline(this.core, q);
   }
 
   /** Room state after the last event at or before stream position `pos`, as client events. */
   async getStateAtPosition(roomId: string, pos: number): Promise<ClientEvent[]> {
-    void [roomId, pos];
-    throw new Error('unimplemented');
+    const state = await this.stateAt(roomId, pos);
+    return this.formatIds(state.values());
   }
 
   /**
@@ -79,54 +134,187 @@ export class RoomsService {
    * their value at `toPos` (for incremental sync's `state` section).
    */
   async getStateChangesBetween(roomId: string, fromPos: number, toPos: number): Promise<ClientEvent[]> {
-    void [roomId, fromPos, toPos];
-    throw new Error('unimplemented');
+    if (toPos <= fromPos) return [];
+    const [before, after] = await Promise.all([this.stateAt(roomId, fromPos), this.stateAt(roomId, toPos)]);
+    if (before === after) return [];
+    const changed: string[] = [];
+    for (const [k, id] of after) if (before.get(k) !== id) changed.push(id);
+    return this.formatIds(changed);
   }
 
-  /** The room's current state; optionally only some types. */
+  /** The room's current state; optionally only some types. Unknown rooms have none. */
   async getCurrentState(roomId: string, types?: string[]): Promise<ClientEvent[]> {
-    void [roomId, types];
-    throw new Error('unimplemented');
+    const head = await this.core.heads.get(roomId);
+    if (!head) return [];
+    if (types === undefined) return this.formatIds(head.state.values());
+    const wanted = new Set(types);
+    const ids: string[] = [];
+    for (const [k, id] of head.state) if (wanted.has(splitStateKey(k)[0])) ids.push(id);
+    return this.formatIds(ids);
   }
 
-  /** Stripped state shown with an invite or knock (create, join rules, name, avatar, encryption, canonical alias, and the member event). */
+  /** Stripped state shown with an invite or knock (create, join rules, name, avatar, topic, encryption, canonical alias, and the member event). */
   async getStrippedState(roomId: string, memberEventId: string): Promise<StrippedStateEvent[]> {
-    void [roomId, memberEventId];
-    throw new Error('unimplemented');
+    const head = await this.core.heads.get(roomId);
+    if (!head) return [];
+    const ids = STRIPPED_TYPES.map((t) => head.state.get(stateKey(t, ''))).filter((x): x is string => x !== undefined);
+    ids.push(memberEventId);
+    const loaded = await this.core.events.getMany(ids);
+    const formatted = await this.core.format([...loaded.values()].filter((e) => e.roomId === roomId));
+    return formatted.map((e) => ({ type: e.type, state_key: e.state_key ?? '', sender: e.sender, content: e.content }));
   }
 
+  /** Client forms of the events this server serves (rejected, soft-failed and outlier events are left out). */
   async getEvents(eventIds: string[], viewer?: { userId: string; deviceId?: string }): Promise<Map<string, ClientEvent>> {
-    void [eventIds, viewer];
-    throw new Error('unimplemented');
+    const loaded = await this.core.events.getMany(eventIds);
+    const servable = [...loaded.values()].filter(isServable);
+    const formatted = await this.core.format(servable, viewer);
+    return new Map(formatted.map((e) => [e.event_id, e]));
   }
 
   /** Stream position of an event (null for outliers or unknown events). */
   async getEventStreamPos(eventId: string): Promise<number | null> {
-    void eventId;
-    throw new Error('unimplemented');
+    const ev = await this.core.events.get(eventId);
+    return ev?.streamPos ?? null;
   }
 
   /** User ids currently joined to the room. */
   async getJoinedMembers(roomId: string): Promise<string[]> {
-    void roomId;
-    throw new Error('unimplemented');
+    const head = await this.core.heads.get(roomId);
+    if (!head) return [];
+    const out: string[] = [];
+    for (const [u, m] of head.members) if (m.membership === 'join') out.push(u);
+    return out;
   }
 
   /** Users who share at least one joined room with the user (the user included). */
   async getUsersSharingRooms(userId: string): Promise<Set<string>> {
-    void userId;
-    throw new Error('unimplemented');
+    const out = new Set(await selectUsersSharingRooms(this.ctx.db, userId));
+    out.add(userId);
+    return out;
   }
 
   /** Sends new m.room.member events with the user's new profile into every room they are joined to. */
   async onProfileChanged(userId: string): Promise<void> {
-    void userId;
-    throw new Error('unimplemented');
+    const profile = await profileOf(this.ctx, userId);
+    const rooms = (await this.getMemberships(userId)).filter((m) => m.membership === 'join').map((m) => m.roomId);
+    await sendMembershipEverywhere(this.core, userId, rooms, (head) => {
+      const m = head.members.get(userId);
+      if (m?.membership !== 'join') return null;
+      if (m.displayName === (profile?.displayname ?? null) && m.avatarUrl === (profile?.avatar_url ?? null)) return null;
+      return memberContent('join', profile);
+    });
   }
 
-  /** Leaves every room (deactivation). */
+  /** Leaves every room (deactivation): joins, invites and knocks. */
   async leaveAllRooms(userId: string): Promise<void> {
-    void userId;
-    throw new Error('unimplemented');
+    const rooms = (await this.getMemberships(userId))
+      .filter((m) => m.membership === 'join' || m.membership === 'invite' || m.membership === 'knock')
+      .map((m) => m.roomId);
+    await sendMembershipEverywhere(this.core, userId, rooms, (head) => {
+      const m = head.members.get(userId)?.membership;
+      return m === 'join' || m === 'invite' || m === 'knock' ? { membership: 'leave' } : null;
+    });
+  }
+
+  // ---- for the directory ----
+
+  async roomExists(roomId: string): Promise<boolean> {
+    return (await this.core.versionOf(roomId)) !== null;
+  }
+
+  /** Whether the user is joined and their power level allows sending this state event type. */
+  async userCanSendState(roomId: string, userId: string, type: string): Promise<boolean> {
+    const head = await this.core.heads.get(roomId);
+    if (!head || head.members.get(userId)?.membership !== 'join') return false;
+    return canSendEvent(await headPowerLevels(this.core, head), userId, type, true);
+  }
+
+  /** Published-directory summaries of rooms; unknown rooms are absent. */
+  async getRoomSummaries(roomIds: string[]): Promise<Map<string, RoomSummary>> {
+    return roomSummaries(this.core, roomIds);
+  }
+
+  /** Whether the user may see the room's history at all (members, or anyone when world-readable). */
+  async canSeeRoom(roomId: string, userId: string): Promise<boolean> {
+    const head = await this.core.heads.get(roomId);
+    if (!head) return false;
+    if (head.members.get(userId)?.membership === 'join') return true;
+    return (await this.core.visibility.visibilityAt(roomId, Number.MAX_SAFE_INTEGER)) === 'world_readable';
+  }
+
+  // ---- endpoints ----
+
+  createRoom(requester: Requester, body: CreateRoomBody) {
+    return createRoom(this.core, requester, body);
+  }
+  join(requester: Requester, roomIdOrAlias: string, body: { reason?: string }) {
+    return joinRoom(this.core, requester, roomIdOrAlias, body);
+  }
+  knock(requester: Requester, roomIdOrAlias: string, body: { reason?: string }) {
+    return knockRoom(this.core, requester, roomIdOrAlias, body);
+  }
+  leave(requester: Requester, roomId: string, body: { reason?: string }) {
+    return leaveRoom(this.core, requester, roomId, body);
+  }
+  invite(requester: Requester, roomId: string, body: { user_id?: unknown; reason?: string }) {
+    return inviteUser(this.core, requester, roomId, body);
+  }
+  kick(requester: Requester, roomId: string, body: { user_id?: unknown; reason?: string }) {
+    return kickUser(this.core, requester, roomId, body);
+  }
+  ban(requester: Requester, roomId: string, body: { user_id?: unknown; reason?: string }) {
+    return banUser(this.core, requester, roomId, body);
+  }
+  unban(requester: Requester, roomId: string, body: { user_id?: unknown; reason?: string }) {
+    return unbanUser(this.core, requester, roomId, body);
+  }
+  forget(requester: Requester, roomId: string) {
+    return forgetRoom(this.core, requester, roomId);
+  }
+  async joinedRooms(userId: string): Promise<string[]> {
+    return (await this.getMemberships(userId)).filter((m) => m.membership === 'join').map((m) => m.roomId);
+  }
+  sendMessage(requester: Requester, roomId: string, type: string, txnId: string, content: JsonObject) {
+    return sendMessage(this.core, requester, roomId, type, txnId, content);
+  }
+  sendState(requester: Requester, roomId: string, type: string, key: string, content: JsonObject) {
+    return sendState(this.core, requester, roomId, type, key, content);
+  }
+  redact(requester: Requester, roomId: string, eventId: string, txnId: string, body: JsonObject) {
+    return redactEvent(this.core, requester, roomId, eventId, txnId, body);
+  }
+  roomState(requester: Requester, roomId: string) {
+    return readRoomState(this.core, requester, roomId);
+  }
+  stateEvent(requester: Requester, roomId: string, type: string, key: string, format: 'content' | 'event') {
+    return readStateEvent(this.core, requester, roomId, type, key, format);
+  }
+  members(requester: Requester, roomId: string, q: { at?: string; membership?: Membership; not_membership?: Membership }) {
+    return readMembers(this.core, requester, roomId, q);
+  }
+  joinedMembersOf(requester: Requester, roomId: string) {
+    return readJoinedMembers(this.core, requester.userId, roomId);
+  }
+  messages(requester: Requester, roomId: string, p: MessagesParams) {
+    return readMessages(this.core, requester, roomId, p);
+  }
+  context(requester: Requester, roomId: string, eventId: string, limit: number | undefined, filter: RoomEventFilter) {
+    return readContext(this.core, requester, roomId, eventId, limit, filter);
+  }
+  event(requester: Requester, roomId: string, eventId: string) {
+    return readEvent(this.core, requester, roomId, eventId);
+  }
+
+  // ---- helpers ----
+
+  private async stateAt(roomId: string, pos: number): Promise<StateMap> {
+    const group = await selectStateGroupAt(this.ctx.db, roomId, pos);
+    return group === null ? new Map() : this.core.groups.load(group);
+  }
+
+  private async formatIds(ids: Iterable<string>): Promise<ClientEvent[]> {
+    const loaded = await this.core.events.getMany(ids);
+    return this.core.format([...loaded.values()].filter((e: StoredEvent) => e.outlier === false));
   }
 }

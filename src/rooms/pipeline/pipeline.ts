@@ -1,0 +1,337 @@
+import type { Context } from '../../context.js';
+import { redactsOf, shouldApplyRedaction } from '../../core/auth-rules.js';
+import { parsePowerLevels, roomCreators } from '../../core/power-levels.js';
+import { stateKey, type JsonObject } from '../../core/types.js';
+import { forbidden } from '../../http/errors.js';
+import type { PushActionRow } from '../../push/service.js';
+import { bareClientEvent } from '../events/client-format.js';
+import type { EventStore } from '../events/event-store.js';
+import type { StoredEvent } from '../events/stored-event.js';
+import type { HistoryVisibilityFilter } from '../events/visibility.js';
+import { selectByTxnIds } from '../store/events-table.js';
+import type { RoomHead, RoomHeads } from '../state/room-head.js';
+import type { StateGroups } from '../state/state-groups.js';
+import { applyToHead, type AppliedEvent } from './apply-event.js';
+import { buildLocalEvent, type EventSpec } from './build-event.js';
+import { persistBatch, resolveGroup, StaleHeadError } from './persist-batch.js';
+import { computePushActions } from './push-actions.js';
+import { RoomQueue } from './room-queue.js';
+
+export interface PersistedEvent {
+  eventId: string;
+  roomId: string;
+  streamPos: number;
+}
+
+export type PlanResult<T> = { events: EventSpec[]; finish?: (persisted: PersistedEvent[]) => T } | { done: T };
+
+export interface SubmitOptions<T> {
+  /**
+   * Decides what to send given the room's current head (runs serialised with
+   * the room's other writes, so checks made here cannot race). May throw a
+   * MatrixError to refuse.
+   */
+  plan(head: RoomHead): PlanResult<T> | Promise<PlanResult<T>>;
+  /** A client send's idempotency key: an earlier event with it is answered instead of a new one. */
+  txn?: { sender: string; deviceId: string; txnId: string };
+  /** How an auth-rule refusal is reported (default 403 M_FORBIDDEN). */
+  authError?(reason: string): Error;
+}
+
+interface Job {
+  opts: SubmitOptions<unknown>;
+  resolve(v: unknown): void;
+  reject(e: unknown): void;
+}
+
+interface AcceptedJob {
+  job: Job;
+  events: AppliedEvent[];
+  finish?: (persisted: PersistedEvent[]) => unknown;
+  /** Same-batch duplicate of a txn: resolves with the other job's events. */
+  sameAs?: AcceptedJob;
+  /** A job that needed no event: its answer. */
+  done?: { value: unknown };
+}
+
+const CREATE_KEY = stateKey('m.room.create', '');
+const PL_KEY = stateKey('m.room.power_levels', '');
+const MAX_STALE_RETRIES = 3;
+/** Bus cache name for parsed events whose mutable columns changed. */
+export const EVENT_CACHE = 'rooms.event';
+
+/**
+ * The one write path for room events. Per room, jobs are planned and built
+ * one after another on a working copy of the room head (auth-checked against
+ * the state they extend), their push actions computed, and the whole batch
+ * written in one transaction; caches and the bus are updated only after it
+ * commits, and only then are the callers answered.
+ */
+export class EventPipeline {
+  private readonly queue: RoomQueue<Job>;
+  private readonly pushRoomCache = new WeakMap<ReadonlyMap<string, unknown>, { members: string[]; displayNames: Map<string, string> }>();
+
+  constructor(
+    private readonly ctx: Context,
+    private readonly heads: RoomHeads,
+    private readonly events: EventStore,
+    private readonly groups: StateGroups,
+    private readonly visibility: HistoryVisibilityFilter,
+  ) {
+    this.queue = new RoomQueue((roomId, jobs) => this.runBatch(roomId, jobs, null, 0));
+  }
+
+  /** Queues a write to an existing room; resolves after commit. */
+  submit<T = PersistedEvent[]>(roomId: string, opts: SubmitOptions<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push(roomId, { opts: opts as SubmitOptions<unknown>, resolve: resolve as (v: unknown) => void, reject });
+    });
+  }
+
+  /**
+   * Writes the first events of a new room (starting with m.room.create) in
+   * one transaction. Nobody can address the room before this returns, so it
+   * needs no queue.
+   */
+  createRoom<T = PersistedEvent[]>(head: RoomHead, opts: SubmitOptions<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const job: Job = { opts: opts as SubmitOptions<unknown>, resolve: resolve as (v: unknown) => void, reject };
+      void this.runBatch(head.roomId, [job], head, 0);
+    });
+  }
+
+  async drained(): Promise<void> {
+    await this.queue.drained();
+  }
+
+  private async runBatch(roomId: string, jobs: Job[], freshHead: RoomHead | null, attempt: number): Promise<void> {
+    let base: RoomHead | null;
+    try {
+      base = freshHead ?? (await this.heads.get(roomId));
+    } catch (e) {
+      for (const j of jobs) j.reject(e);
+      return;
+    }
+    if (!base) {
+      for (const j of jobs) j.reject(new Error(`room ${roomId} is unknown`));
+      return;
+    }
+
+    // Send idempotency, checked under the room's serialisation.
+    const txnJobs = jobs.filter((j) => j.opts.txn);
+    const existingTxn = new Map<string, PersistedEvent>();
+    if (txnJobs.length > 0 && !freshHead) {
+      try {
+        const rows = await selectByTxnIds(this.ctx.db, roomId, txnJobs.map((j) => j.opts.txn!));
+        for (const r of rows) {
+          if (r.sender_device === null || r.txn_id === null || r.stream_pos === null) continue;
+          existingTxn.set(txnKey(r.sender, r.sender_device, r.txn_id), { eventId: r.event_id, roomId, streamPos: Number(r.stream_pos) });
+        }
+      } catch (e) {
+        for (const j of jobs) j.reject(e);
+        return;
+      }
+    }
+
+    let working = base;
+    const accepted: AcceptedJob[] = [];
+    const applied: AppliedEvent[] = [];
+    // Push evaluation of the whole batch runs concurrently and is awaited once, before the transaction.
+    const pushJobs: Promise<PushActionRow[]>[] = [];
+    const pending = new Map<string, StoredEvent>();
+    const batchTxn = new Map<string, AcceptedJob>();
+    const clearedProfiles: { userId: string; eventId: string }[] = [];
+
+    for (const job of jobs) {
+      const txn = job.opts.txn;
+      if (txn) {
+        const key = txnKey(txn.sender, txn.deviceId, txn.txnId);
+        const existing = existingTxn.get(key);
+        if (existing) {
+          job.resolve([existing]);
+          continue;
+        }
+        const twin = batchTxn.get(key);
+        if (twin) {
+          accepted.push({ job, events: [], sameAs: twin });
+          continue;
+        }
+      }
+      const jobPending = new Map<string, StoredEvent>();
+      const load = async (ids: string[]): Promise<Map<string, StoredEvent>> => {
+        const out = new Map<string, StoredEvent>();
+        const rest: string[] = [];
+        for (const id of ids) {
+          const p = jobPending.get(id) ?? pending.get(id);
+          if (p) out.set(id, p);
+          else rest.push(id);
+        }
+        if (rest.length > 0) for (const [id, ev] of await this.events.getMany(rest)) out.set(id, ev);
+        return out;
+      };
+      try {
+        const plan = await job.opts.plan(working);
+        if ('done' in plan) {
+          // The answer may rest on events of this batch: it waits for the commit like theirs.
+          accepted.push({ job, events: [], done: { value: plan.done } });
+          continue;
+        }
+        let h = working;
+        const mine: AppliedEvent[] = [];
+        const minePush: Promise<PushActionRow[]>[] = [];
+        const cleared: { userId: string; eventId: string }[] = [];
+        for (const spec of plan.events) {
+          const built = await buildLocalEvent(this.ctx, h, spec, load);
+          if (!built.auth.allowed) {
+            throw job.opts.authError ? job.opts.authError(built.auth.reason) : forbidden(built.auth.reason);
+          }
+          let redactionTarget: string | undefined;
+          if (built.pdu.type === 'm.room.redaction') {
+            redactionTarget = await this.redactionToApply(h, built.pdu, built.eventId, built.authEvents, load);
+          }
+          const pushRoom = this.pushRoom(h, built.authEvents.get(PL_KEY)?.pdu.content);
+          const res = applyToHead(h, built, applied.length + mine.length, redactionTarget);
+          h = res.head;
+          if (redactionTarget !== undefined) {
+            const target = (await load([redactionTarget])).get(redactionTarget);
+            const sk = target?.pdu.state_key;
+            if (target && target.pdu.type === 'm.room.member' && typeof sk === 'string' && h.members.get(sk)?.eventId === target.eventId) {
+              const next = new Map(h.members);
+              next.set(sk, { ...h.members.get(sk)!, displayName: null, avatarUrl: null });
+              h = { ...h, members: next };
+              cleared.push({ userId: sk, eventId: target.eventId });
+            }
+          }
+          mine.push(res.applied);
+          jobPending.set(built.eventId, res.applied.stored);
+          minePush.push(computePushActions(this.ctx, bareClientEvent(res.applied.stored), pushRoom));
+        }
+        working = h;
+        for (const a of mine) {
+          applied.push(a);
+          pending.set(a.stored.eventId, a.stored);
+        }
+        pushJobs.push(...minePush);
+        clearedProfiles.push(...cleared);
+        const acc: AcceptedJob = { job, events: mine, finish: plan.finish };
+        accepted.push(acc);
+        if (txn) batchTxn.set(txnKey(txn.sender, txn.deviceId, txn.txnId), acc);
+      } catch (e) {
+        job.reject(e);
+      }
+    }
+
+    if (applied.length === 0) {
+      for (const acc of accepted) {
+        if (acc.done) acc.job.resolve(acc.done.value);
+        else if (acc.sameAs) acc.job.reject(new Error('duplicate of a failed send'));
+      }
+      return;
+    }
+
+    const push = await Promise.all(pushJobs);
+    let first: number;
+    try {
+      first = await this.ctx.db.transaction().execute((trx) =>
+        persistBatch(this.ctx, trx, { base, head: working, events: applied, push, newRoom: freshHead !== null, clearedProfiles }),
+      );
+    } catch (e) {
+      this.heads.invalidate(roomId);
+      if (e instanceof StaleHeadError && attempt < MAX_STALE_RETRIES) {
+        // Re-plan every accepted job against the fresh head.
+        await this.runBatch(roomId, accepted.map((a) => a.job), null, attempt + 1);
+        return;
+      }
+      this.ctx.logger.error({ err: e, roomId }, 'persisting events failed');
+      for (const acc of accepted) acc.job.reject(e);
+      return;
+    }
+
+    this.afterCommit(working, applied, first);
+    for (const acc of accepted) {
+      if (acc.done) {
+        acc.job.resolve(acc.done.value);
+        continue;
+      }
+      const events = (acc.sameAs ?? acc).events;
+      const persisted = events.map((a) => ({ eventId: a.stored.eventId, roomId: a.stored.roomId, streamPos: first + a.index }));
+      const finish = (acc.sameAs ?? acc).finish;
+      try {
+        acc.job.resolve(acc.sameAs || !finish ? persisted : finish(persisted));
+      } catch (e) {
+        acc.job.reject(e);
+      }
+    }
+  }
+
+  private afterCommit(head: RoomHead, applied: AppliedEvent[], first: number): void {
+    const final: RoomHead = {
+      ...head,
+      group: head.group === null ? null : { id: resolveGroup(head.group, first) },
+      lastPos: first + applied.length - 1,
+    };
+    this.heads.set(final);
+    for (const a of applied) {
+      const pos = first + a.index;
+      a.stored.streamPos = pos;
+      a.stored.stateGroup = resolveGroup(a.group, first);
+      this.events.put(a.stored);
+      if (a.newGroup) this.groups.put(a.stored.stateGroup, a.newGroup.state);
+      if (a.redactionTarget !== undefined) {
+        this.events.markRedacted(a.redactionTarget, a.stored.eventId);
+        // Other nodes hold the target without `redacted_by`.
+        this.ctx.bus.invalidate({ cache: EVENT_CACHE, key: a.redactionTarget });
+      }
+      this.visibility.onEventWritten(head.roomId, pos, a.stored.pdu);
+    }
+    for (const a of applied) {
+      const pdu = a.stored.pdu;
+      this.ctx.bus.publish({
+        stream: 'events',
+        pos: first + a.index,
+        roomId: head.roomId,
+        userIds: pdu.type === 'm.room.member' && typeof pdu.state_key === 'string' ? [pdu.state_key] : undefined,
+      });
+    }
+  }
+
+  /** The stored event a redaction applies to now, if any (spec: rooms, "Handling redactions"). */
+  private async redactionToApply(
+    head: RoomHead,
+    pdu: StoredEvent['pdu'],
+    eventId: string,
+    authEvents: Map<string, StoredEvent>,
+    load: (ids: string[]) => Promise<Map<string, StoredEvent>>,
+  ): Promise<string | undefined> {
+    const target = redactsOf(pdu, head.version);
+    if (target === undefined) return undefined;
+    const createId = head.state.get(CREATE_KEY);
+    const loaded = await load(createId ? [target, createId] : [target]);
+    const original = loaded.get(target);
+    const create = createId ? loaded.get(createId) : undefined;
+    if (!original || !create || original.redactedBy !== null) return undefined;
+    const pl = parsePowerLevels(authEvents.get(PL_KEY)?.pdu.content, head.version, roomCreators(create.pdu, head.version));
+    return shouldApplyRedaction({ eventId, pdu }, original, pl, head.version) ? target : undefined;
+  }
+
+  /** Joined members and their display names before an event, for push rule evaluation. */
+  private pushRoom(head: RoomHead, powerLevels: JsonObject | undefined) {
+    let cached = this.pushRoomCache.get(head.members);
+    if (!cached) {
+      const members: string[] = [];
+      const displayNames = new Map<string, string>();
+      for (const [userId, m] of head.members) {
+        if (m.membership !== 'join') continue;
+        members.push(userId);
+        if (m.displayName !== null) displayNames.set(userId, m.displayName);
+      }
+      cached = { members, displayNames };
+      this.pushRoomCache.set(head.members, cached);
+    }
+    return { members: cached.members, powerLevels: powerLevels as Record<string, unknown> | undefined, displayNames: cached.displayNames };
+  }
+}
+
+function txnKey(sender: string, deviceId: string, txnId: string): string {
+  return `${sender}\u0000${deviceId}\u0000${txnId}`;
+}

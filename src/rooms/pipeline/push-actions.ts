@@ -1,0 +1,41 @@
+import type { Context } from '../../context.js';
+import type { ClientEvent } from '../../core/types.js';
+import type { Tx } from '../../db/schema.js';
+import type { PushActionRow } from '../../push/service.js';
+
+function isUnimplemented(e: unknown): boolean {
+  return e instanceof Error && e.message === 'unimplemented';
+}
+
+/**
+ * Push evaluation happens before the persisting transaction (it reads the
+ * database). A failing evaluator costs notifications, never the message.
+ */
+export async function computePushActions(
+  ctx: Context,
+  event: ClientEvent,
+  room: { members: string[]; powerLevels: Record<string, unknown> | undefined; displayNames: Map<string, string> },
+): Promise<PushActionRow[]> {
+  try {
+    return await ctx.services.push.computeActions(event, room);
+  } catch (e) {
+    if (!isUnimplemented(e)) ctx.logger.error({ err: e, eventId: event.event_id }, 'push evaluation failed');
+    return [];
+  }
+}
+
+/** Inside the transaction: errors other than "not written yet" abort the transaction. */
+export async function storePushActions(
+  ctx: Context,
+  trx: Tx,
+  roomId: string,
+  eventId: string,
+  streamPos: number,
+  rows: PushActionRow[],
+): Promise<void> {
+  try {
+    await ctx.services.push.storeActions(trx, roomId, eventId, streamPos, rows);
+  } catch (e) {
+    if (!isUnimplemented(e)) throw e;
+  }
+}

@@ -1,0 +1,92 @@
+import { LRUCache } from 'lru-cache';
+import type { Context } from '../context.js';
+import { getRoomVersion, type RoomVersion } from '../core/room-versions.js';
+import type { ClientEvent } from '../core/types.js';
+import { notFound } from '../http/errors.js';
+import { toClientEvent, type Viewer } from './events/client-format.js';
+import { EventStore } from './events/event-store.js';
+import type { StoredEvent } from './events/stored-event.js';
+import { HistoryVisibilityFilter } from './events/visibility.js';
+import { EVENT_CACHE, EventPipeline } from './pipeline/pipeline.js';
+import { selectRoom } from './store/rooms-table.js';
+import { RoomHeads, type RoomHead } from './state/room-head.js';
+import { StateGroups } from './state/state-groups.js';
+
+/** The rooms domain's shared machinery: caches, the pipeline and event formatting. */
+export class RoomsCore {
+  readonly heads: RoomHeads;
+  readonly events: EventStore;
+  readonly groups: StateGroups;
+  readonly visibility: HistoryVisibilityFilter;
+  readonly pipeline: EventPipeline;
+  private readonly versions = new LRUCache<string, RoomVersion>({ max: 10_000 });
+
+  constructor(readonly ctx: Context) {
+    this.heads = new RoomHeads(ctx);
+    this.events = new EventStore(ctx);
+    this.groups = new StateGroups(ctx);
+    this.visibility = new HistoryVisibilityFilter(ctx);
+    this.pipeline = new EventPipeline(ctx, this.heads, this.events, this.groups, this.visibility);
+    ctx.bus.onInvalidate((msg) => {
+      if (msg.cache === EVENT_CACHE) this.events.onInvalidated(msg.key);
+    });
+  }
+
+  /** The room's head; 404 M_NOT_FOUND when this server does not know the room. */
+  async requireHead(roomId: string): Promise<RoomHead> {
+    const head = await this.heads.get(roomId);
+    if (!head) throw notFound(`Room ${roomId} is not known to this server`);
+    return head;
+  }
+
+  async versionOf(roomId: string): Promise<RoomVersion | null> {
+    const head = this.heads.peek(roomId);
+    if (head) return head.version;
+    const hit = this.versions.get(roomId);
+    if (hit) return hit;
+    const row = await selectRoom(this.ctx.db, roomId);
+    const v = row ? getRoomVersion(row.room_version) : undefined;
+    if (!v) return null;
+    this.versions.set(roomId, v);
+    return v;
+  }
+
+  /**
+   * Client forms of stored events, with the replaced state events (for
+   * `prev_content`) and redactions (for `redacted_because`) fetched in one
+   * batch.
+   */
+  async format(events: StoredEvent[], viewer?: Viewer, membershipAt?: Map<string, string>): Promise<ClientEvent[]> {
+    if (events.length === 0) return [];
+    const extra = new Set<string>();
+    for (const ev of events) {
+      if (ev.replacesState !== null) extra.add(ev.replacesState);
+      if (ev.redactedBy !== null) extra.add(ev.redactedBy);
+    }
+    const related = extra.size > 0 ? await this.events.getMany(extra) : new Map<string, StoredEvent>();
+    const versions = new Map<string, RoomVersion>();
+    for (const ev of events) {
+      if (!versions.has(ev.roomId)) {
+        const v = await this.versionOf(ev.roomId);
+        if (v) versions.set(ev.roomId, v);
+      }
+    }
+    const now = this.ctx.now();
+    const out: ClientEvent[] = [];
+    for (const ev of events) {
+      const version = versions.get(ev.roomId);
+      if (!version) continue;
+      out.push(
+        toClientEvent(ev, {
+          version,
+          now,
+          viewer,
+          replaced: ev.replacesState !== null ? related.get(ev.replacesState) : undefined,
+          redaction: ev.redactedBy !== null ? related.get(ev.redactedBy) : undefined,
+          membership: membershipAt?.get(ev.eventId),
+        }),
+      );
+    }
+    return out;
+  }
+}

@@ -1,0 +1,78 @@
+import type { Context } from '../../context.js';
+import type { Route } from '../../http/router.js';
+import { parseRoomEventFilter } from '../event-filter.js';
+import { parseDir } from '../timeline.js';
+
+const anyObject = { type: 'object' };
+
+export function eventRoutes(ctx: Context): Route[] {
+  const rooms = ctx.services.rooms;
+  const putState: Route['handler'] = (req) =>
+    rooms.sendState(req.requester, req.params.roomId, req.params.eventType, req.params.stateKey ?? '', req.body);
+  const getState: Route['handler'] = (req) =>
+    rooms.stateEvent(req.requester, req.params.roomId, req.params.eventType, req.params.stateKey ?? '', req.query.format === 'event' ? 'event' : 'content');
+  const stateQuery = { type: 'object', properties: { format: { enum: ['content', 'event'] } } };
+  return [
+    {
+      method: 'PUT',
+      path: '/rooms/:roomId/send/:eventType/:txnId',
+      rateLimit: 'message',
+      schema: { body: anyObject },
+      handler: (req) => rooms.sendMessage(req.requester, req.params.roomId, req.params.eventType, req.params.txnId, req.body),
+    },
+    { method: 'PUT', path: '/rooms/:roomId/state/:eventType', schema: { body: anyObject }, handler: putState },
+    { method: 'PUT', path: '/rooms/:roomId/state/:eventType/:stateKey', schema: { body: anyObject }, handler: putState },
+    { method: 'GET', path: '/rooms/:roomId/state/:eventType', schema: { querystring: stateQuery }, handler: getState },
+    { method: 'GET', path: '/rooms/:roomId/state/:eventType/:stateKey', schema: { querystring: stateQuery }, handler: getState },
+    {
+      method: 'GET',
+      path: '/rooms/:roomId/state',
+      handler: (req) => rooms.roomState(req.requester, req.params.roomId),
+    },
+    {
+      method: 'PUT',
+      path: '/rooms/:roomId/redact/:eventId/:txnId',
+      rateLimit: 'message',
+      schema: { body: { type: 'object', properties: { reason: { type: 'string' } } } },
+      handler: (req) => rooms.redact(req.requester, req.params.roomId, req.params.eventId, req.params.txnId, req.body),
+    },
+    {
+      method: 'GET',
+      path: '/rooms/:roomId/event/:eventId',
+      handler: (req) => rooms.event(req.requester, req.params.roomId, req.params.eventId),
+    },
+    {
+      method: 'GET',
+      path: '/rooms/:roomId/context/:eventId',
+      schema: {
+        querystring: { type: 'object', properties: { limit: { type: 'integer', minimum: 0 }, filter: { type: 'string' } } },
+      },
+      handler: (req) =>
+        rooms.context(req.requester, req.params.roomId, req.params.eventId, req.query.limit, parseRoomEventFilter(req.query.filter)),
+    },
+    {
+      method: 'GET',
+      path: '/rooms/:roomId/messages',
+      schema: {
+        querystring: {
+          type: 'object',
+          properties: {
+            from: { type: 'string' },
+            to: { type: 'string' },
+            dir: { type: 'string' },
+            limit: { type: 'integer', minimum: 0 },
+            filter: { type: 'string' },
+          },
+        },
+      },
+      handler: (req) =>
+        rooms.messages(req.requester, req.params.roomId, {
+          dir: parseDir(req.query.dir),
+          from: req.query.from,
+          to: req.query.to,
+          limit: req.query.limit,
+          filter: parseRoomEventFilter(req.query.filter),
+        }),
+    },
+  ];
+}

@@ -1,0 +1,93 @@
+import type { Context } from '../../context.js';
+import type { Route } from '../../http/router.js';
+
+const reasonBody = { type: 'object', properties: { reason: { type: 'string' } } };
+const targetBody = {
+  type: 'object',
+  required: ['user_id'],
+  properties: { user_id: { type: 'string' }, reason: { type: 'string' } },
+};
+
+export function membershipRoutes(ctx: Context): Route[] {
+  const rooms = ctx.services.rooms;
+  return [
+    {
+      method: 'POST',
+      path: '/join/:roomIdOrAlias',
+      schema: { body: reasonBody },
+      handler: (req) => rooms.join(req.requester, req.params.roomIdOrAlias, req.body),
+    },
+    {
+      method: 'POST',
+      path: '/rooms/:roomId/join',
+      schema: { body: reasonBody },
+      handler: (req) => rooms.join(req.requester, req.params.roomId, req.body),
+    },
+    {
+      method: 'POST',
+      path: '/knock/:roomIdOrAlias',
+      schema: { body: reasonBody },
+      handler: (req) => rooms.knock(req.requester, req.params.roomIdOrAlias, req.body),
+    },
+    {
+      method: 'POST',
+      path: '/rooms/:roomId/leave',
+      schema: { body: reasonBody },
+      handler: (req) => rooms.leave(req.requester, req.params.roomId, req.body),
+    },
+    {
+      method: 'POST',
+      path: '/rooms/:roomId/forget',
+      handler: (req) => rooms.forget(req.requester, req.params.roomId),
+    },
+    {
+      method: 'POST',
+      path: '/rooms/:roomId/invite',
+      schema: { body: targetBody },
+      handler: (req) => rooms.invite(req.requester, req.params.roomId, req.body),
+    },
+    {
+      method: 'POST',
+      path: '/rooms/:roomId/kick',
+      schema: { body: targetBody },
+      handler: (req) => rooms.kick(req.requester, req.params.roomId, req.body),
+    },
+    {
+      method: 'POST',
+      path: '/rooms/:roomId/ban',
+      schema: { body: targetBody },
+      handler: (req) => rooms.ban(req.requester, req.params.roomId, req.body),
+    },
+    {
+      method: 'POST',
+      path: '/rooms/:roomId/unban',
+      schema: { body: targetBody },
+      handler: (req) => rooms.unban(req.requester, req.params.roomId, req.body),
+    },
+    {
+      method: 'GET',
+      path: '/joined_rooms',
+      handler: async (req) => ({ joined_rooms: await rooms.joinedRooms(req.requester.userId) }),
+    },
+    {
+      method: 'GET',
+      path: '/rooms/:roomId/members',
+      schema: {
+        querystring: {
+          type: 'object',
+          properties: {
+            at: { type: 'string' },
+            membership: { enum: ['join', 'invite', 'knock', 'leave', 'ban'] },
+            not_membership: { enum: ['join', 'invite', 'knock', 'leave', 'ban'] },
+          },
+        },
+      },
+      handler: async (req) => ({ chunk: await rooms.members(req.requester, req.params.roomId, req.query) }),
+    },
+    {
+      method: 'GET',
+      path: '/rooms/:roomId/joined_members',
+      handler: async (req) => ({ joined: await rooms.joinedMembersOf(req.requester, req.params.roomId) }),
+    },
+  ];
+}

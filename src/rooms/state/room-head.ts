@@ -1,0 +1,137 @@
+import { LRUCache } from 'lru-cache';
+import type { Context } from '../../context.js';
+import { getRoomVersion, type RoomVersion } from '../../core/room-versions.js';
+import { stateKey, type StateMap } from '../../core/types.js';
+import { selectCurrentState } from '../store/current-state-table.js';
+import { selectForwardExtremities } from '../store/extremities-table.js';
+import { selectRoomMembers } from '../store/memberships-table.js';
+import { selectRoom } from '../store/rooms-table.js';
+import { selectGroupDepth } from '../store/state-groups-table.js';
+import type { Membership } from '../service.js';
+
+/** A state group that exists, or one that the event at `batchIndex` of the batch being persisted creates. */
+export type GroupRef = { id: number } | { batchIndex: number };
+
+export interface Extremity {
+  eventId: string;
+  depth: number;
+}
+
+export interface MemberInfo {
+  membership: Membership;
+  eventId: string;
+  displayName: string | null;
+  avatarUrl: string | null;
+}
+
+/**
+ * What the pipeline needs to append to a room: its version, current state,
+ * forward extremities and members. Maps are replaced, never mutated, so a
+ * head can be forked cheaply while a batch is built and dropped if it fails.
+ */
+export interface RoomHead {
+  roomId: string;
+  version: RoomVersion;
+  creator: string;
+  state: StateMap;
+  /** A state group equal to `state`, when one exists. */
+  group: GroupRef | null;
+  /** Deltas between `group` and its full snapshot. */
+  groupDepth: number;
+  extremities: Extremity[];
+  members: ReadonlyMap<string, MemberInfo>;
+  /** Stream position of the latest event this head includes; a bus message past it means another writer. */
+  lastPos: number;
+}
+
+export function emptyHead(roomId: string, version: RoomVersion, creator: string): RoomHead {
+  return { roomId, version, creator, state: new Map(), group: null, groupDepth: 0, extremities: [], members: new Map(), lastPos: 0 };
+}
+
+/** Current heads of recently used rooms (bounded by `caches.room_states`). */
+export class RoomHeads {
+  private readonly cache: LRUCache<string, RoomHead>;
+  private readonly loading = new Map<string, Promise<RoomHead | null>>();
+
+  constructor(private readonly ctx: Context) {
+    this.cache = new LRUCache({ max: Math.max(10, ctx.config.caches.room_states) });
+    // Our own writes update the cache before they are announced; an announcement past the
+    // cached head comes from another writer (a cluster node), so the head is stale.
+    ctx.bus.onAdvance((msg) => {
+      if (msg.stream !== 'events' || msg.roomId === undefined) return;
+      const head = this.cache.peek(msg.roomId);
+      if (head && msg.pos > head.lastPos) this.cache.delete(msg.roomId);
+    });
+  }
+
+  /** The room's head, or null when the room is unknown here. */
+  async get(roomId: string): Promise<RoomHead | null> {
+    const hit = this.cache.get(roomId);
+    if (hit) return hit;
+    let p = this.loading.get(roomId);
+    if (!p) {
+      p = this.load(roomId).finally(() => this.loading.delete(roomId));
+      this.loading.set(roomId, p);
+    }
+    return p;
+  }
+
+  peek(roomId: string): RoomHead | undefined {
+    return this.cache.get(roomId);
+  }
+
+  set(head: RoomHead): void {
+    this.cache.set(head.roomId, head);
+  }
+
+  invalidate(roomId: string): void {
+    this.cache.delete(roomId);
+  }
+
+  private async load(roomId: string): Promise<RoomHead | null> {
+    const db = this.ctx.db;
+    const room = await selectRoom(db, roomId);
+    if (!room) return null;
+    const version = getRoomVersion(room.room_version);
+    if (!version) throw new Error(`room ${roomId} has unsupported version ${room.room_version}`);
+    const [stateRows, extremities, memberRows] = await Promise.all([
+      selectCurrentState(db, roomId),
+      selectForwardExtremities(db, roomId),
+      selectRoomMembers(db, roomId),
+    ]);
+    const state: StateMap = new Map();
+    for (const r of stateRows) state.set(stateKey(r.type, r.state_key), r.event_id);
+    const members = new Map<string, MemberInfo>();
+    for (const m of memberRows) {
+      members.set(m.user_id, {
+        membership: m.membership as Membership,
+        eventId: m.event_id,
+        displayName: m.display_name,
+        avatarUrl: m.avatar_url,
+      });
+    }
+    let group: GroupRef | null = null;
+    let groupDepth = 0;
+    if (extremities.length === 1 && extremities[0]!.state_group !== null) {
+      const id = extremities[0]!.state_group;
+      group = { id };
+      groupDepth = (await selectGroupDepth(db, id)) ?? 0;
+    }
+    const head: RoomHead = {
+      roomId,
+      version,
+      creator: room.creator,
+      state,
+      group,
+      groupDepth,
+      extremities: extremities.map((e) => ({ eventId: e.event_id, depth: e.depth })),
+      members,
+      lastPos: Math.max(0, ...extremities.map((e) => e.stream_pos ?? 0)),
+    };
+    // A commit that landed while this load was reading wins: its head is newer.
+    const newer = this.cache.get(roomId);
+    if (newer) return newer;
+    this.cache.set(roomId, head);
+    return head;
+  }
+}

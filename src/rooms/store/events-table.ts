@@ -1,0 +1,188 @@
+import { sql } from 'kysely';
+import type { DbOrTx } from '../../db/schema.js';
+import { EVENT_COLUMNS, type EventColumnsRow } from '../events/stored-event.js';
+import type { EventRow } from '../tables.js';
+
+/** SQLite allows 32766 bound parameters; stay far below for multi-row inserts. */
+const INSERT_CHUNK = 400;
+
+export async function insertEvents(trx: DbOrTx, rows: EventRow[]): Promise<void> {
+  for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+    await trx.insertInto('events').values(rows.slice(i, i + INSERT_CHUNK)).execute();
+  }
+}
+
+export async function selectEventsByIds(db: DbOrTx, ids: string[]): Promise<EventColumnsRow[]> {
+  if (ids.length === 0) return [];
+  const out: EventColumnsRow[] = [];
+  for (let i = 0; i < ids.length; i += 5000) {
+    const rows = await db
+      .selectFrom('events')
+      .select(EVENT_COLUMNS)
+      .where('event_id', 'in', ids.slice(i, i + 5000))
+      .execute();
+    out.push(...rows);
+  }
+  return out;
+}
+
+export async function setRedactedBy(trx: DbOrTx, eventId: string, redactionId: string): Promise<void> {
+  await trx
+    .updateTable('events')
+    .set({ redacted_by: redactionId })
+    .where('event_id', '=', eventId)
+    .where('redacted_by', 'is', null)
+    .execute();
+}
+
+/** Events a device already sent with these transaction ids (send idempotency). */
+export async function selectByTxnIds(
+  db: DbOrTx,
+  roomId: string,
+  keys: { sender: string; deviceId: string; txnId: string }[],
+): Promise<{ event_id: string; sender: string; sender_device: string | null; txn_id: string | null; stream_pos: number | null }[]> {
+  if (keys.length === 0) return [];
+  return db
+    .selectFrom('events')
+    .select(['event_id', 'sender', 'sender_device', 'txn_id', 'stream_pos'])
+    .where('room_id', '=', roomId)
+    .where('txn_id', 'in', [...new Set(keys.map((k) => k.txnId))])
+    .where('sender', 'in', [...new Set(keys.map((k) => k.sender))])
+    .execute();
+}
+
+export async function selectStreamPos(db: DbOrTx, eventId: string): Promise<number | null> {
+  const row = await db.selectFrom('events').select('stream_pos').where('event_id', '=', eventId).executeTakeFirst();
+  return row?.stream_pos == null ? null : Number(row.stream_pos);
+}
+
+/** Servable events of a room with stream positions in a range, with optional SQL-side type/sender filters. */
+export interface RangeQuery {
+  roomId: string;
+  /** Exclusive lower bound. */
+  after?: number;
+  /** Inclusive upper bound. */
+  upTo?: number;
+  order: 'asc' | 'desc';
+  limit: number;
+  types?: string[];
+  notTypes?: string[];
+  senders?: string[];
+  notSenders?: string[];
+}
+
+/** Matrix filter globs (`*` wildcard) as SQL LIKE patterns. */
+function likePattern(glob: string): string {
+  return glob.replace(/[\\%_]/g, (c) => `\\${c}`).replace(/\*/g, '%');
+}
+
+export async function selectEventRange(db: DbOrTx, q: RangeQuery): Promise<(EventColumnsRow & { stream_pos: number })[]> {
+  let query = db
+    .selectFrom('events')
+    .select(EVENT_COLUMNS)
+    .where('room_id', '=', q.roomId)
+    .where('stream_pos', 'is not', null)
+    .where('rejected_reason', 'is', null)
+    .where('soft_failed', '=', 0);
+  if (q.after !== undefined) query = query.where('stream_pos', '>', q.after);
+  if (q.upTo !== undefined) query = query.where('stream_pos', '<=', q.upTo);
+  if (q.types !== undefined) {
+    const types = q.types;
+    if (types.length === 0) return [];
+    query = query.where((eb) =>
+      eb.or(types.map((t) => (t.includes('*') ? eb('type', 'like', sql<string>`${likePattern(t)} escape '\\'`) : eb('type', '=', t)))),
+    );
+  }
+  if (q.notTypes !== undefined && q.notTypes.length > 0) {
+    for (const t of q.notTypes) {
+      query = t.includes('*')
+        ? query.where('type', 'not like', sql<string>`${likePattern(t)} escape '\\'`)
+        : query.where('type', '!=', t);
+    }
+  }
+  if (q.senders !== undefined) {
+    if (q.senders.length === 0) return [];
+    query = query.where('sender', 'in', q.senders);
+  }
+  if (q.notSenders !== undefined && q.notSenders.length > 0) query = query.where('sender', 'not in', q.notSenders);
+  const rows = await query.orderBy('stream_pos', q.order).limit(q.limit).execute();
+  return rows as (EventColumnsRow & { stream_pos: number })[];
+}
+
+/** Rooms among `roomIds` with a servable event in (after, upTo]. */
+export async function selectRoomsWithEvents(db: DbOrTx, roomIds: string[], after: number, upTo: number): Promise<string[]> {
+  if (roomIds.length === 0 || upTo <= after) return [];
+  const out: string[] = [];
+  for (let i = 0; i < roomIds.length; i += 5000) {
+    const rows = await db
+      .selectFrom('events')
+      .select('room_id')
+      .distinct()
+      .where('room_id', 'in', roomIds.slice(i, i + 5000))
+      .where('stream_pos', '>', after)
+      .where('stream_pos', '<=', upTo)
+      .execute();
+    for (const r of rows) out.push(r.room_id);
+  }
+  return out;
+}
+
+/** A user's membership events (any room, or one room), chronological. */
+export async function selectMembershipEvents(
+  db: DbOrTx,
+  userId: string,
+  opts: { roomId?: string; after?: number; upTo?: number },
+): Promise<{ room_id: string; event_id: string; membership: string | null; stream_pos: number }[]> {
+  let q = db
+    .selectFrom('events')
+    .select(['room_id', 'event_id', 'membership', 'stream_pos'])
+    .where('type', '=', 'm.room.member')
+    .where('state_key', '=', userId)
+    .where('stream_pos', 'is not', null)
+    .where('rejected_reason', 'is', null)
+    .where('soft_failed', '=', 0);
+  if (opts.roomId !== undefined) q = q.where('room_id', '=', opts.roomId);
+  if (opts.after !== undefined) q = q.where('stream_pos', '>', opts.after);
+  if (opts.upTo !== undefined) q = q.where('stream_pos', '<=', opts.upTo);
+  const rows = await q.orderBy('stream_pos', 'asc').execute();
+  return rows as { room_id: string; event_id: string; membership: string | null; stream_pos: number }[];
+}
+
+/** The room's m.room.history_visibility events in stream order. */
+export async function selectHistoryVisibilityEvents(db: DbOrTx, roomId: string): Promise<{ stream_pos: number; json: string }[]> {
+  const rows = await db
+    .selectFrom('events')
+    .select(['stream_pos', 'json'])
+    .where('type', '=', 'm.room.history_visibility')
+    .where('state_key', '=', '')
+    .where('room_id', '=', roomId)
+    .where('stream_pos', 'is not', null)
+    .where('rejected_reason', 'is', null)
+    .where('soft_failed', '=', 0)
+    .orderBy('stream_pos', 'asc')
+    .execute();
+  return rows as { stream_pos: number; json: string }[];
+}
+
+/** State group of the last event at or before `pos`. */
+export async function selectStateGroupAt(db: DbOrTx, roomId: string, pos: number): Promise<number | null> {
+  const row = await db
+    .selectFrom('events')
+    .select('state_group')
+    .where('room_id', '=', roomId)
+    .where('stream_pos', '<=', pos)
+    .where('state_group', 'is not', null)
+    .orderBy('stream_pos', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  return row?.state_group == null ? null : Number(row.state_group);
+}
+
+export async function selectMaxStreamPos(db: DbOrTx, roomId: string): Promise<number> {
+  const row = await db
+    .selectFrom('events')
+    .select((eb) => eb.fn.max('stream_pos').as('m'))
+    .where('room_id', '=', roomId)
+    .executeTakeFirst();
+  return row?.m == null ? 0 : Number(row.m);
+}

@@ -1,0 +1,97 @@
+/** Row types of the rooms domain's tables (see migrations.ts for the DDL). */
+
+declare module '../db/schema.js' {
+  interface Tables {
+    rooms: RoomRow;
+    events: EventRow;
+    state_groups: StateGroupRow;
+    state_group_deltas: StateGroupDeltaRow;
+    current_state: CurrentStateRow;
+    room_memberships: RoomMembershipRow;
+    forward_extremities: ForwardExtremityRow;
+  }
+}
+
+/** One row per room this server knows. */
+export interface RoomRow {
+  room_id: string;
+  room_version: string;
+  creator: string;
+  created_ts: number;
+}
+
+/**
+ * Every event, stored once as its federation JSON. `stream_pos` is null for
+ * outliers (events known only as auth or state of other events).
+ */
+export interface EventRow {
+  event_id: string;
+  room_id: string;
+  stream_pos: number | null;
+  depth: number;
+  type: string;
+  state_key: string | null;
+  sender: string;
+  origin_server_ts: number;
+  /** The PDU as JSON, without `unsigned`. */
+  json: string;
+  /** State group holding the room state *after* this event (before it, for rejected events). */
+  state_group: number | null;
+  /** The state event this one replaced at (type, state_key), for `prev_content`. */
+  replaces_state: string | null;
+  /** `content.membership` of m.room.member events, for membership history queries. */
+  membership: string | null;
+  /** For m.room.redaction events: the redacted event id. */
+  redacts: string | null;
+  redacted_by: string | null;
+  outlier: number;
+  rejected_reason: string | null;
+  soft_failed: number;
+  /** Device and transaction id of a local client send (idempotency, `unsigned.transaction_id`). */
+  sender_device: string | null;
+  txn_id: string | null;
+}
+
+/**
+ * A state snapshot. A group with `prev_group` holds only the entries that
+ * differ from its parent; `delta_depth` counts the deltas down to a full
+ * snapshot so the chain stays short.
+ */
+export interface StateGroupRow {
+  id: number;
+  room_id: string;
+  prev_group: number | null;
+  delta_depth: number;
+}
+
+export interface StateGroupDeltaRow {
+  state_group: number;
+  type: string;
+  state_key: string;
+  event_id: string;
+}
+
+export interface CurrentStateRow {
+  room_id: string;
+  type: string;
+  state_key: string;
+  event_id: string;
+}
+
+/** Each user's latest membership in each room, materialised for fast member lists. */
+export interface RoomMembershipRow {
+  room_id: string;
+  user_id: string;
+  membership: string;
+  event_id: string;
+  stream_pos: number;
+  sender: string;
+  display_name: string | null;
+  avatar_url: string | null;
+  forgotten: number;
+}
+
+export interface ForwardExtremityRow {
+  room_id: string;
+  event_id: string;
+}
