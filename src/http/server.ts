@@ -72,6 +72,15 @@ export function createHttpServer(opts: HttpOptions): FastifyInstance {
     }
   });
 
+  // No identifier, type or key in a path may hold NUL: PostgreSQL cannot store it and no spec grammar allows it.
+  app.addHook('preValidation', async (req) => {
+    const params = req.params as Record<string, unknown> | undefined;
+    if (!params) return;
+    for (const v of Object.values(params)) {
+      if (typeof v === 'string' && v.includes('\0')) throw invalidParam('Path parameters must not contain NUL characters');
+    }
+  });
+
   app.options('*', async (_req, reply) => {
     reply.code(204).send();
   });
@@ -116,6 +125,10 @@ export function toMatrixError(err: unknown): MatrixError {
       return notJson();
     case 'FST_ERR_NOT_FOUND':
       return unrecognized();
+  }
+  // PostgreSQL refuses NUL in text (22021) and characters its encoding lacks (22P05): the input was bad.
+  if (e?.code === '22021' || e?.code === '22P05') {
+    return invalidParam('Strings must not contain NUL characters');
   }
   if (e?.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
     return new MatrixError(e.statusCode, 'M_UNKNOWN', e.message ?? 'Bad request');
