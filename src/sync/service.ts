@@ -237,11 +237,13 @@ export class SyncService {
     eventPos: number,
     threadId: string | null,
   ): Promise<void> {
-    const moved = await this.receipts.set({ roomId, userId, type, threadId, eventId, eventPos });
+    // Counts are cleared before the receipt is published, so the sync that the
+    // receipt wakes already carries the new counts (onReadUpTo only moves forward).
     // Notification counts are per room: thread-root receipts do not clear them.
-    if (moved && (threadId === null || threadId === 'main')) {
+    if (threadId === null || threadId === 'main') {
       await orDefault(this.ctx.services.push.onReadUpTo(userId, roomId, eventPos), undefined);
     }
+    await this.receipts.set({ roomId, userId, type, threadId, eventId, eventPos });
   }
 
   /** The fully read marker is room account data that only moves forward (spec: "Fully read markers"). */

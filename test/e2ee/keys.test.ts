@@ -273,4 +273,11 @@ describe('E2EE key management (spec: client-server-api "Key management API", key
     assert.deepEqual(r2.body.left, [carol.userId]);
     assert.ok(!r2.body.changed.includes(carol.userId));
   });
+
+  it('GET /room_keys/version answers 404 M_NOT_FOUND while there is no backup (key_backup.yaml)', async () => {
+    const alice = await server.registerUser();
+    const res = await server.request('GET', `${V3}/room_keys/version`, { token: alice.accessToken });
+    assert.equal(res.status, 404);
+    assert.equal(res.body.errcode, 'M_NOT_FOUND');
+  });
 });
