@@ -5,7 +5,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { computeContentHash, computeEventId, redactedCanonicalJson } from './hashes.js';
+import { computeContentHash, computeEventIdFromRedactedJson, redactedCanonicalJson } from './hashes.js';
 import { serverNameOf } from './ids.js';
 import type { RoomVersion } from './room-versions.js';
 import { signString, verifyString, withSignature, type SigningKey } from './signing.js';
@@ -65,23 +65,27 @@ export function finaliseEvent(
   key: SigningKey,
   randomId: () => string = defaultRandomId,
 ): FinalisedEvent {
-  const pdu: Record<string, unknown> = { ...draft };
-  delete pdu['hashes'];
-  delete pdu['signatures'];
-  if (version.eventIdFormat === 'v1') {
-    if (typeof pdu['event_id'] !== 'string') pdu['event_id'] = `$${randomId()}:${serverName}`;
-  } else {
-    delete pdu['event_id'];
-  }
   const createsRoomId = isV12Create(draft.type, version);
-  if (createsRoomId) delete pdu['room_id'];
+  // Copied key by key rather than spread and `delete`d: deleting turns the object into a slow
+  // dictionary, and every encoder after this walks it.
+  const pdu: Record<string, unknown> = {};
+  const src = draft as Record<string, unknown>;
+  for (const k in src) {
+    if (k === 'hashes' || k === 'signatures' || k === 'event_id' || (createsRoomId && k === 'room_id')) continue;
+    if (Object.hasOwn(src, k)) pdu[k] = src[k];
+  }
+  if (version.eventIdFormat === 'v1') {
+    pdu['event_id'] = typeof src['event_id'] === 'string' ? src['event_id'] : `$${randomId()}:${serverName}`;
+  }
 
   const event = pdu as Pdu;
   event.hashes = { sha256: computeContentHash(event) };
-  // The signature covers the redacted form so that it survives redaction.
-  event.signatures = { [serverName]: { [key.keyId]: signString(redactedCanonicalJson(event, version), key) } };
+  // The signature covers the redacted form so that it survives redaction; the
+  // reference hash covers the same bytes (signatures are left out of both).
+  const redacted = redactedCanonicalJson(event, version);
+  event.signatures = { [serverName]: { [key.keyId]: signString(redacted, key) } };
 
-  const eventId = computeEventId(event, version);
+  const eventId = computeEventIdFromRedactedJson(event, version, redacted);
   const roomId = createsRoomId ? '!' + eventId.slice(1) : event.room_id;
   return { eventId, pdu: event, roomId };
 }

@@ -63,6 +63,18 @@ export function computeEventId(pdu: Pdu, version: RoomVersion): string {
     if (typeof pdu.event_id !== 'string') throw new Error('room version 1/2 event has no event_id');
     return pdu.event_id;
   }
-  const hash = computeReferenceHash(pdu, version);
+  return eventIdFromHash(computeReferenceHash(pdu, version), version);
+}
+
+/**
+ * As computeEventId, given `redactedCanonicalJson(pdu, version)` already made
+ * (signing covers the same bytes, so a new event needs it only once).
+ */
+export function computeEventIdFromRedactedJson(pdu: Pdu, version: RoomVersion, redactedJson: string): string {
+  if (version.eventIdFormat === 'v1') return computeEventId(pdu, version);
+  return eventIdFromHash(sha256(redactedJson), version);
+}
+
+function eventIdFromHash(hash: Uint8Array, version: RoomVersion): string {
   return '$' + (version.eventIdFormat === 'v3' ? encodeUnpaddedBase64(hash) : encodeUnpaddedBase64Url(hash));
 }

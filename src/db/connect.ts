@@ -3,6 +3,7 @@ import { Kysely, SqliteDialect, sql, type LogEvent } from 'kysely';
 import postgres from 'postgres';
 import { PostgresJsDialect } from './postgres-driver.js';
 import type { Db, Dialect } from './schema.js';
+import { registerSqliteHandle } from './sqlite-sync.js';
 
 export interface Database {
   db: Db;
@@ -18,9 +19,8 @@ export interface ConnectOptions {
 }
 
 /** HEARTH_LOG_SQL=1 prints every query with its duration to stderr (for finding N+1 patterns). */
-const sqlLog: ((e: LogEvent) => void) | undefined = process.env.HEARTH_LOG_SQL
-  ? (e: LogEvent) => process.stderr.write(`sql ${e.queryDurationMillis.toFixed(2)}ms ${e.query.sql}\n`)
-  : undefined;
+const printSql = process.env.HEARTH_LOG_SQL ? (text: string, ms: number) => process.stderr.write(`sql ${ms.toFixed(2)}ms ${text}\n`) : undefined;
+const sqlLog: ((e: LogEvent) => void) | undefined = printSql ? (e: LogEvent) => printSql(e.query.sql, e.queryDurationMillis) : undefined;
 
 export function isPostgresUrl(url: string): boolean {
   return /^postgres(ql)?:\/\//.test(url);
@@ -49,7 +49,9 @@ export async function connectDatabase(opts: ConnectOptions): Promise<Database> {
   file.pragma('busy_timeout = 5000');
   file.pragma('cache_size = -16000');
   file.pragma('temp_store = MEMORY');
-  const db = new Kysely<never>({ dialect: new SqliteDialect({ database: withStatementCache(file) }), log: sqlLog }) as unknown as Db;
+  const prepare = statementCache(file);
+  const db = new Kysely<never>({ dialect: new SqliteDialect({ database: withPrepare(file, prepare) }), log: sqlLog }) as unknown as Db;
+  registerSqliteHandle(db, { file, prepare, log: printSql });
   return {
     db,
     dialect: 'sqlite',
@@ -65,21 +67,24 @@ export async function connectDatabase(opts: ConnectOptions): Promise<Database> {
  * `in (...)` lists of varying length make many texts, so the cache is simply
  * emptied when full.
  */
-function withStatementCache(file: BetterSqlite3.Database, max = 1000): BetterSqlite3.Database {
+function statementCache(file: BetterSqlite3.Database, max = 1000): (text: string) => BetterSqlite3.Statement {
   const cache = new Map<string, BetterSqlite3.Statement>();
+  return (text: string) => {
+    let stmt = cache.get(text);
+    if (!stmt) {
+      if (cache.size >= max) cache.clear();
+      stmt = file.prepare(text);
+      cache.set(text, stmt);
+    }
+    return stmt;
+  };
+}
+
+/** The database as Kysely's driver sees it, with `prepare` going through the cache. */
+function withPrepare(file: BetterSqlite3.Database, prepare: (text: string) => BetterSqlite3.Statement): BetterSqlite3.Database {
   return new Proxy(file, {
     get(target, prop, receiver) {
-      if (prop === 'prepare') {
-        return (text: string) => {
-          let stmt = cache.get(text);
-          if (!stmt) {
-            if (cache.size >= max) cache.clear();
-            stmt = target.prepare(text);
-            cache.set(text, stmt);
-          }
-          return stmt;
-        };
-      }
+      if (prop === 'prepare') return prepare;
       const v = Reflect.get(target, prop, receiver);
       return typeof v === 'function' ? v.bind(target) : v;
     },

@@ -1,6 +1,8 @@
 import { sql } from 'kysely';
 import type { Migration } from './migrate.js';
+import { prepared } from './prepared.js';
 import type { Db, DbOrTx } from './schema.js';
+import type { SyncTx } from './sqlite-sync.js';
 
 /**
  * Every stream's position is one row. A writer takes the next position with
@@ -36,14 +38,25 @@ export const streamMigrations: Migration[] = [
   },
 ];
 
+const advance = prepared((db, p: { stream: string; count: number }) =>
+  db
+    .updateTable('stream_positions')
+    .set({ pos: sql`pos + ${p.count}` })
+    .where('stream', '=', p.stream)
+    .returning('pos'),
+);
+
 /** Reserves `count` positions on a stream and returns the first; call it last in the transaction. */
 export async function nextPositions(trx: DbOrTx, stream: StreamName, count = 1): Promise<number> {
-  const row = await trx
-    .updateTable('stream_positions')
-    .set({ pos: sql`pos + ${count}` })
-    .where('stream', '=', stream)
-    .returning('pos')
-    .executeTakeFirstOrThrow();
+  const row = (await advance.execute(trx, { stream, count })).rows[0];
+  if (!row) throw new Error(`stream ${stream} has no position row`);
+  return Number(row.pos) - count + 1;
+}
+
+/** As nextPositions, in a synchronous SQLite transaction (sqlite-sync.ts). */
+export function nextPositionsSync(tx: SyncTx, stream: StreamName, count = 1): number {
+  const row = tx.all(advance, { stream, count })[0];
+  if (!row) throw new Error(`stream ${stream} has no position row`);
   return Number(row.pos) - count + 1;
 }
 

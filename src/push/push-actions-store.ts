@@ -1,8 +1,36 @@
+import { prepared } from '../db/prepared.js';
 import type { DbOrTx } from '../db/schema.js';
+import type { SyncTx } from '../db/sqlite-sync.js';
 import { chunks } from './chunk.js';
 import type { EventPushActionRow } from './tables.js';
 
+const insertOne = prepared((db, p: EventPushActionRow) =>
+  db
+    .insertInto('event_push_actions')
+    .values({
+      user_id: p.user_id,
+      room_id: p.room_id,
+      event_id: p.event_id,
+      stream_pos: p.stream_pos,
+      notify: p.notify,
+      highlight: p.highlight,
+      actions: p.actions,
+      ts: p.ts,
+    })
+    .onConflict((oc) => oc.columns(['user_id', 'event_id']).doNothing()),
+);
+
+/** As insertPushActions, in a synchronous SQLite transaction (the send fast path). */
+export function insertPushActionsSync(tx: SyncTx, rows: EventPushActionRow[]): void {
+  for (const row of rows) tx.run(insertOne, row);
+}
+
 export async function insertPushActions(db: DbOrTx, rows: EventPushActionRow[]): Promise<void> {
+  // One row (a two-member room) is the common case of a send: a prepared statement.
+  if (rows.length === 1) {
+    await insertOne.execute(db, rows[0]!);
+    return;
+  }
   for (const part of chunks(rows, 200)) {
     await db
       .insertInto('event_push_actions')
@@ -54,16 +82,24 @@ export async function listNotifications(
   return rows.map((r) => ({ ...r, stream_pos: Number(r.stream_pos), ts: Number(r.ts), read_upto: r.read_upto === null ? null : Number(r.read_upto) }));
 }
 
-/** Moves the user's read position in a room forward (never back). */
-export async function advanceReadUpto(db: DbOrTx, userId: string, roomId: string, streamPos: number): Promise<void> {
-  await db
+const upsertReadUpto = prepared((db, p: { userId: string; roomId: string; streamPos: number }) =>
+  db
     .insertInto('push_read_upto')
-    .values({ user_id: userId, room_id: roomId, stream_pos: streamPos })
+    .values({ user_id: p.userId, room_id: p.roomId, stream_pos: p.streamPos })
     .onConflict((oc) =>
       oc
         .columns(['user_id', 'room_id'])
         .doUpdateSet((eb) => ({ stream_pos: eb.ref('excluded.stream_pos') }))
         .where((eb) => eb('push_read_upto.stream_pos', '<', eb.ref('excluded.stream_pos'))),
-    )
-    .execute();
+    ),
+);
+
+/** As advanceReadUpto, in a synchronous SQLite transaction (the send fast path). */
+export function advanceReadUptoSync(tx: SyncTx, userId: string, roomId: string, streamPos: number): void {
+  tx.run(upsertReadUpto, { userId, roomId, streamPos });
+}
+
+/** Moves the user's read position in a room forward (never back). Runs on every send: prepared. */
+export async function advanceReadUpto(db: DbOrTx, userId: string, roomId: string, streamPos: number): Promise<void> {
+  await upsertReadUpto.execute(db, { userId, roomId, streamPos });
 }

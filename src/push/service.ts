@@ -18,11 +18,14 @@ import type { ClientEventLike, PushAction, PushRule, PushRuleSet } from '../core
 import { serverNameOf } from '../core/ids.js';
 import type { ClientEvent, JsonObject } from '../core/types.js';
 import type { Tx } from '../db/schema.js';
+import type { SyncTx } from '../db/sqlite-sync.js';
 import { MatrixError, invalidParam, missingParam, notFound } from '../http/errors.js';
-import { advanceReadUpto, countUnread, insertPushActions, listNotifications } from './push-actions-store.js';
+import { advanceReadUpto, advanceReadUptoSync, insertPushActions, insertPushActionsSync, listNotifications } from './push-actions-store.js';
 import { deletePusher, deletePushersOfOthers, getPushers, putPusher } from './pushers-store.js';
 import { getPushRulesRows, lockPushRulesRow, putPushRules } from './push-rules-store.js';
 import { SenderPower } from './sender-power.js';
+import type { EventPushActionRow } from './tables.js';
+import { selectUnreadSince } from './unread-counts-store.js';
 
 /** One user's push evaluation result for one event, to be stored with the event. */
 export interface PushActionRow {
@@ -40,6 +43,14 @@ export interface PushActionRow {
 interface EvaluatedActionRow extends PushActionRow {
   actions?: PushAction[];
   sentByUser?: boolean;
+}
+
+/** Unread counts relative to the read position `readUpto`, complete for stream positions up to `upTo`. */
+interface UnreadMemo {
+  readUpto: number;
+  upTo: number;
+  notify: number;
+  highlight: number;
 }
 
 const RULES_CACHE = 'push_rules';
@@ -121,6 +132,8 @@ export class PushService {
   /** Bumped by every invalidation, so a load that raced a change does not cache the old rules. */
   private generation = 0;
   private readonly senderPower: SenderPower;
+  /** Unread counts per `user\u0000room` (see getUnreadCounts). */
+  private readonly unread = new LRUCache<string, UnreadMemo>({ max: 50_000 });
 
   constructor(private readonly ctx: Context) {
     const max = (ctx.config.caches as { push_rules?: number }).push_rules ?? DEFAULT_RULES_CACHE_SIZE;
@@ -339,16 +352,28 @@ export class PushService {
 
   /** Stores computed actions inside the pipeline's transaction, once the event has its stream position. */
   async storeActions(trx: Tx, roomId: string, eventId: string, streamPos: number, rows: PushActionRow[]): Promise<void> {
+    const w = this.actionWrites(roomId, eventId, streamPos, rows);
+    for (const userId of w.readers) await advanceReadUpto(trx, userId, roomId, streamPos);
+    if (w.notifications.length > 0) await insertPushActions(trx, w.notifications);
+  }
+
+  /** As storeActions, inside the pipeline's synchronous SQLite transaction (its send fast path). */
+  storeActionsSync(tx: SyncTx, roomId: string, eventId: string, streamPos: number, rows: PushActionRow[]): void {
+    const w = this.actionWrites(roomId, eventId, streamPos, rows);
+    for (const userId of w.readers) advanceReadUptoSync(tx, userId, roomId, streamPos);
+    insertPushActionsSync(tx, w.notifications);
+  }
+
+  private actionWrites(roomId: string, eventId: string, streamPos: number, rows: PushActionRow[]) {
+    const readers: string[] = [];
+    const notifications: EventPushActionRow[] = [];
+    let ts: number | undefined;
     for (const r of rows as EvaluatedActionRow[]) {
       // "When the user updates their read receipt (either by using the API or by sending an event)".
-      if (r.sentByUser) await advanceReadUpto(trx, r.userId, roomId, streamPos);
-    }
-    const notifying = rows.filter((r) => r.notify) as EvaluatedActionRow[];
-    if (notifying.length === 0) return;
-    const ts = this.ctx.now();
-    await insertPushActions(
-      trx,
-      notifying.map((r) => ({
+      if (r.sentByUser) readers.push(r.userId);
+      if (!r.notify) continue;
+      ts ??= this.ctx.now();
+      notifications.push({
         user_id: r.userId,
         room_id: roomId,
         event_id: eventId,
@@ -357,17 +382,53 @@ export class PushService {
         highlight: r.highlight ? 1 : 0,
         actions: JSON.stringify(r.actions ?? (r.highlight ? ['notify', { set_tweak: 'highlight' }] : ['notify'])),
         ts,
-      })),
-    );
+      });
+    }
+    return { readers, notifications };
   }
 
-  /** Unread counts per room: notifying events after the user's read receipt. One query for all rooms. */
+  /**
+   * Unread counts per room: notifying events after the user's read receipt.
+   * One query for all rooms. Counts are kept per (user, room) together with
+   * the read position they are relative to and the stream position they are
+   * complete up to, so the next call only reads the rows after that (a user
+   * who never reads a busy room would otherwise cost a scan of every row on
+   * each /sync). Push action rows are never changed or deleted, and they carry
+   * their event's stream position, committed in position order: every row at
+   * or below the highest one a statement sees is visible to it.
+   */
   async getUnreadCounts(userId: string, roomIds: string[]): Promise<Map<string, { notification_count: number; highlight_count: number }>> {
     const out = new Map(roomIds.map((r) => [r, { notification_count: 0, highlight_count: 0 }]));
     if (roomIds.length === 0) return out;
-    for (const c of await countUnread(this.ctx.db, userId, roomIds)) {
-      out.set(c.room_id, { notification_count: c.notify, highlight_count: c.highlight });
-    }
+    const key = (roomId: string) => `${userId}\u0000${roomId}`;
+    // The memo each bound came from: another call may replace it meanwhile.
+    const count = async (bounds: { roomId: string; memo: UnreadMemo | undefined }[]) => {
+      const rows = await selectUnreadSince(this.ctx.db, userId, bounds.map((b) => ({ roomId: b.roomId, after: b.memo?.upTo ?? 0 })));
+      const memos = new Map(bounds.map((b) => [b.roomId, b.memo]));
+      const retry: { roomId: string; memo: undefined }[] = [];
+      for (const r of rows) {
+        const memo = memos.get(r.room_id);
+        const top = r.max_pos ?? 0;
+        let next: UnreadMemo;
+        if (!memo) {
+          next = { readUpto: r.read_upto, upTo: Math.max(r.read_upto, top), notify: r.notify, highlight: r.highlight };
+        } else if (memo.readUpto === r.read_upto) {
+          next = { readUpto: r.read_upto, upTo: Math.max(memo.upTo, top), notify: memo.notify + r.notify, highlight: memo.highlight + r.highlight };
+        } else if (r.read_upto >= memo.upTo) {
+          // Read past everything counted before: the rows after the read position are all in this answer.
+          next = { readUpto: r.read_upto, upTo: Math.max(r.read_upto, top), notify: r.notify, highlight: r.highlight };
+        } else {
+          // Read part of what was counted: count again from the read position.
+          retry.push({ roomId: r.room_id, memo: undefined });
+          continue;
+        }
+        this.unread.set(key(r.room_id), next);
+        out.set(r.room_id, { notification_count: next.notify, highlight_count: next.highlight });
+      }
+      return retry;
+    };
+    const retry = await count(roomIds.map((roomId) => ({ roomId, memo: this.unread.get(key(roomId)) })));
+    if (retry.length > 0) await count(retry);
     return out;
   }
 

@@ -22,10 +22,11 @@ import { headPowerLevels } from './power.js';
 import { RoomsCore } from './room-core.js';
 import { redactEvent, sendMessage, sendState } from './send.js';
 import { readJoinedMembers, readMembers, readRoomState, readStateEvent } from './state-reads.js';
-import { selectMembershipEvents, selectRoomsWithEvents, selectStateGroupAt } from './store/events-table.js';
-import { selectUserMemberships, selectUsersSharingRooms } from './store/memberships-table.js';
+import { selectMembershipEvents } from './store/events-table.js';
+import { selectUsersSharingRooms } from './store/memberships-table.js';
+import { selectActiveRooms, selectMembershipsOfUser, selectStateGroupsAt } from './store/sync-queries.js';
 import { roomSummaries, type RoomSummary } from './summaries.js';
-import { readContext, readEvent, readMessages, readTimeline, type MessagesParams } from './timeline.js';
+import { readContext, readEvent, readMessages, readTimeline, readTimelines, type MessagesParams } from './timeline.js';
 
 export type Membership = 'join' | 'invite' | 'leave' | 'ban' | 'knock';
 
@@ -94,7 +95,7 @@ export class RoomsService implements Lifecycle {
 
   /** Every room the user has a membership in (any membership), with the event that set it. Forgotten rooms are left out. */
   async getMemberships(userId: string): Promise<RoomMembership[]> {
-    const rows = await selectUserMemberships(this.ctx.db, userId);
+    const rows = await selectMembershipsOfUser(this.ctx.db, userId);
     return rows
       .filter((r) => Number(r.forgotten) !== 1)
       .map((r) => ({ roomId: r.room_id, membership: r.membership as Membership, eventId: r.event_id, streamPos: Number(r.stream_pos) }));
@@ -115,7 +116,7 @@ export class RoomsService implements Lifecycle {
 
   /** Of the given rooms, those with any event whose stream position is in (fromPos, toPos]. One query. */
   async getRoomsWithEventsBetween(roomIds: string[], fromPos: number, toPos: number): Promise<Set<string>> {
-    return new Set(await selectRoomsWithEvents(this.ctx.db, roomIds, fromPos, toPos));
+    return new Set(await selectActiveRooms(this.ctx.db, roomIds, fromPos, toPos));
   }
 
   /** One query for the events; history visibility applied for the viewer. */
@@ -123,10 +124,38 @@ export class RoomsService implements Lifecycle {
     return readTimeline(this.core, q);
   }
 
+  /**
+   * getTimeline for many rooms at once (one query per room): one statement for
+   * the events of all rooms sharing a filter, history visibility per room.
+   */
+  async getTimelines(queries: TimelineQuery[]): Promise<Map<string, TimelineChunk>> {
+    return readTimelines(this.core, queries);
+  }
+
   /** Room state after the last event at or before stream position `pos`, as client events. */
   async getStateAtPosition(roomId: string, pos: number): Promise<ClientEvent[]> {
     const state = await this.stateAt(roomId, pos);
     return this.formatIds(state.values());
+  }
+
+  /**
+   * getStateAtPosition for many rooms (a later item for the same room wins): one query for the
+   * state groups, one for the groups not cached, one for the events not cached.
+   */
+  async getStatesAtPositions(items: { roomId: string; pos: number }[]): Promise<Map<string, ClientEvent[]>> {
+    const out = new Map<string, ClientEvent[]>();
+    const unique = [...new Map(items.map((it) => [it.roomId, it])).values()];
+    if (unique.length === 0) return out;
+    const groupOf = await selectStateGroupsAt(this.ctx.db, unique);
+    const states = await this.core.groups.loadMany(groupOf.values());
+    const ids: string[] = [];
+    for (const it of unique) {
+      out.set(it.roomId, []);
+      const g = groupOf.get(it.roomId);
+      if (g !== undefined) for (const id of states.get(g)!.values()) ids.push(id);
+    }
+    for (const ev of await this.formatIds(ids)) out.get(ev.room_id!)?.push(ev);
+    return out;
   }
 
   /**
@@ -309,8 +338,8 @@ export class RoomsService implements Lifecycle {
   // ---- helpers ----
 
   private async stateAt(roomId: string, pos: number): Promise<StateMap> {
-    const group = await selectStateGroupAt(this.ctx.db, roomId, pos);
-    return group === null ? new Map() : this.core.groups.load(group);
+    const group = (await selectStateGroupsAt(this.ctx.db, [{ roomId, pos }])).get(roomId);
+    return group === undefined ? new Map() : this.core.groups.load(group);
   }
 
   private async formatIds(ids: Iterable<string>): Promise<ClientEvent[]> {

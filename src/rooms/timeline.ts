@@ -9,6 +9,7 @@ import type { RoomsCore } from './room-core.js';
 import type { TimelineChunk, TimelineQuery } from './service.js';
 import { selectEventRange, type RangeQuery } from './store/events-table.js';
 import { selectMembership } from './store/memberships-table.js';
+import { selectLatestEvents, type LatestEventRow } from './store/sync-queries.js';
 import { parseStreamToken, streamToken } from './tokens.js';
 
 function sqlFilter(f: RoomEventFilter | TimelineQuery['filter'] | undefined): Pick<RangeQuery, 'types' | 'notTypes' | 'senders' | 'notSenders'> {
@@ -34,6 +35,90 @@ export async function readTimeline(core: RoomsCore, q: TimelineQuery): Promise<T
   const events = await core.format(vis.visible, q.viewer, vis.membershipAt);
   const prevBatchPos = page.length > 0 ? Number(page[0]!.stream_pos) - 1 : q.toPos;
   return { events, limited, prevBatchPos };
+}
+
+/**
+ * /sync's timelines for many rooms (one query per room; a later query for
+ * the same room wins): one statement for the events of every room sharing a
+ * filter, two for the histories visibility needs, one formatting pass.
+ */
+export async function readTimelines(core: RoomsCore, queries: TimelineQuery[]): Promise<Map<string, TimelineChunk>> {
+  const byRoom = new Map(queries.map((q) => [q.roomId, q]));
+  const out = new Map<string, TimelineChunk>();
+  if (byRoom.size === 0) return out;
+  const limitOf = (q: TimelineQuery) => Math.max(0, Math.floor(q.limit));
+
+  const byFilter = new Map<string, TimelineQuery[]>();
+  for (const q of byRoom.values()) {
+    const key = q.filter ? JSON.stringify(q.filter) : '';
+    let l = byFilter.get(key);
+    if (!l) byFilter.set(key, (l = []));
+    l.push(q);
+  }
+  const rows = new Map<string, LatestEventRow[]>();
+  await Promise.all(
+    [...byFilter.values()].map(async (qs) => {
+      const ranges = qs.map((q) => ({ roomId: q.roomId, after: q.fromPos, upTo: q.toPos, limit: limitOf(q) + 1 }));
+      for (const r of await selectLatestEvents(core.ctx.db, ranges, sqlFilter(qs[0]!.filter))) {
+        let l = rows.get(r.room_id);
+        if (!l) rows.set(r.room_id, (l = []));
+        l.push(r);
+      }
+    }),
+  );
+
+  const byViewer = new Map<string, TimelineQuery[]>();
+  for (const q of byRoom.values()) {
+    let l = byViewer.get(q.viewer.userId);
+    if (!l) byViewer.set(q.viewer.userId, (l = []));
+    l.push(q);
+  }
+  await Promise.all(
+    [...byViewer].map(([userId, qs]) => core.visibility.prefetch(qs.filter((q) => rows.has(q.roomId)).map((q) => q.roomId), userId)),
+  );
+
+  // The pages' events, from the cache or one query for those it lacks.
+  const pageRows = new Map<string, LatestEventRow[]>();
+  for (const q of byRoom.values()) {
+    const all = rows.get(q.roomId) ?? [];
+    all.sort((a, b) => b.stream_pos - a.stream_pos);
+    pageRows.set(q.roomId, all.slice(0, limitOf(q)).reverse());
+  }
+  const events = await core.events.getManyForRows([...pageRows.values()].flat());
+
+  // Visible events of every room, formatted together per viewer device.
+  const pages = new Map<string, { page: LatestEventRow[]; limited: boolean }>();
+  const byDevice = new Map<string, { viewer: Viewer; events: StoredEvent[]; membershipAt: Map<string, string> }>();
+  await Promise.all(
+    [...byRoom.values()].map(async (q) => {
+      const page = pageRows.get(q.roomId)!;
+      const stored = page.map((r) => events.get(r.event_id)).filter((ev): ev is StoredEvent => ev !== undefined);
+      const vis = await core.visibility.filter(q.roomId, stored, q.viewer.userId);
+      pages.set(q.roomId, { page, limited: (rows.get(q.roomId)?.length ?? 0) > limitOf(q) });
+      const dk = `${q.viewer.userId}\u0000${q.viewer.deviceId ?? ''}`;
+      let d = byDevice.get(dk);
+      if (!d) byDevice.set(dk, (d = { viewer: q.viewer, events: [], membershipAt: new Map() }));
+      d.events.push(...vis.visible);
+      for (const [k, v] of vis.membershipAt) d.membershipAt.set(k, v);
+    }),
+  );
+  const formatted = new Map<string, ClientEvent[]>();
+  for (const d of byDevice.values()) {
+    for (const ev of await core.format(d.events, d.viewer, d.membershipAt)) {
+      let l = formatted.get(ev.room_id!);
+      if (!l) formatted.set(ev.room_id!, (l = []));
+      l.push(ev);
+    }
+  }
+  for (const q of byRoom.values()) {
+    const { page, limited } = pages.get(q.roomId)!;
+    out.set(q.roomId, {
+      events: formatted.get(q.roomId) ?? [],
+      limited,
+      prevBatchPos: page.length > 0 ? page[0]!.stream_pos - 1 : q.toPos,
+    });
+  }
+  return out;
 }
 
 /**

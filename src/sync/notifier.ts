@@ -17,6 +17,11 @@ export interface Waiter {
   wait(timeoutMs: number): Promise<boolean>;
   /** Rooms whose events/receipts/typing concern this waiter, and the heads its last computation used. */
   arm(rooms: Iterable<string>, heads: StreamPositions): boolean;
+  /**
+   * Rooms whose new events woke the waiter since the last call: a hint of
+   * what the next computation will find (it still reads what happened).
+   */
+  takeEventRooms(): string[];
   /** Wakes the waiter now (client went away, server stopping). */
   cancel(): void;
   close(): void;
@@ -37,6 +42,7 @@ class WaiterImpl implements Waiter {
   cancelled = false;
   pendingWake = false;
   overflowed = false;
+  private eventRooms = new Set<string>();
 
   constructor(
     readonly userId: string,
@@ -55,9 +61,25 @@ class WaiterImpl implements Waiter {
     this.backlog = null;
     this.owner.setCollecting(this, false);
     // An overflowing backlog is taken as a wake-up: recomputing is always safe.
-    this.pendingWake = this.overflowed || backlog.some((m) => this.concerns(m));
+    let woken = this.overflowed;
+    for (const m of backlog) {
+      if (!this.concerns(m)) continue;
+      woken = true;
+      this.noteRoom(m);
+    }
+    this.pendingWake = woken;
     this.overflowed = false;
     return this.pendingWake;
+  }
+
+  takeEventRooms(): string[] {
+    const out = [...this.eventRooms];
+    this.eventRooms.clear();
+    return out;
+  }
+
+  private noteRoom(msg: StreamAdvance): void {
+    if (msg.stream === 'events' && msg.roomId !== undefined) this.eventRooms.add(msg.roomId);
   }
 
   /** Whether the message is news for this waiter; audience-expanded messages carry userIds. */
@@ -73,7 +95,10 @@ class WaiterImpl implements Waiter {
       else this.overflowed = true;
       return;
     }
-    if (this.concerns(msg)) this.wake(true);
+    if (this.concerns(msg)) {
+      this.noteRoom(msg);
+      this.wake(true);
+    }
   }
 
   /** Call after arm(); when it resolves the waiter is collecting again for the next computation. */

@@ -159,14 +159,16 @@ export class SyncService {
         useStateAfter: q.use_state_after === true,
       };
       let known: StreamPositions | undefined;
+      let eventRooms: string[] = [];
       for (;;) {
-        const r = await this.responder.build(params, known);
+        const r = await this.responder.build(params, known, eventRooms);
         if (!r.empty || since === null) return r.body;
         const remaining = deadline - Date.now();
         if (remaining <= 0) return r.body;
         waiter.arm(r.rooms, r.heads);
         if (!(await waiter.wait(remaining))) return r.body;
         known = maxPositions(r.heads, this.announced);
+        eventRooms = waiter.takeEventRooms();
       }
     } finally {
       waiter.close();

@@ -33,6 +33,8 @@ export interface SyncResult {
 
 const TO_DEVICE_LIMIT = 100;
 
+type UnreadCounts = Map<string, { notification_count: number; highlight_count: number }>;
+
 /** How a joined room is rendered: `full` state (initial sync, new join, full_state) or a `delta` since the token. */
 type JoinMode = 'full' | 'delta';
 
@@ -90,8 +92,10 @@ export class SyncResponder {
   /**
    * `knownHeads`: positions already known to be committed (from the bus),
    * used after a wake-up to save a read; otherwise the heads are read.
+   * `eventRooms`: rooms whose new events woke the request (a hint: their
+   * timelines are read early, alongside the membership reads).
    */
-  async build(p: SyncParams, knownHeads?: SyncToken): Promise<SyncResult> {
+  async build(p: SyncParams, knownHeads?: SyncToken, eventRooms: string[] = []): Promise<SyncResult> {
     const heads = knownHeads ?? (await readStreamPositions(this.ctx.db));
     const since = p.since ? clampToken(p.since, heads) : null;
     const { userId, filter } = p;
@@ -107,6 +111,26 @@ export class SyncResponder {
           this.ctx.logger.warn({ err }, 'push rules for the initial sync failed');
           return null;
         });
+    // Reads that depend on nothing below start now, so that they overlap with the room reads.
+    const deviceReads = Promise.all([
+      this.presence(userId, since, heads, filter),
+      since === null || since.to_device < heads.to_device
+        ? orDefault(
+            this.ctx.services.e2ee.getToDevice(userId, p.deviceId, since?.to_device ?? 0, heads.to_device, TO_DEVICE_LIMIT),
+            { events: [], nextPos: heads.to_device },
+          )
+        : Promise.resolve({ events: [], nextPos: heads.to_device }),
+      orDefault(this.ctx.services.e2ee.getOneTimeKeyCounts(userId, p.deviceId), {} as Record<string, number>),
+      orDefault(this.ctx.services.e2ee.getUnusedFallbackKeyTypes(userId, p.deviceId), [] as string[]),
+    ]);
+    // Awaited below; a failure before that must not go unhandled.
+    deviceReads.catch(() => {});
+    // A wake-up names the rooms with new events: if the user was in them at the last sync, their
+    // timelines and unread counts are read now, and used if the rooms are rendered as expected.
+    const guessed = new Set(guess ?? []);
+    const hinted = eventRooms.filter((r) => guessed.has(r) && filter.allowsRoom(r));
+    const early = hinted.length > 0 ? this.earlyRoomReads(p, since!, heads, hinted) : null;
+    early?.catch(() => {});
     const [at, ignored, accountChanges, guessedActivity] = await Promise.all([
       this.membershipsAt(userId, heads.events),
       this.parts.accountData.ignoredUsers(userId),
@@ -173,7 +197,6 @@ export class SyncResponder {
     }
 
     // Batched reads for every joined room at once.
-    const guessed = new Set(guess ?? []);
     const unguessed = joined.filter((r) => !guessed.has(r));
     const [moreActivity, receipts] = await Promise.all([
       since && since.events < heads.events && unguessed.length > 0
@@ -205,24 +228,14 @@ export class SyncResponder {
     );
     const run: Run = { p, heads, since, ignored, typing, receipts, roomAccountData, roomsWithEvents, memberChanges: new Map() };
 
-    const [unread, joinEntries, inviteEntries, knockEntries, leaveEntries, presence, toDevice, otk, fallback] = await Promise.all([
-      orDefault(
-        this.ctx.services.push.getUnreadCounts(userId, renderedJoins.map((j) => j.roomId)),
-        new Map<string, { notification_count: number; highlight_count: number }>(),
-      ),
-      Promise.all(renderedJoins.map((j) => this.joinedRoom(run, j))),
+    const earlyReads = early ? await early : null;
+    const [unread, joinEntries, inviteEntries, knockEntries, leaveEntries, [presence, toDevice, otk, fallback]] = await Promise.all([
+      this.unreadCounts(userId, renderedJoins, earlyReads?.unread),
+      this.joinedRooms(run, renderedJoins, earlyReads?.timelines),
       Promise.all(invites.map((m) => this.strippedRoom(run, m, 'invite_state'))),
       Promise.all(knocks.map((m) => this.strippedRoom(run, m, 'knock_state'))),
       Promise.all(leaves.map((l) => this.leftRoom(run, l))),
-      this.presence(userId, since, heads, filter),
-      since === null || since.to_device < heads.to_device
-        ? orDefault(
-            this.ctx.services.e2ee.getToDevice(userId, p.deviceId, since?.to_device ?? 0, heads.to_device, TO_DEVICE_LIMIT),
-            { events: [], nextPos: heads.to_device },
-          )
-        : Promise.resolve({ events: [], nextPos: heads.to_device }),
-      orDefault(this.ctx.services.e2ee.getOneTimeKeyCounts(userId, p.deviceId), {} as Record<string, number>),
-      orDefault(this.ctx.services.e2ee.getUnusedFallbackKeyTypes(userId, p.deviceId), [] as string[]),
+      deviceReads,
     ]);
 
     const deviceLists = since ? await this.deviceLists(run, joinPlans, leaves) : null;
@@ -273,6 +286,30 @@ export class SyncResponder {
     return { body, empty, heads, rooms: joined };
   }
 
+  /** Timelines from the sync token, and unread counts, of rooms a wake-up named. */
+  private async earlyRoomReads(p: SyncParams, since: SyncToken, heads: SyncToken, roomIds: string[]): Promise<{ timelines: Map<string, TimelineChunk>; unread: UnreadCounts }> {
+    const { filter, userId } = p;
+    const viewer = { userId, deviceId: p.deviceId };
+    const [timelines, unread] = await Promise.all([
+      this.rooms.getTimelines(
+        roomIds
+          .filter((r) => filter.timeline.allowsRoom(r))
+          .map((roomId) => ({ roomId, fromPos: since.events, toPos: heads.events, limit: filter.timelineLimit, filter: filter.timeline.lists, viewer })),
+      ),
+      this.unreadCounts(userId, roomIds.map((roomId) => ({ roomId }))),
+    ]);
+    return { timelines, unread };
+  }
+
+  /** Unread counts of the rooms, those already read (`known`) included. */
+  private async unreadCounts(userId: string, rooms: { roomId: string }[], known?: UnreadCounts): Promise<UnreadCounts> {
+    const missing = rooms.map((r) => r.roomId).filter((r) => !known?.has(r));
+    if (missing.length === 0) return known ?? new Map();
+    const counts = await orDefault(this.ctx.services.push.getUnreadCounts(userId, missing), new Map() as UnreadCounts);
+    if (known) for (const [r, c] of known) if (!counts.has(r)) counts.set(r, c);
+    return counts;
+  }
+
   // ---- memberships ----
 
   private async membershipsAt(userId: string, pos: number): Promise<Map<string, RoomMembership>> {
@@ -292,24 +329,44 @@ export class SyncResponder {
 
   // ---- joined rooms ----
 
-  private async joinedRoom(run: Run, j: JoinPlan): Promise<[string, JsonObject] | null> {
+  /**
+   * Every rendered joined room: the timelines of all of them in one batch,
+   * then the full state of those rendered in full in another.
+   */
+  private async joinedRooms(run: Run, plans: JoinPlan[], early?: Map<string, TimelineChunk>): Promise<Array<[string, JsonObject] | null>> {
+    const { p, heads, since } = run;
+    const { filter, userId } = p;
+    const viewer = { userId, deviceId: p.deviceId };
+    const wanted = plans.filter((j) => (j.mode === 'full' || run.roomsWithEvents.has(j.roomId)) && filter.timeline.allowsRoom(j.roomId));
+    // Timelines read early were read from the sync token: they serve the rooms whose timeline starts there.
+    const reuse = (j: JoinPlan) => early !== undefined && since !== null && j.timelineFrom === since.events && early.has(j.roomId);
+    const queries = wanted
+      .filter((j) => !reuse(j))
+      .map((j) => ({
+        roomId: j.roomId,
+        fromPos: j.timelineFrom,
+        toPos: heads.events,
+        limit: filter.timelineLimit,
+        filter: filter.timeline.lists,
+        viewer,
+      }));
+    const chunks = queries.length > 0 ? await this.rooms.getTimelines(queries) : new Map<string, TimelineChunk>();
+    for (const j of wanted) if (reuse(j)) chunks.set(j.roomId, early!.get(j.roomId)!);
+    const chunkOf = (roomId: string): TimelineChunk => chunks.get(roomId) ?? { events: [], limited: false, prevBatchPos: heads.events };
+    const full = plans.filter((j) => j.mode === 'full');
+    const states =
+      full.length > 0
+        ? await this.rooms.getStatesAtPositions(full.map((j) => ({ roomId: j.roomId, pos: p.useStateAfter ? heads.events : chunkOf(j.roomId).prevBatchPos })))
+        : new Map<string, ClientEvent[]>();
+    return Promise.all(plans.map((j) => this.joinedRoom(run, j, chunkOf(j.roomId), states.get(j.roomId) ?? [])));
+  }
+
+  /** One joined room, from its timeline and (when rendered in full) its state at the start of the timeline, or at the end with `use_state_after`. */
+  private async joinedRoom(run: Run, j: JoinPlan, chunk: TimelineChunk, fullState: ClientEvent[]): Promise<[string, JsonObject] | null> {
     const { p, heads, since } = run;
     const { filter, userId } = p;
     const roomId = j.roomId;
-    const wantTimeline = filter.timeline.allowsRoom(roomId);
     const hasEvents = j.mode === 'full' || run.roomsWithEvents.has(roomId);
-
-    const chunk: TimelineChunk =
-      hasEvents && wantTimeline
-        ? await this.rooms.getTimeline({
-            roomId,
-            fromPos: j.timelineFrom,
-            toPos: heads.events,
-            limit: filter.timelineLimit,
-            filter: filter.timeline.lists,
-            viewer: { userId, deviceId: p.deviceId },
-          })
-        : { events: [], limited: false, prevBatchPos: heads.events };
     const timeline = this.visibleTimeline(chunk.events, run.ignored, filter);
 
     // State: before the timeline (`state`) or after it (`state_after`).
@@ -317,8 +374,7 @@ export class SyncResponder {
     let summary: JsonObject | undefined;
     const endPos = heads.events;
     if (j.mode === 'full') {
-      const startPos = p.useStateAfter ? endPos : chunk.prevBatchPos;
-      const full = await this.rooms.getStateAtPosition(roomId, startPos);
+      const full = fullState;
       const endState = p.useStateAfter ? full : applyState(full, chunk.events);
       summary = roomSummary(endState, userId, hasRoomName(endState));
       state = full;

@@ -89,4 +89,26 @@ describe('notifier (long-poll wake-ups)', () => {
     late.close();
     assert.equal(n.waiting, 0);
   });
+
+  it('a woken waiter names the rooms whose new events woke it, once (receipts, typing and other rooms are not named)', async () => {
+    const { bus, n } = setup();
+    const w = n.register('@a:x');
+    bus.publish({ stream: 'events', pos: 11, roomId: '!early:x' }); // during the computation: kept in the backlog
+    bus.publish({ stream: 'events', pos: 12, roomId: '!elsewhere:x' });
+    w.arm(['!early:x', '!r:x'], heads());
+    assert.equal(await w.wait(2000), true);
+    assert.deepEqual(w.takeEventRooms(), ['!early:x']);
+    assert.deepEqual(w.takeEventRooms(), [], 'taken once');
+    w.arm(['!early:x', '!r:x'], heads({ events: 12 }));
+    const p = w.wait(2000);
+    bus.publish({ stream: 'receipts', pos: 11, roomId: '!r:x' });
+    assert.equal(await p, true);
+    assert.deepEqual(w.takeEventRooms(), [], 'a receipt names no room');
+    w.arm(['!early:x', '!r:x'], heads({ events: 12, receipts: 11 }));
+    const p2 = w.wait(2000);
+    bus.publish({ stream: 'events', pos: 13, roomId: '!r:x' });
+    assert.equal(await p2, true);
+    assert.deepEqual(w.takeEventRooms(), ['!r:x']);
+    w.close();
+  });
 });

@@ -46,6 +46,20 @@ export class EventStore {
     return out;
   }
 
+  /**
+   * Events for rows another query read with only the id and the mutable
+   * column: cached events are reused (the row's `redacted_by` applied, as
+   * fromRow does), the others are read in one query.
+   */
+  async getManyForRows(rows: readonly { event_id: string; redacted_by: string | null }[]): Promise<Map<string, StoredEvent>> {
+    const out = await this.getMany(rows.map((r) => r.event_id));
+    for (const r of rows) {
+      const ev = out.get(r.event_id);
+      if (ev && r.redacted_by !== null && ev.redactedBy !== r.redacted_by) ev.redactedBy = r.redacted_by;
+    }
+    return out;
+  }
+
   /** A row read by some other query: reuse the parsed event when cached. */
   fromRow(row: EventColumnsRow): StoredEvent {
     const hit = this.cache.get(row.event_id);

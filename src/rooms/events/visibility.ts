@@ -3,6 +3,7 @@ import type { StreamAdvance } from '../../cluster/bus.js';
 import type { Context } from '../../context.js';
 import type { Pdu } from '../../core/types.js';
 import { selectHistoryVisibilityEvents, selectMembershipEvents } from '../store/events-table.js';
+import { selectHistoryVisibilityOfRooms, selectMembershipHistoryOfRooms } from '../store/sync-queries.js';
 import type { StoredEvent } from './stored-event.js';
 
 type HistoryVisibility = 'world_readable' | 'shared' | 'invited' | 'joined';
@@ -61,6 +62,24 @@ class HistoryCache<T> {
       return points;
     } finally {
       if (this.inflight.get(key) === flight) this.inflight.delete(key);
+    }
+  }
+
+  /** Loads the histories of the keys neither cached nor being loaded, with one call for all of them. */
+  async prefetch(keys: Iterable<string>, loadMany: (keys: string[]) => Promise<Map<string, Point<T>[]>>): Promise<void> {
+    const flights = new Map<string, { dirty: boolean }>();
+    for (const k of keys) if (!this.cache.has(k) && !this.inflight.has(k)) flights.set(k, { dirty: false });
+    if (flights.size === 0) return;
+    for (const [k, f] of flights) this.inflight.set(k, f);
+    try {
+      const loaded = await loadMany([...flights.keys()]);
+      for (const [k, f] of flights) {
+        if (f.dirty || this.cache.has(k)) continue;
+        const points = loaded.get(k) ?? [];
+        this.cache.set(k, { points, upTo: points.length > 0 ? points[points.length - 1]!.pos : 0 });
+      }
+    } finally {
+      for (const [k, f] of flights) if (this.inflight.get(k) === f) this.inflight.delete(k);
     }
   }
 
@@ -148,6 +167,40 @@ export class HistoryVisibilityFilter {
       const rows = await selectMembershipEvents(this.ctx.db, userId, { roomId });
       return rows.map((r) => ({ pos: Number(r.stream_pos), value: r.membership ?? 'leave' }));
     });
+  }
+
+  /**
+   * Loads the history visibility of the rooms and the user's membership
+   * history in them, for those not cached: two queries for all the rooms
+   * (filter() then finds them cached).
+   */
+  async prefetch(roomIds: string[], userId: string): Promise<void> {
+    if (roomIds.length === 0) return;
+    await Promise.all([
+      this.hv.prefetch(roomIds, async (keys) => {
+        const out = new Map<string, Point<HistoryVisibility>[]>();
+        for (const r of await selectHistoryVisibilityOfRooms(this.ctx.db, keys)) {
+          let l = out.get(r.room_id);
+          if (!l) out.set(r.room_id, (l = []));
+          l.push({ pos: Number(r.stream_pos), value: parseVisibility((JSON.parse(r.json) as Pdu).content?.history_visibility) });
+        }
+        return out;
+      }),
+      this.members.prefetch(
+        roomIds.map((r) => memberKey(r, userId)),
+        async (keys) => {
+          const rooms = keys.map((k) => k.slice(0, k.indexOf('\u0000')));
+          const out = new Map<string, Point<string>[]>();
+          for (const r of await selectMembershipHistoryOfRooms(this.ctx.db, userId, rooms)) {
+            const k = memberKey(r.room_id, userId);
+            let l = out.get(k);
+            if (!l) out.set(k, (l = []));
+            l.push({ pos: Number(r.stream_pos), value: r.membership ?? 'leave' });
+          }
+          return out;
+        },
+      ),
+    ]);
   }
 
   /** Keeps the events (with stream positions) that `userId` may see. */

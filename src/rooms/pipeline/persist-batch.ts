@@ -3,18 +3,19 @@ import type { Context } from '../../context.js';
 import { splitStateKey } from '../../core/types.js';
 import { hashLockKey } from '../../db/migrate.js';
 import type { Tx } from '../../db/schema.js';
-import { nextPositions } from '../../db/stream-positions.js';
+import type { SyncTx } from '../../db/sqlite-sync.js';
+import { nextPositions, nextPositionsSync } from '../../db/stream-positions.js';
 import type { PushActionRow } from '../../push/service.js';
 import { upsertCurrentState } from '../store/current-state-table.js';
-import { insertEvents, setRedactedBy } from '../store/events-table.js';
-import { replaceForwardExtremities, selectForwardExtremityIds } from '../store/extremities-table.js';
+import { insertEvents, insertEventsSync, setRedactedBy } from '../store/events-table.js';
+import { replaceForwardExtremities, replaceForwardExtremitySync, selectForwardExtremityIds } from '../store/extremities-table.js';
 import { clearProfile, upsertMemberships } from '../store/memberships-table.js';
 import { insertRoom } from '../store/rooms-table.js';
 import { insertStateGroups, type NewStateGroup } from '../store/state-groups-table.js';
 import type { EventRow, RoomMembershipRow } from '../tables.js';
 import type { GroupRef, RoomHead } from '../state/room-head.js';
 import type { AppliedEvent } from './apply-event.js';
-import { storePushActions } from './push-actions.js';
+import { storePushActions, storePushActionsSync } from './push-actions.js';
 
 /** Another writer (a cluster node) appended to the room since the head was read: rebuild and retry. */
 export class StaleHeadError extends Error {
@@ -84,29 +85,8 @@ export async function persistBatch(ctx: Context, trx: Tx, w: BatchWrite): Promis
   const members = new Map<string, RoomMembershipRow>();
   for (const a of w.events) {
     const pos = first + a.index;
-    const pdu = a.stored.pdu;
     const group = resolveGroup(a.group, first);
-    rows.push({
-      event_id: a.stored.eventId,
-      room_id: roomId,
-      stream_pos: pos,
-      depth: a.depth,
-      type: pdu.type,
-      state_key: typeof pdu.state_key === 'string' ? pdu.state_key : null,
-      sender: pdu.sender,
-      origin_server_ts: pdu.origin_server_ts,
-      json: a.json,
-      state_group: group,
-      replaces_state: a.stored.replacesState,
-      membership: a.member?.membership ?? null,
-      redacts: redactsOfPdu(pdu),
-      redacted_by: null,
-      outlier: 0,
-      rejected_reason: null,
-      soft_failed: 0,
-      sender_device: a.stored.senderDevice,
-      txn_id: a.stored.txnId,
-    });
+    rows.push(eventRow(w, a, first));
     if (a.newGroup) {
       groups.push({
         id: group,
@@ -140,6 +120,62 @@ export async function persistBatch(ctx: Context, trx: Tx, w: BatchWrite): Promis
   for (const a of w.events) {
     const push = w.push[a.index];
     if (push && push.length > 0) await storePushActions(ctx, trx, roomId, a.stored.eventId, first + a.index, push);
+  }
+  return first;
+}
+
+function eventRow(w: BatchWrite, a: AppliedEvent, first: number): EventRow {
+  const pdu = a.stored.pdu;
+  return {
+    event_id: a.stored.eventId,
+    room_id: w.head.roomId,
+    stream_pos: first + a.index,
+    depth: a.depth,
+    type: pdu.type,
+    state_key: typeof pdu.state_key === 'string' ? pdu.state_key : null,
+    sender: pdu.sender,
+    origin_server_ts: pdu.origin_server_ts,
+    json: a.json,
+    state_group: resolveGroup(a.group, first),
+    replaces_state: a.stored.replacesState,
+    membership: a.member?.membership ?? null,
+    redacts: redactsOfPdu(pdu),
+    redacted_by: null,
+    outlier: 0,
+    rejected_reason: null,
+    soft_failed: 0,
+    sender_device: a.stored.senderDevice,
+    txn_id: a.stored.txnId,
+  };
+}
+
+/**
+ * Whether the batch only appends to a linear room: no state, membership or
+ * redaction changes, no new state group, one forward extremity replaced by
+ * another. The common send, which persistPlainAppendSync writes.
+ */
+export function isPlainAppend(w: BatchWrite): boolean {
+  if (w.newRoom || w.clearedProfiles.length > 0 || w.head.state !== w.base.state) return false;
+  if (w.base.extremities.length !== 1 || w.head.extremities.length !== 1) return false;
+  for (const a of w.events) {
+    if (a.newGroup || a.member || a.redactionTarget !== undefined) return false;
+  }
+  return true;
+}
+
+/**
+ * persistBatch for a plain append (isPlainAppend), as one synchronous SQLite
+ * transaction: the same rows, written without a round through Kysely per
+ * statement. Returns the first position.
+ */
+export function persistPlainAppendSync(ctx: Context, tx: SyncTx, w: BatchWrite): number {
+  const roomId = w.head.roomId;
+  replaceForwardExtremitySync(tx, roomId, w.base.extremities[0]!.eventId, w.head.extremities[0]!.eventId);
+  const first = nextPositionsSync(tx, 'events', w.events.length);
+  insertEventsSync(tx, w.events.map((a) => eventRow(w, a, first)));
+  for (const a of w.events) {
+    const push = w.push[a.index];
+    if (push && push.length > 0) storePushActionsSync(ctx, tx, roomId, a.stored.eventId, first + a.index, push);
   }
   return first;
 }

@@ -2,6 +2,7 @@ import type { Context } from '../../context.js';
 import { redactsOf, shouldApplyRedaction } from '../../core/auth-rules.js';
 import { parsePowerLevels, roomCreators } from '../../core/power-levels.js';
 import { stateKey, type JsonObject } from '../../core/types.js';
+import { sqliteSync, type SqliteSync } from '../../db/sqlite-sync.js';
 import { forbidden } from '../../http/errors.js';
 import type { PushActionRow } from '../../push/service.js';
 import { bareClientEvent } from '../events/client-format.js';
@@ -13,7 +14,7 @@ import type { RoomHead, RoomHeads } from '../state/room-head.js';
 import type { StateGroups } from '../state/state-groups.js';
 import { applyToHead, type AppliedEvent } from './apply-event.js';
 import { buildLocalEvent, type EventSpec } from './build-event.js';
-import { persistBatch, resolveGroup, StaleHeadError } from './persist-batch.js';
+import { isPlainAppend, persistBatch, persistPlainAppendSync, resolveGroup, StaleHeadError, type BatchWrite } from './persist-batch.js';
 import { computePushActions } from './push-actions.js';
 import { RoomQueue } from './room-queue.js';
 
@@ -69,6 +70,8 @@ export const EVENT_CACHE = 'rooms.event';
  */
 export class EventPipeline {
   private readonly queue: RoomQueue<Job>;
+  /** SQLite's synchronous transactions, for batches that only append (most sends). */
+  private readonly sqlite: SqliteSync | undefined;
   private readonly pushRoomCache = new WeakMap<ReadonlyMap<string, unknown>, { members: string[]; displayNames: Map<string, string> }>();
 
   constructor(
@@ -79,6 +82,7 @@ export class EventPipeline {
     private readonly visibility: HistoryVisibilityFilter,
   ) {
     this.queue = new RoomQueue((roomId, jobs) => this.runBatch(roomId, jobs, null, 0));
+    this.sqlite = sqliteSync(ctx.db);
   }
 
   /** Queues a write to an existing room; resolves after commit. */
@@ -230,11 +234,13 @@ export class EventPipeline {
     }
 
     const push = await Promise.all(pushJobs);
+    const write: BatchWrite = { base, head: working, events: applied, push, newRoom: freshHead !== null, clearedProfiles };
     let first: number;
     try {
-      first = await this.ctx.db.transaction().execute((trx) =>
-        persistBatch(this.ctx, trx, { base, head: working, events: applied, push, newRoom: freshHead !== null, clearedProfiles }),
-      );
+      first =
+        this.sqlite && isPlainAppend(write)
+          ? await this.sqlite.transaction((tx) => persistPlainAppendSync(this.ctx, tx, write))
+          : await this.ctx.db.transaction().execute((trx) => persistBatch(this.ctx, trx, write));
     } catch (e) {
       this.heads.invalidate(roomId);
       if (e instanceof StaleHeadError && attempt < MAX_STALE_RETRIES) {

@@ -1,6 +1,7 @@
 import type { Context } from '../../context.js';
 import type { ClientEvent } from '../../core/types.js';
 import type { Tx } from '../../db/schema.js';
+import type { SyncTx } from '../../db/sqlite-sync.js';
 import type { PushActionRow } from '../../push/service.js';
 
 function isUnimplemented(e: unknown): boolean {
@@ -35,6 +36,15 @@ export async function storePushActions(
 ): Promise<void> {
   try {
     await ctx.services.push.storeActions(trx, roomId, eventId, streamPos, rows);
+  } catch (e) {
+    if (!isUnimplemented(e)) throw e;
+  }
+}
+
+/** As storePushActions, in the pipeline's synchronous SQLite transaction. */
+export function storePushActionsSync(ctx: Context, tx: SyncTx, roomId: string, eventId: string, streamPos: number, rows: PushActionRow[]): void {
+  try {
+    ctx.services.push.storeActionsSync(tx, roomId, eventId, streamPos, rows);
   } catch (e) {
     if (!isUnimplemented(e)) throw e;
   }

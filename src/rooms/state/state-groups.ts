@@ -1,6 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import type { Context } from '../../context.js';
 import { stateKey, type StateMap } from '../../core/types.js';
+import { selectGroupChains } from '../store/sync-queries.js';
 import { selectGroupChain } from '../store/state-groups-table.js';
 
 /**
@@ -30,14 +31,48 @@ export class StateGroups {
     return p;
   }
 
+  /** Groups not cached are read in one query for all of them. */
   async loadMany(groupIds: Iterable<number>): Promise<Map<number, StateMap>> {
     const ids = [...new Set(groupIds)];
-    const maps = await Promise.all(ids.map((id) => this.load(id)));
-    return new Map(ids.map((id, i) => [id, maps[i]!]));
+    const out = new Map<number, StateMap>();
+    const pending: Promise<void>[] = [];
+    const missing: number[] = [];
+    for (const id of ids) {
+      const hit = this.cache.get(id);
+      if (hit) out.set(id, hit);
+      else {
+        const p = this.loading.get(id);
+        if (p) pending.push(p.then((m) => void out.set(id, m)));
+        else missing.push(id);
+      }
+    }
+    if (missing.length === 1) {
+      const id = missing[0]!;
+      pending.push(this.load(id).then((m) => void out.set(id, m)));
+    } else if (missing.length > 1) {
+      const batch = this.fetchMany(missing);
+      for (const id of missing) {
+        const p = batch.then((maps) => maps.get(id)!).finally(() => this.loading.delete(id));
+        this.loading.set(id, p);
+        pending.push(p.then((m) => void out.set(id, m)));
+      }
+    }
+    await Promise.all(pending);
+    return new Map(ids.map((id) => [id, out.get(id)!]));
   }
 
   put(groupId: number, state: StateMap): void {
     this.cache.set(groupId, state);
+  }
+
+  private async fetchMany(groupIds: number[]): Promise<Map<number, StateMap>> {
+    const rows = await selectGroupChains(this.ctx.db, groupIds);
+    // Per group, oldest (the full snapshot) first, so newer deltas overwrite.
+    rows.sort((a, b) => b.n - a.n);
+    const out = new Map<number, StateMap>(groupIds.map((id) => [id, new Map()]));
+    for (const r of rows) out.get(r.root)?.set(stateKey(r.type, r.state_key), r.event_id);
+    for (const [id, state] of out) this.cache.set(id, state);
+    return out;
   }
 
   private async fetch(groupId: number): Promise<StateMap> {

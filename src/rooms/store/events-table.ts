@@ -1,12 +1,36 @@
 import { sql } from 'kysely';
+import { prepared } from '../../db/prepared.js';
 import type { DbOrTx } from '../../db/schema.js';
+import type { SyncTx } from '../../db/sqlite-sync.js';
 import { EVENT_COLUMNS, type EventColumnsRow } from '../events/stored-event.js';
 import type { EventRow } from '../tables.js';
 
 /** SQLite allows 32766 bound parameters; stay far below for multi-row inserts. */
 const INSERT_CHUNK = 400;
 
+// Every column, so a one-row insert is one fixed statement (checked complete by the type).
+const EVENT_ROW_KEYS = Object.keys({
+  event_id: 1, room_id: 1, stream_pos: 1, depth: 1, type: 1, state_key: 1, sender: 1, origin_server_ts: 1, json: 1,
+  state_group: 1, replaces_state: 1, membership: 1, redacts: 1, redacted_by: 1, outlier: 1, rejected_reason: 1,
+  soft_failed: 1, sender_device: 1, txn_id: 1,
+} satisfies Record<keyof EventRow, 1>) as (keyof EventRow)[];
+
+const insertOneEvent = prepared((db, p: EventRow) => {
+  const row: Record<string, unknown> = {};
+  for (const k of EVENT_ROW_KEYS) row[k] = p[k];
+  return db.insertInto('events').values(row as unknown as EventRow);
+});
+
+/** As insertEvents, in a synchronous SQLite transaction (the send fast path). */
+export function insertEventsSync(tx: SyncTx, rows: EventRow[]): void {
+  for (const row of rows) tx.run(insertOneEvent, row);
+}
+
 export async function insertEvents(trx: DbOrTx, rows: EventRow[]): Promise<void> {
+  if (rows.length === 1) {
+    await insertOneEvent.execute(trx, rows[0]!);
+    return;
+  }
   for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
     await trx.insertInto('events').values(rows.slice(i, i + INSERT_CHUNK)).execute();
   }
@@ -35,19 +59,55 @@ export async function setRedactedBy(trx: DbOrTx, eventId: string, redactionId: s
     .execute();
 }
 
+type TxnRow = { event_id: string; sender: string; sender_device: string | null; txn_id: string | null; stream_pos: number | null };
+
+const TXN_COLUMNS = ['event_id', 'sender', 'sender_device', 'txn_id', 'stream_pos'] as const;
+
+// Every column of events_txn_uq is bound, so the lookup is one index probe however long the room is.
+const selectOneTxn = prepared((db, p: { roomId: string; sender: string; deviceId: string; txnId: string }) =>
+  db
+    .selectFrom('events')
+    .select(TXN_COLUMNS)
+    .where('room_id', '=', p.roomId)
+    .where('sender', '=', p.sender)
+    .where('sender_device', '=', p.deviceId)
+    .where('txn_id', '=', p.txnId),
+);
+
 /** Events a device already sent with these transaction ids (send idempotency). */
 export async function selectByTxnIds(
   db: DbOrTx,
   roomId: string,
   keys: { sender: string; deviceId: string; txnId: string }[],
-): Promise<{ event_id: string; sender: string; sender_device: string | null; txn_id: string | null; stream_pos: number | null }[]> {
+): Promise<TxnRow[]> {
   if (keys.length === 0) return [];
+  if (keys.length === 1) {
+    const k = keys[0]!;
+    return (await selectOneTxn.execute(db, { roomId, sender: k.sender, deviceId: k.deviceId, txnId: k.txnId })).rows;
+  }
+  const byDevice = new Map<string, { sender: string; deviceId: string; txnIds: Set<string> }>();
+  for (const k of keys) {
+    const dk = `${k.sender}\u0000${k.deviceId}`;
+    let g = byDevice.get(dk);
+    if (!g) byDevice.set(dk, (g = { sender: k.sender, deviceId: k.deviceId, txnIds: new Set() }));
+    g.txnIds.add(k.txnId);
+  }
+  // room_id inside every OR term lets SQLite probe the index once per term.
   return db
     .selectFrom('events')
-    .select(['event_id', 'sender', 'sender_device', 'txn_id', 'stream_pos'])
-    .where('room_id', '=', roomId)
-    .where('txn_id', 'in', [...new Set(keys.map((k) => k.txnId))])
-    .where('sender', 'in', [...new Set(keys.map((k) => k.sender))])
+    .select(TXN_COLUMNS)
+    .where((eb) =>
+      eb.or(
+        [...byDevice.values()].map((g) =>
+          eb.and([
+            eb('room_id', '=', roomId),
+            eb('sender', '=', g.sender),
+            eb('sender_device', '=', g.deviceId),
+            eb('txn_id', 'in', [...g.txnIds]),
+          ]),
+        ),
+      ),
+    )
     .execute();
 }
 

@@ -1,14 +1,20 @@
+import { prepared } from '../../db/prepared.js';
 import type { DbOrTx } from '../../db/schema.js';
+import type { SyncTx } from '../../db/sqlite-sync.js';
+
+const replaceOne = prepared((db, p: { roomId: string; removed: string; added: string }) =>
+  db.updateTable('forward_extremities').set({ event_id: p.added }).where('room_id', '=', p.roomId).where('event_id', '=', p.removed),
+);
+
+/** One extremity replaced by another (a linear room), in a synchronous SQLite transaction. */
+export function replaceForwardExtremitySync(tx: SyncTx, roomId: string, removed: string, added: string): void {
+  tx.run(replaceOne, { roomId, removed, added });
+}
 
 export async function replaceForwardExtremities(trx: DbOrTx, roomId: string, removed: string[], added: string[]): Promise<void> {
   // The common case, a linear room: one extremity replaces another in one statement.
   if (removed.length === 1 && added.length === 1) {
-    await trx
-      .updateTable('forward_extremities')
-      .set({ event_id: added[0]! })
-      .where('room_id', '=', roomId)
-      .where('event_id', '=', removed[0]!)
-      .execute();
+    await replaceOne.execute(trx, { roomId, removed: removed[0]!, added: added[0]! });
     return;
   }
   if (removed.length > 0) {
@@ -42,7 +48,12 @@ export async function selectForwardExtremities(
   }));
 }
 
+const selectIds = prepared((db, p: { roomId: string }) =>
+  db.selectFrom('forward_extremities').select('event_id').where('room_id', '=', p.roomId),
+);
+
+/** Runs in every PostgreSQL write to a room (the stale-head check): prepared. */
 export async function selectForwardExtremityIds(db: DbOrTx, roomId: string): Promise<string[]> {
-  const rows = await db.selectFrom('forward_extremities').select('event_id').where('room_id', '=', roomId).execute();
+  const { rows } = await selectIds.execute(db, { roomId });
   return rows.map((r) => r.event_id);
 }

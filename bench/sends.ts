@@ -1,0 +1,161 @@
+// A quick send-throughput probe for profiling: starts Hearth (optionally under
+// --cpu-prof), does sequential sends from one client in one room, prints rate
+// and latency per round, then stops the server (SIGTERM writes the profile).
+//
+//   node dist/bench/sends.js [--rounds 3] [--sends 2000] [--prof DIR] [--db sqlite|postgres] [--debug-log FILE]
+import { spawn } from 'node:child_process';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import postgres from 'postgres';
+import YAML from 'yaml';
+import { BenchClient, median, percentile } from './client.js';
+
+const ROOT = new URL('../..', import.meta.url).pathname;
+const args = process.argv.slice(2);
+const opt = (name: string, def?: string): string | undefined => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : def;
+};
+const ROUNDS = Number(opt('rounds', '3'));
+const SENDS = Number(opt('sends', '2000'));
+const PROF = opt('prof');
+const DB = opt('db', 'sqlite')!;
+const DEBUG_LOG = opt('debug-log');
+/** Diagnostic only: `--sync NORMAL` shows the cost without the commit's fsync. */
+const SYNC = opt('sync');
+const PG_ADMIN = process.env.HEARTH_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'hearth-sends-'));
+const port = await freePort();
+let dbUrl = 'hearth.db';
+let dbName = '';
+if (DB === 'postgres') {
+  dbName = `hearth_sends_${Date.now()}`;
+  const admin = postgres(PG_ADMIN, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`create database ${dbName}`);
+  await admin.end();
+  const u = new URL(PG_ADMIN);
+  u.pathname = `/${dbName}`;
+  dbUrl = u.toString();
+}
+if (SYNC) {
+  writeFileSync(join(dir, 'hearth.yaml'), `registration_shared_secret: sends-probe-secret\ndatabase:\n  sqlite_synchronous: ${SYNC}\n`);
+}
+const nodeArgs = ['--max-semi-space-size=2'];
+if (PROF) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${PROF}`);
+const proc = spawn(process.execPath, [...nodeArgs, join(ROOT, 'bin/hearth.js'), 'start'], {
+  env: {
+    ...process.env,
+    HEARTH_DATA_DIR: dir,
+    HEARTH_LISTEN: `127.0.0.1:${port}`,
+    HEARTH_DATABASE_URL: dbUrl,
+    HEARTH_RATE_LIMITS: 'off',
+    HEARTH_LOG_LEVEL: DEBUG_LOG ? 'debug' : 'warn',
+    HEARTH_CONFIG: '',
+  },
+  stdio: ['ignore', DEBUG_LOG ? 'pipe' : 'inherit', 'inherit'],
+});
+if (DEBUG_LOG) proc.stdout!.pipe(createWriteStream(DEBUG_LOG));
+const client = new BenchClient(`http://127.0.0.1:${port}`, 1);
+for (let i = 0; ; i++) {
+  try {
+    if ((await client.call('GET', '/_matrix/client/versions')).status === 200) break;
+  } catch {
+    if (i > 200) throw new Error('server did not start');
+  }
+  await new Promise((r) => setTimeout(r, 50));
+}
+const secret = (YAML.parse(readFileSync(join(dir, 'hearth.yaml'), 'utf8')) as { registration_shared_secret: string }).registration_shared_secret;
+const alice = await client.registerUser('alice', secret);
+const bob = await client.registerUser('bob', secret);
+const room = await client.ok<{ room_id: string }>('POST', '/_matrix/client/v3/createRoom', { preset: 'public_chat' }, alice.token);
+await client.ok('POST', `/_matrix/client/v3/join/${encodeURIComponent(room.room_id)}`, {}, bob.token);
+const path = (tag: string, i: number) => `/_matrix/client/v3/rooms/${encodeURIComponent(room.room_id)}/send/m.room.message/${tag}-${i}`;
+
+/** The server's user+system CPU time in ms (from /proc: not counting time blocked in fsync). */
+function serverCpuMs(): number {
+  const f = readFileSync(`/proc/${proc.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+}
+
+async function round(tag: string, n: number): Promise<{ rate: number; p50: number; p99: number; cpu: number }> {
+  const lat: number[] = [];
+  const cpu0 = serverCpuMs();
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    const s = performance.now();
+    const r = await client.call('PUT', path(tag, i), { msgtype: 'm.text', body: `message ${i}` }, alice.token);
+    if (r.status !== 200) throw new Error(`send failed: ${r.status} ${JSON.stringify(r.body)}`);
+    lat.push(performance.now() - s);
+  }
+  const total = performance.now() - t0;
+  const cpu = (serverCpuMs() - cpu0) / n;
+  lat.sort((a, b) => a - b);
+  return { rate: (n / total) * 1000, p50: percentile(lat, 50), p99: percentile(lat, 99), cpu };
+}
+
+if (args.includes('--whoami')) {
+  // The floor: an authenticated request that does almost nothing (HTTP, routing, hooks, token check).
+  for (let r = 0; r < 2; r++) {
+    const n = 3000;
+    const cpu0 = serverCpuMs();
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) await client.ok('GET', '/_matrix/client/v3/account/whoami', undefined, alice.token);
+    const ms = performance.now() - t0;
+    console.log(`whoami: ${((n / ms) * 1000).toFixed(0)} req/s, server CPU ${((serverCpuMs() - cpu0) / n).toFixed(3)} ms/req`);
+  }
+}
+if (args.includes('--dup')) {
+  // Everything but building and writing the event: a repeated transaction id is answered from the database.
+  await client.ok('PUT', path('dup', 0), { msgtype: 'm.text', body: 'dup' }, alice.token);
+  for (let r = 0; r < 2; r++) {
+    const n = 3000;
+    const cpu0 = serverCpuMs();
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) await client.ok('PUT', path('dup', 0), { msgtype: 'm.text', body: 'dup' }, alice.token);
+    const ms = performance.now() - t0;
+    console.log(`repeated txn: ${((n / ms) * 1000).toFixed(0)} req/s, server CPU ${((serverCpuMs() - cpu0) / n).toFixed(3)} ms/req`);
+  }
+}
+await round('warm', 300);
+if (args.includes('--wal-frames')) {
+  // Diagnostic: WAL frames (pages) written per send commit, read through a second connection.
+  const { default: Sqlite } = await import('better-sqlite3');
+  const side = new Sqlite(join(dir, 'hearth.db'));
+  side.pragma('wal_checkpoint(TRUNCATE)');
+  const n = 50;
+  for (let i = 0; i < n; i++) await client.ok('PUT', path('wal', i), { msgtype: 'm.text', body: `wal ${i}` }, alice.token);
+  const [r] = side.pragma('wal_checkpoint(PASSIVE)') as { busy: number; log: number; checkpointed: number }[];
+  console.log(`WAL frames per send: ${(r!.log / n).toFixed(1)}`);
+  side.close();
+}
+const rates: number[] = [];
+const cpus: number[] = [];
+for (let r = 0; r < ROUNDS; r++) {
+  const res = await round(`r${r}`, SENDS);
+  rates.push(res.rate);
+  cpus.push(res.cpu);
+  console.log(`round ${r}: ${res.rate.toFixed(0)} sends/s  p50 ${res.p50.toFixed(3)} ms  p99 ${res.p99.toFixed(3)} ms  server CPU ${res.cpu.toFixed(3)} ms/send`);
+}
+console.log(`median ${median(rates).toFixed(0)} sends/s, server CPU ${median(cpus).toFixed(3)} ms/send`);
+await client.close();
+proc.kill('SIGTERM');
+await new Promise((r) => proc.once('exit', r));
+rmSync(dir, { recursive: true, force: true });
+if (dbName) {
+  const admin = postgres(PG_ADMIN, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`drop database if exists ${dbName} with (force)`);
+  await admin.end();
+}

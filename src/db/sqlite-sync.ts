@@ -1,0 +1,84 @@
+import type BetterSqlite3 from 'better-sqlite3';
+import type { Prepared } from './prepared.js';
+import type { Db, DbOrTx } from './schema.js';
+
+/**
+ * Synchronous SQLite transactions for hot paths. better-sqlite3 runs every
+ * statement synchronously anyway; going through Kysely adds a promise chain
+ * per statement and a Transaction object per transaction, which on a send
+ * costs more than SQLite's own work. A synchronous transaction holds Kysely's
+ * single connection (so nothing else runs on it meanwhile: the SQLite pitfall
+ * in the brief cannot happen) and runs begin, the statements and commit
+ * without yielding to the event loop.
+ *
+ * Only for code that needs no `await` between its statements; everything
+ * else uses `db.transaction()`. On PostgreSQL there is no such path:
+ * `sqliteSync(db)` is undefined and callers use Kysely.
+ */
+export interface SyncTx {
+  /** Rows of a prepared query (SELECT, or a write with RETURNING). */
+  all<P extends object, R>(query: Prepared<P, R>, params: P): R[];
+  /** Runs a prepared write; returns the number of rows changed. */
+  run<P extends object>(query: Prepared<P, unknown>, params: P): number;
+}
+
+interface RawSqlite {
+  file: BetterSqlite3.Database;
+  /** connect.ts's statement cache (shared with Kysely's queries). */
+  prepare(sql: string): BetterSqlite3.Statement;
+  /** HEARTH_LOG_SQL's printer, as Kysely's queries have it. */
+  log?: (sql: string, ms: number) => void;
+}
+
+const raws = new WeakMap<object, RawSqlite>();
+
+/** Called by connect.ts for a SQLite database: the handle behind `db`. */
+export function registerSqliteHandle(db: Db, raw: RawSqlite): void {
+  raws.set(db.getExecutor().adapter, raw);
+}
+
+export interface SqliteSync {
+  /** Runs `fn` in one transaction (BEGIN IMMEDIATE ... COMMIT; ROLLBACK if it throws); resolves after commit. */
+  transaction<T>(fn: (tx: SyncTx) => T): Promise<T>;
+}
+
+/** The synchronous path for `db` when it is SQLite, else undefined. */
+export function sqliteSync(db: Db): SqliteSync | undefined {
+  const raw = raws.get(db.getExecutor().adapter);
+  if (!raw) return undefined;
+  const log = raw.log;
+  const exec = (sql: string, parameters: readonly unknown[], reader: boolean): unknown => {
+    const stmt = raw.prepare(sql);
+    if (!log) return reader ? stmt.all(parameters as unknown[]) : stmt.run(parameters as unknown[]).changes;
+    const t0 = performance.now();
+    const out = reader ? stmt.all(parameters as unknown[]) : stmt.run(parameters as unknown[]).changes;
+    log(sql, performance.now() - t0);
+    return out;
+  };
+  const tx: SyncTx = {
+    all<P extends object, R>(query: Prepared<P, R>, params: P): R[] {
+      const q = query.bind(db as DbOrTx, params);
+      return exec(q.sql, q.parameters, true) as R[];
+    },
+    run<P extends object>(query: Prepared<P, unknown>, params: P): number {
+      const q = query.bind(db as DbOrTx, params);
+      return exec(q.sql, q.parameters, false) as number;
+    },
+  };
+  return {
+    transaction<T>(fn: (tx: SyncTx) => T): Promise<T> {
+      // Holding Kysely's connection: no other query can be between its statements, or inside ours.
+      return db.getExecutor().provideConnection(async () => {
+        exec('begin immediate', [], false);
+        try {
+          const out = fn(tx);
+          exec('commit', [], false);
+          return out;
+        } catch (e) {
+          if (raw.file.inTransaction) exec('rollback', [], false);
+          throw e;
+        }
+      });
+    },
+  };
+}

@@ -1,0 +1,185 @@
+import { sql, type RawBuilder } from 'kysely';
+import type { DbOrTx } from '../../db/schema.js';
+import type { RoomMembershipRow } from '../tables.js';
+
+/**
+ * Reads for /sync that cover many rooms in one statement. They are written
+ * as SQL templates rather than with the query builder: building and
+ * compiling a query costs several times what SQLite takes to run these, and
+ * /sync runs them on every wake-up.
+ *
+ * Per-room "latest N" reads are a UNION ALL of one LIMITed subquery per room:
+ * each walks the (room_id, stream_pos) index backwards and stops after N
+ * rows, however long the room's history (a window function over the rooms
+ * would rank every event of every room before keeping N).
+ */
+
+/** SQLite caps a compound SELECT at 500 terms; stay well below, and below the bound-parameter limits. */
+const ROOMS_PER_STATEMENT = 200;
+
+function chunks<T>(list: readonly T[], size = ROOMS_PER_STATEMENT): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < list.length; i += size) out.push(list.slice(i, i + size));
+  return out;
+}
+
+/** Matrix filter globs (`*` wildcard) as SQL LIKE patterns (the same as the /messages filter). */
+function likePattern(glob: string): string {
+  return glob.replace(/[\\%_]/g, (c) => `\\${c}`).replace(/\*/g, '%');
+}
+
+export interface EventTypeFilter {
+  types?: string[];
+  notTypes?: string[];
+  senders?: string[];
+  notSenders?: string[];
+}
+
+/** The filter as SQL conditions, or null when it matches nothing. */
+function filterConditions(f: EventTypeFilter): RawBuilder<unknown>[] | null {
+  const out: RawBuilder<unknown>[] = [];
+  if (f.types !== undefined) {
+    if (f.types.length === 0) return null;
+    const alts = f.types.map((t) => (t.includes('*') ? sql`type like ${likePattern(t)} escape '\\'` : sql`type = ${t}`));
+    out.push(sql`(${sql.join(alts, sql` or `)})`);
+  }
+  for (const t of f.notTypes ?? []) out.push(t.includes('*') ? sql`type not like ${likePattern(t)} escape '\\'` : sql`type != ${t}`);
+  if (f.senders !== undefined) {
+    if (f.senders.length === 0) return null;
+    out.push(sql`sender in (${sql.join(f.senders)})`);
+  }
+  if (f.notSenders !== undefined && f.notSenders.length > 0) out.push(sql`sender not in (${sql.join(f.notSenders)})`);
+  return out;
+}
+
+export interface RoomRange {
+  roomId: string;
+  /** Exclusive lower bound. */
+  after: number;
+  /** Inclusive upper bound. */
+  upTo: number;
+  limit: number;
+}
+
+/** What selectLatestEvents reads of an event: the caller takes the event itself from the event cache. */
+export interface LatestEventRow {
+  event_id: string;
+  room_id: string;
+  stream_pos: number;
+  redacted_by: string | null;
+}
+
+/**
+ * The newest `limit` servable events of each room in its range, filtered
+ * like selectEventRange; newest first within a room. Only ids and the
+ * mutable column are read: the events themselves are usually cached, and
+ * reading their JSON costs more than the rest of the query.
+ */
+export async function selectLatestEvents(db: DbOrTx, ranges: RoomRange[], filter: EventTypeFilter): Promise<LatestEventRow[]> {
+  const extra = filterConditions(filter);
+  if (extra === null) return [];
+  const cond = extra.length > 0 ? sql` and ${sql.join(extra, sql` and `)}` : sql``;
+  const out: LatestEventRow[] = [];
+  for (const part of chunks(ranges.filter((r) => r.limit > 0 && r.upTo > r.after))) {
+    const branches = part.map((r, i) => {
+      const one = sql`select event_id, room_id, stream_pos, redacted_by from events
+        where room_id = ${r.roomId} and stream_pos > ${r.after} and stream_pos <= ${r.upTo}
+          and rejected_reason is null and soft_failed = 0${cond}
+        order by stream_pos desc limit ${r.limit}`;
+      return part.length === 1 ? one : sql`select * from (${one}) as ${sql.raw(`t${i}`)}`;
+    });
+    const res = await sql<LatestEventRow>`${sql.join(branches, sql` union all `)}`.execute(db);
+    for (const r of res.rows) out.push({ ...r, stream_pos: Number(r.stream_pos) });
+  }
+  return out;
+}
+
+/** State group of the last event at or before each position (rooms without one are absent). */
+export async function selectStateGroupsAt(db: DbOrTx, items: { roomId: string; pos: number }[]): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const part of chunks(items)) {
+    const branches = part.map(
+      (it, i) => sql`select * from (select room_id, state_group from events
+        where room_id = ${it.roomId} and stream_pos <= ${it.pos} and state_group is not null
+        order by stream_pos desc limit 1) as ${sql.raw(`t${i}`)}`,
+    );
+    const res = await sql<{ room_id: string; state_group: number }>`${sql.join(branches, sql` union all `)}`.execute(db);
+    for (const r of res.rows) out.set(r.room_id, Number(r.state_group));
+  }
+  return out;
+}
+
+/** Rooms among `roomIds` with any event whose stream position is in (after, upTo]. */
+export async function selectActiveRooms(db: DbOrTx, roomIds: string[], after: number, upTo: number): Promise<string[]> {
+  if (roomIds.length === 0 || upTo <= after) return [];
+  const out: string[] = [];
+  for (const part of chunks(roomIds, 5000)) {
+    const res = await sql<{ room_id: string }>`select distinct room_id from events
+      where room_id in (${sql.join(part)}) and stream_pos > ${after} and stream_pos <= ${upTo}`.execute(db);
+    for (const r of res.rows) out.push(r.room_id);
+  }
+  return out;
+}
+
+export async function selectMembershipsOfUser(db: DbOrTx, userId: string): Promise<RoomMembershipRow[]> {
+  const res = await sql<RoomMembershipRow>`select * from room_memberships where user_id = ${userId}`.execute(db);
+  return res.rows;
+}
+
+/** The m.room.history_visibility events of each room, in stream order. */
+export async function selectHistoryVisibilityOfRooms(db: DbOrTx, roomIds: string[]): Promise<{ room_id: string; stream_pos: number; json: string }[]> {
+  const out: { room_id: string; stream_pos: number; json: string }[] = [];
+  for (const part of chunks(roomIds, 5000)) {
+    const res = await sql<{ room_id: string; stream_pos: number; json: string }>`select room_id, stream_pos, json from events
+      where type = 'm.room.history_visibility' and state_key = '' and room_id in (${sql.join(part)})
+        and stream_pos is not null and rejected_reason is null and soft_failed = 0
+      order by stream_pos`.execute(db);
+    out.push(...res.rows);
+  }
+  return out;
+}
+
+/** The user's membership events in each room, in stream order. */
+export async function selectMembershipHistoryOfRooms(
+  db: DbOrTx,
+  userId: string,
+  roomIds: string[],
+): Promise<{ room_id: string; stream_pos: number; membership: string | null }[]> {
+  const out: { room_id: string; stream_pos: number; membership: string | null }[] = [];
+  for (const part of chunks(roomIds, 5000)) {
+    const res = await sql<{ room_id: string; stream_pos: number; membership: string | null }>`select room_id, stream_pos, membership from events
+      where type = 'm.room.member' and state_key = ${userId} and room_id in (${sql.join(part)})
+        and stream_pos is not null and rejected_reason is null and soft_failed = 0
+      order by stream_pos`.execute(db);
+    out.push(...res.rows);
+  }
+  return out;
+}
+
+export interface GroupChainsRow {
+  /** The group whose state this row belongs to. */
+  root: number;
+  /** Distance from `root` (apply highest first). */
+  n: number;
+  type: string;
+  state_key: string;
+  event_id: string;
+}
+
+/** Every delta on the chains from each group down to its full snapshot, in one recursive query. */
+export async function selectGroupChains(db: DbOrTx, groupIds: number[]): Promise<GroupChainsRow[]> {
+  const out: GroupChainsRow[] = [];
+  for (const part of chunks(groupIds, 1000)) {
+    const res = await sql<GroupChainsRow>`
+      with recursive chain(root, id, prev_group, n) as (
+        select id, id, prev_group, 0 from state_groups where id in (${sql.join(part)})
+        union all
+        select chain.root, g.id, g.prev_group, chain.n + 1 from state_groups g join chain on g.id = chain.prev_group
+      )
+      select chain.root as root, chain.n as n, d.type as type, d.state_key as state_key, d.event_id as event_id
+      from chain join state_group_deltas d on d.state_group = chain.id
+    `.execute(db);
+    for (const r of res.rows) out.push({ ...r, root: Number(r.root), n: Number(r.n) });
+  }
+  return out;
+}
