@@ -2,7 +2,9 @@
 // through the rooms service, with CPU time per send (and optionally a CPU
 // profile of just the loop). For telling pipeline cost from HTTP cost.
 //
-//   node dist/bench/pipeline.js [--sends 3000] [--rounds 3] [--sync FULL|NORMAL] [--prof FILE] [--http]
+//   node dist/bench/pipeline.js [--sends 3000] [--rounds 3] [--sync FULL|NORMAL] [--prof FILE] [--http] [--alloc FILE]
+// --http sends through the test helper's fetch instead (client in the same process);
+// --alloc writes a sampling heap profile that keeps collected objects (allocation per send).
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { startTestServer } from '../test/helpers/server.js';
@@ -17,6 +19,7 @@ const SENDS = Number(opt('sends', '3000'));
 const ROUNDS = Number(opt('rounds', '3'));
 const PROF = opt('prof');
 const HTTP = args.includes('--http');
+const ALLOC = opt('alloc');
 
 // SQLite in the test server's data dir (the harness's own default is NORMAL; the bench's is FULL).
 const server = await startTestServer({ config: { database: { url: 'hearth.db', sqlite_synchronous: opt('sync', 'FULL'), pool_size: 5 } } });
@@ -46,6 +49,16 @@ if (PROF) {
   await session.post('Profiler.enable');
   await session.post('Profiler.start');
 }
+if (ALLOC) {
+  session ??= new Session();
+  session.connect();
+  await session.post('HeapProfiler.enable');
+  await session.post('HeapProfiler.startSampling', {
+    samplingInterval: 4096,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  } as never);
+}
 for (let r = 0; r < ROUNDS; r++) {
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
@@ -55,6 +68,10 @@ for (let r = 0; r < ROUNDS; r++) {
   console.log(
     `round ${r}: ${((SENDS / ms) * 1000).toFixed(0)} sends/s, wall ${(ms / SENDS).toFixed(3)} ms/send, CPU ${((cpu.user + cpu.system) / 1000 / SENDS).toFixed(3)} ms/send (user ${(cpu.user / 1000 / SENDS).toFixed(3)})`,
   );
+}
+if (session && ALLOC) {
+  const { profile } = await session.post('HeapProfiler.stopSampling');
+  writeFileSync(ALLOC, JSON.stringify(profile));
 }
 if (session && PROF) {
   const { profile } = await session.post('Profiler.stop');

@@ -38,6 +38,12 @@ async function freePort(): Promise<number> {
   });
 }
 
+/** A process's user+system CPU time in ms (time blocked in fsync is not CPU). */
+function cpuMs(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+}
+
 function rssMb(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
@@ -150,12 +156,17 @@ async function main(): Promise<void> {
 
     // Sequential sends from one client.
     await sequentialSends(client, alice.token, room.room_id, 200, 'warm');
-    const seq: { rate: number; p50: number; p99: number }[] = [];
-    for (let r = 0; r < ROUNDS; r++) seq.push(await sequentialSends(client, alice.token, room.room_id, SEQ_SENDS, `seq${r}`));
+    const seq: { rate: number; p50: number; p99: number; cpu: number }[] = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      const cpu0 = cpuMs(hs.proc.pid!);
+      const res = await sequentialSends(client, alice.token, room.room_id, SEQ_SENDS, `seq${r}`);
+      seq.push({ ...res, cpu: (cpuMs(hs.proc.pid!) - cpu0) / SEQ_SENDS });
+    }
     const seqRate = median(seq.map((s) => s.rate));
     record({ name: 'sequential sends', value: seqRate, unit: 'msgs/s', target: '>= 1000', detail: `${ROUNDS}x${SEQ_SENDS}` });
     record({ name: 'send latency p50', value: median(seq.map((s) => s.p50)), unit: 'ms' });
     record({ name: 'send latency p99', value: median(seq.map((s) => s.p99)), unit: 'ms' });
+    record({ name: 'server CPU per send', value: median(seq.map((s) => s.cpu)), unit: 'ms' });
 
     // Concurrent sends: 8 clients, each in its own room, and 8 clients into one room.
     const senders = await Promise.all(Array.from({ length: 8 }, (_, i) => client.registerUser(`sender${i}`, hs.secret)));

@@ -1,8 +1,16 @@
 // A quick send-throughput probe for profiling: starts Hearth (optionally under
-// --cpu-prof), does sequential sends from one client in one room, prints rate
-// and latency per round, then stops the server (SIGTERM writes the profile).
+// --cpu-prof), does sequential sends from one client in one room, prints rate,
+// latency and the server's CPU time per send for each round, then stops the
+// server (SIGTERM writes the profile).
 //
-//   node dist/bench/sends.js [--rounds 3] [--sends 2000] [--prof DIR] [--db sqlite|postgres] [--debug-log FILE]
+//   node dist/bench/sends.js [--rounds 3] [--sends 2000] [--db sqlite|postgres]
+//     --prof DIR         CPU profile of the server (PROBE_NODE_ARGS=--cpu-prof-interval=100 for finer samples)
+//     --debug-log FILE   the server's debug log ('request' lines carry server-side ms)
+//     --sync NORMAL      SQLite without the commit's fsync (diagnostic only; FULL is the default)
+//     --whoami           the floor first: authenticated requests that do nothing
+//     --dup              a repeated transaction id: everything but building and writing the event
+//     --wal-frames       WAL pages written per send
+//   PROBE_NODE_ARGS="--trace-gc ..." adds flags to the server's node.
 import { spawn } from 'node:child_process';
 import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -53,7 +61,7 @@ if (DB === 'postgres') {
 if (SYNC) {
   writeFileSync(join(dir, 'hearth.yaml'), `registration_shared_secret: sends-probe-secret\ndatabase:\n  sqlite_synchronous: ${SYNC}\n`);
 }
-const nodeArgs = ['--max-semi-space-size=2'];
+const nodeArgs = ['--max-semi-space-size=2', ...(process.env.PROBE_NODE_ARGS ?? '').split(' ').filter(Boolean)];
 if (PROF) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${PROF}`);
 const proc = spawn(process.execPath, [...nodeArgs, join(ROOT, 'bin/hearth.js'), 'start'], {
   env: {
@@ -85,14 +93,16 @@ await client.ok('POST', `/_matrix/client/v3/join/${encodeURIComponent(room.room_
 const path = (tag: string, i: number) => `/_matrix/client/v3/rooms/${encodeURIComponent(room.room_id)}/send/m.room.message/${tag}-${i}`;
 
 /** The server's user+system CPU time in ms (from /proc: not counting time blocked in fsync). */
-function serverCpuMs(): number {
+function serverCpuMs(kind: 'all' | 'sys' = 'all'): number {
   const f = readFileSync(`/proc/${proc.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+  const sys = Number(f[12]);
+  return ((kind === 'sys' ? sys : Number(f[11]) + sys) * 1000) / 100;
 }
 
-async function round(tag: string, n: number): Promise<{ rate: number; p50: number; p99: number; cpu: number }> {
+async function round(tag: string, n: number): Promise<{ rate: number; p50: number; p99: number; cpu: number; sys: number }> {
   const lat: number[] = [];
   const cpu0 = serverCpuMs();
+  const sys0 = serverCpuMs('sys');
   const t0 = performance.now();
   for (let i = 0; i < n; i++) {
     const s = performance.now();
@@ -102,8 +112,9 @@ async function round(tag: string, n: number): Promise<{ rate: number; p50: numbe
   }
   const total = performance.now() - t0;
   const cpu = (serverCpuMs() - cpu0) / n;
+  const sys = (serverCpuMs('sys') - sys0) / n;
   lat.sort((a, b) => a - b);
-  return { rate: (n / total) * 1000, p50: percentile(lat, 50), p99: percentile(lat, 99), cpu };
+  return { rate: (n / total) * 1000, p50: percentile(lat, 50), p99: percentile(lat, 99), cpu, sys };
 }
 
 if (args.includes('--whoami')) {
@@ -147,7 +158,7 @@ for (let r = 0; r < ROUNDS; r++) {
   const res = await round(`r${r}`, SENDS);
   rates.push(res.rate);
   cpus.push(res.cpu);
-  console.log(`round ${r}: ${res.rate.toFixed(0)} sends/s  p50 ${res.p50.toFixed(3)} ms  p99 ${res.p99.toFixed(3)} ms  server CPU ${res.cpu.toFixed(3)} ms/send`);
+  console.log(`round ${r}: ${res.rate.toFixed(0)} sends/s  p50 ${res.p50.toFixed(3)} ms  p99 ${res.p99.toFixed(3)} ms  server CPU ${res.cpu.toFixed(3)} ms/send (system ${res.sys.toFixed(3)})`);
 }
 console.log(`median ${median(rates).toFixed(0)} sends/s, server CPU ${median(cpus).toFixed(3)} ms/send`);
 await client.close();

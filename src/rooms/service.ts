@@ -143,17 +143,11 @@ export class RoomsService implements Lifecycle {
    * state groups, one for the groups not cached, one for the events not cached.
    */
   async getStatesAtPositions(items: { roomId: string; pos: number }[]): Promise<Map<string, ClientEvent[]>> {
-    const out = new Map<string, ClientEvent[]>();
     const unique = [...new Map(items.map((it) => [it.roomId, it])).values()];
-    if (unique.length === 0) return out;
-    const groupOf = await selectStateGroupsAt(this.ctx.db, unique);
-    const states = await this.core.groups.loadMany(groupOf.values());
+    const states = await this.statesAt(unique);
     const ids: string[] = [];
-    for (const it of unique) {
-      out.set(it.roomId, []);
-      const g = groupOf.get(it.roomId);
-      if (g !== undefined) for (const id of states.get(g)!.values()) ids.push(id);
-    }
+    for (const state of states) for (const id of state.values()) ids.push(id);
+    const out = new Map<string, ClientEvent[]>(unique.map((it) => [it.roomId, []]));
     for (const ev of await this.formatIds(ids)) out.get(ev.room_id!)?.push(ev);
     return out;
   }
@@ -163,12 +157,24 @@ export class RoomsService implements Lifecycle {
    * their value at `toPos` (for incremental sync's `state` section).
    */
   async getStateChangesBetween(roomId: string, fromPos: number, toPos: number): Promise<ClientEvent[]> {
-    if (toPos <= fromPos) return [];
-    const [before, after] = await Promise.all([this.stateAt(roomId, fromPos), this.stateAt(roomId, toPos)]);
-    if (before === after) return [];
+    return (await this.getStateChanges([{ roomId, fromPos, toPos }])).get(roomId) ?? [];
+  }
+
+  /** getStateChangesBetween for many rooms (a later item for the same room wins), in the queries of getStatesAtPositions. */
+  async getStateChanges(items: { roomId: string; fromPos: number; toPos: number }[]): Promise<Map<string, ClientEvent[]>> {
+    const out = new Map<string, ClientEvent[]>(items.map((it) => [it.roomId, []]));
+    const unique = [...new Map(items.map((it) => [it.roomId, it])).values()].filter((it) => it.toPos > it.fromPos);
+    if (unique.length === 0) return out;
+    const states = await this.statesAt(unique.flatMap((it) => [{ roomId: it.roomId, pos: it.fromPos }, { roomId: it.roomId, pos: it.toPos }]));
     const changed: string[] = [];
-    for (const [k, id] of after) if (before.get(k) !== id) changed.push(id);
-    return this.formatIds(changed);
+    for (let i = 0; i < unique.length; i++) {
+      const before = states[2 * i]!;
+      const after = states[2 * i + 1]!;
+      if (before === after) continue;
+      for (const [k, id] of after) if (before.get(k) !== id) changed.push(id);
+    }
+    for (const ev of await this.formatIds(changed)) out.get(ev.room_id!)?.push(ev);
+    return out;
   }
 
   /** The room's current state; optionally only some types. Unknown rooms have none. */
@@ -338,8 +344,15 @@ export class RoomsService implements Lifecycle {
   // ---- helpers ----
 
   private async stateAt(roomId: string, pos: number): Promise<StateMap> {
-    const group = (await selectStateGroupsAt(this.ctx.db, [{ roomId, pos }])).get(roomId);
-    return group === undefined ? new Map() : this.core.groups.load(group);
+    return (await this.statesAt([{ roomId, pos }]))[0]!;
+  }
+
+  /** Room states at positions, per item: one query for the state groups, one for the groups not cached. */
+  private async statesAt(items: { roomId: string; pos: number }[]): Promise<StateMap[]> {
+    if (items.length === 0) return [];
+    const groups = await selectStateGroupsAt(this.ctx.db, items);
+    const maps = await this.core.groups.loadMany(groups.filter((g): g is number => g !== null));
+    return groups.map((g) => (g === null ? new Map() : maps.get(g)!));
   }
 
   private async formatIds(ids: Iterable<string>): Promise<ClientEvent[]> {

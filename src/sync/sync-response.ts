@@ -234,7 +234,7 @@ export class SyncResponder {
       this.joinedRooms(run, renderedJoins, earlyReads?.timelines),
       Promise.all(invites.map((m) => this.strippedRoom(run, m, 'invite_state'))),
       Promise.all(knocks.map((m) => this.strippedRoom(run, m, 'knock_state'))),
-      Promise.all(leaves.map((l) => this.leftRoom(run, l))),
+      this.leftRooms(run, leaves),
       deviceReads,
     ]);
 
@@ -353,20 +353,44 @@ export class SyncResponder {
     const chunks = queries.length > 0 ? await this.rooms.getTimelines(queries) : new Map<string, TimelineChunk>();
     for (const j of wanted) if (reuse(j)) chunks.set(j.roomId, early!.get(j.roomId)!);
     const chunkOf = (roomId: string): TimelineChunk => chunks.get(roomId) ?? { events: [], limited: false, prevBatchPos: heads.events };
+    // The full state of rooms rendered in full, and the state changes of the others, in one batch each.
     const full = plans.filter((j) => j.mode === 'full');
-    const states =
+    const deltas: { roomId: string; fromPos: number; toPos: number }[] = [];
+    for (const j of plans) {
+      const range = j.mode === 'delta' ? this.deltaStateRange(run, j, chunkOf(j.roomId)) : null;
+      if (range) deltas.push({ roomId: j.roomId, ...range });
+    }
+    const [states, changes] = await Promise.all([
       full.length > 0
-        ? await this.rooms.getStatesAtPositions(full.map((j) => ({ roomId: j.roomId, pos: p.useStateAfter ? heads.events : chunkOf(j.roomId).prevBatchPos })))
-        : new Map<string, ClientEvent[]>();
-    return Promise.all(plans.map((j) => this.joinedRoom(run, j, chunkOf(j.roomId), states.get(j.roomId) ?? [])));
+        ? this.rooms.getStatesAtPositions(full.map((j) => ({ roomId: j.roomId, pos: p.useStateAfter ? heads.events : chunkOf(j.roomId).prevBatchPos })))
+        : new Map<string, ClientEvent[]>(),
+      deltas.length > 0 ? this.rooms.getStateChanges(deltas) : new Map<string, ClientEvent[]>(),
+    ]);
+    return Promise.all(plans.map((j) => this.joinedRoom(run, j, chunkOf(j.roomId), (j.mode === 'full' ? states : changes).get(j.roomId) ?? [])));
   }
 
-  /** One joined room, from its timeline and (when rendered in full) its state at the start of the timeline, or at the end with `use_state_after`. */
-  private async joinedRoom(run: Run, j: JoinPlan, chunk: TimelineChunk, fullState: ClientEvent[]): Promise<[string, JsonObject] | null> {
-    const { p, heads, since } = run;
+  /**
+   * The state section of a room rendered as a delta: the state changes from
+   * the token to the start of the timeline when the timeline does not hold
+   * them all (limited or filtered), or to its end with `use_state_after`.
+   */
+  private deltaStateRange(run: Run, j: JoinPlan, chunk: TimelineChunk): { fromPos: number; toPos: number } | null {
+    const sincePos = run.since!.events;
+    if (!run.roomsWithEvents.has(j.roomId)) return null;
+    if (run.p.useStateAfter) return { fromPos: sincePos, toPos: run.heads.events };
+    if ((chunk.limited || run.p.filter.timeline.restrictsEvents) && chunk.prevBatchPos > sincePos) return { fromPos: sincePos, toPos: chunk.prevBatchPos };
+    return null;
+  }
+
+  /**
+   * One joined room, from its timeline and its state: for a room rendered in
+   * full, the state at the start of the timeline (at its end with
+   * `use_state_after`); otherwise the changes deltaStateRange asks for.
+   */
+  private async joinedRoom(run: Run, j: JoinPlan, chunk: TimelineChunk, stateRead: ClientEvent[]): Promise<[string, JsonObject] | null> {
+    const { p, heads } = run;
     const { filter, userId } = p;
     const roomId = j.roomId;
-    const hasEvents = j.mode === 'full' || run.roomsWithEvents.has(roomId);
     const timeline = this.visibleTimeline(chunk.events, run.ignored, filter);
 
     // State: before the timeline (`state`) or after it (`state_after`).
@@ -374,7 +398,7 @@ export class SyncResponder {
     let summary: JsonObject | undefined;
     const endPos = heads.events;
     if (j.mode === 'full') {
-      const full = fullState;
+      const full = stateRead;
       const endState = p.useStateAfter ? full : applyState(full, chunk.events);
       summary = roomSummary(endState, userId, hasRoomName(endState));
       state = full;
@@ -386,14 +410,7 @@ export class SyncResponder {
         this.knownMembers.set(this.knownKey(p, roomId), new Set([...memberKeys(state), ...memberKeys(chunk.events)]));
       }
     } else {
-      const sincePos = since!.events;
-      if (p.useStateAfter) {
-        state = hasEvents ? await this.rooms.getStateChangesBetween(roomId, sincePos, endPos) : [];
-      } else if (hasEvents && (chunk.limited || filter.timeline.restrictsEvents) && chunk.prevBatchPos > sincePos) {
-        state = await this.rooms.getStateChangesBetween(roomId, sincePos, chunk.prevBatchPos);
-      } else {
-        state = [];
-      }
+      state = stateRead;
       if (filter.lazyLoadMembers && timeline.length > 0) {
         state = await this.addLazyMembers(p, roomId, state, timeline, chunk, p.useStateAfter ? endPos : chunk.prevBatchPos);
       }
@@ -502,36 +519,65 @@ export class SyncResponder {
     return [m.roomId, { [key]: { events: events as unknown as JsonValue[] } }];
   }
 
-  private async leftRoom(run: Run, l: LeavePlan): Promise<[string, JsonObject] | null> {
-    const { p, since } = run;
+  /** Left rooms: their timelines, and then their states, in one batch each. */
+  private async leftRooms(run: Run, leaves: LeavePlan[]): Promise<Array<[string, JsonObject] | null>> {
+    if (leaves.length === 0) return [];
+    const { p } = run;
     const { filter, userId } = p;
     const viewer = { userId, deviceId: p.deviceId };
-    const endPos = l.m.streamPos;
-    let chunk: TimelineChunk;
-    let state: ClientEvent[] = [];
-    if (l.timelineFrom === null) {
-      const ev = (await this.rooms.getEvents([l.m.eventId], viewer)).get(l.m.eventId);
-      chunk = { events: ev ? [ev] : [], limited: false, prevBatchPos: endPos - 1 };
-      if (p.useStateAfter && ev) state = [ev];
-    } else {
-      chunk = await this.rooms.getTimeline({
-        roomId: l.roomId,
-        fromPos: l.timelineFrom,
-        toPos: endPos,
-        limit: filter.timelineLimit,
-        filter: filter.timeline.lists,
-        viewer,
-      });
-      const statePos = p.useStateAfter ? endPos : chunk.prevBatchPos;
-      if (l.timelineFrom === 0) {
-        state = await this.rooms.getStateAtPosition(l.roomId, statePos);
-      } else if (p.useStateAfter || chunk.limited || filter.timeline.restrictsEvents) {
-        if (statePos > l.timelineFrom) state = await this.rooms.getStateChangesBetween(l.roomId, l.timelineFrom, statePos);
+    const unseen = leaves.filter((l) => l.timelineFrom === null);
+    const seen = leaves.filter((l) => l.timelineFrom !== null);
+    const [leaveEvents, chunks] = await Promise.all([
+      unseen.length > 0 ? this.rooms.getEvents(unseen.map((l) => l.m.eventId), viewer) : new Map<string, ClientEvent>(),
+      seen.length > 0
+        ? this.rooms.getTimelines(
+            seen.map((l) => ({
+              roomId: l.roomId,
+              fromPos: l.timelineFrom!,
+              toPos: l.m.streamPos,
+              limit: filter.timelineLimit,
+              filter: filter.timeline.lists,
+              viewer,
+            })),
+          )
+        : new Map<string, TimelineChunk>(),
+    ]);
+    const chunkOf = (l: LeavePlan): TimelineChunk => chunks.get(l.roomId) ?? { events: [], limited: false, prevBatchPos: l.m.streamPos };
+    // State at the start of the timeline (at the leave with use_state_after): all of it for rooms
+    // rendered from their start, what changed since the token for the others.
+    const statePos = (l: LeavePlan) => (p.useStateAfter ? l.m.streamPos : chunkOf(l).prevBatchPos);
+    const fromStart = seen.filter((l) => l.timelineFrom === 0);
+    const changed = seen.filter(
+      (l) => l.timelineFrom !== 0 && (p.useStateAfter || chunkOf(l).limited || filter.timeline.restrictsEvents) && statePos(l) > l.timelineFrom!,
+    );
+    const [states, changes] = await Promise.all([
+      fromStart.length > 0 ? this.rooms.getStatesAtPositions(fromStart.map((l) => ({ roomId: l.roomId, pos: statePos(l) }))) : new Map<string, ClientEvent[]>(),
+      changed.length > 0
+        ? this.rooms.getStateChanges(changed.map((l) => ({ roomId: l.roomId, fromPos: l.timelineFrom!, toPos: statePos(l) })))
+        : new Map<string, ClientEvent[]>(),
+    ]);
+    return leaves.map((l) => {
+      let chunk: TimelineChunk;
+      let state: ClientEvent[] = [];
+      if (l.timelineFrom === null) {
+        const ev = leaveEvents.get(l.m.eventId);
+        chunk = { events: ev ? [ev] : [], limited: false, prevBatchPos: l.m.streamPos - 1 };
+        if (p.useStateAfter && ev) state = [ev];
+      } else {
+        chunk = chunkOf(l);
+        state = (l.timelineFrom === 0 ? states : changes).get(l.roomId) ?? [];
       }
-      if (since && l.timelineFrom !== 0) {
-        const members = [...state, ...chunk.events].filter((e) => e.type === 'm.room.member');
-        if (members.length > 0) run.memberChanges.set(l.roomId, members);
-      }
+      return this.leftRoom(run, l, chunk, state);
+    });
+  }
+
+  private leftRoom(run: Run, l: LeavePlan, chunk: TimelineChunk, stateRead: ClientEvent[]): [string, JsonObject] {
+    const { p, since } = run;
+    const { filter, userId } = p;
+    let state = stateRead;
+    if (since && l.timelineFrom !== null && l.timelineFrom !== 0) {
+      const members = [...state, ...chunk.events].filter((e) => e.type === 'm.room.member');
+      if (members.length > 0) run.memberChanges.set(l.roomId, members);
     }
     if (filter.lazyLoadMembers) {
       const needed = new Set(chunk.events.map((e) => e.sender));

@@ -94,17 +94,19 @@ export async function selectLatestEvents(db: DbOrTx, ranges: RoomRange[], filter
   return out;
 }
 
-/** State group of the last event at or before each position (rooms without one are absent). */
-export async function selectStateGroupsAt(db: DbOrTx, items: { roomId: string; pos: number }[]): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  for (const part of chunks(items)) {
-    const branches = part.map(
-      (it, i) => sql`select * from (select room_id, state_group from events
+/** State group of the last event at or before each position, per item (null when there is none). */
+export async function selectStateGroupsAt(db: DbOrTx, items: { roomId: string; pos: number }[]): Promise<(number | null)[]> {
+  const out: (number | null)[] = items.map(() => null);
+  for (let start = 0; start < items.length; start += ROOMS_PER_STATEMENT) {
+    const part = items.slice(start, start + ROOMS_PER_STATEMENT);
+    const branches = part.map((it, i) => {
+      const one = sql`select ${sql.lit(start + i)} as k, state_group from events
         where room_id = ${it.roomId} and stream_pos <= ${it.pos} and state_group is not null
-        order by stream_pos desc limit 1) as ${sql.raw(`t${i}`)}`,
-    );
-    const res = await sql<{ room_id: string; state_group: number }>`${sql.join(branches, sql` union all `)}`.execute(db);
-    for (const r of res.rows) out.set(r.room_id, Number(r.state_group));
+        order by stream_pos desc limit 1`;
+      return part.length === 1 ? one : sql`select * from (${one}) as ${sql.raw(`t${i}`)}`;
+    });
+    const res = await sql<{ k: number; state_group: number }>`${sql.join(branches, sql` union all `)}`.execute(db);
+    for (const r of res.rows) out[Number(r.k)] = Number(r.state_group);
   }
   return out;
 }
