@@ -4,7 +4,6 @@
 // judging schema and pragma changes without HTTP or JavaScript in the way.
 //
 //   node dist/bench/sqlite-commit.js [FULL|NORMAL] [sends] [wal_autocheckpoint]
-//   SLIM_SCHEMA=1 ...   the same with the schema changes suggested for fewer pages per send
 import BetterSqlite3 from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,23 +23,13 @@ f.pragma(`synchronous = ${sync}`);
 f.pragma('cache_size = -16000');
 if (process.argv[4]) f.pragma(`wal_autocheckpoint = ${process.argv[4]}`);
 const commits: number[] = [];
-if (process.env.SLIM_SCHEMA) {
-  // What the suggested schema changes would save: partial indexes for columns a message leaves null,
-  // WITHOUT ROWID for tables whose primary key is their only lookup.
-  f.exec(`drop index events_redacts_idx; create index events_redacts_idx on events (redacts) where redacts is not null;
-    drop index events_state_idx; create index events_state_idx on events (type, state_key, room_id, stream_pos) where state_key is not null;
-    drop table forward_extremities; create table forward_extremities (room_id text not null, event_id text not null, primary key (room_id, event_id)) without rowid;
-    drop table event_push_actions; create table event_push_actions (user_id text not null, room_id text not null, event_id text not null, stream_pos bigint not null, notify integer not null, highlight integer not null, actions text not null, ts bigint not null, primary key (user_id, event_id)) without rowid;
-    create index event_push_actions_room on event_push_actions (user_id, room_id, stream_pos);
-    create index event_push_actions_user on event_push_actions (user_id, stream_pos);`);
-}
 const room = '!room:example.org';
 f.prepare(`insert into forward_extremities (room_id, event_id) values (?, ?)`).run(room, '$e0');
 const sel = f.prepare('select event_id from events where room_id = ? and sender = ? and sender_device = ? and txn_id = ?');
 const ins = f.prepare('insert into events (event_id, room_id, stream_pos, depth, type, state_key, sender, origin_server_ts, json, state_group, replaces_state, membership, redacts, redacted_by, outlier, rejected_reason, soft_failed, sender_device, txn_id) values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)');
 const fe = f.prepare('update forward_extremities set event_id = ? where room_id = ? and event_id = ?');
 const sp = f.prepare(`update stream_positions set pos = pos + ? where stream = ? returning pos`);
-const pa = f.prepare('insert into event_push_actions (user_id, room_id, event_id, stream_pos, notify, highlight, actions, ts) values (?,?,?,?,?,?,?,?) on conflict (user_id, event_id) do nothing');
+const pa = f.prepare('insert into event_push_actions (user_id, room_id, event_id, stream_pos, notify, highlight, actions, ts) values (?,?,?,?,?,?,?,?) on conflict (user_id, room_id, stream_pos) do nothing');
 const ru = f.prepare('insert into push_read_upto (user_id, room_id, stream_pos) values (?,?,?) on conflict (user_id, room_id) do update set stream_pos = excluded.stream_pos where push_read_upto.stream_pos < excluded.stream_pos');
 const begin = f.prepare('begin');
 const commit = f.prepare('commit');

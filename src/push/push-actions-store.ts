@@ -17,7 +17,7 @@ const insertOne = prepared((db, p: EventPushActionRow) =>
       actions: p.actions,
       ts: p.ts,
     })
-    .onConflict((oc) => oc.columns(['user_id', 'event_id']).doNothing()),
+    .onConflict((oc) => oc.columns(['user_id', 'room_id', 'stream_pos']).doNothing()),
 );
 
 /** As insertPushActions, in a synchronous SQLite transaction (the send fast path). */
@@ -35,7 +35,7 @@ export async function insertPushActions(db: DbOrTx, rows: EventPushActionRow[]):
     await db
       .insertInto('event_push_actions')
       .values(part)
-      .onConflict((oc) => oc.columns(['user_id', 'event_id']).doNothing())
+      .onConflict((oc) => oc.columns(['user_id', 'room_id', 'stream_pos']).doNothing())
       .execute();
   }
 }

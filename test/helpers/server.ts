@@ -68,6 +68,16 @@ async function dropPgDatabase(url: string): Promise<void> {
   }
 }
 
+/** An empty database on the backend under test (a SQLite file or a PostgreSQL database), for storage-level tests. */
+export async function freshDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  if (TEST_DB === 'postgres') {
+    const url = await createPgDatabase();
+    return { url, drop: () => dropPgDatabase(url) };
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'hearth-db-'));
+  return { url: join(dir, 'hearth.db'), drop: async () => rmSync(dir, { recursive: true, force: true }) };
+}
+
 let userCounter = 0;
 
 export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
