@@ -1,4 +1,5 @@
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
+import { boundedCache } from '../bounded-cache.js';
 import type { Requester } from '../http/requester.js';
 
 export interface CachedToken {
@@ -21,8 +22,7 @@ export class TokenCache {
   generation = 0;
 
   constructor(max: number) {
-    this.lru = new LRUCache<string, CachedToken>({
-      max: Math.max(1, max),
+    this.lru = boundedCache<string, CachedToken>(max, {
       dispose: (value, hash) => {
         const set = this.byUser.get(value.requester.userId);
         if (!set) return;

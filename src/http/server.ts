@@ -40,17 +40,24 @@ export function createHttpServer(opts: HttpOptions): FastifyInstance {
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1000 },
   });
 
-  // Each route is served under several version prefixes with one schema object: compile it once.
-  const compiled = new WeakMap<object, (data: unknown) => { value?: unknown; error?: Error }>();
-  app.setValidatorCompiler(({ schema, httpPart }) => {
-    const key = schema as object;
+  // Each route is served under several version prefixes with one schema object: compile it once,
+  // and only when a request first needs it (hundreds of compiled validators cost idle memory).
+  const compiled = new WeakMap<object, (data: unknown) => boolean>();
+  const validatorFor = (schema: object, httpPart: string): ((data: unknown) => boolean) & { errors?: unknown } => {
     const cacheable = httpPart === 'body' || httpPart === 'querystring' || httpPart === 'params';
-    const hit = cacheable ? compiled.get(key) : undefined;
-    if (hit && (hit as { part?: string }).part === httpPart) return hit;
-    const v = (httpPart === 'body' ? strictAjv : coercingAjv).compile(key);
-    const fn = Object.assign((data: unknown) => (v(data) ? { value: data } : { error: v.errors as unknown as Error }), { part: httpPart });
-    if (cacheable) compiled.set(key, fn);
-    return fn;
+    let v = cacheable ? compiled.get(schema) : undefined;
+    if (!v || (v as { part?: string }).part !== httpPart) {
+      v = Object.assign((httpPart === 'body' ? strictAjv : coercingAjv).compile(schema), { part: httpPart });
+      if (cacheable) compiled.set(schema, v);
+    }
+    return v;
+  };
+  app.setValidatorCompiler(({ schema, httpPart }) => {
+    let v: (((data: unknown) => boolean) & { errors?: unknown }) | undefined;
+    return (data: unknown) => {
+      v ??= validatorFor(schema as object, httpPart ?? '');
+      return v(data) ? { value: data } : { error: v.errors as unknown as Error };
+    };
   });
 
   // Callback-style hooks: an async hook costs a promise per request, on every request.

@@ -1,4 +1,4 @@
-import { LRUCache } from 'lru-cache';
+import { boundedCache } from '../bounded-cache.js';
 import type { Context } from '../context.js';
 import { parsePowerLevels, roomCreators, userPowerLevel } from '../core/power-levels.js';
 import { getRoomVersion, type RoomVersion } from '../core/room-versions.js';
@@ -16,7 +16,7 @@ interface RoomCreation {
  * room's create event, which never changes, so it is read once per room.
  */
 export class SenderPower {
-  private readonly creations = new LRUCache<string, RoomCreation>({ max: 10_000 });
+  private readonly creations = boundedCache<string, RoomCreation>(10_000);
 
   constructor(private readonly ctx: Context) {}
 

@@ -1,4 +1,5 @@
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
+import { boundedCache } from '../bounded-cache.js';
 import type { Context } from '../context.js';
 import { evaluatePushRules } from '../core/push/evaluator.js';
 import {
@@ -133,11 +134,11 @@ export class PushService {
   private generation = 0;
   private readonly senderPower: SenderPower;
   /** Unread counts per `user\u0000room` (see getUnreadCounts). */
-  private readonly unread = new LRUCache<string, UnreadMemo>({ max: 50_000 });
+  private readonly unread = boundedCache<string, UnreadMemo>(50_000);
 
   constructor(private readonly ctx: Context) {
     const max = (ctx.config.caches as { push_rules?: number }).push_rules ?? DEFAULT_RULES_CACHE_SIZE;
-    this.rules = new LRUCache({ max });
+    this.rules = boundedCache(max);
     this.senderPower = new SenderPower(ctx);
     ctx.bus.onInvalidate((m) => {
       if (m.cache !== RULES_CACHE) return;

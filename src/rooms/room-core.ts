@@ -1,4 +1,4 @@
-import { LRUCache } from 'lru-cache';
+import { boundedCache } from '../bounded-cache.js';
 import type { Context } from '../context.js';
 import { getRoomVersion, type RoomVersion } from '../core/room-versions.js';
 import type { ClientEvent } from '../core/types.js';
@@ -19,7 +19,7 @@ export class RoomsCore {
   readonly groups: StateGroups;
   readonly visibility: HistoryVisibilityFilter;
   readonly pipeline: EventPipeline;
-  private readonly versions = new LRUCache<string, RoomVersion>({ max: 10_000 });
+  private readonly versions = boundedCache<string, RoomVersion>(10_000);
 
   constructor(readonly ctx: Context) {
     this.heads = new RoomHeads(ctx);

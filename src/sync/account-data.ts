@@ -1,4 +1,4 @@
-import { LRUCache } from 'lru-cache';
+import { boundedCache } from '../bounded-cache.js';
 import type { Context } from '../context.js';
 import type { JsonObject } from '../core/types.js';
 import { nextPosition } from '../db/stream-positions.js';
@@ -19,7 +19,7 @@ export interface AccountDataChange {
  */
 export class AccountData {
   /** m.ignored_user_list per user, dropped on any account data change of that user (any node, via the bus). */
-  private readonly ignored = new LRUCache<string, Set<string>>({ max: 10000 });
+  private readonly ignored = boundedCache<string, Set<string>>(10000);
 
   constructor(private readonly ctx: Context) {}
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import Ajv from 'ajv';
-import { LRUCache } from 'lru-cache';
+import { boundedCache } from '../bounded-cache.js';
 import type { Context } from '../context.js';
 import { MatrixError, badJson, invalidParam, notFound } from '../http/errors.js';
 import { insertFilter, selectFilter } from './filters-store.js';
@@ -17,7 +17,7 @@ const EMPTY = compileFilter({});
  * never change: the compiled-filter cache needs no invalidation.
  */
 export class Filters {
-  private readonly cache = new LRUCache<string, CompiledFilter>({ max: 5000 });
+  private readonly cache = boundedCache<string, CompiledFilter>(5000);
 
   constructor(private readonly ctx: Context) {}
 

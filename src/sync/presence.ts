@@ -1,4 +1,4 @@
-import { LRUCache } from 'lru-cache';
+import { boundedCache } from '../bounded-cache.js';
 import type { Context } from '../context.js';
 import type { JsonObject } from '../core/types.js';
 import { nextPosition } from '../db/stream-positions.js';
@@ -24,7 +24,7 @@ const SWEEP_EVERY_MS = 10_000;
  * written without one (last_active_ago is computed when read).
  */
 export class Presence {
-  private readonly rows = new LRUCache<string, PresenceRow>({ max: 20000 });
+  private readonly rows = boundedCache<string, PresenceRow>(20000);
   /** Open /sync requests per user on this node. */
   private readonly syncing = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;

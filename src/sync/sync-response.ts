@@ -1,4 +1,4 @@
-import { LRUCache } from 'lru-cache';
+import { boundedCache } from '../bounded-cache.js';
 import type { Context } from '../context.js';
 import type { ClientEvent, JsonObject, JsonValue } from '../core/types.js';
 import { readStreamPositions } from '../db/stream-positions.js';
@@ -74,11 +74,11 @@ interface Run {
  */
 export class SyncResponder {
   /** Memberships of a user as of an events position: valid for any request at that same position. */
-  private readonly memberships = new LRUCache<string, { pos: number; map: Map<string, RoomMembership> }>({ max: 10000 });
+  private readonly memberships = boundedCache<string, { pos: number; map: Map<string, RoomMembership> }>(10000);
   /** Lazy loading: which members' events each device already has, per room (spec: "redundant membership events"). */
-  private readonly knownMembers = new LRUCache<string, Set<string>>({ max: 50000 });
+  private readonly knownMembers = boundedCache<string, Set<string>>(50000);
   /** The joined rooms each user had at their last sync: a guess that lets reads run side by side. */
-  private readonly lastJoined = new LRUCache<string, string[]>({ max: 10000 });
+  private readonly lastJoined = boundedCache<string, string[]>(10000);
 
   constructor(
     private readonly ctx: Context,

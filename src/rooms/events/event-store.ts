@@ -1,4 +1,5 @@
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
+import { boundedCache } from '../../bounded-cache.js';
 import type { Context } from '../../context.js';
 import { selectEventsByIds } from '../store/events-table.js';
 import { storedEventFromRow, type EventColumnsRow, type StoredEvent } from './stored-event.js';
@@ -14,7 +15,7 @@ export class EventStore {
   private epoch = 0;
 
   constructor(private readonly ctx: Context) {
-    this.cache = new LRUCache({ max: Math.max(100, ctx.config.caches.events) });
+    this.cache = boundedCache(Math.max(100, ctx.config.caches.events));
   }
 
   /** Drops an entry whose mutable columns another writer changed (the bus's invalidation message). */

@@ -1,4 +1,5 @@
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
+import { boundedCache } from '../../bounded-cache.js';
 import type { StreamAdvance } from '../../cluster/bus.js';
 import type { Context } from '../../context.js';
 import type { Pdu } from '../../core/types.js';
@@ -46,7 +47,7 @@ class HistoryCache<T> {
   private readonly inflight = new Map<string, { dirty: boolean }>();
 
   constructor(max: number) {
-    this.cache = new LRUCache({ max });
+    this.cache = boundedCache(max);
   }
 
   async get(key: string, load: () => Promise<Point<T>[]>): Promise<Point<T>[]> {

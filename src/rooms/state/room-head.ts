@@ -1,4 +1,5 @@
-import { LRUCache } from 'lru-cache';
+import type { LRUCache } from 'lru-cache';
+import { boundedCache } from '../../bounded-cache.js';
 import type { Context } from '../../context.js';
 import { getRoomVersion, type RoomVersion } from '../../core/room-versions.js';
 import { stateKey, type StateMap } from '../../core/types.js';
@@ -54,7 +55,7 @@ export class RoomHeads {
   private readonly loading = new Map<string, Promise<RoomHead | null>>();
 
   constructor(private readonly ctx: Context) {
-    this.cache = new LRUCache({ max: Math.max(10, ctx.config.caches.room_states) });
+    this.cache = boundedCache(Math.max(10, ctx.config.caches.room_states));
     // Our own writes update the cache before they are announced; an announcement past the
     // cached head comes from another writer (a cluster node), so the head is stale.
     ctx.bus.onAdvance((msg) => {
