@@ -71,6 +71,21 @@ describe('PUT /send (transaction ids)', () => {
     expectStatus(await server.request('PUT', `${C}/rooms/${e(roomId)}/send/m.room.message/${txn()}`, { token: alice.accessToken, body: { n: 1.5 } }), 400, 'M_BAD_JSON');
   });
 
+  test('NUL characters are refused per event (M_BAD_JSON) without failing the sends written beside it', async () => {
+    expectStatus(await server.request('PUT', `${C}/rooms/${e(roomId)}/send/m.room.message/${txn()}`, { token: alice.accessToken, body: { msgtype: 'm.text', body: 'a\u0000b' } }), 400, 'M_BAD_JSON');
+    // The text "\u0000" (a backslash and five characters) is ordinary.
+    await send(server, alice, roomId, { msgtype: 'm.text', body: 'written as \\u0000' });
+    // Sent together, the writes share the room's batches: a member event whose display name would
+    // reach a database column with a NUL must fail alone.
+    const results = await Promise.all([
+      ...Array.from({ length: 4 }, (_, i) => server.request('PUT', `${C}/rooms/${e(roomId)}/send/m.room.message/${txn()}`, { token: bob.accessToken, body: { msgtype: 'm.text', body: `beside ${i}` } })),
+      putState(server, alice, roomId, 'm.room.member', alice.userId, { membership: 'join', displayname: 'Al\u0000ice' }),
+      ...Array.from({ length: 4 }, (_, i) => server.request('PUT', `${C}/rooms/${e(roomId)}/send/m.room.message/${txn()}`, { token: bob.accessToken, body: { msgtype: 'm.text', body: `after ${i}` } })),
+    ]);
+    expectStatus(results[4]!, 400, 'M_BAD_JSON');
+    for (const [i, r] of results.entries()) if (i !== 4) expectStatus(r, 200);
+  });
+
   test('events_default in power levels gates messages', async () => {
     const quiet = await createRoom(server, alice, { preset: 'public_chat', power_level_content_override: { events_default: 10 } });
     expectStatus(await join(server, bob, quiet), 200);

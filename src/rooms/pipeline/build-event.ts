@@ -43,6 +43,8 @@ const MAX_EVENT_BYTES = 65536;
 const MAX_KEY_BYTES = 255;
 
 const CREATE_KEY = stateKey('m.room.create', '');
+/** `\u0000` in JSON text that is an escape, not an escaped backslash followed by `u0000`. */
+const ESCAPED_NUL = /(?<!\\)(?:\\\\)*\\u0000/;
 
 /**
  * Builds a local event on top of the room head: prev_events are the forward
@@ -123,6 +125,9 @@ export async function buildLocalEvent(ctx: Context, head: RoomHead, spec: EventS
   // JSON.stringify and canonical JSON differ only in key order and whitespace-free both: same byte length.
   const json = JSON.stringify(finalised.pdu);
   if (Buffer.byteLength(json) > MAX_EVENT_BYTES) throw new MatrixError(413, 'M_TOO_LARGE', 'Event is larger than 65536 bytes');
+  // PostgreSQL text cannot hold NUL, and values such as a member's display name are copied into columns:
+  // refused here, the one send fails instead of the database refusing the whole batch it was written in.
+  if (json.includes('u0000') && ESCAPED_NUL.test(json)) throw badJson('Events must not contain NUL characters');
 
   const authEvents = new Map<string, StoredEvent>();
   for (const id of authIds) {
