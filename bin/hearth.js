@@ -4,8 +4,11 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const entry = new URL('../dist/src/cli/main.js', import.meta.url);
-if (!existsSync(fileURLToPath(entry))) {
+// The bundle (npm run build makes both); the per-file build when only tsc has run.
+const entry = [new URL('../dist/hearth.mjs', import.meta.url), new URL('../dist/src/cli/main.js', import.meta.url)].find((u) =>
+  existsSync(fileURLToPath(u)),
+);
+if (!entry) {
   console.error('Hearth is not built yet: run `npm install` (or `npm run build`) in the project folder first.');
   process.exit(1);
 }

@@ -25,9 +25,17 @@ HEARTH_DATABASE_URL, HEARTH_REGISTRATION (closed|token|open), HEARTH_RATE_LIMITS
 HEARTH_PUBLIC_BASEURL, HEARTH_LOG_LEVEL.
 `;
 
+/** The version in Hearth's package.json, found upwards from this file (compiled per file or bundled). */
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
+  for (let dir = new URL('.', import.meta.url); ; dir = new URL('..', dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL('package.json', dir), 'utf8')) as { name?: string; version: string };
+      if (pkg.name === 'hearth') return pkg.version;
+    } catch {
+      /* no package.json here */
+    }
+    if (dir.pathname === '/') return 'unknown';
+  }
 }
 
 /** Runs one CLI command; returns the exit code. User mistakes print a message, never a stack trace. */

@@ -1,0 +1,24 @@
+// Bundles the compiled server into one file, dist/hearth.mjs, which `hearth`
+// runs. One module instead of several hundred (Kysely alone is hundreds of
+// files) saves a few MB of resident memory and a good part of start-up time;
+// tests import the per-file build in dist/src, the CLI and benchmarks run this.
+import { build } from 'esbuild';
+
+await build({
+  entryPoints: ['dist/src/cli/main.js'],
+  outfile: 'dist/hearth.mjs',
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  // A native addon: loaded from node_modules as built for this machine.
+  external: ['better-sqlite3'],
+  // ASCII source is held by V8 at one byte a character; readable names keep stack traces useful.
+  charset: 'ascii',
+  minifyWhitespace: true,
+  minifySyntax: true,
+  keepNames: true,
+  // CommonJS dependencies call require(); give the ES module one.
+  banner: { js: "import { createRequire as __hearthRequire } from 'node:module'; const require = __hearthRequire(import.meta.url);" },
+  logLevel: 'warning',
+});
