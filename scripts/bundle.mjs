@@ -13,11 +13,10 @@ await build({
   target: 'node20',
   // A native addon: loaded from node_modules as built for this machine.
   external: ['better-sqlite3'],
-  // ASCII source is held by V8 at one byte a character; readable names keep stack traces useful.
+  // ASCII source is held by V8 at one byte a character.
   charset: 'ascii',
   minifyWhitespace: true,
   minifySyntax: true,
-  keepNames: true,
   // CommonJS dependencies call require(); give the ES module one.
   banner: { js: "import { createRequire as __hearthRequire } from 'node:module'; const require = __hearthRequire(import.meta.url);" },
   logLevel: 'warning',
