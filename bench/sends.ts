@@ -10,6 +10,7 @@
 //     --whoami           the floor first: authenticated requests that do nothing
 //     --dup              a repeated transaction id: everything but building and writing the event
 //     --wal-frames       WAL pages written per send
+//     --wake             sync wake-up: when the send is answered and when the other user's long-poll returns
 //   PROBE_NODE_ARGS="--trace-gc ..." adds flags to the server's node.
 import { spawn } from 'node:child_process';
 import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,6 +20,7 @@ import { join } from 'node:path';
 import postgres from 'postgres';
 import YAML from 'yaml';
 import { BenchClient, median, percentile } from './client.js';
+import { RawConnection } from './raw-client.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const args = process.argv.slice(2);
@@ -90,6 +92,8 @@ const alice = await client.registerUser('alice', secret);
 const bob = await client.registerUser('bob', secret);
 const room = await client.ok<{ room_id: string }>('POST', '/_matrix/client/v3/createRoom', { preset: 'public_chat' }, alice.token);
 await client.ok('POST', `/_matrix/client/v3/join/${encodeURIComponent(room.room_id)}`, {}, bob.token);
+// Sequential rounds run on one raw keep-alive connection, as in run.ts.
+const raw = await RawConnection.open(`http://127.0.0.1:${port}`);
 const path = (tag: string, i: number) => `/_matrix/client/v3/rooms/${encodeURIComponent(room.room_id)}/send/m.room.message/${tag}-${i}`;
 
 /** The server's user+system CPU time in ms (from /proc: not counting time blocked in fsync). */
@@ -106,7 +110,7 @@ async function round(tag: string, n: number): Promise<{ rate: number; p50: numbe
   const t0 = performance.now();
   for (let i = 0; i < n; i++) {
     const s = performance.now();
-    const r = await client.call('PUT', path(tag, i), { msgtype: 'm.text', body: `message ${i}` }, alice.token);
+    const r = await raw.call('PUT', path(tag, i), { msgtype: 'm.text', body: `message ${i}` }, alice.token);
     if (r.status !== 200) throw new Error(`send failed: ${r.status} ${JSON.stringify(r.body)}`);
     lat.push(performance.now() - s);
   }
@@ -141,6 +145,36 @@ if (args.includes('--dup')) {
   }
 }
 await round('warm', 300);
+if (args.includes('--wake')) {
+  // Sync wake-up split in two: when the send is answered, and when bob's long-poll returns it.
+  const polls = new BenchClient(`http://127.0.0.1:${port}`, 1);
+  let since = (await polls.ok<{ next_batch: string }>('GET', '/_matrix/client/v3/sync?timeout=0', undefined, bob.token)).next_batch;
+  const sent: number[] = [];
+  const woke: number[] = [];
+  for (let i = 0; i < 300; i++) {
+    const poll = polls.ok<{ next_batch: string }>('GET', `/_matrix/client/v3/sync?timeout=30000&since=${encodeURIComponent(since)}`, undefined, bob.token);
+    await new Promise((r) => setTimeout(r, 5));
+    const s = performance.now();
+    void client.ok('PUT', path('wake', i), { msgtype: 'm.text', body: `wake ${i}` }, alice.token).then(() => sent.push(performance.now() - s));
+    since = (await poll).next_batch;
+    woke.push(performance.now() - s);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  sent.sort((a, b) => a - b);
+  woke.sort((a, b) => a - b);
+  console.log(`wake-up: send answered p50 ${percentile(sent, 50).toFixed(2)} ms; long-poll returned p50 ${percentile(woke, 50).toFixed(2)} ms, p99 ${percentile(woke, 99).toFixed(2)} ms`);
+  await polls.close();
+  // The same send after the same pause, with nobody waiting: the cost of the pause itself.
+  const alone: number[] = [];
+  for (let i = 0; i < 300; i++) {
+    await new Promise((r) => setTimeout(r, 5));
+    const s = performance.now();
+    await client.ok('PUT', path('alone', i), { msgtype: 'm.text', body: `alone ${i}` }, alice.token);
+    alone.push(performance.now() - s);
+  }
+  alone.sort((a, b) => a - b);
+  console.log(`a send after a 5 ms pause, nobody polling: p50 ${percentile(alone, 50).toFixed(2)} ms`);
+}
 if (args.includes('--wal-frames')) {
   // Diagnostic: WAL frames (pages) written per send commit, read through a second connection.
   const { default: Sqlite } = await import('better-sqlite3');
@@ -162,6 +196,7 @@ for (let r = 0; r < ROUNDS; r++) {
 }
 console.log(`median ${median(rates).toFixed(0)} sends/s, server CPU ${median(cpus).toFixed(3)} ms/send`);
 await client.close();
+raw.close();
 proc.kill('SIGTERM');
 await new Promise((r) => proc.once('exit', r));
 rmSync(dir, { recursive: true, force: true });

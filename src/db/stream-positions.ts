@@ -66,8 +66,11 @@ export async function nextPosition(trx: DbOrTx, stream: StreamName): Promise<num
 
 export type StreamPositions = Record<StreamName, number>;
 
+// Read at the start of every /sync: built once.
+const selectPositions = prepared((db, _p: Record<string, never>) => db.selectFrom('stream_positions').select(['stream', 'pos']));
+
 export async function readStreamPositions(db: Db): Promise<StreamPositions> {
-  const rows = await db.selectFrom('stream_positions').select(['stream', 'pos']).execute();
+  const { rows } = await selectPositions.execute(db, {});
   const out = Object.fromEntries(STREAMS.map((s) => [s, 0])) as StreamPositions;
   for (const r of rows) if (r.stream in out) out[r.stream as StreamName] = Number(r.pos);
   return out;

@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { prepared } from '../db/prepared.js';
 import type { DbOrTx } from '../db/schema.js';
 import { chunks } from './chunk.js';
 import type { DeviceKeysRow, FallbackKeyRow, OneTimeKeyRow } from './tables.js';
@@ -87,14 +88,18 @@ export async function insertOneTimeKeys(db: DbOrTx, rows: OneTimeKeyRow[]): Prom
   }
 }
 
-export async function countOneTimeKeys(db: DbOrTx, userId: string, deviceId: string): Promise<Record<string, number>> {
-  const rows = await db
+// Both run on every /sync of a device: prepared, so a woken sync does not build them anew.
+const selectOneTimeKeyCounts = prepared((db, p: { userId: string; deviceId: string }) =>
+  db
     .selectFrom('one_time_keys')
     .select(['algorithm', (eb) => eb.fn.countAll<number>().as('n')])
-    .where('user_id', '=', userId)
-    .where('device_id', '=', deviceId)
-    .groupBy('algorithm')
-    .execute();
+    .where('user_id', '=', p.userId)
+    .where('device_id', '=', p.deviceId)
+    .groupBy('algorithm'),
+);
+
+export async function countOneTimeKeys(db: DbOrTx, userId: string, deviceId: string): Promise<Record<string, number>> {
+  const { rows } = await selectOneTimeKeyCounts.execute(db, { userId, deviceId });
   const out: Record<string, number> = {};
   for (const r of rows) out[r.algorithm] = Number(r.n);
   return out;
@@ -174,15 +179,18 @@ export async function putFallbackKey(db: DbOrTx, row: FallbackKeyRow): Promise<v
     .execute();
 }
 
-export async function unusedFallbackAlgorithms(db: DbOrTx, userId: string, deviceId: string): Promise<string[]> {
-  const rows = await db
+const selectUnusedFallback = prepared((db, p: { userId: string; deviceId: string }) =>
+  db
     .selectFrom('fallback_keys')
     .select('algorithm')
-    .where('user_id', '=', userId)
-    .where('device_id', '=', deviceId)
+    .where('user_id', '=', p.userId)
+    .where('device_id', '=', p.deviceId)
     .where('used', '=', 0)
-    .orderBy('algorithm')
-    .execute();
+    .orderBy('algorithm'),
+);
+
+export async function unusedFallbackAlgorithms(db: DbOrTx, userId: string, deviceId: string): Promise<string[]> {
+  const { rows } = await selectUnusedFallback.execute(db, { userId, deviceId });
   return rows.map((r) => r.algorithm);
 }
 
