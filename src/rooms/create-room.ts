@@ -77,6 +77,19 @@ function defaultPowerLevels(creator: string, invitees: string[], preset: Preset,
  * POST /createRoom: every initial event in the order the spec lists, built
  * and auth-checked one on top of the other and written in one transaction.
  */
+let lastCreateTs = 0;
+
+/**
+ * From room v12 the room id is the create event's hash, and two rooms made by
+ * one user with the same creation content in the same millisecond would get
+ * the same create event: no two create events of this server share a
+ * timestamp.
+ */
+function uniqueCreateTs(now: number): number {
+  lastCreateTs = Math.max(now, lastCreateTs + 1);
+  return lastCreateTs;
+}
+
 export async function createRoom(core: RoomsCore, requester: Requester, body: CreateRoomBody): Promise<{ room_id: string }> {
   const ctx = core.ctx;
   const creator = requester.userId;
@@ -115,7 +128,7 @@ export async function createRoom(core: RoomsCore, requester: Requester, body: Cr
   }
   const profile = await profileOf(ctx, creator);
   const specs: EventSpec[] = [
-    { type: 'm.room.create', stateKey: '', sender: creator, content: createContent },
+    { type: 'm.room.create', stateKey: '', sender: creator, content: createContent, ts: version.roomIdIsCreateEventHash ? uniqueCreateTs(ctx.now()) : undefined },
     // 2. the creator joins
     { type: 'm.room.member', stateKey: creator, sender: creator, content: memberContent('join', profile) },
   ];

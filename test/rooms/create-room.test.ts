@@ -38,6 +38,22 @@ describe('POST /createRoom', () => {
     assert.equal(roomId.slice(1), create.event_id.slice(1));
   });
 
+  test('identical rooms made at the same moment by one user are different rooms (v12 ids are create-event hashes)', async () => {
+    // Without care their m.room.create events would be byte-identical within a millisecond, and so would the ids.
+    // The clock is held still so that "the same millisecond" is certain.
+    const ctx = server.hs.ctx as { now: () => number };
+    const realNow = ctx.now;
+    const frozen = realNow();
+    ctx.now = () => frozen;
+    try {
+      const ids = await Promise.all(Array.from({ length: 6 }, () => createRoom(server, alice, { preset: 'private_chat' })));
+      ids.push(await createRoom(server, alice, { preset: 'private_chat' }));
+      assert.equal(new Set(ids).size, ids.length);
+    } finally {
+      ctx.now = realNow;
+    }
+  });
+
   test('public_chat preset: public join rule, forbidden guests, invite power 50; visibility public publishes it', async () => {
     const roomId = await createRoom(server, alice, { preset: 'public_chat', visibility: 'public' });
     const state = await roomState(server, alice, roomId);

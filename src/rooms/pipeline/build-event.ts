@@ -18,6 +18,8 @@ export interface EventSpec {
   content: JsonObject;
   /** For m.room.redaction: the event to redact (placed where the room version wants it). */
   redacts?: string;
+  /** origin_server_ts when it must be a particular value (default: now). */
+  ts?: number;
   /** The sending device's transaction (send idempotency, `unsigned.transaction_id`). */
   txn?: { deviceId: string; txnId: string };
 }
@@ -68,7 +70,7 @@ export async function buildLocalEvent(ctx: Context, head: RoomHead, spec: EventS
     sender: spec.sender,
     type: spec.type,
     content,
-    origin_server_ts: ctx.now(),
+    origin_server_ts: spec.ts ?? ctx.now(),
     depth,
     prev_events: [],
     auth_events: [],
