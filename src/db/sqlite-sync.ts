@@ -40,6 +40,12 @@ export function registerSqliteHandle(db: Db, raw: RawSqlite): void {
 export interface SqliteSync {
   /** Runs `fn` in one transaction (BEGIN IMMEDIATE ... COMMIT; ROLLBACK if it throws); resolves after commit. */
   transaction<T>(fn: (tx: SyncTx) => T): Promise<T>;
+  /**
+   * Runs reads in `fn` outside a transaction, holding the connection. Only on
+   * the root database: called while a Kysely transaction holds the
+   * connection, it would wait for itself.
+   */
+  read<T>(fn: (tx: SyncTx) => T): Promise<T>;
 }
 
 /** The synchronous path for `db` when it is SQLite, else undefined. */
@@ -79,6 +85,9 @@ export function sqliteSync(db: Db): SqliteSync | undefined {
           throw e;
         }
       });
+    },
+    read<T>(fn: (tx: SyncTx) => T): Promise<T> {
+      return db.getExecutor().provideConnection(async () => fn(tx));
     },
   };
 }

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Context } from '../context.js';
 import { MatrixError, missingToken } from './errors.js';
+import { checkPathParams } from './server.js';
 import type { Requester } from './requester.js';
 
 declare module 'fastify' {
@@ -62,7 +63,9 @@ export function registerRoutes(app: FastifyInstance, ctx: Context, routes: Route
         url,
         schema: route.schema,
         // Authentication comes before body validation: an anonymous caller learns nothing about shapes.
+        // One hook per request does all the checks before validation (each hook costs a promise).
         preValidation: async (req) => {
+          checkPathParams(req.params);
           if (auth !== 'none') {
             const token = tokenFromRequest(req);
             if (token) req.requester = await ctx.services.accounts.authenticate(token, { ip: req.ip });

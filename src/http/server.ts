@@ -11,6 +11,14 @@ import Fastify, {
 import type { Logger } from 'pino';
 import { MatrixError, badJson, invalidParam, notJson, tooLarge, unrecognized } from './errors.js';
 
+/** No identifier, type or key in a path may hold NUL: PostgreSQL cannot store it and no spec grammar allows it. */
+export function checkPathParams(params: unknown): void {
+  if (!params) return;
+  for (const v of Object.values(params as Record<string, unknown>)) {
+    if (typeof v === 'string' && v.includes('\0')) throw invalidParam('Path parameters must not contain NUL characters');
+  }
+}
+
 const CORS_HEADERS = {
   'access-control-allow-origin': '*',
   'access-control-allow-methods': 'GET, HEAD, POST, PUT, DELETE, OPTIONS',
@@ -85,15 +93,6 @@ export function createHttpServer(opts: HttpOptions): FastifyInstance {
       done(null, risky ? JSON.parse(text, rejectProto) : JSON.parse(text));
     } catch {
       done(notJson(), undefined);
-    }
-  });
-
-  // No identifier, type or key in a path may hold NUL: PostgreSQL cannot store it and no spec grammar allows it.
-  app.addHook('preValidation', async (req) => {
-    const params = req.params as Record<string, unknown> | undefined;
-    if (!params) return;
-    for (const v of Object.values(params)) {
-      if (typeof v === 'string' && v.includes('\0')) throw invalidParam('Path parameters must not contain NUL characters');
     }
   });
 

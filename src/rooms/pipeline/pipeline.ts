@@ -9,7 +9,7 @@ import { bareClientEvent } from '../events/client-format.js';
 import type { EventStore } from '../events/event-store.js';
 import type { StoredEvent } from '../events/stored-event.js';
 import type { HistoryVisibilityFilter } from '../events/visibility.js';
-import { selectByTxnIds } from '../store/events-table.js';
+import { selectByTxnIds, selectOneTxnSync } from '../store/events-table.js';
 import type { RoomHead, RoomHeads } from '../state/room-head.js';
 import type { StateGroups } from '../state/state-groups.js';
 import { applyToHead, type AppliedEvent } from './apply-event.js';
@@ -126,7 +126,11 @@ export class EventPipeline {
     const existingTxn = new Map<string, PersistedEvent>();
     if (txnJobs.length > 0 && !freshHead) {
       try {
-        const rows = await selectByTxnIds(this.ctx.db, roomId, txnJobs.map((j) => j.opts.txn!));
+        const only = txnJobs.length === 1 ? txnJobs[0]!.opts.txn! : undefined;
+        const rows =
+          this.sqlite && only
+            ? await this.sqlite.read((tx) => selectOneTxnSync(tx, roomId, only))
+            : await selectByTxnIds(this.ctx.db, roomId, txnJobs.map((j) => j.opts.txn!));
         for (const r of rows) {
           if (r.sender_device === null || r.txn_id === null || r.stream_pos === null) continue;
           existingTxn.set(txnKey(r.sender, r.sender_device, r.txn_id), { eventId: r.event_id, roomId, streamPos: Number(r.stream_pos) });

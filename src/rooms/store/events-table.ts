@@ -74,6 +74,11 @@ const selectOneTxn = prepared((db, p: { roomId: string; sender: string; deviceId
     .where('txn_id', '=', p.txnId),
 );
 
+/** As selectByTxnIds for one key, on SQLite's synchronous path (a send's check, before anything is built). */
+export function selectOneTxnSync(tx: SyncTx, roomId: string, k: { sender: string; deviceId: string; txnId: string }): TxnRow[] {
+  return tx.all(selectOneTxn, { roomId, sender: k.sender, deviceId: k.deviceId, txnId: k.txnId });
+}
+
 /** Events a device already sent with these transaction ids (send idempotency). */
 export async function selectByTxnIds(
   db: DbOrTx,
