@@ -3,6 +3,7 @@ import { Kysely, SqliteDialect, sql, type LogEvent } from 'kysely';
 import postgres from 'postgres';
 import { PostgresJsDialect } from './postgres-driver.js';
 import type { Db, Dialect } from './schema.js';
+import { registerPostgresHandle } from './pg-pipeline.js';
 import { registerSqliteHandle } from './sqlite-sync.js';
 
 export interface Database {
@@ -40,6 +41,7 @@ export async function connectDatabase(opts: ConnectOptions): Promise<Database> {
     } as postgres.Options<Record<string, postgres.PostgresType>>);
     const db = new Kysely<never>({ dialect: new PostgresJsDialect(client), log: sqlLog }) as unknown as Db;
     await sql`select 1`.execute(db);
+    registerPostgresHandle(db, client);
     return { db, dialect: 'postgres', close: () => db.destroy() };
   }
   const file = new BetterSqlite3(opts.url);

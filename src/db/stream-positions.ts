@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Migration } from './migrate.js';
+import type { PipelinedTx } from './pg-pipeline.js';
 import { prepared } from './prepared.js';
 import type { Db, DbOrTx } from './schema.js';
 import type { SyncTx } from './sqlite-sync.js';
@@ -56,6 +57,13 @@ export async function nextPositions(trx: DbOrTx, stream: StreamName, count = 1):
 /** As nextPositions, in a synchronous SQLite transaction (sqlite-sync.ts). */
 export function nextPositionsSync(tx: SyncTx, stream: StreamName, count = 1): number {
   const row = tx.all(advance, { stream, count })[0];
+  if (!row) throw new Error(`stream ${stream} has no position row`);
+  return Number(row.pos) - count + 1;
+}
+
+/** As nextPositions, sent on a pipelined PostgreSQL transaction (pg-pipeline.ts). */
+export async function nextPositionsVia(tx: PipelinedTx, stream: StreamName, count = 1): Promise<number> {
+  const row = (await tx.all(advance, { stream, count }))[0];
   if (!row) throw new Error(`stream ${stream} has no position row`);
   return Number(row.pos) - count + 1;
 }

@@ -1,8 +1,8 @@
 import { prepared } from '../db/prepared.js';
 import type { DbOrTx } from '../db/schema.js';
-import type { SyncTx } from '../db/sqlite-sync.js';
 import { chunks } from './chunk.js';
 import type { EventPushActionRow } from './tables.js';
+import type { StatementSink } from '../db/pg-pipeline.js';
 
 const insertOne = prepared((db, p: EventPushActionRow) =>
   db
@@ -20,8 +20,8 @@ const insertOne = prepared((db, p: EventPushActionRow) =>
     .onConflict((oc) => oc.columns(['user_id', 'room_id', 'stream_pos']).doNothing()),
 );
 
-/** As insertPushActions, in a synchronous SQLite transaction (the send fast path). */
-export function insertPushActionsSync(tx: SyncTx, rows: EventPushActionRow[]): void {
+/** As insertPushActions, written to a statement sink (the send fast paths). */
+export function insertPushActionsVia(tx: StatementSink, rows: EventPushActionRow[]): void {
   for (const row of rows) tx.run(insertOne, row);
 }
 
@@ -94,8 +94,8 @@ const upsertReadUpto = prepared((db, p: { userId: string; roomId: string; stream
     ),
 );
 
-/** As advanceReadUpto, in a synchronous SQLite transaction (the send fast path). */
-export function advanceReadUptoSync(tx: SyncTx, userId: string, roomId: string, streamPos: number): void {
+/** As advanceReadUpto, written to a statement sink (the send fast paths). */
+export function advanceReadUptoVia(tx: StatementSink, userId: string, roomId: string, streamPos: number): void {
   tx.run(upsertReadUpto, { userId, roomId, streamPos });
 }
 

@@ -19,14 +19,14 @@ import type { ClientEventLike, PushAction, PushRule, PushRuleSet } from '../core
 import { serverNameOf } from '../core/ids.js';
 import type { ClientEvent, JsonObject } from '../core/types.js';
 import type { Tx } from '../db/schema.js';
-import type { SyncTx } from '../db/sqlite-sync.js';
 import { MatrixError, invalidParam, missingParam, notFound } from '../http/errors.js';
-import { advanceReadUpto, advanceReadUptoSync, insertPushActions, insertPushActionsSync, listNotifications } from './push-actions-store.js';
+import { advanceReadUpto, advanceReadUptoVia, insertPushActions, insertPushActionsVia, listNotifications } from './push-actions-store.js';
 import { deletePusher, deletePushersOfOthers, getPushers, putPusher } from './pushers-store.js';
 import { getPushRulesRows, lockPushRulesRow, putPushRules } from './push-rules-store.js';
 import { SenderPower } from './sender-power.js';
 import type { EventPushActionRow } from './tables.js';
 import { selectUnreadSince } from './unread-counts-store.js';
+import type { StatementSink } from '../db/pg-pipeline.js';
 
 /** One user's push evaluation result for one event, to be stored with the event. */
 export interface PushActionRow {
@@ -358,11 +358,11 @@ export class PushService {
     if (w.notifications.length > 0) await insertPushActions(trx, w.notifications);
   }
 
-  /** As storeActions, inside the pipeline's synchronous SQLite transaction (its send fast path). */
-  storeActionsSync(tx: SyncTx, roomId: string, eventId: string, streamPos: number, rows: PushActionRow[]): void {
+  /** As storeActions, written to a statement sink (the pipeline's send fast paths). */
+  storeActionsVia(tx: StatementSink, roomId: string, eventId: string, streamPos: number, rows: PushActionRow[]): void {
     const w = this.actionWrites(roomId, eventId, streamPos, rows);
-    for (const userId of w.readers) advanceReadUptoSync(tx, userId, roomId, streamPos);
-    insertPushActionsSync(tx, w.notifications);
+    for (const userId of w.readers) advanceReadUptoVia(tx, userId, roomId, streamPos);
+    insertPushActionsVia(tx, w.notifications);
   }
 
   private actionWrites(roomId: string, eventId: string, streamPos: number, rows: PushActionRow[]) {

@@ -4,18 +4,20 @@ import { splitStateKey } from '../../core/types.js';
 import { hashLockKey } from '../../db/migrate.js';
 import type { Tx } from '../../db/schema.js';
 import type { SyncTx } from '../../db/sqlite-sync.js';
-import { nextPositions, nextPositionsSync } from '../../db/stream-positions.js';
+import type { PipelinedTx, StatementSink } from '../../db/pg-pipeline.js';
+import { prepared } from '../../db/prepared.js';
+import { nextPositions, nextPositionsSync, nextPositionsVia } from '../../db/stream-positions.js';
 import type { PushActionRow } from '../../push/service.js';
 import { upsertCurrentState } from '../store/current-state-table.js';
-import { insertEvents, insertEventsSync, setRedactedBy } from '../store/events-table.js';
-import { replaceForwardExtremities, replaceForwardExtremitySync, selectForwardExtremityIds } from '../store/extremities-table.js';
+import { insertEvents, insertEventsVia, setRedactedBy } from '../store/events-table.js';
+import { replaceForwardExtremities, replaceForwardExtremityVia, selectExtremityIds, selectForwardExtremityIds } from '../store/extremities-table.js';
 import { clearProfile, upsertMemberships } from '../store/memberships-table.js';
 import { insertRoom } from '../store/rooms-table.js';
 import { insertStateGroups, type NewStateGroup } from '../store/state-groups-table.js';
 import type { EventRow, RoomMembershipRow } from '../tables.js';
 import type { GroupRef, RoomHead } from '../state/room-head.js';
 import type { AppliedEvent } from './apply-event.js';
-import { storePushActions, storePushActionsSync } from './push-actions.js';
+import { storePushActions, storePushActionsVia } from './push-actions.js';
 
 /** Another writer (a cluster node) appended to the room since the head was read: rebuild and retry. */
 export class StaleHeadError extends Error {
@@ -169,15 +171,39 @@ export function isPlainAppend(w: BatchWrite): boolean {
  * statement. Returns the first position.
  */
 export function persistPlainAppendSync(ctx: Context, tx: SyncTx, w: BatchWrite): number {
-  const roomId = w.head.roomId;
-  replaceForwardExtremitySync(tx, roomId, w.base.extremities[0]!.eventId, w.head.extremities[0]!.eventId);
   const first = nextPositionsSync(tx, 'events', w.events.length);
-  insertEventsSync(tx, w.events.map((a) => eventRow(w, a, first)));
+  writePlainAppend(ctx, tx, w, first);
+  return first;
+}
+
+const roomLock = prepared((db, p: { key: number }) => db.selectNoFrom((eb) => eb.fn('pg_advisory_xact_lock', [eb.val(p.key)]).as('locked')));
+
+/**
+ * persistBatch for a plain append on PostgreSQL, in two round trips instead
+ * of one per statement: the room lock, the stale-head check and the stream
+ * positions go out together; then every row and the COMMIT.
+ */
+export async function persistPlainAppendPipelined(ctx: Context, tx: PipelinedTx, w: BatchWrite): Promise<number> {
+  const roomId = w.head.roomId;
+  const [, extremities, first] = await Promise.all([
+    tx.all(roomLock, { key: hashLockKey(roomId) }),
+    tx.all(selectExtremityIds, { roomId }),
+    nextPositionsVia(tx, 'events', w.events.length),
+  ]);
+  const expected = w.base.extremities[0]!.eventId;
+  if (extremities.length !== 1 || extremities[0]!.event_id !== expected) throw new StaleHeadError(roomId);
+  writePlainAppend(ctx, tx, w, first);
+  return first;
+}
+
+function writePlainAppend(ctx: Context, tx: StatementSink, w: BatchWrite, first: number): void {
+  const roomId = w.head.roomId;
+  replaceForwardExtremityVia(tx, roomId, w.base.extremities[0]!.eventId, w.head.extremities[0]!.eventId);
+  insertEventsVia(tx, w.events.map((a) => eventRow(w, a, first)));
   for (const a of w.events) {
     const push = w.push[a.index];
-    if (push && push.length > 0) storePushActionsSync(ctx, tx, roomId, a.stored.eventId, first + a.index, push);
+    if (push && push.length > 0) storePushActionsVia(ctx, tx, roomId, a.stored.eventId, first + a.index, push);
   }
-  return first;
 }
 
 function redactsOfPdu(pdu: { type: string; redacts?: unknown; content?: Record<string, unknown> }): string | null {

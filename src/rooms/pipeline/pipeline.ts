@@ -2,6 +2,7 @@ import type { Context } from '../../context.js';
 import { redactsOf, shouldApplyRedaction } from '../../core/auth-rules.js';
 import { parsePowerLevels, roomCreators } from '../../core/power-levels.js';
 import { stateKey, type JsonObject } from '../../core/types.js';
+import { pgPipeline, type PgPipeline } from '../../db/pg-pipeline.js';
 import { sqliteSync, type SqliteSync } from '../../db/sqlite-sync.js';
 import { forbidden } from '../../http/errors.js';
 import type { PushActionRow } from '../../push/service.js';
@@ -14,7 +15,7 @@ import type { RoomHead, RoomHeads } from '../state/room-head.js';
 import type { StateGroups } from '../state/state-groups.js';
 import { applyToHead, type AppliedEvent } from './apply-event.js';
 import { buildLocalEvent, type EventSpec } from './build-event.js';
-import { isPlainAppend, persistBatch, persistPlainAppendSync, resolveGroup, StaleHeadError, type BatchWrite } from './persist-batch.js';
+import { isPlainAppend, persistBatch, persistPlainAppendPipelined, persistPlainAppendSync, resolveGroup, StaleHeadError, type BatchWrite } from './persist-batch.js';
 import { computePushActions } from './push-actions.js';
 import { RoomQueue } from './room-queue.js';
 
@@ -72,6 +73,8 @@ export class EventPipeline {
   private readonly queue: RoomQueue<Job>;
   /** SQLite's synchronous transactions, for batches that only append (most sends). */
   private readonly sqlite: SqliteSync | undefined;
+  /** PostgreSQL's pipelined transactions, for the same batches. */
+  private readonly pg: PgPipeline | undefined;
   private readonly pushRoomCache = new WeakMap<ReadonlyMap<string, unknown>, { members: string[]; displayNames: Map<string, string> }>();
 
   constructor(
@@ -83,6 +86,7 @@ export class EventPipeline {
   ) {
     this.queue = new RoomQueue((roomId, jobs) => this.runBatch(roomId, jobs, null, 0));
     this.sqlite = sqliteSync(ctx.db);
+    this.pg = pgPipeline(ctx.db);
   }
 
   /** Queues a write to an existing room; resolves after commit. */
@@ -241,10 +245,13 @@ export class EventPipeline {
     const write: BatchWrite = { base, head: working, events: applied, push, newRoom: freshHead !== null, clearedProfiles };
     let first: number;
     try {
+      const plain = isPlainAppend(write);
       first =
-        this.sqlite && isPlainAppend(write)
+        plain && this.sqlite
           ? await this.sqlite.transaction((tx) => persistPlainAppendSync(this.ctx, tx, write))
-          : await this.ctx.db.transaction().execute((trx) => persistBatch(this.ctx, trx, write));
+          : plain && this.pg
+            ? await this.pg.transaction((tx) => persistPlainAppendPipelined(this.ctx, tx, write))
+            : await this.ctx.db.transaction().execute((trx) => persistBatch(this.ctx, trx, write));
     } catch (e) {
       this.heads.invalidate(roomId);
       if (e instanceof StaleHeadError && attempt < MAX_STALE_RETRIES) {

@@ -1,8 +1,8 @@
 import type { Context } from '../../context.js';
 import type { ClientEvent } from '../../core/types.js';
 import type { Tx } from '../../db/schema.js';
-import type { SyncTx } from '../../db/sqlite-sync.js';
 import type { PushActionRow } from '../../push/service.js';
+import type { StatementSink } from '../../db/pg-pipeline.js';
 
 function isUnimplemented(e: unknown): boolean {
   return e instanceof Error && e.message === 'unimplemented';
@@ -41,10 +41,10 @@ export async function storePushActions(
   }
 }
 
-/** As storePushActions, in the pipeline's synchronous SQLite transaction. */
-export function storePushActionsSync(ctx: Context, tx: SyncTx, roomId: string, eventId: string, streamPos: number, rows: PushActionRow[]): void {
+/** As storePushActions, written to a transaction that takes statements without answering each (sqlite-sync, pg-pipeline). */
+export function storePushActionsVia(ctx: Context, tx: StatementSink, roomId: string, eventId: string, streamPos: number, rows: PushActionRow[]): void {
   try {
-    ctx.services.push.storeActionsSync(tx, roomId, eventId, streamPos, rows);
+    ctx.services.push.storeActionsVia(tx, roomId, eventId, streamPos, rows);
   } catch (e) {
     if (!isUnimplemented(e)) throw e;
   }

@@ -4,6 +4,7 @@ import type { DbOrTx } from '../../db/schema.js';
 import type { SyncTx } from '../../db/sqlite-sync.js';
 import { EVENT_COLUMNS, type EventColumnsRow } from '../events/stored-event.js';
 import type { EventRow } from '../tables.js';
+import type { StatementSink } from '../../db/pg-pipeline.js';
 
 /** SQLite allows 32766 bound parameters; stay far below for multi-row inserts. */
 const INSERT_CHUNK = 400;
@@ -21,8 +22,8 @@ const insertOneEvent = prepared((db, p: EventRow) => {
   return db.insertInto('events').values(row as unknown as EventRow);
 });
 
-/** As insertEvents, in a synchronous SQLite transaction (the send fast path). */
-export function insertEventsSync(tx: SyncTx, rows: EventRow[]): void {
+/** As insertEvents, written to a statement sink (the send fast paths). */
+export function insertEventsVia(tx: StatementSink, rows: EventRow[]): void {
   for (const row of rows) tx.run(insertOneEvent, row);
 }
 

@@ -1,13 +1,13 @@
 import { prepared } from '../../db/prepared.js';
 import type { DbOrTx } from '../../db/schema.js';
-import type { SyncTx } from '../../db/sqlite-sync.js';
+import type { StatementSink } from '../../db/pg-pipeline.js';
 
 const replaceOne = prepared((db, p: { roomId: string; removed: string; added: string }) =>
   db.updateTable('forward_extremities').set({ event_id: p.added }).where('room_id', '=', p.roomId).where('event_id', '=', p.removed),
 );
 
-/** One extremity replaced by another (a linear room), in a synchronous SQLite transaction. */
-export function replaceForwardExtremitySync(tx: SyncTx, roomId: string, removed: string, added: string): void {
+/** One extremity replaced by another (a linear room), written to a statement sink (the send fast paths). */
+export function replaceForwardExtremityVia(tx: StatementSink, roomId: string, removed: string, added: string): void {
   tx.run(replaceOne, { roomId, removed, added });
 }
 
@@ -48,12 +48,12 @@ export async function selectForwardExtremities(
   }));
 }
 
-const selectIds = prepared((db, p: { roomId: string }) =>
+export const selectExtremityIds = prepared((db, p: { roomId: string }) =>
   db.selectFrom('forward_extremities').select('event_id').where('room_id', '=', p.roomId),
 );
 
 /** Runs in every PostgreSQL write to a room (the stale-head check): prepared. */
 export async function selectForwardExtremityIds(db: DbOrTx, roomId: string): Promise<string[]> {
-  const { rows } = await selectIds.execute(db, { roomId });
+  const { rows } = await selectExtremityIds.execute(db, { roomId });
   return rows.map((r) => r.event_id);
 }
