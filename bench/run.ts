@@ -17,6 +17,8 @@ const DB = (process.env.HEARTH_BENCH_DB ?? 'sqlite') as 'sqlite' | 'postgres';
 const PG_ADMIN = process.env.HEARTH_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const SEQ_SENDS = Number(process.env.HEARTH_BENCH_SENDS ?? 2000);
 const ROUNDS = 3;
+/** HEARTH_BENCH_SQLITE_SYNC=NORMAL measures SQLite without the fsync at each commit (the default is FULL). */
+const SQLITE_SYNC = process.env.HEARTH_BENCH_SQLITE_SYNC;
 
 interface Result {
   name: string;
@@ -68,6 +70,7 @@ async function waitUp(client: BenchClient): Promise<void> {
 
 async function startHearth(): Promise<{ proc: ChildProcess; url: string; secret: string; stop: () => Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'hearth-bench-'));
+  if (SQLITE_SYNC) writeFileSync(join(dir, 'hearth.yaml'), YAML.stringify({ registration_shared_secret: 'bench-secret', database: { sqlite_synchronous: SQLITE_SYNC } }));
   const port = await freePort();
   let dbUrl = 'hearth.db';
   let dbName = '';
