@@ -91,6 +91,9 @@ async function startHearth(): Promise<{ proc: ChildProcess; url: string; secret:
       HEARTH_LISTEN: `127.0.0.1:${port}`,
       HEARTH_DATABASE_URL: dbUrl,
       HEARTH_RATE_LIMITS: 'off',
+      // As bin/hearth.js's first line and `npm start` set them.
+      MALLOC_ARENA_MAX: '2',
+      MALLOC_MMAP_THRESHOLD_: '131072',
       HEARTH_LOG_LEVEL: 'warn',
       HEARTH_CONFIG: '',
     },
@@ -232,6 +235,8 @@ async function main(): Promise<void> {
     }
     record({ name: 'initial sync, 100 rooms', value: median(initial), unit: 'ms', target: '<= 300', detail: 'median of 5' });
     record({ name: 'RSS after load', value: rssMb(hs.proc.pid!), unit: 'MB' });
+    await new Promise((r) => setTimeout(r, 15_000));
+    record({ name: 'RSS after load, then 15 s idle', value: rssMb(hs.proc.pid!), unit: 'MB' });
 
     const base = await baselineRate(SEQ_SENDS);
     record({ name: 'bare Fastify route', value: base, unit: 'msgs/s' });
