@@ -91,8 +91,7 @@ async function startHearth(): Promise<{ proc: ChildProcess; url: string; secret:
       HEARTH_LISTEN: `127.0.0.1:${port}`,
       HEARTH_DATABASE_URL: dbUrl,
       HEARTH_RATE_LIMITS: 'off',
-      // As bin/hearth.js's first line and `npm start` set them.
-      MALLOC_ARENA_MAX: '2',
+      // As bin/hearth.js's first line and `npm start` set it.
       MALLOC_MMAP_THRESHOLD_: '131072',
       HEARTH_LOG_LEVEL: 'warn',
       HEARTH_CONFIG: '',

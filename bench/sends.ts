@@ -72,8 +72,7 @@ const proc = spawn(process.execPath, [...nodeArgs, join(ROOT, 'bin/hearth.js'), 
     HEARTH_LISTEN: `127.0.0.1:${port}`,
     HEARTH_DATABASE_URL: dbUrl,
     HEARTH_RATE_LIMITS: 'off',
-    // As bin/hearth.js's first line and `npm start` set them.
-    MALLOC_ARENA_MAX: '2',
+    // As bin/hearth.js's first line and `npm start` set it.
     MALLOC_MMAP_THRESHOLD_: '131072',
     HEARTH_LOG_LEVEL: DEBUG_LOG ? 'debug' : 'warn',
     HEARTH_CONFIG: '',

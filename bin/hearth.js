@@ -1,6 +1,6 @@
-#!/usr/bin/env -S MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072 node --max-semi-space-size=2
+#!/usr/bin/env -S MALLOC_MMAP_THRESHOLD_=131072 node --max-semi-space-size=2
 // A small young generation keeps the resident size low (a Raspberry Pi has
-// little memory). The glibc settings keep memory freed after a burst from
+// little memory). The glibc setting keeps memory freed after a burst from
 // staying resident: password hashing allocates 16 MiB at a time; once such a
 // block is freed, glibc raises its threshold for giving large blocks their
 // own mapping, and later ones come from heaps it seldom returns, which left
