@@ -195,23 +195,34 @@ async function main(): Promise<void> {
     record({ name: 'concurrent sends, 1 room', value: ((per * 8) / (performance.now() - t0)) * 1000, unit: 'msgs/s' });
 
     // Sync wake-up: bob long-polls; alice sends; time from the send until bob's sync returns it.
-    let since = (await client.ok<{ next_batch: string }>('GET', '/_matrix/client/v3/sync?timeout=0', undefined, bob.token)).next_batch;
+    // Each on its own raw keep-alive connection, as the sequential sends.
+    type SyncBody = { next_batch: string; rooms?: { join?: Record<string, { timeline: { events: { content: { body?: string } }[] } }> } };
+    const poller = await RawConnection.open(hs.url);
+    const sender = await RawConnection.open(hs.url);
+    const syncOk = async (query: string): Promise<SyncBody> => {
+      const r = await poller.call<SyncBody>('GET', `/_matrix/client/v3/sync?${query}`, undefined, bob.token);
+      if (r.status !== 200) throw new Error(`sync failed: ${r.status} ${JSON.stringify(r.body)}`);
+      return r.body;
+    };
+    let since = (await syncOk('timeout=0')).next_batch;
     const wake: number[] = [];
     for (let i = 0; i < 200; i++) {
-      const poll = client.ok<{ next_batch: string; rooms?: { join?: Record<string, { timeline: { events: { content: { body?: string } }[] } }> } }>(
-        'GET', `/_matrix/client/v3/sync?timeout=30000&since=${encodeURIComponent(since)}`, undefined, bob.token);
+      const poll = syncOk(`timeout=30000&since=${encodeURIComponent(since)}`);
       await new Promise((r) => setTimeout(r, 5));
       const s = performance.now();
-      void client.ok('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(room.room_id)}/send/m.room.message/wake${i}`, { msgtype: 'm.text', body: `wake ${i}` }, alice.token);
+      const sent = sender.call('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(room.room_id)}/send/m.room.message/wake${i}`, { msgtype: 'm.text', body: `wake ${i}` }, alice.token);
       const res = await poll;
       wake.push(performance.now() - s);
+      if ((await sent).status !== 200) throw new Error('wake-up send failed');
       since = res.next_batch;
       const got = res.rooms?.join?.[room.room_id]?.timeline.events.some((e) => e.content.body === `wake ${i}`);
       if (!got) {
         // The poll returned for another reason; catch up so the next round starts clean.
-        since = (await client.ok<{ next_batch: string }>('GET', `/_matrix/client/v3/sync?timeout=0&since=${encodeURIComponent(since)}`, undefined, bob.token)).next_batch;
+        since = (await syncOk(`timeout=0&since=${encodeURIComponent(since)}`)).next_batch;
       }
     }
+    poller.close();
+    sender.close();
     wake.sort((a, b) => a - b);
     record({ name: 'sync wake-up p50', value: percentile(wake, 50), unit: 'ms', target: '<= 5' });
     record({ name: 'sync wake-up p99', value: percentile(wake, 99), unit: 'ms' });
