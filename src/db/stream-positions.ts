@@ -49,23 +49,23 @@ const advance = prepared((db, p: { stream: string; count: number }) =>
 
 /** Reserves `count` positions on a stream and returns the first; call it last in the transaction. */
 export async function nextPositions(trx: DbOrTx, stream: StreamName, count = 1): Promise<number> {
-  const row = (await advance.execute(trx, { stream, count })).rows[0];
+  return firstReserved((await advance.execute(trx, { stream, count })).rows[0], stream, count);
+}
+
+/** The first of `count` positions, given the stream's row after advancing it. */
+function firstReserved(row: { pos: number | string } | undefined, stream: StreamName, count: number): number {
   if (!row) throw new Error(`stream ${stream} has no position row`);
   return Number(row.pos) - count + 1;
 }
 
 /** As nextPositions, in a synchronous SQLite transaction (sqlite-sync.ts). */
 export function nextPositionsSync(tx: SyncTx, stream: StreamName, count = 1): number {
-  const row = tx.all(advance, { stream, count })[0];
-  if (!row) throw new Error(`stream ${stream} has no position row`);
-  return Number(row.pos) - count + 1;
+  return firstReserved(tx.all(advance, { stream, count })[0], stream, count);
 }
 
 /** As nextPositions, sent on a pipelined PostgreSQL transaction (pg-pipeline.ts). */
 export async function nextPositionsVia(tx: PipelinedTx, stream: StreamName, count = 1): Promise<number> {
-  const row = (await tx.all(advance, { stream, count }))[0];
-  if (!row) throw new Error(`stream ${stream} has no position row`);
-  return Number(row.pos) - count + 1;
+  return firstReserved((await tx.all(advance, { stream, count }))[0], stream, count);
 }
 
 export async function nextPosition(trx: DbOrTx, stream: StreamName): Promise<number> {

@@ -1,7 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Context } from '../context.js';
-import { MatrixError, missingToken } from './errors.js';
-import { checkPathParams } from './server.js';
+import { MatrixError, invalidParam, missingToken } from './errors.js';
 import type { Requester } from './requester.js';
 
 declare module 'fastify' {
@@ -48,6 +47,14 @@ export function tokenFromRequest(req: FastifyRequest): string | undefined {
   }
   const q = (req.query as Record<string, unknown> | undefined)?.access_token;
   return typeof q === 'string' && q.length > 0 ? q : undefined;
+}
+
+/** No identifier, type or key in a path may hold NUL: PostgreSQL cannot store it and no spec grammar allows it. */
+export function checkPathParams(params: unknown): void {
+  if (!params) return;
+  for (const v of Object.values(params as Record<string, unknown>)) {
+    if (typeof v === 'string' && v.includes('\0')) throw invalidParam('Path parameters must not contain NUL characters');
+  }
 }
 
 export function registerRoutes(app: FastifyInstance, ctx: Context, routes: Route[]): void {

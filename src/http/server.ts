@@ -11,14 +11,6 @@ import Fastify, {
 import type { Logger } from 'pino';
 import { MatrixError, badJson, invalidParam, notJson, tooLarge, unrecognized } from './errors.js';
 
-/** No identifier, type or key in a path may hold NUL: PostgreSQL cannot store it and no spec grammar allows it. */
-export function checkPathParams(params: unknown): void {
-  if (!params) return;
-  for (const v of Object.values(params as Record<string, unknown>)) {
-    if (typeof v === 'string' && v.includes('\0')) throw invalidParam('Path parameters must not contain NUL characters');
-  }
-}
-
 const CORS_HEADERS = {
   'access-control-allow-origin': '*',
   'access-control-allow-methods': 'GET, HEAD, POST, PUT, DELETE, OPTIONS',
@@ -50,18 +42,19 @@ export function createHttpServer(opts: HttpOptions): FastifyInstance {
 
   // Each route is served under several version prefixes with one schema object: compile it once,
   // and only when a request first needs it (hundreds of compiled validators cost idle memory).
-  const compiled = new WeakMap<object, (data: unknown) => boolean>();
-  const validatorFor = (schema: object, httpPart: string): ((data: unknown) => boolean) & { errors?: unknown } => {
+  type Validator = ((data: unknown) => boolean) & { errors?: unknown; part: string };
+  const compiled = new WeakMap<object, Validator>();
+  const validatorFor = (schema: object, httpPart: string): Validator => {
     const cacheable = httpPart === 'body' || httpPart === 'querystring' || httpPart === 'params';
     let v = cacheable ? compiled.get(schema) : undefined;
-    if (!v || (v as { part?: string }).part !== httpPart) {
+    if (!v || v.part !== httpPart) {
       v = Object.assign((httpPart === 'body' ? strictAjv : coercingAjv).compile(schema), { part: httpPart });
       if (cacheable) compiled.set(schema, v);
     }
     return v;
   };
   app.setValidatorCompiler(({ schema, httpPart }) => {
-    let v: (((data: unknown) => boolean) & { errors?: unknown }) | undefined;
+    let v: Validator | undefined;
     return (data: unknown) => {
       v ??= validatorFor(schema as object, httpPart ?? '');
       return v(data) ? { value: data } : { error: v.errors as unknown as Error };

@@ -73,10 +73,6 @@ function defaultPowerLevels(creator: string, invitees: string[], preset: Preset,
   };
 }
 
-/**
- * POST /createRoom: every initial event in the order the spec lists, built
- * and auth-checked one on top of the other and written in one transaction.
- */
 let lastCreateTs = 0;
 
 /**
@@ -90,6 +86,10 @@ function uniqueCreateTs(now: number): number {
   return lastCreateTs;
 }
 
+/**
+ * POST /createRoom: every initial event in the order the spec lists, built
+ * and auth-checked one on top of the other and written in one transaction.
+ */
 export async function createRoom(core: RoomsCore, requester: Requester, body: CreateRoomBody): Promise<{ room_id: string }> {
   const ctx = core.ctx;
   const creator = requester.userId;
