@@ -21,6 +21,11 @@ export const STREAMS = [
   'presence',
 ] as const;
 export type StreamName = (typeof STREAMS)[number];
+/**
+ * Counters kept in the same table that are not streams clients follow: state
+ * group ids, and the depth below zero of backfilled events' positions.
+ */
+export type CounterName = StreamName | 'state_groups' | 'backfill';
 
 export const streamMigrations: Migration[] = [
   {
@@ -48,12 +53,12 @@ const advance = prepared((db, p: { stream: string; count: number }) =>
 );
 
 /** Reserves `count` positions on a stream and returns the first; call it last in the transaction. */
-export async function nextPositions(trx: DbOrTx, stream: StreamName, count = 1): Promise<number> {
+export async function nextPositions(trx: DbOrTx, stream: CounterName, count = 1): Promise<number> {
   return firstReserved((await advance.execute(trx, { stream, count })).rows[0], stream, count);
 }
 
 /** The first of `count` positions, given the stream's row after advancing it. */
-function firstReserved(row: { pos: number | string } | undefined, stream: StreamName, count: number): number {
+function firstReserved(row: { pos: number | string } | undefined, stream: CounterName, count: number): number {
   if (!row) throw new Error(`stream ${stream} has no position row`);
   return Number(row.pos) - count + 1;
 }

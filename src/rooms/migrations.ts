@@ -128,4 +128,69 @@ export const migrations: Migration[] = [
       }
     },
   },
+  {
+    version: 3,
+    name: 'the event graph: prev-event edges, backward extremities, state before each event, own state group ids',
+    async up(db, dialect) {
+      const withoutRowid = dialect === 'sqlite' ? sql`without rowid` : sql``;
+      // prev_events of every stored event, and the reverse lookup (children of an event).
+      await db.schema
+        .createTable('event_edges')
+        .addColumn('event_id', 'text', (c) => c.notNull())
+        .addColumn('prev_event_id', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('event_edges_pk', ['event_id', 'prev_event_id'])
+        .modifyEnd(withoutRowid)
+        .execute();
+      await db.schema.createIndex('event_edges_prev_idx').on('event_edges').column('prev_event_id').execute();
+      // Prev events referenced by stored events but not stored: where backfill starts.
+      await db.schema
+        .createTable('backward_extremities')
+        .addColumn('room_id', 'text', (c) => c.notNull())
+        .addColumn('event_id', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('backward_extremities_pk', ['room_id', 'event_id'])
+        .modifyEnd(withoutRowid)
+        .execute();
+      // Every change to a room's current state, at the stream position where it happened: what
+      // membership lists and /sync follow, so a change made by state resolution shows too.
+      await db.schema
+        .createTable('current_state_deltas')
+        .addColumn('stream_pos', 'bigint', (c) => c.notNull())
+        .addColumn('room_id', 'text', (c) => c.notNull())
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('state_key', 'text', (c) => c.notNull())
+        .addColumn('event_id', 'text', (c) => c.notNull())
+        .addColumn('membership', 'text')
+        .addPrimaryKeyConstraint('current_state_deltas_pk', ['stream_pos', 'room_id', 'type', 'state_key'])
+        .execute();
+      await db.schema.createIndex('current_state_deltas_key_idx').on('current_state_deltas').columns(['state_key', 'type', 'stream_pos']).execute();
+      await sql`
+        insert into current_state_deltas (stream_pos, room_id, type, state_key, event_id, membership)
+        select stream_pos, room_id, type, state_key, event_id, membership from events
+        where state_key is not null and stream_pos is not null and rejected_reason is null and soft_failed = 0
+      `.execute(db);
+      await db.schema.alterTable('events').addColumn('state_group_before', 'bigint').execute();
+      // Existing events: a non-state event's state is the same before and after it; for a
+      // state event the group after it was written as a delta on the group before it.
+      await sql`update events set state_group_before = state_group where state_key is null`.execute(db);
+      await sql`
+        update events set state_group_before = (select g.prev_group from state_groups g where g.id = events.state_group)
+        where state_key is not null and state_group is not null
+      `.execute(db);
+      // Edges of existing events, from their JSON (v1-v2 rooms hold [id, hashes] pairs).
+      const rows = await db.selectFrom('events').select(['event_id', 'json']).execute();
+      const edges: { event_id: string; prev_event_id: string }[] = [];
+      for (const r of rows) {
+        const prev = (JSON.parse(r.json) as { prev_events?: unknown[] }).prev_events ?? [];
+        for (const p of new Set(prev.map((x) => (Array.isArray(x) ? x[0] : x)))) {
+          if (typeof p === 'string') edges.push({ event_id: r.event_id, prev_event_id: p });
+        }
+      }
+      for (let i = 0; i < edges.length; i += 400) await db.insertInto('event_edges').values(edges.slice(i, i + 400)).execute();
+      // State group ids get their own counter, starting past the ids already used.
+      const max = await db.selectFrom('state_groups').select((eb) => eb.fn.max('id').as('m')).executeTakeFirst();
+      await db.insertInto('stream_positions').values({ stream: 'state_groups', pos: Number(max?.m ?? 0) }).execute();
+      // Backfilled events take positions below every existing one, counting down from 0.
+      await db.insertInto('stream_positions').values({ stream: 'backfill', pos: 0 }).execute();
+    },
+  },
 ];

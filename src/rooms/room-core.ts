@@ -7,6 +7,8 @@ import { toClientEvent, type Viewer } from './events/client-format.js';
 import { EventStore } from './events/event-store.js';
 import type { StoredEvent } from './events/stored-event.js';
 import { HistoryVisibilityFilter } from './events/visibility.js';
+import { InboundEvents } from './inbound/receive.js';
+import { StaticKeyRing } from './inbound/key-ring.js';
 import { EVENT_CACHE, EventPipeline } from './pipeline/pipeline.js';
 import { selectRoom } from './store/rooms-table.js';
 import { RoomHeads, type RoomHead } from './state/room-head.js';
@@ -19,6 +21,10 @@ export class RoomsCore {
   readonly groups: StateGroups;
   readonly visibility: HistoryVisibilityFilter;
   readonly pipeline: EventPipeline;
+  /** Servers' public keys for checking received events; federation adds remote servers' keys. */
+  readonly keyRing: StaticKeyRing;
+  /** The one path for events made elsewhere. */
+  readonly inbound: InboundEvents;
   private readonly versions = boundedCache<string, RoomVersion>(10_000);
 
   constructor(readonly ctx: Context) {
@@ -27,6 +33,8 @@ export class RoomsCore {
     this.groups = new StateGroups(ctx);
     this.visibility = new HistoryVisibilityFilter(ctx);
     this.pipeline = new EventPipeline(ctx, this.heads, this.events, this.groups, this.visibility);
+    this.keyRing = new StaticKeyRing(ctx.serverName, ctx.signingKey);
+    this.inbound = new InboundEvents(this.heads, this.pipeline, this.keyRing, ctx.logger);
     ctx.bus.onInvalidate((msg) => {
       if (msg.cache === EVENT_CACHE) this.events.onInvalidated(msg.key);
     });

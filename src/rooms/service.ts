@@ -22,8 +22,8 @@ import { headPowerLevels } from './power.js';
 import { RoomsCore } from './room-core.js';
 import { redactEvent, sendMessage, sendState } from './send.js';
 import { readJoinedMembers, readMembers, readRoomState, readStateEvent } from './state-reads.js';
-import { selectMembershipEvents } from './store/events-table.js';
 import { selectUsersSharingRooms } from './store/memberships-table.js';
+import { selectMembershipDeltas } from './store/state-deltas-table.js';
 import { selectActiveRooms, selectMembershipsOfUser, selectStateGroupsAt } from './store/sync-queries.js';
 import { roomSummaries, type RoomSummary } from './summaries.js';
 import { readContext, readEvent, readMessages, readTimeline, readTimelines, type MessagesParams } from './timeline.js';
@@ -103,12 +103,13 @@ export class RoomsService implements Lifecycle {
 
   /**
    * The user's membership changes with stream position in (fromPos, toPos]:
-   * every m.room.member event about the user, chronological (so the last one
-   * per room is the membership at `toPos`). Profile changes are join -> join.
+   * every change of the user's m.room.member state, chronological (so the
+   * last one per room is the membership at `toPos`), those made by state
+   * resolution included. Profile changes are join -> join.
    */
   async getMembershipChanges(userId: string, fromPos: number, toPos: number): Promise<RoomMembership[]> {
     if (toPos <= fromPos) return [];
-    const rows = await selectMembershipEvents(this.ctx.db, userId, { after: fromPos, upTo: toPos });
+    const rows = await selectMembershipDeltas(this.ctx.db, userId, { after: fromPos, upTo: toPos });
     return rows
       .filter((r) => r.membership !== null)
       .map((r) => ({ roomId: r.room_id, membership: r.membership as Membership, eventId: r.event_id, streamPos: Number(r.stream_pos) }));

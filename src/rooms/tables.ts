@@ -9,6 +9,9 @@ declare module '../db/schema.js' {
     current_state: CurrentStateRow;
     room_memberships: RoomMembershipRow;
     forward_extremities: ForwardExtremityRow;
+    event_edges: EventEdgeRow;
+    backward_extremities: BackwardExtremityRow;
+    current_state_deltas: CurrentStateDeltaRow;
   }
 }
 
@@ -21,8 +24,11 @@ export interface RoomRow {
 }
 
 /**
- * Every event, stored once as its federation JSON. `stream_pos` is null for
- * outliers (events known only as auth or state of other events).
+ * Every event, stored once as its federation JSON. `stream_pos` orders what
+ * clients may see: positive for events that arrived as new, negative (below
+ * every other) for history filled in later by backfill, and null for events
+ * clients never see: outliers (known without their state: auth events,
+ * invites), rejected and soft-failed events.
  */
 export interface EventRow {
   event_id: string;
@@ -35,8 +41,10 @@ export interface EventRow {
   origin_server_ts: number;
   /** The PDU as JSON, without `unsigned`. */
   json: string;
-  /** State group holding the room state *after* this event (before it, for rejected events). */
+  /** State group holding the room state *after* this event (before it, for rejected events); null for outliers. */
   state_group: number | null;
+  /** State group holding the room state *before* this event; null for outliers. */
+  state_group_before: number | null;
   /** The state event this one replaced at (type, state_key), for `prev_content`. */
   replaces_state: string | null;
   /** `content.membership` of m.room.member events, for membership history queries. */
@@ -68,6 +76,7 @@ export interface StateGroupDeltaRow {
   state_group: number;
   type: string;
   state_key: string;
+  /** The event at (type, state_key), or '' when the delta removes the key (a state reset). */
   event_id: string;
 }
 
@@ -94,4 +103,27 @@ export interface RoomMembershipRow {
 export interface ForwardExtremityRow {
   room_id: string;
   event_id: string;
+}
+
+/** One prev_events entry of a stored event. */
+export interface EventEdgeRow {
+  event_id: string;
+  prev_event_id: string;
+}
+
+/** A prev event that a stored event of the room names but that is not stored: where backfill starts. */
+export interface BackwardExtremityRow {
+  room_id: string;
+  event_id: string;
+}
+
+/** A change to a room's current state at a stream position: the new event at the key, or '' when the key was removed. */
+export interface CurrentStateDeltaRow {
+  stream_pos: number;
+  room_id: string;
+  type: string;
+  state_key: string;
+  event_id: string;
+  /** For m.room.member keys: the membership from then on ('leave' when the key was removed). */
+  membership: string | null;
 }

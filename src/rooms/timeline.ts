@@ -10,7 +10,7 @@ import type { TimelineChunk, TimelineQuery } from './service.js';
 import { selectEventRange, type RangeQuery } from './store/events-table.js';
 import { selectMembership } from './store/memberships-table.js';
 import { selectLatestEvents, type LatestEventRow } from './store/sync-queries.js';
-import { parseStreamToken, streamToken } from './tokens.js';
+import { parseStreamToken, START_OF_HISTORY, streamToken } from './tokens.js';
 
 function sqlFilter(f: RoomEventFilter | TimelineQuery['filter'] | undefined): Pick<RangeQuery, 'types' | 'notTypes' | 'senders' | 'notSenders'> {
   if (!f) return {};
@@ -173,7 +173,7 @@ export async function readMessages(core: RoomsCore, viewer: Viewer, roomId: stri
     from = parseStreamToken(p.from);
     start = p.from;
   } else {
-    from = p.dir === 'b' ? (await readStreamPositions(core.ctx.db)).events : 0;
+    from = p.dir === 'b' ? (await readStreamPositions(core.ctx.db)).events : START_OF_HISTORY;
     start = streamToken(from);
   }
   const to = p.to !== undefined && p.to !== '' ? parseStreamToken(p.to) : undefined;

@@ -8,14 +8,16 @@ import type { PipelinedTx, StatementSink } from '../../db/pg-pipeline.js';
 import { prepared } from '../../db/prepared.js';
 import { nextPositions, nextPositionsSync, nextPositionsVia } from '../../db/stream-positions.js';
 import type { PushActionRow } from '../../push/service.js';
-import { upsertCurrentState } from '../store/current-state-table.js';
+import { deleteCurrentState, upsertCurrentState } from '../store/current-state-table.js';
+import { insertEdges, insertEdgesVia, updateBackwardExtremities } from '../store/edges-table.js';
 import { insertEvents, insertEventsVia, setRedactedBy } from '../store/events-table.js';
 import { replaceForwardExtremities, replaceForwardExtremityVia, selectExtremityIds, selectForwardExtremityIds } from '../store/extremities-table.js';
 import { clearProfile, upsertMemberships } from '../store/memberships-table.js';
 import { insertRoom } from '../store/rooms-table.js';
-import { insertStateGroups, type NewStateGroup } from '../store/state-groups-table.js';
-import type { EventRow, RoomMembershipRow } from '../tables.js';
-import type { GroupRef, RoomHead } from '../state/room-head.js';
+import { insertStateGroups } from '../store/state-groups-table.js';
+import type { CurrentStateDeltaRow, EventRow, RoomMembershipRow } from '../tables.js';
+import { insertStateDeltas } from '../store/state-deltas-table.js';
+import { groupId, type GroupRef, type MemberInfo, type RoomHead } from '../state/room-head.js';
 import type { AppliedEvent } from './apply-event.js';
 import { storePushActions, storePushActionsVia } from './push-actions.js';
 
@@ -35,19 +37,32 @@ export interface BatchWrite {
   newRoom: boolean;
   /** Profiles to clear because the redacted member event is a user's current one. */
   clearedProfiles: { userId: string; eventId: string }[];
-}
-
-export function resolveGroup(ref: GroupRef, firstPos: number): number {
-  return 'id' in ref ? ref.id : firstPos + ref.batchIndex;
+  /** Backward extremities the batch adds (prev events not stored) and fills (events it stores). */
+  backward?: { added: string[]; removed: string[] };
+  /** Events stored as outliers that the batch stores again as timeline events. */
+  upgradedOutliers?: string[];
 }
 
 /**
- * Writes a batch of events of one room in one transaction: current state,
- * forward extremities, then the stream positions, then everything stamped
- * with them (events, state groups, memberships, redactions, push actions).
- * Returns the first position; event i has position first + i.
+ * The stream position of each event of a batch, by index: `new` events from
+ * `first` up, `backfill` events below every position so far (older history
+ * further down), null for events clients never see.
  */
-export async function persistBatch(ctx: Context, trx: Tx, w: BatchWrite): Promise<number> {
+export type Positions = (number | null)[];
+
+/** Positions of a batch of `new` events only (the fast paths). */
+export function positionsFrom(events: AppliedEvent[], first: number): Positions {
+  return events.map((a) => first + a.index);
+}
+
+/**
+ * Writes a batch of events of one room in one transaction: current state and
+ * the members derived from it, forward and backward extremities, then the
+ * state group ids and stream positions (last, so commit order is position
+ * order), then everything stamped with them (events, edges, state groups,
+ * redactions, push actions). Returns each event's position.
+ */
+export async function persistBatch(ctx: Context, trx: Tx, w: BatchWrite): Promise<Positions> {
   const roomId = w.head.roomId;
   if (ctx.dialect === 'postgres') {
     await sql`select pg_advisory_xact_lock(${hashLockKey(roomId)})`.execute(trx);
@@ -64,12 +79,12 @@ export async function persistBatch(ctx: Context, trx: Tx, w: BatchWrite): Promis
 
   const changed: Array<[string, string, string]> = [];
   for (const [k, id] of w.head.state) {
-    if (w.base.state.get(k) !== id) {
-      const [t, sk] = splitStateKey(k);
-      changed.push([t, sk, id]);
-    }
+    if (w.base.state.get(k) !== id) changed.push([...splitStateKey(k), id]);
   }
+  const removed: Array<[string, string]> = [];
+  for (const k of w.base.state.keys()) if (!w.head.state.has(k)) removed.push(splitStateKey(k));
   await upsertCurrentState(trx, roomId, changed);
+  if (removed.length > 0) await deleteCurrentState(trx, roomId, removed);
 
   const before = new Set(w.base.extremities.map((e) => e.eventId));
   const after = new Set(w.head.extremities.map((e) => e.eventId));
@@ -79,90 +94,156 @@ export async function persistBatch(ctx: Context, trx: Tx, w: BatchWrite): Promis
     [...before].filter((id) => !after.has(id)),
     [...after].filter((id) => !before.has(id)),
   );
+  if (w.backward) await updateBackwardExtremities(trx, roomId, w.backward.added, w.backward.removed);
 
-  const first = await nextPositions(trx, 'events', w.events.length);
+  // Ids and positions last: the counters' rows stay locked until commit.
+  const plans = w.events.flatMap((a) => a.newGroups);
+  if (plans.length > 0) {
+    const firstGroup = await nextPositions(trx, 'state_groups', plans.length);
+    plans.forEach((p, i) => (p.id = firstGroup + i));
+  }
+  const backfill = w.events.filter((a) => a.placement === 'backfill');
+  const fresh = w.events.filter((a) => a.placement === 'new');
+  const positions: Positions = w.events.map(() => null);
+  if (backfill.length > 0) {
+    // Older history further down: the batch is in topological order, so its first event gets the lowest position.
+    const deepest = (await nextPositions(trx, 'backfill', backfill.length)) + backfill.length - 1;
+    backfill.forEach((a, i) => (positions[a.index] = -(deepest - i)));
+  }
+  if (fresh.length > 0) {
+    const first = await nextPositions(trx, 'events', fresh.length);
+    fresh.forEach((a, i) => (positions[a.index] = first + i));
+  }
+  const lastPos = fresh.length > 0 ? positions[fresh[fresh.length - 1]!.index]! : null;
 
-  const rows: EventRow[] = [];
-  const groups: NewStateGroup[] = [];
-  const members = new Map<string, RoomMembershipRow>();
-  for (const a of w.events) {
-    const pos = first + a.index;
-    const group = resolveGroup(a.group, first);
-    rows.push(eventRow(w, a, first));
-    if (a.newGroup) {
-      groups.push({
-        id: group,
-        roomId,
-        prevGroup: a.newGroup.prev === null ? null : resolveGroup(a.newGroup.prev, first),
-        deltaDepth: a.newGroup.deltaDepth,
-        entries: a.newGroup.entries,
-      });
-    }
-    if (a.member) {
-      members.set(a.member.userId, {
-        room_id: roomId,
-        user_id: a.member.userId,
-        membership: a.member.membership,
-        event_id: a.stored.eventId,
-        stream_pos: pos,
-        sender: a.member.sender,
-        display_name: a.member.displayName,
-        avatar_url: a.member.avatarUrl,
-        forgotten: 0,
-      });
-    }
+  const rows = w.events.map((a) => eventRow(w, a, positions[a.index] ?? null));
+  if (w.upgradedOutliers && w.upgradedOutliers.length > 0) {
+    await trx.deleteFrom('events').where('event_id', 'in', w.upgradedOutliers).where('outlier', '=', 1).execute();
   }
   await insertEvents(trx, rows);
-  await insertStateGroups(trx, groups);
-  await upsertMemberships(trx, [...members.values()]);
+  await insertEdges(trx, w.events.filter((a) => !a.stored.outlier).flatMap((a) => a.prevIds.map((p): [string, string] => [a.stored.eventId, p])));
+  await insertStateGroups(
+    trx,
+    plans.map((p) => ({ id: p.id!, roomId, prevGroup: p.prev === null ? null : groupId(p.prev), deltaDepth: p.deltaDepth, entries: p.entries })),
+  );
+  await upsertMemberships(trx, membershipRows(w, positions, lastPos));
+  await insertStateDeltas(trx, stateDeltaRows(w, changed, removed, positions, lastPos));
   for (const a of w.events) {
     if (a.redactionTarget !== undefined) await setRedactedBy(trx, a.redactionTarget, a.stored.eventId);
   }
   for (const c of w.clearedProfiles) await clearProfile(trx, roomId, c.userId, c.eventId);
   for (const a of w.events) {
     const push = w.push[a.index];
-    if (push && push.length > 0) await storePushActions(ctx, trx, roomId, a.stored.eventId, first + a.index, push);
+    const pos = positions[a.index];
+    if (push && push.length > 0 && pos != null) await storePushActions(ctx, trx, roomId, a.stored.eventId, pos, push);
   }
-  return first;
+  return positions;
 }
 
-function eventRow(w: BatchWrite, a: AppliedEvent, first: number): EventRow {
+/**
+ * The current-state changes as a stream: each at the position of the event
+ * that made it, or of the batch's last event when state resolution did.
+ */
+function stateDeltaRows(
+  w: BatchWrite,
+  changed: Array<[string, string, string]>,
+  removed: Array<[string, string]>,
+  positions: Positions,
+  lastPos: number | null,
+): CurrentStateDeltaRow[] {
+  if (lastPos === null) return [];
+  const posOf = new Map<string, number | null>(w.events.map((a) => [a.stored.eventId, positions[a.index] ?? null]));
+  const rows: CurrentStateDeltaRow[] = [];
+  const roomId = w.head.roomId;
+  for (const [type, stateKey, eventId] of changed) {
+    const pos = posOf.get(eventId) ?? lastPos;
+    const membership = type === 'm.room.member' ? (w.head.members.get(stateKey)?.membership ?? null) : null;
+    rows.push({ stream_pos: pos, room_id: roomId, type, state_key: stateKey, event_id: eventId, membership });
+  }
+  for (const [type, stateKey] of removed) {
+    rows.push({ stream_pos: lastPos, room_id: roomId, type, state_key: stateKey, event_id: '', membership: type === 'm.room.member' ? 'leave' : null });
+  }
+  return rows;
+}
+
+/**
+ * Membership rows for every member whose current membership event changed:
+ * an event of this batch, or one that state resolution chose (a state reset).
+ * A member that resolution removed altogether keeps a row as `leave`, so the
+ * rooms they are listed in and their /sync follow the reset.
+ */
+function membershipRows(w: BatchWrite, positions: Positions, lastPos: number | null): RoomMembershipRow[] {
+  if (w.head.members === w.base.members) return [];
+  const posOf = new Map<string, number | null>(w.events.map((a) => [a.stored.eventId, positions[a.index] ?? null]));
+  const rows: RoomMembershipRow[] = [];
+  const row = (userId: string, m: MemberInfo, membership: string, pos: number): RoomMembershipRow => ({
+    room_id: w.head.roomId,
+    user_id: userId,
+    membership,
+    event_id: m.eventId,
+    stream_pos: pos,
+    sender: m.sender,
+    display_name: m.displayName,
+    avatar_url: m.avatarUrl,
+    forgotten: 0,
+  });
+  for (const [userId, m] of w.head.members) {
+    const old = w.base.members.get(userId);
+    if (old && old.eventId === m.eventId && old.membership === m.membership) continue;
+    const pos = posOf.get(m.eventId) ?? lastPos;
+    if (pos === null) continue;
+    rows.push(row(userId, m, m.membership, pos));
+  }
+  if (lastPos !== null) {
+    for (const [userId, m] of w.base.members) if (!w.head.members.has(userId)) rows.push(row(userId, m, 'leave', lastPos));
+  }
+  return rows;
+}
+
+function eventRow(w: BatchWrite, a: AppliedEvent, pos: number | null): EventRow {
   const pdu = a.stored.pdu;
+  const member = pdu.type === 'm.room.member' && typeof pdu.content?.membership === 'string' ? pdu.content.membership : null;
   return {
     event_id: a.stored.eventId,
     room_id: w.head.roomId,
-    stream_pos: first + a.index,
+    stream_pos: pos,
     depth: a.depth,
     type: pdu.type,
     state_key: typeof pdu.state_key === 'string' ? pdu.state_key : null,
     sender: pdu.sender,
     origin_server_ts: pdu.origin_server_ts,
     json: a.json,
-    state_group: resolveGroup(a.group, first),
+    // A rejected event changes nothing: its row points at the state before it.
+    state_group: a.stored.rejectedReason !== null ? refId(a.groupBefore) : refId(a.group),
+    state_group_before: refId(a.groupBefore),
     replaces_state: a.stored.replacesState,
-    membership: a.member?.membership ?? null,
+    membership: member,
     redacts: redactsOfPdu(pdu),
     redacted_by: null,
-    outlier: 0,
-    rejected_reason: null,
-    soft_failed: 0,
+    outlier: a.stored.outlier ? 1 : 0,
+    rejected_reason: a.stored.rejectedReason,
+    soft_failed: a.stored.softFailed ? 1 : 0,
     sender_device: a.stored.senderDevice,
     txn_id: a.stored.txnId,
   };
 }
 
+function refId(ref: GroupRef | null): number | null {
+  return ref === null ? null : groupId(ref);
+}
+
 /**
- * Whether the batch only appends to a linear room: no state, membership or
- * redaction changes, no new state group, one forward extremity replaced by
- * another. The common send, which persistPlainAppendSync writes.
+ * Whether the batch only appends new events to a linear room: no state,
+ * membership or redaction changes, no new state group, one forward extremity
+ * replaced by another. The common send, which persistPlainAppendSync writes.
  */
 export function isPlainAppend(w: BatchWrite): boolean {
   if (w.newRoom || w.clearedProfiles.length > 0 || w.head.state !== w.base.state) return false;
-  if (w.base.extremities.length !== 1 || w.head.extremities.length !== 1) return false;
+  if (w.base.extremities.length !== 1 || w.head.extremities.length !== 1 || w.backward || w.upgradedOutliers) return false;
   for (const a of w.events) {
-    if (a.newGroup || a.member || a.redactionTarget !== undefined) return false;
+    if (a.newGroups.length > 0 || a.redactionTarget !== undefined || a.placement !== 'new') return false;
   }
-  return true;
+  return w.head.members === w.base.members;
 }
 
 /**
@@ -199,7 +280,8 @@ export async function persistPlainAppendPipelined(ctx: Context, tx: PipelinedTx,
 function writePlainAppend(ctx: Context, tx: StatementSink, w: BatchWrite, first: number): void {
   const roomId = w.head.roomId;
   replaceForwardExtremityVia(tx, roomId, w.base.extremities[0]!.eventId, w.head.extremities[0]!.eventId);
-  insertEventsVia(tx, w.events.map((a) => eventRow(w, a, first)));
+  insertEventsVia(tx, w.events.map((a) => eventRow(w, a, first + a.index)));
+  insertEdgesVia(tx, w.events.flatMap((a) => a.prevIds.map((p): [string, string] => [a.stored.eventId, p])));
   for (const a of w.events) {
     const push = w.push[a.index];
     if (push && push.length > 0) storePushActionsVia(ctx, tx, roomId, a.stored.eventId, first + a.index, push);

@@ -11,11 +11,12 @@ import type { EventStore } from '../events/event-store.js';
 import type { StoredEvent } from '../events/stored-event.js';
 import type { HistoryVisibilityFilter } from '../events/visibility.js';
 import { selectByTxnIds, selectOneTxnSync } from '../store/events-table.js';
-import type { RoomHead, RoomHeads } from '../state/room-head.js';
+import { emptyHead, groupId, type RoomHead, type RoomHeads } from '../state/room-head.js';
 import type { StateGroups } from '../state/state-groups.js';
 import { applyToHead, type AppliedEvent } from './apply-event.js';
+import { ReceivedEventPlanner, type ReceivedBatch, type ReceivedResult } from './apply-received.js';
 import { buildLocalEvent, type EventSpec } from './build-event.js';
-import { isPlainAppend, persistBatch, persistPlainAppendPipelined, persistPlainAppendSync, resolveGroup, StaleHeadError, type BatchWrite } from './persist-batch.js';
+import { isPlainAppend, persistBatch, persistPlainAppendPipelined, persistPlainAppendSync, positionsFrom, StaleHeadError, type BatchWrite, type Positions } from './persist-batch.js';
 import { computePushActions } from './push-actions.js';
 import { RoomQueue } from './room-queue.js';
 
@@ -46,6 +47,13 @@ interface Job {
   reject(e: unknown): void;
 }
 
+/** Events made elsewhere, checked for format, signatures and hashes by the inbound path. */
+interface ReceiveJob {
+  received: ReceivedBatch;
+  resolve(v: ReceivedResult[]): void;
+  reject(e: unknown): void;
+}
+
 interface AcceptedJob {
   job: Job;
   events: AppliedEvent[];
@@ -70,7 +78,7 @@ export const EVENT_CACHE = 'rooms.event';
  * commits, and only then are the callers answered.
  */
 export class EventPipeline {
-  private readonly queue: RoomQueue<Job>;
+  private readonly queue: RoomQueue<Job | ReceiveJob>;
   /** SQLite's synchronous transactions, for batches that only append (most sends). */
   private readonly sqlite: SqliteSync | undefined;
   /** PostgreSQL's pipelined transactions, for the same batches. */
@@ -84,7 +92,7 @@ export class EventPipeline {
     private readonly groups: StateGroups,
     private readonly visibility: HistoryVisibilityFilter,
   ) {
-    this.queue = new RoomQueue((roomId, jobs) => this.runBatch(roomId, jobs, null, 0));
+    this.queue = new RoomQueue((roomId, jobs) => this.runJobs(roomId, jobs));
     this.sqlite = sqliteSync(ctx.db);
     this.pg = pgPipeline(ctx.db);
   }
@@ -108,8 +116,87 @@ export class EventPipeline {
     });
   }
 
+  /**
+   * Queues events made elsewhere (checks 1-3 on receipt done by the inbound
+   * path) behind the room's other writes; resolves after commit with what
+   * became of each.
+   */
+  receive(roomId: string, received: ReceivedBatch): Promise<ReceivedResult[]> {
+    return new Promise<ReceivedResult[]>((resolve, reject) => this.queue.push(roomId, { received, resolve, reject }));
+  }
+
   async drained(): Promise<void> {
     await this.queue.drained();
+  }
+
+  /** Local sends are batched together; a received batch runs on its own, in queue order. */
+  private async runJobs(roomId: string, jobs: (Job | ReceiveJob)[]): Promise<void> {
+    let local: Job[] = [];
+    for (const j of jobs) {
+      if ('received' in j) {
+        if (local.length > 0) await this.runBatch(roomId, local, null, 0);
+        local = [];
+        await this.runReceived(roomId, j, 0);
+      } else {
+        local.push(j);
+      }
+    }
+    if (local.length > 0) await this.runBatch(roomId, local, null, 0);
+  }
+
+  private async runReceived(roomId: string, job: ReceiveJob, attempt: number): Promise<void> {
+    try {
+      const known = await this.heads.get(roomId);
+      const newRoom = job.received.newRoom;
+      if (!known && !newRoom) throw new Error(`room ${roomId} is unknown`);
+      const base = known ?? emptyHead(roomId, newRoom!.version, newRoom!.creator);
+      const plan = await new ReceivedEventPlanner(this.ctx.db, this.events, this.groups, base).plan(job.received);
+      if (plan.applied.length === 0) {
+        job.resolve(plan.results);
+        return;
+      }
+      const plEvent = await this.stateEvent(plan.head, PL_KEY);
+      const authEvents = new Map<string, StoredEvent>(plEvent ? [[PL_KEY, plEvent]] : []);
+      const load = (ids: string[]) => this.events.getMany(ids);
+      const pushRoom = this.pushRoom(plan.head, plEvent?.pdu.content);
+      const push = await Promise.all(
+        plan.applied.map(async (a) => {
+          if (a.placement !== 'new') return [];
+          if (a.stored.pdu.type === 'm.room.redaction') {
+            a.redactionTarget = await this.redactionToApply(plan.head, a.stored.pdu, a.stored.eventId, authEvents, load);
+          }
+          return computePushActions(this.ctx, bareClientEvent(a.stored), pushRoom);
+        }),
+      );
+      const write: BatchWrite = {
+        base,
+        head: plan.head,
+        events: plan.applied,
+        push,
+        newRoom: !known,
+        clearedProfiles: [],
+        backward: plan.backward,
+        upgradedOutliers: plan.upgradedOutliers,
+      };
+      let positions: Positions;
+      try {
+        positions = await this.ctx.db.transaction().execute((trx) => persistBatch(this.ctx, trx, write));
+      } catch (e) {
+        this.heads.invalidate(roomId);
+        if (e instanceof StaleHeadError && attempt < MAX_STALE_RETRIES) return await this.runReceived(roomId, job, attempt + 1);
+        throw e;
+      }
+      this.afterCommit(plan.head, plan.applied, positions);
+      job.resolve(plan.results);
+    } catch (e) {
+      this.ctx.logger.error({ err: e, roomId }, 'persisting received events failed');
+      job.reject(e);
+    }
+  }
+
+  private async stateEvent(head: RoomHead, key: string): Promise<StoredEvent | undefined> {
+    const id = head.state.get(key);
+    return id === undefined ? undefined : this.events.get(id);
   }
 
   private async runBatch(roomId: string, jobs: Job[], freshHead: RoomHead | null, attempt: number): Promise<void> {
@@ -243,15 +330,9 @@ export class EventPipeline {
 
     const push = await Promise.all(pushJobs);
     const write: BatchWrite = { base, head: working, events: applied, push, newRoom: freshHead !== null, clearedProfiles };
-    let first: number;
+    let positions: Positions;
     try {
-      const plain = isPlainAppend(write);
-      first =
-        plain && this.sqlite
-          ? await this.sqlite.transaction((tx) => persistPlainAppendSync(this.ctx, tx, write))
-          : plain && this.pg
-            ? await this.pg.transaction((tx) => persistPlainAppendPipelined(this.ctx, tx, write))
-            : await this.ctx.db.transaction().execute((trx) => persistBatch(this.ctx, trx, write));
+      positions = await this.write(write);
     } catch (e) {
       this.heads.invalidate(roomId);
       if (e instanceof StaleHeadError && attempt < MAX_STALE_RETRIES) {
@@ -264,14 +345,14 @@ export class EventPipeline {
       return;
     }
 
-    this.afterCommit(working, applied, first);
+    this.afterCommit(working, applied, positions);
     for (const acc of accepted) {
       if (acc.done) {
         acc.job.resolve(acc.done.value);
         continue;
       }
       const events = (acc.sameAs ?? acc).events;
-      const persisted = events.map((a) => ({ eventId: a.stored.eventId, roomId: a.stored.roomId, streamPos: first + a.index }));
+      const persisted = events.map((a) => ({ eventId: a.stored.eventId, roomId: a.stored.roomId, streamPos: positions[a.index]! }));
       const finish = (acc.sameAs ?? acc).finish;
       try {
         acc.job.resolve(acc.sameAs || !finish ? persisted : finish(persisted));
@@ -281,31 +362,41 @@ export class EventPipeline {
     }
   }
 
-  private afterCommit(head: RoomHead, applied: AppliedEvent[], first: number): void {
-    const final: RoomHead = {
-      ...head,
-      group: head.group === null ? null : { id: resolveGroup(head.group, first) },
-      lastPos: first + applied.length - 1,
-    };
+  /** One transaction for the batch: the fast path for a plain append, else the general one. */
+  private async write(w: BatchWrite): Promise<Positions> {
+    if (isPlainAppend(w)) {
+      if (this.sqlite) return positionsFrom(w.events, await this.sqlite.transaction((tx) => persistPlainAppendSync(this.ctx, tx, w)));
+      if (this.pg) return positionsFrom(w.events, await this.pg.transaction((tx) => persistPlainAppendPipelined(this.ctx, tx, w)));
+    }
+    return this.ctx.db.transaction().execute((trx) => persistBatch(this.ctx, trx, w));
+  }
+
+  private afterCommit(head: RoomHead, applied: AppliedEvent[], positions: Positions): void {
+    let lastPos = head.lastPos;
+    for (const p of positions) if (p !== null && p > lastPos) lastPos = p;
+    const final: RoomHead = { ...head, group: head.group === null ? null : { id: groupId(head.group) }, lastPos };
     this.heads.set(final);
     for (const a of applied) {
-      const pos = first + a.index;
+      const pos = positions[a.index] ?? null;
       a.stored.streamPos = pos;
-      a.stored.stateGroup = resolveGroup(a.group, first);
+      a.stored.stateGroup = a.group === null ? null : groupId(a.stored.rejectedReason !== null ? a.groupBefore! : a.group);
       this.events.put(a.stored);
-      if (a.newGroup) this.groups.put(a.stored.stateGroup, a.newGroup.state);
+      for (const g of a.newGroups) this.groups.put(g.id!, g.state);
       if (a.redactionTarget !== undefined) {
         this.events.markRedacted(a.redactionTarget, a.stored.eventId);
         // Other nodes hold the target without `redacted_by`.
         this.ctx.bus.invalidate({ cache: EVENT_CACHE, key: a.redactionTarget });
       }
-      this.visibility.onEventWritten(head.roomId, pos, a.stored.pdu);
+      if (pos !== null) this.visibility.onEventWritten(head.roomId, pos, a.stored.pdu);
     }
     for (const a of applied) {
       const pdu = a.stored.pdu;
+      const pos = positions[a.index];
+      // Backfilled history is not news: only events placed at the end of the stream are announced.
+      if (pos == null || pos < 0) continue;
       this.ctx.bus.publish({
         stream: 'events',
-        pos: first + a.index,
+        pos,
         roomId: head.roomId,
         userIds: pdu.type === 'm.room.member' && typeof pdu.state_key === 'string' ? [pdu.state_key] : undefined,
       });

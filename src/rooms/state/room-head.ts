@@ -10,8 +10,28 @@ import { selectRoom } from '../store/rooms-table.js';
 import { selectGroupDepth } from '../store/state-groups-table.js';
 import type { Membership } from '../service.js';
 
-/** A state group that exists, or one that the event at `batchIndex` of the batch being persisted creates. */
-export type GroupRef = { id: number } | { batchIndex: number };
+/**
+ * A state group that exists, or one the batch being persisted creates: its id
+ * is taken from the state group counter inside the writing transaction.
+ */
+export type GroupRef = { id: number } | { plan: NewGroupPlan };
+
+export interface NewGroupPlan {
+  prev: GroupRef | null;
+  deltaDepth: number;
+  /** [type, state_key, event_id] rows: the full state for a snapshot, the change for a delta ('' removes a key). */
+  entries: Array<[string, string, string]>;
+  /** The full state the group represents (cached after commit). */
+  state: StateMap;
+  /** Set when the writing transaction allocates the id. */
+  id?: number;
+}
+
+export function groupId(ref: GroupRef): number {
+  if ('id' in ref) return ref.id;
+  if (ref.plan.id === undefined) throw new Error('state group id not allocated yet');
+  return ref.plan.id;
+}
 
 export interface Extremity {
   eventId: string;
@@ -21,6 +41,7 @@ export interface Extremity {
 export interface MemberInfo {
   membership: Membership;
   eventId: string;
+  sender: string;
   displayName: string | null;
   avatarUrl: string | null;
 }
@@ -107,6 +128,7 @@ export class RoomHeads {
       members.set(m.user_id, {
         membership: m.membership as Membership,
         eventId: m.event_id,
+        sender: m.sender,
         displayName: m.display_name,
         avatarUrl: m.avatar_url,
       });

@@ -70,7 +70,10 @@ export class StateGroups {
     // Per group, oldest (the full snapshot) first, so newer deltas overwrite.
     rows.sort((a, b) => b.n - a.n);
     const out = new Map<number, StateMap>(groupIds.map((id) => [id, new Map()]));
-    for (const r of rows) out.get(r.root)?.set(stateKey(r.type, r.state_key), r.event_id);
+    for (const r of rows) {
+      const state = out.get(r.root);
+      if (state) applyEntry(state, r);
+    }
     for (const [id, state] of out) this.cache.set(id, state);
     return out;
   }
@@ -80,8 +83,14 @@ export class StateGroups {
     // Oldest (the full snapshot) first, so newer deltas overwrite.
     rows.sort((a, b) => b.n - a.n);
     const state: StateMap = new Map();
-    for (const r of rows) state.set(stateKey(r.type, r.state_key), r.event_id);
+    for (const r of rows) applyEntry(state, r);
     this.cache.set(groupId, state);
     return state;
   }
+}
+
+/** One delta entry: '' removes the key (a state reset), anything else sets it. */
+function applyEntry(state: StateMap, r: { type: string; state_key: string; event_id: string }): void {
+  if (r.event_id === '') state.delete(stateKey(r.type, r.state_key));
+  else state.set(stateKey(r.type, r.state_key), r.event_id);
 }

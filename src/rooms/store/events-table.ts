@@ -12,7 +12,7 @@ const INSERT_CHUNK = 400;
 // Every column, so a one-row insert is one fixed statement (checked complete by the type).
 const EVENT_ROW_KEYS = Object.keys({
   event_id: 1, room_id: 1, stream_pos: 1, depth: 1, type: 1, state_key: 1, sender: 1, origin_server_ts: 1, json: 1,
-  state_group: 1, replaces_state: 1, membership: 1, redacts: 1, redacted_by: 1, outlier: 1, rejected_reason: 1,
+  state_group: 1, state_group_before: 1, replaces_state: 1, membership: 1, redacts: 1, redacted_by: 1, outlier: 1, rejected_reason: 1,
   soft_failed: 1, sender_device: 1, txn_id: 1,
 } satisfies Record<keyof EventRow, 1>) as (keyof EventRow)[];
 

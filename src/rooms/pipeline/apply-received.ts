@@ -1,0 +1,436 @@
+import { authEventIds, authEventSelection, authStateFromEvents, checkAuth, checkAuthAgainstAuthEvents, prevEventIds } from '../../core/auth-rules.js';
+import type { RoomVersion } from '../../core/room-versions.js';
+import { resolveState } from '../../core/state-res.js';
+import { stateKey, type StateMap } from '../../core/types.js';
+import type { EventStore } from '../events/event-store.js';
+import type { StoredEvent } from '../events/stored-event.js';
+import type { CheckedPdu } from '../inbound/check-received.js';
+import type { GroupRef, MemberInfo, RoomHead } from '../state/room-head.js';
+import type { StateGroups } from '../state/state-groups.js';
+import { selectIdsWithChildren } from '../store/edges-table.js';
+import type { Db } from '../../db/schema.js';
+import { memberInfoOf, planGroup, type AppliedEvent } from './apply-event.js';
+import { selectGroupDepth } from '../store/state-groups-table.js';
+
+/** What became of one received event. */
+export type ReceivedStatus =
+  /** Stored; clients see it (at the end of the timeline, or in its place in older history). */
+  | 'accepted'
+  /** Stored; valid by its own history but not by the room's current state, so clients never see it. */
+  | 'soft_failed'
+  /** Stored with the reason; never served, never built upon. */
+  | 'rejected'
+  /** Stored without state (an auth or state event of another event). */
+  | 'outlier'
+  /** Already stored: nothing done. */
+  | 'duplicate'
+  /** Not stored: events it needs are unknown here; the caller fetches them (or their state) and tries again. */
+  | 'missing';
+
+export interface ReceivedResult {
+  eventId: string;
+  status: ReceivedStatus;
+  reason?: string;
+  /** For `missing`: the events to fetch. */
+  missing?: string[];
+}
+
+/** Events that state resolution or an auth check needed but that are not stored. */
+export class MissingEventsError extends Error {
+  constructor(readonly ids: string[]) {
+    super(`events needed for state resolution are missing: ${ids.slice(0, 5).join(', ')}${ids.length > 5 ? ', ...' : ''}`);
+  }
+}
+
+export interface ReceivedBatch {
+  /** Events known without their state (auth chains, state of other events, invites): in auth order. */
+  outliers: CheckedPdu[];
+  /** Timeline events: in topological order (prev and auth events first). */
+  events: CheckedPdu[];
+  /**
+   * The state before an event whose prev events are not all here (a gap the
+   * caller could not fill): as the sending server reported it, its events
+   * stored already or among the outliers.
+   */
+  stateBefore?: Map<string, StateMap>;
+  /** The room is new here: the batch starts with its m.room.create event. */
+  newRoom?: { version: RoomVersion; creator: string };
+}
+
+export interface ReceivedPlan {
+  head: RoomHead;
+  applied: AppliedEvent[];
+  results: ReceivedResult[];
+  backward: { added: string[]; removed: string[] };
+  /** Stored outliers the batch stores again as timeline events (their rows are replaced). */
+  upgradedOutliers: string[];
+}
+
+interface Pending {
+  stored: StoredEvent;
+  /** State after the event (before it, when rejected); null for outliers. */
+  stateAfter: StateMap | null;
+  groupAfter: GroupRef | null;
+  depthAfter: number;
+}
+
+const CREATE_KEY = stateKey('m.room.create', '');
+
+/**
+ * The graph step for events made elsewhere, run in the room's queue like
+ * local sends: checks 4-6 on receipt of a PDU (auth against the event's own
+ * auth events, against the state before it, against the current state), the
+ * state before and after each event (resolved when its prev events' states
+ * differ), its place in the stream, and the room's new forward extremities
+ * and current state (resolved when more than one extremity remains).
+ */
+export class ReceivedEventPlanner {
+  private readonly pending = new Map<string, Pending>();
+  private readonly results: ReceivedResult[] = [];
+  private readonly applied: AppliedEvent[] = [];
+  private readonly backwardAdded = new Set<string>();
+  private readonly upgraded: string[] = [];
+  private head: RoomHead;
+
+  constructor(
+    private readonly db: Db,
+    private readonly events: EventStore,
+    private readonly groups: StateGroups,
+    base: RoomHead,
+  ) {
+    this.head = base;
+  }
+
+  async plan(batch: ReceivedBatch): Promise<ReceivedPlan> {
+    const ids = [...batch.outliers, ...batch.events].map((e) => e.eventId);
+    const known = await this.events.getMany(ids);
+    for (const ev of batch.outliers) await this.addOutlier(ev, known.get(ev.eventId));
+    const older = await this.olderHistory(batch.events);
+    for (const ev of batch.events) await this.addEvent(ev, known.get(ev.eventId), older.has(ev.eventId), batch.stateBefore?.get(ev.eventId));
+    const removed = this.applied.filter((a) => !a.stored.outlier).map((a) => a.stored.eventId);
+    return {
+      head: this.head,
+      applied: this.applied,
+      results: this.results,
+      backward: { added: [...this.backwardAdded].filter((id) => !this.pending.has(id)), removed },
+      upgradedOutliers: this.upgraded,
+    };
+  }
+
+  /**
+   * Events of the batch that are older than history already stored (backfill):
+   * those with a stored child, and those with a child in the batch that is.
+   */
+  private async olderHistory(events: CheckedPdu[]): Promise<Set<string>> {
+    const withChildren = await selectIdsWithChildren(this.db, events.map((e) => e.eventId));
+    const childrenInBatch = new Map<string, string[]>();
+    for (const e of events) {
+      for (const p of prevEventIds(e.pdu)) {
+        let l = childrenInBatch.get(p);
+        if (!l) childrenInBatch.set(p, (l = []));
+        l.push(e.eventId);
+      }
+    }
+    const older = new Set<string>();
+    for (const e of [...events].reverse()) {
+      if (withChildren.has(e.eventId) || (childrenInBatch.get(e.eventId) ?? []).some((c) => older.has(c))) older.add(e.eventId);
+    }
+    return older;
+  }
+
+  // -------------------------------------------------------------------------
+
+  private async load(ids: Iterable<string>): Promise<Map<string, StoredEvent>> {
+    const out = new Map<string, StoredEvent>();
+    const rest: string[] = [];
+    for (const id of ids) {
+      const p = this.pending.get(id);
+      if (p) out.set(id, p.stored);
+      else rest.push(id);
+    }
+    if (rest.length > 0) for (const [id, ev] of await this.events.getMany(rest)) out.set(id, ev);
+    return out;
+  }
+
+  private async createEvent(): Promise<StoredEvent | undefined> {
+    const id = this.head.state.get(CREATE_KEY) ?? (this.head.version.roomIdIsCreateEventHash ? `$${this.head.roomId.slice(1)}` : undefined);
+    return id === undefined ? undefined : (await this.load([id])).get(id);
+  }
+
+  private stored(ev: CheckedPdu, opts: { outlier: boolean; rejectedReason: string | null; softFailed: boolean; replaces: string | null }): StoredEvent {
+    return {
+      eventId: ev.eventId,
+      roomId: this.head.roomId,
+      pdu: ev.pdu,
+      streamPos: null,
+      stateGroup: null,
+      replacesState: opts.replaces,
+      redactedBy: null,
+      rejectedReason: opts.rejectedReason,
+      outlier: opts.outlier,
+      softFailed: opts.softFailed,
+      senderDevice: null,
+      txnId: null,
+    };
+  }
+
+  /** Check 4, shared by outliers and timeline events: the event's own auth events, none of them rejected. */
+  private async checkAuthEvents(ev: CheckedPdu): Promise<{ missing: string[] } | { rejected: string } | { ok: true }> {
+    const ids = authEventIds(ev.pdu);
+    const loaded = await this.load(ids);
+    const missing = ids.filter((id) => !loaded.has(id));
+    if (missing.length > 0) return { missing };
+    const list = ids.map((id) => loaded.get(id)!);
+    const bad = list.find((a) => a.rejectedReason !== null);
+    if (bad) return { rejected: `auth event ${bad.eventId} was rejected` };
+    const create = this.head.version.roomIdIsCreateEventHash ? await this.createEvent() : undefined;
+    const res = checkAuthAgainstAuthEvents({ eventId: ev.eventId, pdu: ev.pdu }, list, this.head.version, create);
+    return res.allowed ? { ok: true } : { rejected: res.reason };
+  }
+
+  private async addOutlier(ev: CheckedPdu, known: StoredEvent | undefined): Promise<void> {
+    if (known || this.pending.has(ev.eventId)) {
+      this.results.push({ eventId: ev.eventId, status: 'duplicate' });
+      return;
+    }
+    const auth = await this.checkAuthEvents(ev);
+    if ('missing' in auth) {
+      this.results.push({ eventId: ev.eventId, status: 'missing', missing: auth.missing });
+      return;
+    }
+    const rejectedReason = 'rejected' in auth ? auth.rejected : null;
+    const stored = this.stored(ev, { outlier: true, rejectedReason, softFailed: false, replaces: null });
+    this.push(stored, ev, { groupBefore: null, group: null, newGroups: [], prevIds: [], placement: 'none' }, null, null, 0);
+    this.results.push(rejectedReason === null ? { eventId: ev.eventId, status: 'outlier' } : { eventId: ev.eventId, status: 'rejected', reason: rejectedReason });
+  }
+
+  private async addEvent(ev: CheckedPdu, known: StoredEvent | undefined, hasChildren: boolean, suppliedState: StateMap | undefined): Promise<void> {
+    if ((known && !known.outlier) || this.pending.has(ev.eventId)) {
+      this.results.push({ eventId: ev.eventId, status: 'duplicate' });
+      return;
+    }
+    const version = this.head.version;
+    const pdu = ev.pdu;
+
+    const auth = await this.checkAuthEvents(ev);
+    if ('missing' in auth) {
+      this.results.push({ eventId: ev.eventId, status: 'missing', missing: auth.missing });
+      return;
+    }
+
+    // The state before the event: the resolution of the states after its prev events.
+    const prevIds = [...new Set(prevEventIds(pdu))];
+    const prevs = await this.load(prevIds);
+    const withState = prevIds.filter((id) => {
+      const p = prevs.get(id);
+      return p !== undefined && !p.outlier && (this.pending.has(id) || p.stateGroup !== null);
+    });
+    const missingPrevs = prevIds.filter((id) => !withState.includes(id));
+    let before: { state: StateMap; ref: GroupRef | null; depth: number };
+    const newGroups: AppliedEvent['newGroups'] = [];
+    if (missingPrevs.length > 0 && !suppliedState) {
+      this.results.push({ eventId: ev.eventId, status: 'missing', missing: missingPrevs });
+      return;
+    }
+    try {
+      before = suppliedState ? { state: suppliedState, ref: null, depth: 0 } : await this.stateAfterAll(withState);
+    } catch (e) {
+      if (e instanceof MissingEventsError) {
+        this.results.push({ eventId: ev.eventId, status: 'missing', missing: e.ids });
+        return;
+      }
+      throw e;
+    }
+    if (before.ref === null) {
+      const parent = await this.parentFor(withState);
+      const plan = planGroup(before.state, parent);
+      newGroups.push(plan);
+      before = { state: before.state, ref: { plan }, depth: plan.deltaDepth };
+    }
+    for (const id of missingPrevs) this.backwardAdded.add(id);
+    if (known?.outlier) this.upgraded.push(ev.eventId);
+
+    let rejectedReason = 'rejected' in auth ? auth.rejected : null;
+    // Check 5: the state before the event.
+    if (rejectedReason === null) {
+      const res = await this.authAgainst(ev, before.state);
+      if (!res.allowed) rejectedReason = res.reason;
+    }
+    // Check 6: the current state, for events that extend the room now (backfilled history is not checked against today's state).
+    let softFailed = false;
+    // A room with no current state yet (being joined) takes its state from this event.
+    if (rejectedReason === null && !hasChildren && this.head.extremities.length > 0) {
+      const res = await this.authAgainst(ev, this.head.state);
+      softFailed = !res.allowed;
+    }
+
+    const isState = typeof pdu.state_key === 'string';
+    const key = isState ? stateKey(pdu.type, pdu.state_key!) : undefined;
+    let after = before;
+    if (key !== undefined && rejectedReason === null) {
+      const state = new Map(before.state);
+      state.set(key, ev.eventId);
+      const plan = planGroup(state, { ref: before.ref!, depth: before.depth, state: before.state });
+      newGroups.push(plan);
+      after = { state, ref: { plan }, depth: plan.deltaDepth };
+    }
+
+    const placement = rejectedReason !== null || softFailed ? 'none' : hasChildren ? 'backfill' : 'new';
+    const stored = this.stored(ev, {
+      outlier: false,
+      rejectedReason,
+      softFailed,
+      replaces: key !== undefined ? (before.state.get(key) ?? null) : null,
+    });
+    this.push(stored, ev, { groupBefore: before.ref, group: after.ref, newGroups, prevIds, placement }, after.state, after.ref, after.depth);
+
+    if (placement === 'new') await this.extend(ev, prevIds, after);
+    const status = rejectedReason !== null ? 'rejected' : softFailed ? 'soft_failed' : 'accepted';
+    this.results.push(rejectedReason !== null ? { eventId: ev.eventId, status, reason: rejectedReason } : { eventId: ev.eventId, status });
+  }
+
+  private push(
+    stored: StoredEvent,
+    ev: CheckedPdu,
+    g: Pick<AppliedEvent, 'groupBefore' | 'group' | 'newGroups' | 'prevIds' | 'placement'>,
+    stateAfter: StateMap | null,
+    groupAfter: GroupRef | null,
+    depthAfter: number,
+  ): void {
+    this.applied.push({ index: this.applied.length, stored, ...g, depth: ev.pdu.depth, json: JSON.stringify(ev.pdu) });
+    this.pending.set(stored.eventId, { stored, stateAfter, groupAfter, depthAfter });
+  }
+
+  /** Auth rules against a room state: the event's auth selection drawn from it. */
+  private async authAgainst(ev: CheckedPdu, state: StateMap) {
+    const version = this.head.version;
+    const ids = new Set<string>();
+    for (const [t, k] of authEventSelection(ev.pdu, version)) {
+      const id = state.get(stateKey(t, k));
+      if (id !== undefined) ids.add(id);
+    }
+    const createId = state.get(CREATE_KEY);
+    if (createId !== undefined) ids.add(createId);
+    const loaded = await this.load(ids);
+    const missing = [...ids].filter((id) => !loaded.has(id));
+    if (missing.length > 0) throw new MissingEventsError(missing);
+    const create = createId !== undefined ? loaded.get(createId) : await this.createEvent();
+    return checkAuth({ eventId: ev.eventId, pdu: ev.pdu }, authStateFromEvents(loaded.values()), version, create);
+  }
+
+  /** The state after one event (its stored group, or what this batch computed). */
+  private async stateAfter(id: string): Promise<{ state: StateMap; ref: GroupRef | null; depth: number }> {
+    const p = this.pending.get(id);
+    if (p) return { state: p.stateAfter ?? new Map(), ref: p.groupAfter, depth: p.depthAfter };
+    const ev = (await this.events.getMany([id])).get(id);
+    if (!ev || ev.stateGroup === null) throw new MissingEventsError([id]);
+    return { state: await this.groups.load(ev.stateGroup), ref: { id: ev.stateGroup }, depth: -1 };
+  }
+
+  /** The resolved state after several events; their group when they all share one. */
+  private async stateAfterAll(ids: string[]): Promise<{ state: StateMap; ref: GroupRef | null; depth: number }> {
+    const states = await Promise.all(ids.map((id) => this.stateAfter(id)));
+    if (states.length === 0) return { state: new Map(), ref: null, depth: 0 };
+    const first = states[0]!;
+    const same = states.every((s) => s.ref !== null && first.ref !== null && sameGroup(s.ref, first.ref));
+    if (same) return { ...first, ref: first.ref, depth: first.depth < 0 ? await this.depthOf(first.ref!) : first.depth };
+    return { state: await this.resolve(states.map((s) => s.state)), ref: null, depth: 0 };
+  }
+
+  private async depthOf(ref: GroupRef): Promise<number> {
+    if ('plan' in ref) return ref.plan.deltaDepth;
+    // Unknown depth: a new snapshot keeps chains bounded.
+    return (await selectGroupDepth(this.db, ref.id)) ?? Number.MAX_SAFE_INTEGER;
+  }
+
+  /** A parent to write a resolved state as a delta on: the first prev event's group. */
+  private async parentFor(prevIds: string[]): Promise<{ ref: GroupRef; depth: number; state: StateMap } | null> {
+    const id = prevIds[0];
+    if (id === undefined) return null;
+    const s = await this.stateAfter(id);
+    if (s.ref === null) return null;
+    const depth = s.depth < 0 ? await this.depthOf(s.ref) : s.depth;
+    return { ref: s.ref, depth, state: s.state };
+  }
+
+  /**
+   * State resolution over `sets`, with the auth chains of every event in
+   * them. An event the algorithm would need but that is not stored fails the
+   * resolution (MissingEventsError) rather than being left out silently.
+   */
+  async resolve(sets: StateMap[]): Promise<StateMap> {
+    if (sets.length === 1) return sets[0]!;
+    const closure = new Map<string, StoredEvent>();
+    let frontier = [...new Set(sets.flatMap((s) => [...s.values()]))];
+    const missing = new Set<string>();
+    while (frontier.length > 0) {
+      const loaded = await this.load(frontier);
+      const next = new Set<string>();
+      for (const id of frontier) {
+        const ev = loaded.get(id);
+        if (!ev) {
+          missing.add(id);
+          continue;
+        }
+        closure.set(id, ev);
+        for (const a of authEventIds(ev.pdu)) if (!closure.has(a) && !loaded.has(a)) next.add(a);
+      }
+      frontier = [...next].filter((id) => !closure.has(id));
+    }
+    if (missing.size > 0) throw new MissingEventsError([...missing]);
+    return resolveState(this.head.version, sets, (id) => closure.get(id), {
+      isRejected: (id) => closure.get(id)?.rejectedReason != null,
+    });
+  }
+
+  /**
+   * A new event at the end of the room: it replaces its prev events among the
+   * forward extremities, and the current state becomes the state after it,
+   * or the resolution of the states after every extremity when the room has
+   * forked.
+   */
+  private async extend(ev: CheckedPdu, prevIds: string[], after: { state: StateMap; ref: GroupRef | null; depth: number }): Promise<void> {
+    const extremities = this.head.extremities.filter((e) => !prevIds.includes(e.eventId));
+    extremities.push({ eventId: ev.eventId, depth: ev.pdu.depth });
+    let state: StateMap;
+    let group: GroupRef | null;
+    let groupDepth: number;
+    if (extremities.length === 1) {
+      state = after.state;
+      group = after.ref;
+      groupDepth = after.depth;
+    } else {
+      const sets = await Promise.all(extremities.map((e) => this.stateAfter(e.eventId)));
+      state = await this.resolve(sets.map((s) => s.state));
+      group = null;
+      groupDepth = 0;
+    }
+    const members = await this.membersFor(state);
+    this.head = { ...this.head, state, group, groupDepth, extremities, members };
+  }
+
+  /** The head's members after the current state changed: entries whose member event changed are reread. */
+  private async membersFor(state: StateMap): Promise<ReadonlyMap<string, MemberInfo>> {
+    const old = this.head.state;
+    const changed: string[] = [];
+    const removed: string[] = [];
+    for (const [k, id] of state) if (k.startsWith('m.room.member\u0000') && old.get(k) !== id) changed.push(id);
+    for (const k of old.keys()) if (k.startsWith('m.room.member\u0000') && !state.has(k)) removed.push(k.slice('m.room.member\u0000'.length));
+    if (changed.length === 0 && removed.length === 0) return this.head.members;
+    const members = new Map(this.head.members);
+    for (const u of removed) members.delete(u);
+    const loaded = await this.load(changed);
+    for (const id of changed) {
+      const ev = loaded.get(id);
+      const info = ev ? memberInfoOf(id, ev.pdu) : undefined;
+      if (ev && info) members.set(ev.pdu.state_key!, info);
+    }
+    return members;
+  }
+}
+
+function sameGroup(a: GroupRef, b: GroupRef): boolean {
+  if ('id' in a && 'id' in b) return a.id === b.id;
+  if ('plan' in a && 'plan' in b) return a.plan === b.plan;
+  return false;
+}

@@ -1,0 +1,26 @@
+import type { DbOrTx } from '../../db/schema.js';
+import type { CurrentStateDeltaRow } from '../tables.js';
+
+export async function insertStateDeltas(trx: DbOrTx, rows: CurrentStateDeltaRow[]): Promise<void> {
+  for (let i = 0; i < rows.length; i += 400) {
+    await trx.insertInto('current_state_deltas').values(rows.slice(i, i + 400)).onConflict((oc) => oc.doNothing()).execute();
+  }
+}
+
+/** A user's membership changes in every room with position in (after, upTo], chronological. */
+export async function selectMembershipDeltas(
+  db: DbOrTx,
+  userId: string,
+  range: { after: number; upTo: number },
+): Promise<{ room_id: string; event_id: string; membership: string | null; stream_pos: number }[]> {
+  const rows = await db
+    .selectFrom('current_state_deltas')
+    .select(['room_id', 'event_id', 'membership', 'stream_pos'])
+    .where('state_key', '=', userId)
+    .where('type', '=', 'm.room.member')
+    .where('stream_pos', '>', range.after)
+    .where('stream_pos', '<=', range.upTo)
+    .orderBy('stream_pos', 'asc')
+    .execute();
+  return rows.map((r) => ({ ...r, stream_pos: Number(r.stream_pos) }));
+}
