@@ -48,19 +48,20 @@ export function generateConfigText(env: Env = process.env): string {
   applyEnv(cfg, env, '(environment)');
   cfg.registration_shared_secret = randomBytes(32).toString('base64url');
   cfg.form_secret = randomBytes(32).toString('base64url');
+  // Left out unless given, so that the file does not pin a base URL the listen address may contradict.
+  const written: Partial<HearthConfig> = { ...cfg };
+  if (!cfg.public_baseurl) delete written.public_baseurl;
   const header =
     '# Hearth homeserver configuration. Every key is described in the README.\n' +
     '# Environment variables HEARTH_* override these values at start.\n';
-  return header + YAML.stringify(cfg);
+  return header + YAML.stringify(written);
 }
 
 function applyEnv(cfg: HearthConfig, env: Env, file: string): void {
-  if (env.HEARTH_SERVER_NAME) {
-    cfg.server_name = env.HEARTH_SERVER_NAME;
-    if (!env.HEARTH_PUBLIC_BASEURL && cfg.public_baseurl === defaultConfig().public_baseurl) {
-      cfg.public_baseurl = `http://${env.HEARTH_SERVER_NAME}/`;
-    }
-  }
+  // The server name says nothing about where clients reach the server (`http://<server name>/` is
+  // port 80, which Hearth does not listen on): without a public_baseurl the base URL is derived
+  // from the listen address when it is served (see `clientBaseUrl`).
+  if (env.HEARTH_SERVER_NAME) cfg.server_name = env.HEARTH_SERVER_NAME;
   if (env.HEARTH_PUBLIC_BASEURL) cfg.public_baseurl = env.HEARTH_PUBLIC_BASEURL;
   if (env.HEARTH_LISTEN) cfg.listen = env.HEARTH_LISTEN;
   if (env.HEARTH_DATA_DIR) cfg.data_dir = env.HEARTH_DATA_DIR;

@@ -14,6 +14,10 @@ export interface RateLimit {
 
 export interface HearthConfig {
   server_name: string;
+  /**
+   * The URL clients reach, served in `/.well-known/matrix/client`. Empty: derived from `listen`
+   * (and `server_name` when listening on all interfaces) by `clientBaseUrl`.
+   */
   public_baseurl: string;
   /** host:port to listen on. */
   listen: string;
@@ -53,12 +57,25 @@ export interface HearthConfig {
   log_level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** Allow presence updates to be shared. */
   presence_enabled: boolean;
+  media: {
+    /** Largest upload accepted, in bytes (`m.upload.size`). */
+    max_upload_bytes: number;
+    /** Bytes of media one user may have stored. */
+    user_quota_bytes: number;
+    /**
+     * Unauthenticated (legacy `/_matrix/media/v3`) downloads and thumbnails serve only media
+     * uploaded before this time (ms since 1970). null: they serve everything.
+     */
+    legacy_freeze_ts: number | null;
+    /** CIDRs that URL previews may fetch from although private (e.g. "10.1.0.0/16"). */
+    url_preview_allow: string[];
+  };
 }
 
 export function defaultConfig(): HearthConfig {
   return {
     server_name: 'localhost',
-    public_baseurl: 'http://localhost:8008/',
+    public_baseurl: '',
     listen: 'localhost:8008',
     data_dir: './data',
     database: { url: 'hearth.db', sqlite_synchronous: 'FULL', pool_size: 10 },
@@ -78,5 +95,11 @@ export function defaultConfig(): HearthConfig {
     caches: { events: 20000, room_states: 500, access_tokens: 10000 },
     log_level: 'info',
     presence_enabled: true,
+    media: {
+      max_upload_bytes: 50 * 1024 * 1024,
+      user_quota_bytes: 1024 * 1024 * 1024,
+      legacy_freeze_ts: null,
+      url_preview_allow: [],
+    },
   };
 }

@@ -1,3 +1,4 @@
+import { isCidrList } from '../http/outbound-guard.js';
 import type { HearthConfig } from './schema.js';
 
 /** A config mistake, named by file and key so the user can fix it without a stack trace. */
@@ -27,6 +28,12 @@ const isListen: Check = (v) => {
   if (!m || Number(m[2]) > 65535) return `"${v}" is not host:port (e.g. "0.0.0.0:8008")`;
   return undefined;
 };
+const isPositiveIntOrNull: Check = (v) =>
+  v === null || (Number.isInteger(v) && (v as number) > 0) ? undefined : 'must be a positive whole number, or null';
+const isCidrs: Check = (v) =>
+  Array.isArray(v) && v.every((x) => typeof x === 'string') && isCidrList(v)
+    ? undefined
+    : 'must be a list of CIDRs like "10.0.0.0/8" or "fd00::/8"';
 const isServerName: Check = (v) => {
   if (typeof v !== 'string' || v.length === 0) return 'must be a server name like "example.org"';
   if (!/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]{1,255})(:\d{1,5})?$/.test(v)) {
@@ -34,8 +41,9 @@ const isServerName: Check = (v) => {
   }
   return undefined;
 };
-const isUrl: Check = (v) => {
+const isUrlOrEmpty: Check = (v) => {
   if (typeof v !== 'string') return 'must be a URL';
+  if (v === '') return undefined;
   try {
     const u = new URL(v);
     return u.protocol === 'http:' || u.protocol === 'https:' ? undefined : 'must be an http(s) URL';
@@ -46,7 +54,7 @@ const isUrl: Check = (v) => {
 
 const rules: Record<string, Check> = {
   server_name: isServerName,
-  public_baseurl: isUrl,
+  public_baseurl: isUrlOrEmpty,
   listen: isListen,
   data_dir: isNonEmptyString,
   'database.url': isNonEmptyString,
@@ -71,6 +79,10 @@ const rules: Record<string, Check> = {
   'caches.access_tokens': isPositiveInt,
   log_level: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'),
   presence_enabled: isBool,
+  'media.max_upload_bytes': isPositiveInt,
+  'media.user_quota_bytes': isPositiveInt,
+  'media.legacy_freeze_ts': isPositiveIntOrNull,
+  'media.url_preview_allow': isCidrs,
 };
 
 function lookup(obj: unknown, path: string): unknown {

@@ -1,6 +1,7 @@
 import type { Context } from '../context.js';
 import type { Route } from '../http/router.js';
-import { badJson, invalidParam, missingParam, notFound } from '../http/errors.js';
+import { badJson, invalidParam, missingParam } from '../http/errors.js';
+import { keyBackupRoutes } from './key-backup-routes.js';
 import { parseSyncTokenPositions } from './sync-token.js';
 
 const object = { type: 'object' };
@@ -8,15 +9,7 @@ const object = { type: 'object' };
 export function e2eeRoutes(ctx: Context): Route[] {
   const e2ee = () => ctx.services.e2ee;
   return [
-    {
-      // Server-side key backup is not offered yet: clients ask for the current
-      // backup version at start and must hear that there is none (key_backup.yaml).
-      method: 'GET',
-      path: '/room_keys/version',
-      handler: () => {
-        throw notFound('No current backup version');
-      },
-    },
+    ...keyBackupRoutes(ctx),
     {
       method: 'POST',
       path: '/keys/upload',

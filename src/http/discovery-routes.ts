@@ -1,3 +1,4 @@
+import { clientBaseUrl } from '../config/base-url.js';
 import type { Context } from '../context.js';
 import { DEFAULT_ROOM_VERSION, ROOM_VERSIONS } from '../core/room-versions.js';
 import type { Route } from './router.js';
@@ -23,7 +24,7 @@ export function discoveryRoutes(ctx: Context): Route[] {
       prefix: '/.well-known/matrix',
       versions: [],
       auth: 'none',
-      handler: () => ({ 'm.homeserver': { base_url: ctx.config.public_baseurl.replace(/\/$/, '') } }),
+      handler: (req) => ({ 'm.homeserver': { base_url: clientBaseUrl(ctx.config, req.socket?.localPort) } }),
     },
     {
       method: 'GET',

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Context } from '../context.js';
 import { MatrixError, invalidParam, missingToken } from './errors.js';
 import type { Requester } from './requester.js';
+import { passRawBodies } from './server.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -33,7 +34,7 @@ export interface Route {
   /** A rate-limit action from the config (`login`, `registration`, `message`). */
   rateLimit?: string;
   schema?: { body?: object; querystring?: object; params?: object };
-  /** Skip the check that a JSON body is an object (raw uploads). */
+  /** The body is not parsed: the handler gets the unread request stream as `body` (uploads). */
   rawBody?: boolean;
   // The request is typed loosely on purpose: the JSON schema is the contract for body and query.
   handler(req: AuthedRequest & { body: any; query: any; params: any }, reply: FastifyReply): Promise<unknown> | unknown;
@@ -59,6 +60,18 @@ export function checkPathParams(params: unknown): void {
 
 export function registerRoutes(app: FastifyInstance, ctx: Context, routes: Route[]): void {
   if (!app.hasRequestDecorator('requester')) app.decorateRequest('requester', null);
+  // Raw-body routes (uploads) live in their own context, whose body parser hands the stream through.
+  const raw = routes.filter((r) => r.rawBody);
+  if (raw.length > 0) {
+    app.register(async (child) => {
+      passRawBodies(child);
+      addRoutes(child, ctx, raw);
+    });
+  }
+  addRoutes(app, ctx, routes.filter((r) => !r.rawBody));
+}
+
+function addRoutes(app: FastifyInstance, ctx: Context, routes: Route[]): void {
   for (const route of routes) {
     const prefix = route.prefix ?? '/_matrix/client';
     const versions = route.versions ?? ['v3', 'r0'];

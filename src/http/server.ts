@@ -1,3 +1,5 @@
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import Ajv from 'ajv';
 import Fastify, {
   LogController,
@@ -22,6 +24,13 @@ const CORS_HEADERS = {
 const strictAjv = new Ajv.default({ coerceTypes: false, allErrors: false, removeAdditional: false, strict: false });
 const coercingAjv = new Ajv.default({ coerceTypes: 'array', allErrors: false, useDefaults: true, strict: false });
 
+/**
+ * The deepest nesting of arrays and objects a JSON body may have. Nothing in the spec nests
+ * anywhere near this, and code that walks a body recursively (validation, canonical JSON,
+ * storage) must never meet a body deep enough to exhaust the stack.
+ */
+export const MAX_JSON_DEPTH = 256;
+
 export interface HttpOptions {
   logger: Logger;
   bodyLimit: number;
@@ -34,10 +43,19 @@ export function createHttpServer(opts: HttpOptions): FastifyInstance {
     bodyLimit: opts.bodyLimit,
     // Per-request lines are logged at debug level by our own hook below.
     logController: new LogController({ disableRequestLogging: true }),
-    return503OnClosing: true,
     forceCloseConnections: 'idle',
     // Matrix ids and transaction ids make long path segments.
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1000 },
+    // Errors the router finds before any route (a malformed URL, an over-long path parameter)
+    // go through the same mapping as every other error.
+    frameworkErrors: (err, _req, r) => {
+      const e = toMatrixError(err);
+      (r as unknown as FastifyReply).code(e.status).headers(CORS_HEADERS).send(e.toJSON());
+    },
+    // Requests Node's HTTP parser refuses never reach Fastify: answered here, on the socket.
+    clientErrorHandler: answerClientError,
+    // Fastify's own answer while closing has no errcode: the preClose hook below answers instead.
+    return503OnClosing: false,
   });
 
   // Each route is served under several version prefixes with one schema object: compile it once,
@@ -61,10 +79,26 @@ export function createHttpServer(opts: HttpOptions): FastifyInstance {
     };
   });
 
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+
   // Callback-style hooks: an async hook costs a promise per request, on every request.
   app.addHook('onRequest', (_req, reply, done) => {
     reply.headers(CORS_HEADERS);
+    if (closing) {
+      reply.header('connection', 'close');
+      return done(new MatrixError(503, 'M_UNKNOWN', 'The server is shutting down'));
+    }
     done();
+  });
+  // Fastify labels JSON `application/json; charset=utf-8`; the spec's answers are `application/json`
+  // (JSON is UTF-8 by definition, RFC 8259).
+  app.addHook('onSend', (_req, reply, payload, done) => {
+    if (reply.getHeader('content-type') === 'application/json; charset=utf-8') reply.header('content-type', 'application/json');
+    done(null, payload);
   });
   // The level is fixed at start; below debug the hook would only cost time.
   if (opts.logger.isLevelEnabled('debug')) {
@@ -79,14 +113,19 @@ export function createHttpServer(opts: HttpOptions): FastifyInstance {
   app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
     const text = (body as string).trim();
     if (text.length === 0) return done(null, {});
+    let parsed: unknown;
     try {
       // A reviver makes parsing several times slower: only when the text may hold the key it drops
       // (written plainly or with \u escapes).
       const risky = text.includes('__proto__') || text.includes('\\u');
-      done(null, risky ? JSON.parse(text, rejectProto) : JSON.parse(text));
+      parsed = risky ? JSON.parse(text, rejectProto) : JSON.parse(text);
     } catch {
-      done(notJson(), undefined);
+      return done(notJson(), undefined);
     }
+    if (nestedDeeperThan(text, MAX_JSON_DEPTH)) {
+      return done(badJson(`JSON nested deeper than ${MAX_JSON_DEPTH} levels`), undefined);
+    }
+    done(null, parsed);
   });
 
   app.options('*', async (_req, reply) => {
@@ -104,11 +143,69 @@ export function createHttpServer(opts: HttpOptions): FastifyInstance {
 
   app.setErrorHandler(async (err: unknown, req, reply) => {
     const e = toMatrixError(err);
-    if (e.status >= 500) req.log.error({ err }, 'request failed');
+    // While shutting down, the 503s are the planned answer, not failures.
+    if (e.status >= 500 && !closing) req.log.error({ err }, 'request failed');
     reply.code(e.status).headers(CORS_HEADERS).send(e.toJSON());
   });
 
   return app;
+}
+
+/**
+ * Whether valid JSON `text` nests arrays and objects deeper than `max`. Brackets inside strings do
+ * not count. A text too short to hold that many brackets is not scanned.
+ */
+export function nestedDeeperThan(text: string, max: number): boolean {
+  if (text.length <= 2 * max) return false;
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) return true;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return false;
+}
+
+/**
+ * Answers a request Node's HTTP parser refused (it never reaches Fastify): a Matrix error written
+ * on the socket, which is then closed since the rest of the stream cannot be trusted.
+ */
+function answerClientError(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  let e: MatrixError;
+  switch (err.code) {
+    case 'HPE_HEADER_OVERFLOW':
+      // The request line (the URL) counts towards the header limit.
+      e = new MatrixError(431, 'M_TOO_LARGE', 'Request line or headers too large');
+      break;
+    case 'HPE_INVALID_METHOD':
+      e = new MatrixError(400, 'M_UNRECOGNIZED', 'Unrecognized request method');
+      break;
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+    case 'ERR_HTTP_HEADERS_TIMEOUT':
+      e = new MatrixError(408, 'M_UNKNOWN', 'Request timed out');
+      break;
+    default:
+      e = new MatrixError(400, 'M_UNKNOWN', 'Malformed HTTP request');
+  }
+  if (socket.writable) {
+    const body = JSON.stringify(e.toJSON());
+    const head = [
+      `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? 'Error'}`,
+      'Content-Type: application/json',
+      `Content-Length: ${Buffer.byteLength(body)}`,
+      'Connection: close',
+      ...Object.entries(CORS_HEADERS).map(([k, v]) => `${k}: ${v}`),
+    ];
+    socket.write(`${head.join('\r\n')}\r\n\r\n${body}`);
+  }
+  socket.destroy(err);
 }
 
 function rejectProto(key: string, value: unknown): unknown {
@@ -131,8 +228,14 @@ export function toMatrixError(err: unknown): MatrixError {
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return notJson();
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new MatrixError(400, 'M_UNKNOWN', 'Request body size did not match Content-Length');
     case 'FST_ERR_NOT_FOUND':
       return unrecognized();
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return new MatrixError(414, 'M_TOO_LARGE', 'A path segment is too long');
+    case 'FST_ERR_BAD_URL':
+      return invalidParam('Malformed percent-encoding in the URL');
   }
   // PostgreSQL refuses NUL in text (22021) and characters its encoding lacks (22P05): the input was bad.
   if (e?.code === '22021' || e?.code === '22P05') {
@@ -145,3 +248,12 @@ export function toMatrixError(err: unknown): MatrixError {
 }
 
 export type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema };
+
+/**
+ * In `app` (an encapsulated plugin context), every request body is handed to the handler as the
+ * unread request stream: uploads are streamed to storage, never parsed or held in memory.
+ */
+export function passRawBodies(app: FastifyInstance): void {
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
+}
