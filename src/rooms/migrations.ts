@@ -169,6 +169,16 @@ export const migrations: Migration[] = [
         where state_key is not null and stream_pos is not null and rejected_reason is null and soft_failed = 0
       `.execute(db);
       await db.schema.alterTable('events').addColumn('state_group_before', 'bigint').execute();
+      // Transaction ids are scoped per device and per endpoint: /send and /redact may reuse one.
+      await db.schema.alterTable('events').addColumn('txn_endpoint', 'text').execute();
+      await sql`update events set txn_endpoint = case when type = 'm.room.redaction' then 'redact' else 'send' end where txn_id is not null`.execute(db);
+      await db.schema.dropIndex('events_txn_uq').execute();
+      await db.schema
+        .createIndex('events_txn_uq')
+        .unique()
+        .on('events')
+        .columns(['room_id', 'sender', 'sender_device', 'txn_id', 'txn_endpoint'])
+        .execute();
       // Existing events: a non-state event's state is the same before and after it; for a
       // state event the group after it was written as a delta on the group before it.
       await sql`update events set state_group_before = state_group where state_key is null`.execute(db);

@@ -1,3 +1,4 @@
+import type { TxnEndpoint } from './store/events-table.js';
 import { canonicalJson } from '../core/canonical-json.js';
 import { isValidRoomAlias, serverNameOf } from '../core/ids.js';
 import { userPowerLevel } from '../core/power-levels.js';
@@ -21,10 +22,10 @@ export async function sendMessage(
     // room_send.yaml: redactions may be sent here in every room version.
     const redacts = content.redacts;
     if (typeof redacts !== 'string') throw badJson('m.room.redaction needs content.redacts');
-    return redactEvent(core, requester, roomId, redacts, txnId, content);
+    return redactEvent(core, requester, roomId, redacts, txnId, content, 'send');
   }
   await core.requireHead(roomId);
-  const txn = { deviceId: requester.deviceId, txnId };
+  const txn = { deviceId: requester.deviceId, txnId, endpoint: 'send' as const };
   const [ev] = await core.pipeline.submit(roomId, {
     txn: { sender: requester.userId, ...txn },
     plan: () => ({ events: [{ type, sender: requester.userId, content, txn }] }),
@@ -119,12 +120,13 @@ export async function redactEvent(
   eventId: string,
   txnId: string,
   body: JsonObject,
+  endpoint: TxnEndpoint = 'redact',
 ): Promise<{ event_id: string }> {
   await core.requireHead(roomId);
   const content: JsonObject = {};
   if (typeof body.reason === 'string') content.reason = body.reason;
   for (const [k, v] of Object.entries(body)) if (k !== 'reason' && k !== 'redacts') content[k] = v;
-  const txn = { deviceId: requester.deviceId, txnId };
+  const txn = { deviceId: requester.deviceId, txnId, endpoint };
   const [ev] = await core.pipeline.submit(roomId, {
     txn: { sender: requester.userId, ...txn },
     plan: async (head) => {

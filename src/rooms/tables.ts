@@ -58,6 +58,8 @@ export interface EventRow {
   /** Device and transaction id of a local client send (idempotency, `unsigned.transaction_id`). */
   sender_device: string | null;
   txn_id: string | null;
+  /** The endpoint the transaction id belongs to (`send` or `redact`): ids are scoped per device and per endpoint. */
+  txn_endpoint: string | null;
 }
 
 /**

@@ -41,6 +41,20 @@ describe('PUT /send (transaction ids)', () => {
     assert.equal(res.body.chunk.filter((ev: any) => ev.content.body === 'once').length, 2);
   });
 
+  test('a transaction id is scoped per endpoint: a redaction and a message with the same id are two requests', async () => {
+    // Client-server API, "Transaction identifiers": the scope is a single device and a single HTTP endpoint.
+    const id = txn();
+    const target = await sendText(server, alice, roomId, 'to be redacted');
+    const msg = await send(server, alice, roomId, { msgtype: 'm.text', body: 'same txn id' }, 'm.room.message', id);
+    const red = await server.request('PUT', `${C}/rooms/${e(roomId)}/redact/${e(target)}/${e(id)}`, { token: alice.accessToken, body: {} });
+    expectStatus(red, 200);
+    assert.notEqual(red.body.event_id, msg, 'the redaction is a new event');
+    const got = await getEvent(alice, target);
+    assert.deepEqual(got.body.content, {}, 'and it was applied');
+    const again = await server.request('PUT', `${C}/rooms/${e(roomId)}/redact/${e(target)}/${e(id)}`, { token: alice.accessToken, body: {} });
+    assert.equal(again.body.event_id, red.body.event_id, 'a retry of the redaction answers the same event');
+  });
+
   test('concurrent retries of one transaction create one event', async () => {
     const id = txn();
     const ids = await Promise.all(

@@ -30,6 +30,8 @@ export interface AppliedEvent {
   json: string;
   prevIds: string[];
   placement: StreamPlacement;
+  /** For a client's send: the endpoint its transaction id belongs to. */
+  txnEndpoint?: string;
 }
 
 const MEMBERSHIPS = new Set(['join', 'invite', 'leave', 'ban', 'knock']);
@@ -155,6 +157,7 @@ export function applyToHead(head: RoomHead, built: BuiltEvent, index: number, re
       json: built.json,
       prevIds,
       placement: 'new',
+      txnEndpoint: built.spec.txn?.endpoint,
     },
   };
 }

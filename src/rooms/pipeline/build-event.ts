@@ -7,6 +7,7 @@ import { computeReferenceHash } from '../../core/hashes.js';
 import { stateKey, type JsonObject, type Pdu } from '../../core/types.js';
 import { badJson, MatrixError } from '../../http/errors.js';
 import type { StoredEvent } from '../events/stored-event.js';
+import type { TxnEndpoint } from '../store/events-table.js';
 import type { RoomHead } from '../state/room-head.js';
 
 /** What a local client (or the server on a user's behalf) asks to send. */
@@ -21,7 +22,7 @@ export interface EventSpec {
   /** origin_server_ts when it must be a particular value (default: now). */
   ts?: number;
   /** The sending device's transaction (send idempotency, `unsigned.transaction_id`). */
-  txn?: { deviceId: string; txnId: string };
+  txn?: { deviceId: string; txnId: string; endpoint: TxnEndpoint };
 }
 
 export interface BuiltEvent {

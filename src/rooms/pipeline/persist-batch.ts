@@ -225,6 +225,7 @@ function eventRow(w: BatchWrite, a: AppliedEvent, pos: number | null): EventRow 
     soft_failed: a.stored.softFailed ? 1 : 0,
     sender_device: a.stored.senderDevice,
     txn_id: a.stored.txnId,
+    txn_endpoint: a.stored.txnId === null ? null : (a.txnEndpoint ?? null),
   };
 }
 

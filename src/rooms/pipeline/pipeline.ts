@@ -10,7 +10,7 @@ import { bareClientEvent } from '../events/client-format.js';
 import type { EventStore } from '../events/event-store.js';
 import type { StoredEvent } from '../events/stored-event.js';
 import type { HistoryVisibilityFilter } from '../events/visibility.js';
-import { selectByTxnIds, selectOneTxnSync } from '../store/events-table.js';
+import { selectByTxnIds, selectOneTxnSync, type TxnEndpoint, type TxnKey } from '../store/events-table.js';
 import { emptyHead, groupId, type RoomHead, type RoomHeads } from '../state/room-head.js';
 import type { StateGroups } from '../state/state-groups.js';
 import { applyToHead, type AppliedEvent } from './apply-event.js';
@@ -36,7 +36,7 @@ export interface SubmitOptions<T> {
    */
   plan(head: RoomHead): PlanResult<T> | Promise<PlanResult<T>>;
   /** A client send's idempotency key: an earlier event with it is answered instead of a new one. */
-  txn?: { sender: string; deviceId: string; txnId: string };
+  txn?: TxnKey;
   /** How an auth-rule refusal is reported (default 403 M_FORBIDDEN). */
   authError?(reason: string): Error;
 }
@@ -223,8 +223,9 @@ export class EventPipeline {
             ? await this.sqlite.read((tx) => selectOneTxnSync(tx, roomId, only))
             : await selectByTxnIds(this.ctx.db, roomId, txnJobs.map((j) => j.opts.txn!));
         for (const r of rows) {
-          if (r.sender_device === null || r.txn_id === null || r.stream_pos === null) continue;
-          existingTxn.set(txnKey(r.sender, r.sender_device, r.txn_id), { eventId: r.event_id, roomId, streamPos: Number(r.stream_pos) });
+          if (r.sender_device === null || r.txn_id === null || r.txn_endpoint === null || r.stream_pos === null) continue;
+          const key = txnKey({ sender: r.sender, deviceId: r.sender_device, txnId: r.txn_id, endpoint: r.txn_endpoint as TxnEndpoint });
+          existingTxn.set(key, { eventId: r.event_id, roomId, streamPos: Number(r.stream_pos) });
         }
       } catch (e) {
         for (const j of jobs) j.reject(e);
@@ -244,7 +245,7 @@ export class EventPipeline {
     for (const job of jobs) {
       const txn = job.opts.txn;
       if (txn) {
-        const key = txnKey(txn.sender, txn.deviceId, txn.txnId);
+        const key = txnKey(txn);
         const existing = existingTxn.get(key);
         if (existing) {
           job.resolve([existing]);
@@ -314,7 +315,7 @@ export class EventPipeline {
         clearedProfiles.push(...cleared);
         const acc: AcceptedJob = { job, events: mine, finish: plan.finish };
         accepted.push(acc);
-        if (txn) batchTxn.set(txnKey(txn.sender, txn.deviceId, txn.txnId), acc);
+        if (txn) batchTxn.set(txnKey(txn), acc);
       } catch (e) {
         job.reject(e);
       }
@@ -440,6 +441,6 @@ export class EventPipeline {
   }
 }
 
-function txnKey(sender: string, deviceId: string, txnId: string): string {
-  return `${sender}\u0000${deviceId}\u0000${txnId}`;
+function txnKey(k: TxnKey): string {
+  return `${k.sender}\u0000${k.deviceId}\u0000${k.endpoint}\u0000${k.txnId}`;
 }

@@ -13,7 +13,7 @@ const INSERT_CHUNK = 400;
 const EVENT_ROW_KEYS = Object.keys({
   event_id: 1, room_id: 1, stream_pos: 1, depth: 1, type: 1, state_key: 1, sender: 1, origin_server_ts: 1, json: 1,
   state_group: 1, state_group_before: 1, replaces_state: 1, membership: 1, redacts: 1, redacted_by: 1, outlier: 1, rejected_reason: 1,
-  soft_failed: 1, sender_device: 1, txn_id: 1,
+  soft_failed: 1, sender_device: 1, txn_id: 1, txn_endpoint: 1,
 } satisfies Record<keyof EventRow, 1>) as (keyof EventRow)[];
 
 const insertOneEvent = prepared((db, p: EventRow) => {
@@ -60,42 +60,49 @@ export async function setRedactedBy(trx: DbOrTx, eventId: string, redactionId: s
     .execute();
 }
 
-type TxnRow = { event_id: string; sender: string; sender_device: string | null; txn_id: string | null; stream_pos: number | null };
+type TxnRow = { event_id: string; sender: string; sender_device: string | null; txn_id: string | null; txn_endpoint: string | null; stream_pos: number | null };
 
-const TXN_COLUMNS = ['event_id', 'sender', 'sender_device', 'txn_id', 'stream_pos'] as const;
+const TXN_COLUMNS = ['event_id', 'sender', 'sender_device', 'txn_id', 'txn_endpoint', 'stream_pos'] as const;
 
 // Every column of events_txn_uq is bound, so the lookup is one index probe however long the room is.
-const selectOneTxn = prepared((db, p: { roomId: string; sender: string; deviceId: string; txnId: string }) =>
+const selectOneTxn = prepared((db, p: TxnKey & { roomId: string }) =>
   db
     .selectFrom('events')
     .select(TXN_COLUMNS)
     .where('room_id', '=', p.roomId)
     .where('sender', '=', p.sender)
     .where('sender_device', '=', p.deviceId)
-    .where('txn_id', '=', p.txnId),
+    .where('txn_id', '=', p.txnId)
+    .where('txn_endpoint', '=', p.endpoint),
 );
 
+/** A client's transaction: ids are scoped per device and per endpoint (spec: client-server API, "Transaction identifiers"). */
+export interface TxnKey {
+  sender: string;
+  deviceId: string;
+  txnId: string;
+  endpoint: TxnEndpoint;
+}
+export type TxnEndpoint = 'send' | 'redact';
+
 /** As selectByTxnIds for one key, on SQLite's synchronous path (a send's check, before anything is built). */
-export function selectOneTxnSync(tx: SyncTx, roomId: string, k: { sender: string; deviceId: string; txnId: string }): TxnRow[] {
-  return tx.all(selectOneTxn, { roomId, sender: k.sender, deviceId: k.deviceId, txnId: k.txnId });
+export function selectOneTxnSync(tx: SyncTx, roomId: string, k: TxnKey): TxnRow[] {
+  return tx.all(selectOneTxn, { roomId, ...k });
 }
 
 /** Events a device already sent with these transaction ids (send idempotency). */
 export async function selectByTxnIds(
   db: DbOrTx,
   roomId: string,
-  keys: { sender: string; deviceId: string; txnId: string }[],
+  keys: TxnKey[],
 ): Promise<TxnRow[]> {
   if (keys.length === 0) return [];
-  if (keys.length === 1) {
-    const k = keys[0]!;
-    return (await selectOneTxn.execute(db, { roomId, sender: k.sender, deviceId: k.deviceId, txnId: k.txnId })).rows;
-  }
-  const byDevice = new Map<string, { sender: string; deviceId: string; txnIds: Set<string> }>();
+  if (keys.length === 1) return (await selectOneTxn.execute(db, { roomId, ...keys[0]! })).rows;
+  const byDevice = new Map<string, { sender: string; deviceId: string; endpoint: string; txnIds: Set<string> }>();
   for (const k of keys) {
-    const dk = `${k.sender}\u0000${k.deviceId}`;
+    const dk = `${k.sender}\u0000${k.deviceId}\u0000${k.endpoint}`;
     let g = byDevice.get(dk);
-    if (!g) byDevice.set(dk, (g = { sender: k.sender, deviceId: k.deviceId, txnIds: new Set() }));
+    if (!g) byDevice.set(dk, (g = { sender: k.sender, deviceId: k.deviceId, endpoint: k.endpoint, txnIds: new Set() }));
     g.txnIds.add(k.txnId);
   }
   // room_id inside every OR term lets SQLite probe the index once per term.
@@ -110,6 +117,7 @@ export async function selectByTxnIds(
             eb('sender', '=', g.sender),
             eb('sender_device', '=', g.deviceId),
             eb('txn_id', 'in', [...g.txnIds]),
+            eb('txn_endpoint', '=', g.endpoint),
           ]),
         ),
       ),
