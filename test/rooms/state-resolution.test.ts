@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { getRoomVersion } from '../../src/core/room-versions.js';
 import { stateKey } from '../../src/core/types.js';
-import { stateAtPrevs } from '../../src/rooms/pipeline/state-at-prevs.js';
+import { ReceivedEventPlanner } from '../../src/rooms/pipeline/apply-received.js';
 import { startTestServer, type TestServer, type TestUser } from '../helpers/server.js';
 import { createRoom, expectStatus, putState, sendText } from './room-helpers.js';
 
@@ -28,14 +27,14 @@ test('state before an event: one prev reuses its group; differing prevs are reso
     const b = await sendText(server, alice, roomId, 'after second name');
 
     const core = server.hs.ctx.services.rooms.core;
-    const version = getRoomVersion(v)!;
-    const single = await stateAtPrevs(core.events, core.groups, version, [b]);
+    const planner = new ReceivedEventPlanner(server.hs.ctx.db, core.events, core.groups, (await core.heads.get(roomId))!);
+    const single = await planner.stateBefore([b]);
     const evB = await core.events.get(b);
     assert.equal(single.group, evB!.stateGroup, 'one prev: its group is reused');
     assert.equal(single.state.get(stateKey('m.room.name', '')), rename.body.event_id);
 
     // As if `a` and `b` were two forward extremities.
-    const forked = await stateAtPrevs(core.events, core.groups, version, [a, b]);
+    const forked = await planner.stateBefore([a, b]);
     assert.equal(forked.group, null);
     assert.equal(forked.state.get(stateKey('m.room.topic', '')), topic.body.event_id, 'unconflicted keys are kept');
     assert.equal(forked.state.get(stateKey('m.room.name', '')), rename.body.event_id, 'the later name wins the conflict');

@@ -327,6 +327,15 @@ export class ReceivedEventPlanner {
     return { state: await this.groups.load(ev.stateGroup), ref: { id: ev.stateGroup }, depth: -1 };
   }
 
+  /**
+   * The state before an event with these (stored) prev events: the state
+   * after each, resolved when they differ; `group` is set when they share one.
+   */
+  async stateBefore(prevIds: string[]): Promise<{ state: StateMap; group: number | null }> {
+    const s = await this.stateAfterAll(prevIds);
+    return { state: s.state, group: s.ref !== null && 'id' in s.ref ? s.ref.id : null };
+  }
+
   /** The resolved state after several events; their group when they all share one. */
   private async stateAfterAll(ids: string[]): Promise<{ state: StateMap; ref: GroupRef | null; depth: number }> {
     const states = await Promise.all(ids.map((id) => this.stateAfter(id)));
