@@ -1,6 +1,7 @@
 import type { LRUCache } from 'lru-cache';
 import { boundedCache } from '../../bounded-cache.js';
 import type { Context } from '../../context.js';
+import type { DbOrTx } from '../../db/schema.js';
 import { getRoomVersion, type RoomVersion } from '../../core/room-versions.js';
 import { stateKey, type StateMap } from '../../core/types.js';
 import { selectCurrentState } from '../store/current-state-table.js';
@@ -111,16 +112,11 @@ export class RoomHeads {
   }
 
   private async load(roomId: string): Promise<RoomHead | null> {
-    const db = this.ctx.db;
-    const room = await selectRoom(db, roomId);
-    if (!room) return null;
+    const snapshot = await readHeadRows(this.ctx, roomId);
+    if (!snapshot) return null;
+    const { room, stateRows, extremities, memberRows, groupDepth: depthOfGroup } = snapshot;
     const version = getRoomVersion(room.room_version);
     if (!version) throw new Error(`room ${roomId} has unsupported version ${room.room_version}`);
-    const [stateRows, extremities, memberRows] = await Promise.all([
-      selectCurrentState(db, roomId),
-      selectForwardExtremities(db, roomId),
-      selectRoomMembers(db, roomId),
-    ]);
     const state: StateMap = new Map();
     for (const r of stateRows) state.set(stateKey(r.type, r.state_key), r.event_id);
     const members = new Map<string, MemberInfo>();
@@ -136,9 +132,8 @@ export class RoomHeads {
     let group: GroupRef | null = null;
     let groupDepth = 0;
     if (extremities.length === 1 && extremities[0]!.state_group !== null) {
-      const id = extremities[0]!.state_group;
-      group = { id };
-      groupDepth = (await selectGroupDepth(db, id)) ?? 0;
+      group = { id: extremities[0]!.state_group };
+      groupDepth = depthOfGroup ?? 0;
     }
     const head: RoomHead = {
       roomId,
@@ -157,4 +152,26 @@ export class RoomHeads {
     this.cache.set(roomId, head);
     return head;
   }
+}
+
+/**
+ * The rows a head is made of, read in one snapshot: current state,
+ * extremities and members must be of the same moment, or an event could be
+ * checked against state older than the extremities it extends (a ban
+ * committed by another node between two reads would go unseen).
+ */
+export async function readHeadRows(ctx: Pick<Context, 'db' | 'dialect'>, roomId: string) {
+  const read = async (db: DbOrTx) => {
+    const room = await selectRoom(db, roomId);
+    if (!room) return null;
+    const stateRows = await selectCurrentState(db, roomId);
+    const extremities = await selectForwardExtremities(db, roomId);
+    const memberRows = await selectRoomMembers(db, roomId);
+    const only = extremities.length === 1 ? extremities[0]!.state_group : null;
+    const groupDepth = only !== null ? await selectGroupDepth(db, only) : null;
+    return { room, stateRows, extremities, memberRows, groupDepth };
+  };
+  // SQLite's transaction holds its one connection, so no write lands between the reads.
+  const tx = ctx.db.transaction();
+  return (ctx.dialect === 'postgres' ? tx.setIsolationLevel('repeatable read') : tx).execute(read);
 }
