@@ -276,7 +276,7 @@ export class RoomsService implements Lifecycle {
     const head = await this.core.heads.get(roomId);
     if (!head) return false;
     if (head.members.get(userId)?.membership === 'join') return true;
-    return (await this.core.visibility.visibilityAt(roomId, Number.MAX_SAFE_INTEGER)) === 'world_readable';
+    return (await this.core.visibility.currentVisibility(roomId)) === 'world_readable';
   }
 
   // ---- endpoints ----

@@ -30,7 +30,7 @@ export async function readableState(core: RoomsCore, userId: string, roomId: str
       }
     }
   }
-  const hv = await core.visibility.visibilityAt(roomId, Number.MAX_SAFE_INTEGER);
+  const hv = await core.visibility.currentVisibility(roomId);
   if (hv === 'world_readable') return { state: head.state, upTo: null };
   throw forbidden('You are not a member of this room');
 }

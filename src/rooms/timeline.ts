@@ -85,6 +85,15 @@ export async function readTimelines(core: RoomsCore, queries: TimelineQuery[]): 
     pageRows.set(q.roomId, all.slice(0, limitOf(q)).reverse());
   }
   const events = await core.events.getManyForRows([...pageRows.values()].flat());
+  // The state facts visibility reads, for every page of a viewer in one query.
+  await Promise.all(
+    [...byViewer].map(([userId, qs]) =>
+      core.visibility.prefetchStates(
+        qs.flatMap((q) => (pageRows.get(q.roomId) ?? []).map((r) => events.get(r.event_id)).filter((ev): ev is StoredEvent => ev !== undefined)),
+        userId,
+      ),
+    ),
+  );
 
   // Visible events of every room, formatted together per viewer device.
   const pages = new Map<string, { page: LatestEventRow[]; limited: boolean }>();
@@ -136,7 +145,7 @@ export async function assertCanReadHistory(core: RoomsCore, userId: string, room
     }
     return;
   }
-  const current = await core.visibility.visibilityAt(roomId, Number.MAX_SAFE_INTEGER);
+  const current = await core.visibility.currentVisibility(roomId);
   if (current !== 'world_readable') throw forbidden('You are not a member of this room');
 }
 

@@ -223,23 +223,19 @@ test('a state reset (join-rule evasion) removes a member from lists and shows in
   assert.ok(later.body.rooms?.leave?.[roomId], 'the room moved to leave');
 });
 
-test('history filled in later (backfill) sorts before what was there, is paginated once in order, and never shows in /sync as new', async () => {
-  // The room lives on the remote: its creation and history, of which Hearth first learns the latest part.
-  const roomId = `!hist${Date.now()}:remote.test`;
+/** A room that lives on the remote: its creation and `count` messages, of which Hearth first learns the latest. */
+function remoteRoom(visibility: string, count: number) {
+  const roomId = `!hist${Date.now()}${Math.floor(Math.random() * 1e6)}:remote.test`;
   const v = '10';
   const state = new Map<string, string>();
-  const ev = (f: Omit<Parameters<FakeRemote['event']>[2], 'authFrom'>): RemoteEvent => {
-    const out = remote.event(roomId, v, { ...f, authFrom: state });
-    if (f.stateKey !== undefined) state.set(stateKey(f.type, f.stateKey), out.eventId);
-    return out;
-  };
   const chain: RemoteEvent[] = [];
   const stateBeforeOf = new Map<string, Map<string, string>>();
   const next = (f: Omit<Parameters<FakeRemote['event']>[2], 'authFrom' | 'prev' | 'depth'>) => {
     const last = chain[chain.length - 1];
-    const before = new Map(state);
-    const out = ev({ ...f, prev: last ? [last.eventId] : [], depth: last ? last.pdu.depth + 1 : 1 });
-    stateBeforeOf.set(out.eventId, before);
+    stateBeforeOf.set('pending', new Map(state));
+    const out = remote.event(roomId, v, { ...f, authFrom: state, prev: last ? [last.eventId] : [], depth: last ? last.pdu.depth + 1 : 1 });
+    stateBeforeOf.set(out.eventId, stateBeforeOf.get('pending')!);
+    if (f.stateKey !== undefined) state.set(stateKey(f.type, f.stateKey), out.eventId);
     chain.push(out);
     return out;
   };
@@ -247,30 +243,40 @@ test('history filled in later (backfill) sorts before what was there, is paginat
   next({ sender: bob, type: 'm.room.member', stateKey: bob, content: { membership: 'join' } });
   next({ sender: bob, type: 'm.room.power_levels', stateKey: '', content: { users: { [bob]: 100 } } });
   next({ sender: bob, type: 'm.room.join_rules', stateKey: '', content: { join_rule: 'public' } });
-  next({ sender: bob, type: 'm.room.history_visibility', stateKey: '', content: { history_visibility: 'shared' } });
-  for (let i = 1; i <= 20; i++) next({ sender: bob, type: 'm.room.message', content: { msgtype: 'm.text', body: `old ${i}` } });
+  next({ sender: bob, type: 'm.room.history_visibility', stateKey: '', content: { history_visibility: visibility } });
+  for (let i = 1; i <= count; i++) next({ sender: bob, type: 'm.room.message', content: { msgtype: 'm.text', body: `old ${i}` } });
   const joinPoint = next({ sender: bob, type: 'm.room.message', content: { msgtype: 'm.text', body: 'latest' } });
+  return { roomId, version: v, chain, joinPoint, stateBeforeOf, finalState: new Map(state) };
+}
 
-  // What a join hands over: the state before the latest event, its events as outliers.
-  const stateEvents = chain.slice(0, 5);
-  const stateBefore = new Map([[joinPoint.eventId, new Map(state)]]);
-  const first = await receive(server, roomId, { pdus: [joinPoint.pdu], outliers: stateEvents.map((s) => s.pdu), stateBefore }, v);
-  assert.equal(statusOf(first, joinPoint.eventId), 'accepted', JSON.stringify(first));
-  assert.deepEqual(await selectBackwardExtremities(server.hs.ctx.db, roomId), [chain[chain.length - 2]!.eventId]);
+/** Hearth learns of the room at its latest event (what a join hands over: the state before it, its events as outliers). */
+async function learnRoom(r: ReturnType<typeof remoteRoom>) {
+  const stateBefore = new Map([[r.joinPoint.eventId, r.stateBeforeOf.get(r.joinPoint.eventId)!]]);
+  const res = await receive(server, r.roomId, { pdus: [r.joinPoint.pdu], outliers: r.chain.slice(0, 5).map((s) => s.pdu), stateBefore }, r.version);
+  assert.equal(statusOf(res, r.joinPoint.eventId), 'accepted', JSON.stringify(res));
+}
+
+/** Backfill, newest first, in batches of 10, as /backfill answers; the oldest event of each batch comes with the state before it (as /state_ids would give). */
+async function backfillAll(r: ReturnType<typeof remoteRoom>) {
+  const history = r.chain.slice(0, -1);
+  for (let end = history.length; end > 0; end -= 10) {
+    const batch = history.slice(Math.max(0, end - 10), end).reverse();
+    const oldest = batch[batch.length - 1]!;
+    const res = await receive(server, r.roomId, { pdus: batch.map((b) => b.pdu), stateBefore: new Map([[oldest.eventId, r.stateBeforeOf.get(oldest.eventId)!]]) });
+    for (const b of batch) assert.equal(statusOf(res, b.eventId), 'accepted', JSON.stringify(res));
+  }
+}
+
+test('history filled in later (backfill) sorts before what was there, is paginated once in order, and never shows in /sync as new', async () => {
+  const r = remoteRoom('shared', 20);
+  const roomId = r.roomId;
+  await learnRoom(r);
+  assert.deepEqual(await selectBackwardExtremities(server.hs.ctx.db, roomId), [r.chain[r.chain.length - 2]!.eventId]);
 
   expectStatus(await membershipAction(server, alice, roomId, 'join'), 200);
   const s1 = await server.request('GET', `${C}/sync?timeout=0`, { token: alice.accessToken });
   expectStatus(s1, 200);
-
-  // Backfill, newest first, in batches of 10, as /backfill answers; the oldest event of a batch comes
-  // with the state before it (as /state_ids would give), since its prev event is not here yet.
-  const history = chain.slice(0, -1);
-  for (let end = history.length; end > 0; end -= 10) {
-    const batch = history.slice(Math.max(0, end - 10), end).reverse();
-    const oldest = batch[batch.length - 1]!;
-    const res = await receive(server, roomId, { pdus: batch.map((b) => b.pdu), stateBefore: new Map([[oldest.eventId, stateBeforeOf.get(oldest.eventId)!]]) });
-    for (const b of batch) assert.equal(statusOf(res, b.eventId), 'accepted', JSON.stringify(res));
-  }
+  await backfillAll(r);
   assert.deepEqual(await selectBackwardExtremities(server.hs.ctx.db, roomId), []);
 
   const s2 = await server.request('GET', `${C}/sync?timeout=0&since=${s1.body.next_batch}`, { token: alice.accessToken });
@@ -282,4 +288,34 @@ test('history filled in later (backfill) sorts before what was there, is paginat
   assert.deepEqual(await bodiesBackwards(roomId), expected, 'every event once, newest first');
   const creation = await messages(server, alice, roomId, { dir: 'f', limit: 3 });
   assert.deepEqual(creation.body.chunk.map((x: any) => x.type), ['m.room.create', 'm.room.member', 'm.room.power_levels']);
+});
+
+test('history visibility of backfilled events comes from the state at each of them', async () => {
+  // "joined": a user sees only what was sent while they were joined. Backfilled history predates
+  // alice's join, whatever its place in the stream.
+  const r = remoteRoom('joined', 5);
+  await learnRoom(r);
+  expectStatus(await membershipAction(server, alice, r.roomId, 'join'), 200);
+  await sendText(server, alice, r.roomId, 'after my join');
+  await backfillAll(r);
+  assert.deepEqual(await bodiesBackwards(r.roomId), ['after my join']);
+  const old = r.chain[6]!;
+  expectStatus(await server.request('GET', `${C}/rooms/${e(r.roomId)}/event/${e(old.eventId)}`, { token: alice.accessToken }), 404);
+});
+
+test('a message on a branch that never saw a history-visibility change keeps the visibility of its own state', async () => {
+  const roomId = await publicRoom();
+  const join = await remoteJoin(roomId, bob);
+  await receive(server, roomId, { pdus: [join.pdu] });
+  const authFrom = withEntry((await roomHead(server, roomId)).state, 'm.room.member', bob, join.eventId);
+  expectStatus(await server.request('PUT', `${C}/rooms/${e(roomId)}/state/m.room.history_visibility/`, { token: alice.accessToken, body: { history_visibility: 'joined' } }), 200);
+  // Bob wrote this before he knew of the change: in its state the room's history is still "shared".
+  const m = message(roomId, bob, 'said while shared', [join], authFrom);
+  assert.equal(statusOf(await receive(server, roomId, { pdus: [m.pdu] }), m.eventId), 'accepted');
+  await sendText(server, alice, roomId, 'said while joined-only');
+
+  const dave = await server.registerUser(`in_vis_${Date.now()}`);
+  expectStatus(await membershipAction(server, dave, roomId, 'join'), 200);
+  // Stream order puts the message after the change; its state says shared, and dave joined later.
+  assert.deepEqual(await bodiesBackwards(roomId, dave), ['said while shared']);
 });

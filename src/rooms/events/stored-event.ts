@@ -5,7 +5,10 @@ import type { EventRow } from '../tables.js';
 export interface StoredEvent extends EventWithId {
   roomId: string;
   streamPos: number | null;
+  /** The state after the event (before it, for rejected events); null for outliers. */
   stateGroup: number | null;
+  /** The state before the event; null for outliers. */
+  stateGroupBefore: number | null;
   replacesState: string | null;
   redactedBy: string | null;
   rejectedReason: string | null;
@@ -22,6 +25,7 @@ export const EVENT_COLUMNS = [
   'stream_pos',
   'json',
   'state_group',
+  'state_group_before',
   'replaces_state',
   'redacted_by',
   'rejected_reason',
@@ -40,6 +44,7 @@ export function storedEventFromRow(row: EventColumnsRow, pdu?: Pdu): StoredEvent
     pdu: pdu ?? (JSON.parse(row.json) as Pdu),
     streamPos: row.stream_pos === null ? null : Number(row.stream_pos),
     stateGroup: row.state_group === null ? null : Number(row.state_group),
+    stateGroupBefore: row.state_group_before === null ? null : Number(row.state_group_before),
     replacesState: row.replaces_state,
     redactedBy: row.redacted_by,
     rejectedReason: row.rejected_reason,

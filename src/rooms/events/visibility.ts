@@ -3,8 +3,12 @@ import { boundedCache } from '../../bounded-cache.js';
 import type { StreamAdvance } from '../../cluster/bus.js';
 import type { Context } from '../../context.js';
 import type { Pdu } from '../../core/types.js';
-import { selectHistoryVisibilityEvents, selectMembershipEvents } from '../store/events-table.js';
-import { selectHistoryVisibilityOfRooms, selectMembershipHistoryOfRooms } from '../store/sync-queries.js';
+import { stateKey } from '../../core/types.js';
+import { selectMembershipEvents } from '../store/events-table.js';
+import { selectGroupEntries } from '../store/state-groups-table.js';
+import { selectMembershipHistoryOfRooms } from '../store/sync-queries.js';
+import type { RoomHeads } from '../state/room-head.js';
+import type { EventStore } from './event-store.js';
 import type { StoredEvent } from './stored-event.js';
 
 type HistoryVisibility = 'world_readable' | 'shared' | 'invited' | 'joined';
@@ -22,19 +26,6 @@ interface History<T> {
 function parseVisibility(v: unknown): HistoryVisibility {
   // "If no history_visibility is set, or if the value is not understood, the visibility is assumed to be shared."
   return v === 'world_readable' || v === 'invited' || v === 'joined' ? v : 'shared';
-}
-
-/** The value in force at `pos` (inclusive) or strictly before it. */
-function valueAt<T>(points: Point<T>[], pos: number, inclusive: boolean, dflt: T): T {
-  let lo = 0;
-  let hi = points.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    const p = points[mid]!.pos;
-    if (p < pos || (inclusive && p === pos)) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo === 0 ? dflt : points[lo - 1]!.value;
 }
 
 /**
@@ -112,29 +103,40 @@ export interface VisibilityResult {
   membershipAt: Map<string, string>;
 }
 
+/** What visibility needs of one state group for one viewer: the event ids at the two keys it reads. */
+interface GroupFacts {
+  hv: string | null;
+  member: string | null;
+}
+
+const HV_TYPE = 'm.room.history_visibility';
+
 /**
  * History visibility (spec: modules/history_visibility "Server behaviour"),
- * evaluated along the stream order: the history visibility and the
- * viewer's membership in force at each event are the latest ones at or
- * before its position, which is the state at the event for a linear room.
+ * decided from the state at each event: the history visibility and the
+ * viewer's membership in the state after it (before it, for the
+ * history-visibility event itself and the viewer's own membership change, so
+ * a user sees the event that let them in or out), read from the event's
+ * state groups. Whether the viewer joined later ("shared") comes from their
+ * membership history.
  */
 export class HistoryVisibilityFilter {
-  private readonly hv: HistoryCache<HistoryVisibility>;
   private readonly members: HistoryCache<string>;
+  /** Facts per (state group, viewer): groups never change, so entries never go stale. */
+  private readonly facts: LRUCache<string, GroupFacts>;
 
-  constructor(private readonly ctx: Context) {
-    this.hv = new HistoryCache(Math.max(100, ctx.config.caches.room_states * 4));
+  constructor(
+    private readonly ctx: Context,
+    private readonly heads: RoomHeads,
+    private readonly events: EventStore,
+  ) {
     this.members = new HistoryCache(Math.max(1000, ctx.config.caches.room_states * 50));
+    this.facts = boundedCache(Math.max(10_000, ctx.config.caches.room_states * 100));
     ctx.bus.onAdvance((msg) => this.onAdvance(msg));
   }
 
   /** The pipeline reports every event it wrote, after commit and before announcing it. */
   onEventWritten(roomId: string, pos: number, pdu: Pdu): void {
-    if (pdu.type === 'm.room.history_visibility' && pdu.state_key === '') {
-      this.hv.written(roomId, pos, parseVisibility(pdu.content?.history_visibility));
-    } else {
-      this.hv.written(roomId, pos);
-    }
     if (pdu.type === 'm.room.member' && typeof pdu.state_key === 'string') {
       const m = pdu.content?.membership;
       this.members.written(memberKey(roomId, pdu.state_key), pos, typeof m === 'string' ? m : 'leave');
@@ -143,23 +145,15 @@ export class HistoryVisibilityFilter {
 
   private onAdvance(msg: StreamAdvance): void {
     if (msg.stream !== 'events' || msg.roomId === undefined) return;
-    this.hv.announced(msg.roomId, msg.pos);
     for (const u of msg.userIds ?? []) this.members.announced(memberKey(msg.roomId, u), msg.pos);
   }
 
-  private history(roomId: string): Promise<Point<HistoryVisibility>[]> {
-    return this.hv.get(roomId, async () => {
-      const rows = await selectHistoryVisibilityEvents(this.ctx.db, roomId);
-      return rows.map((r) => ({
-        pos: Number(r.stream_pos),
-        value: parseVisibility((JSON.parse(r.json) as Pdu).content?.history_visibility),
-      }));
-    });
-  }
-
-  /** The room's history visibility at stream position `pos`. */
-  async visibilityAt(roomId: string, pos: number): Promise<HistoryVisibility> {
-    return valueAt(await this.history(roomId), pos, true, 'shared');
+  /** The room's history visibility in its current state. */
+  async currentVisibility(roomId: string): Promise<HistoryVisibility> {
+    const head = await this.heads.get(roomId);
+    const id = head?.state.get(stateKey(HV_TYPE, ''));
+    const ev = id === undefined ? undefined : await this.events.get(id);
+    return parseVisibility(ev?.pdu.content?.history_visibility);
   }
 
   /** The user's membership changes in the room, chronological. */
@@ -170,46 +164,79 @@ export class HistoryVisibilityFilter {
     });
   }
 
-  /**
-   * Loads the history visibility of the rooms and the user's membership
-   * history in them, for those not cached: two queries for all the rooms
-   * (filter() then finds them cached).
-   */
+  /** Loads the user's membership history in the rooms, for those not cached: one query for all. */
   async prefetch(roomIds: string[], userId: string): Promise<void> {
     if (roomIds.length === 0) return;
-    await Promise.all([
-      this.hv.prefetch(roomIds, async (keys) => {
-        const out = new Map<string, Point<HistoryVisibility>[]>();
-        for (const r of await selectHistoryVisibilityOfRooms(this.ctx.db, keys)) {
-          let l = out.get(r.room_id);
-          if (!l) out.set(r.room_id, (l = []));
-          l.push({ pos: Number(r.stream_pos), value: parseVisibility((JSON.parse(r.json) as Pdu).content?.history_visibility) });
+    await this.members.prefetch(
+      roomIds.map((r) => memberKey(r, userId)),
+      async (keys) => {
+        const rooms = keys.map((k) => k.slice(0, k.indexOf('\u0000')));
+        const out = new Map<string, Point<string>[]>();
+        for (const r of await selectMembershipHistoryOfRooms(this.ctx.db, userId, rooms)) {
+          const k = memberKey(r.room_id, userId);
+          let l = out.get(k);
+          if (!l) out.set(k, (l = []));
+          l.push({ pos: Number(r.stream_pos), value: r.membership ?? 'leave' });
         }
         return out;
-      }),
-      this.members.prefetch(
-        roomIds.map((r) => memberKey(r, userId)),
-        async (keys) => {
-          const rooms = keys.map((k) => k.slice(0, k.indexOf('\u0000')));
-          const out = new Map<string, Point<string>[]>();
-          for (const r of await selectMembershipHistoryOfRooms(this.ctx.db, userId, rooms)) {
-            const k = memberKey(r.room_id, userId);
-            let l = out.get(k);
-            if (!l) out.set(k, (l = []));
-            l.push({ pos: Number(r.stream_pos), value: r.membership ?? 'leave' });
-          }
-          return out;
-        },
-      ),
+      },
+    );
+  }
+
+  /** The facts of the state before and after each of the events for `userId`: one query for those not cached. */
+  async prefetchStates(events: Iterable<StoredEvent>, userId: string): Promise<Map<number, GroupFacts>> {
+    const out = new Map<number, GroupFacts>();
+    const missing = new Map<number, string>();
+    for (const ev of events) {
+      for (const g of [ev.stateGroup, ev.stateGroupBefore]) {
+        if (g === null || out.has(g) || missing.has(g)) continue;
+        const hit = this.facts.get(factsKey(g, userId));
+        if (hit) out.set(g, hit);
+        else missing.set(g, ev.roomId);
+      }
+    }
+    if (missing.size === 0) return out;
+    const rows = await selectGroupEntries(this.ctx.db, [...missing.keys()], [
+      [HV_TYPE, ''],
+      ['m.room.member', userId],
     ]);
+    // The nearest delta on each chain wins ('' removed the key).
+    rows.sort((a, b) => b.n - a.n);
+    const found = new Map<number, GroupFacts>([...missing.keys()].map((g) => [g, { hv: null, member: null }]));
+    for (const r of rows) {
+      const f = found.get(r.root)!;
+      const id = r.event_id === '' ? null : r.event_id;
+      if (r.type === HV_TYPE) f.hv = id;
+      else f.member = id;
+    }
+    for (const [g, f] of found) {
+      this.facts.set(factsKey(g, userId), f);
+      out.set(g, f);
+    }
+    return out;
   }
 
   /** Keeps the events (with stream positions) that `userId` may see. */
   async filter(roomId: string, events: StoredEvent[], userId: string): Promise<VisibilityResult> {
     const membershipAt = new Map<string, string>();
     if (events.length === 0) return { visible: [], membershipAt };
-    const [hv, members] = await Promise.all([this.history(roomId), this.membershipHistory(roomId, userId)]);
-    let lastJoin = -1;
+    const [facts, members] = await Promise.all([this.prefetchStates(events, userId), this.membershipHistory(roomId, userId)]);
+    const ids = new Set<string>();
+    for (const f of facts.values()) {
+      if (f.hv) ids.add(f.hv);
+      if (f.member) ids.add(f.member);
+    }
+    const stateEvents = await this.events.getMany(ids);
+    const visOf = (g: number | null): HistoryVisibility => {
+      const id = g === null ? null : facts.get(g)?.hv;
+      return parseVisibility(id ? stateEvents.get(id)?.pdu.content?.history_visibility : undefined);
+    };
+    const memOf = (g: number | null): string => {
+      const id = g === null ? null : facts.get(g)?.member;
+      const m = id ? stateEvents.get(id)?.pdu.content?.membership : undefined;
+      return typeof m === 'string' ? m : 'leave';
+    };
+    let lastJoin = -Infinity;
     for (const m of members) if (m.value === 'join') lastJoin = m.pos;
 
     const allows = (vis: HistoryVisibility, membership: string, pos: number): boolean => {
@@ -223,16 +250,16 @@ export class HistoryVisibilityFilter {
     const visible: StoredEvent[] = [];
     for (const ev of events) {
       const pos = ev.streamPos;
-      if (pos === null) continue;
-      const visAfter = valueAt(hv, pos, true, 'shared');
-      const memAfter = valueAt(members, pos, true, 'leave');
+      if (pos === null || ev.stateGroup === null) continue;
+      const visAfter = visOf(ev.stateGroup);
+      const memAfter = memOf(ev.stateGroup);
       let ok = allows(visAfter, memAfter, pos);
       if (!ok) {
         const t = ev.pdu.type;
-        if (t === 'm.room.history_visibility' && ev.pdu.state_key === '') {
-          ok = allows(valueAt(hv, pos, false, 'shared'), memAfter, pos);
+        if (t === HV_TYPE && ev.pdu.state_key === '') {
+          ok = allows(visOf(ev.stateGroupBefore), memAfter, pos);
         } else if (t === 'm.room.member' && ev.pdu.state_key === userId) {
-          ok = allows(visAfter, valueAt(members, pos, false, 'leave'), pos);
+          ok = allows(visAfter, memOf(ev.stateGroupBefore), pos);
         }
       }
       if (ok) {
@@ -246,4 +273,8 @@ export class HistoryVisibilityFilter {
 
 function memberKey(roomId: string, userId: string): string {
   return `${roomId}\u0000${userId}`;
+}
+
+function factsKey(group: number, userId: string): string {
+  return `${group}\u0000${userId}`;
 }

@@ -88,6 +88,7 @@ export function applyToHead(head: RoomHead, built: BuiltEvent, index: number, re
     pdu,
     streamPos: null,
     stateGroup: null,
+    stateGroupBefore: null,
     replacesState: replaces,
     redactedBy: null,
     rejectedReason: null,

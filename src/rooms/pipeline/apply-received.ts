@@ -164,6 +164,7 @@ export class ReceivedEventPlanner {
       pdu: ev.pdu,
       streamPos: null,
       stateGroup: null,
+      stateGroupBefore: null,
       replacesState: opts.replaces,
       redactedBy: null,
       rejectedReason: opts.rejectedReason,

@@ -381,6 +381,7 @@ export class EventPipeline {
       const pos = positions[a.index] ?? null;
       a.stored.streamPos = pos;
       a.stored.stateGroup = a.group === null ? null : groupId(a.stored.rejectedReason !== null ? a.groupBefore! : a.group);
+      a.stored.stateGroupBefore = a.groupBefore === null ? null : groupId(a.groupBefore);
       this.events.put(a.stored);
       for (const g of a.newGroups) this.groups.put(g.id!, g.state);
       if (a.redactionTarget !== undefined) {

@@ -222,22 +222,6 @@ export async function selectMembershipEvents(
   return rows as { room_id: string; event_id: string; membership: string | null; stream_pos: number }[];
 }
 
-/** The room's m.room.history_visibility events in stream order. */
-export async function selectHistoryVisibilityEvents(db: DbOrTx, roomId: string): Promise<{ stream_pos: number; json: string }[]> {
-  const rows = await db
-    .selectFrom('events')
-    .select(['stream_pos', 'json'])
-    .where('type', '=', 'm.room.history_visibility')
-    .where('state_key', '=', '')
-    .where('room_id', '=', roomId)
-    .where('stream_pos', 'is not', null)
-    .where('rejected_reason', 'is', null)
-    .where('soft_failed', '=', 0)
-    .orderBy('stream_pos', 'asc')
-    .execute();
-  return rows as { stream_pos: number; json: string }[];
-}
-
 /** State group of the last event at or before `pos`. */
 export async function selectStateGroupAt(db: DbOrTx, roomId: string, pos: number): Promise<number | null> {
   const row = await db

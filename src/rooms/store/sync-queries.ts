@@ -128,19 +128,6 @@ export async function selectMembershipsOfUser(db: DbOrTx, userId: string): Promi
   return res.rows;
 }
 
-/** The m.room.history_visibility events of each room, in stream order. */
-export async function selectHistoryVisibilityOfRooms(db: DbOrTx, roomIds: string[]): Promise<{ room_id: string; stream_pos: number; json: string }[]> {
-  const out: { room_id: string; stream_pos: number; json: string }[] = [];
-  for (const part of chunks(roomIds, 5000)) {
-    const res = await sql<{ room_id: string; stream_pos: number; json: string }>`select room_id, stream_pos, json from events
-      where type = 'm.room.history_visibility' and state_key = '' and room_id in (${sql.join(part)})
-        and stream_pos is not null and rejected_reason is null and soft_failed = 0
-      order by stream_pos`.execute(db);
-    out.push(...res.rows);
-  }
-  return out;
-}
-
 /** The user's membership events in each room, in stream order. */
 export async function selectMembershipHistoryOfRooms(
   db: DbOrTx,
