@@ -64,6 +64,8 @@ export interface ReceivedPlan {
   backward: { added: string[]; removed: string[] };
   /** Stored outliers the batch stores again as timeline events (their rows are replaced). */
   upgradedOutliers: string[];
+  /** The current-state keys the batch may have changed; null when resolution may have changed any. */
+  touched: ReadonlySet<string> | null;
 }
 
 interface Pending {
@@ -90,6 +92,7 @@ export class ReceivedEventPlanner {
   private readonly applied: AppliedEvent[] = [];
   private readonly backwardAdded = new Set<string>();
   private readonly upgraded: string[] = [];
+  private touched: Set<string> | null = new Set();
   private head: RoomHead;
 
   constructor(
@@ -114,6 +117,7 @@ export class ReceivedEventPlanner {
       results: this.results,
       backward: { added: [...this.backwardAdded].filter((id) => !this.pending.has(id)), removed },
       upgradedOutliers: this.upgraded,
+      touched: this.touched,
     };
   }
 
@@ -405,6 +409,9 @@ export class ReceivedEventPlanner {
     let state: StateMap;
     let group: GroupRef | null;
     let groupDepth: number;
+    const linear = this.head.extremities.length === 1 && prevIds.length === 1 && prevIds[0] === this.head.extremities[0]!.eventId;
+    if (linear && typeof ev.pdu.state_key === 'string') this.touched?.add(stateKey(ev.pdu.type, ev.pdu.state_key));
+    else if (!linear) this.touched = null;
     if (extremities.length === 1) {
       state = after.state;
       group = after.ref;
@@ -415,17 +422,26 @@ export class ReceivedEventPlanner {
       group = null;
       groupDepth = 0;
     }
-    const members = await this.membersFor(state);
+    const members = await this.membersFor(state, linear ? [stateKey(ev.pdu.type, ev.pdu.state_key ?? '')] : undefined);
     this.head = { ...this.head, state, group, groupDepth, extremities, members };
   }
 
-  /** The head's members after the current state changed: entries whose member event changed are reread. */
-  private async membersFor(state: StateMap): Promise<ReadonlyMap<string, MemberInfo>> {
+  /**
+   * The head's members after the current state changed: entries whose member
+   * event changed are reread. `keys`: the only state keys that may have
+   * changed, when known (a linear append); else every key is compared.
+   */
+  private async membersFor(state: StateMap, keys?: string[]): Promise<ReadonlyMap<string, MemberInfo>> {
     const old = this.head.state;
     const changed: string[] = [];
     const removed: string[] = [];
-    for (const [k, id] of state) if (k.startsWith('m.room.member\u0000') && old.get(k) !== id) changed.push(id);
-    for (const k of old.keys()) if (k.startsWith('m.room.member\u0000') && !state.has(k)) removed.push(k.slice('m.room.member\u0000'.length));
+    for (const k of keys ?? new Set([...state.keys(), ...old.keys()])) {
+      if (!k.startsWith('m.room.member\u0000')) continue;
+      const id = state.get(k);
+      if (id === old.get(k)) continue;
+      if (id === undefined) removed.push(k.slice('m.room.member\u0000'.length));
+      else changed.push(id);
+    }
     if (changed.length === 0 && removed.length === 0) return this.head.members;
     const members = new Map(this.head.members);
     for (const u of removed) members.delete(u);

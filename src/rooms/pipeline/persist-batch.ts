@@ -41,6 +41,12 @@ export interface BatchWrite {
   backward?: { added: string[]; removed: string[] };
   /** Events stored as outliers that the batch stores again as timeline events. */
   upgradedOutliers?: string[];
+  /**
+   * The state keys (`type\u0000state_key`) whose current value the batch may
+   * have changed, so that only they are compared (a join into a big room must
+   * not cost a walk over its whole state). Unset: every key is compared.
+   */
+  touched?: ReadonlySet<string>;
 }
 
 /**
@@ -78,11 +84,14 @@ export async function persistBatch(ctx: Context, trx: Tx, w: BatchWrite): Promis
   }
 
   const changed: Array<[string, string, string]> = [];
-  for (const [k, id] of w.head.state) {
-    if (w.base.state.get(k) !== id) changed.push([...splitStateKey(k), id]);
-  }
   const removed: Array<[string, string]> = [];
-  for (const k of w.base.state.keys()) if (!w.head.state.has(k)) removed.push(splitStateKey(k));
+  const keys = w.touched ?? new Set([...w.head.state.keys(), ...w.base.state.keys()]);
+  for (const k of keys) {
+    const id = w.head.state.get(k);
+    if (id === w.base.state.get(k)) continue;
+    if (id === undefined) removed.push(splitStateKey(k));
+    else changed.push([...splitStateKey(k), id]);
+  }
   await upsertCurrentState(trx, roomId, changed);
   if (removed.length > 0) await deleteCurrentState(trx, roomId, removed);
 
@@ -126,7 +135,7 @@ export async function persistBatch(ctx: Context, trx: Tx, w: BatchWrite): Promis
     trx,
     plans.map((p) => ({ id: p.id!, roomId, prevGroup: p.prev === null ? null : groupId(p.prev), deltaDepth: p.deltaDepth, entries: p.entries })),
   );
-  await upsertMemberships(trx, membershipRows(w, positions, lastPos));
+  await upsertMemberships(trx, membershipRows(w, [...changed.map(([t, k]) => [t, k] as const), ...removed], positions, lastPos));
   await insertStateDeltas(trx, stateDeltaRows(w, changed, removed, positions, lastPos));
   for (const a of w.events) {
     if (a.redactionTarget !== undefined) await setRedactedBy(trx, a.redactionTarget, a.stored.eventId);
@@ -172,7 +181,7 @@ function stateDeltaRows(
  * A member that resolution removed altogether keeps a row as `leave`, so the
  * rooms they are listed in and their /sync follow the reset.
  */
-function membershipRows(w: BatchWrite, positions: Positions, lastPos: number | null): RoomMembershipRow[] {
+function membershipRows(w: BatchWrite, keys: ReadonlyArray<readonly [string, string]>, positions: Positions, lastPos: number | null): RoomMembershipRow[] {
   if (w.head.members === w.base.members) return [];
   const posOf = new Map<string, number | null>(w.events.map((a) => [a.stored.eventId, positions[a.index] ?? null]));
   const rows: RoomMembershipRow[] = [];
@@ -187,15 +196,18 @@ function membershipRows(w: BatchWrite, positions: Positions, lastPos: number | n
     avatar_url: m.avatarUrl,
     forgotten: 0,
   });
-  for (const [userId, m] of w.head.members) {
+  for (const [type, userId] of keys) {
+    if (type !== 'm.room.member') continue;
+    const m = w.head.members.get(userId);
     const old = w.base.members.get(userId);
+    if (!m) {
+      if (old && lastPos !== null) rows.push(row(userId, old, 'leave', lastPos));
+      continue;
+    }
     if (old && old.eventId === m.eventId && old.membership === m.membership) continue;
     const pos = posOf.get(m.eventId) ?? lastPos;
     if (pos === null) continue;
     rows.push(row(userId, m, m.membership, pos));
-  }
-  if (lastPos !== null) {
-    for (const [userId, m] of w.base.members) if (!w.head.members.has(userId)) rows.push(row(userId, m, 'leave', lastPos));
   }
   return rows;
 }

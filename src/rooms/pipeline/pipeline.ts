@@ -177,6 +177,7 @@ export class EventPipeline {
         clearedProfiles: [],
         backward: plan.backward,
         upgradedOutliers: plan.upgradedOutliers,
+        touched: plan.touched ?? undefined,
       };
       let positions: Positions;
       try {
@@ -330,7 +331,12 @@ export class EventPipeline {
     }
 
     const push = await Promise.all(pushJobs);
-    const write: BatchWrite = { base, head: working, events: applied, push, newRoom: freshHead !== null, clearedProfiles };
+    const touched = new Set<string>();
+    for (const a of applied) {
+      const pdu = a.stored.pdu;
+      if (typeof pdu.state_key === 'string') touched.add(stateKey(pdu.type, pdu.state_key));
+    }
+    const write: BatchWrite = { base, head: working, events: applied, push, newRoom: freshHead !== null, clearedProfiles, touched };
     let positions: Positions;
     try {
       positions = await this.write(write);
