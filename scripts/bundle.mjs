@@ -12,7 +12,7 @@ await build({
   format: 'esm',
   target: 'node20',
   // A native addon: loaded from node_modules as built for this machine.
-  external: ['better-sqlite3'],
+  external: ['better-sqlite3', 'sharp'],
   // ASCII source is held by V8 at one byte a character.
   charset: 'ascii',
   minifyWhitespace: true,

@@ -11,6 +11,7 @@ import type { SyncService } from './sync/service.js';
 import type { E2eeService } from './e2ee/service.js';
 import type { PushService } from './push/service.js';
 import type { DirectoryService } from './directory/service.js';
+import type { MediaService } from './media/service.js';
 
 /**
  * What every domain is handed: configuration, the database, the bus, and the
@@ -39,6 +40,7 @@ export interface Services {
   e2ee: E2eeService;
   push: PushService;
   directory: DirectoryService;
+  media: MediaService;
 }
 
 /** Optional lifecycle hooks a service may have. */

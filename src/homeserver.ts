@@ -21,6 +21,9 @@ import { RateLimiter } from './http/rate-limit.js';
 import { registerRoutes } from './http/router.js';
 import { createHttpServer } from './http/server.js';
 import { createLogger } from './logger.js';
+import { MediaService } from './media/service.js';
+import { migrations as mediaMigrations } from './media/migrations.js';
+import { mediaRoutes } from './media/routes.js';
 import { PushService } from './push/service.js';
 import { migrations as pushMigrations } from './push/migrations.js';
 import { pushRoutes } from './push/routes.js';
@@ -40,6 +43,7 @@ export const ALL_MIGRATIONS: DomainMigrations[] = [
   { domain: 'e2ee', migrations: e2eeMigrations },
   { domain: 'push', migrations: pushMigrations },
   { domain: 'directory', migrations: directoryMigrations },
+  { domain: 'media', migrations: mediaMigrations },
 ];
 
 export interface Homeserver {
@@ -89,6 +93,7 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
   ctx.services.e2ee = new E2eeService(ctx);
   ctx.services.push = new PushService(ctx);
   ctx.services.directory = new DirectoryService(ctx);
+  ctx.services.media = new MediaService({ db: ctx.db, config, serverName: config.server_name, dataDir: loaded.paths.dataDir, logger, now: () => ctx.now() });
 
   const app = createHttpServer({ logger, bodyLimit: config.max_request_bytes });
   registerRoutes(app, ctx, [
@@ -99,6 +104,7 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
     ...e2eeRoutes(ctx),
     ...pushRoutes(ctx),
     ...directoryRoutes(ctx),
+    ...mediaRoutes(ctx),
   ]);
 
   const services = Object.values(ctx.services) as Lifecycle[];

@@ -1,0 +1,102 @@
+/**
+ * Serving media (authed-content-repo.yaml, content-repo.yaml): download and thumbnail, under
+ * `/_matrix/client/v1/media` (authenticated) and the legacy `/_matrix/media/v3` (unauthenticated,
+ * and frozen at `media.legacy_freeze_ts` when that is set: newer media is 404 there).
+ */
+import type { FastifyReply } from 'fastify';
+import type { Route } from '../http/router.js';
+import { mediaHandler, requestedRange, sendMedia, sendMediaRange } from './http-answers.js';
+import type { MediaService } from './service.js';
+import { MAX_THUMBNAIL_DIMENSION } from './thumbnail-sizes.js';
+import { normaliseFileName } from './upload.js';
+
+const timeoutQuery = { type: 'object', properties: { timeout_ms: { type: 'integer', minimum: 0 }, allow_redirect: { type: 'boolean' } } };
+const thumbnailQuery = {
+  type: 'object',
+  required: ['width', 'height'],
+  properties: {
+    width: { type: 'integer', minimum: 1 },
+    height: { type: 'integer', minimum: 1 },
+    method: { type: 'string', enum: ['crop', 'scale'] },
+    animated: { type: 'boolean' },
+    timeout_ms: { type: 'integer', minimum: 0 },
+    allow_redirect: { type: 'boolean' },
+  },
+};
+
+interface DownloadParams {
+  serverName: string;
+  mediaId: string;
+  fileName?: string;
+}
+
+interface ThumbnailQuery {
+  width: number;
+  height: number;
+  method?: 'crop' | 'scale';
+  animated?: boolean;
+  timeout_ms?: number;
+}
+
+export function downloadRoutes(media: MediaService, infoUri: string, legacyFreezeTs: number | null): Route[] {
+  const download = mediaHandler(infoUri, async (reply: FastifyReply, p: DownloadParams, q: { timeout_ms?: number }, legacy: boolean, rangeHeader: string | undefined) => {
+    const row = await media.get(p.serverName, p.mediaId, { timeoutMs: q.timeout_ms, uploadedBefore: legacy ? legacyFreezeTs : null });
+    const name = p.fileName === undefined ? row.upload_name : normaliseFileName(p.fileName);
+    const type = row.content_type ?? 'application/octet-stream';
+    // Ranges let browsers seek in audio and video (Safari plays video only with them).
+    const range = requestedRange(rangeHeader, row.size);
+    if (range === 'unsatisfiable') {
+      return reply.code(416).header('content-range', `bytes */${row.size}`).send({ errcode: 'M_UNKNOWN', error: 'Requested range not satisfiable' });
+    }
+    if (range) return sendMediaRange(reply, await media.open(row.sha256!, range), type, name, row.size, range);
+    return sendMedia(reply, await media.open(row.sha256!), type, name, row.size);
+  });
+
+  const thumbnail = mediaHandler(infoUri, async (reply: FastifyReply, p: DownloadParams, q: ThumbnailQuery, legacy: boolean) => {
+    const row = await media.get(p.serverName, p.mediaId, { timeoutMs: q.timeout_ms, uploadedBefore: legacy ? legacyFreezeTs : null });
+    const want = {
+      width: Math.min(q.width, MAX_THUMBNAIL_DIMENSION),
+      height: Math.min(q.height, MAX_THUMBNAIL_DIMENSION),
+      method: q.method ?? 'scale',
+    };
+    const answer = await media.thumbnails.thumbnail(row, want, q.animated === true);
+    if (answer === 'original') {
+      const type = row.content_type!;
+      return sendMedia(reply, await media.open(row.sha256!), type, `thumbnail.${type.split('/')[1].split(';')[0]}`, row.size);
+    }
+    const ext = answer.contentType.split('/')[1];
+    return sendMedia(reply, await media.open(answer.sha256), answer.contentType, `thumbnail.${ext}`, answer.size);
+  });
+
+  const routes: Route[] = [];
+  for (const legacy of [false, true]) {
+    const where = legacy
+      ? { prefix: '/_matrix/media', versions: ['v3', 'r0'] as Route['versions'], auth: 'none' as const, base: '' }
+      : { prefix: '/_matrix/client', versions: ['v1'] as Route['versions'], auth: 'required' as const, base: '/media' };
+    const common = { prefix: where.prefix, versions: where.versions, auth: where.auth };
+    routes.push(
+      {
+        ...common,
+        method: 'GET',
+        path: `${where.base}/download/:serverName/:mediaId`,
+        schema: { querystring: timeoutQuery },
+        handler: (req, reply) => download(reply, req.params, req.query, legacy, req.headers.range),
+      },
+      {
+        ...common,
+        method: 'GET',
+        path: `${where.base}/download/:serverName/:mediaId/:fileName`,
+        schema: { querystring: timeoutQuery },
+        handler: (req, reply) => download(reply, req.params, req.query, legacy, req.headers.range),
+      },
+      {
+        ...common,
+        method: 'GET',
+        path: `${where.base}/thumbnail/:serverName/:mediaId`,
+        schema: { querystring: thumbnailQuery },
+        handler: (req, reply) => thumbnail(reply, req.params, req.query, legacy),
+      },
+    );
+  }
+  return routes;
+}

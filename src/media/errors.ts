@@ -1,0 +1,23 @@
+/**
+ * What can go wrong in the media domain, named for the domain. The routes map each kind to
+ * the Matrix error the spec names (see routes-errors.ts).
+ */
+export type MediaErrorKind =
+  | 'not_found'
+  | 'not_yet_uploaded'
+  | 'cannot_overwrite'
+  | 'forbidden'
+  | 'too_large'
+  | 'quota_exceeded'
+  | 'cannot_thumbnail'
+  | 'bad_request'
+  | 'preview_failed'
+  | 'rate_limited';
+
+export class MediaError extends Error {
+  constructor(readonly kind: MediaErrorKind, message: string) {
+    super(message);
+  }
+}
+
+export const mediaNotFound = (msg = 'Media not found') => new MediaError('not_found', msg);

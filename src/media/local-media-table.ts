@@ -1,0 +1,73 @@
+import { sql } from 'kysely';
+import type { DbOrTx } from '../db/schema.js';
+import type { LocalMediaRow } from './tables.js';
+
+export async function insertMedia(db: DbOrTx, row: LocalMediaRow): Promise<void> {
+  await db.insertInto('local_media').values(row).execute();
+}
+
+export async function selectMedia(db: DbOrTx, mediaId: string): Promise<LocalMediaRow | undefined> {
+  return db.selectFrom('local_media').selectAll().where('media_id', '=', mediaId).executeTakeFirst();
+}
+
+/**
+ * Fills a pending (`create`d) row with its content. False when the row is no longer pending
+ * (another PUT won the race).
+ */
+export async function completePendingMedia(
+  db: DbOrTx,
+  mediaId: string,
+  content: { content_type: string; upload_name: string | null; size: number; sha256: string; uploaded_ts: number },
+): Promise<boolean> {
+  const res = await db
+    .updateTable('local_media')
+    .set({ ...content, unused_expires_ts: null })
+    .where('media_id', '=', mediaId)
+    .where('sha256', 'is', null)
+    .executeTakeFirst();
+  return Number(res.numUpdatedRows) > 0;
+}
+
+/** Bytes of content a user has uploaded. */
+export async function selectUserUsage(db: DbOrTx, userId: string): Promise<number> {
+  const row = await db
+    .selectFrom('local_media')
+    .select(sql<string | number | null>`sum(size)`.as('total'))
+    .where('user_id', '=', userId)
+    .executeTakeFirst();
+  return Number(row?.total ?? 0);
+}
+
+/** A user's `create`d ids that are neither uploaded nor expired. */
+export async function countPendingMedia(db: DbOrTx, userId: string, now: number): Promise<number> {
+  const row = await db
+    .selectFrom('local_media')
+    .select((eb) => eb.fn.countAll<string | number>().as('n'))
+    .where('user_id', '=', userId)
+    .where('sha256', 'is', null)
+    .where('unused_expires_ts', '>', now)
+    .executeTakeFirst();
+  return Number(row?.n ?? 0);
+}
+
+/** Forgets a user's `create`d ids whose time to upload has passed. */
+export async function deleteExpiredPending(db: DbOrTx, userId: string, now: number): Promise<void> {
+  await db
+    .deleteFrom('local_media')
+    .where('user_id', '=', userId)
+    .where('sha256', 'is', null)
+    .where('unused_expires_ts', '<=', now)
+    .execute();
+}
+
+export async function deleteMediaRow(db: DbOrTx, mediaId: string): Promise<void> {
+  await db.deleteFrom('local_media').where('media_id', '=', mediaId).execute();
+}
+
+/** Whether any media item or thumbnail still refers to these bytes. */
+export async function contentIsReferenced(db: DbOrTx, sha256: string): Promise<boolean> {
+  const media = await db.selectFrom('local_media').select('media_id').where('sha256', '=', sha256).limit(1).executeTakeFirst();
+  if (media) return true;
+  const thumb = await db.selectFrom('media_thumbnails').select('media_id').where('sha256', '=', sha256).limit(1).executeTakeFirst();
+  return thumb !== undefined;
+}

@@ -1,0 +1,45 @@
+import type { Migration } from '../db/migrate.js';
+
+export const migrations: Migration[] = [
+  {
+    version: 1,
+    name: 'local media, thumbnails and URL previews',
+    async up(db) {
+      await db.schema
+        .createTable('local_media')
+        .addColumn('media_id', 'text', (c) => c.primaryKey())
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('content_type', 'text')
+        .addColumn('upload_name', 'text')
+        .addColumn('size', 'bigint', (c) => c.notNull())
+        .addColumn('sha256', 'text')
+        .addColumn('created_ts', 'bigint', (c) => c.notNull())
+        .addColumn('uploaded_ts', 'bigint')
+        .addColumn('unused_expires_ts', 'bigint')
+        .execute();
+      await db.schema.createIndex('local_media_user_idx').on('local_media').columns(['user_id', 'created_ts']).execute();
+      await db.schema.createIndex('local_media_sha256_idx').on('local_media').column('sha256').execute();
+      await db.schema
+        .createTable('media_thumbnails')
+        .addColumn('media_id', 'text', (c) => c.notNull())
+        .addColumn('width', 'integer', (c) => c.notNull())
+        .addColumn('height', 'integer', (c) => c.notNull())
+        .addColumn('method', 'text', (c) => c.notNull())
+        .addColumn('animated', 'integer', (c) => c.notNull())
+        .addColumn('content_type', 'text', (c) => c.notNull())
+        .addColumn('sha256', 'text', (c) => c.notNull())
+        .addColumn('size', 'bigint', (c) => c.notNull())
+        .addColumn('created_ts', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('media_thumbnails_pk', ['media_id', 'width', 'height', 'method', 'animated'])
+        .execute();
+      await db.schema.createIndex('media_thumbnails_sha256_idx').on('media_thumbnails').column('sha256').execute();
+      await db.schema
+        .createTable('url_previews')
+        .addColumn('url', 'text', (c) => c.primaryKey())
+        .addColumn('og', 'text', (c) => c.notNull())
+        .addColumn('fetched_ts', 'bigint', (c) => c.notNull())
+        .addColumn('expires_ts', 'bigint', (c) => c.notNull())
+        .execute();
+    },
+  },
+];
