@@ -27,19 +27,13 @@ export async function findAccessToken(db: DbOrTx, hash: string): Promise<TokenOw
 
 /**
  * Deletes the access tokens of some devices (all of the user's when
- * `deviceIds` is undefined), optionally keeping one token. Returns the
- * deleted tokens' hashes so cached copies can be dropped.
+ * `deviceIds` is undefined). Returns the deleted tokens' hashes so cached
+ * copies can be dropped.
  */
-export async function deleteAccessTokensOfDevices(
-  db: DbOrTx,
-  userId: string,
-  deviceIds?: string[],
-  keepTokenId?: string,
-): Promise<string[]> {
+export async function deleteAccessTokensOfDevices(db: DbOrTx, userId: string, deviceIds?: string[]): Promise<string[]> {
   if (deviceIds && deviceIds.length === 0) return [];
   let q = db.deleteFrom('access_tokens').where('user_id', '=', userId);
   if (deviceIds) q = q.where('device_id', 'in', deviceIds);
-  if (keepTokenId) q = q.where('id', '<>', keepTokenId);
   const rows = await q.returning('token_hash').execute();
   return rows.map((r) => r.token_hash);
 }
@@ -47,10 +41,5 @@ export async function deleteAccessTokensOfDevices(
 export async function deleteAccessTokensOfRefreshTokens(db: DbOrTx, refreshTokenIds: string[]): Promise<string[]> {
   if (refreshTokenIds.length === 0) return [];
   const rows = await db.deleteFrom('access_tokens').where('refresh_token_id', 'in', refreshTokenIds).returning('token_hash').execute();
-  return rows.map((r) => r.token_hash);
-}
-
-export async function deleteAccessTokenById(db: DbOrTx, id: string): Promise<string[]> {
-  const rows = await db.deleteFrom('access_tokens').where('id', '=', id).returning('token_hash').execute();
   return rows.map((r) => r.token_hash);
 }

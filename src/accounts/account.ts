@@ -29,33 +29,37 @@ export class Account {
     await this.uia.check({ ...req, body, userId: requester.userId }, PASSWORD_FLOWS);
     const hash = await hashPassword(body.new_password);
     const logoutDevices = body.logout_devices !== false;
-    const { deleted, revoked } = await this.ctx.db.transaction().execute(async (trx) => {
+    const done = await this.ctx.db.transaction().execute(async (trx) => {
       await setPasswordHash(trx, requester.userId, hash);
-      if (!logoutDevices) return { deleted: [], revoked: [] };
+      if (!logoutDevices) return null;
       return this.sessions.deleteDevicesIn(trx, requester.userId, undefined, { except: requester.deviceId });
     });
-    this.sessions.publishRevoked(revoked);
-    if (deleted.length > 0) await this.ctx.services.e2ee.onDevicesChanged(requester.userId, deleted);
+    if (done) await this.sessions.finishDelete(done);
     return {};
   }
 
   /**
-   * POST /account/deactivate: the password is wiped, every device and token
-   * deleted, and the user leaves every room. With `erase` the profile is
-   * cleared too. The user id stays taken for good.
+   * POST /account/deactivate. One transaction marks the user deactivated
+   * (password wiped), deletes every device with its tokens, keys and
+   * to-device inbox and records the device list change, and with `erase`
+   * clears the profile: a failure leaves the account as it was. Leaving the
+   * rooms comes after commit, through the rooms service (each leave is an
+   * event through its room's pipeline, in that room's transaction). If it
+   * fails part way, the account stays deactivated with some memberships
+   * left, and nothing retries the leaves yet. The user id stays taken.
    */
   async deactivate(requester: Requester, body: { erase?: boolean }, req: RequestInfo): Promise<object> {
     const { userId } = requester;
     await this.uia.check({ ...req, body, userId }, PASSWORD_FLOWS);
-    const { deleted, revoked } = await this.ctx.db.transaction().execute(async (trx) => {
+    const done = await this.ctx.db.transaction().execute(async (trx) => {
       await markDeactivated(trx, userId);
       if (body.erase === true) {
         await updateProfileRow(trx, userId, { displayname: null, avatar_url: null, fields: null, search_text: searchText(userId, null) });
       }
       return this.sessions.deleteDevicesIn(trx, userId, undefined);
     });
-    this.sessions.publishRevoked([...revoked, userId]);
-    if (deleted.length > 0) await this.ctx.services.e2ee.onDevicesChanged(userId, deleted);
+    // The user id drops every cached token of the user, whichever device it was for.
+    await this.sessions.finishDelete(done, [userId]);
     await this.ctx.services.rooms.leaveAllRooms(userId);
     // No third-party ids are ever bound here, so there is nothing to unbind.
     return { id_server_unbind_result: 'success' };

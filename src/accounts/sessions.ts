@@ -42,10 +42,21 @@ export interface OpenedSession {
   accessToken: string;
   refreshToken?: string;
   expiresInMs?: number;
-  /** A new device was created (device list change). */
-  createdDevice: boolean;
   /** Hashes of tokens this session replaced (the reused device's old tokens). */
   revokedHashes: string[];
+  /** A new device was created: the position of its device list change, published by `finishOpen`. */
+  deviceListPos: number | null;
+}
+
+/** What `deleteDevicesIn` did, for `finishDelete` to announce after commit. */
+export interface DeletedDevices {
+  userId: string;
+  /** The ids that existed. */
+  deleted: string[];
+  /** Hashes of the access tokens deleted with them. */
+  revoked: string[];
+  /** The position of the device list change, when a device was deleted. */
+  deviceListPos: number | null;
 }
 
 export interface IssuedTokens {
@@ -115,7 +126,11 @@ export class Sessions {
     }
   }
 
-  /** Creates (or reuses) the device and issues tokens, in the caller's transaction. Call `finishOpen` after commit. */
+  /**
+   * Creates (or reuses) the device, issues tokens and records a new device's
+   * device list change, all in the caller's transaction. Call `finishOpen`
+   * after commit.
+   */
   async openIn(trx: Tx, opts: SessionOptions): Promise<OpenedSession> {
     const now = this.ctx.now();
     let deviceId = opts.deviceId;
@@ -140,13 +155,15 @@ export class Sessions {
       }
       createdDevice = true;
     }
-    const tokens = await this.issueIn(trx, opts.userId, deviceId, opts.withRefresh);
-    return { userId: opts.userId, deviceId, createdDevice, revokedHashes, ...tokens };
+    const { accessToken, refreshToken, expiresInMs } = await this.issueIn(trx, opts.userId, deviceId, opts.withRefresh);
+    // Last: it takes a stream position.
+    const deviceListPos = createdDevice ? await this.ctx.services.e2ee.recordDevicesChangedIn(trx, opts.userId, []) : null;
+    return { userId: opts.userId, deviceId, accessToken, refreshToken, expiresInMs, revokedHashes, deviceListPos };
   }
 
   async finishOpen(s: OpenedSession): Promise<void> {
     this.publishRevoked(s.revokedHashes);
-    if (s.createdDevice) await this.ctx.services.e2ee.onDevicesChanged(s.userId, []);
+    if (s.deviceListPos !== null) await this.ctx.services.e2ee.publishDevicesChanged(s.userId, s.deviceListPos);
   }
 
   async open(opts: SessionOptions): Promise<OpenedSession> {
@@ -237,23 +254,23 @@ export class Sessions {
   // ---- logout, device deletion ----
 
   /**
-   * Deletes devices with their tokens (all of the user's devices when
-   * `deviceIds` is undefined, optionally sparing one), then tells e2ee which
-   * devices went away. Returns the ids that existed.
+   * Deletes devices (all of the user's devices when `deviceIds` is
+   * undefined) in one transaction; see deleteDevicesIn. Returns the ids that
+   * existed.
    */
-  async deleteDevices(userId: string, deviceIds: string[] | undefined, opts: { except?: string } = {}): Promise<string[]> {
-    const { deleted, revoked } = await this.ctx.db.transaction().execute(async (trx) => this.deleteDevicesIn(trx, userId, deviceIds, opts));
-    this.publishRevoked(revoked);
-    if (deleted.length > 0) await this.ctx.services.e2ee.onDevicesChanged(userId, deleted);
-    return deleted;
+  async deleteDevices(userId: string, deviceIds: string[] | undefined): Promise<string[]> {
+    const done = await this.ctx.db.transaction().execute((trx) => this.deleteDevicesIn(trx, userId, deviceIds));
+    await this.finishDelete(done);
+    return done.deleted;
   }
 
-  async deleteDevicesIn(
-    trx: Tx,
-    userId: string,
-    deviceIds: string[] | undefined,
-    opts: { except?: string } = {},
-  ): Promise<{ deleted: string[]; revoked: string[] }> {
+  /**
+   * In the caller's transaction: deletes devices with their access and
+   * refresh tokens, and (through e2ee) their keys, to-device inbox and the
+   * device list change (all of the user's devices when `deviceIds` is
+   * undefined, optionally sparing one). Call `finishDelete` after commit.
+   */
+  async deleteDevicesIn(trx: Tx, userId: string, deviceIds: string[] | undefined, opts: { except?: string } = {}): Promise<DeletedDevices> {
     let ids = deviceIds;
     if (opts.except !== undefined) {
       ids = (ids ?? (await listDeviceIds(trx, userId))).filter((d) => d !== opts.except);
@@ -261,7 +278,15 @@ export class Sessions {
     const revoked = await deleteAccessTokensOfDevices(trx, userId, ids);
     await deleteRefreshTokensOfDevices(trx, userId, ids);
     const deleted = await deleteDevices(trx, userId, ids);
-    return { deleted, revoked };
+    // Last: it takes a stream position.
+    const deviceListPos = deleted.length > 0 ? await this.ctx.services.e2ee.recordDevicesChangedIn(trx, userId, deleted) : null;
+    return { userId, deleted, revoked, deviceListPos };
+  }
+
+  /** After deleteDevicesIn committed: drops the deleted tokens from every node's cache and wakes who cares about the device list. */
+  async finishDelete(d: DeletedDevices, alsoRevoke: string[] = []): Promise<void> {
+    this.publishRevoked([...d.revoked, ...alsoRevoke]);
+    if (d.deviceListPos !== null) await this.ctx.services.e2ee.publishDevicesChanged(d.userId, d.deviceListPos);
   }
 
   private background(p: Promise<unknown>): void {

@@ -47,7 +47,7 @@ export function resolveState(
   if (stateSets.length === 0) return new Map();
   if (stateSets.length === 1) return new Map(stateSets[0]);
   const graph = new AuthGraph(events);
-  const { unconflicted, conflicted } = splitConflicts(stateSets);
+  const { unconflicted, conflicted } = splitConflicts(stateSets, version.stateRes !== 'v1');
   if (conflicted.size === 0) return unconflicted;
   const create = findCreateEvent(version, stateSets, graph);
   if (version.stateRes === 'v1') return resolveV1(version, unconflicted, conflicted, graph, create, opts);
@@ -136,23 +136,30 @@ interface Split {
   conflicted: Map<string, Set<string>>;
 }
 
-/** "Unconflicted state map and conflicted state set". */
-function splitConflicts(sets: StateMap[]): Split {
+/**
+ * "Unconflicted state map and conflicted state set". The versions differ on
+ * a key that only some of the states hold:
+ * - v2 (rooms/fragments/v2-state-res.md): a key is unconflicted only when it
+ *   "is present in every Sᵢ with the same value", so a missing key conflicts;
+ * - v1 (rooms/v1.md): "A conflict occurs between states where those states
+ *   have different event_ids for the same (event_type, state_key)": a state
+ *   without the key has no event id for it, so the key is unconflicted when
+ *   the states that hold it agree.
+ */
+function splitConflicts(sets: StateMap[], missingKeyConflicts: boolean): Split {
   const unconflicted: StateMap = new Map();
   const conflicted = new Map<string, Set<string>>();
   const keys = new Set<string>();
   for (const s of sets) for (const k of s.keys()) keys.add(k);
   for (const k of keys) {
-    const first = sets[0]!.get(k);
-    let same = first !== undefined;
     const values = new Set<string>();
+    let missing = false;
     for (const s of sets) {
       const v = s.get(k);
-      if (v === undefined) { same = false; continue; }
-      values.add(v);
-      if (v !== first) same = false;
+      if (v === undefined) missing = true;
+      else values.add(v);
     }
-    if (same) unconflicted.set(k, first!);
+    if (values.size === 1 && !(missing && missingKeyConflicts)) unconflicted.set(k, values.values().next().value!);
     else conflicted.set(k, values);
   }
   return { unconflicted, conflicted };

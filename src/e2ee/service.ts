@@ -4,6 +4,7 @@ import { decodeBase64 } from '../core/base64.js';
 import { isValidUserId, serverNameOf } from '../core/ids.js';
 import { verifyJsonSignature } from '../core/signing.js';
 import type { JsonObject } from '../core/types.js';
+import type { Tx } from '../db/schema.js';
 import { nextPosition, nextPositions } from '../db/stream-positions.js';
 import type { Requester } from '../http/requester.js';
 import { badJson, forbidden, invalidParam, MatrixError, missingParam } from '../http/errors.js';
@@ -58,10 +59,6 @@ const CLAIM_ATTEMPTS = 8;
 /** The failure entry for a remote server while federation is not wired in. */
 const NO_FEDERATION = { status: 503, message: 'Federation is not available on this server yet' };
 
-function isUnimplemented(e: unknown): boolean {
-  return e instanceof Error && e.message === 'unimplemented';
-}
-
 /** PostgreSQL deadlock / serialization failure: the transaction can simply run again. */
 function isRetryable(e: unknown): boolean {
   const code = (e as { code?: unknown } | null)?.code;
@@ -81,7 +78,7 @@ export interface KeysQueryResult {
 /**
  * Device keys, one-time and fallback keys, cross-signing keys, to-device
  * messages and device list changes. Methods below "cross-domain API" are
- * used by sync and accounts and keep their signatures.
+ * used by sync and accounts.
  */
 export class E2eeService {
   private lastSeq = 0;
@@ -289,38 +286,27 @@ export class E2eeService {
    */
   async getKeyChanges(userId: string, from: KeyTrackingPositions, to: KeyTrackingPositions): Promise<{ changed: string[]; left: string[] }> {
     const rooms = this.ctx.services.rooms;
-    let sharing: Set<string>;
-    try {
-      sharing = await rooms.getUsersSharingRooms(userId);
-    } catch (e) {
-      if (!isUnimplemented(e)) throw e;
-      sharing = new Set([userId]);
-    }
-    sharing.add(userId);
+    const sharing = await rooms.getUsersSharingRooms(userId);
     const changed = await this.getDeviceListChanges(from.deviceLists, to.deviceLists, sharing);
     const left = new Set<string>();
     if (to.events > from.events) {
-      try {
-        for (const m of await rooms.getMembershipChanges(userId, from.events, to.events)) {
-          const members = await rooms.getJoinedMembers(m.roomId);
-          for (const u of members) {
-            if (m.membership === 'join') changed.add(u);
-            else if (!sharing.has(u)) left.add(u);
-          }
+      for (const m of await rooms.getMembershipChanges(userId, from.events, to.events)) {
+        const members = await rooms.getJoinedMembers(m.roomId);
+        for (const u of members) {
+          if (m.membership === 'join') changed.add(u);
+          else if (!sharing.has(u)) left.add(u);
         }
-        const joined = (await rooms.getMemberships(userId)).filter((m) => m.membership === 'join').map((m) => m.roomId);
-        const active = joined.length > 0 ? await rooms.getRoomsWithEventsBetween(joined, from.events, to.events) : new Set<string>();
-        for (const roomId of active) {
-          for (const ev of await rooms.getStateChangesBetween(roomId, from.events, to.events)) {
-            if (ev.type !== 'm.room.member' || ev.state_key === undefined || ev.state_key === userId) continue;
-            const membership = ev.content.membership;
-            if (membership === 'join') {
-              if (sharing.has(ev.state_key)) changed.add(ev.state_key);
-            } else if ((membership === 'leave' || membership === 'ban') && !sharing.has(ev.state_key)) left.add(ev.state_key);
-          }
+      }
+      const joined = (await rooms.getMemberships(userId)).filter((m) => m.membership === 'join').map((m) => m.roomId);
+      const active = joined.length > 0 ? await rooms.getRoomsWithEventsBetween(joined, from.events, to.events) : new Set<string>();
+      for (const roomId of active) {
+        for (const ev of await rooms.getStateChangesBetween(roomId, from.events, to.events)) {
+          if (ev.type !== 'm.room.member' || ev.state_key === undefined || ev.state_key === userId) continue;
+          const membership = ev.content.membership;
+          if (membership === 'join') {
+            if (sharing.has(ev.state_key)) changed.add(ev.state_key);
+          } else if ((membership === 'leave' || membership === 'ban') && !sharing.has(ev.state_key)) left.add(ev.state_key);
         }
-      } catch (e) {
-        if (!isUnimplemented(e)) throw e;
       }
     }
     for (const u of left) changed.delete(u);
@@ -537,14 +523,7 @@ export class E2eeService {
 
   /** Users who must hear about a change to the user's devices: everyone sharing a room, and the user. */
   private async audienceOf(userId: string): Promise<string[]> {
-    try {
-      const users = await this.ctx.services.rooms.getUsersSharingRooms(userId);
-      users.add(userId);
-      return [...users];
-    } catch (e) {
-      if (!isUnimplemented(e)) throw e;
-      return [userId];
-    }
+    return [...(await this.ctx.services.rooms.getUsersSharingRooms(userId))];
   }
 
   /** Device ids per user: every device accounts knows, plus every device with keys. */
@@ -601,19 +580,39 @@ export class E2eeService {
     return unusedFallbackAlgorithms(this.ctx.db, userId, deviceId);
   }
 
-  /** A device was created or deleted: record a device list change (and drop the deleted devices' keys). */
-  async onDevicesChanged(userId: string, deletedDeviceIds: string[]): Promise<void> {
-    const audience = await this.audienceOf(userId);
-    const pos = await this.ctx.db.transaction().execute(async (trx) => {
-      if (deletedDeviceIds.length > 0) {
-        await deleteDeviceData(trx, userId, deletedDeviceIds);
-        await deleteToDevice(trx, userId, deletedDeviceIds);
-        await deleteSignaturesOn(trx, userId, deletedDeviceIds);
-      }
-      const p = await nextPosition(trx, 'device_lists');
-      await recordDeviceListChanges(trx, p, [userId]);
-      return p;
-    });
+  /**
+   * A device was created or deleted, in the caller's transaction (accounts:
+   * login, registration, logout, device deletion, deactivation): drops the
+   * deleted devices' keys, one-time and fallback keys, to-device inbox and
+   * the signatures on them, and records a device list change. It takes a
+   * stream position, so call it last in the transaction; after commit, call
+   * `publishDevicesChanged` with the position it returns.
+   */
+  async recordDevicesChangedIn(trx: Tx, userId: string, deletedDeviceIds: string[]): Promise<number> {
+    if (deletedDeviceIds.length > 0) {
+      await deleteDeviceData(trx, userId, deletedDeviceIds);
+      await deleteToDevice(trx, userId, deletedDeviceIds);
+      await deleteSignaturesOn(trx, userId, deletedDeviceIds);
+    }
+    const pos = await nextPosition(trx, 'device_lists');
+    await recordDeviceListChanges(trx, pos, [userId]);
+    return pos;
+  }
+
+  /**
+   * After `recordDevicesChangedIn` committed: wakes the users who share a
+   * room with `userId`. The change is already in the stream table; if the
+   * audience cannot be read, only the owner is woken now and the others see
+   * the change on their next sync (a lost poke costs latency, never data).
+   */
+  async publishDevicesChanged(userId: string, pos: number): Promise<void> {
+    let audience: string[];
+    try {
+      audience = await this.audienceOf(userId);
+    } catch (err) {
+      this.ctx.logger.warn({ err, userId }, 'reading who shares rooms with a user failed; waking only the user');
+      audience = [userId];
+    }
     this.ctx.bus.publish({ stream: 'device_lists', pos, userIds: audience });
   }
 }

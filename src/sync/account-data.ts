@@ -1,8 +1,8 @@
 import { boundedCache } from '../bounded-cache.js';
 import type { Context } from '../context.js';
 import type { JsonObject } from '../core/types.js';
+import { lockForUpdate } from '../db/row-lock.js';
 import { nextPosition } from '../db/stream-positions.js';
-import { isUnimplemented } from './guard.js';
 import { selectAccountData, selectAccountDataChanges, upsertAccountData } from './account-data-store.js';
 
 export interface AccountDataChange {
@@ -37,20 +37,20 @@ export class AccountData {
    * `m.push_rules` as push computes it. Push stores the content here after
    * every edit; until a user edits a rule only push knows the defaults.
    */
-  async pushRules(userId: string): Promise<JsonObject | null> {
-    try {
-      return { global: (await this.ctx.services.push.getRuleset(userId)) as unknown as JsonObject };
-    } catch (err) {
-      if (isUnimplemented(err)) return null;
-      throw err;
-    }
+  async pushRules(userId: string): Promise<JsonObject> {
+    return { global: (await this.ctx.services.push.getRuleset(userId)) as unknown as JsonObject };
   }
 
   async set(userId: string, roomId: string | null, type: string, content: JsonObject): Promise<number> {
     return this.update(userId, roomId, type, () => content);
   }
 
-  /** Read-modify-write in one transaction (tags); `fn` returning null leaves the data unchanged. */
+  /**
+   * Read-modify-write in one transaction (tags); `fn` returning null leaves
+   * the data unchanged. Concurrent updates of the same (user, room, type)
+   * wait for each other (lockForUpdate), so each `fn` sees the previous
+   * writer's result and none is lost.
+   */
   async update(
     userId: string,
     roomId: string | null,
@@ -58,6 +58,7 @@ export class AccountData {
     fn: (old: JsonObject | null) => JsonObject | null,
   ): Promise<number> {
     const pos = await this.ctx.db.transaction().execute(async (trx) => {
+      await lockForUpdate(trx, this.ctx.dialect, 'account_data', JSON.stringify([userId, roomId ?? '', type]));
       const old = await selectAccountData(trx, userId, roomId ?? '', type);
       const next = fn(old === null ? null : (JSON.parse(old) as JsonObject));
       if (next === null) return 0;

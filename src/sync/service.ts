@@ -7,7 +7,6 @@ import type { Requester } from '../http/requester.js';
 import { AccountData } from './account-data.js';
 import type { SyncFilter } from './filter-rules.js';
 import { Filters } from './filters.js';
-import { isUnimplemented, orDefault } from './guard.js';
 import { Notifier } from './notifier.js';
 import { Presence, type PresenceState } from './presence.js';
 import { Receipts, type ReceiptType } from './receipts.js';
@@ -70,11 +69,7 @@ export class SyncService {
         const out = new Set<string>();
         for (const u of msg.userIds ?? []) {
           out.add(u);
-          try {
-            for (const v of await ctx.services.rooms.getUsersSharingRooms(u)) out.add(v);
-          } catch (err) {
-            if (!isUnimplemented(err)) throw err;
-          }
+          for (const v of await ctx.services.rooms.getUsersSharingRooms(u)) out.add(v);
         }
         return [...out];
       },
@@ -145,7 +140,7 @@ export class SyncService {
     // The client has everything before its token: to-device messages up to it were delivered.
     const ack =
       since && since.to_device > 0
-        ? orDefault(this.ctx.services.e2ee.ackToDevice(userId, deviceId, since.to_device), undefined).catch((err) =>
+        ? this.ctx.services.e2ee.ackToDevice(userId, deviceId, since.to_device).catch((err) =>
             this.ctx.logger.warn({ err }, 'to-device acknowledgement failed'),
           )
         : Promise.resolve();
@@ -243,21 +238,34 @@ export class SyncService {
     // receipt wakes already carries the new counts (onReadUpTo only moves forward).
     // Notification counts are per room: thread-root receipts do not clear them.
     if (threadId === null || threadId === 'main') {
-      await orDefault(this.ctx.services.push.onReadUpTo(userId, roomId, eventPos), undefined);
+      await this.ctx.services.push.onReadUpTo(userId, roomId, eventPos);
     }
     await this.receipts.set({ roomId, userId, type, threadId, eventId, eventPos });
   }
 
   /** The fully read marker is room account data that only moves forward (spec: "Fully read markers"). */
   private async setFullyRead(userId: string, roomId: string, eventId: string, eventPos: number): Promise<void> {
-    const old = await this.accountData.get(userId, roomId, 'm.fully_read');
-    const oldId = typeof old?.event_id === 'string' ? old.event_id : null;
-    if (oldId === eventId) return;
-    if (oldId !== null) {
-      const oldPos = await this.ctx.services.rooms.getEventStreamPos(oldId);
-      if (oldPos !== null && oldPos > eventPos) return;
+    const markerOf = (content: JsonObject | null): string | null => (typeof content?.event_id === 'string' ? content.event_id : null);
+    // The old marker's position comes from rooms, outside the write's
+    // transaction; the write then only goes ahead if the marker is still the
+    // one compared against, else a concurrent writer moved it: compare again.
+    for (;;) {
+      const oldId = markerOf(await this.accountData.get(userId, roomId, 'm.fully_read'));
+      if (oldId === eventId) return;
+      if (oldId !== null) {
+        const oldPos = await this.ctx.services.rooms.getEventStreamPos(oldId);
+        if (oldPos !== null && oldPos > eventPos) return;
+      }
+      let moved = false;
+      await this.accountData.update(userId, roomId, 'm.fully_read', (current) => {
+        if (markerOf(current) !== oldId) {
+          moved = true;
+          return null;
+        }
+        return { event_id: eventId };
+      });
+      if (!moved) return;
     }
-    await this.accountData.set(userId, roomId, 'm.fully_read', { event_id: eventId });
   }
 
   /** The event must exist in the room; returns its stream position. */

@@ -8,47 +8,27 @@ export interface CrossDomainCalls {
   leftAllRooms: string[];
 }
 
-function isUnimplemented(e: unknown): boolean {
-  return e instanceof Error && e.message === 'unimplemented';
-}
-
 /**
- * Records the calls accounts makes into rooms and e2ee. Those services are
- * written concurrently by other engineers: while a method still throws
- * 'unimplemented' the spy swallows exactly that error (and nothing else),
- * so these tests check that accounts makes the call without depending on
- * the other domain being finished. Re-install after `server.restart()`
- * (the services are new objects).
+ * Records the calls accounts makes into rooms and e2ee, then makes them.
+ * Re-install after `server.restart()` (the services are new objects).
  */
 export function spyCrossDomain(server: TestServer, calls?: CrossDomainCalls): CrossDomainCalls {
   const c: CrossDomainCalls = calls ?? { devicesChanged: [], profileChanged: [], leftAllRooms: [] };
   const { rooms, e2ee } = server.hs.ctx.services;
-  const onDevicesChanged = e2ee.onDevicesChanged.bind(e2ee);
-  e2ee.onDevicesChanged = async (userId, deleted) => {
+  const recordDevicesChangedIn = e2ee.recordDevicesChangedIn.bind(e2ee);
+  e2ee.recordDevicesChangedIn = async (trx, userId, deleted) => {
     c.devicesChanged.push({ userId, deleted: [...deleted] });
-    try {
-      await onDevicesChanged(userId, deleted);
-    } catch (e) {
-      if (!isUnimplemented(e)) throw e;
-    }
+    return recordDevicesChangedIn(trx, userId, deleted);
   };
   const onProfileChanged = rooms.onProfileChanged.bind(rooms);
   rooms.onProfileChanged = async (userId) => {
     c.profileChanged.push(userId);
-    try {
-      await onProfileChanged(userId);
-    } catch (e) {
-      if (!isUnimplemented(e)) throw e;
-    }
+    await onProfileChanged(userId);
   };
   const leaveAllRooms = rooms.leaveAllRooms.bind(rooms);
   rooms.leaveAllRooms = async (userId) => {
     c.leftAllRooms.push(userId);
-    try {
-      await leaveAllRooms(userId);
-    } catch (e) {
-      if (!isUnimplemented(e)) throw e;
-    }
+    await leaveAllRooms(userId);
   };
   return c;
 }

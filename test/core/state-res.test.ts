@@ -463,6 +463,68 @@ describe('v1 state resolution', () => {
   });
 });
 
+describe('v1 state resolution: what is conflicted', () => {
+  // rooms/v1.md "State resolution": "A conflict occurs between states where
+  // those states have different event_ids for the same (event_type,
+  // state_key)", and R starts as "the union of the states to be resolved,
+  // excluding any conflicting events". A key that only some states hold has
+  // one event id among them: it is not conflicted, and its event is in R
+  // without being checked again. (v2 differs: a key missing from any state
+  // is conflicted there.)
+  const events = new Map<string, EventWithId>();
+  let ts = 0;
+  const add = (id: string, sender: string, type: string, sk: string, content: JsonObject, auth: string[], depth: number): string => {
+    events.set(id, {
+      eventId: id,
+      pdu: {
+        room_id: '!v1:example.com', sender, type, state_key: sk, content, origin_server_ts: ts++, depth,
+        prev_events: [], auth_events: auth, hashes: { sha256: '' }, signatures: {},
+      },
+    });
+    return id;
+  };
+  const create = add('$create:example.com', ALICE, 'm.room.create', '', { creator: ALICE }, [], 1);
+  const ima = add('$ima:example.com', ALICE, MEMBER, ALICE, join, [create], 2);
+  const pl = add('$pl:example.com', ALICE, PL, '', { users: { [ALICE]: 100 }, state_default: 50 }, [create, ima], 3);
+  const jr = add('$jr:example.com', ALICE, JR, '', { join_rule: 'public' }, [create, ima, pl], 4);
+  // Bob joins and sets the topic, on one fork only. With the power levels in
+  // the states, bob (level 0) may not set the topic: an auth check in R would
+  // drop it, but it is not conflicted, so it is never checked.
+  const bobJoin = add('$bobjoin:example.com', BOB, MEMBER, BOB, join, [create, pl, jr], 5);
+  const topic = add('$topic:example.com', BOB, TOPIC, '', { topic: 'bob was here' }, [create, pl, bobJoin], 6);
+  // A real conflict beside it: two names, the deeper one wins.
+  const name1 = add('$name1:example.com', ALICE, 'm.room.name', '', { name: 'one' }, [create, pl, ima], 5);
+  const name2 = add('$name2:example.com', ALICE, 'm.room.name', '', { name: 'two' }, [create, pl, ima], 7);
+  const base: [string, string][] = [
+    [stateKey('m.room.create', ''), create], [stateKey(MEMBER, ALICE), ima], [stateKey(PL, ''), pl], [stateKey(JR, ''), jr],
+  ];
+  const forkA: StateMap = new Map([...base, [stateKey(MEMBER, BOB), bobJoin], [stateKey(TOPIC, ''), topic], [stateKey('m.room.name', ''), name1]]);
+  const forkB: StateMap = new Map([...base, [stateKey('m.room.name', ''), name2]]);
+  const lookup = (id: string) => events.get(id);
+
+  test('a key held by only some of the states keeps its event, unchecked', () => {
+    for (const sets of [[forkA, forkB], [forkB, forkA], [forkB, forkA, forkB]]) {
+      const out = resolveState(v('1'), sets, lookup);
+      assert.equal(out.get(stateKey(TOPIC, '')), topic);
+      assert.equal(out.get(stateKey(MEMBER, BOB)), bobJoin);
+      assert.equal(out.get(stateKey('m.room.name', '')), name2, 'the conflicted key is still resolved');
+      assert.equal(out.get(stateKey(PL, '')), pl);
+    }
+  });
+
+  test('in v2 the same key is conflicted, and the topic bob may not set is dropped', () => {
+    const out = resolveState(v('2'), [forkA, forkB], lookup);
+    assert.equal(out.get(stateKey(MEMBER, BOB)), bobJoin);
+    assert.equal(out.get(stateKey(TOPIC, '')), undefined);
+  });
+
+  test('without any conflict, v1 resolution is the union of the states', () => {
+    const onlyA: StateMap = new Map([...base, [stateKey(TOPIC, ''), topic]]);
+    const onlyB: StateMap = new Map([...base, [stateKey(MEMBER, BOB), bobJoin]]);
+    assert.deepEqual(resolveState(v('1'), [onlyA, onlyB], lookup), new Map([...base, [stateKey(TOPIC, ''), topic], [stateKey(MEMBER, BOB), bobJoin]]));
+  });
+});
+
 describe('performance', () => {
   test('a room with thousands of members resolves quickly', () => {
     const version = v('10');

@@ -220,12 +220,14 @@ describe('E2EE key management (spec: client-server-api "Key management API", key
     assert.equal(after.device_lists, before.device_lists);
   });
 
-  it("onDevicesChanged drops a deleted device's keys and records a change", async () => {
+  it("recordDevicesChangedIn drops a deleted device's keys and records a change", async () => {
     const alice = await server.registerUser();
     const phone = await newDevice(server, alice);
     await upload(phone, { device_keys: deviceKeys(phone), one_time_keys: otks(phone, 2) });
     const before = await readStreamPositions(server.hs.ctx.db);
-    await server.hs.ctx.services.e2ee.onDevicesChanged(alice.userId, [phone.deviceId]);
+    const e2ee = server.hs.ctx.services.e2ee;
+    const pos = await server.hs.ctx.db.transaction().execute((trx) => e2ee.recordDevicesChangedIn(trx, alice.userId, [phone.deviceId]));
+    await e2ee.publishDevicesChanged(alice.userId, pos);
     const after = await readStreamPositions(server.hs.ctx.db);
     assert.equal(after.device_lists, before.device_lists + 1);
     const res = await query(alice, { [alice.userId]: [] });

@@ -117,7 +117,9 @@ describe('Send-to-device messaging (spec: client-server-api modules/send_to_devi
     const bobPhone = await newDevice(server, bob);
     await send(alice, 'm.test', 'gone', { [bob.userId]: { [bobPhone.deviceId]: { x: 1 } } });
     assert.equal((await inbox(bobPhone)).events.length, 1);
-    await server.hs.ctx.services.e2ee.onDevicesChanged(bob.userId, [bobPhone.deviceId]);
+    const e2ee = server.hs.ctx.services.e2ee;
+    const pos = await server.hs.ctx.db.transaction().execute((trx) => e2ee.recordDevicesChangedIn(trx, bob.userId, [bobPhone.deviceId]));
+    await e2ee.publishDevicesChanged(bob.userId, pos);
     assert.equal((await inbox(bobPhone)).events.length, 0);
   });
 });
