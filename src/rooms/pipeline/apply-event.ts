@@ -52,9 +52,15 @@ export function memberInfoOf(eventId: string, pdu: StoredEvent['pdu']): MemberIn
   };
 }
 
-/** A group for `state`: a delta on `parent` (entries may remove keys), or a full snapshot when the chain is deep or there is no parent. */
-export function planGroup(state: StateMap, parent: { ref: GroupRef; depth: number; state: StateMap } | null): NewGroupPlan {
+/**
+ * A group for `state`: a delta on `parent` (entries may remove keys), or a
+ * full snapshot when the chain is deep or there is no parent. `changedKey`:
+ * the one key in which `state` differs from the parent's, when the caller
+ * knows it (an appended state event), so the states need not be compared.
+ */
+export function planGroup(state: StateMap, parent: { ref: GroupRef; depth: number; state: StateMap } | null, changedKey?: string): NewGroupPlan {
   if (parent && parent.depth < MAX_DELTA_DEPTH) {
+    if (changedKey !== undefined) return { prev: parent.ref, deltaDepth: parent.depth + 1, entries: [[...splitStateKey(changedKey), state.get(changedKey) ?? '']], state };
     const entries: Array<[string, string, string]> = [];
     for (const [k, id] of state) {
       if (parent.state.get(k) !== id) entries.push([...splitStateKey(k), id]);
@@ -116,7 +122,7 @@ export function applyToHead(head: RoomHead, built: BuiltEvent, index: number, re
       state.set(key, built.eventId);
     }
     const plan =
-      before === null ? planGroup(state, null) : planGroup(state, { ref: before, depth: beforeDepth, state: head.state });
+      before === null ? planGroup(state, null) : planGroup(state, { ref: before, depth: beforeDepth, state: head.state }, key);
     newGroups.push(plan);
     group = { plan };
     groupDepth = plan.deltaDepth;

@@ -93,6 +93,8 @@ export class ReceivedEventPlanner {
   private readonly backwardAdded = new Set<string>();
   private readonly upgraded: string[] = [];
   private touched: Set<string> | null = new Set();
+  /** The head's state is right only on the keys auth reads: a resolution is owed before the batch is written. */
+  private resolutionOwed = false;
   private head: RoomHead;
 
   constructor(
@@ -110,6 +112,7 @@ export class ReceivedEventPlanner {
     for (const ev of batch.outliers) await this.addOutlier(ev, known.get(ev.eventId));
     const older = await this.olderHistory(batch.events);
     for (const ev of batch.events) await this.addEvent(ev, known.get(ev.eventId), older.has(ev.eventId), batch.stateBefore?.get(ev.eventId));
+    if (this.resolutionOwed) await this.resolveCurrentState();
     const removed = this.applied.filter((a) => !a.stored.outlier).map((a) => a.stored.eventId);
     return {
       head: this.head,
@@ -275,7 +278,7 @@ export class ReceivedEventPlanner {
     if (key !== undefined && rejectedReason === null) {
       const state = new Map(before.state);
       state.set(key, ev.eventId);
-      const plan = planGroup(state, { ref: before.ref!, depth: before.depth, state: before.state });
+      const plan = planGroup(state, { ref: before.ref!, depth: before.depth, state: before.state }, key);
       newGroups.push(plan);
       after = { state, ref: { plan }, depth: plan.deltaDepth };
     }
@@ -416,14 +419,34 @@ export class ReceivedEventPlanner {
       state = after.state;
       group = after.ref;
       groupDepth = after.depth;
+      this.resolutionOwed = false;
     } else {
-      const sets = await Promise.all(extremities.map((e) => this.stateAfter(e.eventId)));
-      state = await this.resolve(sets.map((s) => s.state));
+      const sets = (await Promise.all(extremities.map((e) => this.stateAfter(e.eventId)))).map((s) => s.state);
+      // While the branches differ only in keys the auth rules never read, those keys cannot change
+      // how any auth key resolves: checks can go on with this event's state (equal on every auth
+      // key) and one resolution at the end of the batch, instead of one per event of a forked room.
+      if (conflictsTouchAuth(sets)) {
+        state = await this.resolve(sets);
+        this.resolutionOwed = false;
+      } else {
+        state = after.state;
+        this.resolutionOwed = true;
+      }
       group = null;
       groupDepth = 0;
     }
     const members = await this.membersFor(state, linear ? [stateKey(ev.pdu.type, ev.pdu.state_key ?? '')] : undefined);
     this.head = { ...this.head, state, group, groupDepth, extremities, members };
+  }
+
+  /** The owed resolution: the current state from the states after every forward extremity. */
+  private async resolveCurrentState(): Promise<void> {
+    const sets = await Promise.all(this.head.extremities.map((e) => this.stateAfter(e.eventId)));
+    const state = await this.resolve(sets.map((s) => s.state));
+    const members = await this.membersFor(state);
+    this.head = { ...this.head, state, group: null, groupDepth: 0, members };
+    this.touched = null;
+    this.resolutionOwed = false;
   }
 
   /**
@@ -453,6 +476,24 @@ export class ReceivedEventPlanner {
     }
     return members;
   }
+}
+
+/** Event types the auth rules read from the state (the auth event selection of every room version). */
+const AUTH_TYPES = new Set(['m.room.create', 'm.room.power_levels', 'm.room.join_rules', 'm.room.member', 'm.room.third_party_invite']);
+
+/** Whether the states differ at any key of a type the auth rules read. */
+function conflictsTouchAuth(sets: StateMap[]): boolean {
+  const [first, ...rest] = sets;
+  if (!first) return false;
+  const keys = new Set<string>();
+  for (const s of sets) for (const k of s.keys()) keys.add(k);
+  for (const k of keys) {
+    const type = k.slice(0, k.indexOf('\u0000'));
+    if (!AUTH_TYPES.has(type)) continue;
+    const v = first.get(k);
+    if (rest.some((s) => s.get(k) !== v)) return true;
+  }
+  return false;
 }
 
 function sameGroup(a: GroupRef, b: GroupRef): boolean {

@@ -10,7 +10,10 @@ function isUnimplemented(e: unknown): boolean {
 
 /**
  * Push evaluation happens before the persisting transaction (it reads the
- * database). A failing evaluator costs notifications, never the message.
+ * database). The result is what push stores with the event, in a list of
+ * zero or one (push/service.ts PushOutcome: the event's outcome for the whole
+ * room, not a row per member). A failing evaluator costs notifications,
+ * never the message.
  */
 export async function computePushActions(
   ctx: Context,
