@@ -203,4 +203,11 @@ export const migrations: Migration[] = [
       await db.insertInto('stream_positions').values({ stream: 'backfill', pos: 0 }).execute();
     },
   },
+  {
+    version: 4,
+    name: 'topological order: (room, depth, stream position) for /messages and /context',
+    async up(db) {
+      await db.schema.createIndex('events_room_topo_idx').on('events').columns(['room_id', 'depth', 'stream_pos']).execute();
+    },
+  },
 ];

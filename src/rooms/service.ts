@@ -26,7 +26,8 @@ import { selectUsersSharingRooms } from './store/memberships-table.js';
 import { selectMembershipDeltas } from './store/state-deltas-table.js';
 import { selectActiveRooms, selectMembershipsOfUser, selectStateGroupsAt } from './store/sync-queries.js';
 import { roomSummaries, type RoomSummary } from './summaries.js';
-import { readContext, readEvent, readMessages, readTimeline, readTimelines, type MessagesParams } from './timeline.js';
+import { readContext, readMessages, type MessagesParams } from './pagination.js';
+import { readEvent, readTimeline, readTimelines } from './timeline.js';
 
 export type Membership = 'join' | 'invite' | 'leave' | 'ban' | 'knock';
 

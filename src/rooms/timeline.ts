@@ -1,18 +1,16 @@
 import type { ClientEvent } from '../core/types.js';
 import { stateKey } from '../core/types.js';
-import { readStreamPositions } from '../db/stream-positions.js';
 import { forbidden, invalidParam, missingParam, notFound } from '../http/errors.js';
 import type { Viewer } from './events/client-format.js';
 import { isServable, type StoredEvent } from './events/stored-event.js';
-import { matchesInMemory, type RoomEventFilter } from './event-filter.js';
+import type { RoomEventFilter } from './event-filter.js';
 import type { RoomsCore } from './room-core.js';
 import type { TimelineChunk, TimelineQuery } from './service.js';
 import { selectEventRange, type RangeQuery } from './store/events-table.js';
 import { selectMembership } from './store/memberships-table.js';
 import { selectLatestEvents, type LatestEventRow } from './store/sync-queries.js';
-import { parseStreamToken, START_OF_HISTORY, streamToken } from './tokens.js';
 
-function sqlFilter(f: RoomEventFilter | TimelineQuery['filter'] | undefined): Pick<RangeQuery, 'types' | 'notTypes' | 'senders' | 'notSenders'> {
+export function sqlFilter(f: RoomEventFilter | TimelineQuery['filter'] | undefined): Pick<RangeQuery, 'types' | 'notTypes' | 'senders' | 'notSenders'> {
   if (!f) return {};
   return { types: f.types, notTypes: f.not_types, senders: f.senders, notSenders: f.not_senders };
 }
@@ -150,7 +148,7 @@ export async function assertCanReadHistory(core: RoomsCore, userId: string, room
 }
 
 /** Members' current m.room.member events for the senders of `events` (lazy-loading members). */
-async function senderMembers(core: RoomsCore, roomId: string, events: ClientEvent[], viewer: Viewer): Promise<ClientEvent[]> {
+export async function senderMembers(core: RoomsCore, roomId: string, events: ClientEvent[], viewer: Viewer): Promise<ClientEvent[]> {
   const head = await core.requireHead(roomId);
   const ids = new Set<string>();
   for (const ev of events) {
@@ -159,129 +157,6 @@ async function senderMembers(core: RoomsCore, roomId: string, events: ClientEven
   }
   const loaded = await core.events.getMany(ids);
   return core.format([...loaded.values()], viewer);
-}
-
-export interface MessagesParams {
-  dir: 'b' | 'f';
-  from?: string;
-  to?: string;
-  limit?: number;
-  filter: RoomEventFilter;
-}
-
-/** Pages walked internally when every event of a page is hidden from the viewer. */
-const MAX_EMPTY_PAGES = 5;
-
-/** GET /rooms/{roomId}/messages. */
-export async function readMessages(core: RoomsCore, viewer: Viewer, roomId: string, p: MessagesParams): Promise<Record<string, unknown>> {
-  await assertCanReadHistory(core, viewer.userId, roomId);
-  const limit = Math.min(Math.max(p.limit ?? p.filter.limit ?? 10, 0), 1000);
-  let from: number;
-  let start: string;
-  if (p.from !== undefined && p.from !== '') {
-    from = parseStreamToken(p.from);
-    start = p.from;
-  } else {
-    from = p.dir === 'b' ? (await readStreamPositions(core.ctx.db)).events : START_OF_HISTORY;
-    start = streamToken(from);
-  }
-  const to = p.to !== undefined && p.to !== '' ? parseStreamToken(p.to) : undefined;
-
-  const chunk: ClientEvent[] = [];
-  let end: string | undefined;
-  let cursor = from;
-  for (let page = 0; page < MAX_EMPTY_PAGES; page++) {
-    if (limit === 0) {
-      end = start;
-      break;
-    }
-    const rows = await selectEventRange(core.ctx.db, {
-      roomId,
-      ...(p.dir === 'b' ? { upTo: cursor, after: to } : { after: cursor, upTo: to }),
-      order: p.dir === 'b' ? 'desc' : 'asc',
-      limit,
-      ...sqlFilter(p.filter),
-    });
-    const stored = rows.map((r) => core.events.fromRow(r));
-    const vis = await core.visibility.filter(roomId, stored, viewer.userId);
-    const formatted = (await core.format(vis.visible, viewer, vis.membershipAt)).filter((e) => matchesInMemory(e, p.filter));
-    chunk.push(...formatted);
-    if (rows.length < limit) {
-      end = undefined;
-      break;
-    }
-    const last = Number(rows[rows.length - 1]!.stream_pos);
-    cursor = p.dir === 'b' ? last - 1 : last;
-    end = streamToken(cursor);
-    if (vis.visible.length > 0) break;
-  }
-
-  const out: Record<string, unknown> = { start, chunk };
-  if (end !== undefined) out.end = end;
-  if (p.filter.lazy_load_members) out.state = await senderMembers(core, roomId, chunk, viewer);
-  return out;
-}
-
-/** GET /rooms/{roomId}/context/{eventId}. */
-export async function readContext(
-  core: RoomsCore,
-  viewer: Viewer,
-  roomId: string,
-  eventId: string,
-  limitParam: number | undefined,
-  filter: RoomEventFilter,
-): Promise<Record<string, unknown>> {
-  await assertCanReadHistory(core, viewer.userId, roomId);
-  const target = await visibleEvent(core, viewer, roomId, eventId);
-  const pos = target.streamPos!;
-  const limit = Math.min(Math.max(limitParam ?? 10, 0), 1000);
-  const beforeLimit = Math.floor(limit / 2);
-  const range = sqlFilter(filter);
-  const beforeRows = beforeLimit > 0
-    ? await selectEventRange(core.ctx.db, { roomId, upTo: pos - 1, order: 'desc', limit: beforeLimit, ...range })
-    : [];
-  const afterLimit = limit - beforeRows.length;
-  const afterRows = afterLimit > 0
-    ? await selectEventRange(core.ctx.db, { roomId, after: pos, order: 'asc', limit: afterLimit, ...range })
-    : [];
-  const before = beforeRows.map((r) => core.events.fromRow(r));
-  const after = afterRows.map((r) => core.events.fromRow(r));
-  const visBefore = await core.visibility.filter(roomId, before, viewer.userId);
-  const visAfter = await core.visibility.filter(roomId, after, viewer.userId);
-  const visTarget = await core.visibility.filter(roomId, [target], viewer.userId);
-  const [event] = await core.format([target], viewer, visTarget.membershipAt);
-  const eventsBefore = (await core.format(visBefore.visible, viewer, visBefore.membershipAt)).filter((e) => matchesInMemory(e, filter));
-  const eventsAfter = (await core.format(visAfter.visible, viewer, visAfter.membershipAt)).filter((e) => matchesInMemory(e, filter));
-
-  const startPos = beforeRows.length > 0 ? Number(beforeRows[beforeRows.length - 1]!.stream_pos) - 1 : pos - 1;
-  const endPos = afterRows.length > 0 ? Number(afterRows[afterRows.length - 1]!.stream_pos) : pos;
-
-  // "The state of the room at the last event returned."
-  const lastEv = after.length > 0 ? after[after.length - 1]! : target;
-  let stateIds: string[] = [];
-  if (lastEv.stateGroup !== null) {
-    const state = await core.groups.load(lastEv.stateGroup);
-    if (filter.lazy_load_members) {
-      const senders = new Set([event!, ...eventsBefore, ...eventsAfter].map((e) => e.sender));
-      for (const [k, id] of state) {
-        const isMember = k.startsWith('m.room.member\u0000');
-        if (!isMember || senders.has(k.slice('m.room.member\u0000'.length))) stateIds.push(id);
-      }
-    } else {
-      stateIds = [...state.values()];
-    }
-  }
-  const stateEvents = await core.events.getMany(stateIds);
-  const state = await core.format([...stateEvents.values()], viewer);
-
-  return {
-    start: streamToken(startPos),
-    end: streamToken(endPos),
-    events_before: eventsBefore,
-    event,
-    events_after: eventsAfter,
-    state,
-  };
 }
 
 /** The event if it is in the room, servable and visible to the viewer; 404 otherwise. */

@@ -319,3 +319,35 @@ test('a message on a branch that never saw a history-visibility change keeps the
   // Stream order puts the message after the change; its state says shared, and dave joined later.
   assert.deepEqual(await bodiesBackwards(roomId, dave), ['said while shared']);
 });
+
+test('a gap filled in later takes its place in /messages (topological order) and /context', async () => {
+  const roomId = await publicRoom();
+  const join = await remoteJoin(roomId, bob);
+  await receive(server, roomId, { pdus: [join.pdu] });
+  const state = withEntry((await roomHead(server, roomId)).state, 'm.room.member', bob, join.eventId);
+  const m1 = message(roomId, bob, 'gap one', [join], state);
+  const m2 = message(roomId, bob, 'gap two', [m1], state);
+  const m3 = message(roomId, bob, 'after the gap', [m2], state);
+  // Bob's server could not send the two before it: their state comes with the event (as /state_ids gives).
+  assert.equal(statusOf(await receive(server, roomId, { pdus: [m3.pdu], stateBefore: new Map([[m3.eventId, state]]) }), m3.eventId), 'accepted');
+  const s1 = await server.request('GET', `${C}/sync?timeout=0`, { token: alice.accessToken });
+  const filled = await receive(server, roomId, { pdus: [m2.pdu, m1.pdu] });
+  assert.equal(statusOf(filled, m1.eventId), 'accepted');
+
+  const s2 = await server.request('GET', `${C}/sync?timeout=0&since=${s1.body.next_batch}`, { token: alice.accessToken });
+  assert.equal(s2.body.rooms?.join?.[roomId], undefined, 'filled history is not news');
+
+  const page = await messages(server, alice, roomId, { dir: 'b', limit: 5 });
+  expectStatus(page, 200);
+  assert.deepEqual(page.body.chunk.slice(0, 4).map((x: any) => x.content.body ?? x.type), ['after the gap', 'gap two', 'gap one', 'm.room.member']);
+  assert.equal(page.body.chunk[3].event_id, join.eventId);
+  const ctx = await server.request('GET', `${C}/rooms/${e(roomId)}/context/${e(m2.eventId)}?limit=2`, { token: alice.accessToken });
+  expectStatus(ctx, 200);
+  assert.equal(ctx.body.events_before[0].event_id, m1.eventId);
+  assert.equal(ctx.body.events_after[0].event_id, m3.eventId);
+  // Its tokens continue in the same order.
+  const onwards = await messages(server, alice, roomId, { dir: 'f', from: ctx.body.end, limit: 5 });
+  assert.deepEqual(onwards.body.chunk.map((x: any) => x.event_id), []);
+  const back = await messages(server, alice, roomId, { dir: 'b', from: ctx.body.start, limit: 1 });
+  assert.equal(back.body.chunk[0].event_id, join.eventId);
+});

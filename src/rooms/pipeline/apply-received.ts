@@ -217,7 +217,6 @@ export class ReceivedEventPlanner {
       this.results.push({ eventId: ev.eventId, status: 'duplicate' });
       return;
     }
-    const version = this.head.version;
     const pdu = ev.pdu;
 
     const auth = await this.checkAuthEvents(ev);

@@ -4,6 +4,7 @@ import type { DbOrTx } from '../../db/schema.js';
 import type { SyncTx } from '../../db/sqlite-sync.js';
 import { EVENT_COLUMNS, type EventColumnsRow } from '../events/stored-event.js';
 import type { EventRow } from '../tables.js';
+import type { TopoPoint } from '../tokens.js';
 import type { StatementSink } from '../../db/pg-pipeline.js';
 
 /** SQLite allows 32766 bound parameters; stay far below for multi-row inserts. */
@@ -137,6 +138,11 @@ export interface RangeQuery {
   after?: number;
   /** Inclusive upper bound. */
   upTo?: number;
+  /** Topological bounds (exclusive after, inclusive up to), for /messages and /context. */
+  topoAfter?: TopoPoint;
+  topoUpTo?: TopoPoint;
+  /** Order by (depth, stream position) instead of stream position. */
+  topological?: boolean;
   order: 'asc' | 'desc';
   limit: number;
   types?: string[];
@@ -150,16 +156,21 @@ function likePattern(glob: string): string {
   return glob.replace(/[\\%_]/g, (c) => `\\${c}`).replace(/\*/g, '%');
 }
 
-export async function selectEventRange(db: DbOrTx, q: RangeQuery): Promise<(EventColumnsRow & { stream_pos: number })[]> {
+export async function selectEventRange(db: DbOrTx, q: RangeQuery): Promise<(EventColumnsRow & { stream_pos: number; depth: number })[]> {
   let query = db
     .selectFrom('events')
-    .select(EVENT_COLUMNS)
+    .select([...EVENT_COLUMNS, 'depth'])
     .where('room_id', '=', q.roomId)
     .where('stream_pos', 'is not', null)
     .where('rejected_reason', 'is', null)
     .where('soft_failed', '=', 0);
   if (q.after !== undefined) query = query.where('stream_pos', '>', q.after);
   if (q.upTo !== undefined) query = query.where('stream_pos', '<=', q.upTo);
+  // Topological bounds: (depth, stream_pos) compared as a pair.
+  const after = q.topoAfter;
+  if (after) query = query.where((eb) => eb.or([eb('depth', '>', after.depth), eb.and([eb('depth', '=', after.depth), eb('stream_pos', '>', after.stream)])]));
+  const upTo = q.topoUpTo;
+  if (upTo) query = query.where((eb) => eb.or([eb('depth', '<', upTo.depth), eb.and([eb('depth', '=', upTo.depth), eb('stream_pos', '<=', upTo.stream)])]));
   if (q.types !== undefined) {
     const types = q.types;
     if (types.length === 0) return [];
@@ -179,8 +190,21 @@ export async function selectEventRange(db: DbOrTx, q: RangeQuery): Promise<(Even
     query = query.where('sender', 'in', q.senders);
   }
   if (q.notSenders !== undefined && q.notSenders.length > 0) query = query.where('sender', 'not in', q.notSenders);
-  const rows = await query.orderBy('stream_pos', q.order).limit(q.limit).execute();
-  return rows as (EventColumnsRow & { stream_pos: number })[];
+  const ordered = q.topological ? query.orderBy('depth', q.order).orderBy('stream_pos', q.order) : query.orderBy('stream_pos', q.order);
+  const rows = await ordered.limit(q.limit).execute();
+  return rows.map((r) => ({ ...r, depth: Number(r.depth) })) as (EventColumnsRow & { stream_pos: number; depth: number })[];
+}
+
+/** The deepest servable event of the room at or before a stream position: where a stream token falls in topological order. */
+export async function selectMaxDepthUpTo(db: DbOrTx, roomId: string, pos: number): Promise<number | null> {
+  const row = await db
+    .selectFrom('events')
+    .select((eb) => eb.fn.max('depth').as('d'))
+    .where('room_id', '=', roomId)
+    .where('stream_pos', 'is not', null)
+    .where('stream_pos', '<=', pos)
+    .executeTakeFirst();
+  return row?.d == null ? null : Number(row.d);
 }
 
 /** Rooms among `roomIds` with a servable event in (after, upTo]. */
