@@ -5,8 +5,7 @@ import type { Context } from '../../context.js';
 import type { Pdu } from '../../core/types.js';
 import { stateKey } from '../../core/types.js';
 import { selectMembershipEvents } from '../store/events-table.js';
-import { selectGroupEntries } from '../store/state-groups-table.js';
-import { selectMembershipHistoryOfRooms } from '../store/sync-queries.js';
+import { selectGroupChains, selectMembershipHistoryOfRooms } from '../store/sync-queries.js';
 import type { RoomHeads } from '../state/room-head.js';
 import type { EventStore } from './event-store.js';
 import type { StoredEvent } from './stored-event.js';
@@ -196,7 +195,7 @@ export class HistoryVisibilityFilter {
       }
     }
     if (missing.size === 0) return out;
-    const rows = await selectGroupEntries(this.ctx.db, [...missing.keys()], [
+    const rows = await selectGroupChains(this.ctx.db, [...missing.keys()], [
       [HV_TYPE, ''],
       ['m.room.member', userId],
     ]);

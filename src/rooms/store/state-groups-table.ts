@@ -53,37 +53,3 @@ export async function selectGroupDepth(db: DbOrTx, groupId: number): Promise<num
   const row = await db.selectFrom('state_groups').select('delta_depth').where('id', '=', groupId).executeTakeFirst();
   return row ? Number(row.delta_depth) : null;
 }
-
-export interface GroupEntryRow {
-  root: number;
-  n: number;
-  type: string;
-  state_key: string;
-  event_id: string;
-}
-
-/**
- * Only the entries at `keys` of each group's state, following the delta
- * chains in one recursive query: what history visibility needs of the
- * state at many events, without reading whole room states.
- */
-export async function selectGroupEntries(db: DbOrTx, groupIds: number[], keys: Array<[string, string]>): Promise<GroupEntryRow[]> {
-  if (groupIds.length === 0 || keys.length === 0) return [];
-  const match = sql.join(keys.map(([t, k]) => sql`(d.type = ${t} and d.state_key = ${k})`), sql` or `);
-  const out: GroupEntryRow[] = [];
-  for (let i = 0; i < groupIds.length; i += 500) {
-    const part = groupIds.slice(i, i + 500);
-    const res = await sql<GroupEntryRow>`
-      with recursive chain(root, id, prev_group, n) as (
-        select id, id, prev_group, 0 from state_groups where id in (${sql.join(part)})
-        union all
-        select chain.root, g.id, g.prev_group, chain.n + 1 from state_groups g join chain on g.id = chain.prev_group
-      )
-      select chain.root as root, chain.n as n, d.type as type, d.state_key as state_key, d.event_id as event_id
-      from chain join state_group_deltas d on d.state_group = chain.id
-      where ${match}
-    `.execute(db);
-    for (const r of res.rows) out.push({ ...r, root: Number(r.root), n: Number(r.n) });
-  }
-  return out;
-}

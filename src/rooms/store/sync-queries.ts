@@ -155,9 +155,16 @@ export interface GroupChainsRow {
   event_id: string;
 }
 
-/** Every delta on the chains from each group down to its full snapshot, in one recursive query. */
-export async function selectGroupChains(db: DbOrTx, groupIds: number[]): Promise<GroupChainsRow[]> {
+/**
+ * Every delta on the chains from each group down to its full snapshot, in one
+ * recursive query; with `keys`, only the entries at those (type, state_key)
+ * pairs (what history visibility reads of the state at many events, without
+ * reading whole room states).
+ */
+export async function selectGroupChains(db: DbOrTx, groupIds: number[], keys?: Array<[string, string]>): Promise<GroupChainsRow[]> {
   const out: GroupChainsRow[] = [];
+  if (keys !== undefined && keys.length === 0) return out;
+  const only = keys ? sql`where ${sql.join(keys.map(([t, k]) => sql`(d.type = ${t} and d.state_key = ${k})`), sql` or `)}` : sql``;
   for (const part of chunks(groupIds, 1000)) {
     const res = await sql<GroupChainsRow>`
       with recursive chain(root, id, prev_group, n) as (
@@ -167,6 +174,7 @@ export async function selectGroupChains(db: DbOrTx, groupIds: number[]): Promise
       )
       select chain.root as root, chain.n as n, d.type as type, d.state_key as state_key, d.event_id as event_id
       from chain join state_group_deltas d on d.state_group = chain.id
+      ${only}
     `.execute(db);
     for (const r of res.rows) out.push({ ...r, root: Number(r.root), n: Number(r.n) });
   }
