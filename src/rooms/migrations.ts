@@ -133,15 +133,15 @@ export const migrations: Migration[] = [
     name: 'the event graph: prev-event edges, backward extremities, state before each event, own state group ids',
     async up(db, dialect) {
       const withoutRowid = dialect === 'sqlite' ? sql`without rowid` : sql``;
-      // prev_events of every stored event, and the reverse lookup (children of an event).
+      // prev_events of every stored event, keyed for the lookup the graph needs: the children of an
+      // event (an event's own prev events are in its JSON). One index, so one page per send.
       await db.schema
         .createTable('event_edges')
-        .addColumn('event_id', 'text', (c) => c.notNull())
         .addColumn('prev_event_id', 'text', (c) => c.notNull())
-        .addPrimaryKeyConstraint('event_edges_pk', ['event_id', 'prev_event_id'])
+        .addColumn('event_id', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('event_edges_pk', ['prev_event_id', 'event_id'])
         .modifyEnd(withoutRowid)
         .execute();
-      await db.schema.createIndex('event_edges_prev_idx').on('event_edges').column('prev_event_id').execute();
       // Prev events referenced by stored events but not stored: where backfill starts.
       await db.schema
         .createTable('backward_extremities')

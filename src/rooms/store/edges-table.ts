@@ -30,11 +30,6 @@ export async function selectIdsWithChildren(db: DbOrTx, ids: string[]): Promise<
   return new Set(rows.map((r) => r.prev_event_id));
 }
 
-export async function selectPrevEventIds(db: DbOrTx, eventId: string): Promise<string[]> {
-  const rows = await db.selectFrom('event_edges').select('prev_event_id').where('event_id', '=', eventId).execute();
-  return rows.map((r) => r.prev_event_id);
-}
-
 export async function updateBackwardExtremities(trx: DbOrTx, roomId: string, added: string[], removed: string[]): Promise<void> {
   if (removed.length > 0) {
     await trx.deleteFrom('backward_extremities').where('room_id', '=', roomId).where('event_id', 'in', removed).execute();
