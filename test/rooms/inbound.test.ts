@@ -101,9 +101,14 @@ test('checks 1-3: invalid and forged events are dropped, a wrong content hash is
   const hashed = message(roomId, bob, 'original text', [join], authFrom);
   const wrongHash = { ...hashed.pdu, content: { msgtype: 'm.text', body: 'altered on the way' } };
 
-  const results = await receive(server, roomId, { pdus: [tampered, unknownKey.pdu, otherRoom, { type: 42 }, wrongHash] });
+  // A prev event that exists, but in another room.
+  const elsewhere = await sendText(server, alice, await publicRoom(), 'in another room');
+  const crossRoom = remote.event(roomId, '10', { sender: bob, type: 'm.room.message', content: { body: 'x' }, prev: [elsewhere], authFrom, depth: join.pdu.depth + 1 });
+
+  const results = await receive(server, roomId, { pdus: [tampered, unknownKey.pdu, otherRoom, { type: 42 }, wrongHash, crossRoom.pdu] });
   const dropped = results.filter((r) => r.status === 'dropped');
-  assert.equal(dropped.length, 4, JSON.stringify(results));
+  assert.equal(dropped.length, 5, JSON.stringify(results));
+  assert.equal(statusOf(results, crossRoom.eventId), 'dropped');
   // The content hash is not covered by the signature: the event goes on, redacted.
   const redacted = results.find((r) => r.status === 'accepted');
   assert.ok(redacted, JSON.stringify(results));

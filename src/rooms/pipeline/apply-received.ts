@@ -25,7 +25,9 @@ export type ReceivedStatus =
   /** Already stored: nothing done. */
   | 'duplicate'
   /** Not stored: events it needs are unknown here; the caller fetches them (or their state) and tries again. */
-  | 'missing';
+  | 'missing'
+  /** Not stored: invalid in a way only the stored graph shows (a prev event in another room). */
+  | 'dropped';
 
 export interface ReceivedResult {
   eventId: string;
@@ -228,6 +230,12 @@ export class ReceivedEventPlanner {
     // The state before the event: the resolution of the states after its prev events.
     const prevIds = [...new Set(prevEventIds(pdu))];
     const prevs = await this.load(prevIds);
+    const foreign = prevIds.find((id) => prevs.get(id) !== undefined && prevs.get(id)!.roomId !== this.head.roomId);
+    if (foreign !== undefined) {
+      // Never stored: a history that reaches into another room is not a history of this one.
+      this.results.push({ eventId: ev.eventId, status: 'dropped', reason: `prev event ${foreign} is in another room` });
+      return;
+    }
     const withState = prevIds.filter((id) => {
       const p = prevs.get(id);
       return p !== undefined && !p.outlier && (this.pending.has(id) || p.stateGroup !== null);
