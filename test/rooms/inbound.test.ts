@@ -333,6 +333,11 @@ test('a gap filled in later takes its place in /messages (topological order) and
   const m1 = message(roomId, bob, 'gap one', [join], state);
   const m2 = message(roomId, bob, 'gap two', [m1], state);
   const m3 = message(roomId, bob, 'after the gap', [m2], state);
+  // A reported state naming events this server does not have is not taken on trust: they are asked for.
+  const bogus = withEntry(state, 'm.room.topic', '', '$notstoredanywhere0000000000000000000000000');
+  const asked = await receive(server, roomId, { pdus: [m3.pdu], stateBefore: new Map([[m3.eventId, bogus]]) });
+  assert.equal(statusOf(asked, m3.eventId), 'missing');
+  assert.deepEqual(asked[0]!.status === 'missing' && asked[0]!.missing, ['$notstoredanywhere0000000000000000000000000']);
   // Bob's server could not send the two before it: their state comes with the event (as /state_ids gives).
   assert.equal(statusOf(await receive(server, roomId, { pdus: [m3.pdu], stateBefore: new Map([[m3.eventId, state]]) }), m3.eventId), 'accepted');
   const s1 = await server.request('GET', `${C}/sync?timeout=0`, { token: alice.accessToken });

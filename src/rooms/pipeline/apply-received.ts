@@ -247,6 +247,16 @@ export class ReceivedEventPlanner {
       this.results.push({ eventId: ev.eventId, status: 'missing', missing: missingPrevs });
       return;
     }
+    if (suppliedState) {
+      // The state a sender reports must be made of events stored here (as outliers at least).
+      const ids = [...suppliedState.values()];
+      const have = await this.load(ids);
+      const absent = ids.filter((id) => !have.has(id));
+      if (absent.length > 0) {
+        this.results.push({ eventId: ev.eventId, status: 'missing', missing: absent });
+        return;
+      }
+    }
     try {
       before = suppliedState ? { state: suppliedState, ref: null, depth: 0 } : await this.stateAfterAll(withState);
     } catch (e) {
@@ -262,21 +272,26 @@ export class ReceivedEventPlanner {
       newGroups.push(plan);
       before = { state: before.state, ref: { plan }, depth: plan.deltaDepth };
     }
-    for (const id of missingPrevs) this.backwardAdded.add(id);
-    if (known?.outlier) this.upgraded.push(ev.eventId);
 
     let rejectedReason = 'rejected' in auth ? auth.rejected : null;
-    // Check 5: the state before the event.
-    if (rejectedReason === null) {
-      const res = await this.authAgainst(ev, before.state);
-      if (!res.allowed) rejectedReason = res.reason;
-    }
-    // Check 6: the current state, for events that extend the room now (backfilled history is not checked against today's state).
     let softFailed = false;
-    // A room with no current state yet (being joined) takes its state from this event.
-    if (rejectedReason === null && !hasChildren && this.head.extremities.length > 0) {
-      const res = await this.authAgainst(ev, this.head.state);
-      softFailed = !res.allowed;
+    try {
+      // Check 5: the state before the event.
+      if (rejectedReason === null) {
+        const res = await this.authAgainst(ev, before.state);
+        if (!res.allowed) rejectedReason = res.reason;
+      }
+      // Check 6: the current state, for events that extend the room now (backfilled history is not
+      // checked against today's state). A room with no current state yet (being joined) takes its
+      // state from this event.
+      if (rejectedReason === null && !hasChildren && this.head.extremities.length > 0) {
+        const res = await this.authAgainst(ev, this.head.state);
+        softFailed = !res.allowed;
+      }
+    } catch (e) {
+      if (!(e instanceof MissingEventsError)) throw e;
+      this.results.push({ eventId: ev.eventId, status: 'missing', missing: e.ids });
+      return;
     }
 
     const isState = typeof pdu.state_key === 'string';
@@ -290,6 +305,8 @@ export class ReceivedEventPlanner {
       after = { state, ref: { plan }, depth: plan.deltaDepth };
     }
 
+    for (const id of missingPrevs) this.backwardAdded.add(id);
+    if (known?.outlier) this.upgraded.push(ev.eventId);
     const placement = rejectedReason !== null || softFailed ? 'none' : hasChildren ? 'backfill' : 'new';
     const stored = this.stored(ev, {
       outlier: false,
