@@ -9,6 +9,7 @@ import postgres from 'postgres';
 import YAML from 'yaml';
 import { BenchClient, median, percentile } from './client.js';
 import { RawConnection } from './raw-client.js';
+import { bigRooms } from './big-rooms.js';
 
 type Caller = Pick<BenchClient, 'call'>;
 
@@ -68,7 +69,7 @@ async function waitUp(client: BenchClient): Promise<void> {
   throw new Error('server did not start');
 }
 
-async function startHearth(): Promise<{ proc: ChildProcess; url: string; secret: string; stop: () => Promise<void> }> {
+async function startHearth(): Promise<{ proc: ChildProcess; url: string; secret: string; dbUrl: string; stop: () => Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'hearth-bench-'));
   if (SQLITE_SYNC) writeFileSync(join(dir, 'hearth.yaml'), YAML.stringify({ registration_shared_secret: 'bench-secret', database: { sqlite_synchronous: SQLITE_SYNC } }));
   const port = await freePort();
@@ -109,6 +110,7 @@ async function startHearth(): Promise<{ proc: ChildProcess; url: string; secret:
     proc,
     url,
     secret,
+    dbUrl,
     async stop() {
       proc.kill('SIGTERM');
       await new Promise((r) => proc.once('exit', r));
@@ -153,7 +155,12 @@ async function main(): Promise<void> {
   console.error(`Hearth benchmark on ${DB}, node ${process.version}`);
   const hs = await startHearth();
   const client = new BenchClient(hs.url, 16);
+  const big = () => bigRooms({ url: hs.url, secret: hs.secret, pid: hs.proc.pid!, client, db: DB, pgUrl: hs.dbUrl, record });
   try {
+    if (process.env.HEARTH_BENCH_ONLY === 'big-rooms') {
+      await big();
+      return;
+    }
     await new Promise((r) => setTimeout(r, 1000));
     record({ name: 'RSS 1 s after start', value: rssMb(hs.proc.pid!), unit: 'MB' });
     // Idle is what a home server mostly is: V8 gives back the start-up garbage once nothing has
@@ -251,6 +258,7 @@ async function main(): Promise<void> {
     const base = await baselineRate(SEQ_SENDS);
     record({ name: 'bare Fastify route', value: base, unit: 'msgs/s' });
     record({ name: 'send as fraction of bare Fastify', value: seqRate / base, unit: 'x' });
+    await big();
   } finally {
     await client.close();
     await hs.stop();

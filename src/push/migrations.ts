@@ -93,4 +93,55 @@ export const migrations: Migration[] = [
       }
     },
   },
+  {
+    version: 3,
+    name: 'push outcomes per event, exceptions and member spans instead of a row per member',
+    // See push-outcomes-store.ts. The rows of push actions become outcomes that notify nobody but
+    // their exceptions (one per old row), and each user gets a span covering their old rows, so
+    // counts and GET /notifications answer as before; spans of members joined now are opened by the
+    // first event stored after the upgrade (PushService's span healing).
+    async up(db, dialect) {
+      const end = dialect === 'sqlite' ? sql`without rowid` : sql``;
+      await db.schema
+        .createTable('push_outcomes')
+        .addColumn('room_id', 'text', (c) => c.notNull())
+        .addColumn('stream_pos', 'bigint', (c) => c.notNull())
+        .addColumn('event_id', 'text', (c) => c.notNull())
+        .addColumn('sender', 'text', (c) => c.notNull())
+        .addColumn('base', 'integer', (c) => c.notNull())
+        .addColumn('actions', 'text')
+        .addColumn('ts', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('push_outcomes_pk', ['room_id', 'stream_pos'])
+        .modifyEnd(end)
+        .execute();
+      await db.schema
+        .createTable('push_outcome_exceptions')
+        .addColumn('room_id', 'text', (c) => c.notNull())
+        .addColumn('stream_pos', 'bigint', (c) => c.notNull())
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('level', 'integer', (c) => c.notNull())
+        .addColumn('actions', 'text')
+        .addPrimaryKeyConstraint('push_outcome_exceptions_pk', ['room_id', 'stream_pos', 'user_id'])
+        .modifyEnd(end)
+        .execute();
+      await db.schema
+        .createTable('push_member_spans')
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('room_id', 'text', (c) => c.notNull())
+        .addColumn('joined_pos', 'bigint', (c) => c.notNull())
+        .addColumn('left_pos', 'bigint')
+        .addPrimaryKeyConstraint('push_member_spans_pk', ['user_id', 'room_id', 'joined_pos'])
+        .modifyEnd(end)
+        .execute();
+      await sql`create index push_member_spans_open on push_member_spans (room_id, user_id) where left_pos is null`.execute(db);
+
+      await sql`insert into push_outcomes (room_id, stream_pos, event_id, sender, base, actions, ts)
+        select room_id, stream_pos, min(event_id), '', 0, null, min(ts) from event_push_actions group by room_id, stream_pos`.execute(db);
+      await sql`insert into push_outcome_exceptions (room_id, stream_pos, user_id, level, actions)
+        select room_id, stream_pos, user_id, case when highlight = 1 then 2 else 1 end, actions from event_push_actions where notify = 1`.execute(db);
+      await sql`insert into push_member_spans (user_id, room_id, joined_pos, left_pos)
+        select user_id, room_id, 0, max(stream_pos) from event_push_actions group by user_id, room_id`.execute(db);
+      await db.schema.dropTable('event_push_actions').execute();
+    },
+  },
 ];

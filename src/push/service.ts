@@ -1,7 +1,7 @@
 import type { LRUCache } from 'lru-cache';
 import { boundedCache } from '../bounded-cache.js';
 import type { Context } from '../context.js';
-import { evaluatePushRules } from '../core/push/evaluator.js';
+import { usesDefaultsOnly } from '../core/push/room-evaluation.js';
 import {
   deleteUserRule,
   emptyUserPushRules,
@@ -15,44 +15,20 @@ import {
   type RuleEditResult,
   type UserPushRules,
 } from '../core/push/rule-edit.js';
-import type { ClientEventLike, PushAction, PushRule, PushRuleSet } from '../core/push/types.js';
-import { serverNameOf } from '../core/ids.js';
+import type { PushAction, PushRule, PushRuleSet } from '../core/push/types.js';
 import type { ClientEvent, JsonObject } from '../core/types.js';
+import type { StatementSink } from '../db/pg-pipeline.js';
 import type { Tx } from '../db/schema.js';
 import { MatrixError, invalidParam, missingParam, notFound } from '../http/errors.js';
-import { advanceReadUpto, advanceReadUptoVia, insertPushActions, insertPushActionsVia, listNotifications } from './push-actions-store.js';
+import { selectSpanRooms } from './member-spans-store.js';
+import { PushOutcomes, type PushOutcome, type RulesEntry } from './outcomes.js';
+import { selectRoomNotifications, type NotificationRow } from './push-outcomes-store.js';
 import { deletePusher, deletePushersOfOthers, getPushers, putPusher } from './pushers-store.js';
 import { getPushRulesRows, lockPushRulesRow, putPushRules } from './push-rules-store.js';
-import { SenderPower } from './sender-power.js';
-import type { EventPushActionRow } from './tables.js';
-import { selectUnreadSince } from './unread-counts-store.js';
-import type { StatementSink } from '../db/pg-pipeline.js';
+import { advanceReadUpto, selectReadUpto } from './read-upto-store.js';
+import { UnreadCounts } from './unread-counts.js';
 
-/** One user's push evaluation result for one event, to be stored with the event. */
-export interface PushActionRow {
-  userId: string;
-  notify: boolean;
-  highlight: boolean;
-}
-
-/**
- * What computeActions returns: notifying rows carry the winning rule's
- * actions (GET /notifications shows them); a local sender gets a
- * non-notifying row with `sentByUser`, because sending an event marks the
- * room read up to it (spec: "Marking notifications as read").
- */
-interface EvaluatedActionRow extends PushActionRow {
-  actions?: PushAction[];
-  sentByUser?: boolean;
-}
-
-/** Unread counts relative to the read position `readUpto`, complete for stream positions up to `upTo`. */
-interface UnreadMemo {
-  readUpto: number;
-  upTo: number;
-  notify: number;
-  highlight: number;
-}
+export type { PushActionRow, PushOutcome } from './outcomes.js';
 
 const RULES_CACHE = 'push_rules';
 const DEFAULT_RULES_CACHE_SIZE = 5000;
@@ -72,44 +48,6 @@ function parseUserRules(json: string | undefined): UserPushRules {
   return v ?? emptyUserPushRules();
 }
 
-function toLevel(v: unknown): number | undefined {
-  if (typeof v === 'number' && Number.isFinite(v)) return v;
-  // Old room versions allow levels as strings.
-  if (typeof v === 'string' && /^[+-]?\d+$/.test(v.trim())) return Number(v);
-  return undefined;
-}
-
-function mentionsRoom(event: ClientEvent): boolean {
-  const m = event.content['m.mentions'];
-  return typeof m === 'object' && m !== null && !Array.isArray(m) && m.room === true;
-}
-
-const customPermissionRules = new WeakMap<PushRuleSet, boolean>();
-
-/** Whether a user-defined rule looks at the sender's power (the default one only does for @room mentions). */
-function hasCustomPermissionRule(set: PushRuleSet): boolean {
-  let v = customPermissionRules.get(set);
-  if (v === undefined) {
-    v = [...set.override, ...set.underride].some(
-      (r) => !r.default && r.enabled && (r.conditions ?? []).some((c) => c.kind === 'sender_notification_permission'),
-    );
-    customPermissionRules.set(set, v);
-  }
-  return v;
-}
-
-function notificationLevels(powerLevels: Record<string, unknown> | undefined): Record<string, number> {
-  const n = powerLevels?.notifications;
-  const out: Record<string, number> = {};
-  if (n && typeof n === 'object' && !Array.isArray(n)) {
-    for (const [k, v] of Object.entries(n)) {
-      const l = toLevel(v);
-      if (l !== undefined) out[k] = l;
-    }
-  }
-  return out;
-}
-
 export interface PusherBody {
   pushkey: string;
   kind: string | null;
@@ -123,23 +61,25 @@ export interface PusherBody {
 }
 
 /**
- * Push rules (the client API), notification counts and pushers (stored; HTTP
- * delivery to push gateways is not implemented yet). Methods below
- * "cross-domain API" are used by rooms and sync.
+ * Push rules (the client API, and a cache of each user's rules invalidated
+ * over the bus), GET /notifications, notification counts and pushers
+ * (stored; HTTP delivery to push gateways is not implemented yet). Methods
+ * below "cross-domain API" are used by rooms and sync: the outcome of each
+ * event is computed and stored by outcomes.ts, counts by unread-counts.ts.
  */
 export class PushService {
-  /** userId → the user's complete ruleset (defaults merged). */
-  private readonly rules: LRUCache<string, PushRuleSet>;
+  /** userId → the user's complete ruleset (defaults merged), or null for the unchanged defaults. */
+  private readonly rules: LRUCache<string, RulesEntry>;
   /** Bumped by every invalidation, so a load that raced a change does not cache the old rules. */
   private generation = 0;
-  private readonly senderPower: SenderPower;
-  /** Unread counts per `user\u0000room` (see getUnreadCounts). */
-  private readonly unread = boundedCache<string, UnreadMemo>(50_000);
+  private readonly outcomes: PushOutcomes;
+  private readonly unread: UnreadCounts;
 
   constructor(private readonly ctx: Context) {
     const max = (ctx.config.caches as { push_rules?: number }).push_rules ?? DEFAULT_RULES_CACHE_SIZE;
     this.rules = boundedCache(max);
-    this.senderPower = new SenderPower(ctx);
+    this.outcomes = new PushOutcomes(ctx, { of: (users) => this.rulesOf(users), generation: () => this.generation });
+    this.unread = new UnreadCounts(ctx);
     ctx.bus.onInvalidate((m) => {
       if (m.cache !== RULES_CACHE) return;
       this.generation++;
@@ -151,7 +91,7 @@ export class PushService {
 
   /** The user's complete ruleset: server defaults merged with the user's rules and changes. */
   async getRuleset(userId: string): Promise<PushRuleSet> {
-    return (await this.rulesetsOf([userId])).get(userId)!;
+    return (await this.rulesOf([userId])).get(userId)!.set ?? mergeWithDefaults(null, userId);
   }
 
   async getRule(userId: string, kind: string, ruleId: string): Promise<PushRule> {
@@ -197,9 +137,9 @@ export class PushService {
     }
   }
 
-  /** Rulesets for several users: from the cache, the rest in one query. */
-  private async rulesetsOf(userIds: string[]): Promise<Map<string, PushRuleSet>> {
-    const out = new Map<string, PushRuleSet>();
+  /** Rules of several users (null sets for the unchanged defaults): from the cache, the rest in one query per 500. */
+  private async rulesOf(userIds: string[]): Promise<Map<string, RulesEntry>> {
+    const out = new Map<string, RulesEntry>();
     const missing: string[] = [];
     for (const u of userIds) {
       const r = this.rules.get(u);
@@ -210,9 +150,10 @@ export class PushService {
     const generation = this.generation;
     const rows = new Map((await getPushRulesRows(this.ctx.db, missing)).map((r) => [r.user_id, r.json]));
     for (const u of missing) {
-      const set = mergeWithDefaults(parseUserRules(rows.get(u)), u);
-      out.set(u, set);
-      if (generation === this.generation) this.rules.set(u, set);
+      const stored = parseUserRules(rows.get(u));
+      const entry: RulesEntry = { set: usesDefaultsOnly(stored) ? null : mergeWithDefaults(stored, u) };
+      out.set(u, entry);
+      if (generation === this.generation) this.rules.set(u, entry);
     }
     return out;
   }
@@ -286,7 +227,7 @@ export class PushService {
       before = Number(opts.from);
     }
     const limit = Math.min(Math.max(opts.limit ?? 20, 1), 100);
-    const rows = await listNotifications(this.ctx.db, userId, { before, limit: limit + 1, onlyHighlight: opts.only === 'highlight' });
+    const rows = await this.notificationRows(userId, { before: before ?? Number.MAX_SAFE_INTEGER, limit: limit + 1, minLevel: opts.only === 'highlight' ? 2 : 1 });
     const page = rows.slice(0, limit);
     let events = new Map<string, ClientEvent>();
     if (page.length > 0) {
@@ -296,6 +237,7 @@ export class PushService {
         if (!isUnimplemented(e)) throw e;
       }
     }
+    const readUpto = await selectReadUpto(this.ctx.db, userId, [...new Set(page.map((r) => r.room_id))]);
     const notifications: JsonObject[] = [];
     for (const r of page) {
       const ev = events.get(r.event_id);
@@ -305,7 +247,7 @@ export class PushService {
       notifications.push({
         actions: JSON.parse(r.actions) as JsonObject[],
         event: withoutRoom as unknown as JsonObject,
-        read: r.read_upto !== null && r.read_upto >= r.stream_pos,
+        read: (readUpto.get(r.room_id) ?? 0) >= r.stream_pos,
         room_id: r.room_id,
         ts: r.ts,
       });
@@ -315,122 +257,40 @@ export class PushService {
     return out;
   }
 
-  // ---- cross-domain API ----
-
-  /**
-   * Evaluates every joined local member's push rules for a new event (not
-   * the sender). Called by the pipeline BEFORE its transaction: it may read
-   * the database. `members` are the room's joined users; `powerLevels` the
-   * room's current power levels content (or undefined); `displayNames` the
-   * members' room display names.
-   *
-   * A local sender also gets a non-notifying row: storing it moves their
-   * read position to the event, so the pipeline must store every row.
-   */
-  async computeActions(
-    event: ClientEvent,
-    room: { members: string[]; powerLevels: Record<string, unknown> | undefined; displayNames: Map<string, string> },
-  ): Promise<PushActionRow[]> {
-    const out: EvaluatedActionRow[] = [];
-    if (serverNameOf(event.sender) === this.ctx.serverName) out.push({ userId: event.sender, notify: false, highlight: false, sentByUser: true });
-    const users = room.members.filter((m) => m !== event.sender && serverNameOf(m) === this.ctx.serverName);
-    if (users.length === 0) return out;
-    const rulesets = await this.rulesetsOf(users);
-    // Finding the sender's level may read the room's create event: only when a rule can ask for it.
-    const needsLevel = mentionsRoom(event) || users.some((u) => hasCustomPermissionRule(rulesets.get(u)!));
-    const base = {
-      roomMemberCount: room.members.length,
-      senderPowerLevel: needsLevel ? await this.senderPower.level(event.room_id, event.sender, room.powerLevels) : 0,
-      notificationPowerLevels: notificationLevels(room.powerLevels),
-    };
-    const ev = event as unknown as ClientEventLike;
-    for (const userId of users) {
-      const r = evaluatePushRules(rulesets.get(userId)!, ev, { ...base, userId, displayName: room.displayNames.get(userId) });
-      if (r.notify) out.push({ userId, notify: true, highlight: r.highlight, actions: r.actions });
+  /** The newest of the user's notifications in every room they have been joined to: each room's newest, merged. */
+  private async notificationRows(userId: string, opts: { before: number; limit: number; minLevel: number }): Promise<NotificationRow[]> {
+    const rooms = await selectSpanRooms(this.ctx.db, userId);
+    const rows: NotificationRow[] = [];
+    for (let i = 0; i < rooms.length; i += 16) {
+      const part = await Promise.all(rooms.slice(i, i + 16).map((roomId) => selectRoomNotifications(this.ctx.db, userId, roomId, opts)));
+      for (const p of part) rows.push(...p);
     }
-    return out;
+    return rows.sort((a, b) => b.stream_pos - a.stream_pos).slice(0, opts.limit);
   }
 
-  /** Stores computed actions inside the pipeline's transaction, once the event has its stream position. */
-  async storeActions(trx: Tx, roomId: string, eventId: string, streamPos: number, rows: PushActionRow[]): Promise<void> {
-    const w = this.actionWrites(roomId, eventId, streamPos, rows);
-    for (const userId of w.readers) await advanceReadUpto(trx, userId, roomId, streamPos);
-    if (w.notifications.length > 0) await insertPushActions(trx, w.notifications);
+  // ---- cross-domain API ----
+
+  /** The push outcome of a new event, before the pipeline's transaction (PushOutcomes.computeActions). */
+  computeActions(
+    event: ClientEvent,
+    room: { members: string[]; powerLevels: Record<string, unknown> | undefined; displayNames: Map<string, string> },
+  ): Promise<PushOutcome[]> {
+    return this.outcomes.computeActions(event, room);
+  }
+
+  /** Stores computed outcomes inside the pipeline's transaction, once the event has its stream position. */
+  storeActions(trx: Tx, roomId: string, eventId: string, streamPos: number, rows: PushOutcome[]): Promise<void> {
+    return this.outcomes.storeActions(trx, roomId, eventId, streamPos, rows);
   }
 
   /** As storeActions, written to a statement sink (the pipeline's send fast paths). */
-  storeActionsVia(tx: StatementSink, roomId: string, eventId: string, streamPos: number, rows: PushActionRow[]): void {
-    const w = this.actionWrites(roomId, eventId, streamPos, rows);
-    for (const userId of w.readers) advanceReadUptoVia(tx, userId, roomId, streamPos);
-    insertPushActionsVia(tx, w.notifications);
+  storeActionsVia(tx: StatementSink, roomId: string, eventId: string, streamPos: number, rows: PushOutcome[]): void {
+    this.outcomes.storeActionsVia(tx, roomId, eventId, streamPos, rows);
   }
 
-  private actionWrites(roomId: string, eventId: string, streamPos: number, rows: PushActionRow[]) {
-    const readers: string[] = [];
-    const notifications: EventPushActionRow[] = [];
-    let ts: number | undefined;
-    for (const r of rows as EvaluatedActionRow[]) {
-      // "When the user updates their read receipt (either by using the API or by sending an event)".
-      if (r.sentByUser) readers.push(r.userId);
-      if (!r.notify) continue;
-      ts ??= this.ctx.now();
-      notifications.push({
-        user_id: r.userId,
-        room_id: roomId,
-        event_id: eventId,
-        stream_pos: streamPos,
-        notify: 1,
-        highlight: r.highlight ? 1 : 0,
-        actions: JSON.stringify(r.actions ?? (r.highlight ? ['notify', { set_tweak: 'highlight' }] : ['notify'])),
-        ts,
-      });
-    }
-    return { readers, notifications };
-  }
-
-  /**
-   * Unread counts per room: notifying events after the user's read receipt.
-   * One query for all rooms. Counts are kept per (user, room) together with
-   * the read position they are relative to and the stream position they are
-   * complete up to, so the next call only reads the rows after that (a user
-   * who never reads a busy room would otherwise cost a scan of every row on
-   * each /sync). Push action rows are never changed or deleted, and they carry
-   * their event's stream position, committed in position order: every row at
-   * or below the highest one a statement sees is visible to it.
-   */
-  async getUnreadCounts(userId: string, roomIds: string[]): Promise<Map<string, { notification_count: number; highlight_count: number }>> {
-    const out = new Map(roomIds.map((r) => [r, { notification_count: 0, highlight_count: 0 }]));
-    if (roomIds.length === 0) return out;
-    const key = (roomId: string) => `${userId}\u0000${roomId}`;
-    // The memo each bound came from: another call may replace it meanwhile.
-    const count = async (bounds: { roomId: string; memo: UnreadMemo | undefined }[]) => {
-      const rows = await selectUnreadSince(this.ctx.db, userId, bounds.map((b) => ({ roomId: b.roomId, after: b.memo?.upTo ?? 0 })));
-      const memos = new Map(bounds.map((b) => [b.roomId, b.memo]));
-      const retry: { roomId: string; memo: undefined }[] = [];
-      for (const r of rows) {
-        const memo = memos.get(r.room_id);
-        const top = r.max_pos ?? 0;
-        let next: UnreadMemo;
-        if (!memo) {
-          next = { readUpto: r.read_upto, upTo: Math.max(r.read_upto, top), notify: r.notify, highlight: r.highlight };
-        } else if (memo.readUpto === r.read_upto) {
-          next = { readUpto: r.read_upto, upTo: Math.max(memo.upTo, top), notify: memo.notify + r.notify, highlight: memo.highlight + r.highlight };
-        } else if (r.read_upto >= memo.upTo) {
-          // Read past everything counted before: the rows after the read position are all in this answer.
-          next = { readUpto: r.read_upto, upTo: Math.max(r.read_upto, top), notify: r.notify, highlight: r.highlight };
-        } else {
-          // Read part of what was counted: count again from the read position.
-          retry.push({ roomId: r.room_id, memo: undefined });
-          continue;
-        }
-        this.unread.set(key(r.room_id), next);
-        out.set(r.room_id, { notification_count: next.notify, highlight_count: next.highlight });
-      }
-      return retry;
-    };
-    const retry = await count(roomIds.map((roomId) => ({ roomId, memo: this.unread.get(key(roomId)) })));
-    if (retry.length > 0) await count(retry);
-    return out;
+  /** Unread counts per room: the events after the user's read receipt that notify them (UnreadCounts). */
+  getUnreadCounts(userId: string, roomIds: string[]): Promise<Map<string, { notification_count: number; highlight_count: number }>> {
+    return this.unread.get(userId, roomIds);
   }
 
   /** The user read up to the event at `streamPos` in a room (m.read or m.read.private). */

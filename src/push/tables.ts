@@ -1,7 +1,9 @@
 declare module '../db/schema.js' {
   interface Tables {
     push_rules: PushRulesRow;
-    event_push_actions: EventPushActionRow;
+    push_outcomes: PushOutcomeRow;
+    push_outcome_exceptions: PushOutcomeExceptionRow;
+    push_member_spans: PushMemberSpanRow;
     push_read_upto: PushReadUptoRow;
     pushers: PusherRow;
   }
@@ -14,17 +16,40 @@ export interface PushRulesRow {
   updated_ts: number;
 }
 
-/** A notifying event for one user. */
-export interface EventPushActionRow {
+/**
+ * What one event's push rules gave, for the room (see push-outcomes-store.ts):
+ * `base` holds for every local member joined at the event (push_member_spans)
+ * but the sender and those in push_outcome_exceptions. Stored only when
+ * someone is notified.
+ */
+export interface PushOutcomeRow {
+  room_id: string;
+  stream_pos: number;
+  event_id: string;
+  sender: string;
+  /** 0 nothing, 1 notify, 2 notify and highlight. */
+  base: number;
+  /** The base's actions (JSON), as GET /notifications shows them; null when `base` is 0. */
+  actions: string | null;
+  ts: number;
+}
+
+/** A member whose outcome for the event differs from the base. */
+export interface PushOutcomeExceptionRow {
+  room_id: string;
+  stream_pos: number;
+  user_id: string;
+  /** As PushOutcomeRow.base. */
+  level: number;
+  actions: string | null;
+}
+
+/** A local user was joined to the room for the events after `joined_pos` up to and including `left_pos` (open while null). */
+export interface PushMemberSpanRow {
   user_id: string;
   room_id: string;
-  event_id: string;
-  stream_pos: number;
-  notify: number;
-  highlight: number;
-  /** The winning rule's actions, as GET /notifications shows them. */
-  actions: string;
-  ts: number;
+  joined_pos: number;
+  left_pos: number | null;
 }
 
 /** Where the user has read up to in a room (their furthest m.read / m.read.private receipt, or own event). */

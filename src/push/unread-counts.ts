@@ -1,0 +1,72 @@
+/**
+ * Unread counts per user and room (spec: push module, "Receiving
+ * notifications"): the events after the user's read position that notify
+ * them, counted from the stored outcomes (unread-counts-store.ts) and kept in
+ * memory so the next count only reads what came since.
+ */
+import { boundedCache } from '../bounded-cache.js';
+import type { Context } from '../context.js';
+import { selectUnreadSince } from './unread-counts-store.js';
+
+/** Unread counts relative to the read position `readUpto`, complete for stream positions up to `upTo`. */
+interface UnreadMemo {
+  readUpto: number;
+  upTo: number;
+  notify: number;
+  highlight: number;
+}
+
+export class UnreadCounts {
+  /** Unread counts per `user\u0000room` (see get). */
+  private readonly unread = boundedCache<string, UnreadMemo>(50_000);
+
+  constructor(private readonly ctx: Context) {}
+
+  /**
+   * Unread counts per room: notifying events after the user's read receipt.
+   * One query for all rooms. Counts are kept per (user, room) together with
+   * the read position they are relative to and the stream position they are
+   * complete up to, so the next call only reads the rows after that (a user
+   * who never reads a busy room would otherwise cost a scan of every row on
+   * each /sync). Whether an event notifies a user never changes once it is
+   * committed: its outcome and exceptions are written once, and the spans
+   * that decide whom it applies to are opened and closed by events of the
+   * same room, which commit in position order, so they only ever decide for
+   * later events. Every row at or below the highest one a statement sees is
+   * visible to it.
+   */
+  async get(userId: string, roomIds: string[]): Promise<Map<string, { notification_count: number; highlight_count: number }>> {
+    const out = new Map(roomIds.map((r) => [r, { notification_count: 0, highlight_count: 0 }]));
+    if (roomIds.length === 0) return out;
+    const key = (roomId: string) => `${userId}\u0000${roomId}`;
+    // The memo each bound came from: another call may replace it meanwhile.
+    const count = async (bounds: { roomId: string; memo: UnreadMemo | undefined }[]) => {
+      const rows = await selectUnreadSince(this.ctx.db, userId, bounds.map((b) => ({ roomId: b.roomId, after: b.memo?.upTo ?? 0 })));
+      const memos = new Map(bounds.map((b) => [b.roomId, b.memo]));
+      const retry: { roomId: string; memo: undefined }[] = [];
+      for (const r of rows) {
+        const memo = memos.get(r.room_id);
+        const top = r.max_pos ?? 0;
+        let next: UnreadMemo;
+        if (!memo) {
+          next = { readUpto: r.read_upto, upTo: Math.max(r.read_upto, top), notify: r.notify, highlight: r.highlight };
+        } else if (memo.readUpto === r.read_upto) {
+          next = { readUpto: r.read_upto, upTo: Math.max(memo.upTo, top), notify: memo.notify + r.notify, highlight: memo.highlight + r.highlight };
+        } else if (r.read_upto >= memo.upTo) {
+          // Read past everything counted before: the rows after the read position are all in this answer.
+          next = { readUpto: r.read_upto, upTo: Math.max(r.read_upto, top), notify: r.notify, highlight: r.highlight };
+        } else {
+          // Read part of what was counted: count again from the read position.
+          retry.push({ roomId: r.room_id, memo: undefined });
+          continue;
+        }
+        this.unread.set(key(r.room_id), next);
+        out.set(r.room_id, { notification_count: next.notify, highlight_count: next.highlight });
+      }
+      return retry;
+    };
+    const retry = await count(roomIds.map((roomId) => ({ roomId, memo: this.unread.get(key(roomId)) })));
+    if (retry.length > 0) await count(retry);
+    return out;
+  }
+}
