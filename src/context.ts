@@ -12,6 +12,7 @@ import type { E2eeService } from './e2ee/service.js';
 import type { PushService } from './push/service.js';
 import type { DirectoryService } from './directory/service.js';
 import type { MediaService } from './media/service.js';
+import type { FederationService } from './federation/service.js';
 
 /**
  * What every domain is handed: configuration, the database, the bus, and the
@@ -41,6 +42,7 @@ export interface Services {
   push: PushService;
   directory: DirectoryService;
   media: MediaService;
+  federation: FederationService;
 }
 
 /** Optional lifecycle hooks a service may have. */

@@ -14,6 +14,9 @@ import { DirectoryService } from './directory/service.js';
 import { migrations as directoryMigrations } from './directory/migrations.js';
 import { directoryRoutes } from './directory/routes.js';
 import { E2eeService } from './e2ee/service.js';
+import { migrations as federationMigrations } from './federation/migrations.js';
+import { registerFederationRoutes } from './federation/router.js';
+import { FederationService } from './federation/service.js';
 import { migrations as e2eeMigrations } from './e2ee/migrations.js';
 import { e2eeRoutes } from './e2ee/routes.js';
 import { discoveryRoutes } from './http/discovery-routes.js';
@@ -44,6 +47,7 @@ export const ALL_MIGRATIONS: DomainMigrations[] = [
   { domain: 'push', migrations: pushMigrations },
   { domain: 'directory', migrations: directoryMigrations },
   { domain: 'media', migrations: mediaMigrations },
+  { domain: 'federation', migrations: federationMigrations },
 ];
 
 export interface Homeserver {
@@ -94,6 +98,10 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
   ctx.services.push = new PushService(ctx);
   ctx.services.directory = new DirectoryService(ctx);
   ctx.services.media = new MediaService({ db: ctx.db, config, serverName: config.server_name, dataDir: loaded.paths.dataDir, logger, now: () => ctx.now() });
+  const roomsCore = ctx.services.rooms.core;
+  ctx.services.federation = new FederationService(ctx, { core: roomsCore, localKeys: roomsCore.keyRing });
+  // Received events are checked with remote servers' keys, fetched as needed.
+  if (config.federation.enabled) roomsCore.useKeyRing(ctx.services.federation.keyRing);
 
   const app = createHttpServer({ logger, bodyLimit: config.max_request_bytes });
   registerRoutes(app, ctx, [
@@ -106,6 +114,9 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
     ...directoryRoutes(ctx),
     ...mediaRoutes(ctx),
   ]);
+  if (config.federation.enabled) {
+    registerFederationRoutes(app, config.server_name, ctx.services.federation.keyRing, ctx.services.federation.routes());
+  }
 
   const services = Object.values(ctx.services) as Lifecycle[];
   let stopped = false;

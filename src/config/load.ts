@@ -73,6 +73,21 @@ function applyEnv(cfg: HearthConfig, env: Env, file: string): void {
     if (v !== 'on' && v !== 'off') throw new ConfigError(file, 'HEARTH_RATE_LIMITS', 'must be "on" or "off"');
     cfg.rate_limits.enabled = v === 'on';
   }
+  if (env.HEARTH_FEDERATION_RESOLVE) {
+    // "a.test=http://127.0.0.1:8481,b.test=https://127.0.0.1:8482", on top of federation.resolve.
+    const resolve = { ...cfg.federation.resolve };
+    for (const entry of env.HEARTH_FEDERATION_RESOLVE.split(',').map((s) => s.trim()).filter(Boolean)) {
+      const eq = entry.indexOf('=');
+      if (eq <= 0) throw new ConfigError(file, 'HEARTH_FEDERATION_RESOLVE', `"${entry}" is not server.name=URL`);
+      resolve[entry.slice(0, eq).trim()] = entry.slice(eq + 1).trim();
+    }
+    cfg.federation.resolve = resolve;
+  }
+  if (env.HEARTH_FEDERATION_VERIFY_TLS) {
+    const v = env.HEARTH_FEDERATION_VERIFY_TLS;
+    if (v !== 'true' && v !== 'false') throw new ConfigError(file, 'HEARTH_FEDERATION_VERIFY_TLS', 'must be "true" or "false"');
+    cfg.federation.verify_tls = v === 'true';
+  }
 }
 
 /**

@@ -70,6 +70,18 @@ export interface HearthConfig {
     /** CIDRs that URL previews may fetch from although private (e.g. "10.1.0.0/16"). */
     url_preview_allow: string[];
   };
+  federation: {
+    /** Serve the federation API and check received events with remote servers' fetched keys. */
+    enabled: boolean;
+    /** Server name to base URL, trusted as is (no discovery, no address checks): `{"b.test": "http://127.0.0.1:8482"}`. */
+    resolve: Record<string, string>;
+    /** Check remote servers' TLS certificates. */
+    verify_tls: boolean;
+    /** Notary servers asked for a server's keys when it does not answer itself. */
+    trusted_key_servers: string[];
+    /** Keys this server signed with before, served as `old_verify_keys`: key id to `{key, expired_ts}`. */
+    old_verify_keys: Record<string, { key: string; expired_ts: number }>;
+  };
 }
 
 export function defaultConfig(): HearthConfig {
@@ -101,5 +113,6 @@ export function defaultConfig(): HearthConfig {
       legacy_freeze_ts: null,
       url_preview_allow: [],
     },
+    federation: { enabled: true, resolve: {}, verify_tls: true, trusted_key_servers: [], old_verify_keys: {} },
   };
 }

@@ -51,6 +51,27 @@ const isUrlOrEmpty: Check = (v) => {
     return `"${v}" is not a URL`;
   }
 };
+const isServerNameList: Check = (v) =>
+  Array.isArray(v) && v.every((x) => isServerName(x) === undefined) ? undefined : 'must be a list of server names';
+const isResolveMap: Check = (v) => {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return 'must be a mapping of server names to base URLs';
+  for (const [name, url] of Object.entries(v)) {
+    const bad = isServerName(name) ?? (url === '' ? 'must be a URL' : isUrlOrEmpty(url));
+    if (bad) return `${name}: ${bad}`;
+  }
+  return undefined;
+};
+const isOldVerifyKeys: Check = (v) => {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return 'must be a mapping of key ids to {key, expired_ts}';
+  for (const [id, k] of Object.entries(v)) {
+    const ok = /^ed25519:[A-Za-z0-9_]+$/.test(id) && k !== null && typeof k === 'object' && typeof k.key === 'string' && Number.isSafeInteger(k.expired_ts);
+    if (!ok) return `${id}: must be a key id "ed25519:..." with {key: <unpadded base64>, expired_ts: <ms>}`;
+  }
+  return undefined;
+};
+
+/** Keys whose value is a mapping with names of the user's choosing: their entries are not settings. */
+const OPEN_MAPS = new Set(['federation.resolve', 'federation.old_verify_keys']);
 
 const rules: Record<string, Check> = {
   server_name: isServerName,
@@ -83,6 +104,11 @@ const rules: Record<string, Check> = {
   'media.user_quota_bytes': isPositiveInt,
   'media.legacy_freeze_ts': isPositiveIntOrNull,
   'media.url_preview_allow': isCidrs,
+  'federation.enabled': isBool,
+  'federation.resolve': isResolveMap,
+  'federation.verify_tls': isBool,
+  'federation.trusted_key_servers': isServerNameList,
+  'federation.old_verify_keys': isOldVerifyKeys,
 };
 
 function lookup(obj: unknown, path: string): unknown {
@@ -107,7 +133,7 @@ export function validateConfig(cfg: HearthConfig, file: string, raw: unknown): v
     for (const [k, v] of Object.entries(value)) {
       const key = prefix ? `${prefix}.${k}` : k;
       if (!known.has(key)) throw new ConfigError(file, key, 'is not a known setting (check the spelling)');
-      walk(v, key);
+      if (!OPEN_MAPS.has(key)) walk(v, key);
     }
   };
   walk(raw, '');

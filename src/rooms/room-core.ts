@@ -8,7 +8,7 @@ import { EventStore } from './events/event-store.js';
 import type { StoredEvent } from './events/stored-event.js';
 import { HistoryVisibilityFilter } from './events/visibility.js';
 import { InboundEvents } from './inbound/receive.js';
-import { StaticKeyRing } from './inbound/key-ring.js';
+import { StaticKeyRing, type KeyRing } from './inbound/key-ring.js';
 import { EVENT_CACHE, EventPipeline } from './pipeline/pipeline.js';
 import { selectRoom } from './store/rooms-table.js';
 import { RoomHeads, type RoomHead } from './state/room-head.js';
@@ -24,7 +24,7 @@ export class RoomsCore {
   /** Servers' public keys for checking received events; federation adds remote servers' keys. */
   readonly keyRing: StaticKeyRing;
   /** The one path for events made elsewhere. */
-  readonly inbound: InboundEvents;
+  inbound: InboundEvents;
   private readonly versions = boundedCache<string, RoomVersion>(10_000);
 
   constructor(readonly ctx: Context) {
@@ -38,6 +38,14 @@ export class RoomsCore {
     ctx.bus.onInvalidate((msg) => {
       if (msg.cache === EVENT_CACHE) this.events.onInvalidated(msg.key);
     });
+  }
+
+  /**
+   * Checks received events' signatures with `ring` from now on: federation's ring, which asks
+   * `keyRing` first and fetches remote servers' keys it lacks.
+   */
+  useKeyRing(ring: KeyRing): void {
+    this.inbound = new InboundEvents(this.heads, this.pipeline, ring, this.ctx.logger);
   }
 
   /** The room's head; 404 M_NOT_FOUND when this server does not know the room. */

@@ -1,0 +1,155 @@
+/**
+ * Outbound federation requests: the destination found by ServerDiscovery, the request signed with
+ * X-Matrix, one undici connection pool per destination (its own SNI, certificate check and
+ * guarded DNS lookup), and a time limit on every request.
+ */
+import { Agent, request, type Dispatcher } from 'undici';
+import type { SigningKey } from '../core/signing.js';
+import type { OutboundGuard } from '../http/outbound-guard.js';
+import { unwrapRefusal, type ResolvedServer, type ServerDiscovery } from './discovery.js';
+import { signRequest } from './x-matrix.js';
+
+export class FederationRequestError extends Error {
+  constructor(
+    readonly destination: string,
+    /** 0 when no answer came (connection refused, timeout, refused address). */
+    readonly status: number,
+    message: string,
+    readonly body?: unknown,
+  ) {
+    super(`${destination}: ${message}`);
+  }
+
+  get errcode(): string | undefined {
+    const e = (this.body as { errcode?: unknown } | undefined)?.errcode;
+    return typeof e === 'string' ? e : undefined;
+  }
+}
+
+export interface FederationRequest {
+  method: 'GET' | 'PUT' | 'POST' | 'DELETE';
+  /** Path from `/_matrix/...`, with its query string. */
+  path: string;
+  body?: unknown;
+  /** Sign with X-Matrix (default true); key server endpoints take unsigned requests. */
+  signed?: boolean;
+  timeoutMs?: number;
+  /** Largest answer accepted, in bytes (default 16 MiB). */
+  maxBytes?: number;
+}
+
+const RESOLVED_TTL_MS = 10 * 60_000;
+const MAX_POOLS = 1000;
+
+export class FederationClient {
+  private readonly pools = new Map<string, { agent: Agent; resolved: ResolvedServer; expires: number }>();
+
+  constructor(
+    private readonly opts: {
+      serverName: string;
+      signingKey: SigningKey;
+      discovery: ServerDiscovery;
+      guard: OutboundGuard;
+      verifyTls: boolean;
+      now?: () => number;
+      userAgent?: string;
+    },
+  ) {}
+
+  async close(): Promise<void> {
+    const agents = [...this.pools.values()].map((p) => p.agent);
+    this.pools.clear();
+    await Promise.all(agents.map((a) => a.close()));
+  }
+
+  /** Sends one request to `destination` (a server name) and returns the parsed JSON answer. */
+  async request<T = unknown>(destination: string, req: FederationRequest): Promise<T> {
+    const timeoutMs = req.timeoutMs ?? 30_000;
+    const { agent, resolved } = await this.pool(destination).catch((e: unknown) => {
+      throw new FederationRequestError(destination, 0, `cannot resolve: ${(e as Error).message}`);
+    });
+    const headers: Record<string, string> = { host: resolved.host, 'user-agent': this.opts.userAgent ?? 'Hearth' };
+    let body: string | undefined;
+    if (req.body !== undefined) {
+      body = JSON.stringify(req.body);
+      headers['content-type'] = 'application/json';
+    }
+    if (req.signed !== false) {
+      headers.authorization = signRequest(
+        { method: req.method, uri: req.path, origin: this.opts.serverName, destination, content: req.body },
+        this.opts.signingKey,
+      );
+    }
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await request(resolved.baseUrl + req.path, {
+        dispatcher: agent,
+        method: req.method,
+        headers,
+        body,
+        signal: AbortSignal.timeout(timeoutMs),
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+      });
+    } catch (e) {
+      const refused = unwrapRefusal(e);
+      throw new FederationRequestError(destination, 0, refused ? refused.message : `request failed: ${(e as Error).message}`);
+    }
+    const text = await readCapped(res.body, req.maxBytes ?? 16 * 1024 * 1024).catch((e: unknown) => {
+      throw new FederationRequestError(destination, 0, `reading the answer failed: ${(e as Error).message}`);
+    });
+    let parsed: unknown;
+    try {
+      parsed = text.length > 0 ? JSON.parse(text) : {};
+    } catch {
+      throw new FederationRequestError(destination, res.statusCode, 'answer is not JSON');
+    }
+    if (res.statusCode < 200 || res.statusCode >= 300) {
+      throw new FederationRequestError(destination, res.statusCode, `${req.method} ${req.path.split('?')[0]} answered ${res.statusCode}`, parsed);
+    }
+    return parsed as T;
+  }
+
+  private async pool(destination: string): Promise<{ agent: Agent; resolved: ResolvedServer }> {
+    const now = (this.opts.now ?? Date.now)();
+    const hit = this.pools.get(destination);
+    if (hit && hit.expires > now) return hit;
+    const resolved = await this.opts.discovery.resolve(destination);
+    if (hit && hit.resolved.baseUrl === resolved.baseUrl && hit.resolved.tlsName === resolved.tlsName && hit.resolved.trusted === resolved.trusted) {
+      hit.expires = now + RESOLVED_TTL_MS;
+      hit.resolved = resolved;
+      return hit;
+    }
+    if (hit) void hit.agent.close();
+    if (this.pools.size >= MAX_POOLS) {
+      const [oldest, entry] = this.pools.entries().next().value!;
+      this.pools.delete(oldest);
+      void entry.agent.close();
+    }
+    const agent = new Agent({
+      connect: {
+        timeout: 10_000,
+        rejectUnauthorized: this.opts.verifyTls,
+        ...(resolved.tlsName !== undefined ? { servername: resolved.tlsName } : {}),
+        // Addresses from the operator's resolve map are trusted; discovered ones pass the guard on every connect.
+        ...(resolved.trusted ? {} : { lookup: this.opts.guard.lookup }),
+      },
+      keepAliveTimeout: 30_000,
+      connections: 8,
+    });
+    const entry = { agent, resolved, expires: now + RESOLVED_TTL_MS };
+    this.pools.set(destination, entry);
+    return entry;
+  }
+}
+
+async function readCapped(body: AsyncIterable<Buffer>, max: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of body) {
+    size += c.length;
+    if (size > max) throw new Error(`answer larger than ${max} bytes`);
+    chunks.push(c);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}

@@ -1,0 +1,76 @@
+/**
+ * The federation domain, first increment: this server's keys and the notary, remote servers'
+ * keys (FederationKeyRing, which the rooms core checks received events with), X-Matrix request
+ * authentication, server discovery and the outbound client, and the inbound `/send` and read
+ * endpoints. Not here yet: joins, invites and leaves over federation, the outbound sending queue,
+ * fetching missing events, and EDUs (accepted and ignored).
+ */
+import type { Context } from '../context.js';
+import { createOutboundGuard, outboundAllowFromEnv } from '../http/outbound-guard.js';
+import type { StaticKeyRing } from '../rooms/inbound/key-ring.js';
+import type { RoomsCore } from '../rooms/room-core.js';
+import { FederationClient } from './client.js';
+import { ServerDiscovery } from './discovery.js';
+import { backfillRoute } from './inbound/backfill.js';
+import { eventAuthRoute } from './inbound/event-auth.js';
+import { getEventRoute } from './inbound/event.js';
+import { sendTransactionRoute } from './inbound/send.js';
+import { serverKeyRoutes } from './inbound/server-keys.js';
+import { stateRoutes } from './inbound/state.js';
+import { hearthVersion, versionRoute } from './inbound/version.js';
+import { FederationKeyRing } from './keys/federation-key-ring.js';
+import { KeyNotary } from './keys/notary.js';
+import { OwnServerKeys } from './keys/own-keys.js';
+import { RoomReads } from './room-reads.js';
+import type { FederationRoute } from './router.js';
+
+export class FederationService {
+  readonly discovery: ServerDiscovery;
+  readonly client: FederationClient;
+  readonly keyRing: FederationKeyRing;
+  readonly ownKeys: OwnServerKeys;
+  readonly notary: KeyNotary;
+  private readonly reads: RoomReads;
+  private readonly version = hearthVersion();
+
+  constructor(
+    private readonly ctx: Pick<Context, 'config' | 'serverName' | 'signingKey' | 'db' | 'logger' | 'now'>,
+    private readonly rooms: { core: RoomsCore; localKeys: StaticKeyRing },
+  ) {
+    const cfg = ctx.config.federation;
+    const guard = createOutboundGuard(outboundAllowFromEnv());
+    const now = () => ctx.now();
+    this.discovery = new ServerDiscovery({ resolveMap: cfg.resolve, guard, verifyTls: cfg.verify_tls, now });
+    this.client = new FederationClient({ serverName: ctx.serverName, signingKey: ctx.signingKey, discovery: this.discovery, guard, verifyTls: cfg.verify_tls, now, userAgent: `Hearth/${this.version}` });
+    this.keyRing = new FederationKeyRing({
+      db: ctx.db,
+      local: rooms.localKeys,
+      localServer: ctx.serverName,
+      client: this.client,
+      notaries: cfg.trusted_key_servers,
+      logger: ctx.logger,
+      now,
+    });
+    this.ownKeys = new OwnServerKeys(ctx.serverName, ctx.signingKey, cfg.old_verify_keys, now);
+    this.notary = new KeyNotary({ db: ctx.db, serverName: ctx.serverName, signingKey: ctx.signingKey, own: this.ownKeys, keyRing: this.keyRing, now });
+    this.reads = new RoomReads(rooms.core);
+  }
+
+  routes(): FederationRoute[] {
+    const now = () => this.ctx.now();
+    return [
+      ...serverKeyRoutes(this.ownKeys, this.notary),
+      versionRoute(this.version),
+      sendTransactionRoute({ db: this.ctx.db, core: this.rooms.core, logger: this.ctx.logger, now }),
+      getEventRoute(this.reads, this.ctx.serverName, now),
+      ...stateRoutes(this.reads),
+      eventAuthRoute(this.reads),
+      backfillRoute(this.reads, this.ctx.serverName, now),
+    ];
+  }
+
+  async stop(): Promise<void> {
+    await this.client.close();
+    await this.discovery.close();
+  }
+}

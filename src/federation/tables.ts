@@ -1,0 +1,33 @@
+/** Row types of the federation domain's tables (see migrations.ts). */
+
+declare module '../db/schema.js' {
+  interface Tables {
+    federation_server_keys: ServerKeyRow;
+    federation_received_txns: ReceivedTxnRow;
+  }
+}
+
+/**
+ * A remote server's signing key as verified here. `valid_until_ts` is already capped at seven
+ * days after fetching (spec: keys, `valid_until_ts`); an old key (`old_verify_keys`) has its
+ * `expired_ts` and is valid only for events sent before it.
+ */
+export interface ServerKeyRow {
+  server_name: string;
+  key_id: string;
+  /** Unpadded Base64. */
+  public_key: string;
+  valid_until_ts: number;
+  expired_ts: number | null;
+  fetched_ts: number;
+  /** The server's own signed key response the key came in, served again by the notary endpoints. */
+  response_json: string;
+}
+
+/** A transaction received over `/send`, with the answer given, so that a retry is not processed twice. */
+export interface ReceivedTxnRow {
+  origin: string;
+  txn_id: string;
+  response_json: string;
+  received_ts: number;
+}

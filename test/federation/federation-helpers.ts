@@ -1,0 +1,94 @@
+// Two (or more) Hearth servers on loopback that find each other through `federation.resolve`,
+// and small stand-ins for other servers: a key server with its own name and key.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { generateSigningKey, publicKeyBase64, signJson, type SigningKey } from '../../src/core/signing.js';
+import { signRequest } from '../../src/federation/x-matrix.js';
+import { startTestServer, type ApiResponse, type TestServer } from '../helpers/server.js';
+
+/** A port free right now on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/** A plain HTTP server on 127.0.0.1 answering with `handle`; counts requests by path and keeps the Host headers. */
+export async function httpServer(handle: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ url: string; port: number; hits: Map<string, number>; hosts: string[]; close(): Promise<void> }> {
+  const hits = new Map<string, number>();
+  const hosts: string[] = [];
+  const server: Server = createServer((req, res) => {
+    hits.set(req.url ?? '', (hits.get(req.url ?? '') ?? 0) + 1);
+    hosts.push(req.headers.host ?? '');
+    handle(req, res);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    hits,
+    hosts,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+export function json(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body));
+}
+
+/** A server's signed key response. */
+export function keyResponse(serverName: string, key: SigningKey, validForMs = 24 * 3600_000): Record<string, unknown> {
+  return signJson({ server_name: serverName, verify_keys: { [key.keyId]: { key: publicKeyBase64(key) } }, old_verify_keys: {}, valid_until_ts: Date.now() + validForMs }, serverName, key) as unknown as Record<string, unknown>;
+}
+
+/** A server that only publishes its keys: enough to sign requests as `serverName`. */
+export async function keyServer(serverName: string, opts: { answerAs?: string } = {}) {
+  const key = generateSigningKey();
+  const http = await httpServer((req, res) => {
+    if (req.url === '/_matrix/key/v2/server') return json(res, 200, keyResponse(opts.answerAs ?? serverName, key));
+    json(res, 404, { errcode: 'M_UNRECOGNIZED', error: 'no' });
+  });
+  return { serverName, key, ...http };
+}
+
+export interface Pair {
+  a: TestServer;
+  b: TestServer;
+  stop(): Promise<void>;
+}
+
+/** Hearth servers `a.test` and `b.test`, each resolving the other (and `extraResolve`) by the config map. */
+export async function startPair(extraResolve: Record<string, string> = {}, extraConfig: { a?: Record<string, unknown>; b?: Record<string, unknown> } = {}): Promise<Pair> {
+  const [pa, pb] = [await freePort(), await freePort()];
+  const resolve = { 'a.test': `http://127.0.0.1:${pa}`, 'b.test': `http://127.0.0.1:${pb}`, ...extraResolve };
+  const cfg = (port: number, extra: Record<string, unknown> = {}) => {
+    const { federation, ...rest } = extra as { federation?: { resolve?: Record<string, string> } & Record<string, unknown> };
+    return { listen: `127.0.0.1:${port}`, federation: { ...federation, resolve: { ...resolve, ...federation?.resolve } }, ...rest };
+  };
+  const [a, b] = await Promise.all([
+    startTestServer({ serverName: 'a.test', config: cfg(pa, extraConfig.a) }),
+    startTestServer({ serverName: 'b.test', config: cfg(pb, extraConfig.b) }),
+  ]);
+  return { a, b, stop: async () => void (await Promise.all([a.stop(), b.stop()])) };
+}
+
+/** A federation request to `to`, signed as `origin` with `key` (or with the header given). */
+export async function signedRequest(
+  to: TestServer,
+  method: string,
+  path: string,
+  opts: { origin: string; key: SigningKey; destination?: string; body?: unknown; authorization?: string | null },
+): Promise<ApiResponse> {
+  const headers: Record<string, string> = {};
+  const auth = opts.authorization !== undefined
+    ? opts.authorization
+    : signRequest({ method, uri: path, origin: opts.origin, destination: opts.destination ?? to.serverName, content: opts.body }, opts.key);
+  if (auth !== null) headers.authorization = auth;
+  return to.request(method, path, { body: opts.body, headers });
+}
+
+export const F = '/_matrix/federation/v1';
