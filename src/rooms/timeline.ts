@@ -36,34 +36,78 @@ export async function readTimeline(core: RoomsCore, q: TimelineQuery): Promise<T
 }
 
 /**
+ * Reads of "the newest N events of room R in (from, to]" that are under way,
+ * by range and filter: the long-polls of a room that one event wakes ask
+ * the same question at the same moment, and share one read. Only reads in
+ * flight are shared, so an answer is never older than a read its asker
+ * could have started itself. The rows are newest first; treat them as
+ * read-only.
+ */
+const rangeReads = new WeakMap<RoomsCore, Map<string, Promise<LatestEventRow[]>>>();
+
+function rangeKey(q: TimelineQuery, limit: number, filterKey: string): string {
+  return `${q.roomId}\u0000${q.fromPos}\u0000${q.toPos}\u0000${limit}\u0000${filterKey}`;
+}
+
+/** The rows of each query's range (up to its limit plus one), from reads in flight or one statement per filter. */
+async function latestRows(core: RoomsCore, queries: Iterable<TimelineQuery>, limitOf: (q: TimelineQuery) => number): Promise<Map<string, readonly LatestEventRow[]>> {
+  let inflight = rangeReads.get(core);
+  if (!inflight) rangeReads.set(core, (inflight = new Map()));
+  const reads = new Map<string, Promise<LatestEventRow[]>>();
+  const byFilter = new Map<string, { keys: string[]; qs: TimelineQuery[] }>();
+  for (const q of queries) {
+    const filterKey = q.filter ? JSON.stringify(q.filter) : '';
+    const key = rangeKey(q, limitOf(q), filterKey);
+    const shared = inflight.get(key);
+    if (shared) {
+      reads.set(q.roomId, shared);
+      continue;
+    }
+    let g = byFilter.get(filterKey);
+    if (!g) byFilter.set(filterKey, (g = { keys: [], qs: [] }));
+    g.keys.push(key);
+    g.qs.push(q);
+  }
+  for (const { keys, qs } of byFilter.values()) {
+    const ranges = qs.map((q) => ({ roomId: q.roomId, after: q.fromPos, upTo: q.toPos, limit: limitOf(q) + 1 }));
+    const statement = selectLatestEvents(core.ctx.db, ranges, sqlFilter(qs[0]!.filter)).then((found) => {
+      const byRoom = new Map<string, LatestEventRow[]>();
+      for (const r of found) {
+        let l = byRoom.get(r.room_id);
+        if (!l) byRoom.set(r.room_id, (l = []));
+        l.push(r);
+      }
+      for (const l of byRoom.values()) l.sort((a, b) => b.stream_pos - a.stream_pos);
+      return byRoom;
+    });
+    qs.forEach((q, i) => {
+      const key = keys[i]!;
+      const read = statement.then((byRoom) => byRoom.get(q.roomId) ?? []);
+      inflight.set(key, read);
+      const done = () => {
+        if (inflight.get(key) === read) inflight.delete(key);
+      };
+      read.then(done, done);
+      reads.set(q.roomId, read);
+    });
+  }
+  const out = new Map<string, readonly LatestEventRow[]>();
+  await Promise.all([...reads].map(async ([roomId, read]) => out.set(roomId, await read)));
+  return out;
+}
+
+/**
  * /sync's timelines for many rooms (one query per room; a later query for
  * the same room wins): one statement for the events of every room sharing a
- * filter, two for the histories visibility needs, one formatting pass.
+ * filter (or a share of the same read another request has under way), two
+ * for the histories visibility needs, one formatting pass.
  */
 export async function readTimelines(core: RoomsCore, queries: TimelineQuery[]): Promise<Map<string, TimelineChunk>> {
   const byRoom = new Map(queries.map((q) => [q.roomId, q]));
   const out = new Map<string, TimelineChunk>();
   if (byRoom.size === 0) return out;
   const limitOf = (q: TimelineQuery) => Math.max(0, Math.floor(q.limit));
-
-  const byFilter = new Map<string, TimelineQuery[]>();
-  for (const q of byRoom.values()) {
-    const key = q.filter ? JSON.stringify(q.filter) : '';
-    let l = byFilter.get(key);
-    if (!l) byFilter.set(key, (l = []));
-    l.push(q);
-  }
-  const rows = new Map<string, LatestEventRow[]>();
-  await Promise.all(
-    [...byFilter.values()].map(async (qs) => {
-      const ranges = qs.map((q) => ({ roomId: q.roomId, after: q.fromPos, upTo: q.toPos, limit: limitOf(q) + 1 }));
-      for (const r of await selectLatestEvents(core.ctx.db, ranges, sqlFilter(qs[0]!.filter))) {
-        let l = rows.get(r.room_id);
-        if (!l) rows.set(r.room_id, (l = []));
-        l.push(r);
-      }
-    }),
-  );
+  const rows = await latestRows(core, byRoom.values(), limitOf);
 
   const byViewer = new Map<string, TimelineQuery[]>();
   for (const q of byRoom.values()) {
@@ -72,16 +116,12 @@ export async function readTimelines(core: RoomsCore, queries: TimelineQuery[]): 
     l.push(q);
   }
   await Promise.all(
-    [...byViewer].map(([userId, qs]) => core.visibility.prefetch(qs.filter((q) => rows.has(q.roomId)).map((q) => q.roomId), userId)),
+    [...byViewer].map(([userId, qs]) => core.visibility.prefetch(qs.filter((q) => (rows.get(q.roomId)?.length ?? 0) > 0).map((q) => q.roomId), userId)),
   );
 
   // The pages' events, from the cache or one query for those it lacks.
   const pageRows = new Map<string, LatestEventRow[]>();
-  for (const q of byRoom.values()) {
-    const all = rows.get(q.roomId) ?? [];
-    all.sort((a, b) => b.stream_pos - a.stream_pos);
-    pageRows.set(q.roomId, all.slice(0, limitOf(q)).reverse());
-  }
+  for (const q of byRoom.values()) pageRows.set(q.roomId, (rows.get(q.roomId) ?? []).slice(0, limitOf(q)).reverse());
   const events = await core.events.getManyForRows([...pageRows.values()].flat());
   // The state facts visibility reads, for every page of a viewer in one query.
   await Promise.all(

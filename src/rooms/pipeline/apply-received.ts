@@ -1,6 +1,5 @@
 import { authEventIds, authEventSelection, authStateFromEvents, checkAuth, checkAuthAgainstAuthEvents, prevEventIds } from '../../core/auth-rules.js';
 import type { RoomVersion } from '../../core/room-versions.js';
-import { resolveState } from '../../core/state-res.js';
 import { stateKey, type StateMap } from '../../core/types.js';
 import type { EventStore } from '../events/event-store.js';
 import type { StoredEvent } from '../events/stored-event.js';
@@ -10,6 +9,7 @@ import type { StateGroups } from '../state/state-groups.js';
 import { selectIdsWithChildren } from '../store/edges-table.js';
 import type { Db } from '../../db/schema.js';
 import { memberInfoOf, planGroup, type AppliedEvent } from './apply-event.js';
+import { conflictsTouchAuth, MissingEventsError, resolveStates } from './resolve-states.js';
 import { selectGroupDepth } from '../store/state-groups-table.js';
 
 /** What became of one received event. */
@@ -37,12 +37,6 @@ export interface ReceivedResult {
   missing?: string[];
 }
 
-/** Events that state resolution or an auth check needed but that are not stored. */
-export class MissingEventsError extends Error {
-  constructor(readonly ids: string[]) {
-    super(`events needed for state resolution are missing: ${ids.slice(0, 5).join(', ')}${ids.length > 5 ? ', ...' : ''}`);
-  }
-}
 
 export interface ReceivedBatch {
   /** Events known without their state (auth chains, state of other events, invites): in auth order. */
@@ -394,34 +388,9 @@ export class ReceivedEventPlanner {
     return { ref: s.ref, depth, state: s.state };
   }
 
-  /**
-   * State resolution over `sets`, with the auth chains of every event in
-   * them. An event the algorithm would need but that is not stored fails the
-   * resolution (MissingEventsError) rather than being left out silently.
-   */
-  async resolve(sets: StateMap[]): Promise<StateMap> {
-    if (sets.length === 1) return sets[0]!;
-    const closure = new Map<string, StoredEvent>();
-    let frontier = [...new Set(sets.flatMap((s) => [...s.values()]))];
-    const missing = new Set<string>();
-    while (frontier.length > 0) {
-      const loaded = await this.load(frontier);
-      const next = new Set<string>();
-      for (const id of frontier) {
-        const ev = loaded.get(id);
-        if (!ev) {
-          missing.add(id);
-          continue;
-        }
-        closure.set(id, ev);
-        for (const a of authEventIds(ev.pdu)) if (!closure.has(a) && !loaded.has(a)) next.add(a);
-      }
-      frontier = [...next].filter((id) => !closure.has(id));
-    }
-    if (missing.size > 0) throw new MissingEventsError([...missing]);
-    return resolveState(this.head.version, sets, (id) => closure.get(id), {
-      isRejected: (id) => closure.get(id)?.rejectedReason != null,
-    });
+  /** State resolution over `sets`; fails with MissingEventsError rather than leaving an event out. */
+  resolve(sets: StateMap[]): Promise<StateMap> {
+    return resolveStates(this.head.version, sets, (ids) => this.load(ids));
   }
 
   /**
@@ -500,24 +469,6 @@ export class ReceivedEventPlanner {
     }
     return members;
   }
-}
-
-/** Event types the auth rules read from the state (the auth event selection of every room version). */
-const AUTH_TYPES = new Set(['m.room.create', 'm.room.power_levels', 'm.room.join_rules', 'm.room.member', 'm.room.third_party_invite']);
-
-/** Whether the states differ at any key of a type the auth rules read. */
-function conflictsTouchAuth(sets: StateMap[]): boolean {
-  const [first, ...rest] = sets;
-  if (!first) return false;
-  const keys = new Set<string>();
-  for (const s of sets) for (const k of s.keys()) keys.add(k);
-  for (const k of keys) {
-    const type = k.slice(0, k.indexOf('\u0000'));
-    if (!AUTH_TYPES.has(type)) continue;
-    const v = first.get(k);
-    if (rest.some((s) => s.get(k) !== v)) return true;
-  }
-  return false;
 }
 
 function sameGroup(a: GroupRef, b: GroupRef): boolean {
