@@ -110,7 +110,9 @@ export function createHttpServer(opts: HttpOptions): FastifyInstance {
 
   // Clients send JSON with missing or odd content types; an empty body means {}.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
+  app.addContentTypeParser('*', { parseAs: 'string' }, (req, body, done) => {
+    // An unknown endpoint answers 404 M_UNRECOGNIZED whatever its body holds.
+    if (req.is404) return done(null, undefined);
     const text = (body as string).trim();
     if (text.length === 0) return done(null, {});
     let parsed: unknown;

@@ -131,6 +131,13 @@ describe('HTTP-layer errors are Matrix errors', () => {
     assertMatrixError(search, 404, 'M_UNRECOGNIZED');
   });
 
+  it('an unknown endpoint answers 404 M_UNRECOGNIZED whatever its body holds', async () => {
+    for (const rawBody of ['not json at all', '{"valid": "json"}', '']) {
+      const res = await server.request('POST', '/_matrix/client/v1/media/upload', { token: alice.accessToken, rawBody, headers: { 'content-type': 'text/plain' } });
+      assertMatrixError(res, 404, 'M_UNRECOGNIZED');
+    }
+  });
+
   it('a Content-Length larger than the body sent answers 400 with a Matrix error', async () => {
     const body = '{"type":"m.login.password"}';
     const res = await raw(
