@@ -8,6 +8,8 @@ import { projectFields, type CompiledFilter } from './filter-rules.js';
 import { orDefault } from './guard.js';
 import type { Presence } from './presence.js';
 import type { Receipts } from './receipts.js';
+import { ReadGate } from './read-gate.js';
+import { RoomActivity } from './room-activity.js';
 import { hasRoomName, roomSummary } from './room-summary.js';
 import { clampToken, formatSyncToken, type SyncToken } from './token.js';
 import type { TypingTracker } from './typing.js';
@@ -32,6 +34,8 @@ export interface SyncResult {
 }
 
 const TO_DEVICE_LIMIT = 100;
+/** Per-user reads let through at once on SQLite (read-gate.ts). */
+const SQLITE_READS_AT_ONCE = 2;
 
 type UnreadCounts = Map<string, { notification_count: number; highlight_count: number }>;
 
@@ -79,11 +83,18 @@ export class SyncResponder {
   private readonly knownMembers = boundedCache<string, Set<string>>(50000);
   /** The joined rooms each user had at their last sync: a guess that lets reads run side by side. */
   private readonly lastJoined = boundedCache<string, string[]>(10000);
+  /** Which rooms had events in a range: one read for the syncs that ask together. */
+  private readonly activity: RoomActivity;
+  /** The reads each sync makes for its own user and device, a few at a time. */
+  private readonly gate: ReadGate;
 
   constructor(
     private readonly ctx: Context,
     private readonly parts: { typing: TypingTracker; receipts: Receipts; accountData: AccountData; presence: Presence },
-  ) {}
+  ) {
+    this.activity = new RoomActivity((roomIds, fromPos, toPos) => this.rooms.getRoomsWithEventsBetween(roomIds, fromPos, toPos));
+    this.gate = new ReadGate(ctx.dialect === 'sqlite' ? SQLITE_READS_AT_ONCE : ctx.config.database.pool_size);
+  }
 
   private get rooms() {
     return this.ctx.services.rooms;
@@ -120,8 +131,8 @@ export class SyncResponder {
             { events: [], nextPos: heads.to_device },
           )
         : Promise.resolve({ events: [], nextPos: heads.to_device }),
-      orDefault(this.ctx.services.e2ee.getOneTimeKeyCounts(userId, p.deviceId), {} as Record<string, number>),
-      orDefault(this.ctx.services.e2ee.getUnusedFallbackKeyTypes(userId, p.deviceId), [] as string[]),
+      orDefault(this.gate.run(() => this.ctx.services.e2ee.getOneTimeKeyCounts(userId, p.deviceId)), {} as Record<string, number>),
+      orDefault(this.gate.run(() => this.ctx.services.e2ee.getUnusedFallbackKeyTypes(userId, p.deviceId)), [] as string[]),
     ]);
     // Awaited below; a failure before that must not go unhandled.
     deviceReads.catch(() => {});
@@ -136,7 +147,7 @@ export class SyncResponder {
       this.parts.accountData.ignoredUsers(userId),
       this.parts.accountData.changes(userId, since?.account_data ?? 0, heads.account_data),
       guess && guess.length > 0
-        ? this.rooms.getRoomsWithEventsBetween(guess, since!.events, heads.events)
+        ? this.activity.between(guess, since!.events, heads.events)
         : Promise.resolve(new Set<string>()),
     ]);
 
@@ -200,7 +211,7 @@ export class SyncResponder {
     const unguessed = joined.filter((r) => !guessed.has(r));
     const [moreActivity, receipts] = await Promise.all([
       since && since.events < heads.events && unguessed.length > 0
-        ? this.rooms.getRoomsWithEventsBetween(unguessed, since.events, heads.events)
+        ? this.activity.between(unguessed, since.events, heads.events)
         : Promise.resolve(new Set<string>()),
       this.parts.receipts.changes(joined, since?.receipts ?? 0, heads.receipts, userId),
     ]);
@@ -305,7 +316,7 @@ export class SyncResponder {
   private async unreadCounts(userId: string, rooms: { roomId: string }[], known?: UnreadCounts): Promise<UnreadCounts> {
     const missing = rooms.map((r) => r.roomId).filter((r) => !known?.has(r));
     if (missing.length === 0) return known ?? new Map();
-    const counts = await orDefault(this.ctx.services.push.getUnreadCounts(userId, missing), new Map() as UnreadCounts);
+    const counts = await orDefault(this.gate.run(() => this.ctx.services.push.getUnreadCounts(userId, missing)), new Map() as UnreadCounts);
     if (known) for (const [r, c] of known) if (!counts.has(r)) counts.set(r, c);
     return counts;
   }
@@ -315,7 +326,7 @@ export class SyncResponder {
   private async membershipsAt(userId: string, pos: number): Promise<Map<string, RoomMembership>> {
     const hit = this.memberships.get(userId);
     if (hit && hit.pos === pos) return hit.map;
-    const list = await this.rooms.getMemberships(userId);
+    const list = await this.gate.run(() => this.rooms.getMemberships(userId));
     let map: Map<string, RoomMembership>;
     if (list.some((m) => m.streamPos > pos)) {
       // A membership changed after the heads were read: rebuild the memberships as of `pos`.
