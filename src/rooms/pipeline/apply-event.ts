@@ -32,6 +32,8 @@ export interface AppliedEvent {
   placement: StreamPlacement;
   /** For a client's send: the endpoint its transaction id belongs to. */
   txnEndpoint?: string;
+  /** A state event that became the room's current value at its key when it was applied. */
+  becameCurrent?: boolean;
 }
 
 const MEMBERSHIPS = new Set(['join', 'invite', 'leave', 'ban', 'knock']);
@@ -165,6 +167,7 @@ export function applyToHead(head: RoomHead, built: BuiltEvent, index: number, re
       prevIds,
       placement: 'new',
       txnEndpoint: built.spec.txn?.endpoint,
+      becameCurrent: isState,
     },
   };
 }

@@ -310,7 +310,11 @@ export class ReceivedEventPlanner {
     });
     this.push(stored, ev, { groupBefore: before.ref, group: after.ref, newGroups, prevIds, placement }, after.state, after.ref, after.depth);
 
-    if (placement === 'new') await this.extend(ev, prevIds, after);
+    if (placement === 'new') {
+      await this.extend(ev, prevIds, after);
+      // With one extremity left, the state after this event is the room's: its key took its value.
+      if (key !== undefined && this.head.extremities.length === 1) this.applied[this.applied.length - 1]!.becameCurrent = true;
+    }
     const status = rejectedReason !== null ? 'rejected' : softFailed ? 'soft_failed' : 'accepted';
     this.results.push(rejectedReason !== null ? { eventId: ev.eventId, status, reason: rejectedReason } : { eventId: ev.eventId, status });
   }

@@ -18,7 +18,7 @@ import { insertStateGroups } from '../store/state-groups-table.js';
 import type { CurrentStateDeltaRow, EventRow, RoomMembershipRow } from '../tables.js';
 import { insertStateDeltas } from '../store/state-deltas-table.js';
 import { groupId, type GroupRef, type MemberInfo, type RoomHead } from '../state/room-head.js';
-import type { AppliedEvent } from './apply-event.js';
+import { memberInfoOf, type AppliedEvent } from './apply-event.js';
 import { storePushActions, storePushActionsVia } from './push-actions.js';
 
 /** Another writer (a cluster node) appended to the room since the head was read: rebuild and retry. */
@@ -150,8 +150,11 @@ export async function persistBatch(ctx: Context, trx: Tx, w: BatchWrite): Promis
 }
 
 /**
- * The current-state changes as a stream: each at the position of the event
- * that made it, or of the batch's last event when state resolution did.
+ * The current-state changes as a stream: one for each event that became the
+ * current value at its key as it was applied (so a leave and a rejoin in one
+ * batch are two changes), then those the batch's final state holds that no
+ * such event explains (state resolution), at the position of the event it
+ * chose or of the batch's last event.
  */
 function stateDeltaRows(
   w: BatchWrite,
@@ -164,7 +167,17 @@ function stateDeltaRows(
   const posOf = new Map<string, number | null>(w.events.map((a) => [a.stored.eventId, positions[a.index] ?? null]));
   const rows: CurrentStateDeltaRow[] = [];
   const roomId = w.head.roomId;
+  const lastSetBy = new Map<string, string>();
+  for (const a of w.events) {
+    const pdu = a.stored.pdu;
+    const pos = positions[a.index];
+    if (!a.becameCurrent || typeof pdu.state_key !== 'string' || pos == null) continue;
+    const membership = pdu.type === 'm.room.member' ? (memberInfoOf(a.stored.eventId, pdu)?.membership ?? null) : null;
+    rows.push({ stream_pos: pos, room_id: roomId, type: pdu.type, state_key: pdu.state_key, event_id: a.stored.eventId, membership });
+    lastSetBy.set(`${pdu.type}\u0000${pdu.state_key}`, a.stored.eventId);
+  }
   for (const [type, stateKey, eventId] of changed) {
+    if (lastSetBy.get(`${type}\u0000${stateKey}`) === eventId) continue;
     const pos = posOf.get(eventId) ?? lastPos;
     const membership = type === 'm.room.member' ? (w.head.members.get(stateKey)?.membership ?? null) : null;
     rows.push({ stream_pos: pos, room_id: roomId, type, state_key: stateKey, event_id: eventId, membership });
