@@ -1,4 +1,6 @@
 import { createHmac } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { Pool } from 'undici';
 
 /** A keep-alive HTTP client for benchmarks, like a real Matrix client holds. */
@@ -47,4 +49,21 @@ export function percentile(sorted: number[], p: number): number {
 
 export function median(values: number[]): number {
   return percentile([...values].sort((a, b) => a - b), 50);
+}
+
+/** A free TCP port on the loopback address, for a server the benchmark starts. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A process's resident memory in MB. */
+export function rssMb(pid: number): number {
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+  return kb / 1024;
 }

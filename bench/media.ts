@@ -3,31 +3,16 @@
 // time for a 12-megapixel JPEG, and the server's peak RSS while 4 clients upload 20 MB each.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { Pool } from 'undici';
 import YAML from 'yaml';
-import { BenchClient, median } from './client.js';
+import { BenchClient, freePort, median, rssMb } from './client.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const MB = 1024 * 1024;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function rssMb(pid: number): number {
-  const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-  return kb / 1024;
-}
 
 function randomish(size: number, seed: number): Buffer {
   const b = Buffer.alloc(size);

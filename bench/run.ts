@@ -2,12 +2,11 @@
 // measures the hot paths over real HTTP. Prints a table and writes JSON.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import YAML from 'yaml';
-import { BenchClient, median, percentile } from './client.js';
+import { BenchClient, freePort, median, percentile, rssMb } from './client.js';
 import { RawConnection } from './raw-client.js';
 import { bigRooms } from './big-rooms.js';
 
@@ -34,27 +33,12 @@ const record = (r: Result) => {
   console.error(`  ${r.name}: ${r.value.toFixed(r.unit === 'msgs/s' ? 0 : 2)} ${r.unit}${r.detail ? ` (${r.detail})` : ''}`);
 };
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 /** A process's user+system CPU time in ms (time blocked in fsync is not CPU). */
 function cpuMs(pid: number): number {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
 }
 
-function rssMb(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  return kb / 1024;
-}
 
 async function waitUp(client: BenchClient): Promise<void> {
   for (let i = 0; i < 200; i++) {

@@ -14,12 +14,11 @@
 //   PROBE_NODE_ARGS="--trace-gc ..." adds flags to the server's node.
 import { spawn } from 'node:child_process';
 import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import YAML from 'yaml';
-import { BenchClient, median, percentile } from './client.js';
+import { BenchClient, freePort, median, percentile } from './client.js';
 import { RawConnection } from './raw-client.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
@@ -36,16 +35,6 @@ const DEBUG_LOG = opt('debug-log');
 /** Diagnostic only: `--sync NORMAL` shows the cost without the commit's fsync. */
 const SYNC = opt('sync');
 const PG_ADMIN = process.env.HEARTH_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const dir = mkdtempSync(join(tmpdir(), 'hearth-sends-'));
 const port = await freePort();

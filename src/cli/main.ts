@@ -1,7 +1,8 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/validate.js';
+import { hearthVersion } from '../version.js';
 import { defaultConfigPath, generateConfigText, loadConfig } from '../config/load.js';
 import { ALL_MIGRATIONS, createHomeserver, openDatabase } from '../homeserver.js';
 import { runMigrations } from '../db/migrate.js';
@@ -25,19 +26,6 @@ HEARTH_DATABASE_URL, HEARTH_REGISTRATION (closed|token|open), HEARTH_RATE_LIMITS
 HEARTH_PUBLIC_BASEURL, HEARTH_LOG_LEVEL.
 `;
 
-/** The version in Hearth's package.json, found upwards from this file (compiled per file or bundled). */
-function version(): string {
-  for (let dir = new URL('.', import.meta.url); ; dir = new URL('..', dir)) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL('package.json', dir), 'utf8')) as { name?: string; version: string };
-      if (pkg.name === 'hearth') return pkg.version;
-    } catch {
-      /* no package.json here */
-    }
-    if (dir.pathname === '/') return 'unknown';
-  }
-}
-
 /** Runs one CLI command; returns the exit code. User mistakes print a message, never a stack trace. */
 export async function main(argv: string[]): Promise<number> {
   let parsed;
@@ -59,7 +47,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const { values, positionals } = parsed;
   if (values.version) {
-    console.log(version());
+    console.log(hearthVersion());
     return 0;
   }
   const [command, ...rest] = positionals;

@@ -7,25 +7,14 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import YAML from 'yaml';
 import { connectDatabase } from '../../src/db/connect.js';
-import { freshDatabase } from '../helpers/server.js';
+import { freePort, freshDatabase } from '../helpers/server.js';
 
 const BIN = new URL('../../../bin/hearth.js', import.meta.url).pathname;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 describe('uploads survive a crash of the server process', { timeout: 90_000 }, () => {
   const cleanups: (() => Promise<void> | void)[] = [];
