@@ -4,7 +4,8 @@
  *
  * Pure and synchronous: every event is fetched through the `events` lookup,
  * and events it cannot find are left out (callers guarantee the auth chains
- * are present). Graph walks are iterative, so deep auth chains cannot
+ * are present, or pass an auth chain index's answers and the fewer events
+ * those leave to load: see StateResOptions.index). Graph walks are iterative, so deep auth chains cannot
  * overflow the stack, and each is linear in the part of the DAG it visits.
  */
 
@@ -32,6 +33,20 @@ export interface StateResOptions extends AuthOptions {
    * iterative auth checks ("Rejected auth events are deliberately excluded").
    */
   isRejected?: (eventId: string) => boolean;
+  /**
+   * What an auth chain index (auth-chain-cover.ts) already answered, so that
+   * v2 and v2.1 walk no auth chain: then the lookup need only provide the full
+   * conflicted set, the events' own auth events, the power levels events
+   * above them, and the unconflicted events the auth checks read.
+   */
+  index?: AuthChainAnswers;
+}
+
+export interface AuthChainAnswers {
+  /** The auth difference, and for v2.1 the conflicted state subgraph too. */
+  fullConflicted: ReadonlySet<string>;
+  /** The events of `candidates` in the auth chain of some event of `starts`. */
+  inAuthChains(starts: readonly string[], candidates: Iterable<string>): Set<string>;
 }
 
 const PL_KEY = stateKey(M_POWER_LEVELS, '');
@@ -130,7 +145,7 @@ export function authChain(eventIds: Iterable<string>, events: EventLookup): Set<
 // ---------------------------------------------------------------------------
 // Definitions shared by the algorithms
 
-interface Split {
+export interface Split {
   unconflicted: StateMap;
   /** Conflicted state set: key -> the distinct event ids the sets hold for it. */
   conflicted: Map<string, Set<string>>;
@@ -146,7 +161,7 @@ interface Split {
  *   without the key has no event id for it, so the key is unconflicted when
  *   the states that hold it agree.
  */
-function splitConflicts(sets: StateMap[], missingKeyConflicts: boolean): Split {
+export function splitConflicts(sets: StateMap[], missingKeyConflicts: boolean): Split {
   const unconflicted: StateMap = new Map();
   const conflicted = new Map<string, Set<string>>();
   const keys = new Set<string>();
@@ -448,13 +463,18 @@ function resolveV2(
   for (const ids of conflictedByKey.values()) for (const id of ids) if (graph.get(id)) conflicted.add(id);
 
   const full = new Set(conflicted);
-  for (const id of authDifference(sets, { unconflicted, conflicted: conflictedByKey }, graph)) full.add(id);
-  if (v21) for (const id of conflictedSubgraphOf(conflicted, graph)) full.add(id);
+  if (opts.index) {
+    for (const id of opts.index.fullConflicted) if (graph.get(id)) full.add(id);
+  } else {
+    for (const id of authDifference(sets, { unconflicted, conflicted: conflictedByKey }, graph)) full.add(id);
+    if (v21) for (const id of conflictedSubgraphOf(conflicted, graph)) full.add(id);
+  }
 
   // Step 1: power events and the parts of their auth chains in the full conflicted set.
   const power = [...full].filter((id) => isPowerEvent(graph.get(id)!));
   const x = new Set(power);
-  for (const id of graph.chainOf(power)) if (full.has(id)) x.add(id);
+  const inChains = opts.index ? opts.index.inAuthChains(power, full) : [...graph.chainOf(power)].filter((id) => full.has(id));
+  for (const id of inChains) x.add(id);
   const creators = create ? roomCreators(create.pdu, version) : new Set<string>();
   const powerOrder = reverseTopologicalPowerOrder(x, graph, version, creators);
 

@@ -23,9 +23,9 @@ export const STREAMS = [
 export type StreamName = (typeof STREAMS)[number];
 /**
  * Counters kept in the same table that are not streams clients follow: state
- * group ids, and the depth below zero of backfilled events' positions.
+ * group ids, auth chain ids, and the depth below zero of backfilled events' positions.
  */
-export type CounterName = StreamName | 'state_groups' | 'backfill';
+export type CounterName = StreamName | 'state_groups' | 'backfill' | 'auth_chains';
 
 export const streamMigrations: Migration[] = [
   {

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { Migration } from '../db/migrate.js';
+import { indexExistingStateEvents } from './state/auth-chain-backfill.js';
 
 export const migrations: Migration[] = [
   {
@@ -208,6 +209,31 @@ export const migrations: Migration[] = [
     name: 'topological order: (room, depth, stream position) for /messages and /context',
     async up(db) {
       await db.schema.createIndex('events_room_topo_idx').on('events').columns(['room_id', 'depth', 'stream_pos']).execute();
+    },
+  },
+  {
+    version: 5,
+    name: 'auth chain cover index: a (chain, seq) for every state event and links between chains',
+    async up(db, dialect) {
+      const withoutRowid = dialect === 'sqlite' ? sql`without rowid` : sql``;
+      await db.schema
+        .createTable('auth_chain_positions')
+        .addColumn('event_id', 'text', (c) => c.primaryKey())
+        .addColumn('chain_id', 'bigint', (c) => c.notNull())
+        .addColumn('seq', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('auth_chain_positions_chain_uq').unique().on('auth_chain_positions').columns(['chain_id', 'seq']).execute();
+      await db.schema
+        .createTable('auth_chain_links')
+        .addColumn('origin_chain', 'bigint', (c) => c.notNull())
+        .addColumn('origin_seq', 'bigint', (c) => c.notNull())
+        .addColumn('target_chain', 'bigint', (c) => c.notNull())
+        .addColumn('target_seq', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('auth_chain_links_pk', ['origin_chain', 'origin_seq', 'target_chain'])
+        .modifyEnd(withoutRowid)
+        .execute();
+      const chains = await indexExistingStateEvents(db);
+      await db.insertInto('stream_positions').values({ stream: 'auth_chains', pos: chains }).execute();
     },
   },
 ];

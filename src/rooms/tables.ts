@@ -12,6 +12,8 @@ declare module '../db/schema.js' {
     event_edges: EventEdgeRow;
     backward_extremities: BackwardExtremityRow;
     current_state_deltas: CurrentStateDeltaRow;
+    auth_chain_positions: AuthChainPositionRow;
+    auth_chain_links: AuthChainLinkRow;
   }
 }
 
@@ -128,4 +130,19 @@ export interface CurrentStateDeltaRow {
   event_id: string;
   /** For m.room.member keys: the membership from then on ('leave' when the key was removed). */
   membership: string | null;
+}
+
+/** An indexed state event's place in the auth chain cover index (core/auth-chain-cover.ts). */
+export interface AuthChainPositionRow {
+  event_id: string;
+  chain_id: number;
+  seq: number;
+}
+
+/** From (origin_chain, origin_seq) up, chain target_chain is in the auth chain up to target_seq. */
+export interface AuthChainLinkRow {
+  origin_chain: number;
+  origin_seq: number;
+  target_chain: number;
+  target_seq: number;
 }

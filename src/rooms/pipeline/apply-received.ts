@@ -11,6 +11,7 @@ import type { Db } from '../../db/schema.js';
 import { memberInfoOf, planGroup, type AppliedEvent } from './apply-event.js';
 import { conflictsTouchAuth, MissingEventsError, resolveStates } from './resolve-states.js';
 import { selectGroupDepth } from '../store/state-groups-table.js';
+import type { ChainOverlay } from '../state/auth-chain-index.js';
 
 /** What became of one received event. */
 export type ReceivedStatus =
@@ -62,6 +63,8 @@ export interface ReceivedPlan {
   upgradedOutliers: string[];
   /** The current-state keys the batch may have changed; null when resolution may have changed any. */
   touched: ReadonlySet<string> | null;
+  /** The batch's state events placed on the auth chain index while planning. */
+  chains: ChainOverlay;
 }
 
 interface Pending {
@@ -98,6 +101,7 @@ export class ReceivedEventPlanner {
     private readonly events: EventStore,
     private readonly groups: StateGroups,
     base: RoomHead,
+    private readonly chains: ChainOverlay,
   ) {
     this.head = base;
   }
@@ -117,6 +121,7 @@ export class ReceivedEventPlanner {
       backward: { added: [...this.backwardAdded].filter((id) => !this.pending.has(id)), removed },
       upgradedOutliers: this.upgraded,
       touched: this.touched,
+      chains: this.chains,
     };
   }
 
@@ -394,7 +399,11 @@ export class ReceivedEventPlanner {
 
   /** State resolution over `sets`; fails with MissingEventsError rather than leaving an event out. */
   resolve(sets: StateMap[]): Promise<StateMap> {
-    return resolveStates(this.head.version, sets, (ids) => this.load(ids));
+    return resolveStates(this.head.version, sets, (ids) => this.load(ids), {
+      db: this.db,
+      chains: this.chains,
+      batch: (id) => this.pending.get(id)?.stored,
+    });
   }
 
   /**

@@ -18,6 +18,8 @@ import { insertStateGroups } from '../store/state-groups-table.js';
 import type { CurrentStateDeltaRow, EventRow, RoomMembershipRow } from '../tables.js';
 import { insertStateDeltas } from '../store/state-deltas-table.js';
 import { groupId, type GroupRef, type MemberInfo, type RoomHead } from '../state/room-head.js';
+import type { ChainOverlay } from '../state/auth-chain-index.js';
+import type { StoredEvent } from '../events/stored-event.js';
 import { memberInfoOf, type AppliedEvent } from './apply-event.js';
 import { storePushActions, storePushActionsVia } from './push-actions.js';
 
@@ -47,6 +49,8 @@ export interface BatchWrite {
    * not cost a walk over its whole state). Unset: every key is compared.
    */
   touched?: ReadonlySet<string>;
+  /** The auth chain index as the batch sees it; the batch's state events are placed on it and written. */
+  chains: ChainOverlay;
 }
 
 /**
@@ -104,6 +108,12 @@ export async function persistBatch(ctx: Context, trx: Tx, w: BatchWrite): Promis
     [...after].filter((id) => !before.has(id)),
   );
   if (w.backward) await updateBackwardExtremities(trx, roomId, w.backward.added, w.backward.removed);
+
+  // Every state event that may become an auth event gets its place in the auth chain index.
+  const indexable = new Map<string, StoredEvent>();
+  for (const a of w.events) if (typeof a.stored.pdu.state_key === 'string' && a.stored.rejectedReason === null) indexable.set(a.stored.eventId, a.stored);
+  if (indexable.size > 0) await w.chains.place(trx, indexable.keys(), (id) => indexable.get(id));
+  if (!(await w.chains.write(trx))) throw new StaleHeadError(roomId);
 
   // Ids and positions last: the counters' rows stay locked until commit.
   const plans = w.events.flatMap((a) => a.newGroups);

@@ -16,6 +16,7 @@ import type { StateGroups } from '../state/state-groups.js';
 import { applyToHead, type AppliedEvent } from './apply-event.js';
 import { ReceivedEventPlanner, type ReceivedBatch, type ReceivedResult } from './apply-received.js';
 import { buildLocalEvent, type EventSpec } from './build-event.js';
+import { AuthChainIndex } from '../state/auth-chain-index.js';
 import { isPlainAppend, persistBatch, persistPlainAppendPipelined, persistPlainAppendSync, positionsFrom, StaleHeadError, type BatchWrite, type Positions } from './persist-batch.js';
 import { computePushActions } from './push-actions.js';
 import { RoomQueue } from './room-queue.js';
@@ -83,6 +84,8 @@ export class EventPipeline {
   private readonly sqlite: SqliteSync | undefined;
   /** PostgreSQL's pipelined transactions, for the same batches. */
   private readonly pg: PgPipeline | undefined;
+  /** The auth chain cover index: state resolution reads it, every batch with state events adds to it. */
+  private readonly chains = new AuthChainIndex();
   private readonly pushRoomCache = new WeakMap<ReadonlyMap<string, unknown>, { members: string[]; displayNames: Map<string, string> }>();
 
   constructor(
@@ -150,7 +153,7 @@ export class EventPipeline {
       const newRoom = job.received.newRoom;
       if (!known && !newRoom) throw new Error(`room ${roomId} is unknown`);
       const base = known ?? emptyHead(roomId, newRoom!.version, newRoom!.creator);
-      const plan = await new ReceivedEventPlanner(this.ctx.db, this.events, this.groups, base).plan(job.received);
+      const plan = await new ReceivedEventPlanner(this.ctx.db, this.events, this.groups, base, this.chains.overlay()).plan(job.received);
       if (plan.applied.length === 0) {
         job.resolve(plan.results);
         return;
@@ -178,6 +181,7 @@ export class EventPipeline {
         backward: plan.backward,
         upgradedOutliers: plan.upgradedOutliers,
         touched: plan.touched ?? undefined,
+        chains: plan.chains,
       };
       let positions: Positions;
       try {
@@ -187,6 +191,7 @@ export class EventPipeline {
         if (e instanceof StaleHeadError && attempt < MAX_STALE_RETRIES) return await this.runReceived(roomId, job, attempt + 1);
         throw e;
       }
+      plan.chains.committed();
       this.afterCommit(plan.head, plan.applied, positions);
       job.resolve(plan.results);
     } catch (e) {
@@ -336,7 +341,7 @@ export class EventPipeline {
       const pdu = a.stored.pdu;
       if (typeof pdu.state_key === 'string') touched.add(stateKey(pdu.type, pdu.state_key));
     }
-    const write: BatchWrite = { base, head: working, events: applied, push, newRoom: freshHead !== null, clearedProfiles, touched };
+    const write: BatchWrite = { base, head: working, events: applied, push, newRoom: freshHead !== null, clearedProfiles, touched, chains: this.chains.overlay() };
     let positions: Positions;
     try {
       positions = await this.write(write);
@@ -352,6 +357,7 @@ export class EventPipeline {
       return;
     }
 
+    write.chains.committed();
     this.afterCommit(working, applied, positions);
     for (const acc of accepted) {
       if (acc.done) {
