@@ -2,7 +2,7 @@
 // - a fork with 1,000 state events on each side (the same keys, so all of them conflict), made by
 //   another server and handed to the inbound path: the time to resolve the room's state when the
 //   second side arrives, and the resolution alone over the stored events;
-// - a room with a long auth history (2,000 joins) and a small fork: resolution on the auth chain
+// - a room with a long auth history (1,000 members who each changed their name 10 times) and a small fork: resolution on the auth chain
 //   index against walking every auth chain;
 // - fan-out: a message into a room where 50 members long-poll /sync, time until each has it.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -26,7 +26,8 @@ import { RawConnection } from './raw-client.js';
 
 const SIDE = Number(process.env.HEARTH_BENCH_FORK_SIDE ?? 1000);
 const POLLERS = Number(process.env.HEARTH_BENCH_POLLERS ?? 50);
-const MEMBERS = Number(process.env.HEARTH_BENCH_HISTORY_MEMBERS ?? 2000);
+const MEMBERS = Number(process.env.HEARTH_BENCH_HISTORY_MEMBERS ?? 1000);
+const NAME_CHANGES = Number(process.env.HEARTH_BENCH_HISTORY_NAME_CHANGES ?? 10);
 
 async function start(): Promise<{ hs: Homeserver; url: string; dir: string; secret: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'hearth-bench-graph-'));
@@ -143,6 +144,8 @@ async function longHistory(hs: Homeserver): Promise<void> {
   for (let i = 0; i < MEMBERS; i++) {
     const u = `@m${i}:fork.test`;
     push(u, 'm.room.member', u, { membership: 'join' });
+    // Profile changes: each is a new member event on the member's auth chain.
+    for (let n = 1; n <= NAME_CHANGES; n++) push(u, 'm.room.member', u, { membership: 'join', displayname: `m${i} (${n})` });
     if (i % 20 === 19) {
       levels[u] = 10;
       push(a, 'm.room.power_levels', '', { users: { ...levels } });
@@ -184,7 +187,7 @@ async function longHistory(hs: Homeserver): Promise<void> {
     runs.walkWarm.push(await timed(() => resolveStates(version, sets, warmLoad)));
     runs.walkCold.push(await timed(() => resolveStates(version, sets, coldLoad())));
   }
-  console.log(`  long auth history (${MEMBERS} joins, ${Math.floor(MEMBERS / 20)} power levels changes), a fork of two topics: the second topic received in ${merge.toFixed(1)} ms`);
+  console.log(`  long auth history (${MEMBERS} joins, ${MEMBERS * NAME_CHANGES} display name changes, ${Math.floor(MEMBERS / 20)} power levels changes), a fork of two topics: the second topic received in ${merge.toFixed(1)} ms`);
   const m = (xs: number[]) => median(xs).toFixed(1);
   console.log(`    resolution on the auth chain index: ${m(runs.indexWarm)} ms, with cold caches ${m(runs.indexCold)} ms; walking every auth chain: ${m(runs.walkWarm)} ms, cold ${m(runs.walkCold)} ms (medians of 5)`);
 }
