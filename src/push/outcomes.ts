@@ -260,6 +260,26 @@ export class PushOutcomes {
     return missing;
   }
 
+  /**
+   * Membership changes a batch writes, whatever made them: a member event,
+   * or state resolution dropping or restoring a membership without one (a
+   * state reset). Spans follow them, so a reset member stops being notified;
+   * for member events this repeats what storeActions wrote, harmlessly.
+   */
+  async storeMembershipChanges(trx: Tx, roomId: string, changes: ReadonlyArray<{ userId: string; joined: boolean; pos: number }>): Promise<void> {
+    const local = changes.filter((c) => this.isLocal(c.userId));
+    if (local.length === 0) return;
+    const statements: [Prepared<object, unknown>, object][] = [];
+    const sink: StatementSink = { run: (q, p) => statements.push([q as Prepared<object, unknown>, p]) };
+    for (const c of local) {
+      if (c.joined) openSpanVia(sink, c.userId, roomId, c.pos);
+      else closeSpansVia(sink, c.userId, roomId, c.pos);
+    }
+    for (const [q, p] of statements) await q.execute(trx, p);
+    const spans = this.openSpans.get(roomId);
+    if (spans) spans.dirty = true;
+  }
+
   /** Stores an event's outcome inside the pipeline's transaction, once the event has its stream position. */
   async storeActions(trx: Tx, roomId: string, eventId: string, streamPos: number, rows: PushOutcome[]): Promise<void> {
     const statements: [Prepared<object, unknown>, object][] = [];

@@ -278,6 +278,11 @@ export class PushService {
     return this.outcomes.computeActions(event, room);
   }
 
+  /** Membership changes written with a batch (member events and state resets): see PushOutcomes.storeMembershipChanges. */
+  storeMembershipChanges(trx: Tx, roomId: string, changes: ReadonlyArray<{ userId: string; joined: boolean; pos: number }>): Promise<void> {
+    return this.outcomes.storeMembershipChanges(trx, roomId, changes);
+  }
+
   /** Stores computed outcomes inside the pipeline's transaction, once the event has its stream position. */
   storeActions(trx: Tx, roomId: string, eventId: string, streamPos: number, rows: PushOutcome[]): Promise<void> {
     return this.outcomes.storeActions(trx, roomId, eventId, streamPos, rows);

@@ -201,6 +201,9 @@ test('a fork with a ban on one side and a power-level change on the other resolv
 
 test('a state reset (join-rule evasion) removes a member from lists and shows in their /sync', async () => {
   const roomId = await publicRoom({ power_level_content_override: { users: { [alice.userId]: 100, [carol]: 100 } } });
+  // Erin, another local member, is joined on both branches: what is said after the reset notifies her.
+  const erin = await server.registerUser('in_erin');
+  expectStatus(await membershipAction(server, erin, roomId, 'join'), 200);
   const joinCarol = await remoteJoin(roomId, carol);
   await receive(server, roomId, { pdus: [joinCarol.pdu] });
   const beforeJoin = await roomHead(server, roomId);
@@ -209,6 +212,9 @@ test('a state reset (join-rule evasion) removes a member from lists and shows in
   expectStatus(await membershipAction(server, dave, roomId, 'join'), 200);
   const joined = await server.request('GET', `${C}/sync?timeout=0&since=${first.body.next_batch}`, { token: dave.accessToken });
   assert.ok(joined.body.rooms?.join?.[roomId], 'dave joined');
+  const heard = await sendText(server, alice, roomId, `welcome, ${dave.userId}`);
+  const before = await server.request('GET', `${C}/notifications`, { token: dave.accessToken });
+  assert.ok(before.body.notifications.some((n: any) => n.event.event_id === heard), 'a member is notified of a mention');
 
   // Carol closed the room on a branch that never saw dave's join.
   const jr = remote.event(roomId, '10', {
@@ -226,6 +232,14 @@ test('a state reset (join-rule evasion) removes a member from lists and shows in
   const later = await server.request('GET', `${C}/sync?timeout=0&since=${joined.body.next_batch}`, { token: dave.accessToken });
   assert.ok(!later.body.rooms?.join?.[roomId], 'no longer listed as joined');
   assert.ok(later.body.rooms?.leave?.[roomId], 'the room moved to leave');
+
+  // Push follows the reset too: what is said in the room afterwards does not notify dave.
+  const said = await sendText(server, alice, roomId, `are you there, ${dave.userId}?`);
+  const notes = await server.request('GET', `${C}/notifications`, { token: dave.accessToken });
+  expectStatus(notes, 200);
+  assert.ok(!notes.body.notifications.some((n: any) => n.event.event_id === said), 'no notification from a room the reset took dave out of');
+  const erinNotes = await server.request('GET', `${C}/notifications`, { token: erin.accessToken });
+  assert.ok(erinNotes.body.notifications.some((n: any) => n.event.event_id === said), 'a member still joined is notified');
 });
 
 /** A room that lives on the remote: its creation and `count` messages, of which Hearth first learns the latest. */

@@ -145,7 +145,13 @@ export async function persistBatch(ctx: Context, trx: Tx, w: BatchWrite): Promis
     trx,
     plans.map((p) => ({ id: p.id!, roomId, prevGroup: p.prev === null ? null : groupId(p.prev), deltaDepth: p.deltaDepth, entries: p.entries })),
   );
-  await upsertMemberships(trx, membershipRows(w, [...changed.map(([t, k]) => [t, k] as const), ...removed], positions, lastPos));
+  const memberships = membershipRows(w, [...changed.map(([t, k]) => [t, k] as const), ...removed], positions, lastPos);
+  await upsertMemberships(trx, memberships);
+  // Whoever stopped or started being joined, by an event or by resolution: push's spans follow.
+  const joinChanges = memberships
+    .map((r) => ({ userId: r.user_id, joined: r.membership === 'join', pos: r.stream_pos, was: w.base.members.get(r.user_id)?.membership === 'join' }))
+    .filter((c) => c.joined !== c.was);
+  if (joinChanges.length > 0) await ctx.services.push.storeMembershipChanges(trx, roomId, joinChanges);
   await insertStateDeltas(trx, stateDeltaRows(w, changed, removed, positions, lastPos));
   for (const a of w.events) {
     if (a.redactionTarget !== undefined) await setRedactedBy(trx, a.redactionTarget, a.stored.eventId);
