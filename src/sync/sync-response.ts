@@ -5,6 +5,7 @@ import { readStreamPositions } from '../db/stream-positions.js';
 import type { RoomMembership, TimelineChunk } from '../rooms/service.js';
 import type { AccountData, AccountDataChange } from './account-data.js';
 import { deviceLists, presenceSection } from './device-lists.js';
+import { GatheredReads } from './gathered-reads.js';
 import { orDefault } from './guard.js';
 import { JoinedRooms, type RoomEntry } from './joined-rooms.js';
 import { leftRooms, strippedRoom } from './other-rooms.js';
@@ -65,8 +66,8 @@ export class SyncResponder {
   private readonly lastJoined = boundedCache<string, string[]>(10000);
   /** Which rooms had events in a range: one read for the syncs that ask together. */
   private readonly activity: RoomActivity;
-  /** The reads each sync makes for its own user and device, a few at a time. */
-  private readonly gate: ReadGate;
+  /** The reads each sync makes for its own user and device, gathered across the syncs that ask together. */
+  private readonly gathered: GatheredReads;
   private readonly joinedRooms: JoinedRooms;
   /** Streamed renderings under way, by user, filter, options and heads. */
   private readonly renders = new Map<string, SharedRender>();
@@ -76,7 +77,7 @@ export class SyncResponder {
     private readonly parts: { typing: TypingTracker; receipts: Receipts; accountData: AccountData; presence: Presence },
   ) {
     this.activity = new RoomActivity((roomIds, fromPos, toPos) => this.rooms.getRoomsWithEventsBetween(roomIds, fromPos, toPos));
-    this.gate = new ReadGate(ctx.dialect === 'sqlite' ? SQLITE_READS_AT_ONCE : ctx.config.database.pool_size);
+    this.gathered = new GatheredReads(ctx, new ReadGate(ctx.dialect === 'sqlite' ? SQLITE_READS_AT_ONCE : ctx.config.database.pool_size));
     this.joinedRooms = new JoinedRooms(ctx);
   }
 
@@ -117,8 +118,8 @@ export class SyncResponder {
             { events: [], nextPos: heads.to_device },
           )
         : Promise.resolve({ events: [], nextPos: heads.to_device }),
-      orDefault(this.gate.run(() => this.ctx.services.e2ee.getOneTimeKeyCounts(userId, p.deviceId)), {} as Record<string, number>),
-      orDefault(this.gate.run(() => this.ctx.services.e2ee.getUnusedFallbackKeyTypes(userId, p.deviceId)), [] as string[]),
+      orDefault(this.gathered.oneTimeKeyCounts.get({ userId, deviceId: p.deviceId }), {} as Record<string, number>),
+      orDefault(this.gathered.fallbackKeyTypes.get({ userId, deviceId: p.deviceId }), [] as string[]),
     ]);
     // Awaited below; a failure before that must not go unhandled.
     deviceReads.catch(() => {});
@@ -302,7 +303,7 @@ export class SyncResponder {
   private async unreadCounts(userId: string, rooms: { roomId: string }[], known?: UnreadCounts): Promise<UnreadCounts> {
     const missing = rooms.map((r) => r.roomId).filter((r) => !known?.has(r));
     if (missing.length === 0) return known ?? new Map();
-    const counts = await orDefault(this.gate.run(() => this.ctx.services.push.getUnreadCounts(userId, missing)), new Map() as UnreadCounts);
+    const counts = await orDefault(this.gathered.unread.get({ userId, roomIds: missing }), new Map() as UnreadCounts);
     if (known) for (const [r, c] of known) if (!counts.has(r)) counts.set(r, c);
     return counts;
   }
@@ -362,7 +363,7 @@ export class SyncResponder {
   private async membershipsAt(userId: string, pos: number): Promise<Map<string, RoomMembership>> {
     const hit = this.memberships.get(userId);
     if (hit && hit.pos === pos) return hit.map;
-    const list = await this.gate.run(() => this.rooms.getMemberships(userId));
+    const list = await this.gathered.memberships.get(userId);
     let map: Map<string, RoomMembership>;
     if (list.some((m) => m.streamPos > pos)) {
       // A membership changed after the heads were read: rebuild the memberships as of `pos`.
