@@ -51,7 +51,6 @@ interface SharedRender {
   json: SharedJson;
   /** The device whose lazy-loading record the rendering fills. */
   deviceId: string;
-  roomIds: string[];
 }
 
 /**
@@ -330,21 +329,24 @@ export class SyncResponder {
   /**
    * The joined rooms of an initial sync as JSON text, a batch at a time. A
    * request identical to one under way (same user, filter, options and
-   * heads: the same rooms, rendered the same) reads the text that one makes.
+   * heads: the same rooms, rendered the same) reads the text that one makes,
+   * as long as none of it was let go yet (SharedJson).
    */
   private streamJoins(run: Run, plans: JoinPlan[]): AsyncIterable<string> {
     const { p, heads } = run;
     const key = [p.userId, JSON.stringify(p.filter.raw), p.useStateAfter, formatSyncToken(heads)].join('\u0000');
     const running = this.renders.get(key);
-    if (running) {
+    if (running && running.json.joinable()) {
       const roomIds = plans.map((j) => j.roomId);
+      const shared = running.json.read();
       return (async function* (joined: JoinedRooms) {
-        yield* running.json.read();
+        yield* shared;
         joined.copyKnownMembers(p.userId, running.deviceId, p.deviceId, roomIds);
       })(this.joinedRooms);
     }
     const json = new SharedJson();
-    this.renders.set(key, { json, deviceId: p.deviceId, roomIds: plans.map((j) => j.roomId) });
+    const reader = json.read();
+    this.renders.set(key, { json, deviceId: p.deviceId });
     void (async () => {
       try {
         for (let i = 0; i < plans.length; i += ROOMS_PER_BATCH) json.push(entriesJson(await this.renderJoins(run, plans.slice(i, i + ROOMS_PER_BATCH), null)));
@@ -352,10 +354,10 @@ export class SyncResponder {
       } catch (err) {
         json.fail(err);
       } finally {
-        this.renders.delete(key);
+        if (this.renders.get(key)?.json === json) this.renders.delete(key);
       }
     })();
-    return json.read();
+    return reader;
   }
 
   // ---- memberships ----

@@ -12,14 +12,23 @@ import type { JsonObject } from '../core/types.js';
 
 /**
  * Pieces of JSON text made once and read by any number of readers, each
- * from the first piece, while more are still being made. A failure of the
- * maker reaches every reader.
+ * from the first piece, while more are still being made. A piece is let go
+ * once every reader has taken it; from then on no new reader can start
+ * (joinable). A failure of the maker reaches every reader.
  */
 export class SharedJson {
-  private readonly pieces: string[] = [];
+  private readonly pieces: Array<string | undefined> = [];
+  /** Pieces before this index have been taken by every reader and let go. */
+  private released = 0;
+  private readonly positions = new Set<{ at: number }>();
   private finished = false;
   private failure: { err: unknown } | null = null;
   private waiting: Array<() => void> = [];
+
+  /** Whether a new reader can still read from the first piece. */
+  joinable(): boolean {
+    return this.released === 0;
+  }
 
   push(piece: string): void {
     this.pieces.push(piece);
@@ -36,13 +45,38 @@ export class SharedJson {
     this.wakeAll();
   }
 
-  async *read(): AsyncGenerator<string> {
-    for (let i = 0; ; ) {
-      while (i < this.pieces.length) yield this.pieces[i++]!;
-      if (this.failure) throw this.failure.err;
-      if (this.finished) return;
-      await new Promise<void>((resolve) => this.waiting.push(resolve));
+  /** A reader from the first piece; only while joinable. */
+  read(): AsyncGenerator<string> {
+    if (!this.joinable()) throw new Error('SharedJson: the first piece was let go');
+    const me = { at: 0 };
+    this.positions.add(me);
+    return this.pull(me);
+  }
+
+  private async *pull(me: { at: number }): AsyncGenerator<string> {
+    try {
+      for (;;) {
+        while (me.at < this.pieces.length) {
+          const piece = this.pieces[me.at++]!;
+          this.release();
+          yield piece;
+        }
+        if (this.failure) throw this.failure.err;
+        if (this.finished) return;
+        await new Promise<void>((resolve) => this.waiting.push(resolve));
+      }
+    } finally {
+      this.positions.delete(me);
+      this.release();
     }
+  }
+
+  /** Lets go of the pieces every reader has taken. */
+  private release(): void {
+    let low = this.pieces.length;
+    for (const p of this.positions) low = Math.min(low, p.at);
+    if (this.positions.size === 0 && !this.finished) return;
+    for (; this.released < low; this.released++) this.pieces[this.released] = undefined;
   }
 
   private wakeAll(): void {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ROOMS_PER_BATCH } from '../../src/sync/sync-response.js';
+import { SharedJson, syncJson } from '../../src/sync/sync-stream.js';
 import { startTestServer, type TestServer, type TestUser } from '../helpers/server.js';
 import { C, createRoom, invite, join, leave, send, setState, sync, syncPath, type SyncOpts } from './util.js';
 
@@ -130,5 +131,49 @@ describe('an initial sync streamed room by room (spec: Syncing)', () => {
     assert.deepEqual(Object.keys(next.rooms.join), [joined[5]]);
     const events = next.rooms.join[joined[5]!].timeline.events;
     assert.equal(events.at(-1).content.body, 'after the streamed sync');
+  });
+});
+
+describe('SharedJson and syncJson', () => {
+  async function all(it: AsyncIterable<string>): Promise<string> {
+    let out = '';
+    for await (const x of it) out += x;
+    return out;
+  }
+
+  it('every reader gets every piece; once all readers took the first piece, no new reader can start', async () => {
+    const json = new SharedJson();
+    const a = json.read();
+    const b = json.read();
+    json.push('"!a":1');
+    assert.equal((await a.next()).value, '"!a":1');
+    assert.equal(json.joinable(), true, 'b has not taken it yet');
+    assert.equal((await b.next()).value, '"!a":1');
+    assert.equal(json.joinable(), false);
+    assert.throws(() => json.read());
+    json.push('"!b":2');
+    json.end();
+    assert.deepEqual([(await a.next()).value, (await a.next()).done], ['"!b":2', true]);
+    assert.deepEqual([(await b.next()).value, (await b.next()).done], ['"!b":2', true]);
+  });
+
+  it('a failure reaches every reader', async () => {
+    const json = new SharedJson();
+    const readers = [all(json.read()), all(json.read())];
+    json.push('x');
+    json.fail(new Error('database down'));
+    for (const r of readers) await assert.rejects(r, /database down/);
+  });
+
+  it('syncJson writes the joined rooms into the answer at their place, as JSON.stringify would', async () => {
+    const body = { next_batch: 's1', rooms: { join: {}, invite: { '!i': { invite_state: { events: [] } } }, leave: {}, knock: {} }, to_device: { events: ['\u0000join'] } };
+    async function* pieces() {
+      yield '"!a":{"n":1}';
+      yield '';
+      yield '"!b":{"n":2},"!c":{}';
+    }
+    const text = await all(syncJson(body, pieces()));
+    assert.equal(text, JSON.stringify({ ...body, rooms: { ...body.rooms, join: { '!a': { n: 1 }, '!b': { n: 2 }, '!c': {} } } }));
+    assert.equal(await all(syncJson(body, (async function* () {})())), JSON.stringify(body), 'no joined rooms');
   });
 });
