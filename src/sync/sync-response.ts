@@ -44,7 +44,7 @@ const SQLITE_READS_AT_ONCE = 2;
  * counts each. Large enough that a usual account is one batch, small enough
  * that a batch's events are a few MB at most.
  */
-export const ROOMS_PER_BATCH = 50;
+export const ROOMS_PER_BATCH = 100;
 
 /** A rendering of joined rooms under way, shared by the identical requests that arrive while it runs. */
 interface SharedRender {
