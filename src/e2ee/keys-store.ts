@@ -105,6 +105,26 @@ export async function countOneTimeKeys(db: DbOrTx, userId: string, deviceId: str
   return out;
 }
 
+/** countOneTimeKeys for several devices in one statement per few hundred, by `user\u0000device`. */
+export async function countOneTimeKeysOfDevices(db: DbOrTx, devices: { userId: string; deviceId: string }[]): Promise<Map<string, Record<string, number>>> {
+  const out = new Map<string, Record<string, number>>(devices.map((d) => [deviceKey(d.userId, d.deviceId), {}]));
+  for (const part of chunks(devices, 300)) {
+    const rows = await db
+      .selectFrom('one_time_keys')
+      .select(['user_id', 'device_id', 'algorithm', (eb) => eb.fn.countAll<number>().as('n')])
+      .where(({ eb, refTuple, tuple }) => eb(refTuple('user_id', 'device_id'), 'in', part.map((d) => tuple(d.userId, d.deviceId))))
+      .groupBy(['user_id', 'device_id', 'algorithm'])
+      .execute();
+    for (const r of rows) out.get(deviceKey(r.user_id, r.device_id))![r.algorithm] = Number(r.n);
+  }
+  return out;
+}
+
+/** The key of a device in the maps of the batch reads: `user\u0000device`. */
+export function deviceKey(userId: string, deviceId: string): string {
+  return `${userId}\u0000${deviceId}`;
+}
+
 /** For each target, the key that was uploaded first (ties broken by key id). */
 export async function oldestOneTimeKeys(db: DbOrTx, targets: ClaimTarget[]): Promise<ClaimedKey[]> {
   const out: ClaimedKey[] = [];
@@ -192,6 +212,22 @@ const selectUnusedFallback = prepared((db, p: { userId: string; deviceId: string
 export async function unusedFallbackAlgorithms(db: DbOrTx, userId: string, deviceId: string): Promise<string[]> {
   const { rows } = await selectUnusedFallback.execute(db, { userId, deviceId });
   return rows.map((r) => r.algorithm);
+}
+
+/** unusedFallbackAlgorithms for several devices, by `user\u0000device` (deviceKey). */
+export async function unusedFallbackAlgorithmsOfDevices(db: DbOrTx, devices: { userId: string; deviceId: string }[]): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>(devices.map((d) => [deviceKey(d.userId, d.deviceId), []]));
+  for (const part of chunks(devices, 300)) {
+    const rows = await db
+      .selectFrom('fallback_keys')
+      .select(['user_id', 'device_id', 'algorithm'])
+      .where(({ eb, refTuple, tuple }) => eb(refTuple('user_id', 'device_id'), 'in', part.map((d) => tuple(d.userId, d.deviceId))))
+      .where('used', '=', 0)
+      .orderBy('algorithm')
+      .execute();
+    for (const r of rows) out.get(deviceKey(r.user_id, r.device_id))!.push(r.algorithm);
+  }
+  return out;
 }
 
 /** Hands out the fallback keys for the targets and marks them used. */

@@ -27,6 +27,9 @@ import {
 } from './key-objects.js';
 import {
   countOneTimeKeys,
+  countOneTimeKeysOfDevices,
+  deviceKey,
+  unusedFallbackAlgorithmsOfDevices,
   deleteDeviceData,
   findOneTimeKeys,
   getDeviceKeys,
@@ -574,6 +577,23 @@ export class E2eeService {
   async getOneTimeKeyCounts(userId: string, deviceId: string): Promise<Record<string, number>> {
     // signed_curve25519 is always listed: some clients read a missing count as "unknown", not zero.
     return { signed_curve25519: 0, ...(await countOneTimeKeys(this.ctx.db, userId, deviceId)) };
+  }
+
+  /** getOneTimeKeyCounts for several devices in one query, by `user\u0000device`. */
+  async getOneTimeKeyCountsOfDevices(devices: { userId: string; deviceId: string }[]): Promise<Map<string, Record<string, number>>> {
+    const counts = await countOneTimeKeysOfDevices(this.ctx.db, devices);
+    for (const [k, c] of counts) counts.set(k, { signed_curve25519: 0, ...c });
+    return counts;
+  }
+
+  /** getUnusedFallbackKeyTypes for several devices in one query, by `user\u0000device`. */
+  async getUnusedFallbackKeyTypesOfDevices(devices: { userId: string; deviceId: string }[]): Promise<Map<string, string[]>> {
+    return unusedFallbackAlgorithmsOfDevices(this.ctx.db, devices);
+  }
+
+  /** The key of a device in the maps the batch reads answer. */
+  deviceKey(userId: string, deviceId: string): string {
+    return deviceKey(userId, deviceId);
   }
 
   async getUnusedFallbackKeyTypes(userId: string, deviceId: string): Promise<string[]> {

@@ -298,6 +298,11 @@ export class PushService {
     return this.unread.get(userId, roomIds);
   }
 
+  /** getUnreadCounts for several users in one query; keyed by user, then room. */
+  getUnreadCountsForUsers(asks: { userId: string; roomIds: string[] }[]): Promise<Map<string, Map<string, { notification_count: number; highlight_count: number }>>> {
+    return this.unread.getForUsers(asks);
+  }
+
   /** The user read up to the event at `streamPos` in a room (m.read or m.read.private). */
   async onReadUpTo(userId: string, roomId: string, streamPos: number): Promise<void> {
     await advanceReadUpto(this.ctx.db, userId, roomId, streamPos);

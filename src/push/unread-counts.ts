@@ -6,7 +6,7 @@
  */
 import { boundedCache } from '../bounded-cache.js';
 import type { Context } from '../context.js';
-import { selectUnreadSince } from './unread-counts-store.js';
+import { selectUnreadSinceForUsers } from './unread-counts-store.js';
 
 /** Unread counts relative to the read position `readUpto`, complete for stream positions up to `upTo`. */
 interface UnreadMemo {
@@ -36,16 +36,26 @@ export class UnreadCounts {
    * visible to it.
    */
   async get(userId: string, roomIds: string[]): Promise<Map<string, { notification_count: number; highlight_count: number }>> {
-    const out = new Map(roomIds.map((r) => [r, { notification_count: 0, highlight_count: 0 }]));
-    if (roomIds.length === 0) return out;
-    const key = (roomId: string) => `${userId}\u0000${roomId}`;
+    return (await this.getForUsers([{ userId, roomIds }])).get(userId) ?? new Map();
+  }
+
+  /** get for several users at once, in one statement (per few hundred rooms); keyed by user, then room. */
+  async getForUsers(asks: { userId: string; roomIds: string[] }[]): Promise<Map<string, Map<string, { notification_count: number; highlight_count: number }>>> {
+    const out = new Map<string, Map<string, { notification_count: number; highlight_count: number }>>();
+    for (const a of asks) {
+      let m = out.get(a.userId);
+      if (!m) out.set(a.userId, (m = new Map()));
+      for (const r of a.roomIds) m.set(r, { notification_count: 0, highlight_count: 0 });
+    }
+    const key = (userId: string, roomId: string) => `${userId}\u0000${roomId}`;
+    type Bound = { userId: string; roomId: string; memo: UnreadMemo | undefined };
     // The memo each bound came from: another call may replace it meanwhile.
-    const count = async (bounds: { roomId: string; memo: UnreadMemo | undefined }[]) => {
-      const rows = await selectUnreadSince(this.ctx.db, userId, bounds.map((b) => ({ roomId: b.roomId, after: b.memo?.upTo ?? 0 })));
-      const memos = new Map(bounds.map((b) => [b.roomId, b.memo]));
-      const retry: { roomId: string; memo: undefined }[] = [];
+    const count = async (bounds: Bound[]): Promise<Bound[]> => {
+      const rows = await selectUnreadSinceForUsers(this.ctx.db, bounds.map((b) => ({ userId: b.userId, roomId: b.roomId, after: b.memo?.upTo ?? 0 })));
+      const memos = new Map(bounds.map((b) => [key(b.userId, b.roomId), b.memo]));
+      const retry: Bound[] = [];
       for (const r of rows) {
-        const memo = memos.get(r.room_id);
+        const memo = memos.get(key(r.user_id, r.room_id));
         const top = r.max_pos ?? 0;
         let next: UnreadMemo;
         if (!memo) {
@@ -57,15 +67,26 @@ export class UnreadCounts {
           next = { readUpto: r.read_upto, upTo: Math.max(r.read_upto, top), notify: r.notify, highlight: r.highlight };
         } else {
           // Read part of what was counted: count again from the read position.
-          retry.push({ roomId: r.room_id, memo: undefined });
+          retry.push({ userId: r.user_id, roomId: r.room_id, memo: undefined });
           continue;
         }
-        this.unread.set(key(r.room_id), next);
-        out.set(r.room_id, { notification_count: next.notify, highlight_count: next.highlight });
+        this.unread.set(key(r.user_id, r.room_id), next);
+        out.get(r.user_id)?.set(r.room_id, { notification_count: next.notify, highlight_count: next.highlight });
       }
       return retry;
     };
-    const retry = await count(roomIds.map((roomId) => ({ roomId, memo: this.unread.get(key(roomId)) })));
+    const bounds: Bound[] = [];
+    const seen = new Set<string>();
+    for (const a of asks) {
+      for (const roomId of a.roomIds) {
+        const k = key(a.userId, roomId);
+        if (seen.has(k)) continue;
+        seen.add(k);
+        bounds.push({ userId: a.userId, roomId, memo: this.unread.get(k) });
+      }
+    }
+    if (bounds.length === 0) return out;
+    const retry = await count(bounds);
     if (retry.length > 0) await count(retry);
     return out;
   }

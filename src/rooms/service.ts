@@ -24,7 +24,7 @@ import { redactEvent, sendMessage, sendState } from './send.js';
 import { readJoinedMembers, readMembers, readRoomState, readStateEvent } from './state-reads.js';
 import { selectUsersSharingRooms } from './store/memberships-table.js';
 import { selectMembershipDeltas } from './store/state-deltas-table.js';
-import { selectActiveRooms, selectMembershipsOfUser, selectStateGroupsAt } from './store/sync-queries.js';
+import { selectActiveRooms, selectMembershipsOfUser, selectMembershipsOfUsers, selectStateGroupsAt } from './store/sync-queries.js';
 import { roomSummaries, type RoomSummary } from './summaries.js';
 import { readContext, readMessages, type MessagesParams } from './pagination.js';
 import { readEvent, readTimeline, readTimelines } from './timeline.js';
@@ -100,6 +100,17 @@ export class RoomsService implements Lifecycle {
     return rows
       .filter((r) => Number(r.forgotten) !== 1)
       .map((r) => ({ roomId: r.room_id, membership: r.membership as Membership, eventId: r.event_id, streamPos: Number(r.stream_pos) }));
+  }
+
+  /** getMemberships for several users in one query: every user asked for has an entry. */
+  async getMembershipsOfUsers(userIds: string[]): Promise<Map<string, RoomMembership[]>> {
+    const out = new Map<string, RoomMembership[]>(userIds.map((u) => [u, []]));
+    if (userIds.length === 0) return out;
+    for (const r of await selectMembershipsOfUsers(this.ctx.db, [...new Set(userIds)])) {
+      if (Number(r.forgotten) === 1) continue;
+      out.get(r.user_id)?.push({ roomId: r.room_id, membership: r.membership as Membership, eventId: r.event_id, streamPos: Number(r.stream_pos) });
+    }
+    return out;
   }
 
   /**

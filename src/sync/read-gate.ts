@@ -1,6 +1,7 @@
 /**
  * A first-come, first-served gate for the per-user reads of /sync
- * (memberships, unread counts, one-time and fallback key counts): at most
+ * (memberships, unread counts, one-time and fallback key counts, each read
+ * gathered across the syncs that ask together: gathered-reads.ts): at most
  * `width` of them under way at once. A wake-up of many long-polls asks all
  * of them at the same moment. SQLite runs one statement at a time on its one
  * connection, and a crowd of queries waiting for that connection costs more

@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import type { Context } from '../context.js';
 import type { Route } from '../http/router.js';
 import { FILTER_SCHEMA } from './filter-rules.js';
@@ -24,11 +25,15 @@ export function syncRoutes(ctx: Context): Route[] {
           },
         },
       },
-      handler: (req, reply) =>
-        sync().sync(req.requester, req.query, (fn) => {
+      handler: async (req, reply) => {
+        const answer = await sync().sync(req.requester, req.query, (fn) => {
           // The response's close fires on completion and when the client goes away.
           reply.raw.once('close', fn);
-        }),
+        });
+        // A streamed answer is JSON text as well (sent chunked, without a length).
+        if (answer instanceof Readable) reply.type('application/json; charset=utf-8');
+        return answer;
+      },
     },
 
     // ---- filters (spec: "Filtering") ----

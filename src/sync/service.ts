@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import type { Context } from '../context.js';
 import { isValidRoomId } from '../core/ids.js';
 import { STREAMS, type StreamPositions } from '../db/stream-positions.js';
@@ -11,6 +12,7 @@ import { Notifier } from './notifier.js';
 import { Presence, type PresenceState } from './presence.js';
 import { Receipts, type ReceiptType } from './receipts.js';
 import { SyncResponder } from './sync-response.js';
+import { syncStream } from './sync-stream.js';
 import { parseSyncToken } from './token.js';
 import { TypingTracker } from './typing.js';
 
@@ -127,7 +129,11 @@ export class SyncService {
 
   // ---- GET /sync ----
 
-  async sync(requester: Requester, q: SyncQuery, onClose: (fn: () => void) => void): Promise<JsonObject> {
+  /**
+   * The answer as an object, or, for an initial sync of many rooms, as JSON
+   * text written while it is made (sync-stream.ts).
+   */
+  async sync(requester: Requester, q: SyncQuery, onClose: (fn: () => void) => void): Promise<JsonObject | Readable> {
     const { userId, deviceId } = requester;
     const since = q.since ? parseSyncToken(q.since) : null;
     const filter = await this.filters.resolve(userId, q.filter);
@@ -156,7 +162,8 @@ export class SyncService {
       let known: StreamPositions | undefined;
       let eventRooms: string[] = [];
       for (;;) {
-        const r = await this.responder.build(params, known, eventRooms);
+        const r = await this.responder.build(params, known, eventRooms, { stream: true });
+        if (r.joined) return syncStream(r.body, r.joined);
         if (!r.empty || since === null) return r.body;
         const remaining = deadline - Date.now();
         if (remaining <= 0) return r.body;

@@ -4,6 +4,7 @@ import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs,
 import type { Context } from '../../src/context.js';
 import type { TimelineQuery } from '../../src/rooms/service.js';
 import { ReadGate } from '../../src/sync/read-gate.js';
+import { Gathered } from '../../src/sync/gathered-reads.js';
 import { RoomActivity } from '../../src/sync/room-activity.js';
 import { startTestServer, type TestServer, type TestUser } from '../helpers/server.js';
 import { C, createRoom, join, send, setState, sleep, sync, syncPath } from './util.js';
@@ -97,6 +98,55 @@ describe('long-polls woken by one event share their reads, and each gets its own
       assert.equal(ev.unsigned.membership, 'join');
       assert.equal(ev.content.body, 'to everyone at once');
     }
+  });
+
+  it('woken syncs read memberships, unread counts and key counts together, and each gets its own', async () => {
+    const pollers = [alice, alice2, bob, eve];
+    // Different one-time keys per device, a fallback key for bob's only.
+    const keys = [1, 2, 3, 0];
+    for (const [i, u] of pollers.entries()) {
+      const one_time_keys: Record<string, unknown> = {};
+      for (let k = 0; k < keys[i]!; k++) one_time_keys[`signed_curve25519:W${i}K${k}`] = { key: `k${i}${k}`, signatures: {} };
+      const body: Record<string, unknown> = { one_time_keys };
+      if (u === bob) body.fallback_keys = { 'signed_curve25519:WF': { key: 'f', fallback: true, signatures: {} } };
+      const up = await s.request('POST', `${C}/keys/upload`, { token: u.accessToken, body });
+      assert.equal(up.status, 200, JSON.stringify(up.body));
+    }
+    // Bob has read everything so far; eve has not.
+    const last = await send(s, alice, room, 'read by bob');
+    const receipt = await s.request('POST', `${C}/rooms/${encodeURIComponent(room)}/receipt/m.read/${encodeURIComponent(last)}`, { token: bob.accessToken, body: {} });
+    assert.equal(receipt.status, 200);
+    const alone = await Promise.all(pollers.map((u) => sync(s, u)));
+    const tokens = alone.map((b) => b.next_batch as string);
+    const notifier = s.hs.ctx.services.sync.notifier;
+    const waitingBefore = notifier.waiting;
+    const polls = pollers.map((u, i) => s.request('GET', syncPath({ since: tokens[i], timeout: 10_000 }), { token: u.accessToken }));
+    for (let i = 0; i < 200 && notifier.waiting < waitingBefore + pollers.length; i++) await sleep(5);
+    assert.equal(notifier.waiting, waitingBefore + pollers.length, 'all four long-polls are waiting');
+    const otkReads = countStatements(s.hs.ctx, 'one_time_keys');
+    const memberReads = countStatements(s.hs.ctx, 'room_memberships');
+    let answers;
+    try {
+      await send(s, alice, room, 'wakes everyone');
+      answers = await Promise.all(polls);
+    } finally {
+      memberReads.remove();
+      otkReads.remove();
+    }
+    assert.ok(otkReads.count() < pollers.length, `key counts read in fewer statements than syncs (${otkReads.count()})`);
+    for (const [i, res] of answers.entries()) {
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal(res.body.device_one_time_keys_count.signed_curve25519, keys[i], `poller ${i}: its own device's keys`);
+      assert.deepEqual(res.body.device_unused_fallback_key_types, pollers[i] === bob ? ['signed_curve25519'] : []);
+      // A message from alice notifies the others, never alice; the counts are each user's own.
+      const counts = res.body.rooms.join[room].unread_notifications;
+      const expected = pollers[i] === alice || pollers[i] === alice2 ? 0 : alone[i].rooms.join[room].unread_notifications.notification_count + 1;
+      assert.equal(counts.notification_count, expected, `poller ${i}: its own unread count`);
+    }
+    const bobCounts = answers[2]!.body.rooms.join[room].unread_notifications.notification_count;
+    const eveCounts = answers[3]!.body.rooms.join[room].unread_notifications.notification_count;
+    assert.equal(bobCounts, 1, 'bob read up to the message before');
+    assert.ok(eveCounts > bobCounts, 'eve never read');
   });
 
   it('concurrent timeline reads of one range share one statement and apply each viewer its own history visibility', async () => {
@@ -222,5 +272,31 @@ describe('ReadGate: the per-user reads of a wake-up, a few at a time, first come
     assert.deepEqual(results.map((r) => (r.status === 'fulfilled' ? r.value : 'failed')), [0, 'failed', 2, 3, 4, 5]);
     // Every slot came back.
     assert.equal(await gate.run(async () => 'after'), 'after');
+  });
+});
+
+describe('Gathered: asks of one turn answered by one read', () => {
+  it('answers each asker its own part, in one read for the asks of a turn, and a new read for a later turn', async () => {
+    const reads: number[][] = [];
+    const g = new Gathered<number, number>(async (asks) => {
+      reads.push([...asks]);
+      return asks.map((a) => a * 10);
+    });
+    assert.deepEqual(await Promise.all([g.get(1), g.get(2), g.get(3)]), [10, 20, 30]);
+    assert.deepEqual(reads, [[1, 2, 3]]);
+    assert.equal(await g.get(4), 40);
+    assert.deepEqual(reads, [[1, 2, 3], [4]]);
+  });
+
+  it('a failed read fails every asker of its turn, and the next turn reads again', async () => {
+    let fail = true;
+    const g = new Gathered<number, number>(async (asks) => {
+      if (fail) throw new Error('database down');
+      return asks;
+    });
+    const results = await Promise.allSettled([g.get(1), g.get(2)]);
+    assert.deepEqual(results.map((r) => r.status), ['rejected', 'rejected']);
+    fail = false;
+    assert.equal(await g.get(5), 5);
   });
 });

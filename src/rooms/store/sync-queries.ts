@@ -128,6 +128,16 @@ export async function selectMembershipsOfUser(db: DbOrTx, userId: string): Promi
   return res.rows;
 }
 
+/** selectMembershipsOfUser for several users in one statement. */
+export async function selectMembershipsOfUsers(db: DbOrTx, userIds: string[]): Promise<RoomMembershipRow[]> {
+  const out: RoomMembershipRow[] = [];
+  for (const part of chunks(userIds, 500)) {
+    const res = await sql<RoomMembershipRow>`select * from room_memberships where user_id in (${sql.join(part)})`.execute(db);
+    out.push(...res.rows);
+  }
+  return out;
+}
+
 /** The user's membership events in each room, in stream order. */
 export async function selectMembershipHistoryOfRooms(
   db: DbOrTx,
