@@ -64,10 +64,11 @@ export async function deleteMediaRow(db: DbOrTx, mediaId: string): Promise<void>
   await db.deleteFrom('local_media').where('media_id', '=', mediaId).execute();
 }
 
-/** Whether any media item or thumbnail still refers to these bytes. */
+/** Whether any media item or thumbnail, local or cached from another server, still refers to these bytes. */
 export async function contentIsReferenced(db: DbOrTx, sha256: string): Promise<boolean> {
-  const media = await db.selectFrom('local_media').select('media_id').where('sha256', '=', sha256).limit(1).executeTakeFirst();
-  if (media) return true;
-  const thumb = await db.selectFrom('media_thumbnails').select('media_id').where('sha256', '=', sha256).limit(1).executeTakeFirst();
-  return thumb !== undefined;
+  for (const table of ['local_media', 'media_thumbnails', 'remote_media', 'remote_media_thumbnails'] as const) {
+    const hit = await db.selectFrom(table).select('sha256').where('sha256', '=', sha256).limit(1).executeTakeFirst();
+    if (hit) return true;
+  }
+  return false;
 }
