@@ -31,6 +31,7 @@ import type { ByteRange, MediaStore } from './media-store.js';
 import { isValidMediaId, mxcUri, newMediaId } from './media-id.js';
 import type { LocalMediaRow } from './tables.js';
 import { RemoteMedia } from './remote-media.js';
+import { S3MediaStore } from './s3-store.js';
 import { Thumbnailer } from './thumbnailer.js';
 import { deleteThumbnailsOf } from './thumbnails-table.js';
 import { Uploader, type UploadInput } from './upload.js';
@@ -73,7 +74,10 @@ export class MediaService {
     this.db = deps.db;
     this.mediaConfig = deps.config.media;
     this.mediaRoot = join(deps.dataDir, 'media');
-    this.store = new DiskMediaStore(this.mediaRoot);
+    const s3 = this.mediaConfig.s3;
+    this.store = s3
+      ? new S3MediaStore({ ...s3, endpoint: s3.endpoint ?? '', force_path_style: s3.force_path_style ?? false }, join(this.mediaRoot, 'tmp'))
+      : new DiskMediaStore(this.mediaRoot);
     this.uploader = new Uploader(
       this.db,
       this.store,
@@ -121,6 +125,7 @@ export class MediaService {
     await this.thumbnails.drain();
     await this.fetcher.close();
     await this.federationClient?.close();
+    if (this.store instanceof S3MediaStore) await this.store.close();
   }
 
   get serverName(): string {
