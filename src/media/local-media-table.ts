@@ -72,3 +72,22 @@ export async function contentIsReferenced(db: DbOrTx, sha256: string): Promise<b
   }
   return false;
 }
+
+/** Ids of the media a user uploaded (or `create`d). */
+export async function selectMediaIdsOfUser(db: DbOrTx, userId: string): Promise<string[]> {
+  const rows = await db.selectFrom('local_media').select('media_id').where('user_id', '=', userId).execute();
+  return rows.map((r) => r.media_id);
+}
+
+/** Ids of media created before `before`, larger than `sizeGt` bytes when given. */
+export async function selectMediaIdsBefore(db: DbOrTx, before: number, sizeGt: number): Promise<string[]> {
+  const rows = await db.selectFrom('local_media').select('media_id').where('created_ts', '<', before).where('size', '>', sizeGt).execute();
+  return rows.map((r) => r.media_id);
+}
+
+/** Which of `ids` exist. */
+export async function selectExistingMediaIds(db: DbOrTx, ids: string[]): Promise<string[]> {
+  if (ids.length === 0) return [];
+  const rows = await db.selectFrom('local_media').select('media_id').where('media_id', 'in', ids).execute();
+  return rows.map((r) => r.media_id);
+}

@@ -3,7 +3,9 @@
  * content, keyed by its SHA-256. A put spools the stream to a local staging file while hashing
  * (the key is known only at the end, and S3 wants the length up front), then uploads it with
  * PutObject; S3 answers only once the object is durable, so the caller's row still follows its
- * bytes. Content already stored is not uploaded again.
+ * bytes. Content already stored is uploaded again all the same: that renews its modification
+ * time, so the orphan sweep (which spares recent objects) cannot delete it before the new row
+ * that refers to it commits.
  *
  * The AWS SDK is loaded on first use: a server on local disk never loads it.
  */
@@ -88,18 +90,16 @@ export class S3MediaStore implements MediaStore {
       await pipeline(content, counter, sink);
       await fh.close();
       const sha256 = hash.digest('hex');
-      if (!(await this.has(sha256))) {
-        const { sdk, client } = await this.connect();
-        await client.send(
-          new sdk.PutObjectCommand({
-            Bucket: this.settings.bucket,
-            Key: this.keyOf(sha256),
-            Body: createReadStream(tmp),
-            ContentLength: size,
-            ContentType: 'application/octet-stream',
-          }),
-        );
-      }
+      const { sdk, client } = await this.connect();
+      await client.send(
+        new sdk.PutObjectCommand({
+          Bucket: this.settings.bucket,
+          Key: this.keyOf(sha256),
+          Body: createReadStream(tmp),
+          ContentLength: size,
+          ContentType: 'application/octet-stream',
+        }),
+      );
       return { sha256, size };
     } finally {
       await fh.close().catch(() => {});

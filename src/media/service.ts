@@ -31,6 +31,7 @@ import type { ByteRange, MediaStore } from './media-store.js';
 import { isValidMediaId, mxcUri, newMediaId } from './media-id.js';
 import type { LocalMediaRow } from './tables.js';
 import { RemoteMedia } from './remote-media.js';
+import { MediaRetention } from './retention.js';
 import { S3MediaStore } from './s3-store.js';
 import { Thumbnailer } from './thumbnailer.js';
 import { deleteThumbnailsOf } from './thumbnails-table.js';
@@ -62,6 +63,7 @@ export class MediaService {
   readonly thumbnails: Thumbnailer;
   readonly previews: UrlPreviews;
   readonly remote: RemoteMedia;
+  readonly retention: MediaRetention;
   private readonly federationClient: FederationMediaClient | undefined;
   private readonly uploader: Uploader;
   private readonly fetcher: GuardedFetcher;
@@ -102,6 +104,17 @@ export class MediaService {
       });
     }
     this.remote = new RemoteMedia(this.db, this.store, this.federationClient, deps.logger, deps.now, this.mediaConfig.max_upload_bytes);
+    this.retention = new MediaRetention({
+      db: this.db,
+      store: this.store,
+      serverName: deps.serverName,
+      logger: deps.logger,
+      now: deps.now,
+      deleteLocal: (mediaId) => this.delete(deps.serverName, mediaId),
+      remoteLifetimeMs: this.mediaConfig.remote_cache_lifetime_ms,
+      orphanGraceMs: this.mediaConfig.orphan_grace_ms,
+      intervalMs: this.mediaConfig.retention_interval_ms,
+    });
     const guard = createOutboundGuard([...this.mediaConfig.url_preview_allow, ...fromEnv]);
     this.fetcher = new GuardedFetcher(guard, 'Hearth (URL preview; +https://matrix.org)');
     this.previews = new UrlPreviews(
@@ -119,9 +132,11 @@ export class MediaService {
     const staging = join(this.mediaRoot, 'tmp');
     const names = await readdir(staging).catch(() => [] as string[]);
     await Promise.all(names.filter((n) => n.endsWith('.part')).map((n) => unlink(join(staging, n)).catch(() => {})));
+    this.retention.start();
   }
 
   async stop(): Promise<void> {
+    await this.retention.stop();
     await this.thumbnails.drain();
     await this.fetcher.close();
     await this.federationClient?.close();

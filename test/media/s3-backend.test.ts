@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import { startTestServer, type TestServer, type TestUser } from '../helpers/server.js';
@@ -23,7 +24,7 @@ describe('media on S3', { timeout: 90_000 }, () => {
 
   before(async () => {
     s3 = await startS3();
-    server = await startTestServer({ config: { media: { s3: s3.settings } } });
+    server = await startTestServer({ config: { media: { s3: s3.settings, orphan_grace_ms: 1000 } } });
     alice = await server.registerUser('s3_alice');
     admin = await server.registerUser('s3_admin', { admin: true });
   });
@@ -64,6 +65,18 @@ describe('media on S3', { timeout: 90_000 }, () => {
     const del = await server.request('DELETE', `/_synapse/admin/v1/media/${server.serverName}/${mediaId}`, { token: admin.accessToken });
     assert.equal(del.status, 200);
     for (const t of thumbs) assert.ok(!objects().includes(t.sha256), 'thumbnail objects are deleted');
+  });
+
+  it('the orphan sweep deletes unreferenced objects past the grace period and keeps referenced ones', async () => {
+    const media = server.hs.ctx.services.media;
+    const kept = await upload(server, alice.accessToken, Buffer.from('referenced object'), 'text/plain');
+    const keptRow = await server.hs.ctx.db.selectFrom('local_media').selectAll().where('media_id', '=', kept.mediaId).executeTakeFirstOrThrow();
+    const orphan = await media.store.put(Readable.from([Buffer.from('an object without a row')]));
+    assert.equal(await media.retention.sweepOrphans(), 0, 'nothing is old enough yet');
+    await new Promise((r) => setTimeout(r, 2100));
+    assert.ok((await media.retention.sweepOrphans()) >= 1);
+    assert.ok(!objects().includes(orphan.sha256));
+    assert.ok(objects().includes(keptRow.sha256!));
   });
 
   it('an unknown key under media.s3 is refused when the config is loaded', async () => {
