@@ -68,7 +68,7 @@ export class RemoteMedia {
         `/_matrix/media/v3/thumbnail/${encodeURIComponent(serverName)}/${encodeURIComponent(mediaId)}?${q}&allow_remote=false`,
         timeoutMs,
       );
-      const stored = await this.store.put(limited(fetched.body, Math.min(this.maxBytes, MAX_THUMBNAIL_BYTES)));
+      const stored = await this.storeBody(serverName, fetched.body, Math.min(this.maxBytes, MAX_THUMBNAIL_BYTES));
       const row: RemoteThumbnailRow = { ...key, content_type: fetched.contentType, sha256: stored.sha256, size: stored.size, created_ts: this.now() };
       await this.record(stored.sha256, () => insertRemoteThumbnail(this.db, row));
       return row;
@@ -91,7 +91,7 @@ export class RemoteMedia {
       `/_matrix/media/v3/download/${encodeURIComponent(serverName)}/${id}?allow_remote=false&timeout_ms=${timeoutMs}`,
       timeoutMs,
     );
-    const stored = await this.store.put(limited(fetched.body, this.maxBytes));
+    const stored = await this.storeBody(serverName, fetched.body, this.maxBytes);
     const now = this.now();
     const row: RemoteMediaRow = {
       server_name: serverName,
@@ -105,6 +105,17 @@ export class RemoteMedia {
     };
     await this.record(stored.sha256, () => upsertRemoteMedia(this.db, row));
     return row;
+  }
+
+  /** Streams the fetched bytes into the store; a connection lost midway is the origin's failure (502), not ours. */
+  private async storeBody(serverName: string, body: Readable, limit: number) {
+    try {
+      return await this.store.put(limited(body, limit));
+    } catch (e) {
+      if (e instanceof MediaError) throw e;
+      this.logger.info({ server: serverName, err: (e as Error).message }, 'remote media transfer failed');
+      throw new MediaError('remote_failed', `The transfer from ${serverName} failed`);
+    }
   }
 
   /** Commits the row of stored bytes; if that fails, bytes nothing refers to are removed. */

@@ -6,6 +6,8 @@
  * allow_remote=false), and one upstream fetch for concurrent requests.
  */
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { after, before, describe, it } from 'node:test';
@@ -36,6 +38,8 @@ describe('federation media', { timeout: 120_000 }, () => {
     originFiles.old = { bytes: Buffer.from('served by the legacy endpoint'), type: 'text/plain' };
     originFiles.slow = { bytes: Buffer.alloc(300_000, 7), type: 'application/octet-stream' };
     originFiles.thumb = { bytes: png, type: 'image/png' };
+    originFiles.huge = { bytes: Buffer.alloc(600_000, 3), type: 'application/octet-stream' };
+    originFiles.cut = { bytes: Buffer.alloc(10_000, 4), type: 'application/octet-stream' };
     origin = await httpServer((req, res) => {
       const url = new URL(req.url ?? '/', 'http://c.test');
       const fed = /^\/_matrix\/federation\/v1\/media\/(download|thumbnail)\/([^/]+)$/.exec(url.pathname);
@@ -49,6 +53,11 @@ describe('federation media', { timeout: 120_000 }, () => {
         const headers: Record<string, string> =
           fed[2] === 'moved' ? { Location: `${origin.url}/files/moved` } : { 'Content-Type': file.type, 'Content-Disposition': 'attachment; filename="from-c.bin"' };
         const body = encodeMultipart(boundary, {}, headers, fed[2] === 'moved' ? undefined : Readable.from([file.bytes]));
+        if (fed[2] === 'cut') {
+          // The connection ends before the closing delimiter.
+          void buffer(body).then((all) => res.end(all.subarray(0, all.length - 30)));
+          return;
+        }
         // The slow file keeps its callers waiting, so that they overlap.
         setTimeout(() => body.pipe(res), fed[2] === 'slow' ? 500 : 0);
         return;
@@ -65,7 +74,7 @@ describe('federation media', { timeout: 120_000 }, () => {
       json(res, 404, { errcode: 'M_UNRECOGNIZED', error: 'Unrecognized request' });
     });
     c = await keyServer('k.test');
-    pair = await startPair({ 'c.test': origin.url, 'k.test': c.url });
+    pair = await startPair({ 'c.test': origin.url, 'k.test': c.url }, { b: { media: { max_upload_bytes: 500_000 } } });
     alice = await pair.a.registerUser('media_alice');
     bob = await pair.b.registerUser('media_bob');
     aMedia = await upload(pair.a, alice.accessToken, png, 'image/png', 'square.png');
@@ -178,6 +187,18 @@ describe('federation media', { timeout: 120_000 }, () => {
     assert.deepEqual(res.bytes, originFiles.old.bytes);
     assert.equal(res.headers.get('content-disposition'), 'inline; filename="old.txt"');
     assert.equal(origin.hits.get('/_matrix/media/v3/download/c.test/old?allow_remote=false&timeout_ms=20000'), 1);
+  });
+
+  it('remote media over the size limit, or cut short, is 502 and leaves nothing cached', async () => {
+    const huge = await rawRequest(pair.b, 'GET', '/_matrix/client/v1/media/download/c.test/huge', { token: bob.accessToken });
+    assert.equal(huge.status, 502);
+    assert.equal(huge.json.errcode, 'M_TOO_LARGE');
+    const cut = await rawRequest(pair.b, 'GET', '/_matrix/client/v1/media/download/c.test/cut', { token: bob.accessToken });
+    assert.equal(cut.status, 502);
+    assert.equal(cut.json.errcode, 'M_UNKNOWN');
+    const rows = await pair.b.hs.ctx.db.selectFrom('remote_media').select('media_id').where('media_id', 'in', ['huge', 'cut']).execute();
+    assert.deepEqual(rows, []);
+    assert.deepEqual(readdirSync(join(pair.b.dataDir, 'media', 'tmp')), []);
   });
 
   it('a remote thumbnail is fetched once per size and cached', async () => {
