@@ -1,7 +1,7 @@
 /**
  * The MediaStore on local disk: `<root>/ab/cd/<sha256>`. A put streams into a temporary
- * file in the destination folder while hashing, fsyncs it, renames it into place and fsyncs
- * the folder, so the file is complete and durable before the caller commits its row.
+ * file in `<root>/tmp` while hashing, fsyncs it, renames it into place and fsyncs the
+ * folder, so the file is complete and durable before the caller commits its row.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
