@@ -5,14 +5,14 @@
  * Content-Type and Content-Disposition. Only local media is served; what this server cached
  * from others is theirs to serve.
  */
+import type { Readable } from 'node:stream';
 import type { FederationRoute } from '../federation/router.js';
 import { dispositionFor } from './content-headers.js';
 import { MediaError } from './errors.js';
 import { toMatrixError } from './http-answers.js';
 import type { MediaService } from './service.js';
-import { MAX_THUMBNAIL_DIMENSION } from './thumbnail-sizes.js';
 import { encodeMultipart, newBoundary } from './multipart.js';
-import type { Readable } from 'node:stream';
+import { MAX_THUMBNAIL_DIMENSION } from './thumbnail-sizes.js';
 
 const timeoutQuery = { type: 'object', properties: { timeout_ms: { type: 'integer', minimum: 0 } } };
 const thumbnailQuery = {
