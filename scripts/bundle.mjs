@@ -11,8 +11,9 @@ await build({
   platform: 'node',
   format: 'esm',
   target: 'node20',
-  // A native addon: loaded from node_modules as built for this machine.
-  external: ['better-sqlite3', 'sharp'],
+  // Native addons: loaded from node_modules as built for this machine. The S3 SDK is large and
+  // loaded only by servers that store media in S3: it stays in node_modules too.
+  external: ['better-sqlite3', 'sharp', '@aws-sdk/client-s3'],
   // ASCII source is held by V8 at one byte a character.
   charset: 'ascii',
   minifyWhitespace: true,

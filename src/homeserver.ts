@@ -27,6 +27,7 @@ import { createLogger } from './logger.js';
 import { MediaService } from './media/service.js';
 import { migrations as mediaMigrations } from './media/migrations.js';
 import { mediaRoutes } from './media/routes.js';
+import { federationMediaRoutes } from './media/federation-routes.js';
 import { PushService } from './push/service.js';
 import { migrations as pushMigrations } from './push/migrations.js';
 import { pushRoutes } from './push/routes.js';
@@ -97,7 +98,7 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
   ctx.services.e2ee = new E2eeService(ctx);
   ctx.services.push = new PushService(ctx);
   ctx.services.directory = new DirectoryService(ctx);
-  ctx.services.media = new MediaService({ db: ctx.db, config, serverName: config.server_name, dataDir: loaded.paths.dataDir, logger, now: () => ctx.now() });
+  ctx.services.media = new MediaService({ db: ctx.db, config, serverName: config.server_name, signingKey: ctx.signingKey, dataDir: loaded.paths.dataDir, logger, now: () => ctx.now() });
   const roomsCore = ctx.services.rooms.core;
   ctx.services.federation = new FederationService(ctx, { core: roomsCore, localKeys: roomsCore.keyRing });
   // Received events are checked with remote servers' keys, fetched as needed.
@@ -115,7 +116,7 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
     ...mediaRoutes(ctx),
   ]);
   if (config.federation.enabled) {
-    registerFederationRoutes(app, config.server_name, ctx.services.federation.keyRing, ctx.services.federation.routes());
+    registerFederationRoutes(app, config.server_name, ctx.services.federation.keyRing, [...ctx.services.federation.routes(), ...federationMediaRoutes(ctx.services.media)]);
   }
 
   const services = Object.values(ctx.services) as Lifecycle[];

@@ -69,6 +69,23 @@ export interface HearthConfig {
     legacy_freeze_ts: number | null;
     /** CIDRs that URL previews may fetch from although private (e.g. "10.1.0.0/16"). */
     url_preview_allow: string[];
+    /** Store media in this S3-compatible bucket instead of `<data_dir>/media` (needed by a cluster). null: local disk. */
+    s3: {
+      /** Default: AWS's endpoint for the region. */
+      endpoint?: string;
+      bucket: string;
+      region: string;
+      access_key_id: string;
+      secret_access_key: string;
+      /** Default false. */
+      force_path_style?: boolean;
+    } | null;
+    /** Other servers' media not served for this long is dropped from the cache (ms). null: kept. */
+    remote_cache_lifetime_ms: number | null;
+    /** Stored files that no row refers to are deleted once older than this (ms). */
+    orphan_grace_ms: number;
+    /** How often the retention sweep (remote cache expiry, orphan files) runs (ms). */
+    retention_interval_ms: number;
   };
   federation: {
     /** Serve the federation API and check received events with remote servers' fetched keys. */
@@ -112,6 +129,10 @@ export function defaultConfig(): HearthConfig {
       user_quota_bytes: 1024 * 1024 * 1024,
       legacy_freeze_ts: null,
       url_preview_allow: [],
+      s3: null,
+      remote_cache_lifetime_ms: 30 * 24 * 3600_000,
+      orphan_grace_ms: 24 * 3600_000,
+      retention_interval_ms: 3600_000,
     },
     federation: { enabled: true, resolve: {}, verify_tls: true, trusted_key_servers: [], old_verify_keys: {} },
   };

@@ -70,8 +70,27 @@ const isOldVerifyKeys: Check = (v) => {
   return undefined;
 };
 
-/** Keys whose value is a mapping with names of the user's choosing: their entries are not settings. */
-const OPEN_MAPS = new Set(['federation.resolve', 'federation.old_verify_keys']);
+const S3_KEYS: Record<string, Check> = {
+  endpoint: (v) => (v === undefined ? undefined : isUrlOrEmpty(v)),
+  bucket: isNonEmptyString,
+  region: isNonEmptyString,
+  access_key_id: isNonEmptyString,
+  secret_access_key: isNonEmptyString,
+  force_path_style: (v) => (v === undefined ? undefined : isBool(v)),
+};
+const isS3OrNull: Check = (v) => {
+  if (v === null) return undefined;
+  if (typeof v !== 'object' || Array.isArray(v)) return `must be null or a mapping with ${Object.keys(S3_KEYS).join(', ')}`;
+  for (const key of Object.keys(v)) if (!(key in S3_KEYS)) return `${key} is not a known setting (check the spelling)`;
+  for (const [key, check] of Object.entries(S3_KEYS)) {
+    const problem = check((v as Record<string, unknown>)[key]);
+    if (problem) return `${key} ${problem}`;
+  }
+  return undefined;
+};
+
+/** Keys whose value is checked whole (a mapping with names of the user's choosing, or one rule for all its entries). */
+const OPEN_MAPS = new Set(['federation.resolve', 'federation.old_verify_keys', 'media.s3']);
 
 const rules: Record<string, Check> = {
   server_name: isServerName,
@@ -104,6 +123,10 @@ const rules: Record<string, Check> = {
   'media.user_quota_bytes': isPositiveInt,
   'media.legacy_freeze_ts': isPositiveIntOrNull,
   'media.url_preview_allow': isCidrs,
+  'media.s3': isS3OrNull,
+  'media.remote_cache_lifetime_ms': isPositiveIntOrNull,
+  'media.orphan_grace_ms': isPositiveInt,
+  'media.retention_interval_ms': isPositiveInt,
   'federation.enabled': isBool,
   'federation.resolve': isResolveMap,
   'federation.verify_tls': isBool,

@@ -1,14 +1,14 @@
 /**
  * The MediaStore on local disk: `<root>/ab/cd/<sha256>`. A put streams into a temporary
- * file in the destination folder while hashing, fsyncs it, renames it into place and fsyncs
- * the folder, so the file is complete and durable before the caller commits its row.
+ * file in `<root>/tmp` while hashing, fsyncs it, renames it into place and fsyncs the
+ * folder, so the file is complete and durable before the caller commits its row.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { ByteRange, MediaStore, StoredContent } from './media-store.js';
+import type { ByteRange, MediaStore, StoredContent, StoredEntry } from './media-store.js';
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 
@@ -84,6 +84,20 @@ export class DiskMediaStore implements MediaStore {
     await unlink(this.pathOf(sha256)).catch((e: NodeJS.ErrnoException) => {
       if (e.code !== 'ENOENT') throw e;
     });
+  }
+
+  async *list(): AsyncIterable<StoredEntry> {
+    const names = (dir: string) => readdir(dir).catch(() => [] as string[]);
+    for (const a of await names(this.root)) {
+      if (!/^[0-9a-f]{2}$/.test(a)) continue;
+      for (const b of await names(join(this.root, a))) {
+        for (const sha256 of await names(join(this.root, a, b))) {
+          if (!SHA256_HEX.test(sha256)) continue;
+          const info = await stat(join(this.root, a, b, sha256)).catch(() => undefined);
+          if (info) yield { sha256, modifiedTs: info.mtimeMs };
+        }
+      }
+    }
   }
 }
 

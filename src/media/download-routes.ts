@@ -1,12 +1,17 @@
 /**
  * Serving media (authed-content-repo.yaml, content-repo.yaml): download and thumbnail, under
  * `/_matrix/client/v1/media` (authenticated) and the legacy `/_matrix/media/v3` (unauthenticated,
- * and frozen at `media.legacy_freeze_ts` when that is set: newer media is 404 there).
+ * and frozen at `media.legacy_freeze_ts` when that is set: newer media is 404 there). Media of
+ * other servers is fetched over federation for the authenticated endpoints only: the legacy
+ * ones serve this server's media (as other servers' legacy fallbacks ask with allow_remote=false).
  */
 import type { FastifyReply } from 'fastify';
+import { isValidServerName } from '../core/ids.js';
 import type { Route } from '../http/router.js';
+import { mediaNotFound } from './errors.js';
 import { mediaHandler, requestedRange, sendMedia, sendMediaRange } from './http-answers.js';
 import type { MediaService } from './service.js';
+import { isValidMediaId } from './media-id.js';
 import { MAX_THUMBNAIL_DIMENSION } from './thumbnail-sizes.js';
 import { normaliseFileName } from './upload.js';
 
@@ -38,9 +43,18 @@ interface ThumbnailQuery {
   timeout_ms?: number;
 }
 
+/** How long the origin may take to have the content (its own `timeout_ms`), capped like local waits. */
+const remoteWait = (timeoutMs: number | undefined) => Math.min(timeoutMs ?? 20_000, 60_000);
+
 export function downloadRoutes(media: MediaService, infoUri: string, legacyFreezeTs: number | null): Route[] {
+  /** The row to serve: local media, or the cached copy of another server's (authenticated endpoints only). */
+  const served = async (p: DownloadParams, timeoutMs: number | undefined, legacy: boolean): Promise<{ sha256: string | null; size: number; content_type: string | null; upload_name: string | null }> => {
+    if (media.isLocal(p.serverName)) return media.get(p.serverName, p.mediaId, { timeoutMs, uploadedBefore: legacy ? legacyFreezeTs : null });
+    if (legacy || !isValidServerName(p.serverName) || !isValidMediaId(p.mediaId)) throw mediaNotFound();
+    return media.remote.get(p.serverName, p.mediaId, remoteWait(timeoutMs));
+  };
   const download = mediaHandler(infoUri, async (reply: FastifyReply, p: DownloadParams, q: { timeout_ms?: number }, legacy: boolean, rangeHeader: string | undefined) => {
-    const row = await media.get(p.serverName, p.mediaId, { timeoutMs: q.timeout_ms, uploadedBefore: legacy ? legacyFreezeTs : null });
+    const row = await served(p, q.timeout_ms, legacy);
     const name = p.fileName === undefined ? row.upload_name : normaliseFileName(p.fileName);
     const type = row.content_type ?? 'application/octet-stream';
     // Ranges let browsers seek in audio and video (Safari plays video only with them).
@@ -53,12 +67,17 @@ export function downloadRoutes(media: MediaService, infoUri: string, legacyFreez
   });
 
   const thumbnail = mediaHandler(infoUri, async (reply: FastifyReply, p: DownloadParams, q: ThumbnailQuery, legacy: boolean) => {
-    const row = await media.get(p.serverName, p.mediaId, { timeoutMs: q.timeout_ms, uploadedBefore: legacy ? legacyFreezeTs : null });
     const want = {
       width: Math.min(q.width, MAX_THUMBNAIL_DIMENSION),
       height: Math.min(q.height, MAX_THUMBNAIL_DIMENSION),
       method: q.method ?? 'scale',
     };
+    if (!media.isLocal(p.serverName)) {
+      if (legacy || !isValidServerName(p.serverName) || !isValidMediaId(p.mediaId)) throw mediaNotFound();
+      const t = await media.remote.thumbnail(p.serverName, p.mediaId, want, q.animated === true, remoteWait(q.timeout_ms));
+      return sendMedia(reply, await media.open(t.sha256), t.content_type, `thumbnail.${t.content_type.split('/')[1]?.split(';')[0] ?? 'bin'}`, t.size);
+    }
+    const row = await media.get(p.serverName, p.mediaId, { timeoutMs: q.timeout_ms, uploadedBefore: legacy ? legacyFreezeTs : null });
     const answer = await media.thumbnails.thumbnail(row, want, q.animated === true);
     if (answer === 'original') {
       const type = row.content_type!;

@@ -1,6 +1,6 @@
 /**
  * What can go wrong in the media domain, named for the domain. The routes map each kind to
- * the Matrix error the spec names (see routes-errors.ts).
+ * the Matrix error the spec names (see http-answers.ts).
  */
 export type MediaErrorKind =
   | 'not_found'
@@ -12,10 +12,16 @@ export type MediaErrorKind =
   | 'cannot_thumbnail'
   | 'bad_request'
   | 'preview_failed'
-  | 'rate_limited';
+  | 'rate_limited'
+  | 'remote_failed';
 
 export class MediaError extends Error {
-  constructor(readonly kind: MediaErrorKind, message: string) {
+  constructor(
+    readonly kind: MediaErrorKind,
+    message: string,
+    /** The errcode to answer with, where the kind's usual one does not fit. */
+    readonly errcode?: string,
+  ) {
     super(message);
   }
 }

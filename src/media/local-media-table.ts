@@ -64,10 +64,30 @@ export async function deleteMediaRow(db: DbOrTx, mediaId: string): Promise<void>
   await db.deleteFrom('local_media').where('media_id', '=', mediaId).execute();
 }
 
-/** Whether any media item or thumbnail still refers to these bytes. */
+/** Whether any media item or thumbnail, local or cached from another server, still refers to these bytes. */
 export async function contentIsReferenced(db: DbOrTx, sha256: string): Promise<boolean> {
-  const media = await db.selectFrom('local_media').select('media_id').where('sha256', '=', sha256).limit(1).executeTakeFirst();
-  if (media) return true;
-  const thumb = await db.selectFrom('media_thumbnails').select('media_id').where('sha256', '=', sha256).limit(1).executeTakeFirst();
-  return thumb !== undefined;
+  for (const table of ['local_media', 'media_thumbnails', 'remote_media', 'remote_media_thumbnails'] as const) {
+    const hit = await db.selectFrom(table).select('sha256').where('sha256', '=', sha256).limit(1).executeTakeFirst();
+    if (hit) return true;
+  }
+  return false;
+}
+
+/** Ids of the media a user uploaded (or `create`d). */
+export async function selectMediaIdsOfUser(db: DbOrTx, userId: string): Promise<string[]> {
+  const rows = await db.selectFrom('local_media').select('media_id').where('user_id', '=', userId).execute();
+  return rows.map((r) => r.media_id);
+}
+
+/** Ids of media created before `before`, larger than `sizeGt` bytes when given. */
+export async function selectMediaIdsBefore(db: DbOrTx, before: number, sizeGt: number): Promise<string[]> {
+  const rows = await db.selectFrom('local_media').select('media_id').where('created_ts', '<', before).where('size', '>', sizeGt).execute();
+  return rows.map((r) => r.media_id);
+}
+
+/** Which of `ids` exist. */
+export async function selectExistingMediaIds(db: DbOrTx, ids: string[]): Promise<string[]> {
+  if (ids.length === 0) return [];
+  const rows = await db.selectFrom('local_media').select('media_id').where('media_id', 'in', ids).execute();
+  return rows.map((r) => r.media_id);
 }

@@ -1,6 +1,6 @@
 /**
  * Where media bytes live, addressed by their SHA-256: the local disk on one node
- * (disk-store.ts), S3-compatible storage in a cluster (to come). The same bytes uploaded
+ * (disk-store.ts), or S3-compatible storage that every node of a cluster shares (s3-store.ts). The same bytes uploaded
  * twice are stored once; the database rows say who uploaded what.
  *
  * `put` returns only once the bytes are durable, so a caller that commits its database
@@ -30,4 +30,11 @@ export interface MediaStore {
   has(sha256: string): Promise<boolean>;
   /** Removes the bytes; absent bytes are not an error. */
   delete(sha256: string): Promise<void>;
+  /** Every stored content, with when it was written (ms since 1970): for the orphan sweep. */
+  list(): AsyncIterable<StoredEntry>;
+}
+
+export interface StoredEntry {
+  sha256: string;
+  modifiedTs: number;
 }

@@ -42,4 +42,39 @@ export const migrations: Migration[] = [
         .execute();
     },
   },
+  {
+    version: 2,
+    name: 'remote media cache',
+    async up(db) {
+      await db.schema
+        .createTable('remote_media')
+        .addColumn('server_name', 'text', (c) => c.notNull())
+        .addColumn('media_id', 'text', (c) => c.notNull())
+        .addColumn('content_type', 'text', (c) => c.notNull())
+        .addColumn('upload_name', 'text')
+        .addColumn('size', 'bigint', (c) => c.notNull())
+        .addColumn('sha256', 'text', (c) => c.notNull())
+        .addColumn('fetched_ts', 'bigint', (c) => c.notNull())
+        .addColumn('last_access_ts', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('remote_media_pk', ['server_name', 'media_id'])
+        .execute();
+      await db.schema.createIndex('remote_media_access_idx').on('remote_media').column('last_access_ts').execute();
+      await db.schema.createIndex('remote_media_sha256_idx').on('remote_media').column('sha256').execute();
+      await db.schema
+        .createTable('remote_media_thumbnails')
+        .addColumn('server_name', 'text', (c) => c.notNull())
+        .addColumn('media_id', 'text', (c) => c.notNull())
+        .addColumn('width', 'integer', (c) => c.notNull())
+        .addColumn('height', 'integer', (c) => c.notNull())
+        .addColumn('method', 'text', (c) => c.notNull())
+        .addColumn('animated', 'integer', (c) => c.notNull())
+        .addColumn('content_type', 'text', (c) => c.notNull())
+        .addColumn('sha256', 'text', (c) => c.notNull())
+        .addColumn('size', 'bigint', (c) => c.notNull())
+        .addColumn('created_ts', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('remote_media_thumbnails_pk', ['server_name', 'media_id', 'width', 'height', 'method', 'animated'])
+        .execute();
+      await db.schema.createIndex('remote_media_thumbnails_sha256_idx').on('remote_media_thumbnails').column('sha256').execute();
+    },
+  },
 ];

@@ -1,8 +1,8 @@
 /**
  * The media repository: local uploads (direct, and `create` then `PUT`), downloads, thumbnails,
  * URL previews and admin deletion. Bytes live in a MediaStore; rows in `local_media` are
- * committed only after their bytes are durable. Only this server's media is served; media of
- * other servers arrives with federation.
+ * committed only after their bytes are durable. Media of other servers is fetched over
+ * federation and cached in the same store (remote-media.ts).
  */
 import { EventEmitter } from 'node:events';
 import { readdir, unlink } from 'node:fs/promises';
@@ -10,11 +10,14 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { HearthConfig } from '../config/schema.js';
+import type { SigningKey } from '../core/signing.js';
 import type { Db } from '../db/schema.js';
+import { ServerDiscovery } from '../federation/discovery.js';
 import { ConfigError } from '../config/validate.js';
 import { createOutboundGuard, isCidrList, outboundAllowFromEnv } from '../http/outbound-guard.js';
 import { DiskMediaStore } from './disk-store.js';
 import { MediaError, mediaNotFound } from './errors.js';
+import { FederationMediaClient } from './federation-fetch.js';
 import { GuardedFetcher } from './guarded-fetch.js';
 import {
   contentIsReferenced,
@@ -27,6 +30,9 @@ import {
 import type { ByteRange, MediaStore } from './media-store.js';
 import { isValidMediaId, mxcUri, newMediaId } from './media-id.js';
 import type { LocalMediaRow } from './tables.js';
+import { RemoteMedia } from './remote-media.js';
+import { MediaRetention } from './retention.js';
+import { S3MediaStore } from './s3-store.js';
 import { Thumbnailer } from './thumbnailer.js';
 import { deleteThumbnailsOf } from './thumbnails-table.js';
 import { Uploader, type UploadInput } from './upload.js';
@@ -45,6 +51,8 @@ export interface MediaServiceDeps {
   db: Db;
   config: HearthConfig;
   serverName: string;
+  /** Signs the federation requests that fetch other servers' media. */
+  signingKey: SigningKey;
   dataDir: string;
   logger: Logger;
   now(): number;
@@ -54,6 +62,9 @@ export class MediaService {
   readonly store: MediaStore;
   readonly thumbnails: Thumbnailer;
   readonly previews: UrlPreviews;
+  readonly remote: RemoteMedia;
+  readonly retention: MediaRetention;
+  private readonly federationClient: FederationMediaClient | undefined;
   private readonly uploader: Uploader;
   private readonly fetcher: GuardedFetcher;
   private readonly uploaded = new EventEmitter().setMaxListeners(0);
@@ -65,7 +76,10 @@ export class MediaService {
     this.db = deps.db;
     this.mediaConfig = deps.config.media;
     this.mediaRoot = join(deps.dataDir, 'media');
-    this.store = new DiskMediaStore(this.mediaRoot);
+    const s3 = this.mediaConfig.s3;
+    this.store = s3
+      ? new S3MediaStore({ ...s3, endpoint: s3.endpoint ?? '', force_path_style: s3.force_path_style ?? false }, join(this.mediaRoot, 'tmp'))
+      : new DiskMediaStore(this.mediaRoot);
     this.uploader = new Uploader(
       this.db,
       this.store,
@@ -75,6 +89,32 @@ export class MediaService {
     this.thumbnails = new Thumbnailer(this.db, this.store, deps.logger, deps.now);
     const fromEnv = outboundAllowFromEnv();
     if (!isCidrList(fromEnv)) throw new ConfigError('(environment)', 'HEARTH_OUTBOUND_ALLOW', 'must be comma-separated CIDRs like "10.0.0.0/8"');
+    const fed = deps.config.federation;
+    if (fed.enabled) {
+      // Federation's own address rules: the preview allow-list does not open other servers' addresses.
+      const fedGuard = createOutboundGuard(fromEnv);
+      this.federationClient = new FederationMediaClient({
+        serverName: deps.serverName,
+        signingKey: deps.signingKey,
+        discovery: new ServerDiscovery({ resolveMap: fed.resolve, guard: fedGuard, verifyTls: fed.verify_tls, now: deps.now }),
+        guard: fedGuard,
+        verifyTls: fed.verify_tls,
+        userAgent: 'Hearth (media)',
+        now: deps.now,
+      });
+    }
+    this.remote = new RemoteMedia(this.db, this.store, this.federationClient, deps.logger, deps.now, this.mediaConfig.max_upload_bytes);
+    this.retention = new MediaRetention({
+      db: this.db,
+      store: this.store,
+      serverName: deps.serverName,
+      logger: deps.logger,
+      now: deps.now,
+      deleteLocal: (mediaId) => this.delete(deps.serverName, mediaId),
+      remoteLifetimeMs: this.mediaConfig.remote_cache_lifetime_ms,
+      orphanGraceMs: this.mediaConfig.orphan_grace_ms,
+      intervalMs: this.mediaConfig.retention_interval_ms,
+    });
     const guard = createOutboundGuard([...this.mediaConfig.url_preview_allow, ...fromEnv]);
     this.fetcher = new GuardedFetcher(guard, 'Hearth (URL preview; +https://matrix.org)');
     this.previews = new UrlPreviews(
@@ -92,11 +132,23 @@ export class MediaService {
     const staging = join(this.mediaRoot, 'tmp');
     const names = await readdir(staging).catch(() => [] as string[]);
     await Promise.all(names.filter((n) => n.endsWith('.part')).map((n) => unlink(join(staging, n)).catch(() => {})));
+    this.retention.start();
   }
 
   async stop(): Promise<void> {
+    await this.retention.stop();
     await this.thumbnails.drain();
     await this.fetcher.close();
+    await this.federationClient?.close();
+    if (this.store instanceof S3MediaStore) await this.store.close();
+  }
+
+  get serverName(): string {
+    return this.deps.serverName;
+  }
+
+  isLocal(serverName: string): boolean {
+    return serverName === this.deps.serverName;
   }
 
   get maxUploadBytes(): number {
@@ -153,9 +205,7 @@ export class MediaService {
    * `uploadedBefore` (the legacy freeze) hides media created at or after that time.
    */
   async get(serverName: string, mediaId: string, opts: { timeoutMs?: number; uploadedBefore?: number | null } = {}): Promise<LocalMediaRow> {
-    if (serverName !== this.deps.serverName) {
-      throw mediaNotFound(`Media from other servers (${serverName}) is not available yet`);
-    }
+    if (serverName !== this.deps.serverName) throw mediaNotFound(`Media of other servers (${serverName}) is not served here`);
     if (!isValidMediaId(mediaId)) throw mediaNotFound();
     let row = await selectMedia(this.db, mediaId);
     if (!row || (opts.uploadedBefore != null && row.created_ts >= opts.uploadedBefore)) throw mediaNotFound();

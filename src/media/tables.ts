@@ -5,6 +5,8 @@ declare module '../db/schema.js' {
     local_media: LocalMediaRow;
     media_thumbnails: MediaThumbnailRow;
     url_previews: UrlPreviewRow;
+    remote_media: RemoteMediaRow;
+    remote_media_thumbnails: RemoteThumbnailRow;
   }
 }
 
@@ -50,4 +52,34 @@ export interface UrlPreviewRow {
   og: string;
   fetched_ts: number;
   expires_ts: number;
+}
+
+/**
+ * Media of another server, fetched over federation and cached: the row is committed only after
+ * its bytes are durable in the MediaStore, like a local upload's.
+ */
+export interface RemoteMediaRow {
+  server_name: string;
+  media_id: string;
+  content_type: string;
+  upload_name: string | null;
+  size: number;
+  sha256: string;
+  fetched_ts: number;
+  /** Last time a client was served it (or a thumbnail of it): the cache expires by this. */
+  last_access_ts: number;
+}
+
+/** A thumbnail of remote media, as the origin server made it for the box asked for. */
+export interface RemoteThumbnailRow {
+  server_name: string;
+  media_id: string;
+  width: number;
+  height: number;
+  method: string;
+  animated: number;
+  content_type: string;
+  sha256: string;
+  size: number;
+  created_ts: number;
 }

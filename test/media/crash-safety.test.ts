@@ -82,7 +82,8 @@ describe('uploads survive a crash of the server process', { timeout: 90_000 }, (
       done.push(((await r.json()) as { content_uri: string }).content_uri);
     }
 
-    // Three slow uploads are in flight (declared 2 MB, 64 KB every 20 ms) when the process dies.
+    // Three slow uploads are in flight (declared 20 MB, 64 KB every 20 ms: still sending after
+    // 6 s, however loaded the machine) when the process dies.
     let sentBytes = 0;
     const slow = [0, 1, 2].map(
       (n) =>
@@ -92,7 +93,7 @@ describe('uploads survive a crash of the server process', { timeout: 90_000 }, (
             port,
             method: 'POST',
             path: '/_matrix/media/v3/upload',
-            headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream', 'content-length': 2_000_000 },
+            headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream', 'content-length': 20_000_000 },
           });
           req.on('error', () => resolve());
           req.on('close', () => resolve());
@@ -110,7 +111,10 @@ describe('uploads survive a crash of the server process', { timeout: 90_000 }, (
       await new Promise((r) => setTimeout(r, 10));
     }
     const partialDir = join(dir, 'media', 'tmp');
-    assert.ok(readdirSync(partialDir).some((n) => n.endsWith('.part')), 'partial files exist while uploading');
+    const hasPartial = () => existsSync(partialDir) && readdirSync(partialDir).some((n) => n.endsWith('.part'));
+    // A loaded server may take a moment to open its temporary files.
+    for (let i = 0; i < 100 && !hasPartial(); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(hasPartial(), 'partial files exist while uploading');
     proc!.kill('SIGKILL');
     await new Promise((r) => proc!.once('exit', r));
     await Promise.all(slow);

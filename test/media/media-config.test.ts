@@ -18,14 +18,21 @@ function load(media: unknown) {
 }
 
 describe('media config', () => {
-  it('defaults: 50 MiB uploads, 1 GiB quota, no legacy freeze, no private preview ranges', () => {
+  it('defaults: 50 MiB uploads, 1 GiB quota, no legacy freeze, no private preview ranges, local disk, 30-day remote cache', () => {
     assert.deepEqual(load(undefined).config.media, {
       max_upload_bytes: 50 * 1024 * 1024,
       user_quota_bytes: 1024 * 1024 * 1024,
       legacy_freeze_ts: null,
       url_preview_allow: [],
+      s3: null,
+      remote_cache_lifetime_ms: 30 * 24 * 3600_000,
+      orphan_grace_ms: 24 * 3600_000,
+      retention_interval_ms: 3600_000,
     });
     assert.equal(load({ legacy_freeze_ts: 1700000000000 }).config.media.legacy_freeze_ts, 1700000000000);
+    const s3 = { bucket: 'media', region: 'eu-west-1', access_key_id: 'AK', secret_access_key: 'SK' };
+    assert.deepEqual(load({ s3 }).config.media.s3, s3);
+    assert.equal(load({ remote_cache_lifetime_ms: null }).config.media.remote_cache_lifetime_ms, null);
   });
 
   it('mistakes are reported by key', () => {
@@ -36,6 +43,12 @@ describe('media config', () => {
       [{ url_preview_allow: ['10.0.0.0/33'] }, 'media.url_preview_allow'],
       [{ url_preview_allow: 'example.org' }, 'media.url_preview_allow'],
       [{ thumbnails: true }, 'media.thumbnails'],
+      [{ s3: 'bucket' }, 'media.s3'],
+      [{ s3: { bucket: 'b', region: 'r', access_key_id: 'k' } }, 'media.s3'],
+      [{ s3: { bucket: 'b', region: 'r', access_key_id: 'k', secret_access_key: 's', endpoint: 'ftp://x' } }, 'media.s3'],
+      [{ remote_cache_lifetime_ms: -1 }, 'media.remote_cache_lifetime_ms'],
+      [{ orphan_grace_ms: null }, 'media.orphan_grace_ms'],
+      [{ retention_interval_ms: 0 }, 'media.retention_interval_ms'],
     ] as const) {
       assert.throws(() => load(media), (e: unknown) => e instanceof ConfigError && e.key === key, JSON.stringify(media));
     }

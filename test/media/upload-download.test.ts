@@ -163,16 +163,24 @@ describe('media upload and download', { timeout: 60_000 }, () => {
     assert.equal(up.status, 401);
   });
 
-  it('unknown ids, malformed ids and other servers\' media are 404 M_NOT_FOUND (federation media is not served yet)', async () => {
+  it('unknown and malformed ids are 404 M_NOT_FOUND; a server that cannot be reached is 502', async () => {
     for (const path of [
       `/_matrix/client/v1/media/download/${server.serverName}/AAAAAAAAAAAAAAAAAAAAAAAA`,
       `/_matrix/client/v1/media/download/${server.serverName}/bad.id`,
-      `/_matrix/client/v1/media/download/other.example/AAAAAAAAAAAAAAAAAAAAAAAA`,
-      `/_matrix/client/v1/media/thumbnail/other.example/AAAAAAAAAAAAAAAAAAAAAAAA?width=32&height=32`,
+      `/_matrix/client/v1/media/download/other.example/bad.id`,
     ]) {
       const res = await rawRequest(server, 'GET', path, { token: alice.accessToken });
       assert.equal(res.status, 404, path);
       assert.equal(res.json.errcode, 'M_NOT_FOUND', path);
+      assert.equal(res.headers.get('content-security-policy'), MEDIA_CSP, 'error answers carry the CSP too');
+    }
+    for (const path of [
+      `/_matrix/client/v1/media/download/other.example/AAAAAAAAAAAAAAAAAAAAAAAA`,
+      `/_matrix/client/v1/media/thumbnail/other.example/AAAAAAAAAAAAAAAAAAAAAAAA?width=32&height=32`,
+    ]) {
+      const res = await rawRequest(server, 'GET', path, { token: alice.accessToken });
+      assert.equal(res.status, 502, path);
+      assert.equal(res.json.errcode, 'M_UNKNOWN', path);
       assert.equal(res.headers.get('content-security-policy'), MEDIA_CSP, 'error answers carry the CSP too');
     }
   });
