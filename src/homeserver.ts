@@ -30,6 +30,9 @@ import { mediaRoutes } from './media/routes.js';
 import { PushService } from './push/service.js';
 import { migrations as pushMigrations } from './push/migrations.js';
 import { pushRoutes } from './push/routes.js';
+import { RelationsService } from './relations/service.js';
+import { migrations as relationsMigrations } from './relations/migrations.js';
+import { relationsRoutes } from './relations/routes.js';
 import { RoomsService } from './rooms/service.js';
 import { migrations as roomsMigrations } from './rooms/migrations.js';
 import { roomsRoutes } from './rooms/routes.js';
@@ -48,6 +51,7 @@ export const ALL_MIGRATIONS: DomainMigrations[] = [
   { domain: 'directory', migrations: directoryMigrations },
   { domain: 'media', migrations: mediaMigrations },
   { domain: 'federation', migrations: federationMigrations },
+  { domain: 'relations', migrations: relationsMigrations },
 ];
 
 export interface Homeserver {
@@ -97,6 +101,7 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
   ctx.services.e2ee = new E2eeService(ctx);
   ctx.services.push = new PushService(ctx);
   ctx.services.directory = new DirectoryService(ctx);
+  ctx.services.relations = new RelationsService(ctx);
   ctx.services.media = new MediaService({ db: ctx.db, config, serverName: config.server_name, dataDir: loaded.paths.dataDir, logger, now: () => ctx.now() });
   const roomsCore = ctx.services.rooms.core;
   ctx.services.federation = new FederationService(ctx, { core: roomsCore, localKeys: roomsCore.keyRing });
@@ -113,6 +118,7 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
     ...pushRoutes(ctx),
     ...directoryRoutes(ctx),
     ...mediaRoutes(ctx),
+    ...relationsRoutes(ctx),
   ]);
   if (config.federation.enabled) {
     registerFederationRoutes(app, config.server_name, ctx.services.federation.keyRing, ctx.services.federation.routes());

@@ -28,7 +28,8 @@ export interface MessagesParams {
 const MAX_EMPTY_PAGES = 5;
 const START: TopoPoint = { depth: -1, stream: START_OF_HISTORY };
 
-async function pointOf(core: RoomsCore, roomId: string, token: string): Promise<TopoPoint> {
+/** The topological point a pagination token stands for in the room (a sync token: after the deepest event the stream had reached). */
+export async function pointOf(core: RoomsCore, roomId: string, token: string): Promise<TopoPoint> {
   const t = parsePaginationToken(token);
   if ('topo' in t) return t.topo;
   const depth = await selectMaxDepthUpTo(core.ctx.db, roomId, t.stream);
