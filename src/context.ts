@@ -14,6 +14,7 @@ import type { DirectoryService } from './directory/service.js';
 import type { MediaService } from './media/service.js';
 import type { FederationService } from './federation/service.js';
 import type { RelationsService } from './relations/service.js';
+import type { SearchService } from './search/service.js';
 
 /**
  * What every domain is handed: configuration, the database, the bus, and the
@@ -45,6 +46,7 @@ export interface Services {
   media: MediaService;
   federation: FederationService;
   relations: RelationsService;
+  search: SearchService;
 }
 
 /** Optional lifecycle hooks a service may have. */
