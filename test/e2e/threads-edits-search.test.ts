@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { MatrixClient, MatrixEvent } from 'matrix-js-sdk';
-import { type ServerWatch, loginAndStart, sdk, stopClients, waitUntil, waitUntilAsync, watchServer } from '../helpers/matrix-client.js';
+import { type ServerWatch, loginAndStart, sdk, stopClients, waitUntil, waitUntilAsync, watchServer, withTimeout } from '../helpers/matrix-client.js';
 import { startTestServer, type TestServer, type TestUser } from '../helpers/server.js';
 
 const STEP = { timeout: 30_000 };
@@ -72,17 +72,22 @@ describe('threads, edits, reactions and search with matrix-js-sdk', { timeout: 1
     assert.equal(liveEvent(alice, roomId, (e) => e.getId() === replyIds[0]), undefined);
   });
 
-  it('thread receipts: bob reads the thread; alice sees a receipt with its thread id', STEP, async () => {
-    const { ReceiptType } = await sdk();
-    const thread = bob.getRoom(roomId)!.getThread(rootId)!;
-    const lastReply = thread.events.find((e) => e.getId() === replyIds[1]) ?? (await bob.fetchRoomEvent(roomId, replyIds[1]!), thread.events.find((e) => e.getId() === replyIds[1]));
-    assert.ok(lastReply, 'bob holds the reply in the thread timeline');
-    await bob.sendReceipt(lastReply, ReceiptType.Read);
-    await waitUntil(() => {
-      const t = alice.getRoom(roomId)?.getThread(rootId);
-      return t?.getEventReadUpTo(bobUser.userId) === replyIds[1];
-    }, 'alice sees bob read the thread up to the second reply');
-    // What the server sent: the receipt under the reply, for bob, with the thread's root as thread_id.
+  it('thread receipts: bob reads the thread; alice’s client gets the receipt with its thread id', STEP, async () => {
+    const { ReceiptType, RoomEvent } = await sdk();
+    const reply = await waitUntil(() => bob.getRoom(roomId)?.findEventById(replyIds[1]!), 'bob holds the second reply');
+    assert.equal(reply.threadRootId, rootId);
+    const seen = new Promise<Record<string, unknown>>((resolve) => {
+      alice.on(RoomEvent.Receipt, (event: MatrixEvent) => {
+        const mine = event.getContent()[replyIds[1]!]?.[ReceiptType.Read]?.[bobUser.userId];
+        if (mine) resolve(mine);
+      });
+    });
+    // The SDK adds the thread's root as thread_id, since the reply is in a thread.
+    await bob.sendReceipt(reply, ReceiptType.Read);
+    const receipt = await withTimeout(seen, 10_000, 'alice receives bob’s receipt');
+    assert.equal(receipt.thread_id, rootId);
+    await waitUntil(() => alice.getRoom(roomId)?.getThread(rootId)?.getEventReadUpTo(bobUser.userId, true) === replyIds[1], 'alice’s thread model has bob read up to the second reply');
+    // What the server holds: the receipt under the reply, for bob, with the thread's root as thread_id.
     const res = await server.request('GET', `/_matrix/client/v3/sync?timeout=0`, { token: aliceUser.accessToken });
     const receipts = res.body.rooms.join[roomId].ephemeral.events.find((e: { type: string }) => e.type === 'm.receipt');
     assert.equal(receipts.content[replyIds[1]!]['m.read'][bobUser.userId].thread_id, rootId);
