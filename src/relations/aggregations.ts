@@ -40,8 +40,11 @@ export class Aggregator implements Bundler {
       if (!l) byRoom.set(ev.roomId, (l = []));
       l.push(ev);
     }
+    // One query for every parent (a /sync of many rooms asks once); children count only in their parent's room.
+    const all = await selectChildren(this.db, [...new Set(events.map((p) => p.eventId))], depth === 0 ? AGGREGATED : NESTED);
+    if (all.length === 0) return out;
     for (const [roomId, parents] of byRoom) {
-      const rows = await selectChildren(this.db, roomId, [...new Set(parents.map((p) => p.eventId))], depth === 0 ? AGGREGATED : NESTED);
+      const rows = all.filter((r) => r.room_id === roomId);
       if (rows.length === 0) continue;
       const children = await this.visibleChildren(roomId, rows, viewer);
       if (children.size === 0) continue;

@@ -46,8 +46,8 @@ export async function deleteRelation(trx: DbOrTx, eventId: string): Promise<void
 
 export type RelationRow = EventRelationRow;
 
-/** Children of `parents` with one of `relTypes`, oldest first (topologically). */
-export async function selectChildren(db: DbOrTx, roomId: string, parents: string[], relTypes: string[]): Promise<RelationRow[]> {
+/** Children of `parents` with one of `relTypes`, oldest first (topologically); callers check the rooms. */
+export async function selectChildren(db: DbOrTx, parents: string[], relTypes: string[]): Promise<RelationRow[]> {
   if (parents.length === 0 || relTypes.length === 0) return [];
   const out: RelationRow[] = [];
   for (let i = 0; i < parents.length; i += 1000) {
@@ -55,7 +55,6 @@ export async function selectChildren(db: DbOrTx, roomId: string, parents: string
       .selectFrom('event_relations')
       .selectAll()
       .where('relates_to', 'in', parents.slice(i, i + 1000))
-      .where('room_id', '=', roomId)
       .where('rel_type', 'in', relTypes)
       .orderBy('depth')
       .orderBy('stream_pos')
