@@ -39,17 +39,18 @@ export function searchableText(type: string, content: Record<string, unknown>): 
   return value === '' ? null : { key: 'content.topic', value };
 }
 
-/** The index rows of events being persisted: those clients may see and that carry searchable text. */
-export function searchRows(events: readonly { stored: StoredEvent }[], positionOf: (i: number) => number | null): SearchDoc[] {
+/** The types whose events hold searchable text. */
+export const SEARCHED_TYPES = ['m.room.message', 'm.room.name', 'm.room.topic'];
+
+/** The index rows of stored events: those clients may see, not redacted, with searchable text. */
+export function searchRows(events: readonly StoredEvent[]): SearchDoc[] {
   const rows: SearchDoc[] = [];
-  events.forEach((a, i) => {
-    const pos = positionOf(i);
-    const ev = a.stored;
-    if (pos === null || ev.outlier || ev.softFailed || ev.rejectedReason !== null) return;
-    if (typeof ev.pdu.content !== 'object' || ev.pdu.content === null) return;
+  for (const ev of events) {
+    if (ev.streamPos === null || ev.outlier || ev.softFailed || ev.rejectedReason !== null || ev.redactedBy !== null) continue;
+    if (typeof ev.pdu.content !== 'object' || ev.pdu.content === null) continue;
     const text = searchableText(ev.pdu.type, ev.pdu.content);
-    if (!text) return;
-    rows.push({ event_id: ev.eventId, room_id: ev.roomId, sender: ev.pdu.sender, ...text, stream_pos: pos, origin_server_ts: ev.pdu.origin_server_ts });
-  });
+    if (!text) continue;
+    rows.push({ event_id: ev.eventId, room_id: ev.roomId, sender: ev.pdu.sender, ...text, stream_pos: ev.streamPos, origin_server_ts: ev.pdu.origin_server_ts });
+  }
   return rows;
 }

@@ -9,6 +9,14 @@ export const migrations: Migration[] = [
     version: 1,
     name: 'full-text index of room events',
     async up(db, dialect) {
+      // How far the indexer has read the events stream: up to forward_pos, and backfilled history down to backward_pos.
+      await db.schema
+        .createTable('search_index_state')
+        .addColumn('id', 'integer', (c) => c.primaryKey())
+        .addColumn('forward_pos', 'bigint', (c) => c.notNull())
+        .addColumn('backward_pos', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.insertInto('search_index_state').values({ id: 1, forward_pos: 0, backward_pos: 0 }).execute();
       if (dialect === 'sqlite') {
         await sql`create virtual table event_search using fts5(
           value, event_id unindexed, room_id unindexed, sender unindexed, key unindexed,

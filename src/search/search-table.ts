@@ -1,5 +1,4 @@
 import { sql, type RawBuilder } from 'kysely';
-import type { StatementSink } from '../db/pg-pipeline.js';
 import { prepared } from '../db/prepared.js';
 import type { DbOrTx, Dialect } from '../db/schema.js';
 import type { SearchDoc } from './index-rows.js';
@@ -38,15 +37,26 @@ const insertPostgres = prepared((db, p: SearchDoc) =>
     .onConflict((oc) => oc.column('event_id').doNothing()),
 );
 
-const insertOf = (dialect: Dialect) => (dialect === 'sqlite' ? insertSqlite : insertPostgres);
-
 export async function insertSearchDocs(trx: DbOrTx, dialect: Dialect, docs: SearchDoc[]): Promise<void> {
-  for (const d of docs) await insertOf(dialect).execute(trx, d);
+  const insert = dialect === 'sqlite' ? insertSqlite : insertPostgres;
+  for (const d of docs) await insert.execute(trx, d);
 }
 
-/** As insertSearchDocs, written to a statement sink (the send fast paths). */
-export function insertSearchDocsVia(tx: StatementSink, dialect: Dialect, docs: SearchDoc[]): void {
-  for (const d of docs) tx.run(insertOf(dialect), d);
+export async function selectIndexState(db: DbOrTx): Promise<{ forward: number; backward: number }> {
+  const row = await db.selectFrom('search_index_state').select(['forward_pos', 'backward_pos']).where('id', '=', 1).executeTakeFirstOrThrow();
+  return { forward: Number(row.forward_pos), backward: Number(row.backward_pos) };
+}
+
+/** Moves the indexer's positions from `from` to `to`; false when another indexer moved them first. */
+export async function advanceIndexState(trx: DbOrTx, from: { forward: number; backward: number }, to: { forward: number; backward: number }): Promise<boolean> {
+  const r = await trx
+    .updateTable('search_index_state')
+    .set({ forward_pos: to.forward, backward_pos: to.backward })
+    .where('id', '=', 1)
+    .where('forward_pos', '=', from.forward)
+    .where('backward_pos', '=', from.backward)
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
 }
 
 /** A redacted event's text is gone: it leaves the index. */

@@ -2,7 +2,17 @@
 declare module '../db/schema.js' {
   interface Tables {
     event_search: EventSearchRow;
+    search_index_state: SearchIndexStateRow;
   }
+}
+
+/** The one row saying how far the indexer has read the events stream (indexer.ts). */
+export interface SearchIndexStateRow {
+  id: number;
+  /** Every searchable event with a position in (0, forward_pos] is indexed. */
+  forward_pos: number;
+  /** Backfilled history (negative positions) is indexed down to backward_pos. */
+  backward_pos: number;
 }
 
 /**
@@ -10,8 +20,8 @@ declare module '../db/schema.js' {
  * m.room.message, `content.name` of m.room.name, `content.topic` of
  * m.room.topic): on SQLite an FTS5 table whose only indexed column is
  * `value`; on PostgreSQL a table whose `vector` (a tsvector of the value) has
- * a GIN index. Written in the transaction that persists the event; deleted
- * when the event is redacted.
+ * a GIN index. Written by the indexer as it reads the events stream;
+ * deleted in the transaction that redacts the event.
  */
 export interface EventSearchRow {
   event_id: string;

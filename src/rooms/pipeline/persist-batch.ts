@@ -10,8 +10,7 @@ import { nextPositions, nextPositionsSync, nextPositionsVia } from '../../db/str
 import type { PushActionRow } from '../../push/service.js';
 import { relationRows } from '../../relations/index-rows.js';
 import { deleteRelation, insertRelations, insertRelationsVia } from '../../relations/relations-table.js';
-import { searchRows } from '../../search/index-rows.js';
-import { deleteSearchDoc, insertSearchDocs, insertSearchDocsVia } from '../../search/search-table.js';
+import { deleteSearchDoc } from '../../search/search-table.js';
 import { deleteCurrentState, upsertCurrentState } from '../store/current-state-table.js';
 import { insertEdges, insertEdgesVia, updateBackwardExtremities } from '../store/edges-table.js';
 import { insertEvents, insertEventsVia, setRedactedBy } from '../store/events-table.js';
@@ -141,13 +140,11 @@ export async function persistBatch(ctx: Context, trx: Tx, w: BatchWrite): Promis
   );
   await upsertMemberships(trx, membershipRows(w, [...changed.map(([t, k]) => [t, k] as const), ...removed], positions, lastPos));
   await insertStateDeltas(trx, stateDeltaRows(w, changed, removed, positions, lastPos));
-  const positionOf = (i: number) => positions[w.events[i]!.index] ?? null;
-  await insertRelations(trx, relationRows(w.events, positionOf));
-  await insertSearchDocs(trx, ctx.dialect, searchRows(w.events, positionOf));
+  await insertRelations(trx, relationRows(w.events, (i) => positions[w.events[i]!.index] ?? null));
   for (const a of w.events) {
     if (a.redactionTarget === undefined) continue;
     await setRedactedBy(trx, a.redactionTarget, a.stored.eventId);
-    // A redacted event's relation and text are pruned away: it leaves both indexes.
+    // A redacted event's relation and text are pruned away: it leaves both indexes (the search indexer skips redacted events).
     await deleteRelation(trx, a.redactionTarget);
     await deleteSearchDoc(trx, a.redactionTarget);
   }
@@ -319,9 +316,7 @@ function writePlainAppend(ctx: Context, tx: StatementSink, w: BatchWrite, first:
   replaceForwardExtremityVia(tx, roomId, w.base.extremities[0]!.eventId, w.head.extremities[0]!.eventId);
   insertEventsVia(tx, w.events.map((a) => eventRow(w, a, first + a.index)));
   insertEdgesVia(tx, w.events.flatMap((a) => a.prevIds.map((p): [string, string] => [a.stored.eventId, p])));
-  const positionOf = (i: number) => first + w.events[i]!.index;
-  insertRelationsVia(tx, relationRows(w.events, positionOf));
-  insertSearchDocsVia(tx, ctx.dialect, searchRows(w.events, positionOf));
+  insertRelationsVia(tx, relationRows(w.events, (i) => first + w.events[i]!.index));
   for (const a of w.events) {
     const push = w.push[a.index];
     if (push && push.length > 0) storePushActionsVia(ctx, tx, roomId, a.stored.eventId, first + a.index, push);
