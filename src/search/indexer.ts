@@ -4,6 +4,8 @@ import { advanceIndexState, insertSearchDocs, selectIndexState } from './search-
 
 /** Events read per round. */
 const BATCH = 500;
+/** How long after an advance the background catch-up starts: a burst of sends is indexed in one round. */
+const DELAY_MS = 200;
 
 /**
  * Keeps the search index up with the events stream: a consumer that reads
@@ -20,7 +22,7 @@ export class SearchIndexer {
   /** Rounds run one at a time in this process. */
   private chain: Promise<unknown> = Promise.resolve();
   private unsubscribe: (() => void) | undefined;
-  private pending = false;
+  private timer: NodeJS.Timeout | undefined;
   private stopped = false;
 
   constructor(private readonly ctx: Context) {}
@@ -35,6 +37,7 @@ export class SearchIndexer {
   async stop(): Promise<void> {
     this.stopped = true;
     this.unsubscribe?.();
+    clearTimeout(this.timer);
     await this.chain.catch(() => {});
   }
 
@@ -46,15 +49,14 @@ export class SearchIndexer {
     }
   }
 
-  /** A catch-up in the background, coalescing the advances that arrive while one is queued. */
+  /** A catch-up in the background, shortly after the first of a burst of advances. */
   private kick(): void {
-    if (this.pending) return;
-    this.pending = true;
-    void this.serialised(async () => {
-      this.pending = false;
-    })
-      .then(() => this.catchUp())
-      .catch((err) => this.ctx.logger.error({ err }, 'search indexing failed'));
+    if (this.timer !== undefined || this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.catchUp().catch((err) => this.ctx.logger.error({ err }, 'search indexing failed'));
+    }, DELAY_MS);
+    this.timer.unref();
   }
 
   private serialised<T>(fn: () => Promise<T>): Promise<T> {
