@@ -156,8 +156,9 @@ export async function readContext(
 
 /**
  * The events the viewer may see just before and after `target` (search's
- * `event_context`), oldest first on both sides, with the tokens of the
- * chunk's two ends.
+ * `event_context`), nearest first before it (as /context orders
+ * `events_before`) and oldest first after it, with the tokens of the chunk's
+ * two ends.
  */
 export async function eventsAround(
   core: RoomsCore,
@@ -170,7 +171,7 @@ export async function eventsAround(
   const at: TopoPoint = { depth: target.pdu.depth, stream: target.streamPos! };
   const beforeRows = beforeLimit > 0 ? await selectEventRange(core.ctx.db, { roomId, topoUpTo: before(at), topological: true, order: 'desc', limit: beforeLimit }) : [];
   const afterRows = afterLimit > 0 ? await selectEventRange(core.ctx.db, { roomId, topoAfter: at, topological: true, order: 'asc', limit: afterLimit }) : [];
-  const visBefore = await core.visibility.filter(roomId, beforeRows.map((r) => core.events.fromRow(r)).reverse(), viewer.userId);
+  const visBefore = await core.visibility.filter(roomId, beforeRows.map((r) => core.events.fromRow(r)), viewer.userId);
   const visAfter = await core.visibility.filter(roomId, afterRows.map((r) => core.events.fromRow(r)), viewer.userId);
   const first = beforeRows[beforeRows.length - 1];
   const last = afterRows[afterRows.length - 1];

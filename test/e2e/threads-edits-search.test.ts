@@ -148,6 +148,12 @@ describe('threads, edits, reactions and search with matrix-js-sdk', { timeout: 1
     const found = await bob.searchRoomEvents({ term: 'festival' });
     assert.deepEqual(found.results.map((r) => r.context.getEvent().getId()), [before]);
     assert.ok(found.highlights.includes('festival'));
+    // The SDK lays the result's context out around it (the SDK asks for one event either side).
+    const around = found.results[0]!.context.getTimeline();
+    assert.equal(around.length, 3, 'one event either side');
+    assert.equal(around[1]!.getId(), before);
+    const stamps = around.map((e) => e.getTs());
+    assert.deepEqual([...stamps].sort((a, b) => a - b), stamps);
     const forAlice = await alice.searchRoomEvents({ term: 'festival' });
     assert.equal(forAlice.results.length, 2);
     const kites = await bob.searchRoomEvents({ term: 'kites' });

@@ -111,13 +111,13 @@ describe('POST /search', () => {
 
     const res = await search(alice, {
       search_term: 'quokka',
-      event_context: { before_limit: 1, after_limit: 2, include_profile: true },
+      event_context: { before_limit: 2, after_limit: 2, include_profile: true },
       include_state: true,
     });
     expectStatus(res, 200);
     const r = res.body.search_categories.room_events.results[0];
     assert.equal(r.result.event_id, hit);
-    assert.deepEqual(r.context.events_before.map((x: any) => x.content.body), ['two before']);
+    assert.deepEqual(r.context.events_before.map((x: any) => x.content.body), ['two before', 'one before'], 'nearest first, as /context');
     assert.equal(r.context.events_after[0].content.body, 'one after');
     assert.equal(r.context.events_after.length, 2);
     assert.equal(typeof r.context.start, 'string');
