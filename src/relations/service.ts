@@ -13,9 +13,12 @@ import { readThreads, type ThreadsParams } from './threads.js';
  * rooms pipeline with each event (index-rows.ts).
  */
 export class RelationsService {
+  private readonly ignoredUsers: (userId: string) => Promise<Set<string>>;
+
   constructor(private readonly ctx: Context) {
     const core = ctx.services.rooms.core;
-    core.useBundler(new Aggregator(ctx.db, core, (userId) => ctx.services.sync.accountData.ignoredUsers(userId)));
+    this.ignoredUsers = (userId) => ctx.services.sync.accountData.ignoredUsers(userId);
+    core.useBundler(new Aggregator(ctx.db, core, this.ignoredUsers));
     core.useSendRule((roomId, sender, type, content) => checkRelatedSend(ctx.db, core, roomId, sender, type, content));
   }
 
@@ -24,6 +27,6 @@ export class RelationsService {
   }
 
   threads(requester: Requester, roomId: string, p: ThreadsParams) {
-    return readThreads(this.ctx.services.rooms.core, requester, roomId, p);
+    return readThreads(this.ctx.services.rooms.core, this.ignoredUsers, requester, roomId, p);
   }
 }

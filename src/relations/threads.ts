@@ -1,3 +1,4 @@
+import { redactClientEvent, type ClientEvent as RedactableEvent } from '../core/redaction.js';
 import type { ClientEvent } from '../core/types.js';
 import { invalidParam } from '../http/errors.js';
 import type { Viewer } from '../rooms/events/client-format.js';
@@ -21,11 +22,18 @@ const MAX_ROUNDS = 5;
  * GET /rooms/{roomId}/threads (spec: threads_list.yaml): the thread roots the
  * viewer may see, ordered by their latest reply, newest first, each with its
  * bundled aggregations; `include=participated` keeps the threads the viewer
- * started or replied in. The `next_batch` token is the stream position of the
+ * started or replied in. A root sent by a user the viewer ignores is served
+ * redacted (as a client aggregating locally would show it). The `next_batch` token is the stream position of the
  * last root's latest reply: the next page holds threads whose latest reply is
  * older.
  */
-export async function readThreads(core: RoomsCore, viewer: Viewer, roomId: string, p: ThreadsParams): Promise<Record<string, unknown>> {
+export async function readThreads(
+  core: RoomsCore,
+  ignoredUsers: (userId: string) => Promise<Set<string>>,
+  viewer: Viewer,
+  roomId: string,
+  p: ThreadsParams,
+): Promise<Record<string, unknown>> {
   const include = p.include ?? 'all';
   if (include !== 'all' && include !== 'participated') throw invalidParam('include must be all or participated');
   if (p.limit !== undefined && p.limit < 1) throw invalidParam('limit must be a positive integer');
@@ -57,7 +65,10 @@ export async function readThreads(core: RoomsCore, viewer: Viewer, roomId: strin
     next = more ? before : null;
     if (!more) break;
   }
-  const chunk: ClientEvent[] = await core.format(roots, viewer);
+  const [formatted, ignored, version] = await Promise.all([core.format(roots, viewer), ignoredUsers(viewer.userId), core.versionOf(roomId)]);
+  const chunk: ClientEvent[] = formatted.map((ev) =>
+    ignored.has(ev.sender) && version ? { ...(redactClientEvent(ev as RedactableEvent, version) as ClientEvent), unsigned: ev.unsigned } : ev,
+  );
   const out: Record<string, unknown> = { chunk };
   if (next !== null) out.next_batch = String(next);
   return out;

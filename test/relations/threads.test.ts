@@ -80,6 +80,24 @@ describe('GET /threads', () => {
     assert.deepEqual(seen.body.chunk.map((ev: any) => ev.event_id), [afterRoot]);
   });
 
+  test('a root sent by an ignored user is served redacted', async () => {
+    const roomId = await createRoom(server, bob, { preset: 'public_chat' });
+    expectStatus(await join(server, carol, roomId), 200);
+    const root = await sendText(server, bob, roomId, 'ignore me');
+    await reply(carol, roomId, root, 'carol replies');
+    const put = await server.request('PUT', `/_matrix/client/v3/user/${e(carol.userId)}/account_data/m.ignored_user_list`, {
+      token: carol.accessToken,
+      body: { ignored_users: { [bob.userId]: {} } },
+    });
+    expectStatus(put, 200);
+    const seen = await threads(carol, roomId);
+    assert.equal(seen.body.chunk[0].event_id, root);
+    assert.deepEqual(seen.body.chunk[0].content, {});
+    assert.equal(seen.body.chunk[0].unsigned['m.relations']['m.thread'].count, 1);
+    const forBob = await threads(bob, roomId);
+    assert.equal(forBob.body.chunk[0].content.body, 'ignore me');
+  });
+
   test('errors: bad include, limit and token; a room the user cannot read', async () => {
     const roomId = await createRoom(server, alice, { preset: 'private_chat' });
     expectStatus(await threads(alice, roomId, { include: 'some' }), 400, 'M_INVALID_PARAM');
