@@ -66,7 +66,10 @@ export async function deleteSearchDoc(trx: DbOrTx, eventId: string): Promise<voi
 
 export interface SearchQuery {
   words: string[];
+  /** Rooms the user is in. */
   roomIds: string[];
+  /** Rooms the user has left, each with the stream position of their leaving: nothing after it can be theirs to see. */
+  leftRooms: { roomId: string; upTo: number }[];
   keys: string[];
   order: 'rank' | 'recent';
   /** recent: only events below this stream position. */
@@ -92,12 +95,21 @@ function fts5Query(words: string[]): string {
 function conditions(dialect: Dialect, q: SearchQuery): RawBuilder<unknown> {
   const parts: RawBuilder<unknown>[] = [
     dialect === 'sqlite' ? sql`event_search match ${fts5Query(q.words)}` : sql`vector @@ query`,
-    sql`room_id in (${sql.join(q.roomIds)})`,
+    rooms(q),
     sql`key in (${sql.join(q.keys)})`,
   ];
   if (q.beforePos !== undefined) parts.push(sql`stream_pos < ${q.beforePos}`);
   return sql.join(parts, sql` and `);
 }
+
+function rooms(q: Pick<SearchQuery, 'roomIds' | 'leftRooms'>): RawBuilder<unknown> {
+  const parts: RawBuilder<unknown>[] = [];
+  if (q.roomIds.length > 0) parts.push(sql`room_id in (${sql.join(q.roomIds)})`);
+  for (const l of q.leftRooms) parts.push(sql`(room_id = ${l.roomId} and stream_pos <= ${l.upTo})`);
+  return sql`(${sql.join(parts, sql` or `)})`;
+}
+
+const noRooms = (q: Pick<SearchQuery, 'roomIds' | 'leftRooms'>) => q.roomIds.length === 0 && q.leftRooms.length === 0;
 
 function source(dialect: Dialect, words: string[]): RawBuilder<unknown> {
   if (dialect === 'sqlite') return sql`event_search`;
@@ -107,7 +119,7 @@ function source(dialect: Dialect, words: string[]): RawBuilder<unknown> {
 
 /** One page of matches in the requested order. */
 export async function selectMatches(db: DbOrTx, dialect: Dialect, q: SearchQuery): Promise<SearchHit[]> {
-  if (q.words.length === 0 || q.roomIds.length === 0 || q.keys.length === 0) return [];
+  if (q.words.length === 0 || noRooms(q) || q.keys.length === 0) return [];
   const rank = dialect === 'sqlite' ? sql`-bm25(event_search)` : sql`ts_rank(vector, query)`;
   const order = q.order === 'rank' ? sql`score desc, stream_pos desc` : sql`stream_pos desc`;
   const rows = await sql<{ event_id: string; room_id: string; stream_pos: number | string; score: number | string }>`
@@ -118,7 +130,7 @@ export async function selectMatches(db: DbOrTx, dialect: Dialect, q: SearchQuery
 
 /** How many events match in all (before visibility is applied: the spec's approximate `count`). */
 export async function countMatches(db: DbOrTx, dialect: Dialect, q: Omit<SearchQuery, 'order' | 'limit' | 'offset' | 'beforePos'>): Promise<number> {
-  if (q.words.length === 0 || q.roomIds.length === 0 || q.keys.length === 0) return 0;
+  if (q.words.length === 0 || noRooms(q) || q.keys.length === 0) return 0;
   const rows = await sql<{ n: number | string }>`
     select count(*) as n from ${source(dialect, q.words)} where ${conditions(dialect, { ...q, order: 'recent', limit: 0 })}`.execute(db);
   return Number(rows.rows[0]?.n ?? 0);

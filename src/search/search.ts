@@ -82,16 +82,13 @@ export async function searchRoomEvents(deps: SearchDeps, viewer: Viewer, c: Room
   const words = searchWords(c.search_term);
 
   const memberships = await deps.memberships(viewer.userId);
-  let roomIds = memberships.filter((m) => SEARCHED_MEMBERSHIPS.has(m.membership)).map((m) => m.roomId);
-  if (filter.rooms) {
-    const wanted = new Set(filter.rooms);
-    roomIds = roomIds.filter((r) => wanted.has(r));
-  }
-  if (filter.not_rooms) {
-    const unwanted = new Set(filter.not_rooms);
-    roomIds = roomIds.filter((r) => !unwanted.has(r));
-  }
-  const base = { words, roomIds, keys };
+  const wanted = filter.rooms ? new Set(filter.rooms) : undefined;
+  const unwanted = new Set(filter.not_rooms ?? []);
+  const searched = memberships.filter((m) => SEARCHED_MEMBERSHIPS.has(m.membership) && (!wanted || wanted.has(m.roomId)) && !unwanted.has(m.roomId));
+  const roomIds = searched.filter((m) => m.membership === 'join').map((m) => m.roomId);
+  // Nothing sent after a user left is theirs to see: bounded in SQL, so neither results nor `count` include it.
+  const leftRooms = searched.filter((m) => m.membership !== 'join').map((m) => ({ roomId: m.roomId, upTo: m.streamPos }));
+  const base = { words, roomIds, leftRooms, keys };
 
   const found: { hit: SearchHit; ev: StoredEvent }[] = [];
   let more = false;
