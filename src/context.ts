@@ -13,6 +13,8 @@ import type { PushService } from './push/service.js';
 import type { DirectoryService } from './directory/service.js';
 import type { MediaService } from './media/service.js';
 import type { FederationService } from './federation/service.js';
+import type { RelationsService } from './relations/service.js';
+import type { SearchService } from './search/service.js';
 
 /**
  * What every domain is handed: configuration, the database, the bus, and the
@@ -43,6 +45,8 @@ export interface Services {
   directory: DirectoryService;
   media: MediaService;
   federation: FederationService;
+  relations: RelationsService;
+  search: SearchService;
 }
 
 /** Optional lifecycle hooks a service may have. */

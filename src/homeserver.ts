@@ -31,9 +31,15 @@ import { federationMediaRoutes } from './media/federation-routes.js';
 import { PushService } from './push/service.js';
 import { migrations as pushMigrations } from './push/migrations.js';
 import { pushRoutes } from './push/routes.js';
+import { RelationsService } from './relations/service.js';
+import { migrations as relationsMigrations } from './relations/migrations.js';
+import { relationsRoutes } from './relations/routes.js';
 import { RoomsService } from './rooms/service.js';
 import { migrations as roomsMigrations } from './rooms/migrations.js';
 import { roomsRoutes } from './rooms/routes.js';
+import { SearchService } from './search/service.js';
+import { migrations as searchMigrations } from './search/migrations.js';
+import { searchRoutes } from './search/routes.js';
 import { SyncService } from './sync/service.js';
 import { migrations as syncMigrations } from './sync/migrations.js';
 import { syncRoutes } from './sync/routes.js';
@@ -49,6 +55,8 @@ export const ALL_MIGRATIONS: DomainMigrations[] = [
   { domain: 'directory', migrations: directoryMigrations },
   { domain: 'media', migrations: mediaMigrations },
   { domain: 'federation', migrations: federationMigrations },
+  { domain: 'relations', migrations: relationsMigrations },
+  { domain: 'search', migrations: searchMigrations },
 ];
 
 export interface Homeserver {
@@ -98,6 +106,8 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
   ctx.services.e2ee = new E2eeService(ctx);
   ctx.services.push = new PushService(ctx);
   ctx.services.directory = new DirectoryService(ctx);
+  ctx.services.relations = new RelationsService(ctx);
+  ctx.services.search = new SearchService(ctx);
   ctx.services.media = new MediaService({ db: ctx.db, config, serverName: config.server_name, signingKey: ctx.signingKey, dataDir: loaded.paths.dataDir, logger, now: () => ctx.now() });
   const roomsCore = ctx.services.rooms.core;
   ctx.services.federation = new FederationService(ctx, { core: roomsCore, localKeys: roomsCore.keyRing });
@@ -114,6 +124,8 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
     ...pushRoutes(ctx),
     ...directoryRoutes(ctx),
     ...mediaRoutes(ctx),
+    ...relationsRoutes(ctx),
+    ...searchRoutes(ctx),
   ]);
   if (config.federation.enabled) {
     registerFederationRoutes(app, config.server_name, ctx.services.federation.keyRing, [...ctx.services.federation.routes(), ...federationMediaRoutes(ctx.services.media)]);

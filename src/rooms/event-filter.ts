@@ -31,6 +31,11 @@ export function parseRoomEventFilter(param: unknown): RoomEventFilter {
   } catch {
     throw invalidParam('filter is not valid JSON');
   }
+  return roomEventFilterOf(raw);
+}
+
+/** A RoomEventFilter given as a JSON object (the `filter` of a request body). */
+export function roomEventFilterOf(raw: unknown): RoomEventFilter {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw invalidParam('filter must be a JSON object');
   const f = raw as Record<string, unknown>;
   const out: RoomEventFilter = {

@@ -1,6 +1,7 @@
 import type { ClientEvent } from '../core/types.js';
 import { readStreamPositions } from '../db/stream-positions.js';
 import type { Viewer } from './events/client-format.js';
+import type { StoredEvent } from './events/stored-event.js';
 import { matchesInMemory, type RoomEventFilter } from './event-filter.js';
 import type { RoomsCore } from './room-core.js';
 import { selectEventRange, selectMaxDepthUpTo } from './store/events-table.js';
@@ -28,7 +29,8 @@ export interface MessagesParams {
 const MAX_EMPTY_PAGES = 5;
 const START: TopoPoint = { depth: -1, stream: START_OF_HISTORY };
 
-async function pointOf(core: RoomsCore, roomId: string, token: string): Promise<TopoPoint> {
+/** The topological point a pagination token stands for in the room (a sync token: after the deepest event the stream had reached). */
+export async function pointOf(core: RoomsCore, roomId: string, token: string): Promise<TopoPoint> {
   const t = parsePaginationToken(token);
   if ('topo' in t) return t.topo;
   const depth = await selectMaxDepthUpTo(core.ctx.db, roomId, t.stream);
@@ -149,5 +151,34 @@ export async function readContext(
     event,
     events_after: eventsAfter,
     state,
+  };
+}
+
+/**
+ * The events the viewer may see just before and after `target` (search's
+ * `event_context`), nearest first before it (as /context orders
+ * `events_before`) and oldest first after it, with the tokens of the chunk's
+ * two ends.
+ */
+export async function eventsAround(
+  core: RoomsCore,
+  viewer: Viewer,
+  target: StoredEvent,
+  beforeLimit: number,
+  afterLimit: number,
+): Promise<{ start: string; end: string; eventsBefore: ClientEvent[]; eventsAfter: ClientEvent[] }> {
+  const roomId = target.roomId;
+  const at: TopoPoint = { depth: target.pdu.depth, stream: target.streamPos! };
+  const beforeRows = beforeLimit > 0 ? await selectEventRange(core.ctx.db, { roomId, topoUpTo: before(at), topological: true, order: 'desc', limit: beforeLimit }) : [];
+  const afterRows = afterLimit > 0 ? await selectEventRange(core.ctx.db, { roomId, topoAfter: at, topological: true, order: 'asc', limit: afterLimit }) : [];
+  const visBefore = await core.visibility.filter(roomId, beforeRows.map((r) => core.events.fromRow(r)), viewer.userId);
+  const visAfter = await core.visibility.filter(roomId, afterRows.map((r) => core.events.fromRow(r)), viewer.userId);
+  const first = beforeRows[beforeRows.length - 1];
+  const last = afterRows[afterRows.length - 1];
+  return {
+    start: topoToken(first ? before({ depth: first.depth, stream: Number(first.stream_pos) }) : before(at)),
+    end: topoToken(last ? { depth: last.depth, stream: Number(last.stream_pos) } : at),
+    eventsBefore: await core.format(visBefore.visible, viewer, visBefore.membershipAt),
+    eventsAfter: await core.format(visAfter.visible, viewer, visAfter.membershipAt),
   };
 }

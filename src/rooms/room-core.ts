@@ -1,7 +1,7 @@
 import { boundedCache } from '../bounded-cache.js';
 import type { Context } from '../context.js';
 import { getRoomVersion, type RoomVersion } from '../core/room-versions.js';
-import type { ClientEvent } from '../core/types.js';
+import type { ClientEvent, JsonObject } from '../core/types.js';
 import { notFound } from '../http/errors.js';
 import { toClientEvent, type Viewer } from './events/client-format.js';
 import { EventStore } from './events/event-store.js';
@@ -13,6 +13,26 @@ import { EVENT_CACHE, EventPipeline } from './pipeline/pipeline.js';
 import { selectRoom } from './store/rooms-table.js';
 import { RoomHeads, type RoomHead } from './state/room-head.js';
 import { StateGroups } from './state/state-groups.js';
+
+/**
+ * Bundled aggregations (spec: client-server "Aggregations of child events"):
+ * for each event it is asked about, the `m.relations` object of those that
+ * have aggregated children. `depth` is how deep in a bundle the events are
+ * (0 for the events a client asked for), so nested bundles stay bounded.
+ */
+export interface Bundler {
+  bundle(events: StoredEvent[], viewer: Viewer, depth: number): Promise<Map<string, JsonObject>>;
+}
+
+/** A check on a client's new event beyond the auth rules; throws a MatrixError to refuse it. */
+export type SendRule = (roomId: string, sender: string, type: string, content: JsonObject) => Promise<void>;
+
+export interface FormatOptions {
+  /** Which events get bundled aggregations (default: every non-state event, when there is a viewer). */
+  bundle?: boolean | ((ev: StoredEvent) => boolean);
+  /** Set by a bundler formatting events inside a bundle. */
+  bundleDepth?: number;
+}
 
 /** The rooms domain's shared machinery: caches, the pipeline and event formatting. */
 export class RoomsCore {
@@ -26,6 +46,9 @@ export class RoomsCore {
   /** The one path for events made elsewhere. */
   inbound: InboundEvents;
   private readonly versions = boundedCache<string, RoomVersion>(10_000);
+  private bundler: Bundler | undefined;
+  /** Checks a client's message event before it is built (the relations domain's rules). */
+  sendRule: SendRule | undefined;
 
   constructor(readonly ctx: Context) {
     this.heads = new RoomHeads(ctx);
@@ -46,6 +69,15 @@ export class RoomsCore {
    */
   useKeyRing(ring: KeyRing): void {
     this.inbound = new InboundEvents(this.heads, this.pipeline, ring, this.ctx.logger);
+  }
+
+  /** Adds bundled aggregations to the events `format` serves from now on (the relations domain). */
+  useBundler(bundler: Bundler): void {
+    this.bundler = bundler;
+  }
+
+  useSendRule(rule: SendRule): void {
+    this.sendRule = rule;
   }
 
   /** The room's head; 404 M_NOT_FOUND when this server does not know the room. */
@@ -70,10 +102,14 @@ export class RoomsCore {
   /**
    * Client forms of stored events, with the replaced state events (for
    * `prev_content`) and redactions (for `redacted_because`) fetched in one
-   * batch.
+   * batch, and bundled aggregations for the viewer. State events get none
+   * (spec: "State events do not currently receive bundled aggregations").
    */
-  async format(events: StoredEvent[], viewer?: Viewer, membershipAt?: Map<string, string>): Promise<ClientEvent[]> {
+  async format(events: StoredEvent[], viewer?: Viewer, membershipAt?: Map<string, string>, opts: FormatOptions = {}): Promise<ClientEvent[]> {
     if (events.length === 0) return [];
+    const wanted = opts.bundle ?? true;
+    const bundled = this.bundler && viewer && wanted !== false ? events.filter((ev) => typeof ev.pdu.state_key !== 'string' && (wanted === true || wanted(ev))) : [];
+    const relations = bundled.length > 0 ? await this.bundler!.bundle(bundled, viewer!, opts.bundleDepth ?? 0) : undefined;
     const extra = new Set<string>();
     for (const ev of events) {
       if (ev.replacesState !== null) extra.add(ev.replacesState);
@@ -100,6 +136,7 @@ export class RoomsCore {
           replaced: ev.replacesState !== null ? related.get(ev.replacesState) : undefined,
           redaction: ev.redactedBy !== null ? related.get(ev.redactedBy) : undefined,
           membership: membershipAt?.get(ev.eventId),
+          relations: relations?.get(ev.eventId),
         }),
       );
     }

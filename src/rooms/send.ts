@@ -28,7 +28,11 @@ export async function sendMessage(
   const txn = { deviceId: requester.deviceId, txnId, endpoint: 'send' as const };
   const [ev] = await core.pipeline.submit(roomId, {
     txn: { sender: requester.userId, ...txn },
-    plan: () => ({ events: [{ type, sender: requester.userId, content, txn }] }),
+    // After the transaction id is checked: a retried send answers its event rather than a refusal.
+    plan: async () => {
+      await core.sendRule?.(roomId, requester.userId, type, content);
+      return { events: [{ type, sender: requester.userId, content, txn }] };
+    },
   });
   return { event_id: ev!.eventId };
 }

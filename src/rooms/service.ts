@@ -2,7 +2,8 @@ import type { Context, Lifecycle } from '../context.js';
 import { canSendEvent } from '../core/power-levels.js';
 import { splitStateKey, stateKey, type ClientEvent, type JsonObject, type StateMap, type StrippedStateEvent } from '../core/types.js';
 import type { Requester } from '../http/requester.js';
-import { isServable, type StoredEvent } from './events/stored-event.js';
+import { isServable, storedEventFromRow, type StoredEvent } from './events/stored-event.js';
+import { selectStreamEventsOfTypes } from './store/events-table.js';
 import { createRoom, type CreateRoomBody } from './create-room.js';
 import type { RoomEventFilter } from './event-filter.js';
 import {
@@ -220,7 +221,13 @@ export class RoomsService implements Lifecycle {
     return new Map(formatted.map((e) => [e.event_id, e]));
   }
 
-  /** Stream position of an event (null for outliers or unknown events). */
+  /** Servable events of `types` by stream position, after `after` or (backfilled history) below `before` (store: selectStreamEventsOfTypes). */
+  async streamEventsOfTypes(q: { types: string[]; after: number; limit: number } | { types: string[]; before: number; limit: number }): Promise<StoredEvent[]> {
+    const rows = await selectStreamEventsOfTypes(this.ctx.db, q);
+    return rows.map((r) => storedEventFromRow(r));
+  }
+
+    /** Stream position of an event (null for outliers or unknown events). */
   async getEventStreamPos(eventId: string): Promise<number | null> {
     const ev = await this.core.events.get(eventId);
     return ev?.streamPos ?? null;

@@ -30,7 +30,8 @@ export async function readTimeline(core: RoomsCore, q: TimelineQuery): Promise<T
   const page = rows.slice(0, limit).reverse();
   const stored = page.map((r) => core.events.fromRow(r));
   const vis = await core.visibility.filter(q.roomId, stored, q.viewer.userId);
-  const events = await core.format(vis.visible, q.viewer, vis.membershipAt);
+  // Bundled aggregations only for a limited timeline: otherwise the children are in it (spec: "Aggregations of child events").
+  const events = await core.format(vis.visible, q.viewer, vis.membershipAt, { bundle: limited });
   const prevBatchPos = page.length > 0 ? Number(page[0]!.stream_pos) - 1 : q.toPos;
   return { events, limited, prevBatchPos };
 }
@@ -151,7 +152,7 @@ export async function readTimelines(core: RoomsCore, queries: TimelineQuery[]): 
   );
   const formatted = new Map<string, ClientEvent[]>();
   for (const d of byDevice.values()) {
-    for (const ev of await core.format(d.events, d.viewer, d.membershipAt)) {
+    for (const ev of await core.format(d.events, d.viewer, d.membershipAt, { bundle: (ev) => pages.get(ev.roomId)?.limited === true })) {
       let l = formatted.get(ev.room_id!);
       if (!l) formatted.set(ev.room_id!, (l = []));
       l.push(ev);

@@ -245,6 +245,8 @@ export interface ClientOptions {
   lazyLoadMembers?: boolean;
   /** How long to wait for the first sync. */
   timeoutMs?: number;
+  /** Threads as Element shows them: thread timelines, /threads, thread receipts. */
+  threadSupport?: boolean;
 }
 
 /** A client for existing credentials (e.g. a token saved before a restart), not yet started. */
@@ -283,7 +285,11 @@ export async function startSdkClient(client: MatrixClient, opts: ClientOptions =
     client.on(ClientEvent.Sync, onSync as never);
   });
   try {
-    await client.startClient({ initialSyncLimit: opts.initialSyncLimit ?? 20, lazyLoadMembers: opts.lazyLoadMembers ?? false });
+    await client.startClient({
+      initialSyncLimit: opts.initialSyncLimit ?? 20,
+      lazyLoadMembers: opts.lazyLoadMembers ?? false,
+      threadSupport: opts.threadSupport ?? false,
+    });
     await withTimeout(ready, timeoutMs, `first sync of ${client.getUserId()}`).catch((e: Error) => {
       throw new Error(lastError ? `${e.message}; last sync error: ${describeError(lastError)}` : e.message);
     });

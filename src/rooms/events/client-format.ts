@@ -18,6 +18,8 @@ export interface FormatOptions {
   redaction?: StoredEvent;
   /** The viewer's membership at the event (`unsigned.membership`). */
   membership?: string;
+  /** Bundled aggregations of the event's children (`unsigned["m.relations"]`). */
+  relations?: JsonObject;
 }
 
 /** The client-facing form without `unsigned` (what push rules evaluate). */
@@ -65,6 +67,7 @@ export function toClientEvent(ev: StoredEvent, o: FormatOptions): ClientEvent {
     }
   }
   if (o.membership !== undefined) unsigned.membership = o.membership;
+  if (o.relations !== undefined) unsigned['m.relations'] = o.relations;
   if (ev.redactedBy !== null) {
     out = redactClientEvent(out as RedactableEvent, o.version) as ClientEvent;
     if (o.redaction) {

@@ -8,6 +8,9 @@ import type { PipelinedTx, StatementSink } from '../../db/pg-pipeline.js';
 import { prepared } from '../../db/prepared.js';
 import { nextPositions, nextPositionsSync, nextPositionsVia } from '../../db/stream-positions.js';
 import type { PushActionRow } from '../../push/service.js';
+import { relationRows } from '../../relations/index-rows.js';
+import { deleteRelation, insertRelations, insertRelationsVia } from '../../relations/relations-table.js';
+import { deleteSearchDoc } from '../../search/search-table.js';
 import { deleteCurrentState, upsertCurrentState } from '../store/current-state-table.js';
 import { insertEdges, insertEdgesVia, updateBackwardExtremities } from '../store/edges-table.js';
 import { insertEvents, insertEventsVia, setRedactedBy } from '../store/events-table.js';
@@ -153,8 +156,13 @@ export async function persistBatch(ctx: Context, trx: Tx, w: BatchWrite): Promis
     .filter((c) => c.joined !== c.was);
   if (joinChanges.length > 0) await ctx.services.push.storeMembershipChanges(trx, roomId, joinChanges);
   await insertStateDeltas(trx, stateDeltaRows(w, changed, removed, positions, lastPos));
+  await insertRelations(trx, relationRows(w.events, (i) => positions[w.events[i]!.index] ?? null));
   for (const a of w.events) {
-    if (a.redactionTarget !== undefined) await setRedactedBy(trx, a.redactionTarget, a.stored.eventId);
+    if (a.redactionTarget === undefined) continue;
+    await setRedactedBy(trx, a.redactionTarget, a.stored.eventId);
+    // A redacted event's relation and text are pruned away: it leaves both indexes (the search indexer skips redacted events).
+    await deleteRelation(trx, a.redactionTarget);
+    await deleteSearchDoc(trx, a.redactionTarget);
   }
   for (const c of w.clearedProfiles) await clearProfile(trx, roomId, c.userId, c.eventId);
   for (const a of w.events) {
@@ -324,6 +332,7 @@ function writePlainAppend(ctx: Context, tx: StatementSink, w: BatchWrite, first:
   replaceForwardExtremityVia(tx, roomId, w.base.extremities[0]!.eventId, w.head.extremities[0]!.eventId);
   insertEventsVia(tx, w.events.map((a) => eventRow(w, a, first + a.index)));
   insertEdgesVia(tx, w.events.flatMap((a) => a.prevIds.map((p): [string, string] => [a.stored.eventId, p])));
+  insertRelationsVia(tx, relationRows(w.events, (i) => first + w.events[i]!.index));
   for (const a of w.events) {
     const push = w.push[a.index];
     if (push && push.length > 0) storePushActionsVia(ctx, tx, roomId, a.stored.eventId, first + a.index, push);

@@ -195,6 +195,26 @@ export async function selectEventRange(db: DbOrTx, q: RangeQuery): Promise<(Even
   return rows.map((r) => ({ ...r, depth: Number(r.depth) })) as (EventColumnsRow & { stream_pos: number; depth: number })[];
 }
 
+/**
+ * Servable events of some types across every room, by stream position: after
+ * `after` going up, or below `before` going down (backfilled history), for
+ * consumers that index the stream (search).
+ */
+export async function selectStreamEventsOfTypes(
+  db: DbOrTx,
+  q: { types: string[]; after: number; limit: number } | { types: string[]; before: number; limit: number },
+): Promise<EventColumnsRow[]> {
+  let query = db
+    .selectFrom('events')
+    .select(EVENT_COLUMNS)
+    .where('type', 'in', q.types)
+    .where('rejected_reason', 'is', null)
+    .where('soft_failed', '=', 0)
+    .where('outlier', '=', 0);
+  query = 'after' in q ? query.where('stream_pos', '>', q.after).orderBy('stream_pos', 'asc') : query.where('stream_pos', '<', q.before).orderBy('stream_pos', 'desc');
+  return query.limit(q.limit).execute();
+}
+
 /** The deepest servable event of the room at or before a stream position: where a stream token falls in topological order. */
 export async function selectMaxDepthUpTo(db: DbOrTx, roomId: string, pos: number): Promise<number | null> {
   const row = await db

@@ -1,0 +1,137 @@
+import { sql, type RawBuilder } from 'kysely';
+import { prepared } from '../db/prepared.js';
+import type { DbOrTx, Dialect } from '../db/schema.js';
+import type { SearchDoc } from './index-rows.js';
+import { PG_TEXT_CONFIG } from './migrations.js';
+
+/**
+ * event_search (tables.ts): the full-text index, SQLite FTS5 or PostgreSQL
+ * tsvector. Queries take the search as words (query-terms.ts) and match
+ * events holding all of them.
+ */
+
+const insertSqlite = prepared((db, p: SearchDoc) =>
+  db.insertInto('event_search').values({
+    value: p.value,
+    event_id: p.event_id,
+    room_id: p.room_id,
+    sender: p.sender,
+    key: p.key,
+    stream_pos: p.stream_pos,
+    origin_server_ts: p.origin_server_ts,
+  }),
+);
+
+const insertPostgres = prepared((db, p: SearchDoc) =>
+  db
+    .insertInto('event_search')
+    .values({
+      event_id: p.event_id,
+      room_id: p.room_id,
+      sender: p.sender,
+      key: p.key,
+      stream_pos: p.stream_pos,
+      origin_server_ts: p.origin_server_ts,
+      vector: sql`to_tsvector(${sql.raw(`'${PG_TEXT_CONFIG}'`)}::regconfig, ${p.value})`,
+    })
+    .onConflict((oc) => oc.column('event_id').doNothing()),
+);
+
+export async function insertSearchDocs(trx: DbOrTx, dialect: Dialect, docs: SearchDoc[]): Promise<void> {
+  const insert = dialect === 'sqlite' ? insertSqlite : insertPostgres;
+  for (const d of docs) await insert.execute(trx, d);
+}
+
+export async function selectIndexState(db: DbOrTx): Promise<{ forward: number; backward: number }> {
+  const row = await db.selectFrom('search_index_state').select(['forward_pos', 'backward_pos']).where('id', '=', 1).executeTakeFirstOrThrow();
+  return { forward: Number(row.forward_pos), backward: Number(row.backward_pos) };
+}
+
+/** Moves the indexer's positions from `from` to `to`; false when another indexer moved them first. */
+export async function advanceIndexState(trx: DbOrTx, from: { forward: number; backward: number }, to: { forward: number; backward: number }): Promise<boolean> {
+  const r = await trx
+    .updateTable('search_index_state')
+    .set({ forward_pos: to.forward, backward_pos: to.backward })
+    .where('id', '=', 1)
+    .where('forward_pos', '=', from.forward)
+    .where('backward_pos', '=', from.backward)
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows) === 1;
+}
+
+/** A redacted event's text is gone: it leaves the index. */
+export async function deleteSearchDoc(trx: DbOrTx, eventId: string): Promise<void> {
+  await trx.deleteFrom('event_search').where('event_id', '=', eventId).execute();
+}
+
+export interface SearchQuery {
+  words: string[];
+  /** Rooms the user is in. */
+  roomIds: string[];
+  /** Rooms the user has left, each with the stream position of their leaving: nothing after it can be theirs to see. */
+  leftRooms: { roomId: string; upTo: number }[];
+  keys: string[];
+  order: 'rank' | 'recent';
+  /** recent: only events below this stream position. */
+  beforePos?: number;
+  /** rank: matches skipped. */
+  offset?: number;
+  limit: number;
+}
+
+export interface SearchHit {
+  event_id: string;
+  room_id: string;
+  stream_pos: number;
+  /** Higher is closer. */
+  rank: number;
+}
+
+/** FTS5 strings are quoted, with quotes doubled: every word is a literal, never query syntax. */
+function fts5Query(words: string[]): string {
+  return words.map((w) => `"${w.replaceAll('"', '""')}"`).join(' ');
+}
+
+function conditions(dialect: Dialect, q: SearchQuery): RawBuilder<unknown> {
+  const parts: RawBuilder<unknown>[] = [
+    dialect === 'sqlite' ? sql`event_search match ${fts5Query(q.words)}` : sql`vector @@ query`,
+    rooms(q),
+    sql`key in (${sql.join(q.keys)})`,
+  ];
+  if (q.beforePos !== undefined) parts.push(sql`stream_pos < ${q.beforePos}`);
+  return sql.join(parts, sql` and `);
+}
+
+function rooms(q: Pick<SearchQuery, 'roomIds' | 'leftRooms'>): RawBuilder<unknown> {
+  const parts: RawBuilder<unknown>[] = [];
+  if (q.roomIds.length > 0) parts.push(sql`room_id in (${sql.join(q.roomIds)})`);
+  for (const l of q.leftRooms) parts.push(sql`(room_id = ${l.roomId} and stream_pos <= ${l.upTo})`);
+  return sql`(${sql.join(parts, sql` or `)})`;
+}
+
+const noRooms = (q: Pick<SearchQuery, 'roomIds' | 'leftRooms'>) => q.roomIds.length === 0 && q.leftRooms.length === 0;
+
+function source(dialect: Dialect, words: string[]): RawBuilder<unknown> {
+  if (dialect === 'sqlite') return sql`event_search`;
+  // Each word on its own, all required: the same meaning as the FTS5 query.
+  return sql`event_search, plainto_tsquery(${sql.lit(PG_TEXT_CONFIG)}::regconfig, ${words.join(' ')}) query`;
+}
+
+/** One page of matches in the requested order. */
+export async function selectMatches(db: DbOrTx, dialect: Dialect, q: SearchQuery): Promise<SearchHit[]> {
+  if (q.words.length === 0 || noRooms(q) || q.keys.length === 0) return [];
+  const rank = dialect === 'sqlite' ? sql`-bm25(event_search)` : sql`ts_rank(vector, query)`;
+  const order = q.order === 'rank' ? sql`score desc, stream_pos desc` : sql`stream_pos desc`;
+  const rows = await sql<{ event_id: string; room_id: string; stream_pos: number | string; score: number | string }>`
+    select event_id, room_id, stream_pos, ${rank} as score from ${source(dialect, q.words)}
+    where ${conditions(dialect, q)} order by ${order} limit ${q.limit} offset ${q.offset ?? 0}`.execute(db);
+  return rows.rows.map((r) => ({ event_id: r.event_id, room_id: r.room_id, stream_pos: Number(r.stream_pos), rank: Number(r.score) }));
+}
+
+/** How many events match in all (before visibility is applied: the spec's approximate `count`). */
+export async function countMatches(db: DbOrTx, dialect: Dialect, q: Omit<SearchQuery, 'order' | 'limit' | 'offset' | 'beforePos'>): Promise<number> {
+  if (q.words.length === 0 || noRooms(q) || q.keys.length === 0) return 0;
+  const rows = await sql<{ n: number | string }>`
+    select count(*) as n from ${source(dialect, q.words)} where ${conditions(dialect, { ...q, order: 'recent', limit: 0 })}`.execute(db);
+  return Number(rows.rows[0]?.n ?? 0);
+}
