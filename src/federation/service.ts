@@ -1,9 +1,10 @@
 /**
- * The federation domain, first increment: this server's keys and the notary, remote servers'
- * keys (FederationKeyRing, which the rooms core checks received events with), X-Matrix request
- * authentication, server discovery and the outbound client, and the inbound `/send` and read
- * endpoints. Not here yet: joins, invites and leaves over federation, the outbound sending queue,
- * fetching missing events, and EDUs (accepted and ignored).
+ * The federation domain: this server's keys and the notary, remote servers' keys
+ * (FederationKeyRing, which the rooms core checks received events with), X-Matrix request
+ * authentication, server discovery and the outbound client, the outbound sender (one queue per
+ * destination), membership over federation (joining rooms held elsewhere, inviting users of other
+ * servers, and the resident server's make/send join and leave), and the inbound `/send` and read
+ * endpoints. Not here yet: fetching missing events, and EDUs (accepted and ignored).
  */
 import type { Context } from '../context.js';
 import { createOutboundGuard, outboundAllowFromEnv } from '../http/outbound-guard.js';
@@ -19,6 +20,9 @@ import { serverKeyRoutes } from './inbound/server-keys.js';
 import { stateRoutes } from './inbound/state.js';
 import { hearthVersion } from '../version.js';
 import { versionRoute } from './inbound/version.js';
+import { membershipRoutes } from './inbound/membership.js';
+import { RemoteMembership } from './membership/remote.js';
+import { FederationSender } from './outbound/sender.js';
 import { FederationKeyRing } from './keys/federation-key-ring.js';
 import { KeyNotary } from './keys/notary.js';
 import { OwnServerKeys } from './keys/own-keys.js';
@@ -31,11 +35,12 @@ export class FederationService {
   readonly keyRing: FederationKeyRing;
   readonly ownKeys: OwnServerKeys;
   readonly notary: KeyNotary;
+  readonly sender: FederationSender;
   private readonly reads: RoomReads;
   private readonly version = hearthVersion();
 
   constructor(
-    private readonly ctx: Pick<Context, 'config' | 'serverName' | 'signingKey' | 'db' | 'logger' | 'now'>,
+    private readonly ctx: Pick<Context, 'config' | 'serverName' | 'signingKey' | 'db' | 'bus' | 'leases' | 'logger' | 'now'>,
     private readonly rooms: { core: RoomsCore; localKeys: StaticKeyRing },
   ) {
     const cfg = ctx.config.federation;
@@ -55,9 +60,32 @@ export class FederationService {
     this.ownKeys = new OwnServerKeys(ctx.serverName, ctx.signingKey, cfg.old_verify_keys, now);
     this.notary = new KeyNotary({ db: ctx.db, serverName: ctx.serverName, signingKey: ctx.signingKey, own: this.ownKeys, keyRing: this.keyRing, now });
     this.reads = new RoomReads(rooms.core);
+    this.sender = new FederationSender({ ...ctx, now, core: rooms.core, reads: this.reads, client: this.client });
+    if (cfg.enabled) {
+      rooms.core.remote = new RemoteMembership({ core: rooms.core, client: this.client, serverName: ctx.serverName, signingKey: ctx.signingKey, logger: ctx.logger, now });
+    }
   }
 
+  async start(): Promise<void> {
+    if (this.ctx.config.federation.enabled) await this.sender.start();
+  }
+
+  /** Every route; a request from a server whose queue is backed off wakes that queue. */
   routes(): FederationRoute[] {
+    return this.ownRoutes().map((r) =>
+      r.auth === 'none'
+        ? r
+        : {
+            ...r,
+            handler: (req, reply) => {
+              this.sender.contacted(req.origin);
+              return r.handler(req, reply);
+            },
+          },
+    );
+  }
+
+  private ownRoutes(): FederationRoute[] {
     const now = () => this.ctx.now();
     return [
       ...serverKeyRoutes(this.ownKeys, this.notary),
@@ -67,10 +95,12 @@ export class FederationService {
       ...stateRoutes(this.reads),
       eventAuthRoute(this.reads),
       backfillRoute(this.reads, this.ctx.serverName, now),
+      ...membershipRoutes({ core: this.rooms.core, sender: this.sender, reads: this.reads, serverName: this.ctx.serverName, now }),
     ];
   }
 
   async stop(): Promise<void> {
+    await this.sender.stop();
     await this.client.close();
     await this.discovery.close();
   }

@@ -98,10 +98,19 @@ export async function joinRoom(
   requester: Requester,
   roomIdOrAlias: string,
   body: { reason?: string },
+  servers: string[] = [],
 ): Promise<{ room_id: string }> {
   const roomId = await resolveRoomIdOrAlias(core.ctx, roomIdOrAlias);
-  const head0 = await requireLocalRoom(core, roomId);
   const userId = requester.userId;
+  const known = await core.heads.get(roomId);
+  if (!known && core.remote) {
+    // A room held elsewhere: joined through the servers given, and the server in its id.
+    const profile = await profileOf(core.ctx, userId);
+    const fromId = roomIdOrAlias.startsWith('!') ? serverNameOf(roomIdOrAlias) : undefined;
+    await core.remote.join(roomId, userId, [...servers, ...(fromId ? [fromId] : [])], memberContent('join', profile, body.reason));
+    return { room_id: roomId };
+  }
+  const head0 = await requireLocalRoom(core, roomId);
   const profile = await profileOf(core.ctx, userId);
   const authoriser = await restrictedJoinAuthoriser(core, head0, userId);
   return core.pipeline.submit<{ room_id: string }>(roomId, {
@@ -164,6 +173,15 @@ export async function inviteUser(core: RoomsCore, requester: Requester, roomId: 
     if (!exists) throw notFound(`User ${target} does not exist`);
   }
   const profile = await profileOf(core.ctx, target).catch(() => null);
+  if (serverNameOf(target) !== core.ctx.serverName && core.remote) {
+    // The invitee's server signs the invite before it is stored (federation).
+    const current = (await core.requireHead(roomId)).members.get(target)?.membership;
+    if (current === 'invite') return {};
+    if (current === 'join') throw forbidden(`${target} is already in the room`);
+    if (current === 'ban') throw forbidden(`${target} is banned from the room`);
+    await core.remote.invite(roomId, requester.userId, target, { ...memberContent('invite', profile, body.reason), ...extra });
+    return {};
+  }
   return core.pipeline.submit<Record<string, never>>(roomId, {
     plan: (head) => {
       const current = head.members.get(target)?.membership;

@@ -1,0 +1,148 @@
+/**
+ * Membership in rooms and of users on other servers, as the rooms domain asks for it (RemoteRooms):
+ *  - join a room this server is not in (joins.yaml, v2): make_join at a resident server, the
+ *    template filled in and signed here, send_join, then the returned state and auth chain stored
+ *    as outliers and the join with that state before it, all through the one inbound path;
+ *  - invite a user of another server (invites-v2.yaml): the invite event built here, signed by the
+ *    invitee's server, then stored through the inbound path like any event made elsewhere.
+ * Resident servers are tried in the order given until one answers.
+ */
+import type { Logger } from 'pino';
+import { finaliseEvent, type EventDraft } from '../../core/event-format.js';
+import { computeEventId } from '../../core/hashes.js';
+import { serverNameOf } from '../../core/ids.js';
+import { getRoomVersion, ROOM_VERSIONS } from '../../core/room-versions.js';
+import type { SigningKey } from '../../core/signing.js';
+import { stateKey, type JsonObject, type Pdu, type StateMap } from '../../core/types.js';
+import { forbidden, MatrixError, notFound } from '../../http/errors.js';
+import { buildLocalEvent } from '../../rooms/pipeline/build-event.js';
+import type { RemoteRooms } from '../../rooms/remote-rooms.js';
+import type { RoomsCore } from '../../rooms/room-core.js';
+import { FederationRequestError, type FederationClient } from '../client.js';
+import { strippedStateOf } from './stripped-state.js';
+
+const SUPPORTED_VERSIONS = Object.keys(ROOM_VERSIONS);
+
+interface SendJoinAnswer {
+  state?: unknown[];
+  auth_chain?: unknown[];
+  event?: unknown;
+}
+
+/** The error a client sees when no server could be used: the remote's own Matrix error when it gave one. */
+function asMatrixError(e: unknown, what: string): MatrixError {
+  if (e instanceof MatrixError) return e;
+  if (e instanceof FederationRequestError && e.status >= 400 && e.status < 500 && e.errcode !== undefined) {
+    const body = e.body as { error?: unknown };
+    return new MatrixError(e.status, e.errcode, typeof body.error === 'string' ? body.error : e.message);
+  }
+  return notFound(`${what}: ${(e as Error).message}`);
+}
+
+export class RemoteMembership implements RemoteRooms {
+  constructor(
+    private readonly deps: { core: RoomsCore; client: FederationClient; serverName: string; signingKey: SigningKey; logger: Logger; now: () => number },
+  ) {}
+
+  async join(roomId: string, userId: string, servers: string[], content: JsonObject): Promise<void> {
+    const candidates = [...new Set(servers)].filter((s) => s !== this.deps.serverName && s !== '');
+    if (candidates.length === 0) throw notFound(`Room ${roomId} is not known to this server and no server to join it through was given`);
+    let lastError: unknown;
+    for (const server of candidates) {
+      try {
+        await this.joinThrough(server, roomId, userId, content);
+        return;
+      } catch (e) {
+        lastError = e;
+        this.deps.logger.info({ roomId, server, err: (e as Error).message }, 'joining through a server failed');
+        // A refusal by the room's rules is the room's answer: another server would give the same.
+        if (e instanceof FederationRequestError && e.status === 403) break;
+      }
+    }
+    throw asMatrixError(lastError, `Could not join ${roomId}`);
+  }
+
+  private async joinThrough(server: string, roomId: string, userId: string, content: JsonObject): Promise<void> {
+    const { client, core } = this.deps;
+    const ver = SUPPORTED_VERSIONS.map((v) => `ver=${encodeURIComponent(v)}`).join('&');
+    const made = await client.request<{ event?: JsonObject; room_version?: string }>(server, {
+      method: 'GET',
+      path: `/_matrix/federation/v1/make_join/${encodeURIComponent(roomId)}/${encodeURIComponent(userId)}?${ver}`,
+    });
+    const version = typeof made.room_version === 'string' ? getRoomVersion(made.room_version) : getRoomVersion('1');
+    if (!version) throw new MatrixError(400, 'M_INCOMPATIBLE_ROOM_VERSION', `Room version ${String(made.room_version)} is not supported`);
+    const tmpl = made.event;
+    if (typeof tmpl !== 'object' || tmpl === null || tmpl.room_id !== roomId || tmpl.sender !== userId || tmpl.state_key !== userId || tmpl.type !== 'm.room.member') {
+      throw new Error(`${server} answered make_join with an unusable template`);
+    }
+    const { signatures: _s, hashes: _h, event_id: _e, unsigned: _u, ...rest } = tmpl;
+    void [_s, _h, _e, _u];
+    const tmplContent = typeof tmpl.content === 'object' && tmpl.content !== null && !Array.isArray(tmpl.content) ? (tmpl.content as JsonObject) : {};
+    const draft = { ...rest, origin_server_ts: this.deps.now(), content: { ...tmplContent, ...content, membership: 'join' } } as unknown as EventDraft;
+    const join = finaliseEvent(draft, version, this.deps.serverName, this.deps.signingKey);
+
+    const answer = await client.request<SendJoinAnswer>(server, {
+      method: 'PUT',
+      path: `/_matrix/federation/v2/send_join/${encodeURIComponent(roomId)}/${encodeURIComponent(join.eventId)}`,
+      body: join.pdu,
+      timeoutMs: 120_000,
+      maxBytes: 256 * 1024 * 1024,
+    });
+    const state = Array.isArray(answer.state) ? answer.state : [];
+    const authChain = Array.isArray(answer.auth_chain) ? answer.auth_chain : [];
+    // A resident server that countersigned the join (restricted rooms) sends it back; it is the same event.
+    const returned = answer.event as Pdu | undefined;
+    const joinPdu = returned && typeof returned === 'object' && safeEventId(returned, version) === join.eventId ? returned : join.pdu;
+
+    const stateBefore: StateMap = new Map();
+    for (const raw of state) {
+      const ev = raw as Pdu;
+      if (typeof ev?.type !== 'string' || typeof ev.state_key !== 'string') continue;
+      const id = safeEventId(ev, version);
+      if (id !== undefined) stateBefore.set(stateKey(ev.type, ev.state_key), id);
+    }
+    const results = await core.inbound.receive(
+      roomId,
+      { outliers: [...authChain, ...state], pdus: [joinPdu], stateBefore: new Map([[join.eventId, stateBefore]]) },
+      { roomVersion: version.id },
+    );
+    const mine = results.find((r) => r.eventId === join.eventId);
+    if (mine?.status !== 'accepted' && mine?.status !== 'duplicate') {
+      const reason = mine && 'reason' in mine ? mine.reason : undefined;
+      throw new Error(`the join was not accepted here: ${mine?.status ?? 'unknown'}${reason ? ` (${reason})` : ''}${mine?.status === 'missing' ? ` ${JSON.stringify(mine.missing)}` : ''}`);
+    }
+  }
+
+  async invite(roomId: string, inviter: string, target: string, content: JsonObject): Promise<void> {
+    const { core, client } = this.deps;
+    const head = await core.requireHead(roomId);
+    const built = await buildLocalEvent(core.ctx, head, { type: 'm.room.member', stateKey: target, sender: inviter, content }, (ids) => core.events.getMany(ids));
+    if (!built.auth.allowed) throw forbidden(built.auth.reason);
+    const destination = serverNameOf(target)!;
+    const answer = await client
+      .request<{ event?: Pdu }>(destination, {
+        method: 'PUT',
+        path: `/_matrix/federation/v2/invite/${encodeURIComponent(roomId)}/${encodeURIComponent(built.eventId)}`,
+        body: { room_version: head.version.id, event: built.pdu, invite_room_state: await strippedStateOf(core, head, inviter) },
+      })
+      .catch((e: unknown) => {
+        throw asMatrixError(e, `${destination} did not take the invite`);
+      });
+    const signed = answer.event;
+    if (!signed || typeof signed !== 'object' || safeEventId(signed, head.version) !== built.eventId || !signed.signatures?.[destination]) {
+      throw new MatrixError(502, 'M_UNKNOWN', `${destination} answered the invite with another event`);
+    }
+    const [result] = (await core.inbound.receive(roomId, { pdus: [signed] })).filter((r) => r.eventId === built.eventId);
+    if (result?.status !== 'accepted' && result?.status !== 'duplicate') {
+      throw forbidden(`The invite was not accepted: ${result && 'reason' in result ? result.reason : result?.status}`);
+    }
+  }
+}
+
+function safeEventId(pdu: Pdu, version: NonNullable<ReturnType<typeof getRoomVersion>>): string | undefined {
+  try {
+    return computeEventId(pdu, version);
+  } catch {
+    return undefined;
+  }
+}
