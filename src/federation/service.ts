@@ -20,6 +20,7 @@ import { serverKeyRoutes } from './inbound/server-keys.js';
 import { stateRoutes } from './inbound/state.js';
 import { hearthVersion } from '../version.js';
 import { versionRoute } from './inbound/version.js';
+import { inviteRoute } from './inbound/invite.js';
 import { membershipRoutes } from './inbound/membership.js';
 import { RemoteMembership } from './membership/remote.js';
 import { FederationSender } from './outbound/sender.js';
@@ -40,7 +41,7 @@ export class FederationService {
   private readonly version = hearthVersion();
 
   constructor(
-    private readonly ctx: Pick<Context, 'config' | 'serverName' | 'signingKey' | 'db' | 'bus' | 'leases' | 'logger' | 'now'>,
+    private readonly ctx: Pick<Context, 'config' | 'serverName' | 'signingKey' | 'db' | 'bus' | 'leases' | 'logger' | 'now' | 'services'>,
     private readonly rooms: { core: RoomsCore; localKeys: StaticKeyRing },
   ) {
     const cfg = ctx.config.federation;
@@ -95,6 +96,13 @@ export class FederationService {
       ...stateRoutes(this.reads),
       eventAuthRoute(this.reads),
       backfillRoute(this.reads, this.ctx.serverName, now),
+      inviteRoute({
+        core: this.rooms.core,
+        keyRing: this.keyRing,
+        serverName: this.ctx.serverName,
+        signingKey: this.ctx.signingKey,
+        userExists: (userId) => this.ctx.services.accounts.userExists(userId),
+      }),
       ...membershipRoutes({ core: this.rooms.core, sender: this.sender, reads: this.reads, serverName: this.ctx.serverName, now }),
     ];
   }

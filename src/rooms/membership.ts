@@ -103,11 +103,11 @@ export async function joinRoom(
   const roomId = await resolveRoomIdOrAlias(core.ctx, roomIdOrAlias);
   const userId = requester.userId;
   const known = await core.heads.get(roomId);
-  if (!known && core.remote) {
-    // A room held elsewhere: joined through the servers given, and the server in its id.
+  const remoteServers = core.remote ? joinServers(core, known, roomId, servers) : [];
+  if (core.remote && remoteServers.length > 0) {
+    // A room this server is not in (unknown, or known from an invite or from before everyone here left).
     const profile = await profileOf(core.ctx, userId);
-    const fromId = roomIdOrAlias.startsWith('!') ? serverNameOf(roomIdOrAlias) : undefined;
-    await core.remote.join(roomId, userId, [...servers, ...(fromId ? [fromId] : [])], memberContent('join', profile, body.reason));
+    await core.remote.join(roomId, userId, remoteServers, memberContent('join', profile, body.reason));
     return { room_id: roomId };
   }
   const head0 = await requireLocalRoom(core, roomId);
@@ -128,6 +128,28 @@ export async function joinRoom(
       return { events: [memberEvent(userId, userId, content)], finish: () => ({ room_id: roomId }) };
     },
   });
+}
+
+/**
+ * The servers to join through when no user of this server is joined to the room: those given,
+ * the room id's server, and those of the room's joined members as known here (the inviter's).
+ * Empty when a user of this server is joined: the join is then made here.
+ */
+function joinServers(core: RoomsCore, known: RoomHead | null | undefined, roomId: string, given: string[]): string[] {
+  const own = core.ctx.serverName;
+  const out = new Set(given);
+  if (known) {
+    for (const [member, m] of known.members) {
+      if (m.membership !== 'join') continue;
+      const server = serverNameOf(member);
+      if (server === own) return [];
+      if (server !== undefined) out.add(server);
+    }
+  }
+  const fromId = serverNameOf(roomId);
+  if (fromId !== undefined) out.add(fromId);
+  out.delete(own);
+  return [...out];
 }
 
 export async function knockRoom(core: RoomsCore, requester: Requester, roomIdOrAlias: string, body: { reason?: string }): Promise<{ room_id: string }> {

@@ -86,3 +86,64 @@ test('a user leaving a room both servers hold is seen leaving on the other', asy
   expectStatus(res, 200);
   await eventually(async () => !(await joined(a, alice, roomId)).includes(bob.userId), 'the leave on a.test');
 });
+
+async function syncInvite(server: TestServer, user: TestUser, room: string): Promise<any> {
+  const res = await server.request('GET', `${C}/sync`, { token: user.accessToken });
+  expectStatus(res, 200);
+  return res.body.rooms?.invite?.[room];
+}
+
+test('an invite of a user of b.test, a server not in the room, is shown in /sync there and the user joins through it', async () => {
+  const carol = await b.registerUser('carol');
+  const room = await createRoom(a, alice, { preset: 'private_chat', name: 'Invite only' });
+  const inv = await a.request('POST', `${C}/rooms/${e(room)}/invite`, { token: alice.accessToken, body: { user_id: carol.userId } });
+  expectStatus(inv, 200);
+  // Held on a.test with b.test's signature.
+  const member = await a.request('GET', `${C}/rooms/${e(room)}/state/m.room.member/${e(carol.userId)}`, { token: alice.accessToken });
+  expectStatus(member, 200);
+  assert.equal(member.body.membership, 'invite');
+  const invite = await syncInvite(b, carol, room);
+  assert.ok(invite, 'the invite is in carol’s /sync');
+  const events = invite.invite_state.events;
+  assert.equal(events.find((ev: any) => ev.type === 'm.room.name')?.content.name, 'Invite only');
+  assert.equal(events.find((ev: any) => ev.type === 'm.room.member' && ev.state_key === carol.userId)?.sender, alice.userId);
+  // Joining needs no server name: the inviter's server is known from the invite.
+  expectStatus(await b.request('POST', `${C}/rooms/${e(room)}/join`, { token: carol.accessToken, body: {} }), 200);
+  await eventually(async () => (await joined(a, alice, room)).includes(carol.userId), 'carol joined on a.test');
+  await sendText(a, alice, room, 'welcome carol');
+  await eventually(async () => (await bodies(b, carol, room)).includes('welcome carol'), 'the message on b.test');
+});
+
+test('an invite rejected on b.test is a leave on a.test', async () => {
+  const dave = await b.registerUser('dave');
+  const room = await createRoom(a, alice, { preset: 'private_chat' });
+  expectStatus(await a.request('POST', `${C}/rooms/${e(room)}/invite`, { token: alice.accessToken, body: { user_id: dave.userId } }), 200);
+  assert.ok(await syncInvite(b, dave, room));
+  expectStatus(await b.request('POST', `${C}/rooms/${e(room)}/leave`, { token: dave.accessToken, body: {} }), 200);
+  await eventually(async () => {
+    const m = await a.request('GET', `${C}/rooms/${e(room)}/state/m.room.member/${e(dave.userId)}`, { token: alice.accessToken });
+    return m.status === 200 && m.body.membership === 'leave';
+  }, 'the rejection on a.test');
+  assert.equal(await syncInvite(b, dave, room), undefined);
+});
+
+test('an invite of an unknown user of b.test is refused with 404 and not stored', async () => {
+  const room = await createRoom(a, alice, { preset: 'private_chat' });
+  const res = await a.request('POST', `${C}/rooms/${e(room)}/invite`, { token: alice.accessToken, body: { user_id: '@nobody:b.test' } });
+  expectStatus(res, 404, 'M_NOT_FOUND');
+  const m = await a.request('GET', `${C}/rooms/${e(room)}/state/m.room.member/${e('@nobody:b.test')}`, { token: alice.accessToken });
+  expectStatus(m, 404);
+});
+
+for (const version of ['1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12']) {
+  test(`invite and join across servers in room version ${version}`, async () => {
+    const user = await b.registerUser(`v${version}_user`);
+    const room = await createRoom(a, alice, { preset: 'private_chat', room_version: version });
+    expectStatus(await a.request('POST', `${C}/rooms/${e(room)}/invite`, { token: alice.accessToken, body: { user_id: user.userId } }), 200);
+    assert.ok(await syncInvite(b, user, room), 'invite shown');
+    expectStatus(await b.request('POST', `${C}/join/${e(room)}?via=a.test`, { token: user.accessToken, body: {} }), 200);
+    await eventually(async () => (await joined(a, alice, room)).includes(user.userId), 'joined on a.test');
+    await sendText(b, user, room, `hi in v${version}`);
+    await eventually(async () => (await bodies(a, alice, room)).includes(`hi in v${version}`), 'message on a.test');
+  });
+}

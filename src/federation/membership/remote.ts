@@ -19,7 +19,7 @@ import { buildLocalEvent } from '../../rooms/pipeline/build-event.js';
 import type { RemoteRooms } from '../../rooms/remote-rooms.js';
 import type { RoomsCore } from '../../rooms/room-core.js';
 import { FederationRequestError, type FederationClient } from '../client.js';
-import { strippedStateOf } from './stripped-state.js';
+import { inviteRoomState } from './stripped-state.js';
 
 const SUPPORTED_VERSIONS = Object.keys(ROOM_VERSIONS);
 
@@ -123,7 +123,7 @@ export class RemoteMembership implements RemoteRooms {
       .request<{ event?: Pdu }>(destination, {
         method: 'PUT',
         path: `/_matrix/federation/v2/invite/${encodeURIComponent(roomId)}/${encodeURIComponent(built.eventId)}`,
-        body: { room_version: head.version.id, event: built.pdu, invite_room_state: await strippedStateOf(core, head, inviter) },
+        body: { room_version: head.version.id, event: built.pdu, invite_room_state: await inviteRoomState(core, head, built.pdu) },
       })
       .catch((e: unknown) => {
         throw asMatrixError(e, `${destination} did not take the invite`);
