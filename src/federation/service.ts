@@ -20,6 +20,7 @@ import { serverKeyRoutes } from './inbound/server-keys.js';
 import { stateRoutes } from './inbound/state.js';
 import { hearthVersion } from '../version.js';
 import { versionRoute } from './inbound/version.js';
+import { getMissingEventsRoute } from './inbound/get-missing-events.js';
 import { inviteRoute } from './inbound/invite.js';
 import { membershipRoutes } from './inbound/membership.js';
 import { RemoteMembership } from './membership/remote.js';
@@ -91,7 +92,8 @@ export class FederationService {
     return [
       ...serverKeyRoutes(this.ownKeys, this.notary),
       versionRoute(this.version),
-      sendTransactionRoute({ db: this.ctx.db, core: this.rooms.core, logger: this.ctx.logger, now }),
+      sendTransactionRoute({ db: this.ctx.db, core: this.rooms.core, client: this.client, logger: this.ctx.logger, now }),
+      getMissingEventsRoute(this.reads),
       getEventRoute(this.reads, this.ctx.serverName, now),
       ...stateRoutes(this.reads),
       eventAuthRoute(this.reads),

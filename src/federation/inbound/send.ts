@@ -4,7 +4,7 @@
  *   1. At most 50 PDUs and 100 EDUs (spec: "Transactions"), else 400 and nothing is processed.
  *   2. A transaction id already processed for this origin is answered as it was the first time.
  *   3. PDUs are grouped by room; each room's PDUs go to the inbound path in one call, rooms in
- *      parallel. Each PDU is answered `{}` (accepted, soft-failed, already known, stored as an
+ *      parallel, gaps before them filled from the origin (fill-gaps.ts). Each PDU is answered `{}` (accepted, soft-failed, already known, stored as an
  *      outlier) or `{error}` (rejected, dropped, prev/auth events missing, room unknown here).
  *   4. EDUs are accepted and ignored in this version (typing, receipts, presence, device lists
  *      and to-device messages over federation are not handled yet).
@@ -18,6 +18,8 @@ import type { Db } from '../../db/schema.js';
 import { MatrixError } from '../../http/errors.js';
 import { UnknownRoomError, type InboundResult } from '../../rooms/inbound/receive.js';
 import type { RoomsCore } from '../../rooms/room-core.js';
+import type { FederationClient } from '../client.js';
+import { receiveFillingGaps } from './fill-gaps.js';
 import { insertTxnResponse, selectTxnResponse } from '../received-txns-table.js';
 import type { FederationRoute } from '../router.js';
 
@@ -54,7 +56,7 @@ function answerFor(r: InboundResult): PduAnswer {
   }
 }
 
-export function sendTransactionRoute(deps: { db: Db; core: RoomsCore; logger: Logger; now: () => number }): FederationRoute {
+export function sendTransactionRoute(deps: { db: Db; core: RoomsCore; client: FederationClient; logger: Logger; now: () => number }): FederationRoute {
   return {
     method: 'PUT',
     url: '/_matrix/federation/v1/send/:txnId',
@@ -99,7 +101,7 @@ export function sendTransactionRoute(deps: { db: Db; core: RoomsCore; logger: Lo
           if (!version) return unknown();
           let results: InboundResult[];
           try {
-            results = await deps.core.inbound.receive(roomId, { pdus: raws });
+            results = await receiveFillingGaps(deps, origin, roomId, version, raws);
           } catch (e) {
             if (e instanceof UnknownRoomError) return unknown();
             throw e;
