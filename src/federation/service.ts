@@ -10,6 +10,8 @@ import type { Context } from '../context.js';
 import { createOutboundGuard, outboundAllowFromEnv } from '../http/outbound-guard.js';
 import type { StaticKeyRing } from '../rooms/inbound/key-ring.js';
 import type { RoomsCore } from '../rooms/room-core.js';
+import { forbidden } from '../http/errors.js';
+import { ServerAcls } from './acl.js';
 import { FederationClient } from './client.js';
 import { ServerDiscovery } from './discovery.js';
 import { backfillRoute } from './inbound/backfill.js';
@@ -31,6 +33,20 @@ import { OwnServerKeys } from './keys/own-keys.js';
 import { RoomReads } from './room-reads.js';
 import type { FederationRoute } from './router.js';
 
+/** Endpoints refused to a server the room's ACL denies (spec: server-server API, "Server Access Control Lists"); `/send` checks per PDU. */
+const ACL_PROTECTED = [
+  '/_matrix/federation/v1/make_join/',
+  '/_matrix/federation/v1/make_leave/',
+  '/_matrix/federation/v2/send_join/',
+  '/_matrix/federation/v2/send_leave/',
+  '/_matrix/federation/v2/invite/',
+  '/_matrix/federation/v1/state/',
+  '/_matrix/federation/v1/state_ids/',
+  '/_matrix/federation/v1/backfill/',
+  '/_matrix/federation/v1/event_auth/',
+  '/_matrix/federation/v1/get_missing_events/',
+];
+
 export class FederationService {
   readonly discovery: ServerDiscovery;
   readonly client: FederationClient;
@@ -38,6 +54,7 @@ export class FederationService {
   readonly ownKeys: OwnServerKeys;
   readonly notary: KeyNotary;
   readonly sender: FederationSender;
+  readonly acls: ServerAcls;
   private readonly reads: RoomReads;
   private readonly version = hearthVersion();
 
@@ -62,6 +79,7 @@ export class FederationService {
     this.ownKeys = new OwnServerKeys(ctx.serverName, ctx.signingKey, cfg.old_verify_keys, now);
     this.notary = new KeyNotary({ db: ctx.db, serverName: ctx.serverName, signingKey: ctx.signingKey, own: this.ownKeys, keyRing: this.keyRing, now });
     this.reads = new RoomReads(rooms.core);
+    this.acls = new ServerAcls(rooms.core);
     this.sender = new FederationSender({ ...ctx, now, core: rooms.core, reads: this.reads, client: this.client });
     if (cfg.enabled) {
       rooms.core.remote = new RemoteMembership({ core: rooms.core, client: this.client, serverName: ctx.serverName, signingKey: ctx.signingKey, logger: ctx.logger, now });
@@ -72,19 +90,25 @@ export class FederationService {
     if (this.ctx.config.federation.enabled) await this.sender.start();
   }
 
-  /** Every route; a request from a server whose queue is backed off wakes that queue. */
+  /**
+   * Every route. A request from a server whose queue is backed off wakes that queue; on the
+   * endpoints the spec lists (ACL_PROTECTED), a server the room's ACL denies is refused.
+   */
   routes(): FederationRoute[] {
-    return this.ownRoutes().map((r) =>
-      r.auth === 'none'
-        ? r
-        : {
-            ...r,
-            handler: (req, reply) => {
-              this.sender.contacted(req.origin);
-              return r.handler(req, reply);
-            },
-          },
-    );
+    return this.ownRoutes().map((r) => {
+      if (r.auth === 'none') return r;
+      const protectedByAcl = ACL_PROTECTED.some((p) => r.url.startsWith(p));
+      return {
+        ...r,
+        handler: async (req, reply) => {
+          this.sender.contacted(req.origin);
+          if (protectedByAcl && !(await this.acls.allows(req.origin, req.params.roomId as string))) {
+            throw forbidden('Your server is denied by the room’s server ACL');
+          }
+          return r.handler(req, reply);
+        },
+      };
+    });
   }
 
   private ownRoutes(): FederationRoute[] {
@@ -92,7 +116,7 @@ export class FederationService {
     return [
       ...serverKeyRoutes(this.ownKeys, this.notary),
       versionRoute(this.version),
-      sendTransactionRoute({ db: this.ctx.db, core: this.rooms.core, client: this.client, logger: this.ctx.logger, now }),
+      sendTransactionRoute({ db: this.ctx.db, core: this.rooms.core, client: this.client, acls: this.acls, logger: this.ctx.logger, now }),
       getMissingEventsRoute(this.reads),
       getEventRoute(this.reads, this.ctx.serverName, now),
       ...stateRoutes(this.reads),
