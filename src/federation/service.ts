@@ -4,7 +4,7 @@
  * authentication, server discovery and the outbound client, the outbound sender (one queue per
  * destination), membership over federation (joining rooms held elsewhere, inviting users of other
  * servers, and the resident server's make/send join and leave), and the inbound `/send` and read
- * endpoints. Not here yet: fetching missing events, and EDUs (accepted and ignored).
+ * endpoints with gaps filled from the sender, typing and receipt EDUs both ways, and server ACLs.
  */
 import type { Context } from '../context.js';
 import { createOutboundGuard, outboundAllowFromEnv } from '../http/outbound-guard.js';
@@ -26,7 +26,9 @@ import { getMissingEventsRoute } from './inbound/get-missing-events.js';
 import { inviteRoute } from './inbound/invite.js';
 import { membershipRoutes } from './inbound/membership.js';
 import { RemoteMembership } from './membership/remote.js';
+import { EduProducer } from './outbound/edus.js';
 import { FederationSender } from './outbound/sender.js';
+import type { EduSinks } from './inbound/edus.js';
 import { FederationKeyRing } from './keys/federation-key-ring.js';
 import { KeyNotary } from './keys/notary.js';
 import { OwnServerKeys } from './keys/own-keys.js';
@@ -55,6 +57,7 @@ export class FederationService {
   readonly notary: KeyNotary;
   readonly sender: FederationSender;
   readonly acls: ServerAcls;
+  private readonly edus: EduProducer;
   private readonly reads: RoomReads;
   private readonly version = hearthVersion();
 
@@ -81,13 +84,34 @@ export class FederationService {
     this.reads = new RoomReads(rooms.core);
     this.acls = new ServerAcls(rooms.core);
     this.sender = new FederationSender({ ...ctx, now, core: rooms.core, reads: this.reads, client: this.client });
+    this.edus = new EduProducer({
+      bus: ctx.bus,
+      serverName: ctx.serverName,
+      sender: this.sender,
+      logger: ctx.logger,
+      sources: {
+        typists: (roomId) => ctx.services.sync.typing.changedSince([roomId], null).get(roomId) ?? [],
+        receipts: async (roomId, from, to) => (await ctx.services.sync.receipts.changes([roomId], from, to, '')).get(roomId),
+      },
+    });
     if (cfg.enabled) {
       rooms.core.remote = new RemoteMembership({ core: rooms.core, client: this.client, serverName: ctx.serverName, signingKey: ctx.signingKey, logger: ctx.logger, now });
     }
   }
 
   async start(): Promise<void> {
-    if (this.ctx.config.federation.enabled) await this.sender.start();
+    if (!this.ctx.config.federation.enabled) return;
+    await this.sender.start();
+    this.edus.start();
+  }
+
+  /** Where typing and receipts of remote users go: the sync domain's trackers. */
+  private eduSinks(): EduSinks {
+    const sync = () => this.ctx.services.sync;
+    return {
+      setTyping: (roomId, userId, typing, timeoutMs) => sync().typing.set(roomId, userId, typing, timeoutMs),
+      setReceipt: (r) => sync().receipts.set({ ...r, type: 'm.read' }),
+    };
   }
 
   /**
@@ -116,7 +140,7 @@ export class FederationService {
     return [
       ...serverKeyRoutes(this.ownKeys, this.notary),
       versionRoute(this.version),
-      sendTransactionRoute({ db: this.ctx.db, core: this.rooms.core, client: this.client, acls: this.acls, logger: this.ctx.logger, now }),
+      sendTransactionRoute({ db: this.ctx.db, core: this.rooms.core, client: this.client, acls: this.acls, eduSinks: this.eduSinks(), logger: this.ctx.logger, now }),
       getMissingEventsRoute(this.reads),
       getEventRoute(this.reads, this.ctx.serverName, now),
       ...stateRoutes(this.reads),
@@ -134,6 +158,7 @@ export class FederationService {
   }
 
   async stop(): Promise<void> {
+    this.edus.stop();
     await this.sender.stop();
     await this.client.close();
     await this.discovery.close();

@@ -8,8 +8,7 @@
  *      parallel, gaps before them filled from the origin (fill-gaps.ts). PDUs of a room whose
  *      server ACL denies the origin are answered with an error and ignored. Each PDU is answered `{}` (accepted, soft-failed, already known, stored as an
  *      outlier) or `{error}` (rejected, dropped, prev/auth events missing, room unknown here).
- *   4. EDUs are accepted and ignored in this version (typing, receipts, presence, device lists
- *      and to-device messages over federation are not handled yet).
+ *   4. EDUs: typing and receipts are applied (edus.ts); other EDU types are not handled yet.
  * The answer is recorded with the transaction id only after every room's events are committed.
  */
 import type { Logger } from 'pino';
@@ -22,6 +21,7 @@ import { UnknownRoomError, type InboundResult } from '../../rooms/inbound/receiv
 import type { RoomsCore } from '../../rooms/room-core.js';
 import type { ServerAcls } from '../acl.js';
 import type { FederationClient } from '../client.js';
+import { handleEdus, type EduSinks } from './edus.js';
 import { receiveFillingGaps } from './fill-gaps.js';
 import { insertTxnResponse, selectTxnResponse } from '../received-txns-table.js';
 import type { FederationRoute } from '../router.js';
@@ -59,7 +59,7 @@ function answerFor(r: InboundResult): PduAnswer {
   }
 }
 
-export function sendTransactionRoute(deps: { db: Db; core: RoomsCore; client: FederationClient; acls: ServerAcls; logger: Logger; now: () => number }): FederationRoute {
+export function sendTransactionRoute(deps: { db: Db; core: RoomsCore; client: FederationClient; acls: ServerAcls; eduSinks: EduSinks; logger: Logger; now: () => number }): FederationRoute {
   return {
     method: 'PUT',
     url: '/_matrix/federation/v1/send/:txnId',
@@ -127,7 +127,7 @@ export function sendTransactionRoute(deps: { db: Db; core: RoomsCore; client: Fe
           }
         }),
       );
-      if (edus.length > 0) deps.logger.debug({ origin, txnId, edus: edus.length }, 'EDUs received and ignored (not handled yet)');
+      if (edus.length > 0) await handleEdus({ core: deps.core, acls: deps.acls, sinks: deps.eduSinks }, origin, edus);
       const response = { pdus: answers };
       await insertTxnResponse(deps.db, origin, txnId, response, deps.now());
       return response;

@@ -5,18 +5,26 @@
  * `delivered`, the stored position up to which everything meant for it was delivered. So memory
  * stays bounded however long the server is away, and nothing is lost when this one restarts.
  *
- * Transactions carry up to 50 PDUs; one is retried with the same transaction id until it is
- * answered. A failure backs the server off exponentially (BackoffPolicy) up to a cap; a request
+ * Transactions carry up to 50 PDUs and 100 EDUs (EDUs only while the server answers: they are
+ * ephemeral). A failure backs the server off exponentially (BackoffPolicy) up to a cap; a request
  * from the server itself (`wake(true)`) ends the wait at once. Progress is written only while
  * the queue's lease is held, so a second sender for the same server cannot move it.
  */
 import type { Logger } from 'pino';
 import type { Lease, Leases } from '../../cluster/leases.js';
 import type { Db } from '../../db/schema.js';
-import type { Pdu } from '../../core/types.js';
+import type { JsonObject, Pdu } from '../../core/types.js';
 import { updateDestination } from './destinations-table.js';
 
 export const MAX_PDUS_PER_TXN = 50;
+export const MAX_EDUS_PER_TXN = 100;
+/** EDUs held per destination; the oldest give way. They are not kept while the server is failing. */
+export const MAX_EDUS_QUEUED = 500;
+
+export interface Edu {
+  edu_type: string;
+  content: JsonObject;
+}
 /** Event positions held in memory per destination; beyond it, the queue reads the stream instead. */
 export const MAX_HINTS = 1000;
 
@@ -47,11 +55,12 @@ export interface QueueSource {
   /** Events for `destination` with positions in (after, upTo], at most `limit` looked at: the PDUs and the last position looked at. */
   readFor(destination: string, after: number, upTo: number, limit: number): Promise<{ events: { pos: number; eventId: string }[]; lastPos: number; exhausted: boolean }>;
   pdusOf(eventIds: string[]): Promise<Pdu[]>;
-  sendTransaction(destination: string, txnId: string, pdus: Pdu[]): Promise<void>;
+  sendTransaction(destination: string, txnId: string, pdus: Pdu[], edus: Edu[]): Promise<void>;
 }
 
 export class DestinationQueue {
   private hints: { pos: number; eventId: string }[] = [];
+  private edus: Edu[] = [];
   private catchingUp: boolean;
   private failingSince: number | null;
   private lastError: string | null;
@@ -90,7 +99,7 @@ export class DestinationQueue {
       state: this.failingSince === null ? 'up' : 'backing_off',
       failingSince: this.failingSince,
       retryAt: this.retryAt,
-      queueDepth: this.hints.length,
+      queueDepth: this.hints.length + this.edus.length,
       catchingUp: this.catchingUp,
       lastError: this.lastError,
       deliveredPos: this.delivered,
@@ -108,6 +117,16 @@ export class DestinationQueue {
       return;
     }
     this.hints.push({ pos, eventId });
+  }
+
+  /**
+   * An EDU for this server, sent with the next transaction. EDUs are ephemeral (typing, receipts):
+   * while the server is failing they are dropped rather than kept for it.
+   */
+  addEdu(edu: Edu): void {
+    if (this.failingSince !== null) return;
+    if (this.edus.length >= MAX_EDUS_QUEUED) this.edus.shift();
+    this.edus.push(edu);
   }
 
   /** Starts sending if there is anything to send. `contacted`: the server just reached us, so it is up: retry now. */
@@ -153,18 +172,20 @@ export class DestinationQueue {
     }
     while (!this.stopped) {
       const batch = await this.nextBatch();
-      if (batch === null) return;
-      if (batch.eventIds.length > 0) {
+      const edus = this.edus.splice(0, MAX_EDUS_PER_TXN);
+      if (batch === null && edus.length === 0) return;
+      if ((batch !== null && batch.eventIds.length > 0) || edus.length > 0) {
         const txnId = `${this.deps.now()}.${++this.txnCounter}`;
         try {
-          const pdus = await this.deps.source.pdusOf(batch.eventIds);
-          await this.deps.source.sendTransaction(this.destination, txnId, pdus);
+          const pdus = batch ? await this.deps.source.pdusOf(batch.eventIds) : [];
+          await this.deps.source.sendTransaction(this.destination, txnId, pdus, edus);
         } catch (e) {
           await this.failed(e as Error);
           return;
         }
       }
-      await this.advance(batch.upTo);
+      if (batch !== null) await this.advance(batch.upTo);
+      else if (this.failingSince !== null) await this.advance(this.delivered);
     }
   }
 
@@ -217,6 +238,7 @@ export class DestinationQueue {
     this.retryAt = now + this.intervalMs;
     // While it is away, its events are read from the stream when it is back.
     this.hints = [];
+    this.edus = [];
     this.catchingUp = true;
     this.hintsDropped = true;
     if (first) this.deps.logger.warn({ destination: this.destination, err: err.message }, 'federation destination unreachable; backing off');

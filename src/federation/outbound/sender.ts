@@ -23,7 +23,7 @@ import { selectStreamEventsAfter } from '../../rooms/store/events-table.js';
 import type { FederationClient } from '../client.js';
 import type { RoomReads } from '../room-reads.js';
 import { insertDestination, selectDestinations, selectSenderPosition, upsertSenderPosition } from './destinations-table.js';
-import { DestinationQueue, type BackoffPolicy, type DestinationStatus, type QueueSource } from './destination-queue.js';
+import { DestinationQueue, type BackoffPolicy, type Edu, type DestinationStatus, type QueueSource } from './destination-queue.js';
 
 const STREAM = 'events';
 const SCAN_PAGE = 500;
@@ -114,6 +114,17 @@ export class FederationSender implements QueueSource {
     }
   }
 
+  /** Sends an EDU about a room to every other server with a joined member in it. */
+  async sendEdu(roomId: string, edu: Edu): Promise<void> {
+    const head = await this.deps.core.heads.get(roomId);
+    if (!head) return;
+    for (const dest of await this.destinationsOf(roomId, null)) {
+      const q = await this.queueFor(dest, this.scanned);
+      q.addEdu(edu);
+      q.wake();
+    }
+  }
+
   // ---- QueueSource ----
 
   scannedPos(): number {
@@ -137,11 +148,11 @@ export class FederationSender implements QueueSource {
     return this.deps.reads.pdus(eventIds.map((id) => loaded.get(id)).filter((e) => e !== undefined));
   }
 
-  async sendTransaction(destination: string, txnId: string, pdus: Pdu[]): Promise<void> {
+  async sendTransaction(destination: string, txnId: string, pdus: Pdu[], edus: Edu[]): Promise<void> {
     const answer = await this.deps.client.request<{ pdus?: Record<string, { error?: string }> }>(destination, {
       method: 'PUT',
       path: `/_matrix/federation/v1/send/${encodeURIComponent(txnId)}`,
-      body: { origin: this.deps.serverName, origin_server_ts: this.deps.now(), pdus, edus: [] },
+      body: { origin: this.deps.serverName, origin_server_ts: this.deps.now(), pdus, edus },
       timeoutMs: 60_000,
     });
     for (const [eventId, r] of Object.entries(answer.pdus ?? {})) {
@@ -156,7 +167,7 @@ export class FederationSender implements QueueSource {
   }
 
   /** The servers that receive `pdu` (see the module comment); never this one. */
-  private async destinationsOf(roomId: string, pdu: Pdu): Promise<Set<string>> {
+  private async destinationsOf(roomId: string, pdu: Pdu | null): Promise<Set<string>> {
     const head = await this.deps.core.heads.get(roomId);
     let servers = head ? this.serversByMembers.get(head.members) : new Set<string>();
     if (!servers && head) {
@@ -168,7 +179,7 @@ export class FederationSender implements QueueSource {
       this.serversByMembers.set(head.members, servers);
     }
     const out = new Set(servers);
-    if (pdu.type === 'm.room.member' && typeof pdu.state_key === 'string' && pdu.content?.membership !== 'invite') {
+    if (pdu !== null && pdu.type === 'm.room.member' && typeof pdu.state_key === 'string' && pdu.content?.membership !== 'invite') {
       const target = serverNameOf(pdu.state_key);
       if (target) out.add(target);
     }
