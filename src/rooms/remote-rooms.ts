@@ -9,4 +9,6 @@ export interface RemoteRooms {
   join(roomId: string, userId: string, servers: string[], content: JsonObject): Promise<void>;
   /** Invites a user of another server to a room held here: their server signs the invite before it is stored. */
   invite(roomId: string, inviter: string, target: string, content: JsonObject): Promise<void>;
+  /** Fetches history before the room's earliest known events from other servers; true when some was stored. */
+  backfill(roomId: string, limit: number): Promise<boolean>;
 }

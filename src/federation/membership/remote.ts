@@ -4,7 +4,8 @@
  *    template filled in and signed here, send_join, then the returned state and auth chain stored
  *    as outliers and the join with that state before it, all through the one inbound path;
  *  - invite a user of another server (invites-v2.yaml): the invite event built here, signed by the
- *    invitee's server, then stored through the inbound path like any event made elsewhere.
+ *    invitee's server, then stored through the inbound path like any event made elsewhere;
+ *  - fill in history from other servers (outbound/backfill.ts).
  * Resident servers are tried in the order given until one answers.
  */
 import type { Logger } from 'pino';
@@ -19,6 +20,7 @@ import { buildLocalEvent } from '../../rooms/pipeline/build-event.js';
 import type { RemoteRooms } from '../../rooms/remote-rooms.js';
 import type { RoomsCore } from '../../rooms/room-core.js';
 import { FederationRequestError, type FederationClient } from '../client.js';
+import { backfillFromRemote } from '../outbound/backfill.js';
 import { inviteRoomState } from './stripped-state.js';
 
 const SUPPORTED_VERSIONS = Object.keys(ROOM_VERSIONS);
@@ -111,6 +113,10 @@ export class RemoteMembership implements RemoteRooms {
       const reason = mine && 'reason' in mine ? mine.reason : undefined;
       throw new Error(`the join was not accepted here: ${mine?.status ?? 'unknown'}${reason ? ` (${reason})` : ''}${mine?.status === 'missing' ? ` ${JSON.stringify(mine.missing)}` : ''}`);
     }
+  }
+
+  backfill(roomId: string, limit: number): Promise<boolean> {
+    return backfillFromRemote(this.deps, roomId, limit);
   }
 
   async invite(roomId: string, inviter: string, target: string, content: JsonObject): Promise<void> {
