@@ -1,6 +1,6 @@
 /**
  * One remote server's outbound queue. Events meant for it are known by their stream positions:
- * the queue holds at most MAX_HINTS of them in memory and otherwise (after an overflow, after a
+ * the queue holds at most `maxHints` of them in memory and otherwise (after an overflow, after a
  * restart, while the server is failing) reads them again from the events stream, starting after
  * `delivered`, the stored position up to which everything meant for it was delivered. So memory
  * stays bounded however long the server is away, and nothing is lost when this one restarts.
@@ -25,8 +25,12 @@ export interface Edu {
   edu_type: string;
   content: JsonObject;
 }
-/** Event positions held in memory per destination; beyond it, the queue reads the stream instead. */
+/** Event positions held in memory per destination by default; beyond it, the queue reads the stream instead. */
 export const MAX_HINTS = 1000;
+
+export interface QueueLimits {
+  maxHints: number;
+}
 
 export interface BackoffPolicy {
   initialMs: number;
@@ -85,6 +89,7 @@ export class DestinationQueue {
       logger: Logger;
       now: () => number;
       backoff: BackoffPolicy;
+      limits: QueueLimits;
     },
     state: { catchingUp: boolean; failingSince: number | null; lastError: string | null },
   ) {
@@ -109,7 +114,7 @@ export class DestinationQueue {
   /** An event at `pos` is meant for this server. */
   add(pos: number, eventId: string): void {
     if (pos <= this.delivered) return;
-    if (this.hints.length >= MAX_HINTS) {
+    if (this.hints.length >= this.deps.limits.maxHints) {
       // Too many to hold: forget them all and read them from the stream when their turn comes.
       this.hints = [];
       this.catchingUp = true;

@@ -23,7 +23,7 @@ import { selectStreamEventsAfter } from '../../rooms/store/events-table.js';
 import type { FederationClient } from '../client.js';
 import type { RoomReads } from '../room-reads.js';
 import { insertDestination, selectDestinations, selectSenderPosition, upsertSenderPosition } from './destinations-table.js';
-import { DestinationQueue, type BackoffPolicy, type Edu, type DestinationStatus, type QueueSource } from './destination-queue.js';
+import { DestinationQueue, MAX_HINTS, type BackoffPolicy, type Edu, type QueueLimits, type DestinationStatus, type QueueSource } from './destination-queue.js';
 
 const STREAM = 'events';
 const SCAN_PAGE = 500;
@@ -50,8 +50,10 @@ export class FederationSender implements QueueSource {
   private rescan = false;
   private unsubscribe: (() => void) | null = null;
   private started = false;
-  /** Retry timing for failing servers; tests shorten it. */
-  backoff: BackoffPolicy = { ...DEFAULT_BACKOFF };
+  /** Retry timing for failing servers; tests shorten it (in place: queues share the object). */
+  readonly backoff: BackoffPolicy = { ...DEFAULT_BACKOFF };
+  /** Memory per destination; tests lower it. */
+  readonly limits: QueueLimits = { maxHints: MAX_HINTS };
 
   constructor(private readonly deps: SenderDeps) {}
 
@@ -189,7 +191,7 @@ export class FederationSender implements QueueSource {
 
   private newQueue(destination: string, delivered: number, state: { catchingUp: boolean; failingSince: number | null; lastError: string | null }): DestinationQueue {
     const { db, leases, logger, now } = this.deps;
-    return new DestinationQueue(destination, delivered, { db, leases, logger, now, source: this, backoff: this.backoff }, state);
+    return new DestinationQueue(destination, delivered, { db, leases, logger, now, source: this, backoff: this.backoff, limits: this.limits }, state);
   }
 
   private async queueFor(destination: string, deliveredIfNew: number): Promise<DestinationQueue> {
