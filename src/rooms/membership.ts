@@ -169,8 +169,17 @@ export async function knockRoom(core: RoomsCore, requester: Requester, roomIdOrA
 }
 
 export async function leaveRoom(core: RoomsCore, requester: Requester, roomId: string, body: { reason?: string }): Promise<Record<string, never>> {
-  await core.requireHead(roomId);
+  const known = await core.requireHead(roomId);
   const userId = requester.userId;
+  const mine = known.members.get(userId);
+  if (core.remote && (mine?.membership === 'invite' || mine?.membership === 'knock')) {
+    // Rejecting an invite (or withdrawing a knock) to a room this server is not in: through a resident server.
+    const servers = joinServers(core, known, roomId, [serverNameOf(mine.sender) ?? '']);
+    if (servers.length > 0) {
+      await core.remote.leave(roomId, userId, servers, memberContent('leave', null, body.reason));
+      return {};
+    }
+  }
   return core.pipeline.submit<Record<string, never>>(roomId, {
     plan: (head) => {
       const current = head.members.get(userId)?.membership;

@@ -114,17 +114,20 @@ test('an invite of a user of b.test, a server not in the room, is shown in /sync
   await eventually(async () => (await bodies(b, carol, room)).includes('welcome carol'), 'the message on b.test');
 });
 
-test('an invite rejected on b.test is a leave on a.test', async () => {
+test('an invite rejected on b.test is a leave on a.test, through make_leave and send_leave', async () => {
   const dave = await b.registerUser('dave');
   const room = await createRoom(a, alice, { preset: 'private_chat' });
   expectStatus(await a.request('POST', `${C}/rooms/${e(room)}/invite`, { token: alice.accessToken, body: { user_id: dave.userId } }), 200);
   assert.ok(await syncInvite(b, dave, room));
   expectStatus(await b.request('POST', `${C}/rooms/${e(room)}/leave`, { token: dave.accessToken, body: {} }), 200);
-  await eventually(async () => {
-    const m = await a.request('GET', `${C}/rooms/${e(room)}/state/m.room.member/${e(dave.userId)}`, { token: alice.accessToken });
-    return m.status === 200 && m.body.membership === 'leave';
-  }, 'the rejection on a.test');
+  // Through make_leave / send_leave: a.test holds the leave by the time b.test answers.
+  const m = await a.request('GET', `${C}/rooms/${e(room)}/state/m.room.member/${e(dave.userId)}`, { token: alice.accessToken });
+  expectStatus(m, 200);
+  assert.equal(m.body.membership, 'leave');
   assert.equal(await syncInvite(b, dave, room), undefined);
+  const leaveFilter = encodeURIComponent(JSON.stringify({ room: { include_leave: true } }));
+  const left = await b.request('GET', `${C}/sync?filter=${leaveFilter}`, { token: dave.accessToken });
+  assert.ok(left.body.rooms?.leave?.[room], 'the rejected invite is a left room on b.test');
 });
 
 test('an invite of an unknown user of b.test is refused with 404 and not stored', async () => {

@@ -3,6 +3,8 @@
  *  - join a room this server is not in (joins.yaml, v2): make_join at a resident server, the
  *    template filled in and signed here, send_join, then the returned state and auth chain stored
  *    as outliers and the join with that state before it, all through the one inbound path;
+ *  - leave a room this server is not in, i.e. reject an invite (leaving-v2.yaml): make_leave and
+ *    send_leave at a resident server, then the leave stored on the state held here;
  *  - invite a user of another server (invites-v2.yaml): the invite event built here, signed by the
  *    invitee's server, then stored through the inbound path like any event made elsewhere;
  *  - fill in history from other servers (outbound/backfill.ts).
@@ -12,7 +14,7 @@ import type { Logger } from 'pino';
 import { finaliseEvent, type EventDraft } from '../../core/event-format.js';
 import { computeEventId } from '../../core/hashes.js';
 import { serverNameOf } from '../../core/ids.js';
-import { getRoomVersion, ROOM_VERSIONS } from '../../core/room-versions.js';
+import { getRoomVersion, ROOM_VERSIONS, type RoomVersion } from '../../core/room-versions.js';
 import type { SigningKey } from '../../core/signing.js';
 import { stateKey, type JsonObject, type Pdu, type StateMap } from '../../core/types.js';
 import { forbidden, MatrixError, notFound } from '../../http/errors.js';
@@ -46,22 +48,66 @@ export class RemoteMembership implements RemoteRooms {
     private readonly deps: { core: RoomsCore; client: FederationClient; serverName: string; signingKey: SigningKey; logger: Logger; now: () => number },
   ) {}
 
-  async join(roomId: string, userId: string, servers: string[], content: JsonObject): Promise<void> {
+  join(roomId: string, userId: string, servers: string[], content: JsonObject): Promise<void> {
+    return this.throughAny('join', roomId, servers, (server) => this.joinThrough(server, roomId, userId, content));
+  }
+
+  leave(roomId: string, userId: string, servers: string[], content: JsonObject): Promise<void> {
+    return this.throughAny('leave', roomId, servers, (server) => this.leaveThrough(server, roomId, userId, content));
+  }
+
+  /** Tries `attempt` with each server in turn until one succeeds. */
+  private async throughAny(what: string, roomId: string, servers: string[], attempt: (server: string) => Promise<void>): Promise<void> {
     const candidates = [...new Set(servers)].filter((s) => s !== this.deps.serverName && s !== '');
-    if (candidates.length === 0) throw notFound(`Room ${roomId} is not known to this server and no server to join it through was given`);
+    if (candidates.length === 0) throw notFound(`Room ${roomId} is not known to this server and no server to ${what} it through was given`);
     let lastError: unknown;
     for (const server of candidates) {
       try {
-        await this.joinThrough(server, roomId, userId, content);
+        await attempt(server);
         return;
       } catch (e) {
         lastError = e;
-        this.deps.logger.info({ roomId, server, err: (e as Error).message }, 'joining through a server failed');
+        this.deps.logger.info({ roomId, server, err: (e as Error).message }, `${what} through a server failed`);
         // A refusal by the room's rules is the room's answer: another server would give the same.
         if (e instanceof FederationRequestError && e.status === 403) break;
       }
     }
-    throw asMatrixError(lastError, `Could not join ${roomId}`);
+    throw asMatrixError(lastError, `Could not ${what} ${roomId}`);
+  }
+
+  /** make_leave / send_leave (leaving-v2.yaml); the leave is then stored on the state known here. */
+  private async leaveThrough(server: string, roomId: string, userId: string, content: JsonObject): Promise<void> {
+    const { client, core } = this.deps;
+    const made = await client.request<{ event?: JsonObject; room_version?: string }>(server, {
+      method: 'GET',
+      path: `/_matrix/federation/v1/make_leave/${encodeURIComponent(roomId)}/${encodeURIComponent(userId)}`,
+    });
+    const version = typeof made.room_version === 'string' ? getRoomVersion(made.room_version) : getRoomVersion('1');
+    if (!version) throw new MatrixError(400, 'M_INCOMPATIBLE_ROOM_VERSION', `Room version ${String(made.room_version)} is not supported`);
+    const leave = this.signTemplate(server, made.event, roomId, userId, version, 'leave', content);
+    await client.request(server, {
+      method: 'PUT',
+      path: `/_matrix/federation/v2/send_leave/${encodeURIComponent(roomId)}/${encodeURIComponent(leave.eventId)}`,
+      body: leave.pdu,
+    });
+    // The resident's history before the leave is not known here: the state before it is the one held.
+    const head = await core.requireHead(roomId);
+    const [result] = (await core.inbound.receive(roomId, { pdus: [leave.pdu], stateBefore: new Map([[leave.eventId, head.state]]) })).filter((r) => r.eventId === leave.eventId);
+    if (result?.status !== 'accepted' && result?.status !== 'duplicate') {
+      this.deps.logger.warn({ roomId, eventId: leave.eventId, status: result?.status }, 'a leave accepted by the resident server could not be stored here');
+    }
+  }
+
+  /** A make_join / make_leave template checked, completed with `content`, and signed here. */
+  private signTemplate(server: string, tmpl: JsonObject | undefined, roomId: string, userId: string, version: RoomVersion, membership: 'join' | 'leave', content: JsonObject) {
+    if (typeof tmpl !== 'object' || tmpl === null || tmpl.room_id !== roomId || tmpl.sender !== userId || tmpl.state_key !== userId || tmpl.type !== 'm.room.member') {
+      throw new Error(`${server} answered make_${membership} with an unusable template`);
+    }
+    const { signatures: _s, hashes: _h, event_id: _e, unsigned: _u, ...rest } = tmpl;
+    void [_s, _h, _e, _u];
+    const tmplContent = typeof tmpl.content === 'object' && tmpl.content !== null && !Array.isArray(tmpl.content) ? (tmpl.content as JsonObject) : {};
+    const draft = { ...rest, origin_server_ts: this.deps.now(), content: { ...tmplContent, ...content, membership } } as unknown as EventDraft;
+    return finaliseEvent(draft, version, this.deps.serverName, this.deps.signingKey);
   }
 
   private async joinThrough(server: string, roomId: string, userId: string, content: JsonObject): Promise<void> {
@@ -73,15 +119,7 @@ export class RemoteMembership implements RemoteRooms {
     });
     const version = typeof made.room_version === 'string' ? getRoomVersion(made.room_version) : getRoomVersion('1');
     if (!version) throw new MatrixError(400, 'M_INCOMPATIBLE_ROOM_VERSION', `Room version ${String(made.room_version)} is not supported`);
-    const tmpl = made.event;
-    if (typeof tmpl !== 'object' || tmpl === null || tmpl.room_id !== roomId || tmpl.sender !== userId || tmpl.state_key !== userId || tmpl.type !== 'm.room.member') {
-      throw new Error(`${server} answered make_join with an unusable template`);
-    }
-    const { signatures: _s, hashes: _h, event_id: _e, unsigned: _u, ...rest } = tmpl;
-    void [_s, _h, _e, _u];
-    const tmplContent = typeof tmpl.content === 'object' && tmpl.content !== null && !Array.isArray(tmpl.content) ? (tmpl.content as JsonObject) : {};
-    const draft = { ...rest, origin_server_ts: this.deps.now(), content: { ...tmplContent, ...content, membership: 'join' } } as unknown as EventDraft;
-    const join = finaliseEvent(draft, version, this.deps.serverName, this.deps.signingKey);
+    const join = this.signTemplate(server, made.event, roomId, userId, version, 'join', content);
 
     const answer = await client.request<SendJoinAnswer>(server, {
       method: 'PUT',
