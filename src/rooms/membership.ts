@@ -103,7 +103,11 @@ export async function joinRoom(
   const roomId = await resolveRoomIdOrAlias(core.ctx, roomIdOrAlias);
   const userId = requester.userId;
   const known = await core.heads.get(roomId);
-  const remoteServers = core.remote ? joinServers(core, known, roomId, servers) : [];
+  // Joined through another server when the room is not held here, when a user of another server
+  // invited the user, or when the client names servers; otherwise made here, like any local join.
+  const invitedFrom = known?.members.get(userId)?.membership === 'invite' ? serverNameOf(known.members.get(userId)!.sender) : undefined;
+  const throughRemote = !known || (invitedFrom !== undefined && invitedFrom !== core.ctx.serverName) || servers.length > 0;
+  const remoteServers = core.remote && throughRemote ? joinServers(core, known, roomId, servers) : [];
   if (core.remote && remoteServers.length > 0) {
     // A room this server is not in (unknown, or known from an invite or from before everyone here left).
     const profile = await profileOf(core.ctx, userId);
@@ -176,8 +180,13 @@ export async function leaveRoom(core: RoomsCore, requester: Requester, roomId: s
     // Rejecting an invite (or withdrawing a knock) to a room this server is not in: through a resident server.
     const servers = joinServers(core, known, roomId, [serverNameOf(mine.sender) ?? '']);
     if (servers.length > 0) {
-      await core.remote.leave(roomId, userId, servers, memberContent('leave', null, body.reason));
-      return {};
+      try {
+        await core.remote.leave(roomId, userId, servers, memberContent('leave', null, body.reason));
+        return {};
+      } catch (e) {
+        // No resident server would take it: the invite is rejected here alone (as below).
+        core.ctx.logger.info({ roomId, userId, err: (e as Error).message }, 'rejecting an invite through a resident server failed; rejected locally');
+      }
     }
   }
   return core.pipeline.submit<Record<string, never>>(roomId, {

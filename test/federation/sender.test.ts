@@ -71,3 +71,21 @@ test('a destination that is away backs off, holds bounded memory, and gets every
   assert.equal(after.failing_since, null);
   assert.ok(Number(after.delivered_pos) > Number(row.delivered_pos));
 });
+
+test('a destination backed off for long is woken at once when it makes a request here', async () => {
+  const sender = a.hs.ctx.services.federation.sender;
+  sender.backoff.initialMs = 120_000;
+  sender.backoff.maxMs = 120_000;
+  await b.hs.stop();
+  await sendText(a, alice, roomId, 'sent while b is down');
+  const away = await eventually(async () => {
+    const s = sender.status('b.test');
+    return s?.state === 'backing_off' ? s : undefined;
+  }, 'b.test backed off');
+  assert.ok(away.retryAt! - Date.now() > 60_000, 'the next try is far away');
+  await b.restart();
+  // Any authenticated request from b.test will do: here bob's message.
+  await sendText(b, bob, roomId, 'b is back');
+  await eventually(async () => (await bodies(b, bob)).includes('sent while b is down'), 'the queued message on b.test', 10_000);
+  assert.equal(sender.status('b.test')?.state, 'up');
+});

@@ -22,7 +22,7 @@ import { buildLocalEvent } from '../../rooms/pipeline/build-event.js';
 import type { RemoteRooms } from '../../rooms/remote-rooms.js';
 import type { RoomsCore } from '../../rooms/room-core.js';
 import { FederationRequestError, type FederationClient } from '../client.js';
-import { backfillFromRemote } from '../outbound/backfill.js';
+import { RemoteBackfill } from '../outbound/backfill.js';
 import { inviteRoomState } from './stripped-state.js';
 
 const SUPPORTED_VERSIONS = Object.keys(ROOM_VERSIONS);
@@ -44,9 +44,13 @@ function asMatrixError(e: unknown, what: string): MatrixError {
 }
 
 export class RemoteMembership implements RemoteRooms {
+  private readonly history: RemoteBackfill;
+
   constructor(
     private readonly deps: { core: RoomsCore; client: FederationClient; serverName: string; signingKey: SigningKey; logger: Logger; now: () => number },
-  ) {}
+  ) {
+    this.history = new RemoteBackfill(deps);
+  }
 
   join(roomId: string, userId: string, servers: string[], content: JsonObject): Promise<void> {
     return this.throughAny('join', roomId, servers, (server) => this.joinThrough(server, roomId, userId, content));
@@ -154,7 +158,7 @@ export class RemoteMembership implements RemoteRooms {
   }
 
   backfill(roomId: string, limit: number): Promise<boolean> {
-    return backfillFromRemote(this.deps, roomId, limit);
+    return this.history.run(roomId, limit);
   }
 
   async invite(roomId: string, inviter: string, target: string, content: JsonObject): Promise<void> {

@@ -3,7 +3,8 @@
  * the events before the room's backward extremities, asked of the servers in the room one after
  * another. Events of the answer whose prev events are neither in it nor stored here (its oldest)
  * go in with the state before them from the same server's /state, so the inbound path can place
- * them; the rest of the history beyond stays a gap for the next call.
+ * them; the rest of the history beyond stays a gap for the next call. A room whose servers had
+ * nothing is left alone for a minute, so clients paging it do not wait on them every time.
  */
 import type { Logger } from 'pino';
 import { prevEventIds } from '../../core/auth-rules.js';
@@ -19,7 +20,30 @@ const MAX_LIMIT = 100;
 /** Extremities asked from at once. */
 const MAX_FROM = 20;
 
-export async function backfillFromRemote(deps: { core: RoomsCore; client: FederationClient; serverName: string; logger: Logger }, roomId: string, limit: number): Promise<boolean> {
+/** After a room's backfill found nothing, clients paging it do not wait on other servers again for this long. */
+const QUIET_AFTER_FAILURE_MS = 60_000;
+
+type BackfillDeps = { core: RoomsCore; client: FederationClient; serverName: string; logger: Logger; now: () => number };
+
+export class RemoteBackfill {
+  private readonly quietUntil = new Map<string, number>();
+
+  constructor(private readonly deps: BackfillDeps) {}
+
+  /** True when some history was stored. */
+  async run(roomId: string, limit: number): Promise<boolean> {
+    if ((this.quietUntil.get(roomId) ?? 0) > this.deps.now()) return false;
+    const got = await backfillOnce(this.deps, roomId, limit);
+    if (got) this.quietUntil.delete(roomId);
+    else {
+      if (this.quietUntil.size >= 10_000) this.quietUntil.clear();
+      this.quietUntil.set(roomId, this.deps.now() + QUIET_AFTER_FAILURE_MS);
+    }
+    return got;
+  }
+}
+
+async function backfillOnce(deps: BackfillDeps, roomId: string, limit: number): Promise<boolean> {
   const { core, client } = deps;
   const head = await core.heads.get(roomId);
   if (!head) return false;

@@ -59,7 +59,7 @@ export interface QueueSource {
   /** Events for `destination` with positions in (after, upTo], at most `limit` looked at: the PDUs and the last position looked at. */
   readFor(destination: string, after: number, upTo: number, limit: number): Promise<{ events: { pos: number; eventId: string }[]; lastPos: number; exhausted: boolean }>;
   pdusOf(eventIds: string[]): Promise<Pdu[]>;
-  sendTransaction(destination: string, txnId: string, pdus: Pdu[], edus: Edu[]): Promise<void>;
+  sendTransaction(destination: string, txnId: string, pdus: Pdu[], edus: Edu[], signal: AbortSignal): Promise<void>;
 }
 
 export class DestinationQueue {
@@ -78,6 +78,8 @@ export class DestinationQueue {
   private stopped = false;
   private txnCounter = 0;
   private lease: Lease | null = null;
+  /** Aborts the transaction in flight when the queue stops. */
+  private readonly aborter = new AbortController();
 
   constructor(
     readonly destination: string,
@@ -160,6 +162,7 @@ export class DestinationQueue {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    this.aborter.abort();
     await this.running;
     if (this.lease) await this.deps.leases.release(this.lease);
   }
@@ -179,18 +182,19 @@ export class DestinationQueue {
       const batch = await this.nextBatch();
       const edus = this.edus.splice(0, MAX_EDUS_PER_TXN);
       if (batch === null && edus.length === 0) return;
-      if ((batch !== null && batch.eventIds.length > 0) || edus.length > 0) {
+      const sending = (batch !== null && batch.eventIds.length > 0) || edus.length > 0;
+      if (sending) {
         const txnId = `${this.deps.now()}.${++this.txnCounter}`;
         try {
           const pdus = batch ? await this.deps.source.pdusOf(batch.eventIds) : [];
-          await this.deps.source.sendTransaction(this.destination, txnId, pdus, edus);
+          await this.deps.source.sendTransaction(this.destination, txnId, pdus, edus, this.aborter.signal);
         } catch (e) {
+          if (this.stopped) return;
           await this.failed(e as Error);
           return;
         }
       }
-      if (batch !== null) await this.advance(batch.upTo);
-      else if (this.failingSince !== null) await this.advance(this.delivered);
+      await this.advance(batch?.upTo ?? this.delivered, sending);
     }
   }
 
@@ -216,18 +220,20 @@ export class DestinationQueue {
     return { eventIds: taken.map((h) => h.eventId), upTo: taken[taken.length - 1]!.pos };
   }
 
-  private async advance(upTo: number): Promise<void> {
-    const recovered = this.failingSince !== null;
+  /** Records progress up to `upTo`; `answered`: the server took a transaction, so it is up. */
+  private async advance(upTo: number, answered: boolean): Promise<void> {
+    const recovered = answered && this.failingSince !== null;
     if (upTo > this.delivered || recovered) {
       if (this.lease && !this.deps.leases.stillHeld(this.lease)) {
         this.stopped = true;
         return;
       }
-      await updateDestination(this.deps.db, this.destination, { delivered_pos: upTo, failing_since: null, last_error: null });
+      await updateDestination(this.deps.db, this.destination, recovered ? { delivered_pos: upTo, failing_since: null, last_error: null } : { delivered_pos: upTo });
     }
-    if (recovered) this.deps.logger.info({ destination: this.destination }, 'federation destination is reachable again');
     this.delivered = Math.max(this.delivered, upTo);
     this.hints = this.hints.filter((h) => h.pos > this.delivered);
+    if (!answered) return;
+    if (recovered) this.deps.logger.info({ destination: this.destination }, 'federation destination is reachable again');
     this.failingSince = null;
     this.lastError = null;
     this.intervalMs = 0;

@@ -27,6 +27,7 @@ import { DestinationQueue, MAX_HINTS, type BackoffPolicy, type Edu, type QueueLi
 
 const STREAM = 'events';
 const SCAN_PAGE = 500;
+const PERSIST_EVERY_MS = 5_000;
 
 export const DEFAULT_BACKOFF: BackoffPolicy = { initialMs: 10_000, maxMs: 6 * 3600_000 };
 
@@ -46,6 +47,7 @@ export class FederationSender implements QueueSource {
   private readonly queues = new Map<string, DestinationQueue>();
   private readonly serversByMembers = new WeakMap<ReadonlyMap<string, MemberInfo>, Set<string>>();
   private scanned = 0;
+  private persistedAt = 0;
   private scanning: Promise<void> | null = null;
   private rescan = false;
   private unsubscribe: (() => void) | null = null;
@@ -61,7 +63,7 @@ export class FederationSender implements QueueSource {
     const stored = await selectSenderPosition(this.deps.db, STREAM);
     // On first start, history already in the rooms is not sent again.
     this.scanned = stored ?? (await readStreamPositions(this.deps.db)).events;
-    if (stored === undefined) await upsertSenderPosition(this.deps.db, STREAM, this.scanned);
+    if (stored === undefined) await this.persistScanned();
     for (const row of await selectDestinations(this.deps.db)) {
       this.queues.set(row.destination, this.newQueue(row.destination, row.delivered_pos, { catchingUp: true, failingSince: row.failing_since, lastError: row.last_error }));
     }
@@ -78,6 +80,12 @@ export class FederationSender implements QueueSource {
     this.unsubscribe?.();
     while (this.scanning) await this.scanning;
     await Promise.all([...this.queues.values()].map((q) => q.stop()));
+    await this.persistScanned();
+  }
+
+  private async persistScanned(): Promise<void> {
+    this.persistedAt = this.deps.now();
+    await upsertSenderPosition(this.deps.db, STREAM, this.scanned);
   }
 
   /** The state of every destination queue, for operators. */
@@ -150,12 +158,13 @@ export class FederationSender implements QueueSource {
     return this.deps.reads.pdus(eventIds.map((id) => loaded.get(id)).filter((e) => e !== undefined));
   }
 
-  async sendTransaction(destination: string, txnId: string, pdus: Pdu[], edus: Edu[]): Promise<void> {
+  async sendTransaction(destination: string, txnId: string, pdus: Pdu[], edus: Edu[], signal: AbortSignal): Promise<void> {
     const answer = await this.deps.client.request<{ pdus?: Record<string, { error?: string }> }>(destination, {
       method: 'PUT',
       path: `/_matrix/federation/v1/send/${encodeURIComponent(txnId)}`,
       body: { origin: this.deps.serverName, origin_server_ts: this.deps.now(), pdus, edus },
       timeoutMs: 60_000,
+      signal,
     });
     for (const [eventId, r] of Object.entries(answer.pdus ?? {})) {
       if (r?.error !== undefined) this.deps.logger.info({ destination, eventId, error: r.error }, 'remote server did not accept an event');
@@ -241,7 +250,9 @@ export class FederationSender implements QueueSource {
         }
       }
       this.scanned = rows[rows.length - 1]!.stream_pos;
-      await upsertSenderPosition(this.deps.db, STREAM, this.scanned);
+      // Sorting an event again is harmless (a queue skips what it delivered), so the position is
+      // written now and then rather than after every commit: a restart rereads a few seconds.
+      if (this.deps.now() - this.persistedAt >= PERSIST_EVERY_MS) await this.persistScanned();
       for (const q of woken) q.wake();
       if (rows.length < SCAN_PAGE || !this.started) return;
     }
