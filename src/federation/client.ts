@@ -36,6 +36,8 @@ export interface FederationRequest {
   timeoutMs?: number;
   /** Largest answer accepted, in bytes (default 16 MiB). */
   maxBytes?: number;
+  /** Ends the request early (shutdown). */
+  signal?: AbortSignal;
 }
 
 const RESOLVED_TTL_MS = 10 * 60_000;
@@ -87,7 +89,7 @@ export class FederationClient {
         method: req.method,
         headers,
         body,
-        signal: AbortSignal.timeout(timeoutMs),
+        signal: req.signal ? AbortSignal.any([req.signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs),
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
       });

@@ -28,4 +28,22 @@ export const migrations: Migration[] = [
       await db.schema.createIndex('federation_received_txns_ts_idx').on('federation_received_txns').column('received_ts').execute();
     },
   },
+  {
+    version: 2,
+    name: 'outbound destinations and sender positions',
+    async up(db) {
+      await db.schema
+        .createTable('federation_destinations')
+        .addColumn('destination', 'text', (c) => c.primaryKey())
+        .addColumn('delivered_pos', 'bigint', (c) => c.notNull())
+        .addColumn('failing_since', 'bigint')
+        .addColumn('last_error', 'text')
+        .execute();
+      await db.schema
+        .createTable('federation_sender_positions')
+        .addColumn('stream', 'text', (c) => c.primaryKey())
+        .addColumn('pos', 'bigint', (c) => c.notNull())
+        .execute();
+    },
+  },
 ];

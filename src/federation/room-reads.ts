@@ -131,4 +131,36 @@ export class RoomReads {
     }
     return out;
   }
+
+  /**
+   * get_missing_events (backfill.yaml): a breadth-first walk of prev_events from `latest`, the
+   * `latest` events themselves and those in `earliest` left out (and not walked through), at
+   * least `minDepth` deep, up to `limit`; only events `server` may see, oldest first.
+   */
+  async missingEvents(server: string, roomId: string, earliest: string[], latest: string[], limit: number, minDepth: number): Promise<StoredEvent[]> {
+    const stop = new Set([...earliest, ...latest]);
+    const out: StoredEvent[] = [];
+    const groupCache = new Map<number, Promise<boolean>>();
+    const starts = await this.core.events.getMany(latest);
+    let frontier = [...new Set([...starts.values()].filter((e) => e.roomId === roomId).flatMap((e) => prevEventIds(e.pdu)))].filter((id) => !stop.has(id));
+    const seen = new Set(frontier);
+    while (frontier.length > 0 && out.length < limit) {
+      const found = await this.core.events.getMany(frontier);
+      const next: string[] = [];
+      for (const id of frontier) {
+        const ev = found.get(id);
+        if (!ev || ev.roomId !== roomId || ev.rejectedReason !== null || ev.pdu.depth < minDepth) continue;
+        if (!(await this.visibleTo(server, ev, groupCache))) continue;
+        if (out.length < limit) out.push(ev);
+        for (const p of prevEventIds(ev.pdu)) {
+          if (!stop.has(p) && !seen.has(p)) {
+            seen.add(p);
+            next.push(p);
+          }
+        }
+      }
+      frontier = next;
+    }
+    return out.sort((x, y) => x.pdu.depth - y.pdu.depth);
+  }
 }

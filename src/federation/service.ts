@@ -1,14 +1,17 @@
 /**
- * The federation domain, first increment: this server's keys and the notary, remote servers'
- * keys (FederationKeyRing, which the rooms core checks received events with), X-Matrix request
- * authentication, server discovery and the outbound client, and the inbound `/send` and read
- * endpoints. Not here yet: joins, invites and leaves over federation, the outbound sending queue,
- * fetching missing events, and EDUs (accepted and ignored).
+ * The federation domain: this server's keys and the notary, remote servers' keys
+ * (FederationKeyRing, which the rooms core checks received events with), X-Matrix request
+ * authentication, server discovery and the outbound client, the outbound sender (one queue per
+ * destination), membership over federation (joining rooms held elsewhere, inviting users of other
+ * servers, and the resident server's make/send join and leave), and the inbound `/send` and read
+ * endpoints with gaps filled from the sender, typing and receipt EDUs both ways, and server ACLs.
  */
 import type { Context } from '../context.js';
 import { createOutboundGuard, outboundAllowFromEnv } from '../http/outbound-guard.js';
 import type { StaticKeyRing } from '../rooms/inbound/key-ring.js';
 import type { RoomsCore } from '../rooms/room-core.js';
+import { forbidden } from '../http/errors.js';
+import { ServerAcls } from './acl.js';
 import { FederationClient } from './client.js';
 import { ServerDiscovery } from './discovery.js';
 import { backfillRoute } from './inbound/backfill.js';
@@ -19,11 +22,32 @@ import { serverKeyRoutes } from './inbound/server-keys.js';
 import { stateRoutes } from './inbound/state.js';
 import { hearthVersion } from '../version.js';
 import { versionRoute } from './inbound/version.js';
+import { getMissingEventsRoute } from './inbound/get-missing-events.js';
+import { inviteRoute } from './inbound/invite.js';
+import { membershipRoutes } from './inbound/membership.js';
+import { RemoteMembership } from './membership/remote.js';
+import { EduProducer } from './outbound/edus.js';
+import { FederationSender } from './outbound/sender.js';
+import type { EduSinks } from './inbound/edus.js';
 import { FederationKeyRing } from './keys/federation-key-ring.js';
 import { KeyNotary } from './keys/notary.js';
 import { OwnServerKeys } from './keys/own-keys.js';
 import { RoomReads } from './room-reads.js';
 import type { FederationRoute } from './router.js';
+
+/** Endpoints refused to a server the room's ACL denies (spec: server-server API, "Server Access Control Lists"); `/send` checks per PDU. */
+const ACL_PROTECTED = [
+  '/_matrix/federation/v1/make_join/',
+  '/_matrix/federation/v1/make_leave/',
+  '/_matrix/federation/v2/send_join/',
+  '/_matrix/federation/v2/send_leave/',
+  '/_matrix/federation/v2/invite/',
+  '/_matrix/federation/v1/state/',
+  '/_matrix/federation/v1/state_ids/',
+  '/_matrix/federation/v1/backfill/',
+  '/_matrix/federation/v1/event_auth/',
+  '/_matrix/federation/v1/get_missing_events/',
+];
 
 export class FederationService {
   readonly discovery: ServerDiscovery;
@@ -31,11 +55,14 @@ export class FederationService {
   readonly keyRing: FederationKeyRing;
   readonly ownKeys: OwnServerKeys;
   readonly notary: KeyNotary;
+  readonly sender: FederationSender;
+  readonly acls: ServerAcls;
+  private readonly edus: EduProducer;
   private readonly reads: RoomReads;
   private readonly version = hearthVersion();
 
   constructor(
-    private readonly ctx: Pick<Context, 'config' | 'serverName' | 'signingKey' | 'db' | 'logger' | 'now'>,
+    private readonly ctx: Pick<Context, 'config' | 'serverName' | 'signingKey' | 'db' | 'bus' | 'leases' | 'logger' | 'now' | 'services'>,
     private readonly rooms: { core: RoomsCore; localKeys: StaticKeyRing },
   ) {
     const cfg = ctx.config.federation;
@@ -55,22 +82,84 @@ export class FederationService {
     this.ownKeys = new OwnServerKeys(ctx.serverName, ctx.signingKey, cfg.old_verify_keys, now);
     this.notary = new KeyNotary({ db: ctx.db, serverName: ctx.serverName, signingKey: ctx.signingKey, own: this.ownKeys, keyRing: this.keyRing, now });
     this.reads = new RoomReads(rooms.core);
+    this.acls = new ServerAcls(rooms.core);
+    this.sender = new FederationSender({ ...ctx, now, core: rooms.core, reads: this.reads, client: this.client });
+    this.edus = new EduProducer({
+      bus: ctx.bus,
+      serverName: ctx.serverName,
+      sender: this.sender,
+      logger: ctx.logger,
+      sources: {
+        typists: (roomId) => ctx.services.sync.typing.changedSince([roomId], null).get(roomId) ?? [],
+        receipts: async (roomId, from, to) => (await ctx.services.sync.receipts.changes([roomId], from, to, '')).get(roomId),
+      },
+    });
+    if (cfg.enabled) {
+      rooms.core.remote = new RemoteMembership({ core: rooms.core, client: this.client, serverName: ctx.serverName, signingKey: ctx.signingKey, logger: ctx.logger, now });
+    }
   }
 
+  async start(): Promise<void> {
+    if (!this.ctx.config.federation.enabled) return;
+    await this.sender.start();
+    this.edus.start();
+  }
+
+  /** Where typing and receipts of remote users go: the sync domain's trackers. */
+  private eduSinks(): EduSinks {
+    const sync = () => this.ctx.services.sync;
+    return {
+      setTyping: (roomId, userId, typing, timeoutMs) => sync().typing.set(roomId, userId, typing, timeoutMs),
+      setReceipt: (r) => sync().receipts.set({ ...r, type: 'm.read' }),
+    };
+  }
+
+  /**
+   * Every route. A request from a server whose queue is backed off wakes that queue; on the
+   * endpoints the spec lists (ACL_PROTECTED), a server the room's ACL denies is refused.
+   */
   routes(): FederationRoute[] {
+    return this.ownRoutes().map((r) => {
+      if (r.auth === 'none') return r;
+      const protectedByAcl = ACL_PROTECTED.some((p) => r.url.startsWith(p));
+      return {
+        ...r,
+        handler: async (req, reply) => {
+          this.sender.contacted(req.origin);
+          if (protectedByAcl && !(await this.acls.allows(req.origin, req.params.roomId as string))) {
+            throw forbidden('Your server is denied by the room’s server ACL');
+          }
+          return r.handler(req, reply);
+        },
+      };
+    });
+  }
+
+  private ownRoutes(): FederationRoute[] {
     const now = () => this.ctx.now();
     return [
       ...serverKeyRoutes(this.ownKeys, this.notary),
       versionRoute(this.version),
-      sendTransactionRoute({ db: this.ctx.db, core: this.rooms.core, logger: this.ctx.logger, now }),
+      sendTransactionRoute({ db: this.ctx.db, core: this.rooms.core, client: this.client, acls: this.acls, eduSinks: this.eduSinks(), logger: this.ctx.logger, now }),
+      getMissingEventsRoute(this.reads),
       getEventRoute(this.reads, this.ctx.serverName, now),
       ...stateRoutes(this.reads),
       eventAuthRoute(this.reads),
       backfillRoute(this.reads, this.ctx.serverName, now),
+      inviteRoute({
+        core: this.rooms.core,
+        keyRing: this.keyRing,
+        serverName: this.ctx.serverName,
+        signingKey: this.ctx.signingKey,
+        userExists: (userId) => this.ctx.services.accounts.userExists(userId),
+      }),
+      ...membershipRoutes({ core: this.rooms.core, sender: this.sender, reads: this.reads, serverName: this.ctx.serverName, now }),
     ];
   }
 
   async stop(): Promise<void> {
+    this.edus.stop();
+    await this.sender.stop();
     await this.client.close();
     await this.discovery.close();
   }

@@ -4,6 +4,8 @@ declare module '../db/schema.js' {
   interface Tables {
     federation_server_keys: ServerKeyRow;
     federation_received_txns: ReceivedTxnRow;
+    federation_destinations: DestinationRow;
+    federation_sender_positions: SenderPositionRow;
   }
 }
 
@@ -30,4 +32,21 @@ export interface ReceivedTxnRow {
   txn_id: string;
   response_json: string;
   received_ts: number;
+}
+
+/**
+ * A server this one sends events to: how far its queue got (the events stream position up to
+ * which everything meant for it was delivered) and, while it fails, since when and why.
+ */
+export interface DestinationRow {
+  destination: string;
+  delivered_pos: number;
+  failing_since: number | null;
+  last_error: string | null;
+}
+
+/** How far the sender has read a stream to sort its events into destination queues. */
+export interface SenderPositionRow {
+  stream: string;
+  pos: number;
 }

@@ -98,10 +98,23 @@ export async function joinRoom(
   requester: Requester,
   roomIdOrAlias: string,
   body: { reason?: string },
+  servers: string[] = [],
 ): Promise<{ room_id: string }> {
   const roomId = await resolveRoomIdOrAlias(core.ctx, roomIdOrAlias);
-  const head0 = await requireLocalRoom(core, roomId);
   const userId = requester.userId;
+  const known = await core.heads.get(roomId);
+  // Joined through another server when the room is not held here, when a user of another server
+  // invited the user, or when the client names servers; otherwise made here, like any local join.
+  const invitedFrom = known?.members.get(userId)?.membership === 'invite' ? serverNameOf(known.members.get(userId)!.sender) : undefined;
+  const throughRemote = !known || (invitedFrom !== undefined && invitedFrom !== core.ctx.serverName) || servers.length > 0;
+  const remoteServers = core.remote && throughRemote ? joinServers(core, known, roomId, servers) : [];
+  if (core.remote && remoteServers.length > 0) {
+    // A room this server is not in (unknown, or known from an invite or from before everyone here left).
+    const profile = await profileOf(core.ctx, userId);
+    await core.remote.join(roomId, userId, remoteServers, memberContent('join', profile, body.reason));
+    return { room_id: roomId };
+  }
+  const head0 = await requireLocalRoom(core, roomId);
   const profile = await profileOf(core.ctx, userId);
   const authoriser = await restrictedJoinAuthoriser(core, head0, userId);
   return core.pipeline.submit<{ room_id: string }>(roomId, {
@@ -121,6 +134,28 @@ export async function joinRoom(
   });
 }
 
+/**
+ * The servers to join through when no user of this server is joined to the room: those given,
+ * the room id's server, and those of the room's joined members as known here (the inviter's).
+ * Empty when a user of this server is joined: the join is then made here.
+ */
+function joinServers(core: RoomsCore, known: RoomHead | null | undefined, roomId: string, given: string[]): string[] {
+  const own = core.ctx.serverName;
+  const out = new Set(given);
+  if (known) {
+    for (const [member, m] of known.members) {
+      if (m.membership !== 'join') continue;
+      const server = serverNameOf(member);
+      if (server === own) return [];
+      if (server !== undefined) out.add(server);
+    }
+  }
+  const fromId = serverNameOf(roomId);
+  if (fromId !== undefined) out.add(fromId);
+  out.delete(own);
+  return [...out];
+}
+
 export async function knockRoom(core: RoomsCore, requester: Requester, roomIdOrAlias: string, body: { reason?: string }): Promise<{ room_id: string }> {
   const roomId = await resolveRoomIdOrAlias(core.ctx, roomIdOrAlias);
   await requireLocalRoom(core, roomId);
@@ -138,8 +173,22 @@ export async function knockRoom(core: RoomsCore, requester: Requester, roomIdOrA
 }
 
 export async function leaveRoom(core: RoomsCore, requester: Requester, roomId: string, body: { reason?: string }): Promise<Record<string, never>> {
-  await core.requireHead(roomId);
+  const known = await core.requireHead(roomId);
   const userId = requester.userId;
+  const mine = known.members.get(userId);
+  if (core.remote && (mine?.membership === 'invite' || mine?.membership === 'knock')) {
+    // Rejecting an invite (or withdrawing a knock) to a room this server is not in: through a resident server.
+    const servers = joinServers(core, known, roomId, [serverNameOf(mine.sender) ?? '']);
+    if (servers.length > 0) {
+      try {
+        await core.remote.leave(roomId, userId, servers, memberContent('leave', null, body.reason));
+        return {};
+      } catch (e) {
+        // No resident server would take it: the invite is rejected here alone (as below).
+        core.ctx.logger.info({ roomId, userId, err: (e as Error).message }, 'rejecting an invite through a resident server failed; rejected locally');
+      }
+    }
+  }
   return core.pipeline.submit<Record<string, never>>(roomId, {
     plan: (head) => {
       const current = head.members.get(userId)?.membership;
@@ -164,6 +213,15 @@ export async function inviteUser(core: RoomsCore, requester: Requester, roomId: 
     if (!exists) throw notFound(`User ${target} does not exist`);
   }
   const profile = await profileOf(core.ctx, target).catch(() => null);
+  if (serverNameOf(target) !== core.ctx.serverName && core.remote) {
+    // The invitee's server signs the invite before it is stored (federation).
+    const current = (await core.requireHead(roomId)).members.get(target)?.membership;
+    if (current === 'invite') return {};
+    if (current === 'join') throw forbidden(`${target} is already in the room`);
+    if (current === 'ban') throw forbidden(`${target} is banned from the room`);
+    await core.remote.invite(roomId, requester.userId, target, { ...memberContent('invite', profile, body.reason), ...extra });
+    return {};
+  }
   return core.pipeline.submit<Record<string, never>>(roomId, {
     plan: (head) => {
       const current = head.members.get(target)?.membership;

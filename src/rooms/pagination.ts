@@ -56,6 +56,7 @@ export async function readMessages(core: RoomsCore, viewer: Viewer, roomId: stri
   const chunk: ClientEvent[] = [];
   let end: string | undefined;
   let cursor = from;
+  let backfilled = false;
   for (let page = 0; page < MAX_EMPTY_PAGES; page++) {
     if (limit === 0) {
       end = start;
@@ -69,6 +70,14 @@ export async function readMessages(core: RoomsCore, viewer: Viewer, roomId: stri
       limit,
       ...sqlFilter(p.filter),
     });
+    // Local history ran out: other servers may hold what came before (federation), once per request.
+    if (rows.length < limit && p.dir === 'b' && to === undefined && !backfilled && core.remote) {
+      backfilled = true;
+      if (await core.remote.backfill(roomId, limit - rows.length)) {
+        page--;
+        continue;
+      }
+    }
     const stored = rows.map((r) => core.events.fromRow(r));
     const vis = await core.visibility.filter(roomId, stored, viewer.userId);
     const formatted = (await core.format(vis.visible, viewer, vis.membershipAt)).filter((e) => matchesInMemory(e, p.filter));

@@ -9,6 +9,7 @@ import type { StoredEvent } from './events/stored-event.js';
 import { HistoryVisibilityFilter } from './events/visibility.js';
 import { InboundEvents } from './inbound/receive.js';
 import { StaticKeyRing, type KeyRing } from './inbound/key-ring.js';
+import type { RemoteRooms } from './remote-rooms.js';
 import { EVENT_CACHE, EventPipeline } from './pipeline/pipeline.js';
 import { selectRoom } from './store/rooms-table.js';
 import { RoomHeads, type RoomHead } from './state/room-head.js';
@@ -45,6 +46,8 @@ export class RoomsCore {
   readonly keyRing: StaticKeyRing;
   /** The one path for events made elsewhere. */
   inbound: InboundEvents;
+  /** Membership in rooms and of users on other servers: set by federation when it is on. */
+  remote: RemoteRooms | null = null;
   private readonly versions = boundedCache<string, RoomVersion>(10_000);
   private bundler: Bundler | undefined;
   /** Checks a client's message event before it is built (the relations domain's rules). */

@@ -303,8 +303,8 @@ export class RoomsService implements Lifecycle {
   createRoom(requester: Requester, body: CreateRoomBody) {
     return createRoom(this.core, requester, body);
   }
-  join(requester: Requester, roomIdOrAlias: string, body: { reason?: string }) {
-    return joinRoom(this.core, requester, roomIdOrAlias, body);
+  join(requester: Requester, roomIdOrAlias: string, body: { reason?: string }, servers: string[] = []) {
+    return joinRoom(this.core, requester, roomIdOrAlias, body, servers);
   }
   knock(requester: Requester, roomIdOrAlias: string, body: { reason?: string }) {
     return knockRoom(this.core, requester, roomIdOrAlias, body);

@@ -92,3 +92,25 @@ export async function signedRequest(
 }
 
 export const F = '/_matrix/federation/v1';
+
+/** Hearth servers with the given names, each resolving every other by the config map. */
+export async function startServers(names: string[], extraConfig: Record<string, unknown> = {}): Promise<{ servers: TestServer[]; stop(): Promise<void> }> {
+  const ports: number[] = [];
+  for (let i = 0; i < names.length; i++) ports.push(await freePort());
+  const resolve = Object.fromEntries(names.map((n, i) => [n, `http://127.0.0.1:${ports[i]}`]));
+  const servers = await Promise.all(
+    names.map((serverName, i) => startTestServer({ serverName, config: { listen: `127.0.0.1:${ports[i]}`, federation: { resolve }, ...extraConfig } })),
+  );
+  return { servers, stop: async () => void (await Promise.all(servers.map((s) => s.stop()))) };
+}
+
+/** Polls `check` until it returns something other than undefined/false. */
+export async function eventually<T>(check: () => Promise<T | undefined | false>, what: string, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

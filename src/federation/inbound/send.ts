@@ -1,13 +1,14 @@
 /**
  * `PUT /_matrix/federation/v1/send/{txnId}` (transactions.yaml): a transaction of PDUs and EDUs
  * from an authenticated origin.
- *   1. At most 50 PDUs and 100 EDUs (spec: "Transactions"), else 400 and nothing is processed.
+ *   1. The body's `origin` must be the authenticated origin (else 403), and a transaction holds at
+ *      most 50 PDUs and 100 EDUs (spec: "Transactions"), else 400; either way nothing is processed.
  *   2. A transaction id already processed for this origin is answered as it was the first time.
  *   3. PDUs are grouped by room; each room's PDUs go to the inbound path in one call, rooms in
- *      parallel. Each PDU is answered `{}` (accepted, soft-failed, already known, stored as an
+ *      parallel, gaps before them filled from the origin (fill-gaps.ts). PDUs of a room whose
+ *      server ACL denies the origin are answered with an error and ignored. Each PDU is answered `{}` (accepted, soft-failed, already known, stored as an
  *      outlier) or `{error}` (rejected, dropped, prev/auth events missing, room unknown here).
- *   4. EDUs are accepted and ignored in this version (typing, receipts, presence, device lists
- *      and to-device messages over federation are not handled yet).
+ *   4. EDUs: typing and receipts are applied (edus.ts); other EDU types are not handled yet.
  * The answer is recorded with the transaction id only after every room's events are committed.
  */
 import type { Logger } from 'pino';
@@ -18,6 +19,10 @@ import type { Db } from '../../db/schema.js';
 import { MatrixError } from '../../http/errors.js';
 import { UnknownRoomError, type InboundResult } from '../../rooms/inbound/receive.js';
 import type { RoomsCore } from '../../rooms/room-core.js';
+import type { ServerAcls } from '../acl.js';
+import type { FederationClient } from '../client.js';
+import { handleEdus, type EduSinks } from './edus.js';
+import { receiveFillingGaps } from './fill-gaps.js';
 import { insertTxnResponse, selectTxnResponse } from '../received-txns-table.js';
 import type { FederationRoute } from '../router.js';
 
@@ -54,7 +59,7 @@ function answerFor(r: InboundResult): PduAnswer {
   }
 }
 
-export function sendTransactionRoute(deps: { db: Db; core: RoomsCore; logger: Logger; now: () => number }): FederationRoute {
+export function sendTransactionRoute(deps: { db: Db; core: RoomsCore; client: FederationClient; acls: ServerAcls; eduSinks: EduSinks; logger: Logger; now: () => number }): FederationRoute {
   return {
     method: 'PUT',
     url: '/_matrix/federation/v1/send/:txnId',
@@ -72,6 +77,9 @@ export function sendTransactionRoute(deps: { db: Db; core: RoomsCore; logger: Lo
       const txnId = req.params.txnId as string;
       const pdus = req.body.pdus as unknown[];
       const edus = (req.body.edus ?? []) as unknown[];
+      if (typeof req.body.origin === 'string' && req.body.origin !== origin) {
+        throw new MatrixError(403, 'M_FORBIDDEN', `The transaction claims to come from ${req.body.origin}, but the request was signed by ${origin}`);
+      }
       if (pdus.length > MAX_PDUS || edus.length > MAX_EDUS) {
         throw new MatrixError(400, 'M_BAD_JSON', `A transaction holds at most ${MAX_PDUS} PDUs and ${MAX_EDUS} EDUs`);
       }
@@ -97,9 +105,16 @@ export function sendTransactionRoute(deps: { db: Db; core: RoomsCore; logger: Lo
             }
           };
           if (!version) return unknown();
+          if (!(await deps.acls.allows(origin, roomId))) {
+            for (const raw of raws) {
+              const id = eventIdOf(raw, version);
+              if (id !== undefined) answers[id] = { error: 'The room’s server ACL denies your server' };
+            }
+            return;
+          }
           let results: InboundResult[];
           try {
-            results = await deps.core.inbound.receive(roomId, { pdus: raws });
+            results = await receiveFillingGaps(deps, origin, roomId, version, raws);
           } catch (e) {
             if (e instanceof UnknownRoomError) return unknown();
             throw e;
@@ -112,7 +127,7 @@ export function sendTransactionRoute(deps: { db: Db; core: RoomsCore; logger: Lo
           }
         }),
       );
-      if (edus.length > 0) deps.logger.debug({ origin, txnId, edus: edus.length }, 'EDUs received and ignored (not handled yet)');
+      if (edus.length > 0) await handleEdus({ core: deps.core, acls: deps.acls, sinks: deps.eduSinks }, origin, edus);
       const response = { pdus: answers };
       await insertTxnResponse(deps.db, origin, txnId, response, deps.now());
       return response;

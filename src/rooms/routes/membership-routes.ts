@@ -2,6 +2,11 @@ import type { Context } from '../../context.js';
 import type { Route } from '../../http/router.js';
 
 const reasonBody = { type: 'object', properties: { reason: { type: 'string' } } };
+/** `via` (and the older `server_name`): servers to join a room held elsewhere through; repeated in the query. */
+const viaQuery = {
+  type: 'object',
+  properties: { via: { type: 'array', items: { type: 'string' } }, server_name: { type: 'array', items: { type: 'string' } } },
+};
 const targetBody = {
   type: 'object',
   required: ['user_id'],
@@ -14,8 +19,8 @@ export function membershipRoutes(ctx: Context): Route[] {
     {
       method: 'POST',
       path: '/join/:roomIdOrAlias',
-      schema: { body: reasonBody },
-      handler: (req) => rooms.join(req.requester, req.params.roomIdOrAlias, req.body),
+      schema: { body: reasonBody, querystring: viaQuery },
+      handler: (req) => rooms.join(req.requester, req.params.roomIdOrAlias, req.body, [req.query.via ?? [], req.query.server_name ?? []].flat()),
     },
     {
       method: 'POST',

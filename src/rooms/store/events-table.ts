@@ -288,3 +288,17 @@ export async function selectMaxStreamPos(db: DbOrTx, roomId: string): Promise<nu
     .executeTakeFirst();
   return row?.m == null ? 0 : Number(row.m);
 }
+
+/** Events placed on the stream in (after, upTo], in stream order: what consumers such as the federation sender read. */
+export async function selectStreamEventsAfter(db: DbOrTx, after: number, upTo: number, limit: number): Promise<{ event_id: string; room_id: string; stream_pos: number; sender: string }[]> {
+  if (upTo <= after) return [];
+  const rows = await db
+    .selectFrom('events')
+    .select(['event_id', 'room_id', 'stream_pos', 'sender'])
+    .where('stream_pos', '>', after)
+    .where('stream_pos', '<=', upTo)
+    .orderBy('stream_pos', 'asc')
+    .limit(limit)
+    .execute();
+  return rows.map((r) => ({ ...r, stream_pos: Number(r.stream_pos) }));
+}

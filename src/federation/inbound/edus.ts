@@ -1,0 +1,49 @@
+/**
+ * EDUs of an inbound transaction (spec: server-server API, "Typing Notifications", "Receipts"):
+ * `m.typing` and `m.receipt` about users of the origin server who are joined to the room here,
+ * in rooms whose server ACL admits the origin. Anything else (other EDU types, users of other
+ * servers, rooms or events unknown here) is ignored, as EDUs carry no answer.
+ */
+import { serverNameOf } from '../../core/ids.js';
+import type { JsonObject } from '../../core/types.js';
+import type { RoomsCore } from '../../rooms/room-core.js';
+import type { ServerAcls } from '../acl.js';
+
+/** How long a remote user shows as typing without a new EDU (the sender's own timeout is not sent). */
+const REMOTE_TYPING_MS = 30_000;
+
+export interface EduSinks {
+  setTyping(roomId: string, userId: string, typing: boolean, timeoutMs: number): Promise<unknown>;
+  setReceipt(r: { roomId: string; userId: string; eventId: string; eventPos: number; threadId: string | null }): Promise<void>;
+}
+
+export async function handleEdus(deps: { core: RoomsCore; acls: ServerAcls; sinks: EduSinks }, origin: string, edus: unknown[]): Promise<void> {
+  const joinedHere = async (roomId: unknown, userId: unknown): Promise<boolean> => {
+    if (typeof roomId !== 'string' || typeof userId !== 'string' || serverNameOf(userId) !== origin) return false;
+    const head = await deps.core.heads.get(roomId);
+    return head?.members.get(userId)?.membership === 'join' && (await deps.acls.allows(origin, roomId));
+  };
+  for (const raw of edus) {
+    const edu = raw as { edu_type?: unknown; content?: unknown };
+    if (typeof edu !== 'object' || edu === null || typeof edu.content !== 'object' || edu.content === null) continue;
+    const content = edu.content as JsonObject;
+    if (edu.edu_type === 'm.typing') {
+      if (typeof content.typing !== 'boolean' || !(await joinedHere(content.room_id, content.user_id))) continue;
+      await deps.sinks.setTyping(content.room_id as string, content.user_id as string, content.typing, REMOTE_TYPING_MS);
+    } else if (edu.edu_type === 'm.receipt') {
+      for (const [roomId, byType] of Object.entries(content)) {
+        const read = (byType as JsonObject | null)?.['m.read'];
+        if (typeof read !== 'object' || read === null || Array.isArray(read)) continue;
+        for (const [userId, r] of Object.entries(read)) {
+          const receipt = r as { event_ids?: unknown; data?: { thread_id?: unknown } };
+          const eventId = Array.isArray(receipt?.event_ids) ? receipt.event_ids[0] : undefined;
+          if (typeof eventId !== 'string' || !(await joinedHere(roomId, userId))) continue;
+          const ev = await deps.core.events.get(eventId);
+          if (!ev || ev.roomId !== roomId || ev.streamPos === null) continue;
+          const threadId = typeof receipt.data?.thread_id === 'string' ? receipt.data.thread_id : null;
+          await deps.sinks.setReceipt({ roomId, userId, eventId, eventPos: ev.streamPos, threadId });
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * The resident server's membership endpoints (joins.yaml, leaving.yaml): make_join and
+ * send_join (v2), make_leave and send_leave (v2).
+ */
+import type { RoomsCore } from '../../rooms/room-core.js';
+import { acceptMembership } from '../membership/accept.js';
+import { membershipTemplate } from '../membership/template.js';
+import type { FederationSender } from '../outbound/sender.js';
+import type { RoomReads } from '../room-reads.js';
+import type { FederationRoute } from '../router.js';
+
+const verQuery = { type: 'object', properties: { ver: { anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }] } } };
+
+export function membershipRoutes(deps: { core: RoomsCore; sender: FederationSender; reads: RoomReads; serverName: string; now: () => number }): FederationRoute[] {
+  return [
+    {
+      method: 'GET',
+      url: '/_matrix/federation/v1/make_join/:roomId/:userId',
+      schema: { querystring: verQuery },
+      handler: (req) => {
+        const ver = req.query.ver as string | string[] | undefined;
+        // Without `ver`, the joining server supports version 1 only (joins.yaml).
+        const supported = ver === undefined ? ['1'] : Array.isArray(ver) ? ver : [ver];
+        return membershipTemplate(deps.core, { origin: req.origin, roomId: req.params.roomId, userId: req.params.userId, membership: 'join', supportedVersions: supported, now: deps.now() });
+      },
+    },
+    {
+      method: 'GET',
+      url: '/_matrix/federation/v1/make_leave/:roomId/:userId',
+      handler: (req) => membershipTemplate(deps.core, { origin: req.origin, roomId: req.params.roomId, userId: req.params.userId, membership: 'leave', now: deps.now() }),
+    },
+    {
+      method: 'PUT',
+      url: '/_matrix/federation/v2/send_join/:roomId/:eventId',
+      handler: async (req) => {
+        const join = await acceptMembership(deps, { origin: req.origin, roomId: req.params.roomId, eventId: req.params.eventId, body: req.body, membership: 'join' });
+        const stateIds = (await deps.reads.stateBefore(join)) ?? new Map<string, string>();
+        const state = [...(await deps.core.events.getMany(stateIds.values())).values()];
+        const authChain = await deps.reads.authChain([...state, join]);
+        return {
+          origin: deps.serverName,
+          state: await deps.reads.pdus(state),
+          auth_chain: await deps.reads.pdus(authChain),
+          event: await deps.reads.pdu(join),
+          members_omitted: false,
+        };
+      },
+    },
+    {
+      method: 'PUT',
+      url: '/_matrix/federation/v2/send_leave/:roomId/:eventId',
+      handler: async (req) => {
+        await acceptMembership(deps, { origin: req.origin, roomId: req.params.roomId, eventId: req.params.eventId, body: req.body, membership: 'leave' });
+        return {};
+      },
+    },
+  ];
+}

@@ -1,0 +1,196 @@
+/**
+ * Membership in rooms and of users on other servers, as the rooms domain asks for it (RemoteRooms):
+ *  - join a room this server is not in (joins.yaml, v2): make_join at a resident server, the
+ *    template filled in and signed here, send_join, then the returned state and auth chain stored
+ *    as outliers and the join with that state before it, all through the one inbound path;
+ *  - leave a room this server is not in, i.e. reject an invite (leaving-v2.yaml): make_leave and
+ *    send_leave at a resident server, then the leave stored on the state held here;
+ *  - invite a user of another server (invites-v2.yaml): the invite event built here, signed by the
+ *    invitee's server, then stored through the inbound path like any event made elsewhere;
+ *  - fill in history from other servers (outbound/backfill.ts).
+ * Resident servers are tried in the order given until one answers.
+ */
+import type { Logger } from 'pino';
+import { finaliseEvent, type EventDraft } from '../../core/event-format.js';
+import { computeEventId } from '../../core/hashes.js';
+import { serverNameOf } from '../../core/ids.js';
+import { getRoomVersion, ROOM_VERSIONS, type RoomVersion } from '../../core/room-versions.js';
+import type { SigningKey } from '../../core/signing.js';
+import { stateKey, type JsonObject, type Pdu, type StateMap } from '../../core/types.js';
+import { forbidden, MatrixError, notFound } from '../../http/errors.js';
+import { buildLocalEvent } from '../../rooms/pipeline/build-event.js';
+import type { RemoteRooms } from '../../rooms/remote-rooms.js';
+import type { RoomsCore } from '../../rooms/room-core.js';
+import { FederationRequestError, type FederationClient } from '../client.js';
+import { RemoteBackfill } from '../outbound/backfill.js';
+import { inviteRoomState } from './stripped-state.js';
+
+const SUPPORTED_VERSIONS = Object.keys(ROOM_VERSIONS);
+
+interface SendJoinAnswer {
+  state?: unknown[];
+  auth_chain?: unknown[];
+  event?: unknown;
+}
+
+/** The error a client sees when no server could be used: the remote's own Matrix error when it gave one. */
+function asMatrixError(e: unknown, what: string): MatrixError {
+  if (e instanceof MatrixError) return e;
+  if (e instanceof FederationRequestError && e.status >= 400 && e.status < 500 && e.errcode !== undefined) {
+    const body = e.body as { error?: unknown };
+    return new MatrixError(e.status, e.errcode, typeof body.error === 'string' ? body.error : e.message);
+  }
+  return notFound(`${what}: ${(e as Error).message}`);
+}
+
+export class RemoteMembership implements RemoteRooms {
+  private readonly history: RemoteBackfill;
+
+  constructor(
+    private readonly deps: { core: RoomsCore; client: FederationClient; serverName: string; signingKey: SigningKey; logger: Logger; now: () => number },
+  ) {
+    this.history = new RemoteBackfill(deps);
+  }
+
+  join(roomId: string, userId: string, servers: string[], content: JsonObject): Promise<void> {
+    return this.throughAny('join', roomId, servers, (server) => this.joinThrough(server, roomId, userId, content));
+  }
+
+  leave(roomId: string, userId: string, servers: string[], content: JsonObject): Promise<void> {
+    return this.throughAny('leave', roomId, servers, (server) => this.leaveThrough(server, roomId, userId, content));
+  }
+
+  /** Tries `attempt` with each server in turn until one succeeds. */
+  private async throughAny(what: string, roomId: string, servers: string[], attempt: (server: string) => Promise<void>): Promise<void> {
+    const candidates = [...new Set(servers)].filter((s) => s !== this.deps.serverName && s !== '');
+    if (candidates.length === 0) throw notFound(`Room ${roomId} is not known to this server and no server to ${what} it through was given`);
+    let lastError: unknown;
+    for (const server of candidates) {
+      try {
+        await attempt(server);
+        return;
+      } catch (e) {
+        lastError = e;
+        this.deps.logger.info({ roomId, server, err: (e as Error).message }, `${what} through a server failed`);
+        // A refusal by the room's rules is the room's answer: another server would give the same.
+        if (e instanceof FederationRequestError && e.status === 403) break;
+      }
+    }
+    throw asMatrixError(lastError, `Could not ${what} ${roomId}`);
+  }
+
+  /** make_leave / send_leave (leaving-v2.yaml); the leave is then stored on the state known here. */
+  private async leaveThrough(server: string, roomId: string, userId: string, content: JsonObject): Promise<void> {
+    const { client, core } = this.deps;
+    const made = await client.request<{ event?: JsonObject; room_version?: string }>(server, {
+      method: 'GET',
+      path: `/_matrix/federation/v1/make_leave/${encodeURIComponent(roomId)}/${encodeURIComponent(userId)}`,
+    });
+    const version = typeof made.room_version === 'string' ? getRoomVersion(made.room_version) : getRoomVersion('1');
+    if (!version) throw new MatrixError(400, 'M_INCOMPATIBLE_ROOM_VERSION', `Room version ${String(made.room_version)} is not supported`);
+    const leave = this.signTemplate(server, made.event, roomId, userId, version, 'leave', content);
+    await client.request(server, {
+      method: 'PUT',
+      path: `/_matrix/federation/v2/send_leave/${encodeURIComponent(roomId)}/${encodeURIComponent(leave.eventId)}`,
+      body: leave.pdu,
+    });
+    // The resident's history before the leave is not known here: the state before it is the one held.
+    const head = await core.requireHead(roomId);
+    const [result] = (await core.inbound.receive(roomId, { pdus: [leave.pdu], stateBefore: new Map([[leave.eventId, head.state]]) })).filter((r) => r.eventId === leave.eventId);
+    if (result?.status !== 'accepted' && result?.status !== 'duplicate') {
+      this.deps.logger.warn({ roomId, eventId: leave.eventId, status: result?.status }, 'a leave accepted by the resident server could not be stored here');
+    }
+  }
+
+  /** A make_join / make_leave template checked, completed with `content`, and signed here. */
+  private signTemplate(server: string, tmpl: JsonObject | undefined, roomId: string, userId: string, version: RoomVersion, membership: 'join' | 'leave', content: JsonObject) {
+    if (typeof tmpl !== 'object' || tmpl === null || tmpl.room_id !== roomId || tmpl.sender !== userId || tmpl.state_key !== userId || tmpl.type !== 'm.room.member') {
+      throw new Error(`${server} answered make_${membership} with an unusable template`);
+    }
+    const { signatures: _s, hashes: _h, event_id: _e, unsigned: _u, ...rest } = tmpl;
+    void [_s, _h, _e, _u];
+    const tmplContent = typeof tmpl.content === 'object' && tmpl.content !== null && !Array.isArray(tmpl.content) ? (tmpl.content as JsonObject) : {};
+    const draft = { ...rest, origin_server_ts: this.deps.now(), content: { ...tmplContent, ...content, membership } } as unknown as EventDraft;
+    return finaliseEvent(draft, version, this.deps.serverName, this.deps.signingKey);
+  }
+
+  private async joinThrough(server: string, roomId: string, userId: string, content: JsonObject): Promise<void> {
+    const { client, core } = this.deps;
+    const ver = SUPPORTED_VERSIONS.map((v) => `ver=${encodeURIComponent(v)}`).join('&');
+    const made = await client.request<{ event?: JsonObject; room_version?: string }>(server, {
+      method: 'GET',
+      path: `/_matrix/federation/v1/make_join/${encodeURIComponent(roomId)}/${encodeURIComponent(userId)}?${ver}`,
+    });
+    const version = typeof made.room_version === 'string' ? getRoomVersion(made.room_version) : getRoomVersion('1');
+    if (!version) throw new MatrixError(400, 'M_INCOMPATIBLE_ROOM_VERSION', `Room version ${String(made.room_version)} is not supported`);
+    const join = this.signTemplate(server, made.event, roomId, userId, version, 'join', content);
+
+    const answer = await client.request<SendJoinAnswer>(server, {
+      method: 'PUT',
+      path: `/_matrix/federation/v2/send_join/${encodeURIComponent(roomId)}/${encodeURIComponent(join.eventId)}`,
+      body: join.pdu,
+      timeoutMs: 120_000,
+      maxBytes: 256 * 1024 * 1024,
+    });
+    const state = Array.isArray(answer.state) ? answer.state : [];
+    const authChain = Array.isArray(answer.auth_chain) ? answer.auth_chain : [];
+    // A resident server that countersigned the join (restricted rooms) sends it back; it is the same event.
+    const returned = answer.event as Pdu | undefined;
+    const joinPdu = returned && typeof returned === 'object' && safeEventId(returned, version) === join.eventId ? returned : join.pdu;
+
+    const stateBefore: StateMap = new Map();
+    for (const raw of state) {
+      const ev = raw as Pdu;
+      if (typeof ev?.type !== 'string' || typeof ev.state_key !== 'string') continue;
+      const id = safeEventId(ev, version);
+      if (id !== undefined) stateBefore.set(stateKey(ev.type, ev.state_key), id);
+    }
+    const results = await core.inbound.receive(
+      roomId,
+      { outliers: [...authChain, ...state], pdus: [joinPdu], stateBefore: new Map([[join.eventId, stateBefore]]) },
+      { roomVersion: version.id },
+    );
+    const mine = results.find((r) => r.eventId === join.eventId);
+    if (mine?.status !== 'accepted' && mine?.status !== 'duplicate') {
+      const reason = mine && 'reason' in mine ? mine.reason : undefined;
+      throw new Error(`the join was not accepted here: ${mine?.status ?? 'unknown'}${reason ? ` (${reason})` : ''}${mine?.status === 'missing' ? ` ${JSON.stringify(mine.missing)}` : ''}`);
+    }
+  }
+
+  backfill(roomId: string, limit: number): Promise<boolean> {
+    return this.history.run(roomId, limit);
+  }
+
+  async invite(roomId: string, inviter: string, target: string, content: JsonObject): Promise<void> {
+    const { core, client } = this.deps;
+    const head = await core.requireHead(roomId);
+    const built = await buildLocalEvent(core.ctx, head, { type: 'm.room.member', stateKey: target, sender: inviter, content }, (ids) => core.events.getMany(ids));
+    if (!built.auth.allowed) throw forbidden(built.auth.reason);
+    const destination = serverNameOf(target)!;
+    const answer = await client
+      .request<{ event?: Pdu }>(destination, {
+        method: 'PUT',
+        path: `/_matrix/federation/v2/invite/${encodeURIComponent(roomId)}/${encodeURIComponent(built.eventId)}`,
+        body: { room_version: head.version.id, event: built.pdu, invite_room_state: await inviteRoomState(core, head, built.pdu) },
+      })
+      .catch((e: unknown) => {
+        throw asMatrixError(e, `${destination} did not take the invite`);
+      });
+    const signed = answer.event;
+    if (!signed || typeof signed !== 'object' || safeEventId(signed, head.version) !== built.eventId || !signed.signatures?.[destination]) {
+      throw new MatrixError(502, 'M_UNKNOWN', `${destination} answered the invite with another event`);
+    }
+    const [result] = (await core.inbound.receive(roomId, { pdus: [signed] })).filter((r) => r.eventId === built.eventId);
+    if (result?.status !== 'accepted' && result?.status !== 'duplicate') {
+      throw forbidden(`The invite was not accepted: ${result && 'reason' in result ? result.reason : result?.status}`);
+    }
+  }
+}
+
+function safeEventId(pdu: Pdu, version: NonNullable<ReturnType<typeof getRoomVersion>>): string | undefined {
+  try {
+    return computeEventId(pdu, version);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * The resident server's half of make_join / make_leave (spec: server-server API, "Joining
+ * Rooms", "Leaving Rooms"; joins.yaml, leaving.yaml): a membership event template on top of the
+ * room's current head, refused unless the auth rules would allow it against the current state.
+ */
+import { authEventSelection, authStateFromEvents, checkAuth } from '../../core/auth-rules.js';
+import { encodeUnpaddedBase64 } from '../../core/base64.js';
+import { computeReferenceHash } from '../../core/hashes.js';
+import { serverNameOf } from '../../core/ids.js';
+import { stateKey, type JsonObject, type Pdu } from '../../core/types.js';
+import { forbidden, MatrixError, notFound } from '../../http/errors.js';
+import type { RoomsCore } from '../../rooms/room-core.js';
+
+const MAX_PREV_EVENTS = 10;
+
+export async function membershipTemplate(
+  core: RoomsCore,
+  opts: { origin: string; roomId: string; userId: string; membership: 'join' | 'leave'; supportedVersions?: string[]; now: number },
+): Promise<{ event: JsonObject; room_version: string }> {
+  if (serverNameOf(opts.userId) !== opts.origin) throw forbidden(`${opts.userId} does not belong to ${opts.origin}`);
+  const head = await core.heads.get(opts.roomId);
+  if (!head || head.extremities.length === 0) throw notFound(`Room ${opts.roomId} is not known to this server`);
+  const version = head.version;
+  if (opts.supportedVersions !== undefined && !opts.supportedVersions.includes(version.id)) {
+    throw new MatrixError(400, 'M_INCOMPATIBLE_ROOM_VERSION', `The room has version ${version.id}`, { room_version: version.id });
+  }
+  const prevs = [...head.extremities].sort((a, b) => b.depth - a.depth).slice(0, MAX_PREV_EVENTS);
+  const draft: Pdu = {
+    room_id: opts.roomId,
+    sender: opts.userId,
+    type: 'm.room.member',
+    state_key: opts.userId,
+    content: { membership: opts.membership },
+    origin_server_ts: opts.now,
+    depth: prevs[0]!.depth + 1,
+    prev_events: [],
+    auth_events: [],
+  } as unknown as Pdu;
+  const authIds: string[] = [];
+  for (const [t, k] of authEventSelection(draft, version)) {
+    const id = head.state.get(stateKey(t, k));
+    if (id !== undefined) authIds.push(id);
+  }
+  const createId = head.state.get(stateKey('m.room.create', ''));
+  const loaded = await core.events.getMany([...authIds, ...prevs.map((p) => p.eventId), ...(createId ? [createId] : [])]);
+  const ref = (id: string): string | [string, JsonObject] => {
+    if (version.eventIdFormat !== 'v1') return id;
+    return [id, { sha256: encodeUnpaddedBase64(computeReferenceHash(loaded.get(id)!.pdu, version)) }];
+  };
+  draft.prev_events = prevs.map((p) => ref(p.eventId)) as Pdu['prev_events'];
+  draft.auth_events = authIds.map(ref) as Pdu['auth_events'];
+  const authEvents = authIds.map((id) => loaded.get(id)).filter((e) => e !== undefined);
+  const res = checkAuth({ eventId: '$template', pdu: draft }, authStateFromEvents(authEvents), version, createId ? loaded.get(createId) : undefined);
+  if (!res.allowed) throw forbidden(`The ${opts.membership} would not be allowed: ${res.reason}`);
+  return { event: draft as unknown as JsonObject, room_version: version.id };
+}

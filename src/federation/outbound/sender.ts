@@ -1,0 +1,260 @@
+/**
+ * The outbound federation sender. It reads the events stream by position after each commit (the
+ * bus says when the stream advanced), sorts each event made here into the queues of the servers
+ * that should receive it, and keeps how far it read in `federation_sender_positions`; a server
+ * seen for the first time is registered in `federation_destinations` before that position moves,
+ * so after a restart every queue resumes from its own stored position and nothing is lost.
+ *
+ * Who receives an event: the servers with a joined member in the room now, and for a membership
+ * event the server of its target (a user kicked or banned must hear of it), except for invites,
+ * which travel by the invite endpoint. Events made elsewhere are not relayed, except a join or
+ * leave that this server accepted through send_join / send_leave (`forward`).
+ */
+import type { Logger } from 'pino';
+import type { Bus } from '../../cluster/bus.js';
+import type { Leases } from '../../cluster/leases.js';
+import { serverNameOf } from '../../core/ids.js';
+import type { Pdu } from '../../core/types.js';
+import type { Db } from '../../db/schema.js';
+import { readStreamPositions } from '../../db/stream-positions.js';
+import type { RoomsCore } from '../../rooms/room-core.js';
+import type { MemberInfo } from '../../rooms/state/room-head.js';
+import { selectStreamEventsAfter } from '../../rooms/store/events-table.js';
+import type { FederationClient } from '../client.js';
+import type { RoomReads } from '../room-reads.js';
+import { insertDestination, selectDestinations, selectSenderPosition, upsertSenderPosition } from './destinations-table.js';
+import { DestinationQueue, MAX_HINTS, type BackoffPolicy, type Edu, type QueueLimits, type DestinationStatus, type QueueSource } from './destination-queue.js';
+
+const STREAM = 'events';
+const SCAN_PAGE = 500;
+const PERSIST_EVERY_MS = 5_000;
+
+export const DEFAULT_BACKOFF: BackoffPolicy = { initialMs: 10_000, maxMs: 6 * 3600_000 };
+
+export interface SenderDeps {
+  db: Db;
+  bus: Bus;
+  leases: Leases;
+  logger: Logger;
+  now: () => number;
+  serverName: string;
+  core: RoomsCore;
+  reads: RoomReads;
+  client: FederationClient;
+}
+
+export class FederationSender implements QueueSource {
+  private readonly queues = new Map<string, DestinationQueue>();
+  private readonly serversByMembers = new WeakMap<ReadonlyMap<string, MemberInfo>, Set<string>>();
+  private scanned = 0;
+  private persistedAt = 0;
+  private scanning: Promise<void> | null = null;
+  private rescan = false;
+  private unsubscribe: (() => void) | null = null;
+  private started = false;
+  /** Retry timing for failing servers; tests shorten it (in place: queues share the object). */
+  readonly backoff: BackoffPolicy = { ...DEFAULT_BACKOFF };
+  /** Memory per destination; tests lower it. */
+  readonly limits: QueueLimits = { maxHints: MAX_HINTS };
+
+  constructor(private readonly deps: SenderDeps) {}
+
+  async start(): Promise<void> {
+    const stored = await selectSenderPosition(this.deps.db, STREAM);
+    // On first start, history already in the rooms is not sent again.
+    this.scanned = stored ?? (await readStreamPositions(this.deps.db)).events;
+    if (stored === undefined) await this.persistScanned();
+    for (const row of await selectDestinations(this.deps.db)) {
+      this.queues.set(row.destination, this.newQueue(row.destination, row.delivered_pos, { catchingUp: true, failingSince: row.failing_since, lastError: row.last_error }));
+    }
+    this.started = true;
+    this.unsubscribe = this.deps.bus.onAdvance((msg) => {
+      if (msg.stream === 'events') this.scan();
+    });
+    for (const q of this.queues.values()) q.wake();
+    this.scan();
+  }
+
+  async stop(): Promise<void> {
+    this.started = false;
+    this.unsubscribe?.();
+    while (this.scanning) await this.scanning;
+    await Promise.all([...this.queues.values()].map((q) => q.stop()));
+    await this.persistScanned();
+  }
+
+  private async persistScanned(): Promise<void> {
+    this.persistedAt = this.deps.now();
+    await upsertSenderPosition(this.deps.db, STREAM, this.scanned);
+  }
+
+  /** The state of every destination queue, for operators. */
+  statuses(): DestinationStatus[] {
+    return [...this.queues.values()].map((q) => q.status());
+  }
+
+  status(destination: string): DestinationStatus | undefined {
+    return this.queues.get(destination)?.status();
+  }
+
+  /** `origin` just made an authenticated request: if it was backed off, it is up again. */
+  contacted(origin: string): void {
+    this.queues.get(origin)?.wake(true);
+  }
+
+  /** Resolves when the stream is sorted and no queue is sending (tests). */
+  async idle(): Promise<void> {
+    while (this.scanning) await this.scanning;
+    await Promise.all([...this.queues.values()].map((q) => q.idle()));
+  }
+
+  /**
+   * Sends an event made elsewhere that this server accepted for another (a join through
+   * send_join) to the room's other servers, `origin` excepted. Held in memory only: a server
+   * that misses it fetches it through the event's descendants.
+   */
+  async forward(roomId: string, eventId: string, pos: number, origin: string): Promise<void> {
+    const ev = await this.deps.core.events.get(eventId);
+    if (!ev) return;
+    for (const dest of await this.destinationsOf(roomId, ev.pdu)) {
+      if (dest === origin) continue;
+      const q = await this.queueFor(dest, pos - 1);
+      q.add(pos, eventId);
+      q.wake();
+    }
+  }
+
+  /** Sends an EDU about a room to every other server with a joined member in it. */
+  async sendEdu(roomId: string, edu: Edu): Promise<void> {
+    const head = await this.deps.core.heads.get(roomId);
+    if (!head) return;
+    for (const dest of await this.destinationsOf(roomId, null)) {
+      const q = await this.queueFor(dest, this.scanned);
+      q.addEdu(edu);
+      q.wake();
+    }
+  }
+
+  // ---- QueueSource ----
+
+  scannedPos(): number {
+    return this.scanned;
+  }
+
+  async readFor(destination: string, after: number, upTo: number, limit: number) {
+    const rows = await selectStreamEventsAfter(this.deps.db, after, upTo, limit);
+    const events: { pos: number; eventId: string }[] = [];
+    const loaded = await this.deps.core.events.getMany(rows.filter((r) => this.isLocal(r.sender)).map((r) => r.event_id));
+    for (const r of rows) {
+      const ev = loaded.get(r.event_id);
+      if (ev && (await this.destinationsOf(r.room_id, ev.pdu)).has(destination)) events.push({ pos: r.stream_pos, eventId: r.event_id });
+    }
+    const exhausted = rows.length < limit;
+    return { events, lastPos: exhausted ? upTo : rows[rows.length - 1]!.stream_pos, exhausted };
+  }
+
+  async pdusOf(eventIds: string[]): Promise<Pdu[]> {
+    const loaded = await this.deps.core.events.getMany(eventIds);
+    return this.deps.reads.pdus(eventIds.map((id) => loaded.get(id)).filter((e) => e !== undefined));
+  }
+
+  async sendTransaction(destination: string, txnId: string, pdus: Pdu[], edus: Edu[], signal: AbortSignal): Promise<void> {
+    const answer = await this.deps.client.request<{ pdus?: Record<string, { error?: string }> }>(destination, {
+      method: 'PUT',
+      path: `/_matrix/federation/v1/send/${encodeURIComponent(txnId)}`,
+      body: { origin: this.deps.serverName, origin_server_ts: this.deps.now(), pdus, edus },
+      timeoutMs: 60_000,
+      signal,
+    });
+    for (const [eventId, r] of Object.entries(answer.pdus ?? {})) {
+      if (r?.error !== undefined) this.deps.logger.info({ destination, eventId, error: r.error }, 'remote server did not accept an event');
+    }
+  }
+
+  // ---- the stream ----
+
+  private isLocal(userId: string): boolean {
+    return serverNameOf(userId) === this.deps.serverName;
+  }
+
+  /** The servers that receive `pdu` (see the module comment); never this one. */
+  private async destinationsOf(roomId: string, pdu: Pdu | null): Promise<Set<string>> {
+    const head = await this.deps.core.heads.get(roomId);
+    let servers = head ? this.serversByMembers.get(head.members) : new Set<string>();
+    if (!servers && head) {
+      servers = new Set<string>();
+      for (const [userId, m] of head.members) {
+        const server = serverNameOf(userId);
+        if (m.membership === 'join' && server !== undefined) servers.add(server);
+      }
+      this.serversByMembers.set(head.members, servers);
+    }
+    const out = new Set(servers);
+    if (pdu !== null && pdu.type === 'm.room.member' && typeof pdu.state_key === 'string' && pdu.content?.membership !== 'invite') {
+      const target = serverNameOf(pdu.state_key);
+      if (target) out.add(target);
+    }
+    out.delete(this.deps.serverName);
+    return out;
+  }
+
+  private newQueue(destination: string, delivered: number, state: { catchingUp: boolean; failingSince: number | null; lastError: string | null }): DestinationQueue {
+    const { db, leases, logger, now } = this.deps;
+    return new DestinationQueue(destination, delivered, { db, leases, logger, now, source: this, backoff: this.backoff, limits: this.limits }, state);
+  }
+
+  private async queueFor(destination: string, deliveredIfNew: number): Promise<DestinationQueue> {
+    let q = this.queues.get(destination);
+    if (q) return q;
+    await insertDestination(this.deps.db, destination, deliveredIfNew);
+    q = this.queues.get(destination);
+    if (q) return q;
+    q = this.newQueue(destination, deliveredIfNew, { catchingUp: false, failingSince: null, lastError: null });
+    this.queues.set(destination, q);
+    return q;
+  }
+
+  /** Sorts new events into queues; runs once at a time, again when the stream advanced meanwhile. */
+  private scan(): void {
+    if (!this.started) return;
+    if (this.scanning) {
+      this.rescan = true;
+      return;
+    }
+    this.scanning = this.scanOnce()
+      .catch((e: unknown) => this.deps.logger.error({ err: e }, 'federation sender could not read the events stream'))
+      .finally(() => {
+        this.scanning = null;
+        if (this.rescan) {
+          this.rescan = false;
+          this.scan();
+        }
+      });
+  }
+
+  private async scanOnce(): Promise<void> {
+    this.rescan = false;
+    for (;;) {
+      const rows = await selectStreamEventsAfter(this.deps.db, this.scanned, Number.MAX_SAFE_INTEGER, SCAN_PAGE);
+      if (rows.length === 0) return;
+      const local = rows.filter((r) => this.isLocal(r.sender));
+      const loaded = await this.deps.core.events.getMany(local.map((r) => r.event_id));
+      const woken = new Set<DestinationQueue>();
+      for (const r of local) {
+        const ev = loaded.get(r.event_id);
+        if (!ev) continue;
+        for (const dest of await this.destinationsOf(r.room_id, ev.pdu)) {
+          const q = await this.queueFor(dest, r.stream_pos - 1);
+          q.add(r.stream_pos, r.event_id);
+          woken.add(q);
+        }
+      }
+      this.scanned = rows[rows.length - 1]!.stream_pos;
+      // Sorting an event again is harmless (a queue skips what it delivered), so the position is
+      // written now and then rather than after every commit: a restart rereads a few seconds.
+      if (this.deps.now() - this.persistedAt >= PERSIST_EVERY_MS) await this.persistScanned();
+      for (const q of woken) q.wake();
+      if (rows.length < SCAN_PAGE || !this.started) return;
+    }
+  }
+}

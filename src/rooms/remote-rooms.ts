@@ -1,0 +1,16 @@
+import type { JsonObject } from '../core/types.js';
+
+/**
+ * What the rooms domain asks of federation when a room or a user lives on another server;
+ * federation implements it (absent while federation is off).
+ */
+export interface RemoteRooms {
+  /** Joins `userId` to a room this server is not in, through one of `servers`; resolves once the join is stored. */
+  join(roomId: string, userId: string, servers: string[], content: JsonObject): Promise<void>;
+  /** Leaves a room this server is not in (rejecting an invite) through one of `servers`; resolves once the leave is stored. */
+  leave(roomId: string, userId: string, servers: string[], content: JsonObject): Promise<void>;
+  /** Invites a user of another server to a room held here: their server signs the invite before it is stored. */
+  invite(roomId: string, inviter: string, target: string, content: JsonObject): Promise<void>;
+  /** Fetches history before the room's earliest known events from other servers; true when some was stored. */
+  backfill(roomId: string, limit: number): Promise<boolean>;
+}

@@ -1,0 +1,91 @@
+// The outbound sender's queues (src/federation/outbound/): a destination that is away is backed
+// off with its state reported, holds no more than its memory bound while events pile up (the rest
+// is read again from the events stream), keeps its position in the database, and receives every
+// event, in order, once it is back.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import type { TestServer, TestUser } from '../helpers/server.js';
+import { C, createRoom, e, expectStatus, messages, sendText } from '../rooms/room-helpers.js';
+import { eventually, startServers } from './federation-helpers.js';
+
+let a: TestServer;
+let b: TestServer;
+let stop: () => Promise<void>;
+let alice: TestUser;
+let bob: TestUser;
+let roomId: string;
+
+async function bodies(server: TestServer, user: TestUser): Promise<string[]> {
+  const res = await messages(server, user, roomId, { dir: 'b', limit: 200 });
+  expectStatus(res, 200);
+  return res.body.chunk.filter((ev: any) => ev.type === 'm.room.message').map((ev: any) => ev.content.body).reverse();
+}
+
+before(async () => {
+  const started = await startServers(['a.test', 'b.test']);
+  [a, b] = started.servers as [TestServer, TestServer];
+  stop = started.stop;
+  alice = await a.registerUser('alice');
+  bob = await b.registerUser('bob');
+  roomId = await createRoom(a, alice, { preset: 'public_chat' });
+  expectStatus(await b.request('POST', `${C}/join/${e(roomId)}?via=a.test`, { token: bob.accessToken, body: {} }), 200);
+});
+after(async () => {
+  await stop();
+});
+
+test('a destination that is away backs off, holds bounded memory, and gets every event in order when back', async () => {
+  const sender = a.hs.ctx.services.federation.sender;
+  sender.limits.maxHints = 5;
+  sender.backoff.initialMs = 200;
+  sender.backoff.maxMs = 400;
+  await sendText(a, alice, roomId, 'while up');
+  await eventually(async () => (await bodies(b, bob)).includes('while up'), 'the first message on b.test');
+  assert.equal(sender.status('b.test')?.state, 'up');
+
+  await b.hs.stop();
+  const sent: string[] = [];
+  for (let i = 0; i < 30; i++) {
+    sent.push(`queued ${i}`);
+    await sendText(a, alice, roomId, `queued ${i}`);
+    assert.ok((sender.status('b.test')?.queueDepth ?? 0) <= 5, 'no more than the bound in memory');
+  }
+  const away = await eventually(async () => {
+    const s = sender.status('b.test');
+    return s?.state === 'backing_off' && s.catchingUp ? s : undefined;
+  }, 'b.test backed off');
+  assert.ok(away.failingSince !== null && away.lastError !== null && away.retryAt !== null, JSON.stringify(away));
+  const row = await a.hs.ctx.db.selectFrom('federation_destinations').selectAll().where('destination', '=', 'b.test').executeTakeFirstOrThrow();
+  assert.ok(row.failing_since !== null && row.last_error !== null, 'the failure is recorded');
+  assert.equal(Number(row.delivered_pos), away.deliveredPos);
+
+  await b.restart();
+  await eventually(async () => {
+    const got = await bodies(b, bob);
+    return sent.every((m) => got.includes(m));
+  }, 'every queued message on b.test', 20_000);
+  const got = (await bodies(b, bob)).filter((m) => m.startsWith('queued '));
+  assert.deepEqual(got, sent, 'in order, each once');
+  await eventually(async () => sender.status('b.test')?.state === 'up', 'b.test up again');
+  const after = await a.hs.ctx.db.selectFrom('federation_destinations').selectAll().where('destination', '=', 'b.test').executeTakeFirstOrThrow();
+  assert.equal(after.failing_since, null);
+  assert.ok(Number(after.delivered_pos) > Number(row.delivered_pos));
+});
+
+test('a destination backed off for long is woken at once when it makes a request here', async () => {
+  const sender = a.hs.ctx.services.federation.sender;
+  sender.backoff.initialMs = 120_000;
+  sender.backoff.maxMs = 120_000;
+  await b.hs.stop();
+  await sendText(a, alice, roomId, 'sent while b is down');
+  const away = await eventually(async () => {
+    const s = sender.status('b.test');
+    return s?.state === 'backing_off' ? s : undefined;
+  }, 'b.test backed off');
+  assert.ok(away.retryAt! - Date.now() > 60_000, 'the next try is far away');
+  await b.restart();
+  // Any authenticated request from b.test will do: here bob's message.
+  await sendText(b, bob, roomId, 'b is back');
+  await eventually(async () => (await bodies(b, bob)).includes('sent while b is down'), 'the queued message on b.test', 10_000);
+  assert.equal(sender.status('b.test')?.state, 'up');
+});
