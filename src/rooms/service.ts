@@ -3,6 +3,7 @@ import { canSendEvent } from '../core/power-levels.js';
 import { splitStateKey, stateKey, type ClientEvent, type JsonObject, type StateMap, type StrippedStateEvent } from '../core/types.js';
 import type { Requester } from '../http/requester.js';
 import { isServable, type StoredEvent } from './events/stored-event.js';
+import { upgradeRoom } from './upgrade.js';
 import { createRoom, type CreateRoomBody } from './create-room.js';
 import type { RoomEventFilter } from './event-filter.js';
 import {
@@ -305,6 +306,9 @@ export class RoomsService implements Lifecycle {
   }
   unban(requester: Requester, roomId: string, body: { user_id?: unknown; reason?: string }) {
     return unbanUser(this.core, requester, roomId, body);
+  }
+  upgrade(requester: Requester, roomId: string, body: { new_version: string; additional_creators?: unknown }) {
+    return upgradeRoom(this.core, requester, roomId, body);
   }
   forget(requester: Requester, roomId: string) {
     return forgetRoom(this.core, requester, roomId);
