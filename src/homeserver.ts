@@ -27,6 +27,8 @@ import { createLogger } from './logger.js';
 import { MediaService } from './media/service.js';
 import { migrations as mediaMigrations } from './media/migrations.js';
 import { mediaRoutes } from './media/routes.js';
+import { migrations as reportsMigrations } from './reports/migrations.js';
+import { reportRoutes } from './reports/routes.js';
 import { PushService } from './push/service.js';
 import { migrations as pushMigrations } from './push/migrations.js';
 import { pushRoutes } from './push/routes.js';
@@ -48,6 +50,7 @@ export const ALL_MIGRATIONS: DomainMigrations[] = [
   { domain: 'directory', migrations: directoryMigrations },
   { domain: 'media', migrations: mediaMigrations },
   { domain: 'federation', migrations: federationMigrations },
+  { domain: 'reports', migrations: reportsMigrations },
 ];
 
 export interface Homeserver {
@@ -113,6 +116,7 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
     ...pushRoutes(ctx),
     ...directoryRoutes(ctx),
     ...mediaRoutes(ctx),
+    ...reportRoutes(ctx),
   ]);
   if (config.federation.enabled) {
     registerFederationRoutes(app, config.server_name, ctx.services.federation.keyRing, ctx.services.federation.routes());
