@@ -29,6 +29,7 @@ import { migrations as mediaMigrations } from './media/migrations.js';
 import { mediaRoutes } from './media/routes.js';
 import { migrations as reportsMigrations } from './reports/migrations.js';
 import { reportRoutes } from './reports/routes.js';
+import { openIdUserinfoRoute } from './federation/inbound/openid-userinfo.js';
 import { PushService } from './push/service.js';
 import { migrations as pushMigrations } from './push/migrations.js';
 import { pushRoutes } from './push/routes.js';
@@ -119,7 +120,8 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
     ...reportRoutes(ctx),
   ]);
   if (config.federation.enabled) {
-    registerFederationRoutes(app, config.server_name, ctx.services.federation.keyRing, ctx.services.federation.routes());
+    const openId = openIdUserinfoRoute((token) => ctx.services.accounts.openIdTokenUser(token));
+    registerFederationRoutes(app, config.server_name, ctx.services.federation.keyRing, [...ctx.services.federation.routes(), openId]);
   }
 
   const services = Object.values(ctx.services) as Lifecycle[];
