@@ -29,6 +29,7 @@ import { migrations as mediaMigrations } from './media/migrations.js';
 import { mediaRoutes } from './media/routes.js';
 import { migrations as reportsMigrations } from './reports/migrations.js';
 import { reportRoutes } from './reports/routes.js';
+import { legacyRoutes } from './legacy/routes.js';
 import { openIdUserinfoRoute } from './federation/inbound/openid-userinfo.js';
 import { PushService } from './push/service.js';
 import { migrations as pushMigrations } from './push/migrations.js';
@@ -118,6 +119,7 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
     ...directoryRoutes(ctx),
     ...mediaRoutes(ctx),
     ...reportRoutes(ctx),
+    ...legacyRoutes(ctx),
   ]);
   if (config.federation.enabled) {
     const openId = openIdUserinfoRoute((token) => ctx.services.accounts.openIdTokenUser(token));
