@@ -32,3 +32,8 @@ export async function deletePushersOfOtherDevices(db: DbOrTx, userId: string, de
     .where((eb) => eb.or([eb('device_id', 'is', null), eb('device_id', '<>', deviceId)]))
     .execute();
 }
+
+/** The user's pushers set by these devices. */
+export async function deletePushersOfDevices(db: DbOrTx, userId: string, deviceIds: string[]): Promise<void> {
+  await db.deleteFrom('pushers').where('user_id', '=', userId).where('device_id', 'in', deviceIds).execute();
+}

@@ -23,7 +23,7 @@ import { MatrixError, invalidParam, missingParam, notFound } from '../http/error
 import { selectOpenSpanRooms, selectSpanRooms } from './member-spans-store.js';
 import { PushOutcomes, type PushOutcome, type RulesEntry } from './outcomes.js';
 import { selectRoomNotifications, type NotificationRow } from './push-outcomes-store.js';
-import { deletePusher, deletePushersOfOtherDevices, deletePushersOfOthers, getPushers, putPusher } from './pushers-store.js';
+import { deletePusher, deletePushersOfDevices, deletePushersOfOtherDevices, deletePushersOfOthers, getPushers, putPusher } from './pushers-store.js';
 import { PushDelivery } from './delivery.js';
 import { getPushRulesRows, lockPushRulesRow, putPushRules } from './push-rules-store.js';
 import { advanceReadUpto, selectReadUpto } from './read-upto-store.js';
@@ -230,6 +230,11 @@ export class PushService {
   /** A password change that logged out the user's other sessions removes their pushers too (in the change's transaction). */
   async removePushersOfOtherDevices(trx: Tx, userId: string, deviceId: string): Promise<void> {
     await deletePushersOfOtherDevices(trx, userId, deviceId);
+  }
+
+  /** Devices deleted (logout, device deletion, deactivation) take their pushers with them, in the deleting transaction. */
+  async removePushersOfDevices(trx: Tx, userId: string, deviceIds: string[]): Promise<void> {
+    await deletePushersOfDevices(trx, userId, deviceIds);
   }
 
   /** The user's notifications not yet read, across the rooms they are joined to (`counts.unread` of a push). */

@@ -202,6 +202,16 @@ describe('Push delivery to HTTP push gateways (push gateway API push_notifier.ya
     assert.deepEqual(left.map((p) => p.pushkey), ['laptop-key']);
   });
 
+  it('logging a device out removes the pushers it set', async () => {
+    const alice = await server.registerUser();
+    const tablet = await login(server, alice);
+    await setPusher(alice, 'stays-key');
+    await setPusher(tablet, 'tablet-key');
+    assert.equal((await req(tablet, 'POST', `${V3}/logout`, {})).status, 200);
+    const left = (await req(alice, 'GET', `${V3}/pushers`)).body.pushers as { pushkey: string }[];
+    assert.deepEqual(left.map((p) => p.pushkey), ['stays-key']);
+  });
+
   it('after a restart delivery resumes from its stored position: nothing twice, nothing lost', async () => {
     const alice = await server.registerUser();
     const bob = await server.registerUser();
