@@ -12,7 +12,10 @@
  *
  * A failed request is retried with exponential backoff while the gateway
  * may recover (unreachable, 5xx, 429), then given up with a log line; a
- * pushkey the gateway lists as `rejected` loses its pusher at once.
+ * pushkey the gateway lists as `rejected` loses its pusher at once. A pusher
+ * whose gateway kept failing is skipped for a while (doubling from a minute
+ * up to an hour, reset by a success), so one dead gateway does not hold up
+ * everyone else's notifications behind its retries.
  */
 import type { Context } from '../context.js';
 import type { Lease } from '../cluster/leases.js';
@@ -31,6 +34,8 @@ const ATTEMPTS = 5;
 const FIRST_RETRY_MS = 500;
 /** How often a node that does not hold the lease tries to take it (and the holder re-checks the stream). */
 const POLL_MS = 5_000;
+const FIRST_PAUSE_MS = 60_000;
+const MAX_PAUSE_MS = 60 * 60_000;
 
 export interface DeliveryDeps {
   /** The user's unread notification count across their rooms (`counts.unread`). */
@@ -46,6 +51,8 @@ export class PushDelivery {
   private timer: NodeJS.Timeout | null = null;
   private unsubscribe: (() => void) | null = null;
   private readonly sleeping = new Set<() => void>();
+  /** Pushers whose gateway kept failing: skipped until `until`; the next pause is twice `pause`. */
+  private readonly paused = new Map<string, { until: number; pause: number }>();
 
   constructor(private readonly ctx: Context, private readonly deps: DeliveryDeps) {}
 
@@ -143,9 +150,13 @@ export class PushDelivery {
     const { pusher } = t;
     const url = (JSON.parse(pusher.data) as { url?: unknown }).url;
     if (typeof url !== 'string') return;
+    const key = JSON.stringify([pusher.user_id, pusher.app_id, pusher.pushkey]);
+    const paused = this.paused.get(key);
+    if (paused && paused.until > this.ctx.now()) return;
     for (let attempt = 1; ; attempt++) {
       try {
         const rejected = await this.client!.notify(url, body);
+        this.paused.delete(key);
         if (rejected.includes(pusher.pushkey)) {
           await deletePusher(this.ctx.db, pusher.user_id, pusher.app_id, pusher.pushkey);
           this.ctx.logger.info({ userId: pusher.user_id, appId: pusher.app_id }, 'push gateway rejected a pushkey; pusher removed');
@@ -155,6 +166,10 @@ export class PushDelivery {
         const retry = err instanceof GatewayFailed && err.retry && attempt < ATTEMPTS && !this.stopped;
         if (!retry) {
           this.ctx.logger.warn({ err, userId: pusher.user_id, appId: pusher.app_id, attempt }, 'push notification not delivered');
+          if (err instanceof GatewayFailed && err.retry) {
+            const pause = paused ? Math.min(paused.pause * 2, MAX_PAUSE_MS) : FIRST_PAUSE_MS;
+            this.paused.set(key, { until: this.ctx.now() + pause, pause });
+          }
           return;
         }
         await this.sleep(FIRST_RETRY_MS * 2 ** (attempt - 1));

@@ -190,6 +190,23 @@ describe('Push delivery to HTTP push gateways (push gateway API push_notifier.ya
     assert.equal(gateway.for('flaky-key').length, 3, 'no retry after success');
   });
 
+  it('a gateway that stays down is given up on, then skipped, without holding up other pushers', { timeout: 60_000 }, async () => {
+    const alice = await server.registerUser();
+    const bob = await server.registerUser();
+    const carol = await server.registerUser();
+    await setPusher(alice, 'dead-key');
+    await setPusher(carol, 'carol-key');
+    gateway.script.set('dead-key', [503]);
+    const roomId = await roomWith(bob, [alice, carol]);
+    const first = await send(bob, roomId, { msgtype: 'm.text', body: 'first' });
+    const second = await send(bob, roomId, { msgtype: 'm.text', body: 'second' });
+    const carolGot = await gateway.waitFor('carol-key', 2, 30_000);
+    assert.deepEqual(carolGot.map((r) => r.notification.event_id), [first, second]);
+    const dead = gateway.for('dead-key');
+    assert.equal(dead.length, 5, 'five attempts for the first notification, with backoff');
+    assert.ok(dead.every((r) => r.notification.event_id === first), 'the second is not tried while the pusher is paused');
+  });
+
   it('changing the password removes the pushers of the sessions it logs out, not the current one', async () => {
     const alice = await server.registerUser();
     const phone = await login(server, alice);
