@@ -23,6 +23,11 @@ export async function putDeliveryPosition(db: DbOrTx, name: string, pos: number)
     .execute();
 }
 
+/** Whether any user has an HTTP pusher (while none has, outcomes need no reading). */
+export async function anyHttpPusher(db: DbOrTx): Promise<boolean> {
+  return (await db.selectFrom('pushers').select('user_id').where('kind', '=', 'http').limit(1).executeTakeFirst()) !== undefined;
+}
+
 /** The position of the newest stored outcome (0 when there is none). */
 export async function selectNewestOutcomePos(db: DbOrTx): Promise<number> {
   const row = await db.selectFrom('push_outcomes').select((eb) => eb.fn.max('stream_pos').as('pos')).executeTakeFirst();

@@ -22,7 +22,7 @@ import type { Lease } from '../cluster/leases.js';
 import type { ClientEvent, JsonObject } from '../core/types.js';
 import { createOutboundGuard, isCidrList, outboundAllowFromEnv } from '../http/outbound-guard.js';
 import { ConfigError } from '../config/validate.js';
-import { putDeliveryPosition, selectDeliveryPosition, selectNewestOutcomePos, selectOutcomesAfter, selectPushTargets, type PushTarget } from './delivery-store.js';
+import { anyHttpPusher, putDeliveryPosition, selectDeliveryPosition, selectNewestOutcomePos, selectOutcomesAfter, selectPushTargets, type PushTarget } from './delivery-store.js';
 import { GatewayClient, GatewayFailed } from './gateway-client.js';
 import { deletePusher } from './pushers-store.js';
 import type { PushOutcomeRow } from './tables.js';
@@ -111,6 +111,14 @@ export class PushDelivery {
       await putDeliveryPosition(this.ctx.db, LEASE, pos);
     }
     while (!this.stopped) {
+      // Read before the pusher check, so a pusher set after the check misses only events older than itself.
+      const newest = await selectNewestOutcomePos(this.ctx.db);
+      if (newest <= pos) return;
+      if (!(await anyHttpPusher(this.ctx.db))) {
+        // Nobody to send to: the outcomes up to `newest` are done without reading them one by one.
+        if (this.ctx.leases.stillHeld(lease)) await putDeliveryPosition(this.ctx.db, LEASE, newest);
+        return;
+      }
       const batch = await selectOutcomesAfter(this.ctx.db, pos, BATCH);
       if (batch.length === 0) return;
       for (const outcome of batch) {
