@@ -28,6 +28,10 @@ import { MediaService } from './media/service.js';
 import { migrations as mediaMigrations } from './media/migrations.js';
 import { mediaRoutes } from './media/routes.js';
 import { federationMediaRoutes } from './media/federation-routes.js';
+import { migrations as reportsMigrations } from './reports/migrations.js';
+import { reportRoutes } from './reports/routes.js';
+import { legacyRoutes } from './legacy/routes.js';
+import { openIdUserinfoRoute } from './federation/inbound/openid-userinfo.js';
 import { PushService } from './push/service.js';
 import { migrations as pushMigrations } from './push/migrations.js';
 import { pushRoutes } from './push/routes.js';
@@ -57,6 +61,7 @@ export const ALL_MIGRATIONS: DomainMigrations[] = [
   { domain: 'federation', migrations: federationMigrations },
   { domain: 'relations', migrations: relationsMigrations },
   { domain: 'search', migrations: searchMigrations },
+  { domain: 'reports', migrations: reportsMigrations },
 ];
 
 export interface Homeserver {
@@ -126,9 +131,16 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
     ...mediaRoutes(ctx),
     ...relationsRoutes(ctx),
     ...searchRoutes(ctx),
+    ...reportRoutes(ctx),
+    ...legacyRoutes(ctx),
   ]);
   if (config.federation.enabled) {
-    registerFederationRoutes(app, config.server_name, ctx.services.federation.keyRing, [...ctx.services.federation.routes(), ...federationMediaRoutes(ctx.services.media)]);
+    const openId = openIdUserinfoRoute((token) => ctx.services.accounts.openIdTokenUser(token));
+    registerFederationRoutes(app, config.server_name, ctx.services.federation.keyRing, [
+      ...ctx.services.federation.routes(),
+      ...federationMediaRoutes(ctx.services.media),
+      openId,
+    ]);
   }
 
   const services = Object.values(ctx.services) as Lifecycle[];

@@ -21,8 +21,8 @@ export class Account {
 
   /**
    * POST /account/password. With `logout_devices` (default true) every
-   * other device is logged out and deleted; the device making the request
-   * keeps its session.
+   * other device is logged out and deleted, with the pushers those devices
+   * set; the device making the request keeps its session.
    */
   async changePassword(requester: Requester, body: { new_password: string; logout_devices?: boolean }, req: RequestInfo): Promise<object> {
     checkNewPassword(body.new_password);
@@ -32,6 +32,7 @@ export class Account {
     const done = await this.ctx.db.transaction().execute(async (trx) => {
       await setPasswordHash(trx, requester.userId, hash);
       if (!logoutDevices) return null;
+      await this.ctx.services.push.removePushersOfOtherDevices(trx, requester.userId, requester.deviceId);
       return this.sessions.deleteDevicesIn(trx, requester.userId, undefined, { except: requester.deviceId });
     });
     if (done) await this.sessions.finishDelete(done);

@@ -78,4 +78,17 @@ export const migrations: Migration[] = [
         .execute();
     },
   },
+  {
+    version: 2,
+    name: 'OpenID tokens',
+    async up(db) {
+      await db.schema
+        .createTable('openid_tokens')
+        .addColumn('token_hash', 'text', (c) => c.primaryKey())
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('expires_ts', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('openid_tokens_expiry').on('openid_tokens').column('expires_ts').execute();
+    },
+  },
 ];

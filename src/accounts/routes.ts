@@ -4,6 +4,8 @@ import type { Route } from '../http/router.js';
 import { accountRoutes } from './account-routes.js';
 import { deviceRoutes } from './device-routes.js';
 import { loginRoutes } from './login-routes.js';
+import { openIdRoutes } from './openid-routes.js';
+import { whoisRoutes } from './whois.js';
 import { profileRoutes } from './profile-routes.js';
 import { registrationRoutes } from './registration-routes.js';
 import { sharedSecretRoutes } from './shared-secret-routes.js';
@@ -16,6 +18,8 @@ export function accountsRoutes(ctx: Context): Route[] {
     ...accountRoutes(ctx),
     ...deviceRoutes(ctx),
     ...profileRoutes(ctx),
+    ...openIdRoutes(ctx),
+    ...whoisRoutes(ctx),
     ...userDirectoryRoutes(ctx),
   ];
 }

@@ -1,4 +1,5 @@
 import type { Context, Lifecycle } from '../context.js';
+import { openIdTokenUser } from './openid.js';
 import { listDevicesOfUsers } from './device-store.js';
 import type { Requester } from '../http/requester.js';
 import { Account } from './account.js';
@@ -83,6 +84,11 @@ export class AccountsService implements Lifecycle {
   /** Display name and avatar of a local user; null when the user is unknown. */
   async getProfile(userId: string): Promise<Profile | null> {
     return this.profiles.getProfile(userId);
+  }
+
+  /** The user an OpenID token was issued to (federation openid/userinfo), or null when unknown or expired. */
+  openIdTokenUser(token: string): Promise<string | null> {
+    return openIdTokenUser(this.ctx, token);
   }
 
   /** True when the user id is registered here (deactivated users included: their ids stay taken). */

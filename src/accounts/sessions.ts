@@ -278,6 +278,8 @@ export class Sessions {
     const revoked = await deleteAccessTokensOfDevices(trx, userId, ids);
     await deleteRefreshTokensOfDevices(trx, userId, ids);
     const deleted = await deleteDevices(trx, userId, ids);
+    // A deleted device's pushers would keep notifying a phone that is logged out.
+    if (deleted.length > 0) await this.ctx.services.push.removePushersOfDevices(trx, userId, deleted);
     // Last: it takes a stream position.
     const deviceListPos = deleted.length > 0 ? await this.ctx.services.e2ee.recordDevicesChangedIn(trx, userId, deleted) : null;
     return { userId, deleted, revoked, deviceListPos };

@@ -23,3 +23,8 @@ export async function selectAliasesOfRoom(db: DbOrTx, roomId: string): Promise<s
   const rows = await db.selectFrom('room_aliases').select('room_alias').where('room_id', '=', roomId).orderBy('created_ts').execute();
   return rows.map((r) => r.room_alias);
 }
+
+/** Points every alias of `from` at `to` (a room upgrade moves the local aliases). */
+export async function moveAliases(db: DbOrTx, from: string, to: string): Promise<void> {
+  await db.updateTable('room_aliases').set({ room_id: to }).where('room_id', '=', from).execute();
+}

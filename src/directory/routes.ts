@@ -1,6 +1,7 @@
 import type { Context } from '../context.js';
 import { forbidden, notFound } from '../http/errors.js';
 import type { Route } from '../http/router.js';
+import { spaceHierarchy } from './hierarchy.js';
 import type { PublicRoomsQuery } from './public-rooms.js';
 
 export function directoryRoutes(ctx: Context): Route[] {
@@ -15,6 +16,12 @@ export function directoryRoutes(ctx: Context): Route[] {
   };
 
   return [
+    {
+      method: 'GET',
+      path: '/rooms/:roomId/hierarchy',
+      versions: ['v1'],
+      handler: (req) => spaceHierarchy(ctx, req.requester.userId, req.params.roomId, req.query),
+    },
     {
       method: 'PUT',
       path: '/directory/room/:roomAlias',

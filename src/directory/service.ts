@@ -2,7 +2,7 @@ import type { Context } from '../context.js';
 import { isValidRoomAlias, isValidRoomId, serverNameOf } from '../core/ids.js';
 import { forbidden, invalidParam, MatrixError, notFound } from '../http/errors.js';
 import type { Requester } from '../http/requester.js';
-import { deleteAlias, insertAlias, selectAlias, selectAliasesOfRoom } from './aliases-table.js';
+import { deleteAlias, insertAlias, moveAliases, selectAlias, selectAliasesOfRoom } from './aliases-table.js';
 import { listPublicRooms, type PublicRoomsQuery, type PublicRoomsResponse } from './public-rooms.js';
 import { isPublished, publishRoom, unpublishRoom } from './published-rooms-table.js';
 
@@ -67,6 +67,20 @@ export class DirectoryService {
 
   async getLocalAliases(roomId: string): Promise<string[]> {
     return selectAliasesOfRoom(this.ctx.db, roomId);
+  }
+
+  /**
+   * A room upgrade (rooms/upgrade.ts): the old room's local aliases and its
+   * place in the published directory go to the new room, in one transaction.
+   */
+  async moveToUpgradedRoom(from: string, to: string): Promise<void> {
+    await this.ctx.db.transaction().execute(async (trx) => {
+      await moveAliases(trx, from, to);
+      if (await isPublished(trx, from)) {
+        await unpublishRoom(trx, from);
+        await publishRoom(trx, to, this.ctx.now());
+      }
+    });
   }
 
   async getVisibility(roomId: string): Promise<DirectoryVisibility> {

@@ -48,3 +48,9 @@ export async function selectSpanRooms(db: DbOrTx, userId: string): Promise<strin
   const rows = await db.selectFrom('push_member_spans').select('room_id').distinct().where('user_id', '=', userId).execute();
   return rows.map((r) => r.room_id);
 }
+
+/** The rooms the user is joined to now, as far as spans tell. */
+export async function selectOpenSpanRooms(db: DbOrTx, userId: string): Promise<string[]> {
+  const rows = await db.selectFrom('push_member_spans').select('room_id').distinct().where('user_id', '=', userId).where('left_pos', 'is', null).execute();
+  return rows.map((r) => r.room_id);
+}

@@ -144,4 +144,19 @@ export const migrations: Migration[] = [
       await db.schema.dropTable('event_push_actions').execute();
     },
   },
+  {
+    version: 4,
+    name: 'pushers remember their device; push delivery position',
+    // The device lets a password change remove the pushers of the sessions it logs out; the
+    // position is where the pusher (delivery.ts) has sent up to, so a restart resumes there.
+    async up(db) {
+      await db.schema.alterTable('pushers').addColumn('device_id', 'text').execute();
+      await db.schema
+        .createTable('push_delivery_position')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('stream_pos', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('push_outcomes_pos').on('push_outcomes').column('stream_pos').execute();
+    },
+  },
 ];

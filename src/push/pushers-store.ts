@@ -23,3 +23,17 @@ export async function deletePusher(db: DbOrTx, userId: string, appId: string, pu
 export async function deletePushersOfOthers(db: DbOrTx, userId: string, appId: string, pushkey: string): Promise<void> {
   await db.deleteFrom('pushers').where('user_id', '!=', userId).where('app_id', '=', appId).where('pushkey', '=', pushkey).execute();
 }
+
+/** The user's pushers set by any device but `deviceId` (or by an unrecorded one). */
+export async function deletePushersOfOtherDevices(db: DbOrTx, userId: string, deviceId: string): Promise<void> {
+  await db
+    .deleteFrom('pushers')
+    .where('user_id', '=', userId)
+    .where((eb) => eb.or([eb('device_id', 'is', null), eb('device_id', '<>', deviceId)]))
+    .execute();
+}
+
+/** The user's pushers set by these devices. */
+export async function deletePushersOfDevices(db: DbOrTx, userId: string, deviceIds: string[]): Promise<void> {
+  await db.deleteFrom('pushers').where('user_id', '=', userId).where('device_id', 'in', deviceIds).execute();
+}

@@ -101,7 +101,7 @@ export function pushRoutes(ctx: Context): Route[] {
         },
       },
       handler: async (req) => {
-        await push().setPusher(req.requester.userId, req.body);
+        await push().setPusher(req.requester.userId, req.requester.deviceId, req.body);
         return {};
       },
     },

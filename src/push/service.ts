@@ -20,10 +20,11 @@ import type { ClientEvent, JsonObject } from '../core/types.js';
 import type { StatementSink } from '../db/pg-pipeline.js';
 import type { Tx } from '../db/schema.js';
 import { MatrixError, invalidParam, missingParam, notFound } from '../http/errors.js';
-import { selectSpanRooms } from './member-spans-store.js';
+import { selectOpenSpanRooms, selectSpanRooms } from './member-spans-store.js';
 import { PushOutcomes, type PushOutcome, type RulesEntry } from './outcomes.js';
 import { selectRoomNotifications, type NotificationRow } from './push-outcomes-store.js';
-import { deletePusher, deletePushersOfOthers, getPushers, putPusher } from './pushers-store.js';
+import { deletePusher, deletePushersOfDevices, deletePushersOfOtherDevices, deletePushersOfOthers, getPushers, putPusher } from './pushers-store.js';
+import { PushDelivery } from './delivery.js';
 import { getPushRulesRows, lockPushRulesRow, putPushRules } from './push-rules-store.js';
 import { advanceReadUpto, selectReadUpto } from './read-upto-store.js';
 import { UnreadCounts } from './unread-counts.js';
@@ -63,7 +64,7 @@ export interface PusherBody {
 /**
  * Push rules (the client API, and a cache of each user's rules invalidated
  * over the bus), GET /notifications, notification counts and pushers
- * (stored; HTTP delivery to push gateways is not implemented yet). Methods
+ * (stored here, sent to by delivery.ts). Methods
  * below "cross-domain API" are used by rooms and sync: the outcome of each
  * event is computed and stored by outcomes.ts, counts by unread-counts.ts.
  */
@@ -74,17 +75,27 @@ export class PushService {
   private generation = 0;
   private readonly outcomes: PushOutcomes;
   private readonly unread: UnreadCounts;
+  private readonly delivery: PushDelivery;
 
   constructor(private readonly ctx: Context) {
     const max = (ctx.config.caches as { push_rules?: number }).push_rules ?? DEFAULT_RULES_CACHE_SIZE;
     this.rules = boundedCache(max);
     this.outcomes = new PushOutcomes(ctx, { of: (users) => this.rulesOf(users), generation: () => this.generation });
     this.unread = new UnreadCounts(ctx);
+    this.delivery = new PushDelivery(ctx, { unreadTotal: (userId) => this.unreadTotal(userId) });
     ctx.bus.onInvalidate((m) => {
       if (m.cache !== RULES_CACHE) return;
       this.generation++;
       this.rules.delete(m.key);
     });
+  }
+
+  async start(): Promise<void> {
+    this.delivery.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.delivery.stop();
   }
 
   // ---- push rules API ----
@@ -176,8 +187,8 @@ export class PushService {
     });
   }
 
-  /** POST /pushers/set. Pushers are stored and listed; nothing is sent to push gateways yet. */
-  async setPusher(userId: string, body: PusherBody): Promise<void> {
+  /** POST /pushers/set. The pusher remembers the device that set it (removePushersOfOtherDevices). */
+  async setPusher(userId: string, deviceId: string, body: PusherBody): Promise<void> {
     if (body.app_id.length > 64) throw invalidParam('app_id is longer than 64 characters');
     if (Buffer.byteLength(body.pushkey, 'utf8') > 512) throw invalidParam('pushkey is longer than 512 bytes');
     if (body.kind === null) {
@@ -211,8 +222,27 @@ export class PushService {
         lang: body.lang!,
         data: JSON.stringify(body.data),
         ts: this.ctx.now(),
+        device_id: deviceId,
       });
     });
+  }
+
+  /** A password change that logged out the user's other sessions removes their pushers too (in the change's transaction). */
+  async removePushersOfOtherDevices(trx: Tx, userId: string, deviceId: string): Promise<void> {
+    await deletePushersOfOtherDevices(trx, userId, deviceId);
+  }
+
+  /** Devices deleted (logout, device deletion, deactivation) take their pushers with them, in the deleting transaction. */
+  async removePushersOfDevices(trx: Tx, userId: string, deviceIds: string[]): Promise<void> {
+    await deletePushersOfDevices(trx, userId, deviceIds);
+  }
+
+  /** The user's notifications not yet read, across the rooms they are joined to (`counts.unread` of a push). */
+  private async unreadTotal(userId: string): Promise<number> {
+    const counts = await this.unread.get(userId, await selectOpenSpanRooms(this.ctx.db, userId));
+    let total = 0;
+    for (const c of counts.values()) total += c.notification_count;
+    return total;
   }
 
   // ---- notifications ----

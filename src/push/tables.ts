@@ -6,6 +6,7 @@ declare module '../db/schema.js' {
     push_member_spans: PushMemberSpanRow;
     push_read_upto: PushReadUptoRow;
     pushers: PusherRow;
+    push_delivery_position: PushDeliveryPositionRow;
   }
 }
 
@@ -70,4 +71,12 @@ export interface PusherRow {
   lang: string;
   data: string;
   ts: number;
+  /** The device that set the pusher (null for pushers set before devices were recorded). */
+  device_id: string | null;
+}
+
+/** How far the pusher named `name` has delivered: every push outcome at or below `stream_pos` is done. */
+export interface PushDeliveryPositionRow {
+  name: string;
+  stream_pos: number;
 }

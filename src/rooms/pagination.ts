@@ -42,6 +42,12 @@ function before(p: TopoPoint): TopoPoint {
   return { depth: p.depth, stream: p.stream - 1 };
 }
 
+/** The users whose events the viewer ignores, state events excepted (spec: "Ignoring Users"). */
+async function ignoredBy(core: RoomsCore, userId: string): Promise<Set<string>> {
+  const list = (await core.ctx.services.sync.getAccountData(userId, null, 'm.ignored_user_list'))?.ignored_users;
+  return new Set(list && typeof list === 'object' && !Array.isArray(list) ? Object.keys(list) : []);
+}
+
 /** GET /rooms/{roomId}/messages. */
 export async function readMessages(core: RoomsCore, viewer: Viewer, roomId: string, p: MessagesParams): Promise<Record<string, unknown>> {
   await assertCanReadHistory(core, viewer.userId, roomId);
@@ -53,6 +59,7 @@ export async function readMessages(core: RoomsCore, viewer: Viewer, roomId: stri
   const start = p.from !== undefined && p.from !== '' ? p.from : topoToken(from);
   const to = p.to !== undefined && p.to !== '' ? await pointOf(core, roomId, p.to) : undefined;
 
+  const ignored = await ignoredBy(core, viewer.userId);
   const chunk: ClientEvent[] = [];
   let end: string | undefined;
   let cursor = from;
@@ -80,7 +87,9 @@ export async function readMessages(core: RoomsCore, viewer: Viewer, roomId: stri
     }
     const stored = rows.map((r) => core.events.fromRow(r));
     const vis = await core.visibility.filter(roomId, stored, viewer.userId);
-    const formatted = (await core.format(vis.visible, viewer, vis.membershipAt)).filter((e) => matchesInMemory(e, p.filter));
+    const formatted = (await core.format(vis.visible, viewer, vis.membershipAt)).filter(
+      (e) => matchesInMemory(e, p.filter) && (e.state_key !== undefined || !ignored.has(e.sender)),
+    );
     chunk.push(...formatted);
     if (rows.length < limit) {
       end = undefined;

@@ -4,6 +4,7 @@ import { splitStateKey, stateKey, type ClientEvent, type JsonObject, type StateM
 import type { Requester } from '../http/requester.js';
 import { isServable, storedEventFromRow, type StoredEvent } from './events/stored-event.js';
 import { selectStreamEventsOfTypes } from './store/events-table.js';
+import { upgradeRoom } from './upgrade.js';
 import { createRoom, type CreateRoomBody } from './create-room.js';
 import type { RoomEventFilter } from './event-filter.js';
 import {
@@ -323,6 +324,9 @@ export class RoomsService implements Lifecycle {
   }
   unban(requester: Requester, roomId: string, body: { user_id?: unknown; reason?: string }) {
     return unbanUser(this.core, requester, roomId, body);
+  }
+  upgrade(requester: Requester, roomId: string, body: { new_version: string; additional_creators?: unknown }) {
+    return upgradeRoom(this.core, requester, roomId, body);
   }
   forget(requester: Requester, roomId: string) {
     return forgetRoom(this.core, requester, roomId);

@@ -112,8 +112,16 @@ export function validateActions(actions: unknown): RuleEditResult<PushAction[]> 
   const out: PushAction[] = [];
   for (const a of actions as unknown[]) {
     if (typeof a === 'string') {
-      if (!LEGACY_ACTIONS.has(a)) out.push(a);
+      if (LEGACY_ACTIONS.has(a)) continue;
+      if (a !== 'notify') return fail(400, 'M_BAD_JSON', 'invalid_rule', `Unknown push rule action: ${a}`);
+      out.push(a);
     } else if (a !== null && typeof a === 'object' && !Array.isArray(a) && typeof (a as { set_tweak?: unknown }).set_tweak === 'string') {
+      // The spec defines two tweaks' values (modules/push.md "Tweaks"); others pass through to the gateway.
+      const { set_tweak, value } = a as { set_tweak: string; value?: unknown };
+      if (set_tweak === 'sound' && typeof value !== 'string') return fail(400, 'M_BAD_JSON', 'invalid_rule', 'The sound tweak needs a string value.');
+      if (set_tweak === 'highlight' && value !== undefined && typeof value !== 'boolean') {
+        return fail(400, 'M_BAD_JSON', 'invalid_rule', 'The highlight tweak value must be a boolean.');
+      }
       out.push({ ...(a as { set_tweak: string }) });
     } else {
       return fail(400, 'M_BAD_JSON', 'invalid_rule', 'Each action must be a string or an object with a "set_tweak" string.');

@@ -1,0 +1,202 @@
+/**
+ * GET /_matrix/client/v1/rooms/{roomId}/hierarchy (space_hierarchy.yaml,
+ * client-server "Spaces"): the space tree under a room, depth first, with
+ * each space's children ordered as the spec says ("Ordering of children
+ * within a space"). A room is shown only when the requester may see or join
+ * it (joined, invited, a public, knockable or world-readable room, or a
+ * restricted one whose allow condition they meet); a room they may not see is
+ * left out together with the part of the tree under it. Rooms this server
+ * does not know are left out too (their summaries would come over
+ * federation).
+ *
+ * Pagination is stateless: `next_batch` names the root, the filters and how
+ * many rooms were already served, and the next page walks the tree again and
+ * skips those. A tree that changes between pages can shift a room across a
+ * page boundary; the walk is bounded (MAX_WALK rooms), so a page costs the
+ * same whatever the token.
+ */
+import type { Context } from '../context.js';
+import type { ClientEvent, JsonObject } from '../core/types.js';
+import { forbidden, invalidParam } from '../http/errors.js';
+
+const DEFAULT_LIMIT = 50;
+const MAX_LIMIT = 100;
+const DEFAULT_MAX_DEPTH = 10;
+const MAX_DEPTH = 50;
+/** Rooms looked at per request, whatever the tree's size. */
+const MAX_WALK = 2000;
+const CHILD = 'm.space.child';
+
+export interface HierarchyQuery {
+  suggested_only?: string;
+  limit?: string;
+  max_depth?: string;
+  from?: string;
+}
+
+interface Token {
+  root: string;
+  suggested: boolean;
+  depth: number;
+  skip: number;
+}
+
+/** What one room contributes: its summary fields and the children to walk. */
+interface RoomView {
+  chunk: JsonObject;
+  children: ClientEvent[];
+}
+
+export async function spaceHierarchy(ctx: Context, userId: string, roomId: string, q: HierarchyQuery): Promise<{ rooms: JsonObject[]; next_batch?: string }> {
+  const suggested = parseBool(q.suggested_only, 'suggested_only');
+  const limit = Math.min(parseCount(q.limit, 'limit', 1) ?? DEFAULT_LIMIT, MAX_LIMIT);
+  const depth = Math.min(parseCount(q.max_depth, 'max_depth', 0) ?? DEFAULT_MAX_DEPTH, MAX_DEPTH);
+  let skip = 0;
+  if (q.from !== undefined) {
+    const t = decodeToken(q.from);
+    if (!t || t.root !== roomId) throw invalidParam('Unknown pagination token');
+    if (t.suggested !== suggested || t.depth !== depth) throw invalidParam('suggested_only and max_depth cannot change on paginated requests');
+    skip = t.skip;
+  }
+
+  const memberships = new Map((await ctx.services.rooms.getMemberships(userId)).map((m) => [m.roomId, m.membership as string]));
+  const viewOf = (id: string) => roomView(ctx, id, memberships);
+  const root = await viewOf(roomId);
+  if (!root) throw forbidden('You are not allowed to view this room.');
+
+  const rooms: JsonObject[] = [];
+  const seen = new Set<string>([roomId]);
+  // Depth-first: a stack of rooms still to visit, the next one on top.
+  const stack: { id: string; depth: number; view?: RoomView }[] = [{ id: roomId, depth: 0, view: root }];
+  let walked = 0;
+  let served = 0;
+  while (stack.length > 0 && walked < MAX_WALK) {
+    const next = stack.pop()!;
+    const view = next.view ?? (await viewOf(next.id));
+    walked++;
+    if (!view) continue;
+    const children = view.children.filter((c) => !suggested || c.content.suggested === true);
+    if (served >= skip) {
+      if (rooms.length === limit) {
+        stack.push({ ...next, view });
+        break;
+      }
+      rooms.push({ ...view.chunk, children_state: children.map(strippedChild) });
+    }
+    served++;
+    if (next.depth >= depth) continue;
+    const ordered = orderChildren(children).filter((c) => !seen.has(c.state_key!));
+    for (const c of ordered) seen.add(c.state_key!);
+    for (let i = ordered.length - 1; i >= 0; i--) stack.push({ id: ordered[i].state_key!, depth: next.depth + 1 });
+  }
+  const out: { rooms: JsonObject[]; next_batch?: string } = { rooms };
+  if (stack.length > 0 && walked < MAX_WALK) out.next_batch = encodeToken({ root: roomId, suggested, depth, skip: skip + rooms.length });
+  return out;
+}
+
+/** The room's summary and children when the user may see it; null when they may not or it is unknown here. */
+async function roomView(ctx: Context, roomId: string, memberships: Map<string, string>): Promise<RoomView | null> {
+  const state = await ctx.services.rooms.getCurrentState(roomId, ['m.room.create', 'm.room.encryption', 'm.room.join_rules', CHILD]);
+  const create = state.find((e) => e.type === 'm.room.create');
+  if (!create) return null;
+  const summary = (await ctx.services.rooms.getRoomSummaries([roomId])).get(roomId);
+  if (!summary) return null;
+  const joinRules = state.find((e) => e.type === 'm.room.join_rules')?.content;
+  const allowed = allowedRoomIds(joinRules);
+  const membership = memberships.get(roomId);
+  if (!maySee(summary.join_rule, summary.world_readable, membership, allowed, memberships)) return null;
+
+  const chunk: JsonObject = { ...(summary as unknown as JsonObject) };
+  const version = create.content.room_version;
+  chunk.room_version = typeof version === 'string' ? version : '1';
+  const algorithm = state.find((e) => e.type === 'm.room.encryption')?.content.algorithm;
+  if (typeof algorithm === 'string') chunk.encryption = algorithm;
+  if (allowed.length > 0 && (summary.join_rule === 'restricted' || summary.join_rule === 'knock_restricted')) chunk.allowed_room_ids = allowed;
+  // A child event without a `via` list is not a child (spec "m.space.child").
+  const children = state.filter((e) => e.type === CHILD && Array.isArray(e.content.via) && e.content.via.length > 0);
+  return { chunk, children };
+}
+
+/** The rooms whose members may join under a restricted rule. */
+function allowedRoomIds(joinRules: JsonObject | undefined): string[] {
+  const allow = joinRules?.allow;
+  if (!Array.isArray(allow)) return [];
+  const out: string[] = [];
+  for (const c of allow) {
+    if (typeof c !== 'object' || c === null || Array.isArray(c)) continue;
+    if (c.type === 'm.room_membership' && typeof c.room_id === 'string') out.push(c.room_id);
+  }
+  return out;
+}
+
+/** space_hierarchy.yaml, `rooms`: who is shown a room. */
+function maySee(joinRule: string | undefined, worldReadable: boolean, membership: string | undefined, allowed: string[], memberships: Map<string, string>): boolean {
+  if (membership === 'ban') return false;
+  if (membership === 'join' || membership === 'invite') return true;
+  if (worldReadable) return true;
+  switch (joinRule) {
+    case 'public':
+    case 'knock':
+      return true;
+    case 'restricted':
+      return allowed.some((id) => memberships.get(id) === 'join');
+    case 'knock_restricted':
+      return true;
+    default:
+      return false;
+  }
+}
+
+/**
+ * Children in the spec's order: those with a valid `order` (printable ASCII,
+ * at most 50 characters) by it, then the rest by the child event's
+ * origin_server_ts; ties by room id.
+ */
+function orderChildren(children: ClientEvent[]): ClientEvent[] {
+  const orderOf = (e: ClientEvent) => {
+    const o = e.content.order;
+    return typeof o === 'string' && o.length <= 50 && /^[\x20-\x7e]*$/.test(o) ? o : undefined;
+  };
+  return [...children].sort((a, b) => {
+    const oa = orderOf(a);
+    const ob = orderOf(b);
+    if (oa !== undefined && ob !== undefined && oa !== ob) return oa < ob ? -1 : 1;
+    if (oa !== undefined && ob === undefined) return -1;
+    if (oa === undefined && ob !== undefined) return 1;
+    if (a.origin_server_ts !== b.origin_server_ts) return a.origin_server_ts - b.origin_server_ts;
+    return a.state_key! < b.state_key! ? -1 : a.state_key! > b.state_key! ? 1 : 0;
+  });
+}
+
+/** A child event as the hierarchy shows it: stripped state with its origin_server_ts. */
+function strippedChild(e: ClientEvent): JsonObject {
+  return { type: e.type, state_key: e.state_key!, content: e.content, sender: e.sender, origin_server_ts: e.origin_server_ts };
+}
+
+function parseBool(v: string | undefined, name: string): boolean {
+  if (v === undefined || v === 'false') return false;
+  if (v === 'true') return true;
+  throw invalidParam(`${name} must be true or false`);
+}
+
+function parseCount(v: string | undefined, name: string, min: number): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d{1,9}$/.test(v) || Number(v) < min) throw invalidParam(`${name} must be an integer of at least ${min}`);
+  return Number(v);
+}
+
+function encodeToken(t: Token): string {
+  return Buffer.from(JSON.stringify([t.root, t.suggested ? 1 : 0, t.depth, t.skip])).toString('base64url');
+}
+
+function decodeToken(s: string): Token | null {
+  try {
+    const v = JSON.parse(Buffer.from(s, 'base64url').toString('utf8')) as unknown;
+    if (!Array.isArray(v) || v.length !== 4) return null;
+    const [root, suggested, depth, skip] = v as unknown[];
+    if (typeof root !== 'string' || (suggested !== 0 && suggested !== 1) || !Number.isSafeInteger(depth) || !Number.isSafeInteger(skip) || (skip as number) < 0) return null;
+    return { root, suggested: suggested === 1, depth: depth as number, skip: skip as number };
+  } catch {
+    return null;
+  }
+}
