@@ -13,6 +13,7 @@ import type { PushService } from './push/service.js';
 import type { DirectoryService } from './directory/service.js';
 import type { MediaService } from './media/service.js';
 import type { FederationService } from './federation/service.js';
+import type { SlidingSyncService } from './sliding-sync/service.js';
 
 /**
  * What every domain is handed: configuration, the database, the bus, and the
@@ -43,6 +44,7 @@ export interface Services {
   directory: DirectoryService;
   media: MediaService;
   federation: FederationService;
+  slidingSync: SlidingSyncService;
 }
 
 /** Optional lifecycle hooks a service may have. */

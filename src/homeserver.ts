@@ -33,6 +33,9 @@ import { pushRoutes } from './push/routes.js';
 import { RoomsService } from './rooms/service.js';
 import { migrations as roomsMigrations } from './rooms/migrations.js';
 import { roomsRoutes } from './rooms/routes.js';
+import { SlidingSyncService } from './sliding-sync/service.js';
+import { migrations as slidingSyncMigrations } from './sliding-sync/migrations.js';
+import { slidingSyncRoutes } from './sliding-sync/routes.js';
 import { SyncService } from './sync/service.js';
 import { migrations as syncMigrations } from './sync/migrations.js';
 import { syncRoutes } from './sync/routes.js';
@@ -48,6 +51,7 @@ export const ALL_MIGRATIONS: DomainMigrations[] = [
   { domain: 'directory', migrations: directoryMigrations },
   { domain: 'media', migrations: mediaMigrations },
   { domain: 'federation', migrations: federationMigrations },
+  { domain: 'sliding_sync', migrations: slidingSyncMigrations },
 ];
 
 export interface Homeserver {
@@ -94,6 +98,7 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
   ctx.services.accounts = new AccountsService(ctx);
   ctx.services.rooms = new RoomsService(ctx);
   ctx.services.sync = new SyncService(ctx);
+  ctx.services.slidingSync = new SlidingSyncService(ctx);
   ctx.services.e2ee = new E2eeService(ctx);
   ctx.services.push = new PushService(ctx);
   ctx.services.directory = new DirectoryService(ctx);
@@ -109,6 +114,7 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
     ...accountsRoutes(ctx),
     ...roomsRoutes(ctx),
     ...syncRoutes(ctx),
+    ...slidingSyncRoutes(ctx),
     ...e2eeRoutes(ctx),
     ...pushRoutes(ctx),
     ...directoryRoutes(ctx),

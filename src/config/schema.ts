@@ -70,6 +70,10 @@ export interface HearthConfig {
     /** CIDRs that URL previews may fetch from although private (e.g. "10.1.0.0/16"). */
     url_preview_allow: string[];
   };
+  sliding_sync: {
+    /** A sliding-sync connection unused this long (ms) expires: its next request is answered M_UNKNOWN_POS. */
+    connection_idle_ms: number;
+  };
   federation: {
     /** Serve the federation API and check received events with remote servers' fetched keys. */
     enabled: boolean;
@@ -113,6 +117,7 @@ export function defaultConfig(): HearthConfig {
       legacy_freeze_ts: null,
       url_preview_allow: [],
     },
+    sliding_sync: { connection_idle_ms: 7 * 24 * 60 * 60 * 1000 },
     federation: { enabled: true, resolve: {}, verify_tls: true, trusted_key_servers: [], old_verify_keys: {} },
   };
 }

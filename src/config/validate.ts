@@ -104,6 +104,7 @@ const rules: Record<string, Check> = {
   'media.user_quota_bytes': isPositiveInt,
   'media.legacy_freeze_ts': isPositiveIntOrNull,
   'media.url_preview_allow': isCidrs,
+  'sliding_sync.connection_idle_ms': isPositiveInt,
   'federation.enabled': isBool,
   'federation.resolve': isResolveMap,
   'federation.verify_tls': isBool,

@@ -1,6 +1,7 @@
 import { clientBaseUrl } from '../config/base-url.js';
 import type { Context } from '../context.js';
 import { DEFAULT_ROOM_VERSION, ROOM_VERSIONS } from '../core/room-versions.js';
+import { SLIDING_SYNC_FEATURE } from '../sliding-sync/routes.js';
 import type { Route } from './router.js';
 
 /** Spec versions whose required endpoints Hearth serves. */
@@ -16,7 +17,7 @@ export function discoveryRoutes(ctx: Context): Route[] {
       path: '/versions',
       versions: [],
       auth: 'none',
-      handler: () => ({ versions: SUPPORTED_SPEC_VERSIONS, unstable_features: {} }),
+      handler: () => ({ versions: SUPPORTED_SPEC_VERSIONS, unstable_features: { [SLIDING_SYNC_FEATURE]: true } }),
     },
     {
       method: 'GET',
