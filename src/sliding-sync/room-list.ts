@@ -61,16 +61,23 @@ export interface FilterInputs {
   tags: Map<string, Set<string>>;
 }
 
-export async function filterInputs(ctx: Context, facts: RoomFacts, userId: string, list: ListedRoom[], configs: ListConfig[], upTo: number): Promise<FilterInputs> {
+export async function filterInputs(
+  ctx: Context,
+  facts: RoomFacts,
+  dmRooms: Set<string>,
+  userId: string,
+  list: ListedRoom[],
+  configs: ListConfig[],
+  upTo: number,
+): Promise<FilterInputs> {
   const f = configs.map((c) => c.filters);
   const needFacts = f.some((x) => x.isEncrypted !== undefined || x.roomTypes !== undefined || x.notRoomTypes !== undefined);
   const needTags = f.some((x) => x.tags !== undefined || x.notTags !== undefined);
   const spaces = new Set(f.flatMap((x) => x.spaces ?? []));
   const sync = ctx.services.sync;
   const joinedIds = new Set(list.filter((r) => r.m.membership === 'join').map((r) => r.roomId));
-  const [factMap, dmRooms, spaceChildren, tags] = await Promise.all([
+  const [factMap, spaceChildren, tags] = await Promise.all([
     needFacts ? facts.facts(list.map((r) => r.roomId), upTo) : Promise.resolve(new Map<string, RoomFactsView>()),
-    directRooms(await sync.accountData.get(userId, null, 'm.direct')),
     (async () => {
       const out = new Map<string, Set<string>>();
       for (const space of spaces) {
@@ -95,14 +102,6 @@ export async function filterInputs(ctx: Context, facts: RoomFacts, userId: strin
     })(),
   ]);
   return { facts: factMap, dmRooms, spaceChildren, tags };
-}
-
-/** The rooms of `m.direct` account data (user id to room ids). */
-export function directRooms(content: Record<string, unknown> | null): Set<string> {
-  const out = new Set<string>();
-  if (!content) return out;
-  for (const ids of Object.values(content)) if (Array.isArray(ids)) for (const id of ids) if (typeof id === 'string') out.add(id);
-  return out;
 }
 
 function matches(r: ListedRoom, f: ListFilters, inputs: FilterInputs): boolean {

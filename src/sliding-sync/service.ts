@@ -23,6 +23,7 @@ import {
 import { ExtensionsBuilder } from './extensions.js';
 import { parseRequest, type SlidingRequest } from './request.js';
 import { RoomBuilder, type RoomPlan } from './room-builder.js';
+import { DirectRooms } from './direct-rooms.js';
 import { RoomFacts } from './room-facts.js';
 import { filterInputs, listWindow, serverRoomList } from './room-list.js';
 
@@ -39,6 +40,7 @@ const CONNECTIONS_PER_DEVICE = 10;
 /** Answers to retries of one request kept in case the client uses them. */
 const RETRIES_KEPT = 5;
 const SWEEP_BATCH = 100;
+const TOUCH_EVERY_MS = 60_000;
 
 export const unknownPos = () => new MatrixError(400, 'M_UNKNOWN_POS', 'Unknown or expired position: start a new connection');
 
@@ -46,6 +48,9 @@ interface OpenConnection {
   connKey: string;
   parentId: string;
   state: ConnectionState | null;
+  lastUsed: number;
+  /** The position the request named. */
+  pos: string | null;
 }
 
 interface Computed {
@@ -57,12 +62,14 @@ interface Computed {
 
 export class SlidingSyncService implements Lifecycle {
   private readonly facts: RoomFacts;
+  private readonly direct: DirectRooms;
   private readonly activity: RoomActivity;
   private readonly rooms: RoomBuilder;
   private readonly extensions: ExtensionsBuilder;
 
   constructor(private readonly ctx: Context) {
     this.facts = new RoomFacts(ctx);
+    this.direct = new DirectRooms(ctx);
     this.activity = new RoomActivity((roomIds, fromPos, toPos) => ctx.services.rooms.getRoomsWithEventsBetween(roomIds, fromPos, toPos));
     this.rooms = new RoomBuilder(ctx, this.activity);
     this.extensions = new ExtensionsBuilder(ctx, this.activity);
@@ -70,10 +77,12 @@ export class SlidingSyncService implements Lifecycle {
 
   async start(): Promise<void> {
     this.facts.start();
+    this.direct.start();
   }
 
   async stop(): Promise<void> {
     this.facts.stop();
+    this.direct.stop();
   }
 
   private get idleMs(): number {
@@ -122,11 +131,7 @@ export class SlidingSyncService implements Lifecycle {
       }
       const row = await selectPosition(db, connKey, posId);
       if (!row) throw unknownPos();
-      await db.transaction().execute(async (trx) => {
-        await deletePositionsOtherThan(trx, connKey, posId);
-        await touchConnection(trx, connKey, now);
-      });
-      return { connKey, parentId: posId, state: decodeState(row.state) };
+      return { connKey, parentId: posId, state: decodeState(row.state), lastUsed: conn.last_used_ts, pos: req.pos };
     }
     const connKey = randomBytes(8).toString('hex');
     await db.transaction().execute(async (trx) => {
@@ -137,13 +142,32 @@ export class SlidingSyncService implements Lifecycle {
     });
     // Connections nobody used for a while are dropped as new ones start.
     await deleteConnections(db, await selectIdleConnections(db, now - this.idleMs, SWEEP_BATCH));
-    return { connKey, parentId: '', state: null };
+    return { connKey, parentId: '', state: null, lastUsed: now, pos: null };
   }
 
+  /**
+   * Stores the answer as a position, in one transaction: the client named
+   * `parentId`, so every other position it could still name is that one or
+   * one computed from it, and the rest go.
+   */
   private async commit(conn: OpenConnection, r: Computed): Promise<JsonObject> {
+    const now = this.ctx.now();
+    // Expiry counts in minutes: the last use is written again only when it is that old.
+    const touch = now - conn.lastUsed > Math.min(TOUCH_EVERY_MS, this.idleMs / 4);
+    // An answer with nothing in it leaves the client where it was: the same position serves again.
+    if (!r.news && conn.parentId !== '' && conn.pos !== null) {
+      if (touch) await touchConnection(this.ctx.db, conn.connKey, now);
+      return { pos: conn.pos, ...r.body };
+    }
     const posId = randomBytes(6).toString('hex');
-    await insertPosition(this.ctx.db, { conn_key: conn.connKey, pos_id: posId, parent_id: conn.parentId, created_ts: this.ctx.now(), state: encodeState(r.state) });
-    await deleteSurplusChildren(this.ctx.db, conn.connKey, conn.parentId, RETRIES_KEPT);
+    await this.ctx.db.transaction().execute(async (trx) => {
+      await insertPosition(trx, { conn_key: conn.connKey, pos_id: posId, parent_id: conn.parentId, created_ts: now, state: encodeState(r.state) });
+      if (conn.parentId !== '') {
+        await deletePositionsOtherThan(trx, conn.connKey, conn.parentId);
+        await deleteSurplusChildren(trx, conn.connKey, conn.parentId, RETRIES_KEPT);
+      }
+      if (touch) await touchConnection(trx, conn.connKey, now);
+    });
     return { pos: `${conn.connKey}_${posId}`, ...r.body };
   }
 
@@ -152,10 +176,14 @@ export class SlidingSyncService implements Lifecycle {
     const ctx = this.ctx;
     const prevToken = prev ? tryParseSyncToken(prev.heads) : null;
     const prevHeads = prevToken ? clampToken(prevToken, heads) : null;
-    const [memberships, ignored] = await Promise.all([ctx.services.rooms.getMemberships(userId), ctx.services.sync.accountData.ignoredUsers(userId)]);
+    const [memberships, ignored, dmRooms] = await Promise.all([
+      ctx.services.rooms.getMemberships(userId),
+      ctx.services.sync.accountData.ignoredUsers(userId),
+      this.direct.of(userId),
+    ]);
     const list = await serverRoomList(ctx, this.facts, userId, memberships, (id) => prev?.rooms[id] !== undefined, heads.events);
     const configs = [...req.lists.values()];
-    const inputs = await filterInputs(ctx, this.facts, userId, list, configs, heads.events);
+    const inputs = await filterInputs(ctx, this.facts, dmRooms, userId, list, configs, heads.events);
 
     // Every matched room with its combined config (MSC4186 "Combining room configs").
     const byId = new Map(list.map((r) => [r.roomId, r]));
