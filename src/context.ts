@@ -14,6 +14,7 @@ import type { DirectoryService } from './directory/service.js';
 import type { MediaService } from './media/service.js';
 import type { FederationService } from './federation/service.js';
 import type { SlidingSyncService } from './sliding-sync/service.js';
+import type { DelayedEventsService } from './delayed-events/service.js';
 
 /**
  * What every domain is handed: configuration, the database, the bus, and the
@@ -45,6 +46,7 @@ export interface Services {
   media: MediaService;
   federation: FederationService;
   slidingSync: SlidingSyncService;
+  delayedEvents: DelayedEventsService;
 }
 
 /** Optional lifecycle hooks a service may have. */

@@ -33,10 +33,14 @@ import { pushRoutes } from './push/routes.js';
 import { RoomsService } from './rooms/service.js';
 import { migrations as roomsMigrations } from './rooms/migrations.js';
 import { roomsRoutes } from './rooms/routes.js';
+import { DelayedEventsService } from './delayed-events/service.js';
+import { migrations as delayedEventsMigrations } from './delayed-events/migrations.js';
+import { delayedEventsRoutes } from './delayed-events/routes.js';
 import { SlidingSyncService } from './sliding-sync/service.js';
 import { migrations as slidingSyncMigrations } from './sliding-sync/migrations.js';
 import { slidingSyncRoutes } from './sliding-sync/routes.js';
 import { SyncService } from './sync/service.js';
+import { voipRoutes } from './voip/routes.js';
 import { migrations as syncMigrations } from './sync/migrations.js';
 import { syncRoutes } from './sync/routes.js';
 
@@ -52,6 +56,7 @@ export const ALL_MIGRATIONS: DomainMigrations[] = [
   { domain: 'media', migrations: mediaMigrations },
   { domain: 'federation', migrations: federationMigrations },
   { domain: 'sliding_sync', migrations: slidingSyncMigrations },
+  { domain: 'delayed_events', migrations: delayedEventsMigrations },
 ];
 
 export interface Homeserver {
@@ -99,6 +104,7 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
   ctx.services.rooms = new RoomsService(ctx);
   ctx.services.sync = new SyncService(ctx);
   ctx.services.slidingSync = new SlidingSyncService(ctx);
+  ctx.services.delayedEvents = new DelayedEventsService(ctx);
   ctx.services.e2ee = new E2eeService(ctx);
   ctx.services.push = new PushService(ctx);
   ctx.services.directory = new DirectoryService(ctx);
@@ -115,6 +121,8 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
     ...roomsRoutes(ctx),
     ...syncRoutes(ctx),
     ...slidingSyncRoutes(ctx),
+    ...delayedEventsRoutes(ctx),
+    ...voipRoutes(ctx),
     ...e2eeRoutes(ctx),
     ...pushRoutes(ctx),
     ...directoryRoutes(ctx),
