@@ -13,7 +13,7 @@ describe('sliding sync rooms and connections (MSC4186)', { timeout: 120_000 }, (
   let roomId: string;
 
   before(async () => {
-    s = await startTestServer({ config: { sliding_sync: { connection_idle_ms: 1500 } } });
+    s = await startTestServer();
     alice = await s.registerUser('ssr_alice');
     bob = await s.registerUser('ssr_bob');
     carol = await s.registerUser('ssr_carol');
@@ -110,22 +110,32 @@ describe('sliding sync rooms and connections (MSC4186)', { timeout: 120_000 }, (
   });
 
   it('an expired connection answers M_UNKNOWN_POS and the client recovers', async () => {
-    const c = new SlidingClient(s, alice, 'expires');
-    const sub = { room_subscriptions: { [roomId]: { timeline_limit: 2, required_state: [['m.room.name', '']] } } };
-    await c.sync(sub);
-    const stale = c.pos;
-    await new Promise((r) => setTimeout(r, 2000));
-    const res = await c.raw(sub);
-    assert.equal(res.status, 400);
-    assert.equal(res.body.errcode, 'M_UNKNOWN_POS');
-    c.pos = stale;
-    const body = await c.sync(sub);
-    assert.equal(c.restarts, 1);
-    assert.equal(body.rooms[roomId].initial, true, 'the new connection sends the room in full');
-    assert.equal(c.rooms.get(roomId)!.name, 'the room');
-    // The old position stays unknown.
-    const old = await s.request('POST', `/_matrix/client/unstable/org.matrix.simplified_msc3575/sync?pos=${stale}`, { token: alice.accessToken, body: { conn_id: 'expires' } });
-    assert.equal(old.body.errcode, 'M_UNKNOWN_POS');
+    // A server whose connections expire after 1.5 s without use.
+    const e = await startTestServer({ config: { sliding_sync: { connection_idle_ms: 1500 } } });
+    try {
+      const dave = await e.registerUser('ssr_dave');
+      const own = await createRoom(e, dave, { name: 'the room' });
+      const c = new SlidingClient(e, dave, 'expires');
+      const sub = { room_subscriptions: { [own]: { timeline_limit: 2, required_state: [['m.room.name', '']] } } };
+      await c.sync(sub);
+      await c.sync(sub);
+      assert.equal(c.restarts, 0, 'in use, the connection lives');
+      const stale = c.pos;
+      await new Promise((r) => setTimeout(r, 2000));
+      const res = await c.raw(sub);
+      assert.equal(res.status, 400);
+      assert.equal(res.body.errcode, 'M_UNKNOWN_POS');
+      c.pos = stale;
+      const body = await c.sync(sub);
+      assert.equal(c.restarts, 1);
+      assert.equal(body.rooms[own].initial, true, 'the new connection sends the room in full');
+      assert.equal(c.rooms.get(own)!.name, 'the room');
+      // The old position stays unknown.
+      const old = await e.request('POST', `/_matrix/client/unstable/org.matrix.simplified_msc3575/sync?pos=${stale}`, { token: dave.accessToken, body: { conn_id: 'expires' } });
+      assert.equal(old.body.errcode, 'M_UNKNOWN_POS');
+    } finally {
+      await e.stop();
+    }
   });
 
   it('another user cannot use a position', async () => {
