@@ -109,7 +109,6 @@ function matches(r: ListedRoom, f: ListFilters, inputs: FilterInputs): boolean {
   if (f.isInvite !== undefined && (r.m.membership === 'invite') !== f.isInvite) return false;
   if (f.isEncrypted !== undefined && (inputs.facts.get(r.roomId)?.encrypted ?? false) !== f.isEncrypted) return false;
   if (f.roomTypes !== undefined || f.notRoomTypes !== undefined) {
-    // Invited rooms' types are not known from their state here: only an untyped filter lets them through.
     const type = inputs.facts.get(r.roomId)?.roomType ?? null;
     if (f.notRoomTypes?.includes(type)) return false;
     if (f.roomTypes !== undefined && !f.roomTypes.includes(type)) return false;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Context, Lifecycle } from '../context.js';
 import type { JsonObject } from '../core/types.js';
-import { readStreamPositions } from '../db/stream-positions.js';
+import { readStreamPositions, STREAMS, type StreamPositions } from '../db/stream-positions.js';
 import { MatrixError } from '../http/errors.js';
 import type { Requester } from '../http/requester.js';
 import { RoomActivity } from '../sync/room-activity.js';
@@ -66,6 +66,13 @@ export class SlidingSyncService implements Lifecycle {
   private readonly activity: RoomActivity;
   private readonly rooms: RoomBuilder;
   private readonly extensions: ExtensionsBuilder;
+  /**
+   * The highest position of each stream announced on the bus: committed,
+   * since writers publish after commit. A woken request computes from these
+   * instead of reading the heads again.
+   */
+  private readonly announced = Object.fromEntries(STREAMS.map((s) => [s, 0])) as StreamPositions;
+  private unsubscribe: (() => void) | null = null;
 
   constructor(private readonly ctx: Context) {
     this.facts = new RoomFacts(ctx);
@@ -76,11 +83,18 @@ export class SlidingSyncService implements Lifecycle {
   }
 
   async start(): Promise<void> {
+    // The bus hands each message to every listener before a woken request resumes (on a promise),
+    // so a woken request finds the position that woke it here.
+    this.unsubscribe ??= this.ctx.bus.onAdvance((msg) => {
+      if (msg.pos > this.announced[msg.stream]) this.announced[msg.stream] = msg.pos;
+    });
     this.facts.start();
     this.direct.start();
   }
 
   async stop(): Promise<void> {
+    this.unsubscribe?.();
+    this.unsubscribe = null;
     this.facts.stop();
     this.direct.stop();
   }
@@ -100,13 +114,15 @@ export class SlidingSyncService implements Lifecycle {
     onClose(() => waiter.cancel());
     try {
       const deadline = Date.now() + (conn.state ? req.timeoutMs : 0);
+      let known: StreamPositions | null = null;
       for (;;) {
-        const heads = await readStreamPositions(this.ctx.db);
+        const heads = known ?? (await readStreamPositions(this.ctx.db));
         const r = await this.compute(requester, req, conn.state, heads);
         const remaining = deadline - Date.now();
         if (r.news || conn.state === null || remaining <= 0) return await this.commit(conn, r);
         waiter.arm(r.watchRooms, heads);
         if (!(await waiter.wait(remaining))) return await this.commit(conn, r);
+        known = maxPositions(heads, this.announced);
       }
     } finally {
       waiter.close();
@@ -241,4 +257,10 @@ export class SlidingSyncService implements Lifecycle {
       watchRooms: memberships.filter((m) => m.membership === 'join').map((m) => m.roomId),
     };
   }
+}
+
+function maxPositions(a: StreamPositions, b: StreamPositions): StreamPositions {
+  const out = { ...a };
+  for (const s of STREAMS) if (b[s] > out[s]) out[s] = b[s];
+  return out;
 }
