@@ -103,7 +103,7 @@ export class DelayedEventsService implements Lifecycle {
     }
     const now = this.ctx.now();
     const row: DelayedEventRow = {
-      delay_id: `syd_${randomBytes(18).toString('base64url')}`,
+      delay_id: randomBytes(16).toString('hex'),
       user_id: requester.userId,
       device_id: requester.deviceId,
       room_id: input.roomId,
