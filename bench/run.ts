@@ -9,6 +9,7 @@ import YAML from 'yaml';
 import { BenchClient, freePort, median, percentile, rssMb } from './client.js';
 import { RawConnection } from './raw-client.js';
 import { bigRooms } from './big-rooms.js';
+import { slidingSyncBench } from './sliding-sync.js';
 
 type Caller = Pick<BenchClient, 'call'>;
 
@@ -139,10 +140,15 @@ async function main(): Promise<void> {
   console.error(`Hearth benchmark on ${DB}, node ${process.version}`);
   const hs = await startHearth();
   const client = new BenchClient(hs.url, 16);
+  const sliding = () => slidingSyncBench({ url: hs.url, secret: hs.secret, client, record });
   const big = () => bigRooms({ url: hs.url, secret: hs.secret, pid: hs.proc.pid!, client, db: DB, pgUrl: hs.dbUrl, record });
   try {
     if (process.env.HEARTH_BENCH_ONLY === 'big-rooms') {
       await big();
+      return;
+    }
+    if (process.env.HEARTH_BENCH_ONLY === 'sliding-sync') {
+      await sliding();
       return;
     }
     await new Promise((r) => setTimeout(r, 1000));
@@ -235,6 +241,7 @@ async function main(): Promise<void> {
       if (Object.keys(res.rooms.join).length < 100) throw new Error('initial sync is missing rooms');
     }
     record({ name: 'initial sync, 100 rooms', value: median(initial), unit: 'ms', target: '<= 300', detail: 'median of 5' });
+    await sliding();
     record({ name: 'RSS after load', value: rssMb(hs.proc.pid!), unit: 'MB' });
     await new Promise((r) => setTimeout(r, 15_000));
     record({ name: 'RSS after load, then 15 s idle', value: rssMb(hs.proc.pid!), unit: 'MB' });

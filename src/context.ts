@@ -15,6 +15,8 @@ import type { MediaService } from './media/service.js';
 import type { FederationService } from './federation/service.js';
 import type { RelationsService } from './relations/service.js';
 import type { SearchService } from './search/service.js';
+import type { SlidingSyncService } from './sliding-sync/service.js';
+import type { DelayedEventsService } from './delayed-events/service.js';
 
 /**
  * What every domain is handed: configuration, the database, the bus, and the
@@ -47,6 +49,8 @@ export interface Services {
   federation: FederationService;
   relations: RelationsService;
   search: SearchService;
+  slidingSync: SlidingSyncService;
+  delayedEvents: DelayedEventsService;
 }
 
 /** Optional lifecycle hooks a service may have. */

@@ -44,7 +44,14 @@ import { roomsRoutes } from './rooms/routes.js';
 import { SearchService } from './search/service.js';
 import { migrations as searchMigrations } from './search/migrations.js';
 import { searchRoutes } from './search/routes.js';
+import { DelayedEventsService } from './delayed-events/service.js';
+import { migrations as delayedEventsMigrations } from './delayed-events/migrations.js';
+import { delayedEventsRoutes } from './delayed-events/routes.js';
+import { SlidingSyncService } from './sliding-sync/service.js';
+import { migrations as slidingSyncMigrations } from './sliding-sync/migrations.js';
+import { slidingSyncRoutes } from './sliding-sync/routes.js';
 import { SyncService } from './sync/service.js';
+import { voipRoutes } from './voip/routes.js';
 import { migrations as syncMigrations } from './sync/migrations.js';
 import { syncRoutes } from './sync/routes.js';
 
@@ -62,6 +69,8 @@ export const ALL_MIGRATIONS: DomainMigrations[] = [
   { domain: 'relations', migrations: relationsMigrations },
   { domain: 'search', migrations: searchMigrations },
   { domain: 'reports', migrations: reportsMigrations },
+  { domain: 'sliding_sync', migrations: slidingSyncMigrations },
+  { domain: 'delayed_events', migrations: delayedEventsMigrations },
 ];
 
 export interface Homeserver {
@@ -108,6 +117,8 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
   ctx.services.accounts = new AccountsService(ctx);
   ctx.services.rooms = new RoomsService(ctx);
   ctx.services.sync = new SyncService(ctx);
+  ctx.services.slidingSync = new SlidingSyncService(ctx);
+  ctx.services.delayedEvents = new DelayedEventsService(ctx);
   ctx.services.e2ee = new E2eeService(ctx);
   ctx.services.push = new PushService(ctx);
   ctx.services.directory = new DirectoryService(ctx);
@@ -125,6 +136,9 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
     ...accountsRoutes(ctx),
     ...roomsRoutes(ctx),
     ...syncRoutes(ctx),
+    ...slidingSyncRoutes(ctx),
+    ...delayedEventsRoutes(ctx),
+    ...voipRoutes(ctx),
     ...e2eeRoutes(ctx),
     ...pushRoutes(ctx),
     ...directoryRoutes(ctx),

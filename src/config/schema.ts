@@ -87,6 +87,30 @@ export interface HearthConfig {
     /** How often the retention sweep (remote cache expiry, orphan files) runs (ms). */
     retention_interval_ms: number;
   };
+  sliding_sync: {
+    /** A sliding-sync connection unused this long (ms) expires: its next request is answered M_UNKNOWN_POS. */
+    connection_idle_ms: number;
+  };
+  delayed_events: {
+    /** Serve MSC4140 delayed events (MatrixRTC keeps call membership alive with them). */
+    enabled: boolean;
+    /** Longest delay accepted, in ms; advertised in /capabilities. */
+    max_delay_ms: number;
+    /** Delayed events one user may have scheduled at once. */
+    max_per_user: number;
+  };
+  turn: {
+    /** TURN URIs handed to clients, e.g. "turn:turn.example.org:3478?transport=udp". Empty: no TURN. */
+    uris: string[];
+    /** coturn's `static-auth-secret` (use-auth-secret mode): credentials are signed with it. */
+    shared_secret: string;
+    /** Lifetime of issued credentials, in seconds. */
+    ttl: number;
+  };
+  matrix_rtc: {
+    /** MatrixRTC transports (MSC4143) offered to clients, e.g. `{type: livekit, livekit_service_url: https://...}`. */
+    transports: Array<{ type: string; [key: string]: unknown }>;
+  };
   federation: {
     /** Serve the federation API and check received events with remote servers' fetched keys. */
     enabled: boolean;
@@ -134,6 +158,10 @@ export function defaultConfig(): HearthConfig {
       orphan_grace_ms: 24 * 3600_000,
       retention_interval_ms: 3600_000,
     },
+    sliding_sync: { connection_idle_ms: 7 * 24 * 60 * 60 * 1000 },
+    delayed_events: { enabled: true, max_delay_ms: 24 * 60 * 60 * 1000, max_per_user: 100 },
+    turn: { uris: [], shared_secret: '', ttl: 86400 },
+    matrix_rtc: { transports: [] },
     federation: { enabled: true, resolve: {}, verify_tls: true, trusted_key_servers: [], old_verify_keys: {} },
   };
 }

@@ -70,6 +70,12 @@ const isOldVerifyKeys: Check = (v) => {
   return undefined;
 };
 
+const isTurnUris: Check = (v) =>
+  Array.isArray(v) && v.every((x) => typeof x === 'string' && /^turns?:[^\s]+$/.test(x)) ? undefined : 'must be a list of turn: or turns: URIs';
+const isTransports: Check = (v) =>
+  Array.isArray(v) && v.every((x) => x !== null && typeof x === 'object' && !Array.isArray(x) && typeof x.type === 'string' && x.type !== '')
+    ? undefined
+    : 'must be a list of objects, each with a "type"';
 const S3_KEYS: Record<string, Check> = {
   endpoint: (v) => (v === undefined ? undefined : isUrlOrEmpty(v)),
   bucket: isNonEmptyString,
@@ -127,6 +133,14 @@ const rules: Record<string, Check> = {
   'media.remote_cache_lifetime_ms': isPositiveIntOrNull,
   'media.orphan_grace_ms': isPositiveInt,
   'media.retention_interval_ms': isPositiveInt,
+  'sliding_sync.connection_idle_ms': isPositiveInt,
+  'delayed_events.enabled': isBool,
+  'delayed_events.max_delay_ms': isPositiveInt,
+  'delayed_events.max_per_user': isPositiveInt,
+  'turn.uris': isTurnUris,
+  'turn.shared_secret': isString,
+  'turn.ttl': isPositiveInt,
+  'matrix_rtc.transports': isTransports,
   'federation.enabled': isBool,
   'federation.resolve': isResolveMap,
   'federation.verify_tls': isBool,

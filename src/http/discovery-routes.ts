@@ -1,6 +1,9 @@
 import { clientBaseUrl } from '../config/base-url.js';
 import type { Context } from '../context.js';
 import { DEFAULT_ROOM_VERSION, ROOM_VERSIONS } from '../core/room-versions.js';
+import { DELAYED_EVENTS_FEATURE } from '../delayed-events/service.js';
+import { SLIDING_SYNC_FEATURE } from '../sliding-sync/routes.js';
+import { RTC_FEATURE } from '../voip/routes.js';
 import type { Route } from './router.js';
 
 /** Spec versions whose required endpoints Hearth serves. */
@@ -16,7 +19,14 @@ export function discoveryRoutes(ctx: Context): Route[] {
       path: '/versions',
       versions: [],
       auth: 'none',
-      handler: () => ({ versions: SUPPORTED_SPEC_VERSIONS, unstable_features: {} }),
+      handler: () => ({
+        versions: SUPPORTED_SPEC_VERSIONS,
+        unstable_features: {
+          [SLIDING_SYNC_FEATURE]: true,
+          [DELAYED_EVENTS_FEATURE]: ctx.config.delayed_events.enabled,
+          [RTC_FEATURE]: ctx.config.matrix_rtc.transports.length > 0,
+        },
+      }),
     },
     {
       method: 'GET',
@@ -24,7 +34,13 @@ export function discoveryRoutes(ctx: Context): Route[] {
       prefix: '/.well-known/matrix',
       versions: [],
       auth: 'none',
-      handler: (req) => ({ 'm.homeserver': { base_url: clientBaseUrl(ctx.config, req.socket?.localPort) } }),
+      handler: (req) => {
+        const body: Record<string, unknown> = { 'm.homeserver': { base_url: clientBaseUrl(ctx.config, req.socket?.localPort) } };
+        // Element Call finds its MatrixRTC transports here too (MSC4143 `rtc_foci`).
+        const transports = ctx.config.matrix_rtc.transports;
+        if (transports.length > 0) body[`${RTC_FEATURE}.rtc_foci`] = transports;
+        return body;
+      },
     },
     {
       method: 'GET',
@@ -42,6 +58,9 @@ export function discoveryRoutes(ctx: Context): Route[] {
           'm.set_avatar_url': { enabled: true },
           'm.3pid_changes': { enabled: false },
           'm.get_login_token': { enabled: false },
+          ...(ctx.config.delayed_events.enabled
+            ? { [`${DELAYED_EVENTS_FEATURE}.delayed_events`]: { enabled: true, max_delay: ctx.config.delayed_events.max_delay_ms } }
+            : {}),
         },
       }),
     },

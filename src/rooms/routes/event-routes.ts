@@ -7,8 +7,22 @@ const anyObject = { type: 'object' };
 
 export function eventRoutes(ctx: Context): Route[] {
   const rooms = ctx.services.rooms;
-  const putState: Route['handler'] = (req) =>
-    rooms.sendState(req.requester, req.params.roomId, req.params.eventType, req.params.stateKey ?? '', req.body);
+  // MSC4140: with `org.matrix.msc4140.delay` in the query, the event is scheduled instead of sent.
+  const delayOf = (query: Record<string, unknown>) => ctx.services.delayedEvents.delayFromQuery(query);
+  const putState: Route['handler'] = (req) => {
+    const delayMs = delayOf(req.query);
+    if (delayMs !== null) {
+      return ctx.services.delayedEvents.schedule(req.requester, {
+        roomId: req.params.roomId,
+        type: req.params.eventType,
+        stateKey: req.params.stateKey ?? '',
+        content: req.body,
+        delayMs,
+        txnId: null,
+      });
+    }
+    return rooms.sendState(req.requester, req.params.roomId, req.params.eventType, req.params.stateKey ?? '', req.body);
+  };
   const getState: Route['handler'] = (req) =>
     rooms.stateEvent(req.requester, req.params.roomId, req.params.eventType, req.params.stateKey ?? '', req.query.format === 'event' ? 'event' : 'content');
   const stateQuery = { type: 'object', properties: { format: { enum: ['content', 'event'] } } };
@@ -18,7 +32,20 @@ export function eventRoutes(ctx: Context): Route[] {
       path: '/rooms/:roomId/send/:eventType/:txnId',
       rateLimit: 'message',
       schema: { body: anyObject },
-      handler: (req) => rooms.sendMessage(req.requester, req.params.roomId, req.params.eventType, req.params.txnId, req.body),
+      handler: (req) => {
+        const delayMs = delayOf(req.query);
+        if (delayMs !== null) {
+          return ctx.services.delayedEvents.schedule(req.requester, {
+            roomId: req.params.roomId,
+            type: req.params.eventType,
+            stateKey: null,
+            content: req.body,
+            delayMs,
+            txnId: req.params.txnId,
+          });
+        }
+        return rooms.sendMessage(req.requester, req.params.roomId, req.params.eventType, req.params.txnId, req.body);
+      },
     },
     { method: 'PUT', path: '/rooms/:roomId/state/:eventType', schema: { body: anyObject }, handler: putState },
     { method: 'PUT', path: '/rooms/:roomId/state/:eventType/:stateKey', schema: { body: anyObject }, handler: putState },
