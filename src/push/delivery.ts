@@ -34,6 +34,10 @@ const ATTEMPTS = 5;
 const FIRST_RETRY_MS = 500;
 /** How often a node that does not hold the lease tries to take it (and the holder re-checks the stream). */
 const POLL_MS = 5_000;
+/** Sends come in bursts: one run after the first poke covers the whole burst. */
+const COALESCE_MS = 25;
+/** With no HTTP pusher anywhere the position only moves in memory, and is stored this often (and on stop). */
+const IDLE_SAVE_MS = 10_000;
 const FIRST_PAUSE_MS = 60_000;
 const MAX_PAUSE_MS = 60 * 60_000;
 
@@ -46,7 +50,11 @@ export class PushDelivery {
   private client: GatewayClient | null = null;
   private lease: Lease | null = null;
   private running: Promise<void> | null = null;
+  private pending: NodeJS.Timeout | null = null;
   private again = false;
+  /** Delivered up to here, while `lease` is held; `saved` is what the table holds. */
+  private pos: number | null = null;
+  private saved: { pos: number; at: number } | null = null;
   private stopped = false;
   private timer: NodeJS.Timeout | null = null;
   private unsubscribe: (() => void) | null = null;
@@ -72,19 +80,31 @@ export class PushDelivery {
     this.stopped = true;
     this.unsubscribe?.();
     if (this.timer) clearInterval(this.timer);
+    if (this.pending) clearTimeout(this.pending);
     for (const wake of this.sleeping) wake();
     await this.running;
+    if (this.lease && this.pos !== null && this.saved?.pos !== this.pos && this.ctx.leases.stillHeld(this.lease)) {
+      await putDeliveryPosition(this.ctx.db, LEASE, this.pos);
+    }
     if (this.lease) await this.ctx.leases.release(this.lease);
     await this.client?.close();
   }
 
-  /** Something may be new: run now, or once more after the run in progress. */
+  /** Something may be new: run shortly (once for a burst), or once more after the run in progress. */
   poke(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.pending) return;
     if (this.running) {
       this.again = true;
       return;
     }
+    this.pending = setTimeout(() => {
+      this.pending = null;
+      this.run();
+    }, COALESCE_MS);
+  }
+
+  private run(): void {
+    if (this.stopped) return;
     this.running = (async () => {
       do {
         this.again = false;
@@ -101,22 +121,29 @@ export class PushDelivery {
   /** Sends every outcome after the stored position, a batch at a time. */
   private async catchUp(): Promise<void> {
     if (this.lease && !this.ctx.leases.stillHeld(this.lease)) this.lease = null;
-    this.lease ??= await this.ctx.leases.acquire(LEASE);
+    if (!this.lease) {
+      this.lease = await this.ctx.leases.acquire(LEASE);
+      // A new holder starts from the stored position: the previous one may have moved it.
+      this.pos = null;
+    }
     const lease = this.lease;
     if (!lease) return;
-    let pos = await selectDeliveryPosition(this.ctx.db, LEASE);
+    let pos = this.pos ?? (await selectDeliveryPosition(this.ctx.db, LEASE));
     if (pos === null) {
       // The first start sends what is new from now on, not the history of an existing server.
       pos = await selectNewestOutcomePos(this.ctx.db);
-      await putDeliveryPosition(this.ctx.db, LEASE, pos);
+      await this.save(pos);
     }
+    this.pos = pos;
     while (!this.stopped) {
       // Read before the pusher check, so a pusher set after the check misses only events older than itself.
       const newest = await selectNewestOutcomePos(this.ctx.db);
       if (newest <= pos) return;
       if (!(await anyHttpPusher(this.ctx.db))) {
         // Nobody to send to: the outcomes up to `newest` are done without reading them one by one.
-        if (this.ctx.leases.stillHeld(lease)) await putDeliveryPosition(this.ctx.db, LEASE, newest);
+        // Stored now and then, not per event: a restart in between repeats no delivery (there was none).
+        this.pos = newest;
+        if (this.ctx.leases.stillHeld(lease) && (this.saved === null || this.ctx.now() - this.saved.at >= IDLE_SAVE_MS)) await this.save(newest);
         return;
       }
       const batch = await selectOutcomesAfter(this.ctx.db, pos, BATCH);
@@ -125,10 +152,16 @@ export class PushDelivery {
         if (this.stopped || !this.ctx.leases.stillHeld(lease)) return;
         await this.deliver(outcome);
         pos = outcome.stream_pos;
+        this.pos = pos;
       }
       if (!this.ctx.leases.stillHeld(lease)) return;
-      await putDeliveryPosition(this.ctx.db, LEASE, pos);
+      await this.save(pos);
     }
+  }
+
+  private async save(pos: number): Promise<void> {
+    await putDeliveryPosition(this.ctx.db, LEASE, pos);
+    this.saved = { pos, at: this.ctx.now() };
   }
 
   private async deliver(outcome: PushOutcomeRow): Promise<void> {
