@@ -3,8 +3,12 @@ import type { Logger } from 'pino';
 import { AccountsService } from './accounts/service.js';
 import { migrations as accountsMigrations } from './accounts/migrations.js';
 import { accountsRoutes } from './accounts/routes.js';
-import { LocalBus } from './cluster/bus.js';
+import { LocalBus, type Bus } from './cluster/bus.js';
+import { eventsBetween } from './cluster/events-catch-up.js';
 import { LocalLeases } from './cluster/leases.js';
+import { migrations as clusterMigrations } from './cluster/migrations.js';
+import { newNodeId } from './cluster/node-id.js';
+import { PgBus } from './cluster/pg-bus.js';
 import type { LoadedConfig } from './config/load.js';
 import type { Context, Lifecycle, Services } from './context.js';
 import { connectDatabase, type Database } from './db/connect.js';
@@ -48,6 +52,7 @@ export const ALL_MIGRATIONS: DomainMigrations[] = [
   { domain: 'directory', migrations: directoryMigrations },
   { domain: 'media', migrations: mediaMigrations },
   { domain: 'federation', migrations: federationMigrations },
+  { domain: 'cluster', migrations: clusterMigrations },
 ];
 
 export interface Homeserver {
@@ -74,6 +79,12 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
   const database = await openDatabase(loaded);
   const ran = await runMigrations(database.db, database.dialect, ALL_MIGRATIONS);
   if (ran.length > 0) logger.info({ migrations: ran }, 'database migrated');
+  const nodeId = newNodeId();
+  // On PostgreSQL other nodes may share the database: the bus must hear them (CLUSTER.md 3).
+  const bus: Bus =
+    database.dialect === 'postgres'
+      ? new PgBus({ url: config.database.url, db: database.db, nodeId, logger, now: () => Date.now(), eventsBetween: (a, b, n) => eventsBetween(database.db, a, b, n) })
+      : new LocalBus();
 
   const ctx = {
     config,
@@ -81,7 +92,7 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
     signingKey: loaded.signingKey,
     db: database.db,
     dialect: database.dialect,
-    bus: new LocalBus(),
+    bus,
     leases: new LocalLeases(),
     logger,
     rateLimiter: new RateLimiter(
@@ -124,6 +135,7 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
     ctx,
     app,
     async start() {
+      await ctx.bus.start();
       for (const s of services) await s.start?.();
       const m = /^(.*):(\d+)$/.exec(config.listen)!;
       const host = m[1].replace(/^\[(.*)\]$/, '$1');

@@ -46,8 +46,9 @@ export class Presence {
     this.timer = null;
   }
 
-  /** Another node changed a user's presence: our cached row is stale. */
+  /** Another node changed a user's presence: our cached row is stale (all rows, when whose is unknown). */
   onAdvance(userIds: string[] | undefined): void {
+    if (userIds === undefined) this.rows.clear();
     for (const u of userIds ?? []) this.rows.delete(u);
   }
 

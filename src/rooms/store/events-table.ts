@@ -268,3 +268,18 @@ export async function selectMaxStreamPos(db: DbOrTx, roomId: string): Promise<nu
     .executeTakeFirst();
   return row?.m == null ? 0 : Number(row.m);
 }
+
+/**
+ * What another node needs to learn from events in (after, upTo] of the stream:
+ * the room, a membership's target and a redaction's target, in stream order.
+ */
+export async function selectStreamSummary(db: DbOrTx, after: number, upTo: number, limit: number) {
+  return db
+    .selectFrom('events')
+    .select(['stream_pos', 'room_id', 'type', 'state_key', 'redacts'])
+    .where('stream_pos', '>', after)
+    .where('stream_pos', '<=', upTo)
+    .orderBy('stream_pos')
+    .limit(limit)
+    .execute();
+}
