@@ -8,7 +8,8 @@ import type { StreamName } from '../db/stream-positions.js';
  * those waiters; a consumer that missed messages catches up from the stream
  * tables by position, so the bus never carries data that exists nowhere else.
  * `everyone` marks an advance whose audience is unknown (another node's poke
- * was missed): every waiter behind `pos` looks again.
+ * was missed): every waiter behind `pos` looks again. Typing carries the
+ * room's typists, so another node can answer without a read.
  */
 export interface StreamAdvance {
   stream: StreamName;
@@ -16,6 +17,8 @@ export interface StreamAdvance {
   roomId?: string;
   userIds?: string[];
   everyone?: boolean;
+  /** Typing: the room's typists with their expiry (ms) after this change, as written to the table. */
+  typists?: Array<[string, number]>;
 }
 
 /** A mutable cache entry that a write changed (DESIGN section 4). */

@@ -62,6 +62,37 @@ describe('reads across two nodes', { skip: NEEDS_PG }, () => {
     assert.ok(p50Cross <= 2 * p50Single + 15, `A->B wake-up ${p50Cross.toFixed(1)} ms is within 2x of one node's ${p50Single.toFixed(1)} ms`);
   });
 
+  test('typing through A is seen by a long-poll on B, and so is its end', async () => {
+    const roomId = await createRoom(a, alice, { preset: 'public_chat' });
+    expectStatus(await join(b, bob, roomId), 200);
+    const typingIn = (res: any): string[] | undefined =>
+      res.body.rooms?.join?.[roomId]?.ephemeral?.events?.find((ev: any) => ev.type === 'm.typing')?.content?.user_ids;
+    let since = await syncToken(b, bob);
+    for (const typing of [true, false]) {
+      const waiting = b.hs.ctx.services.sync.notifier.waiting;
+      const poll = b.request('GET', `${C}/sync?timeout=10000&since=${e(since)}`, { token: bob.accessToken });
+      await untilWaiting(b, waiting + 1);
+      const t0 = performance.now();
+      expectStatus(await a.request('PUT', `${C}/rooms/${e(roomId)}/typing/${e(alice.userId)}`, { token: alice.accessToken, body: { typing, timeout: 30000 } }), 200);
+      const res = await poll;
+      expectStatus(res, 200);
+      console.log(`typing ${typing} A->B in ${(performance.now() - t0).toFixed(1)} ms`);
+      assert.deepEqual(typingIn(res), typing ? [alice.userId] : []);
+      since = res.body.next_batch;
+    }
+  });
+
+  test('a node started later knows who is typing', async () => {
+    const roomId = await createRoom(a, alice, { preset: 'public_chat' });
+    expectStatus(await join(b, bob, roomId), 200);
+    expectStatus(await a.request('PUT', `${C}/rooms/${e(roomId)}/typing/${e(alice.userId)}`, { token: alice.accessToken, body: { typing: true, timeout: 30000 } }), 200);
+    await b.restart();
+    const res = await b.request('GET', `${C}/sync?timeout=0`, { token: bob.accessToken });
+    expectStatus(res, 200);
+    const ev = res.body.rooms?.join?.[roomId]?.ephemeral?.events?.find((x: any) => x.type === 'm.typing');
+    assert.deepEqual(ev?.content?.user_ids, [alice.userId]);
+  });
+
   test('a user who left through A cannot read new messages through B and is no longer a member there', async () => {
     const roomId = await createRoom(a, alice, { preset: 'public_chat', initial_state: [{ type: 'm.room.history_visibility', state_key: '', content: { history_visibility: 'joined' } }] });
     expectStatus(await join(b, bob, roomId), 200);
