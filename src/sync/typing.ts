@@ -198,7 +198,10 @@ export class TypingTracker {
       const before = this.ctx.now() - ORPHAN_GRACE_MS;
       for (const roomId of await selectRoomsWithExpired(this.ctx.db, before)) {
         if (this.stopped || !this.ctx.leases.stillHeld(lease)) return;
-        await this.change(roomId, (trx) => deleteExpiredOfRoom(trx, roomId, before));
+        await this.change(roomId, async (trx) => {
+          await this.ctx.leases.fence(trx, lease);
+          await deleteExpiredOfRoom(trx, roomId, before);
+        });
       }
     } catch (err) {
       this.ctx.logger.warn({ err }, 'typing sweep failed');
