@@ -21,11 +21,13 @@ const FORGET_AFTER_MS = 24 * 3600_000;
 export class NodeRegistry {
   private timer: NodeJS.Timeout | null = null;
   private readonly startedTs = Date.now();
+  /** Where this node serves clients, once listening. */
+  private address: string | null = null;
   /** performance.now() of the last successful beat. */
   lastBeat = -Infinity;
 
   constructor(
-    private readonly opts: { db: Db; dialect: Dialect; nodeId: string; logger: Logger; address?: string; everyMs?: number },
+    private readonly opts: { db: Db; dialect: Dialect; nodeId: string; logger: Logger; everyMs?: number },
   ) {}
 
   get nodeId(): string {
@@ -33,14 +35,15 @@ export class NodeRegistry {
   }
 
   async start(address: string | null): Promise<void> {
-    await this.beat(address);
+    this.address = address;
+    await this.beat();
     await deleteSilentNodes(this.opts.db, this.opts.dialect, FORGET_AFTER_MS);
-    this.timer = setInterval(() => void this.beat(address).catch((err) => this.opts.logger.warn({ err }, 'node heartbeat failed')), this.opts.everyMs ?? 5000);
+    this.timer = setInterval(() => void this.beat().catch((err) => this.opts.logger.warn({ err }, 'node heartbeat failed')), this.opts.everyMs ?? 5000);
     this.timer.unref();
   }
 
-  async beat(address: string | null = this.opts.address ?? null): Promise<void> {
-    await upsertHeartbeat(this.opts.db, this.opts.dialect, { node_id: this.opts.nodeId, address, started_ts: this.startedTs });
+  async beat(): Promise<void> {
+    await upsertHeartbeat(this.opts.db, this.opts.dialect, { node_id: this.opts.nodeId, address: this.address, started_ts: this.startedTs });
     this.lastBeat = performance.now();
   }
 
