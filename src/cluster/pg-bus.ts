@@ -72,7 +72,7 @@ export class PgBus implements Bus {
     this.pollMs = opts.pollMs ?? 2000;
     this.heartbeatMs = opts.heartbeatMs ?? 1000;
     this.silenceMs = opts.silenceMs ?? 3000;
-    this.sender = postgres(opts.url, { max: 1, onnotice: () => {}, target_session_attrs: 'primary', keep_alive: 30, connect_timeout: 5 } as postgres.Options<{}>);
+    this.sender = postgres(opts.url, connectionOptions('hearth-bus-sender'));
   }
 
   async start(): Promise<void> {
@@ -243,7 +243,7 @@ export class PgBus implements Bus {
   // ---- the listener and its health ----
 
   private async connect(): Promise<void> {
-    const client = postgres(this.opts.url, { max: 1, onnotice: () => {}, target_session_attrs: 'primary', keep_alive: 30, connect_timeout: 5 } as postgres.Options<{}>);
+    const client = postgres(this.opts.url, connectionOptions('hearth-bus-listener'));
     try {
       await client.listen(CHANNEL, (payload) => this.onPoke(payload));
       const [row] = await client`select pg_is_in_recovery() as standby`;
@@ -293,6 +293,11 @@ export class PgBus implements Bus {
     await this.sender.end({ timeout: 1 });
     await this.local.close();
   }
+}
+
+/** The bus's own connections: one each, to the primary, named so operators can tell them apart. */
+function connectionOptions(name: string): postgres.Options<{}> {
+  return { max: 1, onnotice: () => {}, target_session_attrs: 'primary', keep_alive: 30, connect_timeout: 5, connection: { application_name: name } } as postgres.Options<{}>;
 }
 
 /** One poke as NOTIFY payloads under the size limit; an advance whose audience is too long to carry wakes everyone instead. */
