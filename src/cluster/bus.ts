@@ -45,6 +45,13 @@ export interface Bus {
   invalidateIn(trx: Tx, msgs: CacheInvalidation[]): Promise<void>;
   onInvalidate(fn: (msg: CacheInvalidation) => void): () => void;
   /**
+   * `fn` rebuilds what this node derived from a stream's announcements, when
+   * the stream's head shows announcements were missed (or are still on their
+   * way): awaited before `settle()` resolves and before waiters are woken.
+   * Only another node's writes can be missed, so with one node it never runs.
+   */
+  onMissed(stream: StreamName, fn: (head: number) => Promise<void> | void): void;
+  /**
    * Resolves once every write committed before the call is reflected in this
    * node's caches: call before answering from a cache another node's write
    * may have made wrong.
@@ -74,6 +81,7 @@ export class LocalBus implements Bus {
     this.emitter.emit('invalidate', msg);
   }
   async invalidateIn(): Promise<void> {}
+  onMissed(): void {}
   onInvalidate(fn: (msg: CacheInvalidation) => void): () => void {
     this.emitter.on('invalidate', fn);
     return () => this.emitter.off('invalidate', fn);

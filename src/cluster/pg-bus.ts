@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import postgres from 'postgres';
+import { reconnectDelaySeconds } from '../db/connect.js';
 import type { Db, Tx } from '../db/schema.js';
 import { readAllCounters, STREAMS, type StreamName } from '../db/stream-positions.js';
 import { ALL_KEYS, LocalBus, type Bus, type CacheInvalidation, type StreamAdvance } from './bus.js';
@@ -44,7 +45,8 @@ interface Poke {
  * stream are read back by position on every poke, every `settle()`, every
  * poll (2 s) and after every reconnect, so a lost poke costs latency, never
  * a stale cache. Invalidations are applied before the advances that follow
- * them. The listener heartbeats to itself and is replaced after a silence.
+ * them; state derived from other streams' announcements (typing, a few
+ * caches) is rebuilt through `onMissed` when a head shows one was missed. The listener heartbeats to itself and is replaced after a silence.
  */
 export class PgBus implements Bus {
   private readonly local = new LocalBus();
@@ -55,6 +57,9 @@ export class PgBus implements Bus {
   private readonly seen = new Map<string, number>();
   /** Events this node announced itself, not to be announced again when read back. */
   private readonly ownEvents = new Set<number>();
+  private readonly repairs = new Map<string, Array<(head: number) => Promise<void> | void>>();
+  /** Per stream, the head up to which repairs already ran. */
+  private readonly repaired = new Map<string, number>();
   private listener: postgres.Sql | null = null;
   private readonly sender: postgres.Sql;
   private outbox: Poke | null = null;
@@ -112,6 +117,12 @@ export class PgBus implements Bus {
 
   onInvalidate(fn: (msg: CacheInvalidation) => void): () => void {
     return this.local.onInvalidate(fn);
+  }
+
+  onMissed(stream: StreamName, fn: (head: number) => Promise<void> | void): void {
+    let list = this.repairs.get(stream);
+    if (!list) this.repairs.set(stream, (list = []));
+    list.push(fn);
   }
 
   private poke(p: Omit<Poke, 'n'>): void {
@@ -206,11 +217,17 @@ export class PgBus implements Bus {
     const heads = await readAllCounters(this.opts.db);
     await this.replayInvalidations(heads.get('cache_invalidations') ?? 0);
     await this.replayEvents(heads.get('events') ?? 0);
-    if (!gaps) return;
     for (const stream of STREAMS) {
       if (stream === 'events') continue;
       const head = heads.get(stream) ?? 0;
       if (head <= (this.seen.get(stream) ?? 0)) continue;
+      // Announcements missed, or still on their way: what was derived from them is rebuilt from the tables.
+      if (head > (this.repaired.get(stream) ?? 0)) {
+        this.repaired.set(stream, head);
+        for (const fn of this.repairs.get(stream) ?? []) await fn(head);
+      }
+      if (!gaps) continue;
+      // Still unheard at the poll: the poke was lost, and whom it concerned is unknown.
       this.seen.set(stream, head);
       this.local.publish({ stream: stream as StreamName, pos: head, everyone: true });
     }
@@ -243,14 +260,35 @@ export class PgBus implements Bus {
   // ---- the listener and its health ----
 
   private async connect(): Promise<void> {
-    const client = postgres(this.opts.url, connectionOptions('hearth-bus-listener'));
+    // A plain connection that LISTENs, rather than postgres.js's listen(), which re-listens on its own
+    // connections behind the bus's back: the bus alone decides when its listener is replaced.
+    const client: postgres.Sql = postgres(this.opts.url, {
+      ...connectionOptions('hearth-bus-listener'),
+      max_lifetime: null,
+      onnotify: (_channel: string, payload: string) => this.onPoke(payload),
+      onclose: () => {
+        if (this.listener === client && !this.closed && !this.reconnecting) void this.reconnect();
+      },
+    } as postgres.Options<{}>);
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await client.listen(CHANNEL, (payload) => this.onPoke(payload));
-      const [row] = await client`select pg_is_in_recovery() as standby`;
-      if (row?.standby) throw new Error('the bus listener reached a standby');
+      // postgres.js retries a refused connection by itself; the bus gives up sooner and tries afresh.
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('the bus listener did not connect in time')), this.silenceMs * 2);
+      });
+      await Promise.race([
+        (async () => {
+          await client.unsafe(`listen ${CHANNEL}`);
+          const [row] = await client`select pg_is_in_recovery() as standby`;
+          if (row?.standby) throw new Error('the bus listener reached a standby');
+        })(),
+        timeout,
+      ]);
     } catch (err) {
       await client.end({ timeout: 0 }).catch(() => {});
       throw err;
+    } finally {
+      clearTimeout(timer);
     }
     this.listener = client;
     this.lastHeard = Date.now();
@@ -263,11 +301,11 @@ export class PgBus implements Bus {
     if (Date.now() - this.lastHeard > this.silenceMs && !this.reconnecting) void this.reconnect();
   }
 
-  /** The listener went silent (failover, dropped connection): replace it and read back what was missed. */
+  /** The listener closed or went silent (failover, cut link): replace it and read back what was missed. */
   private async reconnect(): Promise<void> {
     this.reconnecting = true;
     this.listening = false;
-    this.opts.logger.warn({ silentMs: Date.now() - this.lastHeard }, 'bus listener silent: reconnecting');
+    this.opts.logger.warn({ silentMs: Date.now() - this.lastHeard }, 'bus listener lost: reconnecting');
     const old = this.listener;
     this.listener = null;
     try {
@@ -297,7 +335,15 @@ export class PgBus implements Bus {
 
 /** The bus's own connections: one each, to the primary, named so operators can tell them apart. */
 function connectionOptions(name: string): postgres.Options<{}> {
-  return { max: 1, onnotice: () => {}, target_session_attrs: 'primary', keep_alive: 30, connect_timeout: 5, connection: { application_name: name } } as postgres.Options<{}>;
+  return {
+    max: 1,
+    onnotice: () => {},
+    target_session_attrs: 'primary',
+    keep_alive: 30,
+    connect_timeout: 5,
+    backoff: reconnectDelaySeconds,
+    connection: { application_name: name },
+  } as postgres.Options<{}>;
 }
 
 /** One poke as NOTIFY payloads under the size limit; an advance whose audience is too long to carry wakes everyone instead. */

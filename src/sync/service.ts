@@ -85,6 +85,8 @@ export class SyncService {
       else if (msg.stream === 'presence') this.presence.onAdvance(msg.userIds);
       else if (msg.stream === 'typing') this.typing.onAdvance(msg);
     });
+    this.ctx.bus.onMissed('account_data', () => this.accountData.onAdvance(undefined));
+    this.ctx.bus.onMissed('presence', () => this.presence.onAdvance(undefined));
     await this.typing.start();
     this.notifier.start();
     this.presence.start();

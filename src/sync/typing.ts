@@ -29,7 +29,8 @@ const SWEEP_EVERY_MS = 10_000;
  * rooms in memory so /sync reads nothing: a change takes a position on the
  * 'typing' stream in the transaction that writes the rows, and its
  * announcement carries the room's typists, which other nodes apply before
- * their waiters wake. Expiry is checked at read time; the node that wrote a
+ * their waiters wake; a missed announcement is made good by reloading the
+ * table (the bus's onMissed). Expiry is checked at read time; the node that wrote a
  * notice announces its expiry, and the lease holder clears notices whose
  * node went away. Rooms stay in memory once known, so a client behind the
  * last position still hears "nobody types".
@@ -48,6 +49,7 @@ export class TypingTracker {
   /** Loads the notices other nodes hold now, and from then on hears their changes. */
   async start(): Promise<void> {
     await this.reload(0);
+    this.ctx.bus.onMissed('typing', (head) => this.reload(head));
     this.sweeper = setInterval(() => void this.sweep(), SWEEP_EVERY_MS);
     this.sweeper.unref();
   }
@@ -62,11 +64,6 @@ export class TypingTracker {
 
   /** A typing announcement; runs before the notifier wakes anyone. */
   onAdvance(msg: StreamAdvance): void {
-    if (msg.everyone) {
-      // Another node's announcement was missed: the table says who types now.
-      void this.reload(msg.pos).catch((err) => this.ctx.logger.warn({ err }, 'typing reload failed'));
-      return;
-    }
     if (msg.roomId === undefined || msg.typists === undefined) return;
     const room = this.rooms.get(msg.roomId);
     if (room && room.pos >= msg.pos) return;

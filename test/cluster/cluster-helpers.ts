@@ -1,4 +1,4 @@
-import { startTestServer, TEST_DB, type TestServer } from '../helpers/server.js';
+import { startTestServer, TEST_DB, type ApiResponse, type TestServer, type TestUser } from '../helpers/server.js';
 
 /** Cluster nodes share one PostgreSQL database; SQLite is one process's embedded file. */
 export const NEEDS_PG = TEST_DB !== 'postgres' ? 'needs PostgreSQL: cluster nodes share one database, SQLite has a single process' : false;
@@ -31,4 +31,21 @@ export async function untilWaiting(node: TestServer, count = 1, timeoutMs = 5000
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)]!;
+}
+
+/**
+ * Follows a long-poll until a response satisfies `pred`: a long-poll may
+ * also wake for other news (presence, another node's missed announcement),
+ * and answers with it.
+ */
+export async function syncUntil(node: TestServer, user: TestUser, first: Promise<ApiResponse>, pred: (body: any) => boolean, timeoutMs = 20000): Promise<ApiResponse> {
+  const end = Date.now() + timeoutMs;
+  let res = await first;
+  for (;;) {
+    if (res.status !== 200) throw new Error(`sync failed: ${res.status} ${JSON.stringify(res.body)}`);
+    if (pred(res.body)) return res;
+    const left = end - Date.now();
+    if (left <= 0) throw new Error('the awaited sync answer did not come');
+    res = await node.request('GET', `/_matrix/client/v3/sync?timeout=${left}&since=${encodeURIComponent(res.body.next_batch)}`, { token: user.accessToken });
+  }
 }

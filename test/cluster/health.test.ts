@@ -68,7 +68,12 @@ describe('a node cut off from PostgreSQL', { skip: NEEDS_PG }, () => {
     assert.equal(last.body.checks.database, false);
     assert.equal((await s.request('GET', '/health')).status, 200, 'alive all the same');
     await admin.unsafe(`alter database ${dbName} allow_connections true`);
-    const up = await until(async () => (await s.request('GET', '/ready')).status === 200, 15000, 'ready again');
+    const up = await until(async () => {
+      last = await s.request('GET', '/ready');
+      return last.status === 200;
+    }, 20000, 'ready again').catch((err: Error) => {
+      throw new Error(`${err.message}; last answer ${JSON.stringify(last.body)}`);
+    });
     console.log(`not ready after ${down} ms; ready again ${up} ms after the database returned`);
   });
 });
