@@ -5,6 +5,7 @@ import { migrations as accountsMigrations } from './accounts/migrations.js';
 import { accountsRoutes } from './accounts/routes.js';
 import { LocalBus, type Bus } from './cluster/bus.js';
 import { eventsBetween } from './cluster/events-catch-up.js';
+import { InvalidationPruner } from './cluster/invalidation-pruner.js';
 import { LocalLeases, type Leases } from './cluster/leases.js';
 import { migrations as clusterMigrations } from './cluster/migrations.js';
 import { newNodeId } from './cluster/node-id.js';
@@ -90,6 +91,8 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
       : new LocalBus();
   const leases: Leases = database.dialect === 'postgres' ? new PgLeases({ db: database.db, dialect: database.dialect, nodeId, logger }) : new LocalLeases();
   const nodes = new NodeRegistry({ db: database.db, dialect: database.dialect, nodeId, logger });
+  // Only the PostgreSQL bus writes the invalidation stream.
+  const pruner = database.dialect === 'postgres' ? new InvalidationPruner({ db: database.db, leases, logger, now: () => Date.now() }) : null;
 
   const ctx = {
     config,
@@ -152,6 +155,7 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
       const shownHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
       const url = `http://${shownHost}:${port}`;
       await nodes.start(url);
+      pruner?.start();
       logger.info({ url, server_name: config.server_name, database: database.dialect, node: nodeId }, 'hearth listening');
       return url;
     },
@@ -167,6 +171,7 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
       await app.close();
       clearTimeout(force);
       for (const s of [...services].reverse()) await s.stop?.();
+      pruner?.stop();
       await nodes.stop();
       await ctx.leases.close();
       await ctx.bus.close();

@@ -59,7 +59,3 @@ export async function checkLease(trx: DbOrTx, dialect: Dialect, name: string, ho
 export async function dropLease(db: DbOrTx, name: string, holder: string, epoch: number): Promise<void> {
   await db.updateTable('cluster_leases').set({ expires_ts: 0 }).where('name', '=', name).where('holder', '=', holder).where('epoch', '=', epoch).execute();
 }
-
-export async function selectLeases(db: DbOrTx) {
-  return db.selectFrom('cluster_leases').select(['name', 'holder', 'epoch', 'expires_ts']).orderBy('name').execute();
-}

@@ -17,7 +17,8 @@ interface Checks {
  * API): `/health` says the process answers; `/ready` says this node can
  * serve: its database takes a write (the node's heartbeat), every migration
  * is applied, and the bus hears the other nodes. A node that is not ready
- * answers 503 so the balancer sends its clients elsewhere.
+ * answers 503 so the balancer sends its clients elsewhere. Both name this
+ * node; /ready also lists the nodes alive in the cluster.
  */
 export function healthRoutes(ctx: Context, nodes: NodeRegistry, migrations: DomainMigrations[]): Route[] {
   return [
@@ -36,13 +37,14 @@ export function healthRoutes(ctx: Context, nodes: NodeRegistry, migrations: Doma
       versions: [],
       auth: 'none',
       handler: async (_req, reply) => {
-        const [database, pending] = await Promise.all([
+        const [database, pending, live] = await Promise.all([
           withTimeout(nodes.beat().then(() => true)),
           withTimeout(pendingMigrations(ctx.db, migrations)),
+          withTimeout(nodes.live()),
         ]);
         const checks: Checks = { database: database === true, migrations: Array.isArray(pending) && pending.length === 0, bus: ctx.bus.listening };
         const ready = checks.database && checks.migrations && checks.bus;
-        return reply.code(ready ? 200 : 503).send({ ready, node: nodes.nodeId, checks });
+        return reply.code(ready ? 200 : 503).send({ ready, node: nodes.nodeId, checks, nodes: live?.map((n) => n.nodeId) ?? [] });
       },
     },
   ];

@@ -22,6 +22,7 @@ describe('/health and /ready', () => {
     const ready = await s.request('GET', '/ready');
     assert.equal(ready.status, 200, JSON.stringify(ready.body));
     assert.deepEqual(ready.body.checks, { database: true, migrations: true, bus: true });
+    assert.ok(ready.body.nodes.includes(ready.body.node), 'the node counts itself among the live nodes');
   });
 
   test('the node is listed in cluster_nodes with a fresh heartbeat', async () => {

@@ -4,6 +4,8 @@ import postgres from 'postgres';
 import type { CacheInvalidation, StreamAdvance } from '../../src/cluster/bus.js';
 import { insertInvalidations } from '../../src/cluster/cache-invalidations-table.js';
 import { eventsBetween } from '../../src/cluster/events-catch-up.js';
+import { InvalidationPruner } from '../../src/cluster/invalidation-pruner.js';
+import { LocalLeases } from '../../src/cluster/leases.js';
 import { PgBus, splitPoke } from '../../src/cluster/pg-bus.js';
 import { connectDatabase, type Database } from '../../src/db/connect.js';
 import { runMigrations } from '../../src/db/migrate.js';
@@ -40,8 +42,8 @@ describe('PostgreSQL bus', { skip: NEEDS_PG }, () => {
   const invalidatedB: CacheInvalidation[] = [];
   const heardA: StreamAdvance[] = [];
 
-  const bus = (nodeId: string) =>
-    new PgBus({ url: fresh.url, db: database.db, nodeId, logger: createLogger('silent'), now: () => Date.now(), eventsBetween: (x, y, n) => eventsBetween(database.db, x, y, n), pollMs: 300, heartbeatMs: 200, silenceMs: 700 });
+  const bus = (nodeId: string, pollMs = 300) =>
+    new PgBus({ url: fresh.url, db: database.db, nodeId, logger: createLogger('silent'), now: () => Date.now(), eventsBetween: (x, y, n) => eventsBetween(database.db, x, y, n), pollMs, heartbeatMs: 200, silenceMs: 700 });
 
   before(async () => {
     fresh = await freshDatabase();
@@ -105,6 +107,23 @@ describe('PostgreSQL bus', { skip: NEEDS_PG }, () => {
       await until(() => heardB.some((m) => m.stream === 'account_data' && m.pos === 99), 5000, 'pokes again');
     } finally {
       await admin.end();
+    }
+  });
+
+  test('invalidations pruned before a node read them make it drop every cached entry', async () => {
+    const c = bus('node-c', 60_000);
+    const flushed: CacheInvalidation[] = [];
+    c.onInvalidate((m) => flushed.push(m));
+    await c.start();
+    try {
+      const hourAgo = Date.now() - 2 * 3600_000;
+      await database.db.transaction().execute((trx) => insertInvalidations(trx, [{ cache: 'push_rules', key: '@x:example.org' }, { cache: 'access_tokens', key: 'y' }], hourAgo));
+      const pruner = new InvalidationPruner({ db: database.db, leases: new LocalLeases(), logger: createLogger('silent'), now: () => Date.now() });
+      assert.ok((await pruner.prune()) >= 2);
+      await c.settle();
+      assert.deepEqual(flushed, [{ cache: '*', key: '*' }]);
+    } finally {
+      await c.close();
     }
   });
 });

@@ -26,6 +26,10 @@ describe('three nodes', { skip: NEEDS_PG }, () => {
   test('a message through one node wakes long-polls on the two others; members and typing agree everywhere', async () => {
     const [a, b, c] = nodes as [TestServer, TestServer, TestServer];
     const [ua, ub, uc] = users as [TestUser, TestUser, TestUser];
+    const ready = await b.request('GET', '/ready');
+    assert.equal(ready.status, 200);
+    const ids = await Promise.all(nodes.map(async (n) => (await n.request('GET', '/health')).body.node as string));
+    assert.deepEqual([...ready.body.nodes].sort(), [...ids].sort(), 'each node sees the three alive');
     const roomId = await createRoom(a, ua, { preset: 'public_chat' });
     expectStatus(await join(b, ub, roomId), 200);
     expectStatus(await join(c, uc, roomId), 200);
