@@ -46,7 +46,9 @@ interface Poke {
  * poll (2 s) and after every reconnect, so a lost poke costs latency, never
  * a stale cache. Invalidations are applied before the advances that follow
  * them; state derived from other streams' announcements (typing, a few
- * caches) is rebuilt through `onMissed` when a head shows one was missed. The listener heartbeats to itself and is replaced after a silence.
+ * caches) is rebuilt through `onMissed` when a head shows one was missed.
+ * The listener heartbeats to itself and is replaced when it closes or
+ * after a silence.
  */
 export class PgBus implements Bus {
   private readonly local = new LocalBus();
