@@ -3,8 +3,15 @@ import type { Logger } from 'pino';
 import { AccountsService } from './accounts/service.js';
 import { migrations as accountsMigrations } from './accounts/migrations.js';
 import { accountsRoutes } from './accounts/routes.js';
-import { LocalBus } from './cluster/bus.js';
-import { LocalLeases } from './cluster/leases.js';
+import { LocalBus, type Bus } from './cluster/bus.js';
+import { eventsBetween } from './cluster/events-catch-up.js';
+import { InvalidationPruner } from './cluster/invalidation-pruner.js';
+import { LocalLeases, type Leases } from './cluster/leases.js';
+import { migrations as clusterMigrations } from './cluster/migrations.js';
+import { newNodeId } from './cluster/node-id.js';
+import { NodeRegistry } from './cluster/node-registry.js';
+import { PgBus } from './cluster/pg-bus.js';
+import { PgLeases } from './cluster/pg-leases.js';
 import type { LoadedConfig } from './config/load.js';
 import type { Context, Lifecycle, Services } from './context.js';
 import { connectDatabase, type Database } from './db/connect.js';
@@ -20,6 +27,7 @@ import { FederationService } from './federation/service.js';
 import { migrations as e2eeMigrations } from './e2ee/migrations.js';
 import { e2eeRoutes } from './e2ee/routes.js';
 import { discoveryRoutes } from './http/discovery-routes.js';
+import { healthRoutes } from './http/health-routes.js';
 import { RateLimiter } from './http/rate-limit.js';
 import { registerRoutes } from './http/router.js';
 import { createHttpServer } from './http/server.js';
@@ -71,6 +79,7 @@ export const ALL_MIGRATIONS: DomainMigrations[] = [
   { domain: 'reports', migrations: reportsMigrations },
   { domain: 'sliding_sync', migrations: slidingSyncMigrations },
   { domain: 'delayed_events', migrations: delayedEventsMigrations },
+  { domain: 'cluster', migrations: clusterMigrations },
 ];
 
 export interface Homeserver {
@@ -97,6 +106,16 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
   const database = await openDatabase(loaded);
   const ran = await runMigrations(database.db, database.dialect, ALL_MIGRATIONS);
   if (ran.length > 0) logger.info({ migrations: ran }, 'database migrated');
+  const nodeId = newNodeId();
+  // On PostgreSQL other nodes may share the database: the bus must hear them (CLUSTER.md 3).
+  const bus: Bus =
+    database.dialect === 'postgres'
+      ? new PgBus({ url: config.database.url, db: database.db, nodeId, logger, now: () => Date.now(), eventsBetween: (a, b, n) => eventsBetween(database.db, a, b, n) })
+      : new LocalBus();
+  const leases: Leases = database.dialect === 'postgres' ? new PgLeases({ db: database.db, dialect: database.dialect, nodeId, logger }) : new LocalLeases();
+  const nodes = new NodeRegistry({ db: database.db, dialect: database.dialect, nodeId, logger });
+  // Only the PostgreSQL bus writes the invalidation stream.
+  const pruner = database.dialect === 'postgres' ? new InvalidationPruner({ db: database.db, leases, logger, now: () => Date.now() }) : null;
 
   const ctx = {
     config,
@@ -104,8 +123,8 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
     signingKey: loaded.signingKey,
     db: database.db,
     dialect: database.dialect,
-    bus: new LocalBus(),
-    leases: new LocalLeases(),
+    bus,
+    leases,
     logger,
     rateLimiter: new RateLimiter(
       { login: config.rate_limits.login, registration: config.rate_limits.registration, message: config.rate_limits.message },
@@ -133,6 +152,7 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
   const app = createHttpServer({ logger, bodyLimit: config.max_request_bytes });
   registerRoutes(app, ctx, [
     ...discoveryRoutes(ctx),
+    ...healthRoutes(ctx, nodes, ALL_MIGRATIONS),
     ...accountsRoutes(ctx),
     ...roomsRoutes(ctx),
     ...syncRoutes(ctx),
@@ -163,6 +183,8 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
     ctx,
     app,
     async start() {
+      await ctx.bus.start();
+      await ctx.leases.start();
       for (const s of services) await s.start?.();
       const m = /^(.*):(\d+)$/.exec(config.listen)!;
       const host = m[1].replace(/^\[(.*)\]$/, '$1');
@@ -171,7 +193,9 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
       const port = typeof addr === 'object' && addr ? addr.port : Number(m[2]);
       const shownHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
       const url = `http://${shownHost}:${port}`;
-      logger.info({ url, server_name: config.server_name, database: database.dialect }, 'hearth listening');
+      await nodes.start(url);
+      pruner?.start();
+      logger.info({ url, server_name: config.server_name, database: database.dialect, node: nodeId }, 'hearth listening');
       return url;
     },
     async stop() {
@@ -186,6 +210,9 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
       await app.close();
       clearTimeout(force);
       for (const s of [...services].reverse()) await s.stop?.();
+      pruner?.stop();
+      await nodes.stop();
+      await ctx.leases.close();
       await ctx.bus.close();
       await database.close();
     },

@@ -57,6 +57,7 @@ export class Account {
       if (body.erase === true) {
         await updateProfileRow(trx, userId, { displayname: null, avatar_url: null, fields: null, search_text: searchText(userId, null) });
       }
+      await this.sessions.revokeIn(trx, [userId]);
       return this.sessions.deleteDevicesIn(trx, userId, undefined);
     });
     // The user id drops every cached token of the user, whichever device it was for.

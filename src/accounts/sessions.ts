@@ -1,3 +1,4 @@
+import { ALL_KEYS } from '../cluster/bus.js';
 import type { Context } from '../context.js';
 import type { Tx } from '../db/schema.js';
 import { invalidParam, unknownToken } from '../http/errors.js';
@@ -22,6 +23,8 @@ import { TokenCache } from './token-cache.js';
 
 /** last_seen_ts is written at most this often per token (the spec allows it to lag by minutes). */
 const SEEN_WRITE_INTERVAL_MS = 5 * 60 * 1000;
+/** The bus name of the access-token cache; keys are token hashes, or a user id for all of a user's tokens. */
+const TOKENS_CACHE = 'access_tokens';
 /** Client-chosen device ids are opaque, but bounded. */
 const MAX_DEVICE_ID_LENGTH = 255;
 
@@ -74,7 +77,8 @@ export class Sessions {
   constructor(private readonly ctx: Context) {
     this.cache = new TokenCache(ctx.config.caches.access_tokens);
     this.unsubscribe = ctx.bus.onInvalidate((msg) => {
-      if (msg.cache === 'access_tokens') this.cache.drop(msg.key);
+      if (msg.cache === ALL_KEYS || (msg.cache === TOKENS_CACHE && msg.key === ALL_KEYS)) this.cache.clear();
+      else if (msg.cache === TOKENS_CACHE) this.cache.drop(msg.key);
     });
   }
 
@@ -88,6 +92,8 @@ export class Sessions {
 
   async authenticate(token: string, seen?: { ip?: string }): Promise<Requester> {
     const hash = tokenHash(token);
+    // Another node may have revoked this token (or changed what the request will read) a moment ago.
+    await this.ctx.bus.settle();
     const now = this.ctx.now();
     const hit = this.cache.get(hash);
     if (hit) {
@@ -115,7 +121,12 @@ export class Sessions {
 
   /** Drops cached tokens everywhere (this node through the bus listener, other nodes through the bus). */
   publishRevoked(keys: Iterable<string>): void {
-    for (const key of keys) this.ctx.bus.invalidate({ cache: 'access_tokens', key });
+    for (const key of keys) this.ctx.bus.invalidate({ cache: TOKENS_CACHE, key });
+  }
+
+  /** In the revoking transaction: records the revocation for every node's cache (CLUSTER.md 9). */
+  async revokeIn(trx: Tx, keys: string[]): Promise<void> {
+    await this.ctx.bus.invalidateIn(trx, keys.map((key) => ({ cache: TOKENS_CACHE, key })));
   }
 
   // ---- login, registration ----
@@ -142,6 +153,7 @@ export class Sessions {
       if (existing) {
         // Reusing a device invalidates the tokens it had (spec: "Relationship between access tokens and devices").
         revokedHashes = await deleteAccessTokensOfDevices(trx, opts.userId, [deviceId]);
+        await this.revokeIn(trx, revokedHashes);
         await deleteRefreshTokensOfDevices(trx, opts.userId, [deviceId]);
         await touchDevice(trx, opts.userId, deviceId, now, opts.ip);
       } else {
@@ -229,7 +241,9 @@ export class Sessions {
       if (!row) throw unknownToken('Unknown refresh token');
       const revoked = await this.retirePredecessorIn(trx, row.id);
       if (row.next_token_id !== null) {
-        revoked.push(...(await deleteAccessTokensOfRefreshTokens(trx, [row.next_token_id])));
+        const unused = await deleteAccessTokensOfRefreshTokens(trx, [row.next_token_id]);
+        await this.revokeIn(trx, unused);
+        revoked.push(...unused);
         await deleteRefreshTokenById(trx, row.next_token_id);
       }
       const tokens = await this.issueIn(trx, row.user_id, row.device_id, true);
@@ -248,7 +262,9 @@ export class Sessions {
   /** Deletes the refresh token that `refreshTokenId` replaced, and the access tokens issued with it. */
   private async retirePredecessorIn(trx: Tx, refreshTokenId: string): Promise<string[]> {
     const ids = await deletePredecessorOf(trx, refreshTokenId);
-    return deleteAccessTokensOfRefreshTokens(trx, ids);
+    const revoked = await deleteAccessTokensOfRefreshTokens(trx, ids);
+    await this.revokeIn(trx, revoked);
+    return revoked;
   }
 
   // ---- logout, device deletion ----
@@ -276,6 +292,7 @@ export class Sessions {
       ids = (ids ?? (await listDeviceIds(trx, userId))).filter((d) => d !== opts.except);
     }
     const revoked = await deleteAccessTokensOfDevices(trx, userId, ids);
+    await this.revokeIn(trx, revoked);
     await deleteRefreshTokensOfDevices(trx, userId, ids);
     const deleted = await deleteDevices(trx, userId, ids);
     // A deleted device's pushers would keep notifying a phone that is logged out.

@@ -23,6 +23,15 @@ export interface ConnectOptions {
 const printSql = process.env.HEARTH_LOG_SQL ? (text: string, ms: number) => process.stderr.write(`sql ${ms.toFixed(2)}ms ${text}\n`) : undefined;
 const sqlLog: ((e: LogEvent) => void) | undefined = printSql ? (e: LogEvent) => printSql(e.query.sql, e.queryDurationMillis) : undefined;
 
+/**
+ * Seconds before reconnecting after `retries` failed attempts. postgres.js's
+ * default grows to 20 s, so a node would stay away that long after its
+ * database came back (a failover, a cut link); a cluster node retries within a second.
+ */
+export function reconnectDelaySeconds(retries: number): number {
+  return Math.min(0.05 * 2 ** retries, 1);
+}
+
 export function isPostgresUrl(url: string): boolean {
   return /^postgres(ql)?:\/\//.test(url);
 }
@@ -38,6 +47,7 @@ export async function connectDatabase(opts: ConnectOptions): Promise<Database> {
       },
       target_session_attrs: 'primary',
       keep_alive: 30,
+      backoff: reconnectDelaySeconds,
     } as postgres.Options<Record<string, postgres.PostgresType>>);
     const db = new Kysely<never>({ dialect: new PostgresJsDialect(client), log: sqlLog }) as unknown as Db;
     await sql`select 1`.execute(db);

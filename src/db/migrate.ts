@@ -74,3 +74,10 @@ export function hashLockKey(name: string): number {
   }
   return h & 0x7fffffff;
 }
+
+/** Migrations of `domains` not yet applied to the database, as `domain/version`. */
+export async function pendingMigrations(db: Db, domains: DomainMigrations[]): Promise<string[]> {
+  const applied = await db.selectFrom('schema_migrations').select(['domain', 'version']).execute();
+  const done = new Set(applied.map((r) => `${r.domain}/${r.version}`));
+  return domains.flatMap(({ domain, migrations }) => migrations.map((m) => `${domain}/${m.version}`)).filter((k) => !done.has(k));
+}

@@ -23,9 +23,10 @@ export const STREAMS = [
 export type StreamName = (typeof STREAMS)[number];
 /**
  * Counters kept in the same table that are not streams clients follow: state
- * group ids, auth chain ids, and the depth below zero of backfilled events' positions.
+ * group ids, auth chain ids, the depth below zero of backfilled events' positions, and the
+ * cluster's cache invalidation stream.
  */
-export type CounterName = StreamName | 'state_groups' | 'backfill' | 'auth_chains';
+export type CounterName = StreamName | 'state_groups' | 'backfill' | 'auth_chains' | 'cache_invalidations';
 
 export const streamMigrations: Migration[] = [
   {
@@ -87,4 +88,12 @@ export async function readStreamPositions(db: Db): Promise<StreamPositions> {
   const out = Object.fromEntries(STREAMS.map((s) => [s, 0])) as StreamPositions;
   for (const r of rows) if (r.stream in out) out[r.stream as StreamName] = Number(r.pos);
   return out;
+}
+
+const selectAllPositions = prepared((db, _p: Record<string, never>) => db.selectFrom('stream_positions').select(['stream', 'pos']));
+
+/** Every counter's current value (streams and the others), as committed. */
+export async function readAllCounters(db: DbOrTx): Promise<Map<string, number>> {
+  const { rows } = await selectAllPositions.execute(db, {});
+  return new Map(rows.map((r) => [r.stream, Number(r.pos)]));
 }

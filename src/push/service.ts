@@ -1,4 +1,5 @@
 import type { LRUCache } from 'lru-cache';
+import { ALL_KEYS } from '../cluster/bus.js';
 import { boundedCache } from '../bounded-cache.js';
 import type { Context } from '../context.js';
 import { usesDefaultsOnly } from '../core/push/room-evaluation.js';
@@ -84,9 +85,10 @@ export class PushService {
     this.unread = new UnreadCounts(ctx);
     this.delivery = new PushDelivery(ctx, { unreadTotal: (userId) => this.unreadTotal(userId) });
     ctx.bus.onInvalidate((m) => {
-      if (m.cache !== RULES_CACHE) return;
+      if (m.cache !== RULES_CACHE && m.cache !== ALL_KEYS) return;
       this.generation++;
-      this.rules.delete(m.key);
+      if (m.key === ALL_KEYS) this.rules.clear();
+      else this.rules.delete(m.key);
     });
   }
 
@@ -138,6 +140,7 @@ export class PushService {
       const row = await lockPushRulesRow(trx, this.ctx.dialect, userId);
       const next = editOrThrow(change(parseUserRules(row?.json)));
       await putPushRules(trx, { user_id: userId, json: JSON.stringify(next), updated_ts: this.ctx.now() });
+      await this.ctx.bus.invalidateIn(trx, [{ cache: RULES_CACHE, key: userId }]);
     });
     this.ctx.bus.invalidate({ cache: RULES_CACHE, key: userId });
     try {

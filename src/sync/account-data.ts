@@ -23,7 +23,9 @@ export class AccountData {
 
   constructor(private readonly ctx: Context) {}
 
+  /** `undefined`: whose data changed is unknown (another node's missed announcement). */
   onAdvance(userIds: string[] | undefined): void {
+    if (userIds === undefined) this.ignored.clear();
     for (const u of userIds ?? []) this.ignored.delete(u);
   }
 

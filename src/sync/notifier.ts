@@ -85,6 +85,7 @@ class WaiterImpl implements Waiter {
   /** Whether the message is news for this waiter; audience-expanded messages carry userIds. */
   concerns(msg: StreamAdvance): boolean {
     if (this.heads && msg.pos <= this.heads[msg.stream]) return false;
+    if (msg.everyone) return true;
     if (msg.userIds?.includes(this.userId)) return true;
     return msg.roomId !== undefined && this.rooms.has(msg.roomId);
   }
@@ -219,6 +220,11 @@ export class Notifier {
 
   onAdvance(msg: StreamAdvance): void {
     if (this.byUser.size === 0) return;
+    if (msg.everyone) {
+      // Another node's change whose audience is unknown (CLUSTER.md 3): every waiter behind it looks again.
+      for (const set of [...this.byUser.values()]) for (const w of set) w.offer(msg);
+      return;
+    }
     if (msg.stream === 'presence') {
       // Who cares about a user's presence needs a lookup (e2ee already names device-list audiences).
       this.resolveAudience(msg).then(

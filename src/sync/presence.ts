@@ -1,4 +1,5 @@
 import { boundedCache } from '../bounded-cache.js';
+import type { Lease } from '../cluster/leases.js';
 import type { Context } from '../context.js';
 import type { JsonObject } from '../core/types.js';
 import { nextPosition } from '../db/stream-positions.js';
@@ -46,8 +47,9 @@ export class Presence {
     this.timer = null;
   }
 
-  /** Another node changed a user's presence: our cached row is stale. */
+  /** Another node changed a user's presence: our cached row is stale (all rows, when whose is unknown). */
   onAdvance(userIds: string[] | undefined): void {
+    if (userIds === undefined) this.rows.clear();
     for (const u of userIds ?? []) this.rows.delete(u);
   }
 
@@ -164,8 +166,10 @@ export class Presence {
     return selectPresenceChanges(this.ctx.db, userIds, fromPos, toPos);
   }
 
-  private async write(row: PresenceRow): Promise<void> {
+  /** With `lease`, a timeout applied by the lease holder: fenced, so an ex-holder's write fails (CLUSTER.md 5). */
+  private async write(row: PresenceRow, lease?: Lease): Promise<void> {
     const pos = await this.ctx.db.transaction().execute(async (trx) => {
+      if (lease) await this.ctx.leases.fence(trx, lease);
       const p = await nextPosition(trx, 'presence');
       await upsertPresence(trx, { ...row, stream_pos: p });
       return p;
@@ -182,6 +186,8 @@ export class Presence {
   /** The timeouts: offline after the user stopped syncing, unavailable after idling. One node runs it (lease). */
   async sweep(): Promise<void> {
     try {
+      // The lease holder may be another node: it learns who syncs here from last_sync_ts.
+      for (const userId of [...this.syncing.keys()]) await this.syncSeen(userId);
       const lease = await this.ctx.leases.acquire('presence_timeouts');
       if (!lease) return;
       const now = this.ctx.now();
@@ -189,9 +195,9 @@ export class Presence {
         if (!this.ctx.leases.stillHeld(lease)) return;
         const local = this.syncing.has(row.user_id);
         if (!local && now - row.last_sync_ts > OFFLINE_AFTER_MS && now - row.last_active_ts > OFFLINE_AFTER_MS) {
-          await this.write({ ...row, presence: 'offline' });
+          await this.write({ ...row, presence: 'offline' }, lease);
         } else if (row.presence === 'online' && now - row.last_active_ts > IDLE_AFTER_MS) {
-          await this.write({ ...row, presence: 'unavailable' });
+          await this.write({ ...row, presence: 'unavailable' }, lease);
         }
       }
     } catch (err) {

@@ -85,7 +85,11 @@ export class SyncService {
       if (msg.pos > this.announced[msg.stream]) this.announced[msg.stream] = msg.pos;
       if (msg.stream === 'account_data') this.accountData.onAdvance(msg.userIds);
       else if (msg.stream === 'presence') this.presence.onAdvance(msg.userIds);
+      else if (msg.stream === 'typing') this.typing.onAdvance(msg);
     });
+    this.ctx.bus.onMissed('account_data', () => this.accountData.onAdvance(undefined));
+    this.ctx.bus.onMissed('presence', () => this.presence.onAdvance(undefined));
+    await this.typing.start();
     this.notifier.start();
     this.presence.start();
   }

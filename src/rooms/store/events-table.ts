@@ -302,3 +302,18 @@ export async function selectStreamEventsAfter(db: DbOrTx, after: number, upTo: n
     .execute();
   return rows.map((r) => ({ ...r, stream_pos: Number(r.stream_pos) }));
 }
+
+/**
+ * What another node needs to learn from events in (after, upTo] of the stream:
+ * the room, a membership's target and a redaction's target, in stream order.
+ */
+export async function selectStreamSummary(db: DbOrTx, after: number, upTo: number, limit: number) {
+  return db
+    .selectFrom('events')
+    .select(['stream_pos', 'room_id', 'type', 'state_key', 'redacts'])
+    .where('stream_pos', '>', after)
+    .where('stream_pos', '<=', upTo)
+    .orderBy('stream_pos')
+    .limit(limit)
+    .execute();
+}

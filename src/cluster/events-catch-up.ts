@@ -1,0 +1,32 @@
+import type { Db } from '../db/schema.js';
+import { EVENT_CACHE } from '../rooms/pipeline/pipeline.js';
+import { selectStreamSummary } from '../rooms/store/events-table.js';
+import type { CacheInvalidation, StreamAdvance } from './bus.js';
+
+export interface StreamChanges {
+  advances: StreamAdvance[];
+  invalidations: CacheInvalidation[];
+  /** The last position read: below `upTo` when `limit` cut the range. */
+  readTo: number;
+}
+
+/**
+ * The events stream read back as the announcements its writer published:
+ * the room, a membership's target, and the redacted event (whose cached copy
+ * lacks `redacted_by`). The events table is itself written in the
+ * persisting transaction, so it is the invalidation stream for room heads,
+ * member lists and visibility: no second row per event is needed.
+ */
+export async function eventsBetween(db: Db, after: number, upTo: number, limit: number): Promise<StreamChanges> {
+  const rows = await selectStreamSummary(db, after, upTo, limit);
+  const advances: StreamAdvance[] = [];
+  const invalidations: CacheInvalidation[] = [];
+  for (const r of rows) {
+    const pos = Number(r.stream_pos);
+    const member = r.type === 'm.room.member' && r.state_key !== null;
+    advances.push({ stream: 'events', pos, roomId: r.room_id, ...(member ? { userIds: [r.state_key!] } : {}) });
+    if (r.redacts !== null) invalidations.push({ cache: EVENT_CACHE, key: r.redacts });
+  }
+  const readTo = rows.length < limit ? upTo : Number(rows[rows.length - 1]!.stream_pos);
+  return { advances, invalidations, readTo };
+}

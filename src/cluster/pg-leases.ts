@@ -1,0 +1,115 @@
+import type { Logger } from 'pino';
+import type { Db, Dialect, Tx } from '../db/schema.js';
+import { LeaseLostError, type Lease, type Leases } from './leases.js';
+import { checkLease, dropLease, renewLease, takeLease } from './leases-table.js';
+
+export interface PgLeasesOptions {
+  db: Db;
+  dialect: Dialect;
+  nodeId: string;
+  logger: Logger;
+  /** How long a lease lasts past its last renewal, by the database's clock (15 s). */
+  ttlMs?: number;
+  /** How often held leases are renewed (5 s). */
+  renewMs?: number;
+  /** This node stops using a lease this long after its last successful renewal, by its own monotonic clock (10 s). */
+  selfFenceMs?: number;
+}
+
+interface Held {
+  epoch: number;
+  /** performance.now() of the last successful take or renewal. */
+  renewedAt: number;
+}
+
+/**
+ * Leases shared by the nodes through rows in the database (CLUSTER.md 5).
+ * Expiry is judged by the database's clock; this node also stops trusting
+ * a lease `selfFenceMs` after its last renewal (before the others may take
+ * it at `ttlMs`), and every progress write is fenced by the epoch in its own
+ * transaction, so a holder that was paused or cut off cannot commit work
+ * after another node took over.
+ */
+export class PgLeases implements Leases {
+  private readonly held = new Map<string, Held>();
+  private readonly ttlMs: number;
+  private readonly renewMs: number;
+  private readonly selfFenceMs: number;
+  private timer: NodeJS.Timeout | null = null;
+  private renewing: Promise<void> | null = null;
+
+  constructor(private readonly opts: PgLeasesOptions) {
+    this.ttlMs = opts.ttlMs ?? 15_000;
+    this.renewMs = opts.renewMs ?? 5_000;
+    this.selfFenceMs = opts.selfFenceMs ?? 10_000;
+  }
+
+  async start(): Promise<void> {
+    this.timer ??= setInterval(() => {
+      this.renewing ??= this.renewAll().finally(() => (this.renewing = null));
+    }, this.renewMs);
+    this.timer.unref();
+  }
+
+  async acquire(name: string): Promise<Lease | null> {
+    const h = this.held.get(name);
+    if (h && this.fresh(h)) return { name, epoch: h.epoch };
+    const epoch = await takeLease(this.opts.db, this.opts.dialect, name, this.opts.nodeId, this.ttlMs);
+    if (epoch === null) {
+      this.held.delete(name);
+      return null;
+    }
+    this.held.set(name, { epoch, renewedAt: performance.now() });
+    this.opts.logger.info({ lease: name, epoch }, 'lease taken');
+    return { name, epoch };
+  }
+
+  stillHeld(lease: Lease): boolean {
+    const h = this.held.get(lease.name);
+    return h !== undefined && h.epoch === lease.epoch && this.fresh(h);
+  }
+
+  async fence(trx: Tx, lease: Lease): Promise<void> {
+    if (await checkLease(trx, this.opts.dialect, lease.name, this.opts.nodeId, lease.epoch)) return;
+    this.forget(lease);
+    throw new LeaseLostError(lease);
+  }
+
+  async release(lease: Lease): Promise<void> {
+    this.forget(lease);
+    await dropLease(this.opts.db, lease.name, this.opts.nodeId, lease.epoch);
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.renewing;
+    const leases = [...this.held].map(([name, h]) => ({ name, epoch: h.epoch }));
+    await Promise.allSettled(leases.map((l) => this.release(l)));
+  }
+
+  /** Renews every held lease; one that could not be renewed is lost (another node may have it). */
+  async renewAll(): Promise<void> {
+    for (const [name, h] of [...this.held]) {
+      try {
+        const ok = await renewLease(this.opts.db, this.opts.dialect, name, this.opts.nodeId, h.epoch, this.ttlMs);
+        if (ok) h.renewedAt = performance.now();
+        else {
+          this.forget({ name, epoch: h.epoch });
+          this.opts.logger.warn({ lease: name, epoch: h.epoch }, 'lease lost');
+        }
+      } catch (err) {
+        // Unreachable database: keep trying until the self-fence stops the role.
+        this.opts.logger.warn({ err, lease: name }, 'lease renewal failed');
+      }
+    }
+  }
+
+  private fresh(h: Held): boolean {
+    return performance.now() - h.renewedAt < this.selfFenceMs;
+  }
+
+  private forget(lease: Lease): void {
+    if (this.held.get(lease.name)?.epoch === lease.epoch) this.held.delete(lease.name);
+  }
+}

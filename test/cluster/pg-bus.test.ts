@@ -1,0 +1,129 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import postgres from 'postgres';
+import type { CacheInvalidation, StreamAdvance } from '../../src/cluster/bus.js';
+import { insertInvalidations } from '../../src/cluster/cache-invalidations-table.js';
+import { eventsBetween } from '../../src/cluster/events-catch-up.js';
+import { InvalidationPruner } from '../../src/cluster/invalidation-pruner.js';
+import { LocalLeases } from '../../src/cluster/leases.js';
+import { PgBus, splitPoke } from '../../src/cluster/pg-bus.js';
+import { connectDatabase, type Database } from '../../src/db/connect.js';
+import { runMigrations } from '../../src/db/migrate.js';
+import { nextPositions } from '../../src/db/stream-positions.js';
+import { ALL_MIGRATIONS } from '../../src/homeserver.js';
+import { createLogger } from '../../src/logger.js';
+import { freshDatabase } from '../helpers/server.js';
+import { NEEDS_PG } from './cluster-helpers.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test('a poke too big for one NOTIFY is split, and an audience too long to carry becomes "everyone"', () => {
+  const users = Array.from({ length: 2000 }, (_, i) => `@user${i}:example.org`);
+  const a: StreamAdvance[] = Array.from({ length: 300 }, (_, i) => ({ stream: 'receipts', pos: i + 1, userIds: [`@u${i}:example.org`], roomId: `!room${i}:example.org` }));
+  a.push({ stream: 'device_lists', pos: 7, userIds: users });
+  const payloads = splitPoke({ n: 'node', a, i: [{ cache: 'access_tokens', key: 'h' }] });
+  assert.ok(payloads.length > 1);
+  for (const p of payloads) assert.ok(Buffer.byteLength(p) < 8000, `payload of ${Buffer.byteLength(p)} bytes`);
+  const back = payloads.map((p) => JSON.parse(p) as { n: string; a?: StreamAdvance[]; i?: CacheInvalidation[] });
+  const advances = back.flatMap((p) => p.a ?? []);
+  assert.equal(advances.length, 301);
+  assert.deepEqual(advances.at(-1), { stream: 'device_lists', pos: 7, everyone: true });
+  assert.deepEqual(back.flatMap((p) => p.i ?? []), [{ cache: 'access_tokens', key: 'h' }]);
+  assert.ok(back.every((p) => p.n === 'node'));
+});
+
+/** The bus between nodes (CLUSTER.md 3): pokes are hints, the stream tables the truth. */
+describe('PostgreSQL bus', { skip: NEEDS_PG }, () => {
+  let fresh: { url: string; drop(): Promise<void> };
+  let database: Database;
+  let a: PgBus;
+  let b: PgBus;
+  const heardB: StreamAdvance[] = [];
+  const invalidatedB: CacheInvalidation[] = [];
+  const heardA: StreamAdvance[] = [];
+
+  const bus = (nodeId: string, pollMs = 300) =>
+    new PgBus({ url: fresh.url, db: database.db, nodeId, logger: createLogger('silent'), now: () => Date.now(), eventsBetween: (x, y, n) => eventsBetween(database.db, x, y, n), pollMs, heartbeatMs: 200, silenceMs: 700 });
+
+  before(async () => {
+    fresh = await freshDatabase();
+    database = await connectDatabase({ url: fresh.url, poolSize: 3 });
+    await runMigrations(database.db, database.dialect, ALL_MIGRATIONS);
+    a = bus('node-a');
+    b = bus('node-b');
+    await a.start();
+    await b.start();
+    a.onAdvance((m) => heardA.push(m));
+    b.onAdvance((m) => heardB.push(m));
+    b.onInvalidate((m) => invalidatedB.push(m));
+  });
+  after(async () => {
+    await a?.close();
+    await b?.close();
+    await database?.close();
+    await fresh?.drop();
+  });
+
+  async function until(pred: () => boolean, ms: number, what: string): Promise<number> {
+    const t0 = Date.now();
+    while (!pred()) {
+      if (Date.now() - t0 > ms) throw new Error(`${what}: not within ${ms} ms`);
+      await sleep(10);
+    }
+    return Date.now() - t0;
+  }
+
+  test("another node hears an advance with its audience, the publisher hears it once", async () => {
+    const msg: StreamAdvance = { stream: 'to_device', pos: 1, userIds: ['@bob:example.org'] };
+    a.publish(msg);
+    await until(() => heardB.some((m) => m.stream === 'to_device' && m.pos === 1), 2000, 'b hears a');
+    assert.deepEqual(heardB.find((m) => m.stream === 'to_device'), msg);
+    await sleep(100);
+    assert.equal(heardA.filter((m) => m.stream === 'to_device').length, 1);
+  });
+
+  test('an invalidation committed without any poke is applied by settle(), before the request reads', async () => {
+    await database.db.transaction().execute((trx) => insertInvalidations(trx, [{ cache: 'access_tokens', key: 'revoked-hash' }], Date.now()));
+    await b.settle();
+    assert.ok(invalidatedB.some((m) => m.key === 'revoked-hash'));
+  });
+
+  test('a stream advanced without a poke (a lost one) wakes everyone behind it at the next poll', async () => {
+    const pos = await database.db.transaction().execute((trx) => nextPositions(trx, 'receipts', 1));
+    const ms = await until(() => heardB.some((m) => m.stream === 'receipts' && m.pos === pos && m.everyone === true), 3000, 'poll repairs');
+    console.log(`lost poke repaired after ${ms} ms`);
+  });
+
+  test('a listener whose connection was cut reconnects and catches up with what it missed', async () => {
+    const admin = postgres(fresh.url, { max: 1, onnotice: () => {} });
+    try {
+      // Both buses' listeners go; changes meanwhile reach b only through the tables.
+      await admin`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'hearth-bus-listener'`;
+      await database.db.transaction().execute((trx) => insertInvalidations(trx, [{ cache: 'push_rules', key: '@carol:example.org' }], Date.now()));
+      await until(() => invalidatedB.some((m) => m.key === '@carol:example.org'), 5000, 'caught up');
+      // And pokes flow again.
+      await until(() => b.listening, 5000, 'listening');
+      a.publish({ stream: 'account_data', pos: 99, userIds: ['@dan:example.org'] });
+      await until(() => heardB.some((m) => m.stream === 'account_data' && m.pos === 99), 5000, 'pokes again');
+    } finally {
+      await admin.end();
+    }
+  });
+
+  test('invalidations pruned before a node read them make it drop every cached entry', async () => {
+    const c = bus('node-c', 60_000);
+    const flushed: CacheInvalidation[] = [];
+    c.onInvalidate((m) => flushed.push(m));
+    await c.start();
+    try {
+      const hourAgo = Date.now() - 2 * 3600_000;
+      await database.db.transaction().execute((trx) => insertInvalidations(trx, [{ cache: 'push_rules', key: '@x:example.org' }, { cache: 'access_tokens', key: 'y' }], hourAgo));
+      const pruner = new InvalidationPruner({ db: database.db, leases: new LocalLeases(), logger: createLogger('silent'), now: () => Date.now() });
+      assert.ok((await pruner.prune()) >= 2);
+      await c.settle();
+      assert.deepEqual(flushed, [{ cache: '*', key: '*' }]);
+    } finally {
+      await c.close();
+    }
+  });
+});
