@@ -124,7 +124,8 @@ export async function selectActiveRooms(db: DbOrTx, roomIds: string[], after: nu
 }
 
 export async function selectMembershipsOfUser(db: DbOrTx, userId: string): Promise<RoomMembershipRow[]> {
-  const res = await sql<RoomMembershipRow>`select * from room_memberships where user_id = ${userId}`.execute(db);
+  // In stream order: /sync lists rooms in this order, and without an order PostgreSQL returns rows as updates moved them.
+  const res = await sql<RoomMembershipRow>`select * from room_memberships where user_id = ${userId} order by stream_pos`.execute(db);
   return res.rows;
 }
 
@@ -132,7 +133,7 @@ export async function selectMembershipsOfUser(db: DbOrTx, userId: string): Promi
 export async function selectMembershipsOfUsers(db: DbOrTx, userIds: string[]): Promise<RoomMembershipRow[]> {
   const out: RoomMembershipRow[] = [];
   for (const part of chunks(userIds, 500)) {
-    const res = await sql<RoomMembershipRow>`select * from room_memberships where user_id in (${sql.join(part)})`.execute(db);
+    const res = await sql<RoomMembershipRow>`select * from room_memberships where user_id in (${sql.join(part)}) order by stream_pos`.execute(db);
     out.push(...res.rows);
   }
   return out;
