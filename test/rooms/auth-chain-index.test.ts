@@ -11,6 +11,7 @@ import { resolveStates, resolveWithIndex } from '../../src/rooms/pipeline/resolv
 import { AuthChainIndex } from '../../src/rooms/state/auth-chain-index.js';
 import { FakeRemote, receive, type RemoteEvent } from '../helpers/remote-server.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
+import { rng } from '../helpers/seeded-random.js';
 
 let server: TestServer;
 const remote = new FakeRemote('index.test');
@@ -23,17 +24,6 @@ before(async () => {
 after(async () => {
   await server.stop();
 });
-
-function rng(seed: number): () => number {
-  let x = seed >>> 0;
-  return () => {
-    x = (x + 0x6d2b79f5) >>> 0;
-    let t = x;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A room with two or three branches growing from random points, each branch keeping its own state for auth events. */
 async function forkedRoom(seed: number, version: string): Promise<{ roomId: string; events: RemoteEvent[] }> {

@@ -7,6 +7,7 @@ import { after, before, test } from 'node:test';
 import { stateKey, type JsonObject } from '../../src/core/types.js';
 import { FakeRemote, receive, type RemoteEvent } from '../helpers/remote-server.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
+import { rng } from '../helpers/seeded-random.js';
 
 const CASES = Number(process.env.HEARTH_CONVERGENCE_CASES ?? 200);
 const RANDOM_EVENTS = 12;
@@ -22,18 +23,6 @@ before(async () => {
 after(async () => {
   await server.stop();
 });
-
-/** mulberry32: a small seeded generator, so a failing case can be replayed by its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Instance {
   roomId: string;
