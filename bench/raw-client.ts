@@ -42,15 +42,40 @@ export class RawConnection {
         const headText = this.buf.subarray(0, end).toString('latin1');
         const status = Number(headText.slice(9, 12));
         const m = /\r\ncontent-length: *(\d+)/i.exec(headText);
-        if (!m) throw new Error('response without content-length');
-        const len = Number(m[1]);
-        if (this.buf.length >= end + 4 + len) {
-          const text = this.buf.subarray(end + 4, end + 4 + len).toString('utf8');
-          this.buf = this.buf.subarray(end + 4 + len);
-          return { status, body: (text ? JSON.parse(text) : undefined) as T };
+        if (m) {
+          const len = Number(m[1]);
+          if (this.buf.length >= end + 4 + len) {
+            const text = this.buf.subarray(end + 4, end + 4 + len).toString('utf8');
+            this.buf = this.buf.subarray(end + 4 + len);
+            return { status, body: (text ? JSON.parse(text) : undefined) as T };
+          }
+        } else if (/\r\ntransfer-encoding: *chunked/i.test(headText)) {
+          // A large /sync is written as it is made.
+          const chunked = this.dechunk(end + 4);
+          if (chunked) {
+            this.buf = this.buf.subarray(chunked.next);
+            return { status, body: JSON.parse(chunked.text) as T };
+          }
+        } else {
+          throw new Error('response without content-length or chunked encoding');
         }
       }
       await new Promise<void>((r) => (this.waiter = r));
+    }
+  }
+
+  /** The body of a chunked response starting at `at`, once it has all arrived. */
+  private dechunk(at: number): { text: string; next: number } | null {
+    const parts: Buffer[] = [];
+    let i = at;
+    for (;;) {
+      const eol = this.buf.indexOf('\r\n', i);
+      if (eol < 0) return null;
+      const size = parseInt(this.buf.subarray(i, eol).toString('latin1'), 16);
+      if (this.buf.length < eol + 2 + size + 2) return null;
+      if (size === 0) return { text: Buffer.concat(parts).toString('utf8'), next: eol + 4 };
+      parts.push(this.buf.subarray(eol + 2, eol + 2 + size));
+      i = eol + 2 + size + 2;
     }
   }
 
