@@ -28,6 +28,8 @@ import { DestinationQueue, MAX_HINTS, type BackoffPolicy, type Edu, type QueueLi
 const STREAM = 'events';
 const SCAN_PAGE = 500;
 const PERSIST_EVERY_MS = 5_000;
+/** Sends come in bursts: one scan a little after the first advance sorts the whole burst. */
+const COALESCE_MS = 10;
 
 export const DEFAULT_BACKOFF: BackoffPolicy = { initialMs: 10_000, maxMs: 6 * 3600_000 };
 
@@ -49,6 +51,7 @@ export class FederationSender implements QueueSource {
   private scanned = 0;
   private persistedAt = 0;
   private scanning: Promise<void> | null = null;
+  private pendingScan: NodeJS.Timeout | null = null;
   private rescan = false;
   private unsubscribe: (() => void) | null = null;
   private started = false;
@@ -69,7 +72,11 @@ export class FederationSender implements QueueSource {
     }
     this.started = true;
     this.unsubscribe = this.deps.bus.onAdvance((msg) => {
-      if (msg.stream === 'events') this.scan();
+      if (msg.stream !== 'events' || this.pendingScan) return;
+      this.pendingScan = setTimeout(() => {
+        this.pendingScan = null;
+        this.scan();
+      }, COALESCE_MS);
     });
     for (const q of this.queues.values()) q.wake();
     this.scan();
@@ -78,6 +85,7 @@ export class FederationSender implements QueueSource {
   async stop(): Promise<void> {
     this.started = false;
     this.unsubscribe?.();
+    if (this.pendingScan) clearTimeout(this.pendingScan);
     while (this.scanning) await this.scanning;
     await Promise.all([...this.queues.values()].map((q) => q.stop()));
     await this.persistScanned();
