@@ -174,7 +174,7 @@ async function longHistory(hs: Homeserver): Promise<void> {
     return performance.now() - s;
   };
   const viaIndex = (index: AuthChainIndex, load: typeof warmLoad) =>
-    resolveWithIndex(version, sets, load, { db: hs.ctx.db, chains: index.overlay(), batch: () => undefined });
+    resolveWithIndex(version, sets, load, { db: hs.ctx.db, chains: index.overlay(), batch: () => undefined }, false);
   const coldLoad = () => {
     const store = new EventStore(hs.ctx);
     return (ids: string[]) => store.getMany(ids);

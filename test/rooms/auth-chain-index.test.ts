@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import type { StateMap } from '../../src/core/types.js';
 import { stateKey, type JsonObject } from '../../src/core/types.js';
 import { getRoomVersion } from '../../src/core/room-versions.js';
-import { resolveStates, resolveWithIndex } from '../../src/rooms/pipeline/resolve-states.js';
+import { resolveStates, resolveWithIndex, shortHistory } from '../../src/rooms/pipeline/resolve-states.js';
 import { AuthChainIndex } from '../../src/rooms/state/auth-chain-index.js';
 import { FakeRemote, receive, type RemoteEvent } from '../helpers/remote-server.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
@@ -98,7 +98,7 @@ test('resolution over the index equals resolution over walked auth chains', asyn
       for (let k = 0; k < 6; k++) {
         const sets = await Promise.all([0, 1, 2].slice(0, 2 + Math.floor(rand() * 2)).map(() => core.groups.load(groups[Math.floor(rand() * groups.length)]!)));
         const walked = await resolveStates(v, sets, load);
-        const indexed = await resolveWithIndex(v, sets, load, { db: server.hs.ctx.db, chains: new AuthChainIndex().overlay(), batch: () => undefined });
+        const indexed = await resolveWithIndex(v, sets, load, { db: server.hs.ctx.db, chains: new AuthChainIndex().overlay(), batch: () => undefined }, false);
         assert.ok(indexed, `${version}/${seed}: the index covers the sets`);
         assert.deepEqual([...indexed].sort(), [...walked].sort(), `${version}/${seed}/${k}`);
         compared++;
@@ -106,4 +106,15 @@ test('resolution over the index equals resolution over walked auth chains', asyn
     }
   }
   assert.equal(compared, 3 * 12 * 6);
+});
+
+test('resolution walks the auth chains when they hold little beyond the conflicted events', () => {
+  // 2,000 conflicted events each first on its own chain (a fork over distinct keys): walking reads no more than the index.
+  const wide = Array.from({ length: 2000 }, (_, i) => ({ chain: i + 10, seq: 1 }));
+  assert.equal(shortHistory([...wide, { chain: 1, seq: 1 }, { chain: 2, seq: 3 }], 2000), true);
+  // Two conflicted topics on top of 1,000 members who each renamed themselves 10 times: the index.
+  const deep = Array.from({ length: 1000 }, (_, i) => ({ chain: i + 10, seq: 11 }));
+  assert.equal(shortHistory([...deep, { chain: 5, seq: 40 }, { chain: 5, seq: 41 }], 2), false);
+  // One key changed 10,000 times, conflicted on both sides: the index, though nearly every state event conflicts.
+  assert.equal(shortHistory([{ chain: 1, seq: 1 }, { chain: 7, seq: 10_000 }, { chain: 8, seq: 9_999 }], 2), false);
 });

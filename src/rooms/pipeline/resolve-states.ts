@@ -106,13 +106,16 @@ export function conflictsTouchAuth(sets: StateMap[]): boolean {
  * events the algorithm then reads are loaded: the full conflicted set, their
  * auth events, the power levels events above those, and the unconflicted
  * events the auth checks look up. Null when an event of the sets is not on
- * the index (history stored before it, or an event not here).
+ * the index (history stored before it, or an event not here), or when the
+ * history is so short that walking it is cheaper (`shortHistory`; tests that
+ * compare the two ways turn this off).
  */
 export async function resolveWithIndex(
   version: RoomVersion,
   sets: StateMap[],
   load: (ids: string[]) => Promise<Map<string, StoredEvent>>,
   ix: IndexAccess,
+  walkShortHistory = true,
 ): Promise<StateMap | null> {
   const all = new Set<string>();
   for (const s of sets) for (const id of s.values()) all.add(id);
@@ -123,6 +126,7 @@ export async function resolveWithIndex(
 
   const conflictedIds = new Set<string>();
   for (const ids of conflicted.values()) for (const id of ids) conflictedIds.add(id);
+  if (walkShortHistory && shortHistory(pos.values(), conflictedIds.size)) return null;
   const common = topsOf([...unconflicted.values()].map((id) => pos.get(id)!));
   const perSet = sets.map((s) => topsOf([...s].filter(([k]) => conflicted.has(k)).map(([, id]) => pos.get(id)!)));
   const links = await linksFor(ix, [common, ...perSet]);
@@ -181,6 +185,22 @@ export async function resolveWithIndex(
       },
     },
   });
+}
+
+/**
+ * Whether the auth chains below the sets' events hold few events besides the
+ * conflicted ones: a chain's seq counts the events on it up to there, so their
+ * sum bounds from below what walking loads. When it is within twice the
+ * conflicted set (a fork over many distinct keys with shallow auth chains),
+ * walking reads about what the index would and saves its link reads; with a
+ * long history (many changes under the same keys) the index wins by far.
+ */
+export function shortHistory(positions: Iterable<{ chain: number; seq: number }>, conflicted: number): boolean {
+  const top = new Map<number, number>();
+  for (const p of positions) if ((top.get(p.chain) ?? 0) < p.seq) top.set(p.chain, p.seq);
+  let below = 0;
+  for (const q of top.values()) below += q;
+  return below <= 2 * conflicted;
 }
 
 /** Links of every chain in `tops`, up to its highest seq there. */
