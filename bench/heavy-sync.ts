@@ -9,59 +9,20 @@
 // before each part, where the kernel lets it be reset), so it is the process's, not the heap's.
 // HEARTH_BENCH_HEAVY_DIR names a data dir to make once and reuse (SQLite): the rooms are only made
 // when it holds no database yet.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BenchClient, freePort, median, rssMb } from './client.js';
+import { BenchClient, median, rssMb } from './client.js';
+import { startServerProcess, type ServerProcess } from './server-process.js';
 
-const ROOT = new URL('../..', import.meta.url).pathname;
 const ROOMS = Number(process.env.HEARTH_BENCH_HEAVY_ROOMS ?? 1000);
 const MEMBERS = 10;
 const MESSAGES = 20;
 const SECRET = 'bench-secret';
 const FILTER = JSON.stringify({ room: { state: { lazy_load_members: true }, timeline: { limit: 10 } } });
 
-interface Server {
-  proc: ChildProcess;
-  url: string;
-  stop(): Promise<void>;
-}
-
-async function startServer(dir: string): Promise<Server> {
-  const port = await freePort();
-  const proc = spawn(process.execPath, ['--max-semi-space-size=2', join(ROOT, 'bin/hearth.js'), 'start'], {
-    env: {
-      ...process.env,
-      HEARTH_DATA_DIR: dir,
-      HEARTH_LISTEN: `127.0.0.1:${port}`,
-      HEARTH_DATABASE_URL: 'hearth.db',
-      HEARTH_RATE_LIMITS: 'off',
-      MALLOC_MMAP_THRESHOLD_: '131072',
-      HEARTH_LOG_LEVEL: 'warn',
-      HEARTH_CONFIG: '',
-    },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  const url = `http://127.0.0.1:${port}`;
-  const probe = new BenchClient(url, 1);
-  for (let i = 0; ; i++) {
-    try {
-      if ((await probe.call('GET', '/_matrix/client/versions')).status === 200) break;
-    } catch {
-      if (i > 400) throw new Error('server did not start');
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  await probe.close();
-  return {
-    proc,
-    url,
-    async stop() {
-      proc.kill('SIGTERM');
-      await new Promise((r) => proc.once('exit', r));
-    },
-  };
+async function startServer(dir: string): Promise<ServerProcess> {
+  return startServerProcess({ dir });
 }
 
 async function pooled<T>(items: T[], width: number, fn: (item: T) => Promise<void>): Promise<void> {

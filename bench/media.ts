@@ -1,16 +1,15 @@
 // `node dist/bench/media.js` (after a build): the media repository's figures over real HTTP on
 // a fresh server process: upload and download throughput for 1 MB and 20 MB files, thumbnail
 // time for a 12-megapixel JPEG, and the server's peak RSS while 4 clients upload 20 MB each.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { Pool } from 'undici';
 import YAML from 'yaml';
-import { BenchClient, freePort, median, rssMb } from './client.js';
+import { BenchClient, median, rssMb } from './client.js';
+import { startServerProcess } from './server-process.js';
 
-const ROOT = new URL('../..', import.meta.url).pathname;
 const MB = 1024 * 1024;
 
 
@@ -28,21 +27,8 @@ function randomish(size: number, seed: number): Buffer {
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'hearth-bench-media-'));
-  const port = await freePort();
-  const proc = spawn(process.execPath, ['--max-semi-space-size=2', join(ROOT, 'bin/hearth.js'), 'start'], {
-    env: {
-      ...process.env,
-      HEARTH_DATA_DIR: dir,
-      HEARTH_LISTEN: `127.0.0.1:${port}`,
-      HEARTH_DATABASE_URL: 'hearth.db',
-      HEARTH_RATE_LIMITS: 'off',
-      MALLOC_MMAP_THRESHOLD_: '131072',
-      HEARTH_LOG_LEVEL: 'warn',
-      HEARTH_CONFIG: '',
-    },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  const url = `http://127.0.0.1:${port}`;
+  const server = await startServerProcess({ dir });
+  const { proc, url } = server;
   const client = new BenchClient(url, 4);
   const pool = new Pool(url, { connections: 8, keepAliveTimeout: 60_000 });
   const rows: string[] = [];
@@ -51,14 +37,6 @@ async function main(): Promise<void> {
     console.error(`  ${name}: ${value}`);
   };
   try {
-    for (let i = 0; ; i++) {
-      try {
-        if ((await client.call('GET', '/_matrix/client/versions')).status === 200) break;
-      } catch {
-        if (i > 200) throw new Error('server did not start');
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
     const secret = (YAML.parse(readFileSync(join(dir, 'hearth.yaml'), 'utf8')) as { registration_shared_secret: string }).registration_shared_secret;
     const { token } = await client.registerUser('bench', secret);
     const auth = { authorization: `Bearer ${token}` };
@@ -124,8 +102,7 @@ async function main(): Promise<void> {
   } finally {
     await pool.close();
     await client.close();
-    proc.kill('SIGTERM');
-    await new Promise((r) => proc.once('exit', r));
+    await server.stop();
     rmSync(dir, { recursive: true, force: true });
   }
   console.log(`\nHearth media benchmark, ${new Date().toISOString().slice(0, 10)}, node ${process.version}\n\n| measure | value |\n| --- | --- |\n${rows.join('\n')}`);

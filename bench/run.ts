@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import YAML from 'yaml';
-import { BenchClient, freePort, median, percentile, rssMb } from './client.js';
+import { BenchClient, median, percentile, rssMb } from './client.js';
+import { startServerProcess } from './server-process.js';
 import { RawConnection } from './raw-client.js';
 import { bigRooms } from './big-rooms.js';
 import { slidingSyncBench } from './sliding-sync.js';
@@ -41,23 +42,9 @@ function cpuMs(pid: number): number {
 }
 
 
-async function waitUp(client: BenchClient): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    try {
-      const r = await client.call('GET', '/_matrix/client/versions');
-      if (r.status === 200) return;
-    } catch {
-      /* not yet listening */
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('server did not start');
-}
-
 async function startHearth(): Promise<{ proc: ChildProcess; url: string; secret: string; dbUrl: string; stop: () => Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'hearth-bench-'));
   if (SQLITE_SYNC) writeFileSync(join(dir, 'hearth.yaml'), YAML.stringify({ registration_shared_secret: 'bench-secret', database: { sqlite_synchronous: SQLITE_SYNC } }));
-  const port = await freePort();
   let dbUrl = 'hearth.db';
   let dbName = '';
   if (DB === 'postgres') {
@@ -70,24 +57,8 @@ async function startHearth(): Promise<{ proc: ChildProcess; url: string; secret:
     dbUrl = u.toString();
   }
   const started = performance.now();
-  const proc = spawn(process.execPath, ['--max-semi-space-size=2', join(ROOT, 'bin/hearth.js'), 'start'], {
-    env: {
-      ...process.env,
-      HEARTH_DATA_DIR: dir,
-      HEARTH_LISTEN: `127.0.0.1:${port}`,
-      HEARTH_DATABASE_URL: dbUrl,
-      HEARTH_RATE_LIMITS: 'off',
-      // As bin/hearth.js's first line and `npm start` set it.
-      MALLOC_MMAP_THRESHOLD_: '131072',
-      HEARTH_LOG_LEVEL: 'warn',
-      HEARTH_CONFIG: '',
-    },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  const url = `http://127.0.0.1:${port}`;
-  const probe = new BenchClient(url, 1);
-  await waitUp(probe);
-  await probe.close();
+  const server = await startServerProcess({ dir, databaseUrl: dbUrl });
+  const { proc, url } = server;
   record({ name: 'startup to first answer', value: performance.now() - started, unit: 'ms' });
   const secret = (YAML.parse(readFileSync(join(dir, 'hearth.yaml'), 'utf8')) as { registration_shared_secret: string })
     .registration_shared_secret;
@@ -97,8 +68,7 @@ async function startHearth(): Promise<{ proc: ChildProcess; url: string; secret:
     secret,
     dbUrl,
     async stop() {
-      proc.kill('SIGTERM');
-      await new Promise((r) => proc.once('exit', r));
+      await server.stop();
       rmSync(dir, { recursive: true, force: true });
       if (dbName) {
         const admin = postgres(PG_ADMIN, { max: 1, onnotice: () => {} });

@@ -12,16 +12,15 @@
 //     --wal-frames       WAL pages written per send
 //     --wake             sync wake-up: when the send is answered and when the other user's long-poll returns
 //   PROBE_NODE_ARGS="--trace-gc ..." adds flags to the server's node.
-import { spawn } from 'node:child_process';
 import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import YAML from 'yaml';
-import { BenchClient, freePort, median, percentile } from './client.js';
+import { BenchClient, median, percentile } from './client.js';
+import { startServerProcess } from './server-process.js';
 import { RawConnection } from './raw-client.js';
 
-const ROOT = new URL('../..', import.meta.url).pathname;
 const args = process.argv.slice(2);
 const opt = (name: string, def?: string): string | undefined => {
   const i = args.indexOf(`--${name}`);
@@ -37,7 +36,6 @@ const SYNC = opt('sync');
 const PG_ADMIN = process.env.HEARTH_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 const dir = mkdtempSync(join(tmpdir(), 'hearth-sends-'));
-const port = await freePort();
 let dbUrl = 'hearth.db';
 let dbName = '';
 if (DB === 'postgres') {
@@ -52,39 +50,25 @@ if (DB === 'postgres') {
 if (SYNC) {
   writeFileSync(join(dir, 'hearth.yaml'), `registration_shared_secret: sends-probe-secret\ndatabase:\n  sqlite_synchronous: ${SYNC}\n`);
 }
-const nodeArgs = ['--max-semi-space-size=2', ...(process.env.PROBE_NODE_ARGS ?? '').split(' ').filter(Boolean)];
+const nodeArgs = (process.env.PROBE_NODE_ARGS ?? '').split(' ').filter(Boolean);
 if (PROF) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${PROF}`);
-const proc = spawn(process.execPath, [...nodeArgs, join(ROOT, 'bin/hearth.js'), 'start'], {
-  env: {
-    ...process.env,
-    HEARTH_DATA_DIR: dir,
-    HEARTH_LISTEN: `127.0.0.1:${port}`,
-    HEARTH_DATABASE_URL: dbUrl,
-    HEARTH_RATE_LIMITS: 'off',
-    // As bin/hearth.js's first line and `npm start` set it.
-    MALLOC_MMAP_THRESHOLD_: '131072',
-    HEARTH_LOG_LEVEL: DEBUG_LOG ? 'debug' : 'warn',
-    HEARTH_CONFIG: '',
-  },
-  stdio: ['ignore', DEBUG_LOG ? 'pipe' : 'inherit', 'inherit'],
+const server = await startServerProcess({
+  dir,
+  databaseUrl: dbUrl,
+  nodeArgs,
+  env: { HEARTH_LOG_LEVEL: DEBUG_LOG ? 'debug' : 'warn' },
+  stdout: DEBUG_LOG ? 'pipe' : 'inherit',
 });
+const { proc, url } = server;
 if (DEBUG_LOG) proc.stdout!.pipe(createWriteStream(DEBUG_LOG));
-const client = new BenchClient(`http://127.0.0.1:${port}`, 1);
-for (let i = 0; ; i++) {
-  try {
-    if ((await client.call('GET', '/_matrix/client/versions')).status === 200) break;
-  } catch {
-    if (i > 200) throw new Error('server did not start');
-  }
-  await new Promise((r) => setTimeout(r, 50));
-}
+const client = new BenchClient(url, 1);
 const secret = (YAML.parse(readFileSync(join(dir, 'hearth.yaml'), 'utf8')) as { registration_shared_secret: string }).registration_shared_secret;
 const alice = await client.registerUser('alice', secret);
 const bob = await client.registerUser('bob', secret);
 const room = await client.ok<{ room_id: string }>('POST', '/_matrix/client/v3/createRoom', { preset: 'public_chat' }, alice.token);
 await client.ok('POST', `/_matrix/client/v3/join/${encodeURIComponent(room.room_id)}`, {}, bob.token);
 // Sequential rounds run on one raw keep-alive connection, as in run.ts.
-const raw = await RawConnection.open(`http://127.0.0.1:${port}`);
+const raw = await RawConnection.open(url);
 const path = (tag: string, i: number) => `/_matrix/client/v3/rooms/${encodeURIComponent(room.room_id)}/send/m.room.message/${tag}-${i}`;
 
 /** The server's user+system CPU time in ms (from /proc: not counting time blocked in fsync). */
@@ -138,7 +122,7 @@ if (args.includes('--dup')) {
 await round('warm', 300);
 if (args.includes('--wake')) {
   // Sync wake-up split in two: when the send is answered, and when bob's long-poll returns it.
-  const polls = new BenchClient(`http://127.0.0.1:${port}`, 1);
+  const polls = new BenchClient(url, 1);
   let since = (await polls.ok<{ next_batch: string }>('GET', '/_matrix/client/v3/sync?timeout=0', undefined, bob.token)).next_batch;
   const sent: number[] = [];
   const woke: number[] = [];
@@ -188,8 +172,7 @@ for (let r = 0; r < ROUNDS; r++) {
 console.log(`median ${median(rates).toFixed(0)} sends/s, server CPU ${median(cpus).toFixed(3)} ms/send`);
 await client.close();
 raw.close();
-proc.kill('SIGTERM');
-await new Promise((r) => proc.once('exit', r));
+await server.stop();
 rmSync(dir, { recursive: true, force: true });
 if (dbName) {
   const admin = postgres(PG_ADMIN, { max: 1, onnotice: () => {} });
