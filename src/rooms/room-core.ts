@@ -11,7 +11,7 @@ import { InboundEvents } from './inbound/receive.js';
 import { StaticKeyRing, type KeyRing } from './inbound/key-ring.js';
 import type { RemoteRooms } from './remote-rooms.js';
 import { EVENT_CACHE, EventPipeline } from './pipeline/pipeline.js';
-import { selectRoom } from './store/rooms-table.js';
+import { selectRoom, selectRooms } from './store/rooms-table.js';
 import { RoomHeads, type RoomHead } from './state/room-head.js';
 import { StateGroups } from './state/state-groups.js';
 
@@ -102,6 +102,27 @@ export class RoomsCore {
     return v;
   }
 
+  /** versionOf for many rooms: one query for those neither a head nor the cache knows. */
+  async versionsOf(roomIds: Iterable<string>): Promise<Map<string, RoomVersion>> {
+    const out = new Map<string, RoomVersion>();
+    const missing: string[] = [];
+    for (const roomId of roomIds) {
+      const v = this.heads.peek(roomId)?.version ?? this.versions.get(roomId);
+      if (v) out.set(roomId, v);
+      else missing.push(roomId);
+    }
+    // Chunks keep the statement within both drivers' parameter limits.
+    for (let i = 0; i < missing.length; i += 500) {
+      for (const row of await selectRooms(this.ctx.db, missing.slice(i, i + 500))) {
+        const v = getRoomVersion(row.room_version);
+        if (!v) continue;
+        this.versions.set(row.room_id, v);
+        out.set(row.room_id, v);
+      }
+    }
+    return out;
+  }
+
   /**
    * Client forms of stored events, with the replaced state events (for
    * `prev_content`) and redactions (for `redacted_because`) fetched in one
@@ -119,13 +140,7 @@ export class RoomsCore {
       if (ev.redactedBy !== null) extra.add(ev.redactedBy);
     }
     const related = extra.size > 0 ? await this.events.getMany(extra) : new Map<string, StoredEvent>();
-    const versions = new Map<string, RoomVersion>();
-    for (const ev of events) {
-      if (!versions.has(ev.roomId)) {
-        const v = await this.versionOf(ev.roomId);
-        if (v) versions.set(ev.roomId, v);
-      }
-    }
+    const versions = await this.versionsOf(new Set(events.map((ev) => ev.roomId)));
     const now = this.ctx.now();
     const out: ClientEvent[] = [];
     for (const ev of events) {

@@ -124,14 +124,16 @@ export async function readTimelines(core: RoomsCore, queries: TimelineQuery[]): 
   const pageRows = new Map<string, LatestEventRow[]>();
   for (const q of byRoom.values()) pageRows.set(q.roomId, (rows.get(q.roomId) ?? []).slice(0, limitOf(q)).reverse());
   const events = await core.events.getManyForRows([...pageRows.values()].flat());
-  // The state facts visibility reads, for every page of a viewer in one query.
+  // The state facts visibility reads, and the events they name, for every page of a viewer in one query each.
+  const factEvents = new Map<string, Map<string, StoredEvent>>();
   await Promise.all(
-    [...byViewer].map(([userId, qs]) =>
-      core.visibility.prefetchStates(
+    [...byViewer].map(async ([userId, qs]) => {
+      const facts = await core.visibility.prefetchStates(
         qs.flatMap((q) => (pageRows.get(q.roomId) ?? []).map((r) => events.get(r.event_id)).filter((ev): ev is StoredEvent => ev !== undefined)),
         userId,
-      ),
-    ),
+      );
+      factEvents.set(userId, await core.visibility.factEvents(facts.values()));
+    }),
   );
 
   // Visible events of every room, formatted together per viewer device.
@@ -141,7 +143,7 @@ export async function readTimelines(core: RoomsCore, queries: TimelineQuery[]): 
     [...byRoom.values()].map(async (q) => {
       const page = pageRows.get(q.roomId)!;
       const stored = page.map((r) => events.get(r.event_id)).filter((ev): ev is StoredEvent => ev !== undefined);
-      const vis = await core.visibility.filter(q.roomId, stored, q.viewer.userId);
+      const vis = await core.visibility.filter(q.roomId, stored, q.viewer.userId, factEvents.get(q.viewer.userId));
       pages.set(q.roomId, { page, limited: (rows.get(q.roomId)?.length ?? 0) > limitOf(q) });
       const dk = `${q.viewer.userId}\u0000${q.viewer.deviceId ?? ''}`;
       let d = byDevice.get(dk);

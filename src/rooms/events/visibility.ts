@@ -182,6 +182,25 @@ export class HistoryVisibilityFilter {
     );
   }
 
+  /**
+   * The history visibility and membership events the facts name, from
+   * `loaded` (read for many rooms at once by the caller) or the event store.
+   */
+  async factEvents(facts: Iterable<GroupFacts>, loaded?: ReadonlyMap<string, StoredEvent>): Promise<Map<string, StoredEvent>> {
+    const out = new Map<string, StoredEvent>();
+    const ids = new Set<string>();
+    for (const f of facts) {
+      for (const id of [f.hv, f.member]) {
+        if (id === null) continue;
+        const ev = loaded?.get(id);
+        if (ev) out.set(id, ev);
+        else ids.add(id);
+      }
+    }
+    if (ids.size > 0) for (const [id, ev] of await this.events.getMany(ids)) out.set(id, ev);
+    return out;
+  }
+
   /** The facts of the state before and after each of the events for `userId`: one query for those not cached. */
   async prefetchStates(events: Iterable<StoredEvent>, userId: string): Promise<Map<number, GroupFacts>> {
     const out = new Map<number, GroupFacts>();
@@ -216,16 +235,11 @@ export class HistoryVisibilityFilter {
   }
 
   /** Keeps the events (with stream positions) that `userId` may see. */
-  async filter(roomId: string, events: StoredEvent[], userId: string): Promise<VisibilityResult> {
+  async filter(roomId: string, events: StoredEvent[], userId: string, loaded?: ReadonlyMap<string, StoredEvent>): Promise<VisibilityResult> {
     const membershipAt = new Map<string, string>();
     if (events.length === 0) return { visible: [], membershipAt };
     const [facts, members] = await Promise.all([this.prefetchStates(events, userId), this.membershipHistory(roomId, userId)]);
-    const ids = new Set<string>();
-    for (const f of facts.values()) {
-      if (f.hv) ids.add(f.hv);
-      if (f.member) ids.add(f.member);
-    }
-    const stateEvents = await this.events.getMany(ids);
+    const stateEvents = await this.factEvents(facts.values(), loaded);
     const visOf = (g: number | null): HistoryVisibility => {
       const id = g === null ? null : facts.get(g)?.hv;
       return parseVisibility(id ? stateEvents.get(id)?.pdu.content?.history_visibility : undefined);
