@@ -33,6 +33,10 @@ import { registerRoutes } from './http/router.js';
 import { createHttpServer } from './http/server.js';
 import { createLogger } from './logger.js';
 import { MediaService } from './media/service.js';
+import { cachesOf } from './bounded-cache.js';
+import { instrumentHttp } from './metrics/http.js';
+import { HearthMetrics } from './metrics/metrics.js';
+import { metricsRoutes } from './metrics/routes.js';
 import { migrations as mediaMigrations } from './media/migrations.js';
 import { mediaRoutes } from './media/routes.js';
 import { federationMediaRoutes } from './media/federation-routes.js';
@@ -150,7 +154,21 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
   if (config.federation.enabled) roomsCore.useKeyRing(ctx.services.federation.keyRing);
 
   const app = createHttpServer({ logger, bodyLimit: config.max_request_bytes });
+  const metrics = config.metrics.enabled
+    ? new HearthMetrics(config.server_name, {
+        syncWaiters: () => ctx.services.sync.notifier.waiting,
+        destinations: () => ctx.services.federation.sender.statuses(),
+        leases: () => ctx.leases.heldNames(),
+        caches: () => cachesOf(ctx),
+        pool: database.pool,
+      })
+    : null;
+  if (metrics) {
+    instrumentHttp(app, metrics);
+    ctx.services.rooms.core.pipeline.onCommitted((events) => metrics.eventsCommitted(events));
+  }
   registerRoutes(app, ctx, [
+    ...(metrics ? metricsRoutes(config.metrics, metrics) : []),
     ...discoveryRoutes(ctx),
     ...healthRoutes(ctx, nodes, ALL_MIGRATIONS),
     ...accountsRoutes(ctx),

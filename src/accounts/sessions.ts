@@ -75,7 +75,7 @@ export class Sessions {
   private readonly pending = new Set<Promise<unknown>>();
 
   constructor(private readonly ctx: Context) {
-    this.cache = new TokenCache(ctx.config.caches.access_tokens);
+    this.cache = new TokenCache(ctx.config.caches.access_tokens, { owner: ctx, name: 'access_tokens' });
     this.unsubscribe = ctx.bus.onInvalidate((msg) => {
       if (msg.cache === ALL_KEYS || (msg.cache === TOKENS_CACHE && msg.key === ALL_KEYS)) this.cache.clear();
       else if (msg.cache === TOKENS_CACHE) this.cache.drop(msg.key);

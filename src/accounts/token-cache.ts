@@ -21,7 +21,7 @@ export class TokenCache {
   private readonly byUser = new Map<string, Set<string>>();
   generation = 0;
 
-  constructor(max: number) {
+  constructor(max: number, label?: { owner: object; name: string }) {
     this.lru = boundedCache<string, CachedToken>(max, {
       dispose: (value, hash) => {
         const set = this.byUser.get(value.requester.userId);
@@ -29,7 +29,7 @@ export class TokenCache {
         set.delete(hash);
         if (set.size === 0) this.byUser.delete(value.requester.userId);
       },
-    });
+    }, label);
   }
 
   get(hash: string): CachedToken | undefined {

@@ -6,6 +6,8 @@ import { hearthVersion } from '../version.js';
 import { defaultConfigPath, generateConfigText, loadConfig } from '../config/load.js';
 import { ALL_MIGRATIONS, createHomeserver, openDatabase } from '../homeserver.js';
 import { runMigrations } from '../db/migrate.js';
+import { isPostgresUrl } from '../db/connect.js';
+import { migrateSqliteToPostgres } from '../db/migrate-to-postgres.js';
 import { createLogger } from '../logger.js';
 import { MatrixError } from '../http/errors.js';
 import { promptSecret } from './prompt.js';
@@ -18,6 +20,9 @@ Usage:
                                             create a user (asks for the password if not given)
   hearth generate-config [--config FILE]    write a new config file with fresh secrets
   hearth migrate [--config FILE]            apply database migrations and exit
+  hearth migrate-to-postgres --to URL [--config FILE]
+                                            copy the config's SQLite database into an empty
+                                            PostgreSQL database and check every row arrived
   hearth --version                          print the version
   hearth --help                             this text
 
@@ -37,6 +42,7 @@ export async function main(argv: string[]): Promise<number> {
         config: { type: 'string', short: 'c' },
         admin: { type: 'boolean' },
         password: { type: 'string' },
+        to: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -65,6 +71,8 @@ export async function main(argv: string[]): Promise<number> {
         return generateConfig(values.config);
       case 'migrate':
         return await migrate(values.config);
+      case 'migrate-to-postgres':
+        return await migrateToPostgres(values.config, values.to);
       default:
         console.error(`hearth: unknown command "${command}"\n\n${HELP}`);
         return 2;
@@ -167,5 +175,31 @@ async function migrate(configFile?: string): Promise<number> {
   } finally {
     await database.close();
   }
+  return 0;
+}
+
+async function migrateToPostgres(configFile: string | undefined, to: string | undefined): Promise<number> {
+  if (!to || !isPostgresUrl(to)) {
+    console.error('hearth: migrate-to-postgres needs --to postgres://USER:PASSWORD@HOST:PORT/DATABASE (an empty database)');
+    return 2;
+  }
+  const loaded = loadConfig({ file: configFile, create: false });
+  const source = loaded.paths.database;
+  if (source === null || source === ':memory:') {
+    console.error(`hearth: the database in ${loaded.file} is not a SQLite file (database.url); nothing to migrate`);
+    return 1;
+  }
+  if (!existsSync(source)) {
+    console.error(`hearth: the SQLite database ${source} does not exist`);
+    return 1;
+  }
+  console.log(`Copying ${source} to PostgreSQL...`);
+  const result = await migrateSqliteToPostgres({ sqlitePath: source, postgresUrl: to, migrations: ALL_MIGRATIONS, log: (line) => console.log(line) });
+  const rows = result.tables.reduce((n, t) => n + t.rows, 0);
+  console.log(`Done: ${rows} rows in ${result.tables.length} tables.`);
+  for (const s of result.skipped) console.log(`  not copied: ${s.table} (${s.reason})`);
+  // Media bytes are not in the database: they stay on disk (or in the bucket) where the config points.
+  if (!loaded.config.media.s3) console.log(`Media files stay in ${loaded.paths.dataDir}/media: keep data_dir, or copy them to a media.s3 bucket.`);
+  console.log(`Now set database.url in ${loaded.file} to the PostgreSQL URL and start the server.`);
   return 0;
 }

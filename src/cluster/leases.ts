@@ -27,6 +27,8 @@ export interface Leases {
   /** In the progress write's transaction: throws LeaseLostError unless the lease is still ours at this epoch. */
   fence(trx: Tx, lease: Lease): Promise<void>;
   release(lease: Lease): Promise<void>;
+  /** The names of the leases this node holds now (for operators). */
+  heldNames(): string[];
   /** Stops renewing and gives every lease up. */
   close(): Promise<void>;
 }
@@ -48,6 +50,9 @@ export class LocalLeases implements Leases {
   }
   async release(lease: Lease): Promise<void> {
     if (this.held.get(lease.name) === lease.epoch) this.held.delete(lease.name);
+  }
+  heldNames(): string[] {
+    return [...this.held.keys()];
   }
   async close(): Promise<void> {
     this.held.clear();

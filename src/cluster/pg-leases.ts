@@ -80,6 +80,10 @@ export class PgLeases implements Leases {
     await dropLease(this.opts.db, lease.name, this.opts.nodeId, lease.epoch);
   }
 
+  heldNames(): string[] {
+    return [...this.held].filter(([, h]) => this.fresh(h)).map(([name]) => name);
+  }
+
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;

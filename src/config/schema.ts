@@ -123,6 +123,14 @@ export interface HearthConfig {
     /** Keys this server signed with before, served as `old_verify_keys`: key id to `{key, expired_ts}`. */
     old_verify_keys: Record<string, { key: string; expired_ts: number }>;
   };
+  metrics: {
+    /** Serve Prometheus metrics at `GET /metrics`. */
+    enabled: boolean;
+    /** Addresses (CIDRs) whose requests are answered; others get 403. Behind a proxy this is the proxy's address. */
+    allow_from: string[];
+    /** When set, a scrape must also send `Authorization: Bearer <token>`. */
+    bearer_token: string;
+  };
 }
 
 export function defaultConfig(): HearthConfig {
@@ -163,5 +171,6 @@ export function defaultConfig(): HearthConfig {
     turn: { uris: [], shared_secret: '', ttl: 86400 },
     matrix_rtc: { transports: [] },
     federation: { enabled: true, resolve: {}, verify_tls: true, trusted_key_servers: [], old_verify_keys: {} },
+    metrics: { enabled: true, allow_from: ['127.0.0.0/8', '::1/128'], bearer_token: '' },
   };
 }

@@ -146,6 +146,9 @@ const rules: Record<string, Check> = {
   'federation.verify_tls': isBool,
   'federation.trusted_key_servers': isServerNameList,
   'federation.old_verify_keys': isOldVerifyKeys,
+  'metrics.enabled': isBool,
+  'metrics.allow_from': isCidrs,
+  'metrics.bearer_token': isString,
 };
 
 function lookup(obj: unknown, path: string): unknown {

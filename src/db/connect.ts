@@ -1,7 +1,7 @@
 import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, SqliteDialect, sql, type LogEvent } from 'kysely';
 import postgres from 'postgres';
-import { PostgresJsDialect } from './postgres-driver.js';
+import { PostgresJsDialect, type PoolUsage } from './postgres-driver.js';
 import type { Db, Dialect } from './schema.js';
 import { registerPostgresHandle } from './pg-pipeline.js';
 import { registerSqliteHandle } from './sqlite-sync.js';
@@ -9,6 +9,8 @@ import { registerSqliteHandle } from './sqlite-sync.js';
 export interface Database {
   db: Db;
   dialect: Dialect;
+  /** PostgreSQL: the connection pool's size and use. SQLite has one connection and no pool. */
+  pool?: PoolUsage;
   close(): Promise<void>;
 }
 
@@ -38,8 +40,9 @@ export function isPostgresUrl(url: string): boolean {
 
 export async function connectDatabase(opts: ConnectOptions): Promise<Database> {
   if (isPostgresUrl(opts.url)) {
+    const pool: PoolUsage = { size: opts.poolSize ?? 10, inUse: 0 };
     const client = postgres(opts.url, {
-      max: opts.poolSize ?? 10,
+      max: pool.size,
       onnotice: () => {},
       // int8 columns hold positions and timestamps, all below 2^53.
       types: {
@@ -49,10 +52,10 @@ export async function connectDatabase(opts: ConnectOptions): Promise<Database> {
       keep_alive: 30,
       backoff: reconnectDelaySeconds,
     } as postgres.Options<Record<string, postgres.PostgresType>>);
-    const db = new Kysely<never>({ dialect: new PostgresJsDialect(client), log: sqlLog }) as unknown as Db;
+    const db = new Kysely<never>({ dialect: new PostgresJsDialect(client, pool), log: sqlLog }) as unknown as Db;
     await sql`select 1`.execute(db);
-    registerPostgresHandle(db, client);
-    return { db, dialect: 'postgres', close: () => db.destroy() };
+    registerPostgresHandle(db, client, pool);
+    return { db, dialect: 'postgres', pool, close: () => db.destroy() };
   }
   const file = new BetterSqlite3(opts.url);
   file.pragma('journal_mode = WAL');

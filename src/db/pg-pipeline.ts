@@ -1,4 +1,5 @@
 import type { Sql } from 'postgres';
+import type { PoolUsage } from './postgres-driver.js';
 import type { Prepared } from './prepared.js';
 import type { Db, DbOrTx } from './schema.js';
 
@@ -26,11 +27,11 @@ export interface PgPipeline {
   transaction<T>(fn: (tx: PipelinedTx) => Promise<T>): Promise<T>;
 }
 
-const handles = new WeakMap<object, Sql>();
+const handles = new WeakMap<object, { sql: Sql; usage?: PoolUsage }>();
 
 /** Called by connect.ts for a PostgreSQL database: the postgres.js client behind `db`. */
-export function registerPostgresHandle(db: Db, sql: Sql): void {
-  handles.set(db.getExecutor().adapter, sql);
+export function registerPostgresHandle(db: Db, sql: Sql, usage?: PoolUsage): void {
+  handles.set(db.getExecutor().adapter, { sql, usage });
 }
 
 /**
@@ -39,11 +40,13 @@ export function registerPostgresHandle(db: Db, sql: Sql): void {
  * this is for hot paths whose statements mostly do not depend on each other.
  */
 export function pgPipeline(db: Db): PgPipeline | undefined {
-  const sql = handles.get(db.getExecutor().adapter);
-  if (!sql) return undefined;
+  const handle = handles.get(db.getExecutor().adapter);
+  if (!handle) return undefined;
+  const { sql, usage } = handle;
   return {
     async transaction<T>(fn: (tx: PipelinedTx) => Promise<T>): Promise<T> {
       const conn = await sql.reserve();
+      if (usage) usage.inUse++;
       const inFlight: Promise<unknown>[] = [];
       const send = (text: string, parameters: readonly unknown[]) => {
         const q = conn.unsafe(text, parameters as never[], { prepare: true }).execute();
@@ -77,6 +80,7 @@ export function pgPipeline(db: Db): PgPipeline | undefined {
         if (!committing) await conn.unsafe('rollback').catch(() => {});
         throw e;
       } finally {
+        if (usage) usage.inUse--;
         conn.release();
       }
     },

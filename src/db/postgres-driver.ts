@@ -12,13 +12,19 @@ import {
 } from 'kysely';
 import type { Sql, ReservedSql } from 'postgres';
 
+/** Connections of the pool: its configured size and how many are reserved now (for the metrics). */
+export interface PoolUsage {
+  readonly size: number;
+  inUse: number;
+}
+
 /**
  * Runs Kysely's compiled SQL on postgres.js. postgres.js is used (not `pg`)
  * because it takes a multi-host URL and finds the new primary after a
  * failover (CLUSTER.md section 7).
  */
 class PostgresJsConnection implements DatabaseConnection {
-  constructor(private readonly sql: ReservedSql) {}
+  constructor(private readonly sql: ReservedSql, private readonly usage?: PoolUsage) {}
 
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
     const result = await this.sql.unsafe(query.sql, query.parameters as never[], { prepare: true });
@@ -35,15 +41,18 @@ class PostgresJsConnection implements DatabaseConnection {
   }
 
   release(): void {
+    if (this.usage) this.usage.inUse--;
     this.sql.release();
   }
 }
 
 class PostgresJsDriver implements Driver {
-  constructor(private readonly sql: Sql) {}
+  constructor(private readonly sql: Sql, private readonly usage?: PoolUsage) {}
   async init(): Promise<void> {}
   async acquireConnection(): Promise<DatabaseConnection> {
-    return new PostgresJsConnection(await this.sql.reserve());
+    const conn = new PostgresJsConnection(await this.sql.reserve(), this.usage);
+    if (this.usage) this.usage.inUse++;
+    return conn;
   }
   async beginTransaction(conn: DatabaseConnection, settings: TransactionSettings): Promise<void> {
     const iso = settings.isolationLevel ? ` isolation level ${settings.isolationLevel}` : '';
@@ -64,9 +73,9 @@ class PostgresJsDriver implements Driver {
 }
 
 export class PostgresJsDialect implements Dialect {
-  constructor(private readonly sql: Sql) {}
+  constructor(private readonly sql: Sql, private readonly usage?: PoolUsage) {}
   createAdapter() { return new PostgresAdapter(); }
-  createDriver() { return new PostgresJsDriver(this.sql); }
+  createDriver() { return new PostgresJsDriver(this.sql, this.usage); }
   createQueryCompiler() { return new PostgresQueryCompiler(); }
   createIntrospector(db: Kysely<unknown>) { return new PostgresIntrospector(db); }
 }

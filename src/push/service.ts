@@ -80,7 +80,7 @@ export class PushService {
 
   constructor(private readonly ctx: Context) {
     const max = (ctx.config.caches as { push_rules?: number }).push_rules ?? DEFAULT_RULES_CACHE_SIZE;
-    this.rules = boundedCache(max);
+    this.rules = boundedCache(max, {}, { owner: ctx, name: 'push_rules' });
     this.outcomes = new PushOutcomes(ctx, { of: (users) => this.rulesOf(users), generation: () => this.generation });
     this.unread = new UnreadCounts(ctx);
     this.delivery = new PushDelivery(ctx, { unreadTotal: (userId) => this.unreadTotal(userId) });

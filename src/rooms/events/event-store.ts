@@ -15,7 +15,7 @@ export class EventStore {
   private epoch = 0;
 
   constructor(private readonly ctx: Context) {
-    this.cache = boundedCache(Math.max(100, ctx.config.caches.events));
+    this.cache = boundedCache(Math.max(100, ctx.config.caches.events), {}, { owner: ctx, name: 'events' });
   }
 
   /** Drops an entry whose mutable columns another writer changed (the bus's invalidation message). */

@@ -130,7 +130,7 @@ export class HistoryVisibilityFilter {
     private readonly events: EventStore,
   ) {
     this.members = new HistoryCache(Math.max(1000, ctx.config.caches.room_states * 50));
-    this.facts = boundedCache(Math.max(10_000, ctx.config.caches.room_states * 100));
+    this.facts = boundedCache(Math.max(10_000, ctx.config.caches.room_states * 100), {}, { owner: ctx, name: 'visibility_facts' });
     ctx.bus.onAdvance((msg) => this.onAdvance(msg));
   }
 

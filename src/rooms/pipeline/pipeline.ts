@@ -87,6 +87,7 @@ export class EventPipeline {
   /** The auth chain cover index: state resolution reads it, every batch with state events adds to it. */
   private readonly chains = new AuthChainIndex();
   private readonly pushRoomCache = new WeakMap<ReadonlyMap<string, unknown>, { members: string[]; displayNames: Map<string, string> }>();
+  private readonly committedListeners: ((events: readonly StoredEvent[]) => void)[] = [];
 
   constructor(
     private readonly ctx: Context,
@@ -98,6 +99,11 @@ export class EventPipeline {
     this.queue = new RoomQueue((roomId, jobs) => this.runJobs(roomId, jobs));
     this.sqlite = sqliteSync(ctx.db);
     this.pg = pgPipeline(ctx.db);
+  }
+
+  /** Calls `listener` with the events of every batch this node commits (for the metrics). */
+  onCommitted(listener: (events: readonly StoredEvent[]) => void): void {
+    this.committedListeners.push(listener);
   }
 
   /** Queues a write to an existing room; resolves after commit. */
@@ -402,6 +408,10 @@ export class EventPipeline {
         this.ctx.bus.invalidate({ cache: EVENT_CACHE, key: a.redactionTarget });
       }
       if (pos !== null) this.visibility.onEventWritten(head.roomId, pos, a.stored.pdu);
+    }
+    if (this.committedListeners.length > 0) {
+      const stored = applied.map((a) => a.stored);
+      for (const listener of this.committedListeners) listener(stored);
     }
     for (const a of applied) {
       const pdu = a.stored.pdu;

@@ -77,7 +77,7 @@ export class RoomHeads {
   private readonly loading = new Map<string, Promise<RoomHead | null>>();
 
   constructor(private readonly ctx: Context) {
-    this.cache = boundedCache(Math.max(10, ctx.config.caches.room_states));
+    this.cache = boundedCache(Math.max(10, ctx.config.caches.room_states), {}, { owner: ctx, name: 'room_heads' });
     // Our own writes update the cache before they are announced; an announcement past the
     // cached head comes from another writer (a cluster node), so the head is stale.
     ctx.bus.onAdvance((msg) => {
