@@ -1,5 +1,12 @@
 import type { Context } from '../context.js';
+import { missingParam, notFound } from '../http/errors.js';
 import type { Route } from '../http/router.js';
+
+/** No single sign-on provider is configured: `GET /login` offers no `m.login.sso` flow, and a redirect has nowhere to go. */
+const noSso = (query: { redirectUrl?: unknown }, idpId?: string) => {
+  if (typeof query.redirectUrl !== 'string' || query.redirectUrl === '') throw missingParam('Missing the redirectUrl query parameter');
+  throw notFound(idpId === undefined ? 'No single sign-on provider is configured' : `Unknown identity provider ${idpId}`);
+};
 
 export function loginRoutes(ctx: Context): Route[] {
   const accounts = () => ctx.services.accounts;
@@ -34,6 +41,18 @@ export function loginRoutes(ctx: Context): Route[] {
         },
       },
       handler: (req) => accounts().login.login(req.body, req.ip),
+    },
+    {
+      method: 'GET',
+      path: '/login/sso/redirect',
+      auth: 'none',
+      handler: (req) => noSso(req.query),
+    },
+    {
+      method: 'GET',
+      path: '/login/sso/redirect/:idpId',
+      auth: 'none',
+      handler: (req) => noSso(req.query, req.params.idpId),
     },
     {
       method: 'POST',
