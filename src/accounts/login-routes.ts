@@ -1,6 +1,7 @@
 import type { Context } from '../context.js';
 import { missingParam, notFound } from '../http/errors.js';
 import type { Route } from '../http/router.js';
+import { requestInfo } from './request-info.js';
 
 /** No single sign-on provider is configured: `GET /login` offers no `m.login.sso` flow, and a redirect has nowhere to go. */
 const noSso = (query: { redirectUrl?: unknown }, idpId?: string) => {
@@ -41,6 +42,15 @@ export function loginRoutes(ctx: Context): Route[] {
         },
       },
       handler: (req) => accounts().login.login(req.body, req.ip),
+    },
+    {
+      method: 'POST',
+      path: '/login/get_token',
+      versions: ['v1'],
+      // Stricter than other endpoints, as the spec asks: it spends the login budget.
+      rateLimit: 'login',
+      schema: { body: { type: 'object', properties: { auth: { type: 'object' } } } },
+      handler: (req) => accounts().loginTokens.generate(req.requester, req.body, requestInfo(req)),
     },
     {
       method: 'GET',
