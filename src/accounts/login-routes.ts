@@ -78,6 +78,7 @@ export function loginRoutes(ctx: Context): Route[] {
     {
       method: 'POST',
       path: '/logout',
+      allowLocked: true,
       handler: async (req) => {
         await accounts().sessions.deleteDevices(req.requester.userId, [req.requester.deviceId]);
         return {};
@@ -86,6 +87,7 @@ export function loginRoutes(ctx: Context): Route[] {
     {
       method: 'POST',
       path: '/logout/all',
+      allowLocked: true,
       handler: async (req) => {
         await accounts().sessions.deleteDevices(req.requester.userId, undefined);
         return {};

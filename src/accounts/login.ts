@@ -1,5 +1,5 @@
 import type { Context } from '../context.js';
-import { MatrixError, forbidden, missingParam } from '../http/errors.js';
+import { MatrixError, forbidden, missingParam, userLocked } from '../http/errors.js';
 import { identifiedUserId } from './identifiers.js';
 import { verifyPassword } from './password-hash.js';
 import { sessionAnswer } from './registration.js';
@@ -48,6 +48,8 @@ export class Login {
 
   async login(body: LoginBody, ip: string | undefined): Promise<Record<string, unknown>> {
     const userId = body.type === 'm.login.token' && this.tokens.enabled ? await this.tokenOwner(body) : await this.passwordLogin(body);
+    // A locked account gets no new access token until it is unlocked (client-server-api "Soft logout").
+    if ((await getUser(this.ctx.db, userId))?.locked === 1) throw userLocked();
     const session = await this.sessions.open({
       userId,
       deviceId: body.device_id,

@@ -6,6 +6,7 @@ import { Account } from './account.js';
 import { Devices } from './devices.js';
 import { Login } from './login.js';
 import { LoginTokens } from './login-token.js';
+import { Moderation } from './moderation.js';
 import { insertNewUser } from './new-user.js';
 import { checkNewPassword, hashPassword } from './password-hash.js';
 import { searchProfiles, type DirectoryHit } from './profile-store.js';
@@ -34,6 +35,7 @@ export class AccountsService implements Lifecycle {
   readonly uia: UserInteractiveAuth;
   readonly login: Login;
   readonly loginTokens: LoginTokens;
+  readonly moderation: Moderation;
   readonly registration: Registration;
   readonly sharedSecret: SharedSecretRegistration;
   readonly account: Account;
@@ -51,6 +53,7 @@ export class AccountsService implements Lifecycle {
     this.uia = new UserInteractiveAuth(ctx, stages);
     this.loginTokens = new LoginTokens(ctx, this.uia);
     this.login = new Login(ctx, this.sessions, this.loginTokens);
+    this.moderation = new Moderation(ctx, this.sessions);
     this.registration = new Registration(ctx, this.sessions, this.uia);
     this.sharedSecret = new SharedSecretRegistration(ctx, this.sessions);
     this.account = new Account(ctx, this.sessions, this.uia);

@@ -70,7 +70,7 @@ export function discoveryRoutes(ctx: Context): Route[] {
     {
       method: 'GET',
       path: '/capabilities',
-      handler: () => ({
+      handler: (req) => ({
         capabilities: {
           'm.room_versions': {
             default: DEFAULT_ROOM_VERSION,
@@ -83,6 +83,8 @@ export function discoveryRoutes(ctx: Context): Route[] {
           'm.set_avatar_url': { enabled: true },
           'm.3pid_changes': { enabled: false },
           'm.get_login_token': { enabled: ctx.config.login_token.enabled },
+          // Omitted for everyone else, as the spec asks when both would be false.
+          ...(req.requester.isAdmin ? { 'm.account_moderation': { suspend: true, lock: true } } : {}),
           ...(ctx.config.delayed_events.enabled
             ? { [`${DELAYED_EVENTS_FEATURE}.delayed_events`]: { enabled: true, max_delay: ctx.config.delayed_events.max_delay_ms } }
             : {}),

@@ -19,18 +19,21 @@ export function membershipRoutes(ctx: Context): Route[] {
     {
       method: 'POST',
       path: '/join/:roomIdOrAlias',
+      refusedWhenSuspended: true,
       schema: { body: reasonBody, querystring: viaQuery },
       handler: (req) => rooms.join(req.requester, req.params.roomIdOrAlias, req.body, [req.query.via ?? [], req.query.server_name ?? []].flat()),
     },
     {
       method: 'POST',
       path: '/rooms/:roomId/join',
+      refusedWhenSuspended: true,
       schema: { body: reasonBody },
       handler: (req) => rooms.join(req.requester, req.params.roomId, req.body),
     },
     {
       method: 'POST',
       path: '/knock/:roomIdOrAlias',
+      refusedWhenSuspended: true,
       schema: { body: reasonBody },
       handler: (req) => rooms.knock(req.requester, req.params.roomIdOrAlias, req.body),
     },
@@ -48,6 +51,7 @@ export function membershipRoutes(ctx: Context): Route[] {
     {
       method: 'POST',
       path: '/rooms/:roomId/invite',
+      refusedWhenSuspended: true,
       schema: { body: targetBody },
       handler: (req) => rooms.invite(req.requester, req.params.roomId, req.body),
     },
