@@ -59,6 +59,12 @@ export function eventRoutes(ctx: Context): Route[] {
       handler: (req) => rooms.roomState(req.requester, req.params.roomId),
     },
     {
+      method: 'GET',
+      path: '/rooms/:roomId/timestamp_to_event',
+      versions: ['v1'],
+      handler: (req) => rooms.eventNearTimestamp(req.requester, req.params.roomId, req.query),
+    },
+    {
       method: 'PUT',
       path: '/rooms/:roomId/redact/:eventId/:txnId',
       rateLimit: 'message',

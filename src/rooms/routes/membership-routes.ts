@@ -1,5 +1,6 @@
 import type { Context } from '../../context.js';
 import type { Route } from '../../http/router.js';
+import { mutualRooms } from '../mutual-rooms.js';
 
 const reasonBody = { type: 'object', properties: { reason: { type: 'string' } } };
 /** `via` (and the older `server_name`): servers to join a room held elsewhere through; repeated in the query. */
@@ -36,6 +37,12 @@ export function membershipRoutes(ctx: Context): Route[] {
       refusedWhenSuspended: true,
       schema: { body: reasonBody },
       handler: (req) => rooms.knock(req.requester, req.params.roomIdOrAlias, req.body),
+    },
+    {
+      method: 'GET',
+      path: '/mutual_rooms',
+      versions: ['v1'],
+      handler: (req) => mutualRooms(rooms, req.requester.userId, req.query),
     },
     {
       method: 'POST',
