@@ -308,6 +308,35 @@ export class Sessions {
     return { userId, deleted, revoked, deviceListPos };
   }
 
+  /**
+   * A device with no access token (a dehydrated device, MSC3814), replacing the user's device
+   * `replacing` when given, with `alsoIn` run in the same transaction. False (nothing written)
+   * when another device of the user already has the id.
+   */
+  async addDeviceWithoutToken(
+    userId: string,
+    deviceId: string,
+    displayName: string | undefined,
+    replacing: string | undefined,
+    alsoIn: (trx: Tx) => Promise<void>,
+  ): Promise<boolean> {
+    Sessions.validateDeviceId(deviceId);
+    const now = this.ctx.now();
+    const done = await this.ctx.db.transaction().execute(async (trx) => {
+      // Checked before the old one goes: a refused id leaves the user's devices as they were.
+      if (deviceId !== replacing && (await getDevice(trx, userId, deviceId))) return null;
+      const removed = replacing !== undefined ? await this.deleteDevicesIn(trx, userId, [replacing]) : null;
+      await insertDevice(trx, this.deviceRow(userId, deviceId, { userId, displayName, withRefresh: false }, now));
+      await alsoIn(trx);
+      const pos = await this.ctx.services.e2ee.recordDevicesChangedIn(trx, userId, []);
+      return { removed, pos };
+    });
+    if (!done) return false;
+    if (done.removed) await this.finishDelete(done.removed);
+    await this.ctx.services.e2ee.publishDevicesChanged(userId, done.pos);
+    return true;
+  }
+
   /** After deleteDevicesIn committed: drops the deleted tokens from every node's cache and wakes who cares about the device list. */
   async finishDelete(d: DeletedDevices, alsoRevoke: string[] = []): Promise<void> {
     this.publishRevoked([...d.revoked, ...alsoRevoke]);

@@ -2,6 +2,7 @@ import { clientBaseUrl } from '../config/base-url.js';
 import type { Context } from '../context.js';
 import { DEFAULT_ROOM_VERSION, ROOM_VERSIONS } from '../core/room-versions.js';
 import { DELAYED_EVENTS_FEATURE } from '../delayed-events/service.js';
+import { DEHYDRATION_FEATURE } from '../e2ee/dehydrated-device.js';
 import { SLIDING_SYNC_FEATURE } from '../sliding-sync/routes.js';
 import { RTC_FEATURE } from '../voip/routes.js';
 import { notFound } from './errors.js';
@@ -26,6 +27,7 @@ export function discoveryRoutes(ctx: Context): Route[] {
           [SLIDING_SYNC_FEATURE]: true,
           [DELAYED_EVENTS_FEATURE]: ctx.config.delayed_events.enabled,
           [RTC_FEATURE]: ctx.config.matrix_rtc.transports.length > 0,
+          [DEHYDRATION_FEATURE]: true,
         },
       }),
     },
