@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { AccountsService } from './accounts/service.js';
 import { migrations as accountsMigrations } from './accounts/migrations.js';
 import { accountsRoutes } from './accounts/routes.js';
+import { appserviceRoutes } from './appservice/routes.js';
 import { LocalBus, type Bus } from './cluster/bus.js';
 import { eventsBetween } from './cluster/events-catch-up.js';
 import { InvalidationPruner } from './cluster/invalidation-pruner.js';
@@ -185,6 +186,7 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
     ...searchRoutes(ctx),
     ...reportRoutes(ctx),
     ...legacyRoutes(ctx),
+    ...appserviceRoutes(ctx),
   ]);
   if (config.federation.enabled) {
     const openId = openIdUserinfoRoute((token) => ctx.services.accounts.openIdTokenUser(token));

@@ -53,7 +53,18 @@ export function accountRoutes(ctx: Context): Route[] {
     { method: 'POST', path: '/account/3pid', handler: threepidDenied },
     { method: 'POST', path: '/account/3pid/add', handler: threepidDenied },
     { method: 'POST', path: '/account/3pid/bind', handler: threepidDenied },
-    ...['/account/3pid', '/register', '/account/password'].flatMap((base): Route[] =>
+    // This server sends no email or SMS and trusts no identity server, so no address can be validated.
+    // Adding one to an account is the case the spec names M_THREEPID_MEDIUM_NOT_SUPPORTED for
+    // (administrative_contact.yaml); registration and password reset have only M_THREEPID_DENIED (403).
+    ...['email', 'msisdn'].map((medium): Route => ({
+      method: 'POST',
+      path: `/account/3pid/${medium}/requestToken`,
+      auth: 'none',
+      handler: () => {
+        throw new MatrixError(400, 'M_THREEPID_MEDIUM_NOT_SUPPORTED', `This homeserver cannot validate ${medium === 'email' ? 'email addresses' : 'phone numbers'}`);
+      },
+    })),
+    ...['/register', '/account/password'].flatMap((base): Route[] =>
       ['email', 'msisdn'].map((medium) => ({
         method: 'POST' as const,
         path: `${base}/${medium}/requestToken`,

@@ -1,5 +1,13 @@
 import type { Context } from '../context.js';
+import { missingParam, notFound } from '../http/errors.js';
 import type { Route } from '../http/router.js';
+import { requestInfo } from './request-info.js';
+
+/** No single sign-on provider is configured: `GET /login` offers no `m.login.sso` flow, and a redirect has nowhere to go. */
+const noSso = (query: { redirectUrl?: unknown }, idpId?: string) => {
+  if (typeof query.redirectUrl !== 'string' || query.redirectUrl === '') throw missingParam('Missing the redirectUrl query parameter');
+  throw notFound(idpId === undefined ? 'No single sign-on provider is configured' : `Unknown identity provider ${idpId}`);
+};
 
 export function loginRoutes(ctx: Context): Route[] {
   const accounts = () => ctx.services.accounts;
@@ -37,6 +45,27 @@ export function loginRoutes(ctx: Context): Route[] {
     },
     {
       method: 'POST',
+      path: '/login/get_token',
+      versions: ['v1'],
+      // Stricter than other endpoints, as the spec asks: it spends the login budget.
+      rateLimit: 'login',
+      schema: { body: { type: 'object', properties: { auth: { type: 'object' } } } },
+      handler: (req) => accounts().loginTokens.generate(req.requester, req.body, requestInfo(req)),
+    },
+    {
+      method: 'GET',
+      path: '/login/sso/redirect',
+      auth: 'none',
+      handler: (req) => noSso(req.query),
+    },
+    {
+      method: 'GET',
+      path: '/login/sso/redirect/:idpId',
+      auth: 'none',
+      handler: (req) => noSso(req.query, req.params.idpId),
+    },
+    {
+      method: 'POST',
       path: '/refresh',
       versions: ['v3', 'v1'],
       auth: 'none',
@@ -49,6 +78,7 @@ export function loginRoutes(ctx: Context): Route[] {
     {
       method: 'POST',
       path: '/logout',
+      allowLocked: true,
       handler: async (req) => {
         await accounts().sessions.deleteDevices(req.requester.userId, [req.requester.deviceId]);
         return {};
@@ -57,6 +87,7 @@ export function loginRoutes(ctx: Context): Route[] {
     {
       method: 'POST',
       path: '/logout/all',
+      allowLocked: true,
       handler: async (req) => {
         await accounts().sessions.deleteDevices(req.requester.userId, undefined);
         return {};

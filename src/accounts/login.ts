@@ -1,8 +1,9 @@
 import type { Context } from '../context.js';
-import { MatrixError, forbidden, missingParam } from '../http/errors.js';
+import { MatrixError, forbidden, missingParam, userLocked } from '../http/errors.js';
 import { identifiedUserId } from './identifiers.js';
 import { verifyPassword } from './password-hash.js';
 import { sessionAnswer } from './registration.js';
+import type { LoginTokens } from './login-token.js';
 import type { Sessions } from './sessions.js';
 import { StageFailed, type UiaRequest } from './uia.js';
 import { getUser } from './user-store.js';
@@ -14,20 +15,24 @@ export interface LoginBody {
   medium?: string;
   address?: string;
   password?: string;
+  /** The `m.login.token` flow's token. */
+  token?: string;
   device_id?: string;
   initial_device_display_name?: string;
   refresh_token?: boolean;
 }
 
-/** POST /login with `m.login.password`, and the `m.login.password` stage of user-interactive auth. */
+/** POST /login with `m.login.password` or `m.login.token`, and the `m.login.password` stage of user-interactive auth. */
 export class Login {
   constructor(
     private readonly ctx: Context,
     private readonly sessions: Sessions,
+    private readonly tokens: LoginTokens,
   ) {}
 
-  flows(): { flows: { type: string }[] } {
-    return { flows: [{ type: 'm.login.password' }] };
+  flows(): { flows: { type: string; get_login_token?: boolean }[] } {
+    // `get_login_token` tells a client it can make tokens for the m.login.token flow itself.
+    return { flows: [{ type: 'm.login.password' }, ...(this.tokens.enabled ? [{ type: 'm.login.token', get_login_token: true }] : [])] };
   }
 
   /**
@@ -42,11 +47,9 @@ export class Login {
   }
 
   async login(body: LoginBody, ip: string | undefined): Promise<Record<string, unknown>> {
-    if (body.type !== 'm.login.password') throw new MatrixError(400, 'M_UNKNOWN', `Unknown login type ${body.type}`);
-    if (body.password === undefined) throw missingParam('Missing password');
-    const named = identifiedUserId(body as unknown as Record<string, unknown>, this.ctx.serverName);
-    const userId = await this.passwordOwner(named, body.password);
-    if (!userId) throw forbidden('Invalid username or password');
+    const userId = body.type === 'm.login.token' && this.tokens.enabled ? await this.tokenOwner(body) : await this.passwordLogin(body);
+    // A locked account gets no new access token until it is unlocked (client-server-api "Soft logout").
+    if ((await getUser(this.ctx.db, userId))?.locked === 1) throw userLocked();
     const session = await this.sessions.open({
       userId,
       deviceId: body.device_id,
@@ -55,6 +58,24 @@ export class Login {
       ip,
     });
     return sessionAnswer(this.ctx.serverName, session);
+  }
+
+  private async passwordLogin(body: LoginBody): Promise<string> {
+    if (body.type !== 'm.login.password') throw new MatrixError(400, 'M_UNKNOWN', `Unknown login type ${body.type}`);
+    if (body.password === undefined) throw missingParam('Missing password');
+    const named = identifiedUserId(body as unknown as Record<string, unknown>, this.ctx.serverName);
+    const userId = await this.passwordOwner(named, body.password);
+    if (!userId) throw forbidden('Invalid username or password');
+    return userId;
+  }
+
+  /** The spec: an invalid token is 403 M_FORBIDDEN. A token outlives nothing: it is used up here. */
+  private async tokenOwner(body: LoginBody): Promise<string> {
+    if (body.token === undefined) throw missingParam('Missing token');
+    const userId = await this.tokens.consume(body.token);
+    const user = userId ? await getUser(this.ctx.db, userId) : undefined;
+    if (!userId || !user || user.deactivated) throw forbidden('Invalid or expired login token');
+    return userId;
   }
 
   /** The `m.login.password` stage: the password must be the requesting user's own. */

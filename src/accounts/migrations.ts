@@ -91,4 +91,19 @@ export const migrations: Migration[] = [
       await db.schema.createIndex('openid_tokens_expiry').on('openid_tokens').column('expires_ts').execute();
     },
   },
+  {
+    version: 3,
+    name: 'login tokens; locked and suspended users',
+    async up(db) {
+      await db.schema
+        .createTable('login_tokens')
+        .addColumn('token_hash', 'text', (c) => c.primaryKey())
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('expires_ts', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('login_tokens_expiry').on('login_tokens').column('expires_ts').execute();
+      await db.schema.alterTable('users').addColumn('locked', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema.alterTable('users').addColumn('suspended', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+    },
+  },
 ];

@@ -20,6 +20,8 @@ export async function insertNewUser(trx: Tx, u: NewUser): Promise<void> {
     password_hash: u.passwordHash,
     is_admin: u.admin ? 1 : 0,
     deactivated: 0,
+    locked: 0,
+    suspended: 0,
     created_ts: u.now,
   });
   if (!inserted) throw userInUse();

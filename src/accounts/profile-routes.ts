@@ -27,12 +27,14 @@ export function profileRoutes(ctx: Context): Route[] {
     {
       method: 'PUT',
       path: '/profile/:userId/:keyName',
+      refusedWhenSuspended: true,
       schema: { params: keyParams },
       handler: (req) => profiles().setField(req.requester, req.params.userId, req.params.keyName, req.body),
     },
     {
       method: 'DELETE',
       path: '/profile/:userId/:keyName',
+      refusedWhenSuspended: true,
       schema: { params: keyParams },
       handler: (req) => profiles().deleteField(req.requester, req.params.userId, req.params.keyName),
     },

@@ -4,6 +4,7 @@ import type { Route } from '../http/router.js';
 import { accountRoutes } from './account-routes.js';
 import { deviceRoutes } from './device-routes.js';
 import { loginRoutes } from './login-routes.js';
+import { moderationRoutes } from './moderation.js';
 import { openIdRoutes } from './openid-routes.js';
 import { whoisRoutes } from './whois.js';
 import { profileRoutes } from './profile-routes.js';
@@ -20,6 +21,7 @@ export function accountsRoutes(ctx: Context): Route[] {
     ...profileRoutes(ctx),
     ...openIdRoutes(ctx),
     ...whoisRoutes(ctx),
+    ...moderationRoutes(ctx),
     ...userDirectoryRoutes(ctx),
   ];
 }

@@ -5,6 +5,8 @@ import type { Requester } from '../http/requester.js';
 import { Account } from './account.js';
 import { Devices } from './devices.js';
 import { Login } from './login.js';
+import { LoginTokens } from './login-token.js';
+import { Moderation } from './moderation.js';
 import { insertNewUser } from './new-user.js';
 import { checkNewPassword, hashPassword } from './password-hash.js';
 import { searchProfiles, type DirectoryHit } from './profile-store.js';
@@ -32,6 +34,8 @@ export class AccountsService implements Lifecycle {
   readonly sessions: Sessions;
   readonly uia: UserInteractiveAuth;
   readonly login: Login;
+  readonly loginTokens: LoginTokens;
+  readonly moderation: Moderation;
   readonly registration: Registration;
   readonly sharedSecret: SharedSecretRegistration;
   readonly account: Account;
@@ -40,13 +44,16 @@ export class AccountsService implements Lifecycle {
 
   constructor(private readonly ctx: Context) {
     this.sessions = new Sessions(ctx);
-    this.login = new Login(ctx, this.sessions);
+    // The stages reach `login` and `registration` only when called, after the constructor.
     const stages = {
       'm.login.dummy': async () => {},
       'm.login.password': (auth: Record<string, unknown>, req: Parameters<Login['checkPasswordStage']>[1]) => this.login.checkPasswordStage(auth, req),
       'm.login.registration_token': (auth: Record<string, unknown>) => this.registration.checkTokenStage(auth),
     };
     this.uia = new UserInteractiveAuth(ctx, stages);
+    this.loginTokens = new LoginTokens(ctx, this.uia);
+    this.login = new Login(ctx, this.sessions, this.loginTokens);
+    this.moderation = new Moderation(ctx, this.sessions);
     this.registration = new Registration(ctx, this.sessions, this.uia);
     this.sharedSecret = new SharedSecretRegistration(ctx, this.sessions);
     this.account = new Account(ctx, this.sessions, this.uia);

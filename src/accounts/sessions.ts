@@ -1,7 +1,7 @@
 import { ALL_KEYS } from '../cluster/bus.js';
 import type { Context } from '../context.js';
 import type { Tx } from '../db/schema.js';
-import { invalidParam, unknownToken } from '../http/errors.js';
+import { invalidParam, unknownToken, userLocked } from '../http/errors.js';
 import type { Requester } from '../http/requester.js';
 import {
   deleteAccessTokensOfDevices,
@@ -20,6 +20,7 @@ import {
 } from './refresh-token-store.js';
 import { newAccessToken, newDeviceId, newId, newRefreshToken, tokenHash } from './secrets.js';
 import { TokenCache } from './token-cache.js';
+import { getUser } from './user-store.js';
 
 /** last_seen_ts is written at most this often per token (the spec allows it to lag by minutes). */
 const SEEN_WRITE_INTERVAL_MS = 5 * 60 * 1000;
@@ -114,6 +115,9 @@ export class Sessions {
       await this.retirePredecessor(row.refresh_token_id);
     }
     const requester: Requester = { userId: row.user_id, deviceId: row.device_id, isAdmin: row.is_admin === 1, tokenId: row.id };
+    // Only set when true: most requesters carry neither flag.
+    if (row.locked === 1) requester.locked = true;
+    if (row.suspended === 1) requester.suspended = true;
     this.cache.set(hash, { requester, expiresTs: row.expires_ts, seenWrittenTs: now }, generation);
     this.background(touchDevice(this.ctx.db, row.user_id, row.device_id, now, seen?.ip));
     return requester;
@@ -239,6 +243,8 @@ export class Sessions {
     const { tokens, revoked } = await this.ctx.db.transaction().execute(async (trx) => {
       const row = await findRefreshToken(trx, hash);
       if (!row) throw unknownToken('Unknown refresh token');
+      // A locked account gets no new access token until it is unlocked (client-server-api "Account locking").
+      if ((await getUser(trx, row.user_id))?.locked === 1) throw userLocked();
       const revoked = await this.retirePredecessorIn(trx, row.id);
       if (row.next_token_id !== null) {
         const unused = await deleteAccessTokensOfRefreshTokens(trx, [row.next_token_id]);
@@ -300,6 +306,35 @@ export class Sessions {
     // Last: it takes a stream position.
     const deviceListPos = deleted.length > 0 ? await this.ctx.services.e2ee.recordDevicesChangedIn(trx, userId, deleted) : null;
     return { userId, deleted, revoked, deviceListPos };
+  }
+
+  /**
+   * A device with no access token (a dehydrated device, MSC3814), replacing the user's device
+   * `replacing` when given, with `alsoIn` run in the same transaction. False (nothing written)
+   * when another device of the user already has the id.
+   */
+  async addDeviceWithoutToken(
+    userId: string,
+    deviceId: string,
+    displayName: string | undefined,
+    replacing: string | undefined,
+    alsoIn: (trx: Tx) => Promise<void>,
+  ): Promise<boolean> {
+    Sessions.validateDeviceId(deviceId);
+    const now = this.ctx.now();
+    const done = await this.ctx.db.transaction().execute(async (trx) => {
+      // Checked before the old one goes: a refused id leaves the user's devices as they were.
+      if (deviceId !== replacing && (await getDevice(trx, userId, deviceId))) return null;
+      const removed = replacing !== undefined ? await this.deleteDevicesIn(trx, userId, [replacing]) : null;
+      await insertDevice(trx, this.deviceRow(userId, deviceId, { userId, displayName, withRefresh: false }, now));
+      await alsoIn(trx);
+      const pos = await this.ctx.services.e2ee.recordDevicesChangedIn(trx, userId, []);
+      return { removed, pos };
+    });
+    if (!done) return false;
+    if (done.removed) await this.finishDelete(done.removed);
+    await this.ctx.services.e2ee.publishDevicesChanged(userId, done.pos);
+    return true;
   }
 
   /** After deleteDevicesIn committed: drops the deleted tokens from every node's cache and wakes who cares about the device list. */

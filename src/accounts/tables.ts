@@ -17,6 +17,10 @@ export interface UserRow {
   is_admin: number;
   deactivated: number;
   created_ts: number;
+  /** 1 while an administrator has locked the account: every request but logout answers M_USER_LOCKED. */
+  locked: number;
+  /** 1 while an administrator has suspended the account: joins, invites, messages and profile changes answer M_USER_SUSPENDED. */
+  suspended: number;
 }
 
 export interface DeviceRow {

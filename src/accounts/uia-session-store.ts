@@ -20,3 +20,8 @@ export async function updateUiaSession(
 export async function deleteUiaSessionsBefore(db: DbOrTx, ts: number): Promise<void> {
   await db.deleteFrom('uia_sessions').where('created_ts', '<', ts).execute();
 }
+
+/** Ends a session: what it completed cannot authorise another request. */
+export async function deleteUiaSession(db: DbOrTx, sessionId: string): Promise<void> {
+  await db.deleteFrom('uia_sessions').where('session_id', '=', sessionId).execute();
+}

@@ -111,6 +111,19 @@ export interface HearthConfig {
     /** MatrixRTC transports (MSC4143) offered to clients, e.g. `{type: livekit, livekit_service_url: https://...}`. */
     transports: Array<{ type: string; [key: string]: unknown }>;
   };
+  /** Served at `/.well-known/matrix/support` (spec v1.10); with neither set, that answers 404. */
+  support: {
+    /** Ways to reach the administrators: `{role: m.role.admin, matrix_id?, email_address?}`. */
+    contacts: Array<{ role: string; matrix_id?: string; email_address?: string }>;
+    /** A page with help specific to this server. */
+    support_page: string;
+  };
+  /** `POST /login/get_token`: a logged-in user makes a single-use token that logs another client in. */
+  login_token: {
+    enabled: boolean;
+    /** How long a token stays valid (ms); the spec recommends 2 minutes. */
+    lifetime_ms: number;
+  };
   federation: {
     /** Serve the federation API and check received events with remote servers' fetched keys. */
     enabled: boolean;
@@ -170,6 +183,8 @@ export function defaultConfig(): HearthConfig {
     delayed_events: { enabled: true, max_delay_ms: 24 * 60 * 60 * 1000, max_per_user: 100 },
     turn: { uris: [], shared_secret: '', ttl: 86400 },
     matrix_rtc: { transports: [] },
+    support: { contacts: [], support_page: '' },
+    login_token: { enabled: true, lifetime_ms: 120_000 },
     federation: { enabled: true, resolve: {}, verify_tls: true, trusted_key_servers: [], old_verify_keys: {} },
     metrics: { enabled: true, allow_from: ['127.0.0.0/8', '::1/128'], bearer_token: '' },
   };

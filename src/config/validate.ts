@@ -76,6 +76,19 @@ const isTransports: Check = (v) =>
   Array.isArray(v) && v.every((x) => x !== null && typeof x === 'object' && !Array.isArray(x) && typeof x.type === 'string' && x.type !== '')
     ? undefined
     : 'must be a list of objects, each with a "type"';
+const isSupportContacts: Check = (v) => {
+  const ok =
+    Array.isArray(v) &&
+    v.every(
+      (c) =>
+        c !== null && typeof c === 'object' && !Array.isArray(c) && typeof c.role === 'string' && c.role !== '' &&
+        (typeof c.matrix_id === 'string' || typeof c.email_address === 'string') &&
+        (c.matrix_id === undefined || (typeof c.matrix_id === 'string' && c.matrix_id.startsWith('@'))) &&
+        (c.email_address === undefined || typeof c.email_address === 'string') &&
+        Object.keys(c).every((k) => ['role', 'matrix_id', 'email_address'].includes(k)),
+    );
+  return ok ? undefined : 'must be a list of {role, matrix_id: "@...", email_address}, each with a role and at least one of the two';
+};
 const S3_KEYS: Record<string, Check> = {
   endpoint: (v) => (v === undefined ? undefined : isUrlOrEmpty(v)),
   bucket: isNonEmptyString,
@@ -141,6 +154,10 @@ const rules: Record<string, Check> = {
   'turn.shared_secret': isString,
   'turn.ttl': isPositiveInt,
   'matrix_rtc.transports': isTransports,
+  'support.contacts': isSupportContacts,
+  'support.support_page': isUrlOrEmpty,
+  'login_token.enabled': isBool,
+  'login_token.lifetime_ms': isPositiveInt,
   'federation.enabled': isBool,
   'federation.resolve': isResolveMap,
   'federation.verify_tls': isBool,

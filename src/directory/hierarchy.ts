@@ -42,7 +42,7 @@ interface Token {
 }
 
 /** What one room contributes: its summary fields and the children to walk. */
-interface RoomView {
+export interface RoomView {
   chunk: JsonObject;
   children: ClientEvent[];
 }
@@ -95,7 +95,7 @@ export async function spaceHierarchy(ctx: Context, userId: string, roomId: strin
 }
 
 /** The room's summary and children when the user may see it; null when they may not or it is unknown here. */
-async function roomView(ctx: Context, roomId: string, memberships: Map<string, string>): Promise<RoomView | null> {
+export async function roomView(ctx: Context, roomId: string, memberships: Map<string, string>): Promise<RoomView | null> {
   const state = await ctx.services.rooms.getCurrentState(roomId, ['m.room.create', 'm.room.encryption', 'm.room.join_rules', CHILD]);
   const create = state.find((e) => e.type === 'm.room.create');
   if (!create) return null;

@@ -2,6 +2,7 @@ import type { Context } from '../context.js';
 import { forbidden, notFound } from '../http/errors.js';
 import type { Route } from '../http/router.js';
 import { spaceHierarchy } from './hierarchy.js';
+import { roomSummary } from './room-summary.js';
 import type { PublicRoomsQuery } from './public-rooms.js';
 
 export function directoryRoutes(ctx: Context): Route[] {
@@ -21,6 +22,13 @@ export function directoryRoutes(ctx: Context): Route[] {
       path: '/rooms/:roomId/hierarchy',
       versions: ['v1'],
       handler: (req) => spaceHierarchy(ctx, req.requester.userId, req.params.roomId, req.query),
+    },
+    {
+      method: 'GET',
+      path: '/room_summary/:roomIdOrAlias',
+      versions: ['v1'],
+      auth: 'optional',
+      handler: (req) => roomSummary(ctx, req.requester?.userId, req.params.roomIdOrAlias),
     },
     {
       method: 'PUT',

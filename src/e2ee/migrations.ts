@@ -120,4 +120,16 @@ export const migrations: Migration[] = [
         .execute();
     },
   },
+  {
+    version: 3,
+    name: 'dehydrated devices (MSC3814): one per user, with the data only its owner can decrypt',
+    async up(db) {
+      await db.schema
+        .createTable('dehydrated_devices')
+        .addColumn('user_id', 'text', (c) => c.primaryKey())
+        .addColumn('device_id', 'text', (c) => c.notNull())
+        .addColumn('device_data', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
 ];

@@ -1,6 +1,7 @@
 import type { Context } from '../context.js';
 import type { Route } from '../http/router.js';
 import { badJson, invalidParam, missingParam } from '../http/errors.js';
+import { dehydratedDeviceRoutes } from './dehydrated-device.js';
 import { keyBackupRoutes } from './key-backup-routes.js';
 import { parseSyncTokenPositions } from './sync-token.js';
 
@@ -10,6 +11,7 @@ export function e2eeRoutes(ctx: Context): Route[] {
   const e2ee = () => ctx.services.e2ee;
   return [
     ...keyBackupRoutes(ctx),
+    ...dehydratedDeviceRoutes(ctx),
     {
       method: 'POST',
       path: '/keys/upload',

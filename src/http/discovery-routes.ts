@@ -2,8 +2,10 @@ import { clientBaseUrl } from '../config/base-url.js';
 import type { Context } from '../context.js';
 import { DEFAULT_ROOM_VERSION, ROOM_VERSIONS } from '../core/room-versions.js';
 import { DELAYED_EVENTS_FEATURE } from '../delayed-events/service.js';
+import { DEHYDRATION_FEATURE } from '../e2ee/dehydrated-device.js';
 import { SLIDING_SYNC_FEATURE } from '../sliding-sync/routes.js';
 import { RTC_FEATURE } from '../voip/routes.js';
+import { notFound } from './errors.js';
 import type { Route } from './router.js';
 
 /** Spec versions whose required endpoints Hearth serves. */
@@ -25,6 +27,7 @@ export function discoveryRoutes(ctx: Context): Route[] {
           [SLIDING_SYNC_FEATURE]: true,
           [DELAYED_EVENTS_FEATURE]: ctx.config.delayed_events.enabled,
           [RTC_FEATURE]: ctx.config.matrix_rtc.transports.length > 0,
+          [DEHYDRATION_FEATURE]: true,
         },
       }),
     },
@@ -44,8 +47,32 @@ export function discoveryRoutes(ctx: Context): Route[] {
     },
     {
       method: 'GET',
+      path: '/support',
+      prefix: '/.well-known/matrix',
+      versions: [],
+      auth: 'none',
+      handler: () => {
+        // The spec requires at least one of the two; with neither configured there is nothing to serve.
+        const { contacts, support_page } = ctx.config.support;
+        if (contacts.length === 0 && !support_page) throw notFound('No support information is configured');
+        return { ...(contacts.length > 0 ? { contacts } : {}), ...(support_page ? { support_page } : {}) };
+      },
+    },
+    {
+      // Hearth is not a policy server (client-server-api "Policy Servers"): the spec's answer is 404.
+      method: 'GET',
+      path: '/policy_server',
+      prefix: '/.well-known/matrix',
+      versions: [],
+      auth: 'none',
+      handler: () => {
+        throw notFound('This server is not a policy server');
+      },
+    },
+    {
+      method: 'GET',
       path: '/capabilities',
-      handler: () => ({
+      handler: (req) => ({
         capabilities: {
           'm.room_versions': {
             default: DEFAULT_ROOM_VERSION,
@@ -57,7 +84,9 @@ export function discoveryRoutes(ctx: Context): Route[] {
           'm.set_displayname': { enabled: true },
           'm.set_avatar_url': { enabled: true },
           'm.3pid_changes': { enabled: false },
-          'm.get_login_token': { enabled: false },
+          'm.get_login_token': { enabled: ctx.config.login_token.enabled },
+          // Omitted for everyone else, as the spec asks when both would be false.
+          ...(req.requester.isAdmin ? { 'm.account_moderation': { suspend: true, lock: true } } : {}),
           ...(ctx.config.delayed_events.enabled
             ? { [`${DELAYED_EVENTS_FEATURE}.delayed_events`]: { enabled: true, max_delay: ctx.config.delayed_events.max_delay_ms } }
             : {}),

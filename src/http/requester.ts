@@ -5,4 +5,8 @@ export interface Requester {
   isAdmin: boolean;
   /** The access token's row id, for logout. */
   tokenId: string;
+  /** An administrator locked the account: only logout is served (client-server-api "Account locking"). */
+  locked?: boolean;
+  /** An administrator suspended the account: routes marked `refusedWhenSuspended` answer M_USER_SUSPENDED. */
+  suspended?: boolean;
 }

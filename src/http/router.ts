@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Context } from '../context.js';
-import { MatrixError, invalidParam, missingToken } from './errors.js';
+import { MatrixError, invalidParam, missingToken, userLocked, userSuspended } from './errors.js';
 import type { Requester } from './requester.js';
 import { passRawBodies } from './server.js';
 
@@ -31,6 +31,13 @@ export interface Route {
   versions?: ApiVersion[];
   /** Default 'required'. */
   auth?: 'required' | 'optional' | 'none';
+  /** A locked account may still call it (logout only, by the spec). */
+  allowLocked?: boolean;
+  /**
+   * A suspended account may not call it (joins, invites, messages, profile changes: the spec's
+   * recommended list), or only for the requests the function picks.
+   */
+  refusedWhenSuspended?: boolean | ((req: FastifyRequest & { params: any; body: any }) => boolean);
   /** A rate-limit action from the config (`login`, `registration`, `message`). */
   rateLimit?: string;
   schema?: { body?: object; querystring?: object; params?: object };
@@ -90,6 +97,12 @@ function addRoutes(app: FastifyInstance, ctx: Context, routes: Route[]): void {
             const token = tokenFromRequest(req);
             if (token) req.requester = await ctx.services.accounts.authenticate(token, { ip: req.ip });
             else if (auth === 'required') throw missingToken();
+            const r = req.requester;
+            if (r?.locked && !route.allowLocked) throw userLocked();
+            if (r?.suspended && route.refusedWhenSuspended) {
+              const refused = route.refusedWhenSuspended;
+              if (refused === true || refused(req as FastifyRequest & { params: any; body: any })) throw userSuspended();
+            }
           }
           if (route.rateLimit) {
             ctx.rateLimiter.check(route.rateLimit, req.requester?.userId ?? req.ip);

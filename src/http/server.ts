@@ -50,7 +50,12 @@ export function createHttpServer(opts: HttpOptions): FastifyInstance {
     // go through the same mapping as every other error.
     frameworkErrors: (err, _req, r) => {
       const e = toMatrixError(err);
-      (r as unknown as FastifyReply).code(e.status).headers(CORS_HEADERS).send(e.toJSON());
+      // Written on the raw response: a reply made before any route runs no onSend hook, and Fastify
+      // would label it `application/json; charset=utf-8`.
+      const body = JSON.stringify(e.toJSON());
+      const res = (r as unknown as FastifyReply).raw;
+      res.writeHead(e.status, { ...CORS_HEADERS, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
     },
     // Requests Node's HTTP parser refuses never reach Fastify: answered here, on the socket.
     clientErrorHandler: answerClientError,

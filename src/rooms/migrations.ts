@@ -236,4 +236,11 @@ export const migrations: Migration[] = [
       await db.insertInto('stream_positions').values({ stream: 'auth_chains', pos: chains }).execute();
     },
   },
+  {
+    version: 6,
+    name: 'events by (room, origin_server_ts), for timestamp_to_event',
+    async up(db) {
+      await db.schema.createIndex('events_room_ts_idx').on('events').columns(['room_id', 'origin_server_ts']).execute();
+    },
+  },
 ];

@@ -3,7 +3,7 @@ import { canonicalJson } from '../core/canonical-json.js';
 import { isValidRoomAlias, serverNameOf } from '../core/ids.js';
 import { userPowerLevel } from '../core/power-levels.js';
 import { stateKey, type JsonObject } from '../core/types.js';
-import { badJson, forbidden, invalidParam, MatrixError } from '../http/errors.js';
+import { badJson, forbidden, invalidParam, MatrixError, userSuspended } from '../http/errors.js';
 import type { Requester } from '../http/requester.js';
 import { isServable } from './events/stored-event.js';
 import { headPowerLevels } from './power.js';
@@ -136,6 +136,8 @@ export async function redactEvent(
     plan: async (head) => {
       const target = await core.events.get(eventId);
       if (target && target.roomId === roomId && isServable(target) && target.pdu.sender !== requester.userId) {
+        // Suspended users may redact only their own events (client-server-api "Account suspension").
+        if (requester.suspended) throw userSuspended();
         const pl = await headPowerLevels(core, head);
         const adminOverLocal = requester.isAdmin && serverNameOf(target.pdu.sender) === core.ctx.serverName;
         if (userPowerLevel(pl, requester.userId) < pl.redact && !adminOverLocal) {

@@ -29,6 +29,7 @@ import { selectMembershipDeltas } from './store/state-deltas-table.js';
 import { selectActiveRooms, selectLatestEvents, selectMembershipsOfUser, selectMembershipsOfUsers, selectStateGroupsAt } from './store/sync-queries.js';
 import { roomSummaries, type RoomSummary } from './summaries.js';
 import { readContext, readMessages, type MessagesParams } from './pagination.js';
+import { eventNearTimestamp } from './timestamp-to-event.js';
 import { readEvent, readTimeline, readTimelines } from './timeline.js';
 
 export type Membership = 'join' | 'invite' | 'leave' | 'ban' | 'knock';
@@ -352,6 +353,9 @@ export class RoomsService implements Lifecycle {
   }
   redact(requester: Requester, roomId: string, eventId: string, txnId: string, body: JsonObject) {
     return redactEvent(this.core, requester, roomId, eventId, txnId, body);
+  }
+  eventNearTimestamp(requester: Requester, roomId: string, q: { ts?: unknown; dir?: unknown }) {
+    return eventNearTimestamp(this.core, requester, roomId, q);
   }
   roomState(requester: Requester, roomId: string) {
     return readRoomState(this.core, requester, roomId);

@@ -22,10 +22,10 @@ const passwordLogin = (user: string, password: string, extra: Record<string, unk
   });
 
 describe('GET /login', () => {
-  it('lists m.login.password', async () => {
+  it('lists m.login.password, and m.login.token for tokens made with get_token', async () => {
     const res = await server.request('GET', `${CLIENT}/login`);
     assert.equal(res.status, 200);
-    assert.deepEqual(res.body, { flows: [{ type: 'm.login.password' }] });
+    assert.deepEqual(res.body, { flows: [{ type: 'm.login.password' }, { type: 'm.login.token', get_login_token: true }] });
   });
 });
 

@@ -169,5 +169,14 @@ describe('third-party identifiers (none are bound on this server)', () => {
     const token = await server.request('POST', `${CLIENT}/register/email/requestToken`, { body: { client_secret: 'x', email: 'a@b.c', send_attempt: 1 } });
     assert.equal(token.status, 403);
     assert.equal(token.body.errcode, 'M_THREEPID_DENIED');
+    const reset = await server.request('POST', `${CLIENT}/account/password/msisdn/requestToken`, { body: { client_secret: 'x', country: 'GB', phone_number: '1', send_attempt: 1 } });
+    assert.equal(reset.status, 403);
+    assert.equal(reset.body.errcode, 'M_THREEPID_DENIED');
+    // administrative_contact.yaml names this case: the server cannot add addresses of that medium.
+    for (const medium of ['email', 'msisdn']) {
+      const adding = await server.request('POST', `${CLIENT}/account/3pid/${medium}/requestToken`, { body: { client_secret: 'x', email: 'a@b.c', send_attempt: 1 } });
+      assert.equal(adding.status, 400, medium);
+      assert.equal(adding.body.errcode, 'M_THREEPID_MEDIUM_NOT_SUPPORTED', medium);
+    }
   });
 });

@@ -31,6 +31,17 @@ function deref(node: Json, file: string, depth = 0): Json {
   return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, deref(v, file, depth + 1)]));
 }
 
+/**
+ * `required` when an access token is the only way in. An empty scheme makes it optional; so does a
+ * client-server operation that names only a federation scheme (room_summary.yaml says
+ * `signedRequest` while its description lets servers answer anonymous callers).
+ */
+function authOf(sec: Json[]): 'required' | 'optional' | 'none' {
+  if (sec.length === 0) return 'none';
+  if (sec.some((x) => Object.keys(x).length === 0)) return 'optional';
+  return sec.some((x) => Object.keys(x).some((k) => /accesstoken/i.test(k))) ? 'required' : 'optional';
+}
+
 function merged(s: Json): Json {
   if (!s?.allOf) return s;
   const m = { type: 'object', properties: {} as Json, required: [] as string[] };
@@ -78,7 +89,7 @@ export function generate(dir: string): string {
           op: op.operationId,
           m: method.toUpperCase(),
           p: path,
-          auth: sec.length === 0 ? 'none' : sec.some((x) => Object.keys(x).length === 0) ? 'optional' : 'required',
+          auth: authOf(sec),
         };
         const query = (op.parameters ?? [])
           .filter((x: Json) => x.in === 'query')

@@ -154,7 +154,7 @@ export const SPEC_ENDPOINTS: SpecEndpoint[] = [
   { op: 'roomInitialSync', m: 'GET', p: '/_matrix/client/v3/rooms/{roomId}/initialSync', auth: 'required' },
   { op: 'sendMessage', m: 'PUT', p: '/_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}', auth: 'required', body: [], errcodes: ['M_DUPLICATE_ANNOTATION', 'M_UNKNOWN'] },
   { op: 'setRoomStateWithKey', m: 'PUT', p: '/_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}', auth: 'required', body: [], errcodes: ['M_BAD_ALIAS', 'M_FORBIDDEN', 'M_INVALID_PARAM', 'M_INVITE_BLOCKED', 'M_UNKNOWN'] },
-  { op: 'getRoomSummary', m: 'GET', p: '/_matrix/client/v1/room_summary/{roomIdOrAlias}', auth: 'required', query: [{ name: 'via', type: 'array' }], errcodes: ['M_NOT_FOUND', 'M_UNKNOWN'] },
+  { op: 'getRoomSummary', m: 'GET', p: '/_matrix/client/v1/room_summary/{roomIdOrAlias}', auth: 'optional', query: [{ name: 'via', type: 'array' }], errcodes: ['M_NOT_FOUND', 'M_UNKNOWN'] },
   { op: 'upgradeRoom', m: 'POST', p: '/_matrix/client/v3/rooms/{roomId}/upgrade', auth: 'required', body: [{ name: 'new_version', type: 'string' }], optional: [{ name: 'additional_creators', type: 'array' }], errcodes: ['M_FORBIDDEN', 'M_UNKNOWN', 'M_UNSUPPORTED_ROOM_VERSION'] },
   { op: 'getOneRoomEvent', m: 'GET', p: '/_matrix/client/v3/rooms/{roomId}/event/{eventId}', auth: 'required', errcodes: ['M_NOT_FOUND', 'M_UNKNOWN'] },
   { op: 'getRoomStateWithKey', m: 'GET', p: '/_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}', auth: 'required' },

@@ -161,6 +161,43 @@ describe('HTTP-layer errors are Matrix errors', () => {
     assertMatrixError(res, 400, /^M_/);
   });
 
+  it('a body of a content type that is not JSON, or a malformed content type, answers 400 M_NOT_JSON', async () => {
+    const cases: [string, string][] = [
+      ['application/xml', '<login/>'],
+      ['multipart/form-data; boundary=b', '--b\r\nContent-Disposition: form-data; name="type"\r\n\r\nm.login.password\r\n--b--\r\n'],
+      ['application/x-www-form-urlencoded', 'type=m.login.password'],
+      [';;;', '{}'],
+    ];
+    for (const [type, rawBody] of cases) {
+      const res = await fetch(`${server.url}${V3}/login`, { method: 'POST', headers: { 'content-type': type }, body: rawBody });
+      const body = (await res.json()) as { errcode: string; error: string };
+      assert.equal(res.status, 400, type);
+      assert.equal(body.errcode, 'M_NOT_JSON', type);
+      assert.equal(typeof body.error, 'string');
+      assert.equal(res.headers.get('content-type'), 'application/json', type);
+    }
+    // A JSON body under a JSON type with parameters is read as JSON.
+    const ok = await fetch(`${server.url}${V3}/login`, { method: 'POST', headers: { 'content-type': 'application/json; charset=utf-8' }, body: '{"type":"m.login.password"}' });
+    assert.equal(((await ok.json()) as { errcode: string }).errcode, 'M_MISSING_PARAM');
+  });
+
+  it('errors raised before any route (router limits, bad URLs, wrong methods) are labelled application/json', async () => {
+    const paths: [string, string][] = [
+      ['GET', `${V3}/rooms/!${'r'.repeat(2000)}:localhost/state`],
+      ['GET', `${V3}/rooms/%E0%A4%A/state`],
+      ['PATCH', '/_matrix/client/versions'],
+      ['GET', `${V3}/no/such/endpoint`],
+    ];
+    for (const [method, path] of paths) {
+      const res = await fetch(server.url + path, { method, headers: { authorization: `Bearer ${alice.accessToken}` } });
+      const body = (await res.json()) as { errcode: string; error: string };
+      assert.ok(res.status >= 400, `${method} ${path}`);
+      assert.match(body.errcode, /^M_/, `${method} ${path}`);
+      assert.equal(typeof body.error, 'string');
+      assert.equal(res.headers.get('content-type'), 'application/json', `${method} ${path}`);
+    }
+  });
+
   it('a body larger than the limit over a raw socket answers 413 M_TOO_LARGE', async () => {
     const body = `{"pad":"${'x'.repeat(70 * 1024)}"}`;
     const res = await raw(server.url, `POST ${V3}/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);

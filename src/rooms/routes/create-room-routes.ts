@@ -32,6 +32,7 @@ export function createRoomRoutes(ctx: Context): Route[] {
     {
       method: 'POST',
       path: '/createRoom',
+      refusedWhenSuspended: true,
       schema: { body: createRoomBody },
       handler: (req) => rooms.createRoom(req.requester, req.body),
     },

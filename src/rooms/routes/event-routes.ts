@@ -30,6 +30,8 @@ export function eventRoutes(ctx: Context): Route[] {
     {
       method: 'PUT',
       path: '/rooms/:roomId/send/:eventType/:txnId',
+      // A suspended user may still redact their own events (the redact endpoint checks whose).
+      refusedWhenSuspended: (req) => req.params.eventType !== 'm.room.redaction',
       rateLimit: 'message',
       schema: { body: anyObject },
       handler: (req) => {
@@ -47,14 +49,20 @@ export function eventRoutes(ctx: Context): Route[] {
         return rooms.sendMessage(req.requester, req.params.roomId, req.params.eventType, req.params.txnId, req.body);
       },
     },
-    { method: 'PUT', path: '/rooms/:roomId/state/:eventType', schema: { body: anyObject }, handler: putState },
-    { method: 'PUT', path: '/rooms/:roomId/state/:eventType/:stateKey', schema: { body: anyObject }, handler: putState },
+    { method: 'PUT', path: '/rooms/:roomId/state/:eventType', refusedWhenSuspended: true, schema: { body: anyObject }, handler: putState },
+    { method: 'PUT', path: '/rooms/:roomId/state/:eventType/:stateKey', refusedWhenSuspended: true, schema: { body: anyObject }, handler: putState },
     { method: 'GET', path: '/rooms/:roomId/state/:eventType', schema: { querystring: stateQuery }, handler: getState },
     { method: 'GET', path: '/rooms/:roomId/state/:eventType/:stateKey', schema: { querystring: stateQuery }, handler: getState },
     {
       method: 'GET',
       path: '/rooms/:roomId/state',
       handler: (req) => rooms.roomState(req.requester, req.params.roomId),
+    },
+    {
+      method: 'GET',
+      path: '/rooms/:roomId/timestamp_to_event',
+      versions: ['v1'],
+      handler: (req) => rooms.eventNearTimestamp(req.requester, req.params.roomId, req.query),
     },
     {
       method: 'PUT',

@@ -1,5 +1,6 @@
 import type { Context } from '../../context.js';
 import type { Route } from '../../http/router.js';
+import { mutualRooms } from '../mutual-rooms.js';
 
 const reasonBody = { type: 'object', properties: { reason: { type: 'string' } } };
 /** `via` (and the older `server_name`): servers to join a room held elsewhere through; repeated in the query. */
@@ -19,20 +20,29 @@ export function membershipRoutes(ctx: Context): Route[] {
     {
       method: 'POST',
       path: '/join/:roomIdOrAlias',
+      refusedWhenSuspended: true,
       schema: { body: reasonBody, querystring: viaQuery },
       handler: (req) => rooms.join(req.requester, req.params.roomIdOrAlias, req.body, [req.query.via ?? [], req.query.server_name ?? []].flat()),
     },
     {
       method: 'POST',
       path: '/rooms/:roomId/join',
+      refusedWhenSuspended: true,
       schema: { body: reasonBody },
       handler: (req) => rooms.join(req.requester, req.params.roomId, req.body),
     },
     {
       method: 'POST',
       path: '/knock/:roomIdOrAlias',
+      refusedWhenSuspended: true,
       schema: { body: reasonBody },
       handler: (req) => rooms.knock(req.requester, req.params.roomIdOrAlias, req.body),
+    },
+    {
+      method: 'GET',
+      path: '/mutual_rooms',
+      versions: ['v1'],
+      handler: (req) => mutualRooms(rooms, req.requester.userId, req.query),
     },
     {
       method: 'POST',
@@ -48,6 +58,7 @@ export function membershipRoutes(ctx: Context): Route[] {
     {
       method: 'POST',
       path: '/rooms/:roomId/invite',
+      refusedWhenSuspended: true,
       schema: { body: targetBody },
       handler: (req) => rooms.invite(req.requester, req.params.roomId, req.body),
     },

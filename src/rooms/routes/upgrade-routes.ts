@@ -7,6 +7,7 @@ export function upgradeRoutes(ctx: Context): Route[] {
     {
       method: 'POST',
       path: '/rooms/:roomId/upgrade',
+      refusedWhenSuspended: true,
       schema: {
         body: {
           type: 'object',

@@ -317,3 +317,26 @@ export async function selectStreamSummary(db: DbOrTx, after: number, upTo: numbe
     .limit(limit)
     .execute();
 }
+
+/**
+ * Servable events of a room nearest a timestamp in one direction: at or before `ts` newest first
+ * (`b`), or at or after it oldest first (`f`); ties by event id. `skip` pages past candidates the
+ * viewer may not see.
+ */
+export async function selectEventsNearTimestamp(
+  db: DbOrTx,
+  q: { roomId: string; ts: number; dir: 'f' | 'b'; skip: number; limit: number },
+): Promise<EventColumnsRow[]> {
+  const order = q.dir === 'b' ? 'desc' : 'asc';
+  return db
+    .selectFrom('events')
+    .select(EVENT_COLUMNS)
+    .where('room_id', '=', q.roomId)
+    .where('stream_pos', 'is not', null)
+    .where('origin_server_ts', q.dir === 'b' ? '<=' : '>=', q.ts)
+    .orderBy('origin_server_ts', order)
+    .orderBy('event_id', order)
+    .offset(q.skip)
+    .limit(q.limit)
+    .execute();
+}
