@@ -91,4 +91,12 @@ export const migrations: Migration[] = [
       await db.schema.createIndex('openid_tokens_expiry').on('openid_tokens').column('expires_ts').execute();
     },
   },
+  {
+    version: 3,
+    name: 'guest accounts',
+    async up(db) {
+      // Guest accounts (spec: modules/guest_access) are users with this flag and no password.
+      await db.schema.alterTable('users').addColumn('is_guest', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+    },
+  },
 ];

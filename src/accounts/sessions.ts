@@ -114,6 +114,7 @@ export class Sessions {
       await this.retirePredecessor(row.refresh_token_id);
     }
     const requester: Requester = { userId: row.user_id, deviceId: row.device_id, isAdmin: row.is_admin === 1, tokenId: row.id };
+    if (Number(row.is_guest) === 1) requester.isGuest = true;
     this.cache.set(hash, { requester, expiresTs: row.expires_ts, seenWrittenTs: now }, generation);
     this.background(touchDevice(this.ctx.db, row.user_id, row.device_id, now, seen?.ip));
     return requester;

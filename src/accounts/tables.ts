@@ -17,6 +17,8 @@ export interface UserRow {
   is_admin: number;
   deactivated: number;
   created_ts: number;
+  /** 1 for a guest account (spec: modules/guest_access) until it is upgraded by registering. */
+  is_guest: number;
 }
 
 export interface DeviceRow {

@@ -13,6 +13,7 @@ export function e2eeRoutes(ctx: Context): Route[] {
     {
       method: 'POST',
       path: '/keys/upload',
+      guestAllowed: true,
       schema: {
         body: {
           type: 'object',
@@ -24,6 +25,7 @@ export function e2eeRoutes(ctx: Context): Route[] {
     {
       method: 'POST',
       path: '/keys/query',
+      guestAllowed: true,
       schema: {
         body: {
           type: 'object',
@@ -39,6 +41,7 @@ export function e2eeRoutes(ctx: Context): Route[] {
     {
       method: 'POST',
       path: '/keys/claim',
+      guestAllowed: true,
       schema: {
         body: {
           type: 'object',
@@ -68,6 +71,7 @@ export function e2eeRoutes(ctx: Context): Route[] {
     {
       method: 'PUT',
       path: '/sendToDevice/:eventType/:txnId',
+      guestAllowed: true,
       rateLimit: 'message',
       schema: { body: { type: 'object', required: ['messages'], properties: { messages: object } } },
       handler: async (req) => {

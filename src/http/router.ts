@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Context } from '../context.js';
-import { MatrixError, invalidParam, missingToken } from './errors.js';
+import { MatrixError, guestAccessForbidden, invalidParam, missingToken } from './errors.js';
 import type { Requester } from './requester.js';
 import { passRawBodies } from './server.js';
 
@@ -31,6 +31,11 @@ export interface Route {
   versions?: ApiVersion[];
   /** Default 'required'. */
   auth?: 'required' | 'optional' | 'none';
+  /**
+   * Guest accounts may call this endpoint (spec: modules/guest_access, "Client behaviour" lists
+   * them). Any other endpoint answers a guest's token with 403 M_GUEST_ACCESS_FORBIDDEN.
+   */
+  guestAllowed?: boolean;
   /** A rate-limit action from the config (`login`, `registration`, `message`). */
   rateLimit?: string;
   schema?: { body?: object; querystring?: object; params?: object };
@@ -90,6 +95,7 @@ function addRoutes(app: FastifyInstance, ctx: Context, routes: Route[]): void {
             const token = tokenFromRequest(req);
             if (token) req.requester = await ctx.services.accounts.authenticate(token, { ip: req.ip });
             else if (auth === 'required') throw missingToken();
+            if (req.requester?.isGuest === true && route.guestAllowed !== true) throw guestAccessForbidden();
           }
           if (route.rateLimit) {
             ctx.rateLimiter.check(route.rateLimit, req.requester?.userId ?? req.ip);

@@ -30,6 +30,7 @@ export function eventRoutes(ctx: Context): Route[] {
     {
       method: 'PUT',
       path: '/rooms/:roomId/send/:eventType/:txnId',
+      guestAllowed: true,
       rateLimit: 'message',
       schema: { body: anyObject },
       handler: (req) => {
@@ -47,13 +48,14 @@ export function eventRoutes(ctx: Context): Route[] {
         return rooms.sendMessage(req.requester, req.params.roomId, req.params.eventType, req.params.txnId, req.body);
       },
     },
-    { method: 'PUT', path: '/rooms/:roomId/state/:eventType', schema: { body: anyObject }, handler: putState },
-    { method: 'PUT', path: '/rooms/:roomId/state/:eventType/:stateKey', schema: { body: anyObject }, handler: putState },
-    { method: 'GET', path: '/rooms/:roomId/state/:eventType', schema: { querystring: stateQuery }, handler: getState },
-    { method: 'GET', path: '/rooms/:roomId/state/:eventType/:stateKey', schema: { querystring: stateQuery }, handler: getState },
+    { method: 'PUT', path: '/rooms/:roomId/state/:eventType', guestAllowed: true, schema: { body: anyObject }, handler: putState },
+    { method: 'PUT', path: '/rooms/:roomId/state/:eventType/:stateKey', guestAllowed: true, schema: { body: anyObject }, handler: putState },
+    { method: 'GET', path: '/rooms/:roomId/state/:eventType', guestAllowed: true, schema: { querystring: stateQuery }, handler: getState },
+    { method: 'GET', path: '/rooms/:roomId/state/:eventType/:stateKey', guestAllowed: true, schema: { querystring: stateQuery }, handler: getState },
     {
       method: 'GET',
       path: '/rooms/:roomId/state',
+      guestAllowed: true,
       handler: (req) => rooms.roomState(req.requester, req.params.roomId),
     },
     {
@@ -66,11 +68,13 @@ export function eventRoutes(ctx: Context): Route[] {
     {
       method: 'GET',
       path: '/rooms/:roomId/event/:eventId',
+      guestAllowed: true,
       handler: (req) => rooms.event(req.requester, req.params.roomId, req.params.eventId),
     },
     {
       method: 'GET',
       path: '/rooms/:roomId/context/:eventId',
+      guestAllowed: true,
       schema: {
         querystring: { type: 'object', properties: { limit: { type: 'integer', minimum: 0 }, filter: { type: 'string' } } },
       },
@@ -80,6 +84,7 @@ export function eventRoutes(ctx: Context): Route[] {
     {
       method: 'GET',
       path: '/rooms/:roomId/messages',
+      guestAllowed: true,
       schema: {
         querystring: {
           type: 'object',

@@ -19,12 +19,14 @@ export function membershipRoutes(ctx: Context): Route[] {
     {
       method: 'POST',
       path: '/join/:roomIdOrAlias',
+      guestAllowed: true,
       schema: { body: reasonBody, querystring: viaQuery },
       handler: (req) => rooms.join(req.requester, req.params.roomIdOrAlias, req.body, [req.query.via ?? [], req.query.server_name ?? []].flat()),
     },
     {
       method: 'POST',
       path: '/rooms/:roomId/join',
+      guestAllowed: true,
       schema: { body: reasonBody },
       handler: (req) => rooms.join(req.requester, req.params.roomId, req.body),
     },
@@ -37,6 +39,7 @@ export function membershipRoutes(ctx: Context): Route[] {
     {
       method: 'POST',
       path: '/rooms/:roomId/leave',
+      guestAllowed: true,
       schema: { body: reasonBody },
       handler: (req) => rooms.leave(req.requester, req.params.roomId, req.body),
     },
@@ -77,6 +80,7 @@ export function membershipRoutes(ctx: Context): Route[] {
     {
       method: 'GET',
       path: '/rooms/:roomId/members',
+      guestAllowed: true,
       schema: {
         querystring: {
           type: 'object',
