@@ -30,7 +30,14 @@ export interface PushOutcome {
   /** A local sender: sending an event marks the room read up to it (spec: "Marking notifications as read"). */
   reader: string | null;
   /** The event's outcome for the room, when it notifies anyone. */
-  notifies: { sender: string; base: number; actions: string | null; exceptions: { userId: string; level: number; actions: string | null }[] } | null;
+  notifies: {
+    sender: string;
+    base: number;
+    actions: string | null;
+    exceptions: { userId: string; level: number; actions: string | null }[];
+    /** The thread root when the event is in a thread; null in the main timeline. */
+    threadId: string | null;
+  } | null;
   /** Local members joined before the event who have no open span (joined before spans were kept, or on another path). */
   heal: string[];
   /** A local user whose membership starts with this event (joined after it). */
@@ -87,6 +94,13 @@ function toLevel(v: unknown): number | undefined {
 /** 0 nothing, 1 notify, 2 notify and highlight (push_outcomes.base, push_outcome_exceptions.level). */
 function level(r: PushEvaluation): number {
   return r.highlight ? 2 : r.notify ? 1 : 0;
+}
+
+/** The root of the thread the event is in (an `m.thread` relation, spec: modules/threading), or null. */
+function threadOf(event: ClientEvent): string | null {
+  const r = event.content['m.relates_to'];
+  if (typeof r !== 'object' || r === null || Array.isArray(r) || r.rel_type !== 'm.thread') return null;
+  return typeof r.event_id === 'string' ? r.event_id : null;
 }
 
 function mentionsRoom(event: ClientEvent): boolean {
@@ -214,7 +228,7 @@ export class PushOutcomes {
       rows.push({ userId, level: level(r), actions: r.notify ? JSON.stringify(r.actions) : null });
     }
     if (!anyone) return null;
-    return { sender: event.sender, base: level(base), actions: base.notify ? JSON.stringify(base.actions) : null, exceptions: rows };
+    return { sender: event.sender, base: level(base), actions: base.notify ? JSON.stringify(base.actions) : null, exceptions: rows, threadId: threadOf(event) };
   }
 
   /** The members with their rules: looked up once per member list, again after any user's rules changed. */
@@ -299,7 +313,7 @@ export class PushOutcomes {
         const n = o.notifies;
         insertOutcomeVia(
           tx,
-          { room_id: roomId, stream_pos: streamPos, event_id: eventId, sender: n.sender, base: n.base, actions: n.actions, ts: this.ctx.now() },
+          { room_id: roomId, stream_pos: streamPos, event_id: eventId, sender: n.sender, base: n.base, actions: n.actions, ts: this.ctx.now(), thread_id: n.threadId },
           n.exceptions.map((x) => ({ room_id: roomId, stream_pos: streamPos, user_id: x.userId, level: x.level, actions: x.actions })),
         );
       }

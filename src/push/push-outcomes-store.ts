@@ -44,10 +44,13 @@ import type { DbOrTx } from '../db/schema.js';
 import type { StatementSink } from '../db/pg-pipeline.js';
 import type { PushOutcomeExceptionRow, PushOutcomeRow } from './tables.js';
 
-export const insertOutcome = prepared((db, p: PushOutcomeRow) =>
+/** An outcome to write; `thread_id` absent means the main timeline. */
+export type NewOutcome = Omit<PushOutcomeRow, 'thread_id'> & { thread_id?: string | null };
+
+export const insertOutcome = prepared((db, p: NewOutcome) =>
   db
     .insertInto('push_outcomes')
-    .values({ room_id: p.room_id, stream_pos: p.stream_pos, event_id: p.event_id, sender: p.sender, base: p.base, actions: p.actions, ts: p.ts })
+    .values({ room_id: p.room_id, stream_pos: p.stream_pos, event_id: p.event_id, sender: p.sender, base: p.base, actions: p.actions, ts: p.ts, thread_id: p.thread_id ?? null })
     .onConflict((oc) => oc.columns(['room_id', 'stream_pos']).doNothing()),
 );
 
@@ -59,7 +62,7 @@ export const insertException = prepared((db, p: PushOutcomeExceptionRow) =>
 );
 
 /** An event's outcome and its exceptions, written to a statement sink (all paths of the pipeline). */
-export function insertOutcomeVia(tx: StatementSink, row: PushOutcomeRow, exceptions: PushOutcomeExceptionRow[]): void {
+export function insertOutcomeVia(tx: StatementSink, row: NewOutcome, exceptions: PushOutcomeExceptionRow[]): void {
   tx.run(insertOutcome, row);
   for (const x of exceptions) tx.run(insertException, x);
 }

@@ -28,7 +28,8 @@ import { deletePusher, deletePushersOfDevices, deletePushersOfOtherDevices, dele
 import { PushDelivery } from './delivery.js';
 import { getPushRulesRows, lockPushRulesRow, putPushRules } from './push-rules-store.js';
 import { advanceReadUpto, selectReadUpto } from './read-upto-store.js';
-import { UnreadCounts } from './unread-counts.js';
+import { advanceThreadReadUpto } from './thread-read-store.js';
+import { UnreadCounts, type RoomUnread, type UnreadAsk } from './unread-counts.js';
 
 export type { PushActionRow, PushOutcome } from './outcomes.js';
 
@@ -326,18 +327,25 @@ export class PushService {
     this.outcomes.storeActionsVia(tx, roomId, eventId, streamPos, rows);
   }
 
-  /** Unread counts per room: the events after the user's read receipt that notify them (UnreadCounts). */
-  getUnreadCounts(userId: string, roomIds: string[]): Promise<Map<string, { notification_count: number; highlight_count: number }>> {
-    return this.unread.get(userId, roomIds);
+  /**
+   * Unread counts per room: the events after the user's read receipt that notify them (UnreadCounts);
+   * with `threads`, the main timeline's and each thread's apart.
+   */
+  getUnreadCounts(userId: string, roomIds: string[], opts: { threads?: boolean } = {}): Promise<Map<string, RoomUnread>> {
+    return this.unread.get(userId, roomIds, opts);
   }
 
-  /** getUnreadCounts for several users in one query; keyed by user, then room. */
-  getUnreadCountsForUsers(asks: { userId: string; roomIds: string[] }[]): Promise<Map<string, Map<string, { notification_count: number; highlight_count: number }>>> {
+  /** getUnreadCounts for several users in one query; keyed by user, then room. Asks of one user must agree on `threads`. */
+  getUnreadCountsForUsers(asks: UnreadAsk[]): Promise<Map<string, Map<string, RoomUnread>>> {
     return this.unread.getForUsers(asks);
   }
 
-  /** The user read up to the event at `streamPos` in a room (m.read or m.read.private). */
-  async onReadUpTo(userId: string, roomId: string, streamPos: number): Promise<void> {
-    await advanceReadUpto(this.ctx.db, userId, roomId, streamPos);
+  /**
+   * The user read up to the event at `streamPos` in a room (m.read or m.read.private): the whole
+   * room for an unthreaded receipt, one thread for a threaded one (`threadId` a root, or 'main').
+   */
+  async onReadUpTo(userId: string, roomId: string, streamPos: number, threadId: string | null = null): Promise<void> {
+    if (threadId === null) await advanceReadUpto(this.ctx.db, userId, roomId, streamPos);
+    else await advanceThreadReadUpto(this.ctx.db, userId, roomId, threadId, streamPos);
   }
 }

@@ -247,10 +247,8 @@ export class SyncService {
   ): Promise<void> {
     // Counts are cleared before the receipt is published, so the sync that the
     // receipt wakes already carries the new counts (onReadUpTo only moves forward).
-    // Notification counts are per room: thread-root receipts do not clear them.
-    if (threadId === null || threadId === 'main') {
-      await this.ctx.services.push.onReadUpTo(userId, roomId, eventPos);
-    }
+    // A threaded receipt clears its thread only ('main': events in no thread).
+    await this.ctx.services.push.onReadUpTo(userId, roomId, eventPos, threadId);
     await this.receipts.set({ roomId, userId, type, threadId, eventId, eventPos });
   }
 
