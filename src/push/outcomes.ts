@@ -10,6 +10,8 @@
 import { boundedCache } from '../bounded-cache.js';
 import type { Context } from '../context.js';
 import type { PushEvaluation } from '../core/push/evaluator.js';
+import { defaultPushRules } from '../core/push/default-rules.js';
+import { evaluatePushRules } from '../core/push/evaluator.js';
 import { evaluateForMembers, type RoomMember } from '../core/push/room-evaluation.js';
 import type { ClientEventLike, PushRuleSet } from '../core/push/types.js';
 import { serverNameOf } from '../core/ids.js';
@@ -34,7 +36,7 @@ export interface PushOutcome {
     sender: string;
     base: number;
     actions: string | null;
-    exceptions: { userId: string; level: number; actions: string | null }[];
+    exceptions: { userId: string; level: number; actions: string | null; invitee?: boolean }[];
     /** The thread root when the event is in a thread; null in the main timeline. */
     threadId: string | null;
   } | null;
@@ -180,6 +182,14 @@ export class PushOutcomes {
       // Every member the stored outcome can apply to needs an open span.
       if (out.notifies) out.heal = await this.withoutOpenSpan(roomId, view);
     }
+    const invitee = this.inviteeOf(event, view);
+    if (invitee !== null) {
+      const r = await this.evaluateInvitee(event, room, invitee);
+      if (r.notify) {
+        out.notifies ??= { sender: event.sender, base: 0, actions: null, exceptions: [], threadId: null };
+        out.notifies.exceptions.push({ userId: invitee, level: level(r), actions: JSON.stringify(r.actions), invitee: true });
+      }
+    }
     if (out.joined !== undefined || out.left !== undefined) {
       const spans = this.openSpans.get(roomId);
       if (spans) {
@@ -189,6 +199,30 @@ export class PushOutcomes {
     }
     if (out.reader === null && out.notifies === null && out.joined === undefined && out.left === undefined) return [];
     return [out];
+  }
+
+  /** The local user an invite event invites, when they are not joined (joined members are evaluated with the room). */
+  private inviteeOf(event: ClientEvent, view: MemberView): string | null {
+    const sk = event.state_key;
+    if (event.type !== 'm.room.member' || typeof sk !== 'string' || event.content.membership !== 'invite') return null;
+    if (!this.isLocal(sk) || sk === event.sender || view.joined.has(sk)) return null;
+    return sk;
+  }
+
+  /** The invitee's own rules for the invite (`.m.rule.invite_for_me` by default). */
+  private async evaluateInvitee(
+    event: ClientEvent,
+    room: { members: string[]; powerLevels: Record<string, unknown> | undefined },
+    userId: string,
+  ): Promise<PushEvaluation> {
+    const set = (await this.rules.of([userId])).get(userId)?.set ?? null;
+    const senderPowerLevel = await this.senderPower.level(event.room_id!, event.sender, room.powerLevels);
+    return evaluatePushRules(set ?? defaultPushRules(userId), event as unknown as ClientEventLike, {
+      roomMemberCount: room.members.length,
+      senderPowerLevel,
+      notificationPowerLevels: notificationLevels(room.powerLevels),
+      userId,
+    });
   }
 
   private isLocal(userId: string): boolean {
@@ -314,7 +348,7 @@ export class PushOutcomes {
         insertOutcomeVia(
           tx,
           { room_id: roomId, stream_pos: streamPos, event_id: eventId, sender: n.sender, base: n.base, actions: n.actions, ts: this.ctx.now(), thread_id: n.threadId },
-          n.exceptions.map((x) => ({ room_id: roomId, stream_pos: streamPos, user_id: x.userId, level: x.level, actions: x.actions })),
+          n.exceptions.map((x) => ({ room_id: roomId, stream_pos: streamPos, user_id: x.userId, level: x.level, actions: x.actions, invitee: x.invitee ? 1 : 0 })),
         );
       }
     }

@@ -54,15 +54,18 @@ export const insertOutcome = prepared((db, p: NewOutcome) =>
     .onConflict((oc) => oc.columns(['room_id', 'stream_pos']).doNothing()),
 );
 
-export const insertException = prepared((db, p: PushOutcomeExceptionRow) =>
+/** An exception to write; `invitee` absent means a member. */
+export type NewException = Omit<PushOutcomeExceptionRow, 'invitee'> & { invitee?: number };
+
+export const insertException = prepared((db, p: NewException) =>
   db
     .insertInto('push_outcome_exceptions')
-    .values({ room_id: p.room_id, stream_pos: p.stream_pos, user_id: p.user_id, level: p.level, actions: p.actions })
+    .values({ room_id: p.room_id, stream_pos: p.stream_pos, user_id: p.user_id, level: p.level, actions: p.actions, invitee: p.invitee ?? 0 })
     .onConflict((oc) => oc.columns(['room_id', 'stream_pos', 'user_id']).doNothing()),
 );
 
 /** An event's outcome and its exceptions, written to a statement sink (all paths of the pipeline). */
-export function insertOutcomeVia(tx: StatementSink, row: NewOutcome, exceptions: PushOutcomeExceptionRow[]): void {
+export function insertOutcomeVia(tx: StatementSink, row: NewOutcome, exceptions: NewException[]): void {
   tx.run(insertOutcome, row);
   for (const x of exceptions) tx.run(insertException, x);
 }

@@ -251,9 +251,15 @@ export class PushService {
 
   // ---- notifications ----
 
+  /**
+   * GET /notifications. Rules are no longer per device (spec: push module), so the profile a
+   * notification matched under is the one the asking device's pusher runs as: its `profile_tag`,
+   * given with every notification when the device has a pusher that set one.
+   */
   async getNotifications(
     userId: string,
     opts: { from?: string; limit?: number; only?: string },
+    deviceId?: string,
   ): Promise<{ notifications: JsonObject[]; next_token?: string }> {
     let before: number | undefined;
     if (opts.from !== undefined && opts.from !== '') {
@@ -272,6 +278,10 @@ export class PushService {
       }
     }
     const readUpto = await selectReadUpto(this.ctx.db, userId, [...new Set(page.map((r) => r.room_id))]);
+    const profileTag =
+      deviceId === undefined || page.length === 0
+        ? undefined
+        : (await getPushers(this.ctx.db, userId)).find((p) => p.device_id === deviceId && p.profile_tag !== null)?.profile_tag ?? undefined;
     const notifications: JsonObject[] = [];
     for (const r of page) {
       const ev = events.get(r.event_id);
@@ -284,6 +294,7 @@ export class PushService {
         read: (readUpto.get(r.room_id) ?? 0) >= r.stream_pos,
         room_id: r.room_id,
         ts: r.ts,
+        ...(profileTag !== undefined ? { profile_tag: profileTag } : {}),
       });
     }
     const out: { notifications: JsonObject[]; next_token?: string } = { notifications };

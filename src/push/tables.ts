@@ -46,6 +46,8 @@ export interface PushOutcomeExceptionRow {
   /** As PushOutcomeRow.base. */
   level: number;
   actions: string | null;
+  /** 1: the event invites this local user, who is not joined; pushed to them though they have no span. */
+  invitee: number;
 }
 
 /** A local user was joined to the room for the events after `joined_pos` up to and including `left_pos` (open while null). */
