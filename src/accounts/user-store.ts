@@ -31,3 +31,14 @@ export async function upgradeGuest(db: DbOrTx, userId: string, passwordHash: str
     .executeTakeFirst();
   return Number(r.numUpdatedRows) > 0;
 }
+
+/** The guest accounts among the users (one query per few hundred). */
+export async function selectGuests(db: DbOrTx, userIds: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = 0; i < userIds.length; i += 500) {
+    const part = userIds.slice(i, i + 500);
+    const rows = await db.selectFrom('users').select('user_id').where('user_id', 'in', part).where('is_guest', '=', 1).execute();
+    for (const r of rows) out.push(r.user_id);
+  }
+  return out;
+}

@@ -87,6 +87,22 @@ describe('guest accounts', () => {
     assert.equal((await req(guest.access_token, 'POST', `${V3}/rooms/${enc(openRoom)}/leave`, {})).status, 200);
   });
 
+  it('guests still joined leave when the room stops being can_join', async () => {
+    const room = (await req(alice.accessToken, 'POST', `${V3}/createRoom`, { preset: 'public_chat', initial_state: [{ type: 'm.room.guest_access', state_key: '', content: { guest_access: 'can_join' } }] })).body.room_id;
+    const g = (await req(undefined, 'POST', `${V3}/register?kind=guest`, {})).body;
+    assert.equal((await req(g.access_token, 'POST', `${V3}/rooms/${enc(room)}/join`, {})).status, 200);
+    const bob = await server.registerUser();
+    assert.equal((await req(bob.accessToken, 'POST', `${V3}/rooms/${enc(room)}/join`, {})).status, 200);
+    const closed = await req(alice.accessToken, 'PUT', `${V3}/rooms/${enc(room)}/state/m.room.guest_access/`, { guest_access: 'forbidden' });
+    assert.equal(closed.status, 200);
+    const member = async (u: string) =>
+      (await req(alice.accessToken, 'GET', `${V3}/rooms/${enc(room)}/state/m.room.member/${enc(u)}`)).body.membership;
+    assert.equal(await member(g.user_id), 'leave');
+    assert.equal(await member(bob.userId), 'join', 'full members stay');
+    const back = await req(g.access_token, 'POST', `${V3}/rooms/${enc(room)}/join`, {});
+    assert.equal(back.body.errcode, 'M_GUEST_ACCESS_FORBIDDEN');
+  });
+
   it('upgrades a guest to a full account by registering with its guest token and localpart', async () => {
     const g = (await req(undefined, 'POST', `${V3}/register?kind=guest`, {})).body;
     const localpart = g.user_id.slice(1, g.user_id.indexOf(':'));
