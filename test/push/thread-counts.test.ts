@@ -89,6 +89,19 @@ describe('per-thread unread counts', () => {
     assert.deepEqual(c.threads, { [rootB]: { notification_count: 1, highlight_count: 1 } });
   });
 
+  it('a threaded receipt on an event outside its thread is refused with M_INVALID_PARAM', async () => {
+    const other = await receipt(rootB, rootA);
+    assert.equal(other.status, 400, JSON.stringify(other.body));
+    assert.equal(other.body.errcode, 'M_INVALID_PARAM');
+    const inA = (await req(bob, 'GET', `${V3}/rooms/${enc(roomId)}/messages?dir=b&limit=20`)).body.chunk.find(
+      (e: { content: { body?: string } }) => e.content.body === 'a1',
+    ).event_id as string;
+    const res = await receipt(inA, 'main');
+    assert.equal(res.status, 400);
+    assert.equal(res.body.errcode, 'M_INVALID_PARAM');
+    assert.equal((await receipt(rootA, rootA)).status, 200, 'the root is in its own thread');
+  });
+
   it('new thread events count again after the thread receipt; an unthreaded receipt clears everything up to it', async () => {
     const a3 = await inThread(rootA, 'a3');
     let c = await counts(true);
