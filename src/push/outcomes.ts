@@ -22,6 +22,7 @@ import type { Tx } from '../db/schema.js';
 import { closeSpansVia, openSpanVia, selectOpenMembers } from './member-spans-store.js';
 import { insertOutcomeVia } from './push-outcomes-store.js';
 import { advanceReadUptoVia } from './read-upto-store.js';
+import { advanceThreadReadUptoVia } from './thread-read-store.js';
 import { SenderPower } from './sender-power.js';
 
 /**
@@ -31,6 +32,8 @@ import { SenderPower } from './sender-power.js';
 export interface PushOutcome {
   /** A local sender: sending an event marks the room read up to it (spec: "Marking notifications as read"). */
   reader: string | null;
+  /** The thread the event is in: then it marks only that thread read for its sender, as a threaded receipt would. */
+  readerThread?: string | null;
   /** The event's outcome for the room, when it notifies anyone. */
   notifies: {
     sender: string;
@@ -170,6 +173,7 @@ export class PushOutcomes {
     if (roomId === undefined) return [];
     const view = this.memberView(room.members);
     const out: PushOutcome = { reader: this.isLocal(event.sender) ? event.sender : null, notifies: null, heal: [] };
+    if (out.reader !== null) out.readerThread = threadOf(event);
     const sk = event.state_key;
     if (event.type === 'm.room.member' && typeof sk === 'string' && this.isLocal(sk)) {
       const was = view.joined.has(sk);
@@ -339,7 +343,10 @@ export class PushOutcomes {
   storeActionsVia(tx: StatementSink, roomId: string, eventId: string, streamPos: number, rows: PushOutcome[]): void {
     for (const o of rows) {
       // "When the user updates their read receipt (either by using the API or by sending an event)".
-      if (o.reader !== null) advanceReadUptoVia(tx, o.reader, roomId, streamPos);
+      if (o.reader !== null) {
+        if (o.readerThread) advanceThreadReadUptoVia(tx, o.reader, roomId, o.readerThread, streamPos);
+        else advanceReadUptoVia(tx, o.reader, roomId, streamPos);
+      }
       for (const u of o.heal) openSpanVia(tx, u, roomId, streamPos - 1);
       if (o.joined !== undefined) openSpanVia(tx, o.joined, roomId, streamPos);
       if (o.left !== undefined) closeSpansVia(tx, o.left, roomId, streamPos);

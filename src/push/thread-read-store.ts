@@ -5,21 +5,31 @@
  * unthreaded read position (read-upto-store.ts).
  */
 import { sql } from 'kysely';
+import type { StatementSink } from '../db/pg-pipeline.js';
+import { prepared } from '../db/prepared.js';
 import type { DbOrTx } from '../db/schema.js';
 import { chunks } from './chunk.js';
 
-/** Moves the user's read position in a thread forward (never back). */
-export async function advanceThreadReadUpto(db: DbOrTx, userId: string, roomId: string, threadId: string, streamPos: number): Promise<void> {
-  await db
+const upsertThreadReadUpto = prepared((db, p: { userId: string; roomId: string; threadId: string; streamPos: number }) =>
+  db
     .insertInto('push_thread_read_upto')
-    .values({ user_id: userId, room_id: roomId, thread_id: threadId, stream_pos: streamPos })
+    .values({ user_id: p.userId, room_id: p.roomId, thread_id: p.threadId, stream_pos: p.streamPos })
     .onConflict((oc) =>
       oc
         .columns(['user_id', 'room_id', 'thread_id'])
         .doUpdateSet((eb) => ({ stream_pos: eb.ref('excluded.stream_pos') }))
         .where((eb) => eb('push_thread_read_upto.stream_pos', '<', eb.ref('excluded.stream_pos'))),
-    )
-    .execute();
+    ),
+);
+
+/** Moves the user's read position in a thread forward (never back). */
+export async function advanceThreadReadUpto(db: DbOrTx, userId: string, roomId: string, threadId: string, streamPos: number): Promise<void> {
+  await upsertThreadReadUpto.execute(db, { userId, roomId, threadId, streamPos });
+}
+
+/** As advanceThreadReadUpto, written to a statement sink (the pipeline: a user's own event in a thread). */
+export function advanceThreadReadUptoVia(tx: StatementSink, userId: string, roomId: string, threadId: string, streamPos: number): void {
+  tx.run(upsertThreadReadUpto, { userId, roomId, threadId, streamPos });
 }
 
 /** The rooms where a threaded receipt of the user reaches past their unthreaded one (only there do threads change a count). */

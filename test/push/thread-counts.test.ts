@@ -112,4 +112,21 @@ describe('per-thread unread counts', () => {
     assert.equal(c.threads, undefined);
     assert.deepEqual((await counts(false)).main, { notification_count: 0, highlight_count: 0 });
   });
+
+  it('replying in a thread marks that thread read for the one replying, not the main timeline', async () => {
+    await inThread(rootB, 'b2');
+    await send({ body: 'main 4' });
+    let c = await counts(true);
+    assert.deepEqual(c.main, { notification_count: 1, highlight_count: 0 });
+    assert.deepEqual(c.threads, { [rootB]: { notification_count: 1, highlight_count: 0 } });
+    const mine = await req(bob, 'PUT', `${V3}/rooms/${enc(roomId)}/send/m.room.message/bob1`, {
+      msgtype: 'm.text',
+      body: 'b3 from bob',
+      'm.relates_to': { rel_type: 'm.thread', event_id: rootB, is_falling_back: true, 'm.in_reply_to': { event_id: rootB } },
+    });
+    assert.equal(mine.status, 200);
+    c = await counts(true);
+    assert.deepEqual(c.main, { notification_count: 1, highlight_count: 0 });
+    assert.equal(c.threads, undefined);
+  });
 });
