@@ -11,6 +11,7 @@ export interface TokenOwner {
   deactivated: number;
   locked: number;
   suspended: number;
+  is_guest: number;
 }
 
 export async function insertAccessToken(db: DbOrTx, row: AccessTokenRow): Promise<void> {
@@ -22,7 +23,7 @@ export async function findAccessToken(db: DbOrTx, hash: string): Promise<TokenOw
   return db
     .selectFrom('access_tokens as t')
     .innerJoin('users as u', 'u.user_id', 't.user_id')
-    .select(['t.id', 't.user_id', 't.device_id', 't.expires_ts', 't.refresh_token_id', 'u.is_admin', 'u.deactivated', 'u.locked', 'u.suspended'])
+    .select(['t.id', 't.user_id', 't.device_id', 't.expires_ts', 't.refresh_token_id', 'u.is_admin', 'u.deactivated', 'u.locked', 'u.suspended', 'u.is_guest'])
     .where('t.token_hash', '=', hash)
     .executeTakeFirst();
 }

@@ -7,11 +7,12 @@ const authDict = { type: 'object' };
 export function deviceRoutes(ctx: Context): Route[] {
   const devices = () => ctx.services.accounts.devices;
   return [
-    { method: 'GET', path: '/devices', handler: (req) => devices().list(req.requester) },
-    { method: 'GET', path: '/devices/:deviceId', handler: (req) => devices().get(req.requester, req.params.deviceId) },
+    { method: 'GET', path: '/devices', guestAllowed: true, handler: (req) => devices().list(req.requester) },
+    { method: 'GET', path: '/devices/:deviceId', guestAllowed: true, handler: (req) => devices().get(req.requester, req.params.deviceId) },
     {
       method: 'PUT',
       path: '/devices/:deviceId',
+      guestAllowed: true,
       schema: { body: { type: 'object', properties: { display_name: { type: 'string' } } } },
       handler: (req) => devices().update(req.requester, req.params.deviceId, req.body),
     },

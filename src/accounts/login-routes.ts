@@ -96,7 +96,8 @@ export function loginRoutes(ctx: Context): Route[] {
     {
       method: 'GET',
       path: '/account/whoami',
-      handler: (req) => ({ user_id: req.requester.userId, device_id: req.requester.deviceId, is_guest: false }),
+      guestAllowed: true,
+      handler: (req) => ({ user_id: req.requester.userId, device_id: req.requester.deviceId, is_guest: req.requester.isGuest === true }),
     },
   ];
 }

@@ -106,4 +106,12 @@ export const migrations: Migration[] = [
       await db.schema.alterTable('users').addColumn('suspended', 'integer', (c) => c.notNull().defaultTo(0)).execute();
     },
   },
+  {
+    version: 4,
+    name: 'guest accounts',
+    async up(db) {
+      // Guest accounts (spec: modules/guest_access) are users with this flag and no password.
+      await db.schema.alterTable('users').addColumn('is_guest', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+    },
+  },
 ];

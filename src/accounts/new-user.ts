@@ -8,6 +8,8 @@ export interface NewUser {
   userId: string;
   passwordHash: string | null;
   admin: boolean;
+  /** A guest account (spec: modules/guest_access). */
+  guest?: boolean;
   /** Defaults to the localpart, so clients have a name to show from the start. */
   displayName?: string;
   now: number;
@@ -23,6 +25,7 @@ export async function insertNewUser(trx: Tx, u: NewUser): Promise<void> {
     locked: 0,
     suspended: 0,
     created_ts: u.now,
+    is_guest: u.guest === true ? 1 : 0,
   });
   if (!inserted) throw userInUse();
   const displayname = u.displayName ?? u.userId.slice(1, u.userId.indexOf(':'));

@@ -24,6 +24,7 @@ export function registrationRoutes(ctx: Context): Route[] {
             initial_device_display_name: { type: 'string' },
             inhibit_login: { type: 'boolean' },
             refresh_token: { type: 'boolean' },
+            guest_access_token: { type: 'string' },
           },
         },
       },

@@ -1,11 +1,11 @@
 import type { Context } from '../context.js';
-import { MatrixError, forbidden, missingParam, userInUse } from '../http/errors.js';
+import { MatrixError, forbidden, guestAccessForbidden, invalidUsername, missingParam, userInUse } from '../http/errors.js';
 import { checkNewPassword, hashPassword } from './password-hash.js';
 import { secretsEqual } from './secrets.js';
 import { insertNewUser } from './new-user.js';
 import { Sessions, type OpenedSession } from './sessions.js';
 import { StageFailed, type UiaRequest, type UserInteractiveAuth } from './uia.js';
-import { getUser } from './user-store.js';
+import { getUser, upgradeGuest } from './user-store.js';
 import { checkRegistrationLocalpart, generateLocalpart, normaliseLocalpart } from './user-ids.js';
 
 export interface RegisterBody {
@@ -16,6 +16,8 @@ export interface RegisterBody {
   initial_device_display_name?: string;
   inhibit_login?: boolean;
   refresh_token?: boolean;
+  /** Upgrades this guest account to a full one (spec: modules/guest_access). */
+  guest_access_token?: string;
 }
 
 /** What login and registration answer. */
@@ -63,13 +65,16 @@ export class Registration {
   }
 
   async register(body: RegisterBody, kind: string, req: Omit<UiaRequest, 'body' | 'userId'> & { ip?: string }): Promise<Record<string, unknown>> {
-    if (kind === 'guest') throw new MatrixError(403, 'M_GUEST_ACCESS_FORBIDDEN', 'Guest accounts are not supported on this homeserver');
+    if (kind === 'guest') return this.registerGuest(body, req.ip);
     this.ensureOpen();
     const { serverName } = this.ctx;
+    const guest = body.guest_access_token !== undefined ? await this.guestToUpgrade(body) : undefined;
 
     // The spec wants username problems reported before user-interactive auth.
     let localpart: string | undefined;
-    if (body.username !== undefined) {
+    if (guest !== undefined) {
+      localpart = guest.slice(1, guest.indexOf(':'));
+    } else if (body.username !== undefined) {
       localpart = normaliseLocalpart(body.username);
       checkRegistrationLocalpart(localpart, serverName);
       if (await getUser(this.ctx.db, `@${localpart}:${serverName}`)) throw userInUse();
@@ -89,7 +94,13 @@ export class Registration {
       const userId = `@${localpart ?? generateLocalpart()}:${serverName}`;
       try {
         const session = await this.ctx.db.transaction().execute(async (trx) => {
-          await insertNewUser(trx, { userId, passwordHash, admin: false, now: this.ctx.now() });
+          if (guest === undefined) await insertNewUser(trx, { userId, passwordHash, admin: false, now: this.ctx.now() });
+          else {
+            // Upgraded once: a second request with the same guest token finds no guest left.
+            if (!(await upgradeGuest(trx, userId, passwordHash))) throw userInUse();
+            // The guest's cached tokens say "guest": every node reads them again.
+            await this.sessions.revokeIn(trx, [userId]);
+          }
           if (body.inhibit_login === true) return null;
           return this.sessions.openIn(trx, {
             userId,
@@ -99,6 +110,7 @@ export class Registration {
             ip: req.ip,
           });
         });
+        if (guest !== undefined) this.sessions.publishRevoked([userId]);
         if (!session) return { user_id: userId, home_server: serverName };
         await this.sessions.finishOpen(session);
         return sessionAnswer(serverName, session);
@@ -108,6 +120,42 @@ export class Registration {
         throw e;
       }
     }
+  }
+
+  /**
+   * POST /register?kind=guest: a password-less account whose access token
+   * serves only what guests may call. Every parameter but the device's
+   * display name is ignored and the server picks the device id
+   * (registration.yaml).
+   */
+  private async registerGuest(body: RegisterBody, ip: string | undefined): Promise<Record<string, unknown>> {
+    if (!this.ctx.config.guests.enabled) throw guestAccessForbidden('Guest access is disabled on this homeserver');
+    const { serverName } = this.ctx;
+    for (let attempt = 0; ; attempt++) {
+      const userId = `@${generateLocalpart()}:${serverName}`;
+      try {
+        const session = await this.ctx.db.transaction().execute(async (trx) => {
+          await insertNewUser(trx, { userId, passwordHash: null, admin: false, guest: true, now: this.ctx.now() });
+          const displayName = typeof body.initial_device_display_name === 'string' ? body.initial_device_display_name : undefined;
+          return this.sessions.openIn(trx, { userId, displayName, withRefresh: false, ip });
+        });
+        await this.sessions.finishOpen(session);
+        return sessionAnswer(serverName, session);
+      } catch (e) {
+        if (e instanceof MatrixError && e.errcode === 'M_USER_IN_USE' && attempt < 5) continue;
+        throw e;
+      }
+    }
+  }
+
+  /** The guest a `guest_access_token` belongs to; the username, required, must be the guest's localpart. */
+  private async guestToUpgrade(body: RegisterBody): Promise<string> {
+    const who = await this.sessions.authenticate(body.guest_access_token!);
+    if (!who.isGuest) throw forbidden('guest_access_token does not belong to a guest account');
+    if (body.username === undefined) throw missingParam('Upgrading a guest account needs its username');
+    const localpart = who.userId.slice(1, who.userId.indexOf(':'));
+    if (normaliseLocalpart(body.username) !== localpart) throw invalidUsername('username must be the localpart of the guest account');
+    return who.userId;
   }
 
   /** GET /register/available */

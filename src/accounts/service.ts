@@ -16,7 +16,7 @@ import { searchWords } from './search-text.js';
 import { Sessions } from './sessions.js';
 import { SharedSecretRegistration } from './shared-secret.js';
 import { UserInteractiveAuth } from './uia.js';
-import { getUser } from './user-store.js';
+import { getUser, selectGuests } from './user-store.js';
 import { checkNewLocalpart, normaliseLocalpart } from './user-ids.js';
 
 export type { Profile } from './profiles.js';
@@ -106,6 +106,11 @@ export class AccountsService implements Lifecycle {
       out.get(d.user_id)?.push({ deviceId: d.device_id, displayName: d.display_name ?? undefined });
     }
     return out;
+  }
+
+  /** The guest accounts among these users (spec: modules/guest_access). */
+  async guestsAmong(userIds: string[]): Promise<string[]> {
+    return userIds.length === 0 ? [] : selectGuests(this.ctx.db, userIds);
   }
 
   async userExists(userId: string): Promise<boolean> {

@@ -118,6 +118,7 @@ export class Sessions {
     // Only set when true: most requesters carry neither flag.
     if (row.locked === 1) requester.locked = true;
     if (row.suspended === 1) requester.suspended = true;
+    if (Number(row.is_guest) === 1) requester.isGuest = true;
     this.cache.set(hash, { requester, expiresTs: row.expires_ts, seenWrittenTs: now }, generation);
     this.background(touchDevice(this.ctx.db, row.user_id, row.device_id, now, seen?.ip));
     return requester;

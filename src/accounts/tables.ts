@@ -21,6 +21,8 @@ export interface UserRow {
   locked: number;
   /** 1 while an administrator has suspended the account: joins, invites, messages and profile changes answer M_USER_SUSPENDED. */
   suspended: number;
+  /** 1 for a guest account (spec: modules/guest_access) until it is upgraded by registering. */
+  is_guest: number;
 }
 
 export interface DeviceRow {

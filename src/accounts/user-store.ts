@@ -19,3 +19,26 @@ export async function setPasswordHash(db: DbOrTx, userId: string, hash: string |
 export async function markDeactivated(db: DbOrTx, userId: string): Promise<void> {
   await db.updateTable('users').set({ deactivated: 1, password_hash: null }).where('user_id', '=', userId).execute();
 }
+
+/** Turns a guest account into a full one with a password (spec: modules/guest_access); false when it was no guest. */
+export async function upgradeGuest(db: DbOrTx, userId: string, passwordHash: string): Promise<boolean> {
+  const r = await db
+    .updateTable('users')
+    .set({ is_guest: 0, password_hash: passwordHash })
+    .where('user_id', '=', userId)
+    .where('is_guest', '=', 1)
+    .where('deactivated', '=', 0)
+    .executeTakeFirst();
+  return Number(r.numUpdatedRows) > 0;
+}
+
+/** The guest accounts among the users (one query per few hundred). */
+export async function selectGuests(db: DbOrTx, userIds: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = 0; i < userIds.length; i += 500) {
+    const part = userIds.slice(i, i + 500);
+    const rows = await db.selectFrom('users').select('user_id').where('user_id', 'in', part).where('is_guest', '=', 1).execute();
+    for (const r of rows) out.push(r.user_id);
+  }
+  return out;
+}

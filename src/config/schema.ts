@@ -91,6 +91,10 @@ export interface HearthConfig {
     /** A sliding-sync connection unused this long (ms) expires: its next request is answered M_UNKNOWN_POS. */
     connection_idle_ms: number;
   };
+  guests: {
+    /** Allow guest accounts (spec: modules/guest_access): POST /register?kind=guest; off answers 403 M_GUEST_ACCESS_FORBIDDEN. */
+    enabled: boolean;
+  };
   delayed_events: {
     /** Serve MSC4140 delayed events (MatrixRTC keeps call membership alive with them). */
     enabled: boolean;
@@ -180,6 +184,7 @@ export function defaultConfig(): HearthConfig {
       retention_interval_ms: 3600_000,
     },
     sliding_sync: { connection_idle_ms: 7 * 24 * 60 * 60 * 1000 },
+    guests: { enabled: true },
     delayed_events: { enabled: true, max_delay_ms: 24 * 60 * 60 * 1000, max_per_user: 100 },
     turn: { uris: [], shared_secret: '', ttl: 86400 },
     matrix_rtc: { transports: [] },

@@ -147,6 +147,7 @@ const rules: Record<string, Check> = {
   'media.orphan_grace_ms': isPositiveInt,
   'media.retention_interval_ms': isPositiveInt,
   'sliding_sync.connection_idle_ms': isPositiveInt,
+  'guests.enabled': isBool,
   'delayed_events.enabled': isBool,
   'delayed_events.max_delay_ms': isPositiveInt,
   'delayed_events.max_per_user': isPositiveInt,

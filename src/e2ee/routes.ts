@@ -15,6 +15,7 @@ export function e2eeRoutes(ctx: Context): Route[] {
     {
       method: 'POST',
       path: '/keys/upload',
+      guestAllowed: true,
       schema: {
         body: {
           type: 'object',
@@ -26,6 +27,7 @@ export function e2eeRoutes(ctx: Context): Route[] {
     {
       method: 'POST',
       path: '/keys/query',
+      guestAllowed: true,
       schema: {
         body: {
           type: 'object',
@@ -41,6 +43,7 @@ export function e2eeRoutes(ctx: Context): Route[] {
     {
       method: 'POST',
       path: '/keys/claim',
+      guestAllowed: true,
       schema: {
         body: {
           type: 'object',
@@ -70,6 +73,7 @@ export function e2eeRoutes(ctx: Context): Route[] {
     {
       method: 'PUT',
       path: '/sendToDevice/:eventType/:txnId',
+      guestAllowed: true,
       rateLimit: 'message',
       schema: { body: { type: 'object', required: ['messages'], properties: { messages: object } } },
       handler: async (req) => {

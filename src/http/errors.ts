@@ -34,6 +34,8 @@ export const userInUse = () => new MatrixError(400, 'M_USER_IN_USE', 'User ID al
 export const invalidUsername = (msg: string) => new MatrixError(400, 'M_INVALID_USERNAME', msg);
 export const unsupportedRoomVersion = (v: string) =>
   new MatrixError(400, 'M_UNSUPPORTED_ROOM_VERSION', `Room version ${v} is not supported`);
+/** A guest account called an endpoint guests may not use, or guest access is off (spec: modules/guest_access). */
+export const guestAccessForbidden = (msg = 'Guest accounts may not use this endpoint') => new MatrixError(403, 'M_GUEST_ACCESS_FORBIDDEN', msg);
 export const roomInUse = () => new MatrixError(400, 'M_ROOM_IN_USE', 'Room alias already taken');
 export const unknownError = (msg: string) => new MatrixError(500, 'M_UNKNOWN', msg);
 export const userLocked = () => new MatrixError(401, 'M_USER_LOCKED', 'This account has been locked', { soft_logout: true });

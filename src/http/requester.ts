@@ -3,6 +3,8 @@ export interface Requester {
   userId: string;
   deviceId: string;
   isAdmin: boolean;
+  /** A guest account (spec: modules/guest_access): only routes marked `guestAllowed` serve it. */
+  isGuest?: boolean;
   /** The access token's row id, for logout. */
   tokenId: string;
   /** An administrator locked the account: only logout is served (client-server-api "Account locking"). */

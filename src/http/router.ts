@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Context } from '../context.js';
-import { MatrixError, invalidParam, missingToken, userLocked, userSuspended } from './errors.js';
+import { MatrixError, guestAccessForbidden, invalidParam, missingToken, userLocked, userSuspended } from './errors.js';
 import type { Requester } from './requester.js';
 import { passRawBodies } from './server.js';
 
@@ -38,6 +38,11 @@ export interface Route {
    * recommended list), or only for the requests the function picks.
    */
   refusedWhenSuspended?: boolean | ((req: FastifyRequest & { params: any; body: any }) => boolean);
+  /**
+   * Guest accounts may call this endpoint (spec: modules/guest_access, "Client behaviour" lists
+   * them). Any other endpoint answers a guest's token with 403 M_GUEST_ACCESS_FORBIDDEN.
+   */
+  guestAllowed?: boolean;
   /** A rate-limit action from the config (`login`, `registration`, `message`). */
   rateLimit?: string;
   schema?: { body?: object; querystring?: object; params?: object };
@@ -103,6 +108,7 @@ function addRoutes(app: FastifyInstance, ctx: Context, routes: Route[]): void {
               const refused = route.refusedWhenSuspended;
               if (refused === true || refused(req as FastifyRequest & { params: any; body: any })) throw userSuspended();
             }
+            if (req.requester?.isGuest === true && route.guestAllowed !== true) throw guestAccessForbidden();
           }
           if (route.rateLimit) {
             ctx.rateLimiter.check(route.rateLimit, req.requester?.userId ?? req.ip);

@@ -7,8 +7,9 @@
 import type { Context } from '../context.js';
 import { isValidRoomId } from '../core/ids.js';
 import type { ClientEvent, JsonObject } from '../core/types.js';
-import { invalidParam, notFound } from '../http/errors.js';
+import { guestAccessForbidden, invalidParam, notFound } from '../http/errors.js';
 import type { Requester } from '../http/requester.js';
+import { isPeek, peekEvents } from './peek.js';
 
 const DEFAULT_TIMEOUT_MS = 30_000;
 const TIMELINE_LIMIT = 100;
@@ -24,6 +25,12 @@ export async function eventStream(
 ): Promise<{ start: string; end: string; chunk: JsonObject[] }> {
   if (q.timeout !== undefined && !/^\d{1,9}$/.test(q.timeout)) throw invalidParam('timeout must be a non-negative integer');
   if (q.room_id !== undefined && !isValidRoomId(q.room_id)) throw invalidParam('room_id is not a room ID');
+  const timeout = q.timeout === undefined ? DEFAULT_TIMEOUT_MS : Number(q.timeout);
+  if (q.room_id !== undefined && (await isPeek(ctx, requester.userId, q.room_id))) {
+    return peekEvents(ctx, requester, q.room_id, { from: q.from, timeoutMs: timeout }, onClose);
+  }
+  // Guests read the stream only to preview a room (spec: modules/guest_access).
+  if (requester.isGuest === true && q.room_id === undefined) throw guestAccessForbidden('Guests may only use /events with room_id');
   const rooms = q.room_id !== undefined ? { rooms: [q.room_id] } : {};
   let from = q.from;
   if (from === undefined || from === '') {
@@ -32,7 +39,6 @@ export async function eventStream(
     from = ((await ctx.services.sync.sync(requester, { filter: none, timeout: 0 }, onClose)) as { next_batch: string }).next_batch;
   }
   const filter = JSON.stringify({ room: { ...rooms, timeline: { limit: TIMELINE_LIMIT }, state: { lazy_load_members: true } }, account_data: { not_types: ['*'] } });
-  const timeout = q.timeout === undefined ? DEFAULT_TIMEOUT_MS : Number(q.timeout);
   const body = (await ctx.services.sync.sync(requester, { since: from, filter, timeout }, onClose)) as unknown as {
     next_batch: string;
     rooms?: { join?: Record<string, { timeline?: { events?: ClientEvent[] } }> };

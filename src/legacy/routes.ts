@@ -7,10 +7,12 @@ import { initialSync, roomInitialSync } from './initial-sync.js';
 export function legacyRoutes(ctx: Context): Route[] {
   return [
     { method: 'GET', path: '/initialSync', handler: (req) => initialSync(ctx, req.requester, req.query) },
-    { method: 'GET', path: '/rooms/:roomId/initialSync', handler: (req) => roomInitialSync(ctx, req.requester, req.params.roomId) },
+    { method: 'GET', path: '/rooms/:roomId/initialSync', guestAllowed: true, handler: (req) => roomInitialSync(ctx, req.requester, req.params.roomId) },
     {
       method: 'GET',
       path: '/events',
+      // Guests may read the stream "as used for room previews" (spec: modules/guest_access).
+      guestAllowed: true,
       handler: (req, reply) => eventStream(ctx, req.requester, req.query, (fn) => reply.raw.once('close', fn)),
     },
     { method: 'GET', path: '/events/:eventId', handler: (req) => oneEvent(ctx, req.requester, req.params.eventId) },

@@ -92,7 +92,8 @@ export function downloadRoutes(media: MediaService, infoUri: string, legacyFreez
     const where = legacy
       ? { prefix: '/_matrix/media', versions: ['v3', 'r0'] as Route['versions'], auth: 'none' as const, base: '' }
       : { prefix: '/_matrix/client', versions: ['v1'] as Route['versions'], auth: 'required' as const, base: '/media' };
-    const common = { prefix: where.prefix, versions: where.versions, auth: where.auth };
+    // Guests may fetch media (spec: modules/guest_access).
+    const common = { prefix: where.prefix, versions: where.versions, auth: where.auth, guestAllowed: true };
     routes.push(
       {
         ...common,

@@ -2,9 +2,9 @@
  * What the pusher (delivery.ts) reads and writes: its position in the
  * stream of push outcomes, the outcomes after it in stream order, and for
  * one outcome the HTTP pushers of the users it notifies (joined at the event
- * by push_member_spans, not its sender, with a level of at least "notify"
- * from their exception or the base; push-outcomes-store.ts explains the
- * layout).
+ * by push_member_spans, or invited by it, not its sender, with a level of at
+ * least "notify" from their exception or the base; push-outcomes-store.ts
+ * explains the layout).
  */
 import { sql } from 'kysely';
 import type { DbOrTx } from '../db/schema.js';
@@ -61,15 +61,19 @@ export async function selectPushTargets(db: DbOrTx, o: PushOutcomeRow): Promise<
     .where('p.user_id', '<>', o.sender)
     .where(sql<number>`coalesce(x.level, ${o.base})`, '>=', 1)
     .where((eb) =>
-      eb.exists(
-        eb
-          .selectFrom('push_member_spans as s')
-          .select('s.joined_pos')
-          .whereRef('s.user_id', '=', 'p.user_id')
-          .where('s.room_id', '=', o.room_id)
-          .where('s.joined_pos', '<', o.stream_pos)
-          .where((e) => e.or([e('s.left_pos', 'is', null), e('s.left_pos', '>=', o.stream_pos)])),
-      ),
+      eb.or([
+        // The invitee of an invite is not joined: their exception says the outcome is theirs.
+        eb('x.invitee', '=', 1),
+        eb.exists(
+          eb
+            .selectFrom('push_member_spans as s')
+            .select('s.joined_pos')
+            .whereRef('s.user_id', '=', 'p.user_id')
+            .where('s.room_id', '=', o.room_id)
+            .where('s.joined_pos', '<', o.stream_pos)
+            .where((e) => e.or([e('s.left_pos', 'is', null), e('s.left_pos', '>=', o.stream_pos)])),
+        ),
+      ]),
     )
     .execute();
   return rows.map(({ x_level, x_actions, ...p }) => {

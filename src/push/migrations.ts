@@ -159,4 +159,24 @@ export const migrations: Migration[] = [
       await db.schema.createIndex('push_outcomes_pos').on('push_outcomes').column('stream_pos').execute();
     },
   },
+  {
+    version: 5,
+    name: 'per-thread unread counts (the thread of each outcome, thread read positions); invite pushes',
+    // Threaded read receipts (spec: "Threaded read receipts") clear one thread's notifications;
+    // the outcome's thread (null: the main timeline) says which receipt covers it.
+    async up(db, dialect) {
+      await db.schema.alterTable('push_outcomes').addColumn('thread_id', 'text').execute();
+      // An invite notifies its local invitee, who is not joined (push_member_spans has no span for them).
+      await db.schema.alterTable('push_outcome_exceptions').addColumn('invitee', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      await db.schema
+        .createTable('push_thread_read_upto')
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('room_id', 'text', (c) => c.notNull())
+        .addColumn('thread_id', 'text', (c) => c.notNull())
+        .addColumn('stream_pos', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('push_thread_read_upto_pk', ['user_id', 'room_id', 'thread_id'])
+        .modifyEnd(dialect === 'sqlite' ? sql`without rowid` : sql``)
+        .execute();
+    },
+  },
 ];

@@ -10,6 +10,8 @@
 import { boundedCache } from '../bounded-cache.js';
 import type { Context } from '../context.js';
 import type { PushEvaluation } from '../core/push/evaluator.js';
+import { defaultPushRules } from '../core/push/default-rules.js';
+import { evaluatePushRules } from '../core/push/evaluator.js';
 import { evaluateForMembers, type RoomMember } from '../core/push/room-evaluation.js';
 import type { ClientEventLike, PushRuleSet } from '../core/push/types.js';
 import { serverNameOf } from '../core/ids.js';
@@ -20,6 +22,7 @@ import type { Tx } from '../db/schema.js';
 import { closeSpansVia, openSpanVia, selectOpenMembers } from './member-spans-store.js';
 import { insertOutcomeVia } from './push-outcomes-store.js';
 import { advanceReadUptoVia } from './read-upto-store.js';
+import { advanceThreadReadUptoVia } from './thread-read-store.js';
 import { SenderPower } from './sender-power.js';
 
 /**
@@ -29,8 +32,17 @@ import { SenderPower } from './sender-power.js';
 export interface PushOutcome {
   /** A local sender: sending an event marks the room read up to it (spec: "Marking notifications as read"). */
   reader: string | null;
+  /** The thread the event is in: then it marks only that thread read for its sender, as a threaded receipt would. */
+  readerThread?: string | null;
   /** The event's outcome for the room, when it notifies anyone. */
-  notifies: { sender: string; base: number; actions: string | null; exceptions: { userId: string; level: number; actions: string | null }[] } | null;
+  notifies: {
+    sender: string;
+    base: number;
+    actions: string | null;
+    exceptions: { userId: string; level: number; actions: string | null; invitee?: boolean }[];
+    /** The thread root when the event is in a thread; null in the main timeline. */
+    threadId: string | null;
+  } | null;
   /** Local members joined before the event who have no open span (joined before spans were kept, or on another path). */
   heal: string[];
   /** A local user whose membership starts with this event (joined after it). */
@@ -87,6 +99,13 @@ function toLevel(v: unknown): number | undefined {
 /** 0 nothing, 1 notify, 2 notify and highlight (push_outcomes.base, push_outcome_exceptions.level). */
 function level(r: PushEvaluation): number {
   return r.highlight ? 2 : r.notify ? 1 : 0;
+}
+
+/** The root of the thread the event is in (an `m.thread` relation, spec: modules/threading), or null. */
+function threadOf(event: ClientEvent): string | null {
+  const r = event.content['m.relates_to'];
+  if (typeof r !== 'object' || r === null || Array.isArray(r) || r.rel_type !== 'm.thread') return null;
+  return typeof r.event_id === 'string' ? r.event_id : null;
 }
 
 function mentionsRoom(event: ClientEvent): boolean {
@@ -154,6 +173,7 @@ export class PushOutcomes {
     if (roomId === undefined) return [];
     const view = this.memberView(room.members);
     const out: PushOutcome = { reader: this.isLocal(event.sender) ? event.sender : null, notifies: null, heal: [] };
+    if (out.reader !== null) out.readerThread = threadOf(event);
     const sk = event.state_key;
     if (event.type === 'm.room.member' && typeof sk === 'string' && this.isLocal(sk)) {
       const was = view.joined.has(sk);
@@ -166,6 +186,14 @@ export class PushOutcomes {
       // Every member the stored outcome can apply to needs an open span.
       if (out.notifies) out.heal = await this.withoutOpenSpan(roomId, view);
     }
+    const invitee = this.inviteeOf(event, view);
+    if (invitee !== null) {
+      const r = await this.evaluateInvitee(event, room, invitee);
+      if (r.notify) {
+        out.notifies ??= { sender: event.sender, base: 0, actions: null, exceptions: [], threadId: null };
+        out.notifies.exceptions.push({ userId: invitee, level: level(r), actions: JSON.stringify(r.actions), invitee: true });
+      }
+    }
     if (out.joined !== undefined || out.left !== undefined) {
       const spans = this.openSpans.get(roomId);
       if (spans) {
@@ -175,6 +203,30 @@ export class PushOutcomes {
     }
     if (out.reader === null && out.notifies === null && out.joined === undefined && out.left === undefined) return [];
     return [out];
+  }
+
+  /** The local user an invite event invites, when they are not joined (joined members are evaluated with the room). */
+  private inviteeOf(event: ClientEvent, view: MemberView): string | null {
+    const sk = event.state_key;
+    if (event.type !== 'm.room.member' || typeof sk !== 'string' || event.content.membership !== 'invite') return null;
+    if (!this.isLocal(sk) || sk === event.sender || view.joined.has(sk)) return null;
+    return sk;
+  }
+
+  /** The invitee's own rules for the invite (`.m.rule.invite_for_me` by default). */
+  private async evaluateInvitee(
+    event: ClientEvent,
+    room: { members: string[]; powerLevels: Record<string, unknown> | undefined },
+    userId: string,
+  ): Promise<PushEvaluation> {
+    const set = (await this.rules.of([userId])).get(userId)?.set ?? null;
+    const senderPowerLevel = await this.senderPower.level(event.room_id!, event.sender, room.powerLevels);
+    return evaluatePushRules(set ?? defaultPushRules(userId), event as unknown as ClientEventLike, {
+      roomMemberCount: room.members.length,
+      senderPowerLevel,
+      notificationPowerLevels: notificationLevels(room.powerLevels),
+      userId,
+    });
   }
 
   private isLocal(userId: string): boolean {
@@ -214,7 +266,7 @@ export class PushOutcomes {
       rows.push({ userId, level: level(r), actions: r.notify ? JSON.stringify(r.actions) : null });
     }
     if (!anyone) return null;
-    return { sender: event.sender, base: level(base), actions: base.notify ? JSON.stringify(base.actions) : null, exceptions: rows };
+    return { sender: event.sender, base: level(base), actions: base.notify ? JSON.stringify(base.actions) : null, exceptions: rows, threadId: threadOf(event) };
   }
 
   /** The members with their rules: looked up once per member list, again after any user's rules changed. */
@@ -291,7 +343,10 @@ export class PushOutcomes {
   storeActionsVia(tx: StatementSink, roomId: string, eventId: string, streamPos: number, rows: PushOutcome[]): void {
     for (const o of rows) {
       // "When the user updates their read receipt (either by using the API or by sending an event)".
-      if (o.reader !== null) advanceReadUptoVia(tx, o.reader, roomId, streamPos);
+      if (o.reader !== null) {
+        if (o.readerThread) advanceThreadReadUptoVia(tx, o.reader, roomId, o.readerThread, streamPos);
+        else advanceReadUptoVia(tx, o.reader, roomId, streamPos);
+      }
       for (const u of o.heal) openSpanVia(tx, u, roomId, streamPos - 1);
       if (o.joined !== undefined) openSpanVia(tx, o.joined, roomId, streamPos);
       if (o.left !== undefined) closeSpansVia(tx, o.left, roomId, streamPos);
@@ -299,8 +354,8 @@ export class PushOutcomes {
         const n = o.notifies;
         insertOutcomeVia(
           tx,
-          { room_id: roomId, stream_pos: streamPos, event_id: eventId, sender: n.sender, base: n.base, actions: n.actions, ts: this.ctx.now() },
-          n.exceptions.map((x) => ({ room_id: roomId, stream_pos: streamPos, user_id: x.userId, level: x.level, actions: x.actions })),
+          { room_id: roomId, stream_pos: streamPos, event_id: eventId, sender: n.sender, base: n.base, actions: n.actions, ts: this.ctx.now(), thread_id: n.threadId },
+          n.exceptions.map((x) => ({ room_id: roomId, stream_pos: streamPos, user_id: x.userId, level: x.level, actions: x.actions, invitee: x.invitee ? 1 : 0 })),
         );
       }
     }

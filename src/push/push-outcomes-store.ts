@@ -44,24 +44,31 @@ import type { DbOrTx } from '../db/schema.js';
 import type { StatementSink } from '../db/pg-pipeline.js';
 import type { PushOutcomeExceptionRow, PushOutcomeRow } from './tables.js';
 
+/** An outcome to write; `thread_id` absent means the main timeline. */
+export type NewOutcome = Omit<PushOutcomeRow, 'thread_id'> & { thread_id?: string | null };
+
 export const insertOutcome = prepared((db, p: PushOutcomeRow) =>
   db
     .insertInto('push_outcomes')
-    .values({ room_id: p.room_id, stream_pos: p.stream_pos, event_id: p.event_id, sender: p.sender, base: p.base, actions: p.actions, ts: p.ts })
+    .values({ room_id: p.room_id, stream_pos: p.stream_pos, event_id: p.event_id, sender: p.sender, base: p.base, actions: p.actions, ts: p.ts, thread_id: p.thread_id })
     .onConflict((oc) => oc.columns(['room_id', 'stream_pos']).doNothing()),
 );
+
+/** An exception to write; `invitee` absent means a member. */
+export type NewException = Omit<PushOutcomeExceptionRow, 'invitee'> & { invitee?: number };
 
 export const insertException = prepared((db, p: PushOutcomeExceptionRow) =>
   db
     .insertInto('push_outcome_exceptions')
-    .values({ room_id: p.room_id, stream_pos: p.stream_pos, user_id: p.user_id, level: p.level, actions: p.actions })
+    .values({ room_id: p.room_id, stream_pos: p.stream_pos, user_id: p.user_id, level: p.level, actions: p.actions, invitee: p.invitee })
     .onConflict((oc) => oc.columns(['room_id', 'stream_pos', 'user_id']).doNothing()),
 );
 
 /** An event's outcome and its exceptions, written to a statement sink (all paths of the pipeline). */
-export function insertOutcomeVia(tx: StatementSink, row: PushOutcomeRow, exceptions: PushOutcomeExceptionRow[]): void {
-  tx.run(insertOutcome, row);
-  for (const x of exceptions) tx.run(insertException, x);
+export function insertOutcomeVia(tx: StatementSink, row: NewOutcome, exceptions: NewException[]): void {
+  // Prepared statements bind parameters as given: the optional columns get their defaults here.
+  tx.run(insertOutcome, { ...row, thread_id: row.thread_id ?? null });
+  for (const x of exceptions) tx.run(insertException, { ...x, invitee: x.invitee ?? 0 });
 }
 
 export interface NotificationRow {

@@ -114,7 +114,7 @@ export function pushRoutes(ctx: Context): Route[] {
           properties: { from: { type: 'string' }, limit: { type: 'integer', minimum: 0 }, only: { type: 'string' } },
         },
       },
-      handler: (req) => push().getNotifications(req.requester.userId, req.query),
+      handler: (req) => push().getNotifications(req.requester.userId, req.query, req.requester.deviceId),
     },
   ];
 }

@@ -28,7 +28,8 @@ import { deletePusher, deletePushersOfDevices, deletePushersOfOtherDevices, dele
 import { PushDelivery } from './delivery.js';
 import { getPushRulesRows, lockPushRulesRow, putPushRules } from './push-rules-store.js';
 import { advanceReadUpto, selectReadUpto } from './read-upto-store.js';
-import { UnreadCounts } from './unread-counts.js';
+import { advanceThreadReadUpto } from './thread-read-store.js';
+import { UnreadCounts, type RoomUnread, type UnreadAsk } from './unread-counts.js';
 
 export type { PushActionRow, PushOutcome } from './outcomes.js';
 
@@ -250,9 +251,15 @@ export class PushService {
 
   // ---- notifications ----
 
+  /**
+   * GET /notifications. Rules are no longer per device (spec: push module), so the profile a
+   * notification matched under is the one the asking device's pusher runs as: its `profile_tag`,
+   * given with every notification when the device has a pusher that set one.
+   */
   async getNotifications(
     userId: string,
     opts: { from?: string; limit?: number; only?: string },
+    deviceId?: string,
   ): Promise<{ notifications: JsonObject[]; next_token?: string }> {
     let before: number | undefined;
     if (opts.from !== undefined && opts.from !== '') {
@@ -271,6 +278,10 @@ export class PushService {
       }
     }
     const readUpto = await selectReadUpto(this.ctx.db, userId, [...new Set(page.map((r) => r.room_id))]);
+    const profileTag =
+      deviceId === undefined || page.length === 0
+        ? undefined
+        : (await getPushers(this.ctx.db, userId)).find((p) => p.device_id === deviceId && p.profile_tag !== null)?.profile_tag ?? undefined;
     const notifications: JsonObject[] = [];
     for (const r of page) {
       const ev = events.get(r.event_id);
@@ -283,6 +294,7 @@ export class PushService {
         read: (readUpto.get(r.room_id) ?? 0) >= r.stream_pos,
         room_id: r.room_id,
         ts: r.ts,
+        ...(profileTag !== undefined ? { profile_tag: profileTag } : {}),
       });
     }
     const out: { notifications: JsonObject[]; next_token?: string } = { notifications };
@@ -326,18 +338,25 @@ export class PushService {
     this.outcomes.storeActionsVia(tx, roomId, eventId, streamPos, rows);
   }
 
-  /** Unread counts per room: the events after the user's read receipt that notify them (UnreadCounts). */
-  getUnreadCounts(userId: string, roomIds: string[]): Promise<Map<string, { notification_count: number; highlight_count: number }>> {
-    return this.unread.get(userId, roomIds);
+  /**
+   * Unread counts per room: the events after the user's read receipt that notify them (UnreadCounts);
+   * with `threads`, the main timeline's and each thread's apart.
+   */
+  getUnreadCounts(userId: string, roomIds: string[], opts: { threads?: boolean } = {}): Promise<Map<string, RoomUnread>> {
+    return this.unread.get(userId, roomIds, opts);
   }
 
-  /** getUnreadCounts for several users in one query; keyed by user, then room. */
-  getUnreadCountsForUsers(asks: { userId: string; roomIds: string[] }[]): Promise<Map<string, Map<string, { notification_count: number; highlight_count: number }>>> {
+  /** getUnreadCounts for several users in one query; keyed by user, then room. Asks of one user must agree on `threads`. */
+  getUnreadCountsForUsers(asks: UnreadAsk[]): Promise<Map<string, Map<string, RoomUnread>>> {
     return this.unread.getForUsers(asks);
   }
 
-  /** The user read up to the event at `streamPos` in a room (m.read or m.read.private). */
-  async onReadUpTo(userId: string, roomId: string, streamPos: number): Promise<void> {
-    await advanceReadUpto(this.ctx.db, userId, roomId, streamPos);
+  /**
+   * The user read up to the event at `streamPos` in a room (m.read or m.read.private): the whole
+   * room for an unthreaded receipt, one thread for a threaded one (`threadId` a root, or 'main').
+   */
+  async onReadUpTo(userId: string, roomId: string, streamPos: number, threadId: string | null = null): Promise<void> {
+    if (threadId === null) await advanceReadUpto(this.ctx.db, userId, roomId, streamPos);
+    else await advanceThreadReadUpto(this.ctx.db, userId, roomId, threadId, streamPos);
   }
 }

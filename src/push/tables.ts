@@ -5,6 +5,7 @@ declare module '../db/schema.js' {
     push_outcome_exceptions: PushOutcomeExceptionRow;
     push_member_spans: PushMemberSpanRow;
     push_read_upto: PushReadUptoRow;
+    push_thread_read_upto: PushThreadReadUptoRow;
     pushers: PusherRow;
     push_delivery_position: PushDeliveryPositionRow;
   }
@@ -33,6 +34,8 @@ export interface PushOutcomeRow {
   /** The base's actions (JSON), as GET /notifications shows them; null when `base` is 0. */
   actions: string | null;
   ts: number;
+  /** The thread root when the event is in a thread (an `m.thread` relation); null in the main timeline. */
+  thread_id: string | null;
 }
 
 /** A member whose outcome for the event differs from the base. */
@@ -43,6 +46,8 @@ export interface PushOutcomeExceptionRow {
   /** As PushOutcomeRow.base. */
   level: number;
   actions: string | null;
+  /** 1: the event invites this local user, who is not joined; pushed to them though they have no span. */
+  invitee: number;
 }
 
 /** A local user was joined to the room for the events after `joined_pos` up to and including `left_pos` (open while null). */
@@ -57,6 +62,18 @@ export interface PushMemberSpanRow {
 export interface PushReadUptoRow {
   user_id: string;
   room_id: string;
+  stream_pos: number;
+}
+
+/**
+ * Where the user has read up to in one thread of a room (a threaded receipt:
+ * `thread_id` is a thread root, or 'main' for the main timeline). Counts for
+ * the thread start after both this and the room's unthreaded push_read_upto.
+ */
+export interface PushThreadReadUptoRow {
+  user_id: string;
+  room_id: string;
+  thread_id: string;
   stream_pos: number;
 }
 

@@ -6,7 +6,25 @@
  */
 import { boundedCache } from '../bounded-cache.js';
 import type { Context } from '../context.js';
+import { selectRoomsWithThreadReads, selectThreadedUnread } from './thread-read-store.js';
 import { selectUnreadSinceForUsers } from './unread-counts-store.js';
+
+export interface Counts {
+  notification_count: number;
+  highlight_count: number;
+}
+
+/** A room's counts; with per-thread counts asked for, the main timeline's, and each thread's that has any. */
+export interface RoomUnread extends Counts {
+  threads?: Record<string, Counts>;
+}
+
+/** Whose counts, in which rooms; `threads`: split per thread (the sync filter's `unread_thread_notifications`). */
+export interface UnreadAsk {
+  userId: string;
+  roomIds: string[];
+  threads?: boolean;
+}
 
 /** Unread counts relative to the read position `readUpto`, complete for stream positions up to `upTo`. */
 interface UnreadMemo {
@@ -35,18 +53,34 @@ export class UnreadCounts {
    * later events. Every row at or below the highest one a statement sees is
    * visible to it.
    */
-  async get(userId: string, roomIds: string[]): Promise<Map<string, { notification_count: number; highlight_count: number }>> {
-    return (await this.getForUsers([{ userId, roomIds }])).get(userId) ?? new Map();
+  async get(userId: string, roomIds: string[], opts: { threads?: boolean } = {}): Promise<Map<string, RoomUnread>> {
+    return (await this.getForUsers([{ userId, roomIds, threads: opts.threads }])).get(userId) ?? new Map();
   }
 
-  /** get for several users at once, in one statement (per few hundred rooms); keyed by user, then room. */
-  async getForUsers(asks: { userId: string; roomIds: string[] }[]): Promise<Map<string, Map<string, { notification_count: number; highlight_count: number }>>> {
-    const out = new Map<string, Map<string, { notification_count: number; highlight_count: number }>>();
+  /**
+   * get for several users at once, in one statement (per few hundred rooms); keyed by user, then room.
+   * Rooms where threads change the answer (counts split per thread were asked for, or a threaded
+   * receipt reaches past the unthreaded one) are counted per thread instead (countThreaded).
+   */
+  async getForUsers(asks: UnreadAsk[]): Promise<Map<string, Map<string, RoomUnread>>> {
+    const out = new Map<string, Map<string, RoomUnread>>();
     for (const a of asks) {
       let m = out.get(a.userId);
       if (!m) out.set(a.userId, (m = new Map()));
       for (const r of a.roomIds) m.set(r, { notification_count: 0, highlight_count: 0 });
     }
+    const threaded = new Map<string, Set<string>>();
+    await Promise.all(
+      asks.map(async (a) => {
+        if (a.roomIds.length === 0) return;
+        const rooms = a.threads === true ? new Set(a.roomIds) : await selectRoomsWithThreadReads(this.ctx.db, a.userId, a.roomIds);
+        if (rooms.size === 0) return;
+        const set = threaded.get(a.userId) ?? new Set<string>();
+        for (const r of rooms) set.add(r);
+        threaded.set(a.userId, set);
+        await this.countThreaded(a.userId, [...rooms], a.threads === true, out.get(a.userId)!);
+      }),
+    );
     const key = (userId: string, roomId: string) => `${userId}\u0000${roomId}`;
     type Bound = { userId: string; roomId: string; memo: UnreadMemo | undefined };
     // The memo each bound came from: another call may replace it meanwhile.
@@ -80,7 +114,7 @@ export class UnreadCounts {
     for (const a of asks) {
       for (const roomId of a.roomIds) {
         const k = key(a.userId, roomId);
-        if (seen.has(k)) continue;
+        if (seen.has(k) || threaded.get(a.userId)?.has(roomId)) continue;
         seen.add(k);
         bounds.push({ userId: a.userId, roomId, memo: this.unread.get(k) });
       }
@@ -89,5 +123,26 @@ export class UnreadCounts {
     const retry = await count(bounds);
     if (retry.length > 0) await count(retry);
     return out;
+  }
+
+  /**
+   * Counts per thread (thread-read-store.ts): each event against the furthest
+   * of the unthreaded receipt and its thread's receipt. `split`: the main
+   * timeline's count leaves out events in threads, which are given per
+   * thread; otherwise the room's count is the sum. Not memoised: these are
+   * the rooms of clients that read per thread.
+   */
+  private async countThreaded(userId: string, roomIds: string[], split: boolean, into: Map<string, RoomUnread>): Promise<void> {
+    const rows = await selectThreadedUnread(this.ctx.db, userId, roomIds);
+    for (const roomId of roomIds) into.set(roomId, split ? { notification_count: 0, highlight_count: 0, threads: {} } : { notification_count: 0, highlight_count: 0 });
+    for (const r of rows) {
+      const room = into.get(r.room_id)!;
+      if (split && r.thread !== '') {
+        room.threads![r.thread] = { notification_count: r.notify, highlight_count: r.highlight };
+      } else {
+        room.notification_count += r.notify;
+        room.highlight_count += r.highlight;
+      }
+    }
   }
 }

@@ -3,7 +3,7 @@ import type { Profile } from '../accounts/service.js';
 import { isValidRoomAlias, isValidRoomId, isValidUserId, serverNameOf } from '../core/ids.js';
 import { userPowerLevel } from '../core/power-levels.js';
 import { stateKey, type JsonObject } from '../core/types.js';
-import { forbidden, invalidParam, MatrixError, notFound } from '../http/errors.js';
+import { forbidden, guestAccessForbidden, invalidParam, MatrixError, notFound } from '../http/errors.js';
 import type { Requester } from '../http/requester.js';
 import type { PersistedEvent } from './pipeline/pipeline.js';
 import { headPowerLevels } from './power.js';
@@ -13,6 +13,18 @@ import type { RoomHead } from './state/room-head.js';
 import { setForgotten, selectMembership } from './store/memberships-table.js';
 
 const JOIN_RULES_KEY = stateKey('m.room.join_rules', '');
+const GUEST_ACCESS_KEY = stateKey('m.room.guest_access', '');
+
+/**
+ * Guests join only rooms whose `m.room.guest_access` is `can_join` (spec:
+ * modules/guest_access, "Server behaviour"). Whether a user is a guest is not
+ * known to other servers, so a room held elsewhere cannot be checked: refused.
+ */
+async function checkGuestMayJoin(core: RoomsCore, head: RoomHead | null | undefined): Promise<void> {
+  const id = head?.state.get(GUEST_ACCESS_KEY);
+  const ev = id === undefined ? undefined : await core.events.get(id);
+  if (ev?.pdu.content?.guest_access !== 'can_join') throw guestAccessForbidden('Guests may not join this room');
+}
 
 /** A user's profile for their member events; absent while accounts cannot answer. */
 export async function profileOf(ctx: Context, userId: string): Promise<Profile | null> {
@@ -103,6 +115,7 @@ export async function joinRoom(
   const roomId = await resolveRoomIdOrAlias(core.ctx, roomIdOrAlias);
   const userId = requester.userId;
   const known = await core.heads.get(roomId);
+  if (requester.isGuest === true) await checkGuestMayJoin(core, known);
   // Joined through another server when the room is not held here, when a user of another server
   // invited the user, or when the client names servers; otherwise made here, like any local join.
   const invitedFrom = known?.members.get(userId)?.membership === 'invite' ? serverNameOf(known.members.get(userId)!.sender) : undefined;

@@ -7,6 +7,7 @@ import { badJson, forbidden, invalidParam, MatrixError, userSuspended } from '..
 import type { Requester } from '../http/requester.js';
 import { isServable } from './events/stored-event.js';
 import { headPowerLevels } from './power.js';
+import { removeGuestsIfClosed } from './guest-access.js';
 import type { RoomsCore } from './room-core.js';
 
 /** PUT /rooms/{roomId}/send/{eventType}/{txnId}. */
@@ -82,7 +83,7 @@ export async function sendState(
     await checkCanonicalAlias(core, roomId, content, prev?.pdu.content);
   }
   const contentJson = canonicalJsonOrBad(content);
-  return core.pipeline.submit<{ event_id: string }>(roomId, {
+  const sent = await core.pipeline.submit<{ event_id: string }>(roomId, {
     plan: async (head) => {
       const existingId = head.state.get(stateKey(type, key));
       if (existingId) {
@@ -102,6 +103,8 @@ export async function sendState(
       };
     },
   });
+  if (type === 'm.room.guest_access' && key === '') await removeGuestsIfClosed(core, roomId);
+  return sent;
 }
 
 function canonicalJsonOrBad(v: JsonObject): string {

@@ -39,7 +39,7 @@ export interface Device {
 /** The gathered per-user reads of the sync responder. */
 export class GatheredReads {
   readonly memberships: Gathered<string, RoomMembership[]>;
-  readonly unread: Gathered<{ userId: string; roomIds: string[] }, UnreadCounts>;
+  readonly unread: Gathered<{ userId: string; roomIds: string[]; threads?: boolean }, UnreadCounts>;
   readonly oneTimeKeyCounts: Gathered<Device, Record<string, number>>;
   readonly fallbackKeyTypes: Gathered<Device, string[]>;
 
@@ -50,9 +50,15 @@ export class GatheredReads {
       return userIds.map((u) => byUser.get(u) ?? []);
     });
     this.unread = new Gathered(async (asks) => {
-      const byUser = await gate.run(() => s.push.getUnreadCountsForUsers(asks));
+      // Per-thread and per-room counts of the same room differ: asked apart.
+      const [plain, split] = await Promise.all(
+        [false, true].map((threads) => {
+          const part = asks.filter((a) => (a.threads === true) === threads);
+          return part.length === 0 ? new Map() : gate.run(() => s.push.getUnreadCountsForUsers(part));
+        }),
+      );
       return asks.map((a) => {
-        const all = byUser.get(a.userId);
+        const all = (a.threads === true ? split : plain)!.get(a.userId);
         return new Map(a.roomIds.map((r) => [r, all?.get(r) ?? { notification_count: 0, highlight_count: 0 }]));
       });
     });

@@ -12,6 +12,7 @@ export function syncRoutes(ctx: Context): Route[] {
     {
       method: 'GET',
       path: '/sync',
+      guestAllowed: true,
       schema: {
         querystring: {
           type: 'object',

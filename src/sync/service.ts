@@ -218,7 +218,7 @@ export class SyncService {
     }
     const userId = requester.userId;
     await this.assertJoined(userId, roomId);
-    const eventPos = await this.eventInRoom(requester, roomId, eventId);
+    const eventPos = await this.eventInRoom(requester, roomId, eventId, threadId as string | undefined);
     if (receiptType === 'm.fully_read') await this.setFullyRead(userId, roomId, eventId, eventPos);
     else await this.setReceipt(userId, roomId, receiptType, eventId, eventPos, (threadId as string | undefined) ?? null);
   }
@@ -247,10 +247,8 @@ export class SyncService {
   ): Promise<void> {
     // Counts are cleared before the receipt is published, so the sync that the
     // receipt wakes already carries the new counts (onReadUpTo only moves forward).
-    // Notification counts are per room: thread-root receipts do not clear them.
-    if (threadId === null || threadId === 'main') {
-      await this.ctx.services.push.onReadUpTo(userId, roomId, eventPos);
-    }
+    // A threaded receipt clears its thread only ('main': events in no thread).
+    await this.ctx.services.push.onReadUpTo(userId, roomId, eventPos, threadId);
     await this.receipts.set({ roomId, userId, type, threadId, eventId, eventPos });
   }
 
@@ -280,7 +278,7 @@ export class SyncService {
   }
 
   /** The event must exist in the room; returns its stream position. */
-  private async eventInRoom(requester: Requester, roomId: string, eventId: string): Promise<number> {
+  private async eventInRoom(requester: Requester, roomId: string, eventId: string, threadId?: string): Promise<number> {
     const rooms = this.ctx.services.rooms;
     const [events, pos] = await Promise.all([
       rooms.getEvents([eventId], { userId: requester.userId, deviceId: requester.deviceId }),
@@ -289,6 +287,13 @@ export class SyncService {
     const ev: ClientEvent | undefined = events.get(eventId);
     if (!ev || (ev.room_id !== undefined && ev.room_id !== roomId) || pos === null) {
       throw notFound('Event not found in this room');
+    }
+    if (threadId !== undefined) {
+      // receipts.yaml: a threaded receipt's event must be in that thread (the root counts as in it), or in no thread for 'main'.
+      const rel = ev.content?.['m.relates_to'] as { rel_type?: unknown; event_id?: unknown } | undefined;
+      const thread = rel?.rel_type === 'm.thread' && typeof rel.event_id === 'string' ? rel.event_id : null;
+      const fits = threadId === 'main' ? thread === null : thread === threadId || eventId === threadId;
+      if (!fits) throw invalidParam(`The event is not in thread ${threadId}`);
     }
     return pos;
   }

@@ -293,16 +293,17 @@ export class SyncResponder {
           .filter((r) => filter.timeline.allowsRoom(r))
           .map((roomId) => ({ roomId, fromPos: since.events, toPos: heads.events, limit: filter.timelineLimit, filter: filter.timeline.lists, viewer })),
       ),
-      this.unreadCounts(userId, roomIds.map((roomId) => ({ roomId }))),
+      this.unreadCounts(p, roomIds.map((roomId) => ({ roomId }))),
     ]);
     return { timelines, unread };
   }
 
   /** Unread counts of the rooms, those already read (`known`) included. */
-  private async unreadCounts(userId: string, rooms: { roomId: string }[], known?: UnreadCounts): Promise<UnreadCounts> {
+  private async unreadCounts(p: SyncParams, rooms: { roomId: string }[], known?: UnreadCounts): Promise<UnreadCounts> {
     const missing = rooms.map((r) => r.roomId).filter((r) => !known?.has(r));
     if (missing.length === 0) return known ?? new Map();
-    const counts = await orDefault(this.gathered.unread.get({ userId, roomIds: missing }), new Map() as UnreadCounts);
+    const threads = p.filter.raw.room?.timeline?.unread_thread_notifications === true;
+    const counts = await orDefault(this.gathered.unread.get({ userId: p.userId, roomIds: missing, threads }), new Map() as UnreadCounts);
     if (known) for (const [r, c] of known) if (!counts.has(r)) counts.set(r, c);
     return counts;
   }
@@ -315,11 +316,14 @@ export class SyncResponder {
     for (let i = 0; i < plans.length; i += ROOMS_PER_BATCH) {
       const batch = plans.slice(i, i + ROOMS_PER_BATCH);
       const [unread, entries] = await Promise.all([
-        this.unreadCounts(run.p.userId, batch, early?.unread),
+        this.unreadCounts(run.p, batch, early?.unread),
         this.joinedRooms.render(run, batch, early?.timelines),
       ]);
       for (const e of entries) {
-        e[1].unread_notifications = unread.get(e[0]) ?? { notification_count: 0, highlight_count: 0 };
+        const c = unread.get(e[0]);
+        e[1].unread_notifications = { notification_count: c?.notification_count ?? 0, highlight_count: c?.highlight_count ?? 0 };
+        // Sent only when the filter asks for it (sync.yaml): the threads with something unread.
+        if (c?.threads !== undefined && Object.keys(c.threads).length > 0) e[1].unread_thread_notifications = c.threads;
         out.push(e);
       }
     }

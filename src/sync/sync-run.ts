@@ -18,7 +18,8 @@ export interface SyncParams {
   useStateAfter: boolean;
 }
 
-export type UnreadCounts = Map<string, { notification_count: number; highlight_count: number }>;
+/** Per room; `threads` only when the filter asks for per-thread counts (`unread_thread_notifications`). */
+export type UnreadCounts = Map<string, { notification_count: number; highlight_count: number; threads?: Record<string, { notification_count: number; highlight_count: number }> }>;
 
 /** How a joined room is rendered: `full` state (initial sync, new join, full_state) or a `delta` since the token. */
 export type JoinMode = 'full' | 'delta';

@@ -32,6 +32,7 @@ export function eventRoutes(ctx: Context): Route[] {
       path: '/rooms/:roomId/send/:eventType/:txnId',
       // A suspended user may still redact their own events (the redact endpoint checks whose).
       refusedWhenSuspended: (req) => req.params.eventType !== 'm.room.redaction',
+      guestAllowed: true,
       rateLimit: 'message',
       schema: { body: anyObject },
       handler: (req) => {
@@ -49,13 +50,14 @@ export function eventRoutes(ctx: Context): Route[] {
         return rooms.sendMessage(req.requester, req.params.roomId, req.params.eventType, req.params.txnId, req.body);
       },
     },
-    { method: 'PUT', path: '/rooms/:roomId/state/:eventType', refusedWhenSuspended: true, schema: { body: anyObject }, handler: putState },
-    { method: 'PUT', path: '/rooms/:roomId/state/:eventType/:stateKey', refusedWhenSuspended: true, schema: { body: anyObject }, handler: putState },
-    { method: 'GET', path: '/rooms/:roomId/state/:eventType', schema: { querystring: stateQuery }, handler: getState },
-    { method: 'GET', path: '/rooms/:roomId/state/:eventType/:stateKey', schema: { querystring: stateQuery }, handler: getState },
+    { method: 'PUT', path: '/rooms/:roomId/state/:eventType', guestAllowed: true, refusedWhenSuspended: true, schema: { body: anyObject }, handler: putState },
+    { method: 'PUT', path: '/rooms/:roomId/state/:eventType/:stateKey', guestAllowed: true, refusedWhenSuspended: true, schema: { body: anyObject }, handler: putState },
+    { method: 'GET', path: '/rooms/:roomId/state/:eventType', guestAllowed: true, schema: { querystring: stateQuery }, handler: getState },
+    { method: 'GET', path: '/rooms/:roomId/state/:eventType/:stateKey', guestAllowed: true, schema: { querystring: stateQuery }, handler: getState },
     {
       method: 'GET',
       path: '/rooms/:roomId/state',
+      guestAllowed: true,
       handler: (req) => rooms.roomState(req.requester, req.params.roomId),
     },
     {
@@ -74,11 +76,13 @@ export function eventRoutes(ctx: Context): Route[] {
     {
       method: 'GET',
       path: '/rooms/:roomId/event/:eventId',
+      guestAllowed: true,
       handler: (req) => rooms.event(req.requester, req.params.roomId, req.params.eventId),
     },
     {
       method: 'GET',
       path: '/rooms/:roomId/context/:eventId',
+      guestAllowed: true,
       schema: {
         querystring: { type: 'object', properties: { limit: { type: 'integer', minimum: 0 }, filter: { type: 'string' } } },
       },
@@ -88,6 +92,7 @@ export function eventRoutes(ctx: Context): Route[] {
     {
       method: 'GET',
       path: '/rooms/:roomId/messages',
+      guestAllowed: true,
       schema: {
         querystring: {
           type: 'object',

@@ -21,6 +21,7 @@ export function membershipRoutes(ctx: Context): Route[] {
       method: 'POST',
       path: '/join/:roomIdOrAlias',
       refusedWhenSuspended: true,
+      guestAllowed: true,
       schema: { body: reasonBody, querystring: viaQuery },
       handler: (req) => rooms.join(req.requester, req.params.roomIdOrAlias, req.body, [req.query.via ?? [], req.query.server_name ?? []].flat()),
     },
@@ -28,6 +29,7 @@ export function membershipRoutes(ctx: Context): Route[] {
       method: 'POST',
       path: '/rooms/:roomId/join',
       refusedWhenSuspended: true,
+      guestAllowed: true,
       schema: { body: reasonBody },
       handler: (req) => rooms.join(req.requester, req.params.roomId, req.body),
     },
@@ -47,6 +49,7 @@ export function membershipRoutes(ctx: Context): Route[] {
     {
       method: 'POST',
       path: '/rooms/:roomId/leave',
+      guestAllowed: true,
       schema: { body: reasonBody },
       handler: (req) => rooms.leave(req.requester, req.params.roomId, req.body),
     },
@@ -88,6 +91,7 @@ export function membershipRoutes(ctx: Context): Route[] {
     {
       method: 'GET',
       path: '/rooms/:roomId/members',
+      guestAllowed: true,
       schema: {
         querystring: {
           type: 'object',
