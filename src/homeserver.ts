@@ -143,9 +143,17 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
   ctx.services.directory = new DirectoryService(ctx);
   ctx.services.relations = new RelationsService(ctx);
   ctx.services.search = new SearchService(ctx);
-  ctx.services.media = new MediaService({ db: ctx.db, config, serverName: config.server_name, signingKey: ctx.signingKey, dataDir: loaded.paths.dataDir, logger, now: () => ctx.now() });
   const roomsCore = ctx.services.rooms.core;
   ctx.services.federation = new FederationService(ctx, { core: roomsCore, localKeys: roomsCore.keyRing });
+  ctx.services.media = new MediaService({
+    db: ctx.db,
+    config,
+    serverName: config.server_name,
+    federation: config.federation.enabled ? ctx.services.federation.client : undefined,
+    dataDir: loaded.paths.dataDir,
+    logger,
+    now: () => ctx.now(),
+  });
   // Received events are checked with remote servers' keys, fetched as needed.
   if (config.federation.enabled) roomsCore.useKeyRing(ctx.services.federation.keyRing);
 

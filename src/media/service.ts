@@ -10,14 +10,12 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { HearthConfig } from '../config/schema.js';
-import type { SigningKey } from '../core/signing.js';
 import type { Db } from '../db/schema.js';
-import { ServerDiscovery } from '../federation/discovery.js';
+import type { FederationClient } from '../federation/client.js';
 import { ConfigError } from '../config/validate.js';
 import { createOutboundGuard, isCidrList, outboundAllowFromEnv } from '../http/outbound-guard.js';
 import { DiskMediaStore } from './disk-store.js';
 import { MediaError, mediaNotFound } from './errors.js';
-import { FederationMediaClient } from './federation-fetch.js';
 import { GuardedFetcher } from './guarded-fetch.js';
 import {
   contentIsReferenced,
@@ -51,8 +49,8 @@ export interface MediaServiceDeps {
   db: Db;
   config: HearthConfig;
   serverName: string;
-  /** Signs the federation requests that fetch other servers' media. */
-  signingKey: SigningKey;
+  /** Fetches other servers' media; undefined when federation is disabled. */
+  federation: Pick<FederationClient, 'getRaw' | 'getLocation'> | undefined;
   dataDir: string;
   logger: Logger;
   now(): number;
@@ -64,7 +62,6 @@ export class MediaService {
   readonly previews: UrlPreviews;
   readonly remote: RemoteMedia;
   readonly retention: MediaRetention;
-  private readonly federationClient: FederationMediaClient | undefined;
   private readonly uploader: Uploader;
   private readonly fetcher: GuardedFetcher;
   private readonly uploaded = new EventEmitter().setMaxListeners(0);
@@ -89,21 +86,7 @@ export class MediaService {
     this.thumbnails = new Thumbnailer(this.db, this.store, deps.logger, deps.now);
     const fromEnv = outboundAllowFromEnv();
     if (!isCidrList(fromEnv)) throw new ConfigError('(environment)', 'HEARTH_OUTBOUND_ALLOW', 'must be comma-separated CIDRs like "10.0.0.0/8"');
-    const fed = deps.config.federation;
-    if (fed.enabled) {
-      // Federation's own address rules: the preview allow-list does not open other servers' addresses.
-      const fedGuard = createOutboundGuard(fromEnv);
-      this.federationClient = new FederationMediaClient({
-        serverName: deps.serverName,
-        signingKey: deps.signingKey,
-        discovery: new ServerDiscovery({ resolveMap: fed.resolve, guard: fedGuard, verifyTls: fed.verify_tls, now: deps.now }),
-        guard: fedGuard,
-        verifyTls: fed.verify_tls,
-        userAgent: 'Hearth (media)',
-        now: deps.now,
-      });
-    }
-    this.remote = new RemoteMedia(this.db, this.store, this.federationClient, deps.logger, deps.now, this.mediaConfig.max_upload_bytes);
+    this.remote = new RemoteMedia(this.db, this.store, deps.federation, deps.logger, deps.now, this.mediaConfig.max_upload_bytes);
     this.retention = new MediaRetention({
       db: this.db,
       store: this.store,
@@ -139,7 +122,6 @@ export class MediaService {
     await this.retention.stop();
     await this.thumbnails.drain();
     await this.fetcher.close();
-    await this.federationClient?.close();
     if (this.store instanceof S3MediaStore) await this.store.close();
   }
 
