@@ -3,7 +3,7 @@ import { canSendEvent } from '../core/power-levels.js';
 import { splitStateKey, stateKey, type ClientEvent, type JsonObject, type StateMap, type StrippedStateEvent } from '../core/types.js';
 import type { Requester } from '../http/requester.js';
 import { isServable, storedEventFromRow, type StoredEvent } from './events/stored-event.js';
-import { selectStreamEventsOfTypes } from './store/events-table.js';
+import { selectStreamEventsOfTypes, type TxnEndpoint } from './store/events-table.js';
 import { upgradeRoom } from './upgrade.js';
 import { createRoom, type CreateRoomBody } from './create-room.js';
 import type { RoomEventFilter } from './event-filter.js';
@@ -344,11 +344,11 @@ export class RoomsService implements Lifecycle {
   async joinedRooms(userId: string): Promise<string[]> {
     return (await this.getMemberships(userId)).filter((m) => m.membership === 'join').map((m) => m.roomId);
   }
-  sendMessage(requester: Requester, roomId: string, type: string, txnId: string, content: JsonObject) {
-    return sendMessage(this.core, requester, roomId, type, txnId, content);
+  sendMessage(requester: Requester, roomId: string, type: string, txnId: string, content: JsonObject, endpoint?: TxnEndpoint) {
+    return sendMessage(this.core, requester, roomId, type, txnId, content, endpoint);
   }
-  sendState(requester: Requester, roomId: string, type: string, key: string, content: JsonObject) {
-    return sendState(this.core, requester, roomId, type, key, content);
+  sendState(requester: Requester, roomId: string, type: string, key: string, content: JsonObject, txn?: { txnId: string; endpoint: TxnEndpoint }) {
+    return sendState(this.core, requester, roomId, type, key, content, txn);
   }
   redact(requester: Requester, roomId: string, eventId: string, txnId: string, body: JsonObject) {
     return redactEvent(this.core, requester, roomId, eventId, txnId, body);
