@@ -127,7 +127,12 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
     leases,
     logger,
     rateLimiter: new RateLimiter(
-      { login: config.rate_limits.login, registration: config.rate_limits.registration, message: config.rate_limits.message },
+      {
+        login: config.rate_limits.login,
+        registration: config.rate_limits.registration,
+        message: config.rate_limits.message,
+        delayed_events: config.rate_limits.delayed_events,
+      },
       config.rate_limits.enabled,
     ),
     services: {} as Services,

@@ -41,6 +41,8 @@ export interface HearthConfig {
     login: RateLimit;
     registration: RateLimit;
     message: RateLimit;
+    /** Managing and listing delayed events (MSC4140: restart heartbeats, send, cancel, lookups). */
+    delayed_events: RateLimit;
   };
   /** Largest JSON request body accepted, in bytes. */
   max_request_bytes: number;
@@ -142,6 +144,7 @@ export function defaultConfig(): HearthConfig {
       login: { per_second: 0.2, burst: 5 },
       registration: { per_second: 0.2, burst: 5 },
       message: { per_second: 10, burst: 50 },
+      delayed_events: { per_second: 2, burst: 20 },
     },
     max_request_bytes: 1024 * 1024,
     access_token_lifetime_ms: 60 * 60 * 1000,

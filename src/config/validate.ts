@@ -118,6 +118,8 @@ const rules: Record<string, Check> = {
   'rate_limits.registration.burst': isPositiveInt,
   'rate_limits.message.per_second': isPositiveNumber,
   'rate_limits.message.burst': isPositiveInt,
+  'rate_limits.delayed_events.per_second': isPositiveNumber,
+  'rate_limits.delayed_events.burst': isPositiveInt,
   max_request_bytes: isPositiveInt,
   access_token_lifetime_ms: isPositiveInt,
   'caches.events': isPositiveInt,
