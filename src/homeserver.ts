@@ -55,6 +55,8 @@ import { searchRoutes } from './search/routes.js';
 import { DelayedEventsService } from './delayed-events/service.js';
 import { migrations as delayedEventsMigrations } from './delayed-events/migrations.js';
 import { delayedEventsRoutes } from './delayed-events/routes.js';
+import { migrations as threadSubscriptionsMigrations } from './thread-subscriptions/migrations.js';
+import { threadSubscriptionRoutes } from './thread-subscriptions/routes.js';
 import { SlidingSyncService } from './sliding-sync/service.js';
 import { migrations as slidingSyncMigrations } from './sliding-sync/migrations.js';
 import { slidingSyncRoutes } from './sliding-sync/routes.js';
@@ -79,6 +81,7 @@ export const ALL_MIGRATIONS: DomainMigrations[] = [
   { domain: 'reports', migrations: reportsMigrations },
   { domain: 'sliding_sync', migrations: slidingSyncMigrations },
   { domain: 'delayed_events', migrations: delayedEventsMigrations },
+  { domain: 'thread_subscriptions', migrations: threadSubscriptionsMigrations },
   { domain: 'cluster', migrations: clusterMigrations },
 ];
 
@@ -171,6 +174,7 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
     ...syncRoutes(ctx),
     ...slidingSyncRoutes(ctx),
     ...delayedEventsRoutes(ctx),
+    ...threadSubscriptionRoutes(ctx),
     ...voipRoutes(ctx),
     ...e2eeRoutes(ctx),
     ...pushRoutes(ctx),
