@@ -84,6 +84,8 @@ export interface HearthConfig {
     } | null;
     /** Other servers' media not served for this long is dropped from the cache (ms). null: kept. */
     remote_cache_lifetime_ms: number | null;
+    /** This server's media not downloaded (nor thumbnailed) for this long is deleted (ms); null keeps it. */
+    local_lifetime_ms: number | null;
     /** Stored files that no row refers to are deleted once older than this (ms). */
     orphan_grace_ms: number;
     /** How often the retention sweep (remote cache expiry, orphan files) runs (ms). */
@@ -158,6 +160,7 @@ export function defaultConfig(): HearthConfig {
       url_preview_allow: [],
       s3: null,
       remote_cache_lifetime_ms: 30 * 24 * 3600_000,
+      local_lifetime_ms: null,
       orphan_grace_ms: 24 * 3600_000,
       retention_interval_ms: 3600_000,
     },

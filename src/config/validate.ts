@@ -133,6 +133,7 @@ const rules: Record<string, Check> = {
   'media.url_preview_allow': isCidrs,
   'media.s3': isS3OrNull,
   'media.remote_cache_lifetime_ms': isPositiveIntOrNull,
+  'media.local_lifetime_ms': isPositiveIntOrNull,
   'media.orphan_grace_ms': isPositiveInt,
   'media.retention_interval_ms': isPositiveInt,
   'sliding_sync.connection_idle_ms': isPositiveInt,

@@ -24,6 +24,7 @@ import {
   deleteMediaRow,
   insertMedia,
   selectMedia,
+  touchMedia,
 } from './local-media-table.js';
 import type { ByteRange, MediaStore } from './media-store.js';
 import { isValidMediaId, mxcUri, newMediaId } from './media-id.js';
@@ -42,6 +43,8 @@ const UNUSED_ID_LIFETIME_MS = 24 * 60 * 60 * 1000;
 const MAX_PENDING_PER_USER = 10;
 /** Longest a download waits for a pending upload, whatever the client asks. */
 const MAX_WAIT_MS = 60_000;
+/** How stale a local item's `last_access_ts` may get before a download records the access. */
+const TOUCH_EVERY_MS = 60_000;
 /** Owner of media the server stores for itself (URL preview images); outside every user's quota. */
 const SERVER_OWNER = '';
 
@@ -95,6 +98,7 @@ export class MediaService {
       now: deps.now,
       deleteLocal: (mediaId) => this.delete(deps.serverName, mediaId),
       remoteLifetimeMs: this.mediaConfig.remote_cache_lifetime_ms,
+      localLifetimeMs: this.mediaConfig.local_lifetime_ms,
       orphanGraceMs: this.mediaConfig.orphan_grace_ms,
       intervalMs: this.mediaConfig.retention_interval_ms,
     });
@@ -192,7 +196,18 @@ export class MediaService {
     let row = await selectMedia(this.db, mediaId);
     if (!row || (opts.uploadedBefore != null && row.created_ts >= opts.uploadedBefore)) throw mediaNotFound();
     if (row.sha256 === null) row = await this.waitForUpload(mediaId, Math.min(opts.timeoutMs ?? 20_000, MAX_WAIT_MS));
+    await this.noteAccess(row);
     return row;
+  }
+
+  /** Keeps `last_access_ts` (what `media.local_lifetime_ms` counts from) within a fraction of the lifetime, not one write per download. */
+  private async noteAccess(row: LocalMediaRow): Promise<void> {
+    const lifetime = this.mediaConfig.local_lifetime_ms;
+    const every = lifetime === null ? TOUCH_EVERY_MS : Math.min(TOUCH_EVERY_MS, lifetime / 4);
+    const now = this.deps.now();
+    if (now - Number(row.last_access_ts ?? row.uploaded_ts ?? 0) <= every) return;
+    await touchMedia(this.db, row.media_id, now);
+    row.last_access_ts = now;
   }
 
   private async waitForUpload(mediaId: string, timeoutMs: number): Promise<LocalMediaRow> {
@@ -256,6 +271,7 @@ export class MediaService {
       created_ts: now,
       uploaded_ts: now,
       unused_expires_ts: null,
+      last_access_ts: now,
     };
     await insertMedia(this.db, row);
     this.thumbnails.pregenerate(row);
