@@ -75,11 +75,11 @@ export async function sendState(
   type: string,
   key: string,
   content: JsonObject,
-  /** A delayed event's (MSC4140): a retry after a crash answers the event already sent. */
-  txnId?: { txnId: string; endpoint: TxnEndpoint },
+  /** A delayed event's transaction (MSC4140): a retry after a crash answers the event already sent. */
+  transaction?: { txnId: string; endpoint: TxnEndpoint },
 ): Promise<{ event_id: string }> {
   const head0 = await core.requireHead(roomId);
-  const txn = txnId && { deviceId: requester.deviceId, ...txnId };
+  const txn = transaction && { deviceId: requester.deviceId, ...transaction };
   if (type === 'm.room.canonical_alias') {
     const prevId = head0.state.get(stateKey(type, key));
     const prev = prevId ? await core.events.get(prevId) : undefined;
