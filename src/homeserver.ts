@@ -60,6 +60,8 @@ import { searchRoutes } from './search/routes.js';
 import { DelayedEventsService } from './delayed-events/service.js';
 import { migrations as delayedEventsMigrations } from './delayed-events/migrations.js';
 import { delayedEventsRoutes } from './delayed-events/routes.js';
+import { migrations as threadSubscriptionsMigrations } from './thread-subscriptions/migrations.js';
+import { threadSubscriptionRoutes } from './thread-subscriptions/routes.js';
 import { SlidingSyncService } from './sliding-sync/service.js';
 import { migrations as slidingSyncMigrations } from './sliding-sync/migrations.js';
 import { slidingSyncRoutes } from './sliding-sync/routes.js';
@@ -84,6 +86,7 @@ export const ALL_MIGRATIONS: DomainMigrations[] = [
   { domain: 'reports', migrations: reportsMigrations },
   { domain: 'sliding_sync', migrations: slidingSyncMigrations },
   { domain: 'delayed_events', migrations: delayedEventsMigrations },
+  { domain: 'thread_subscriptions', migrations: threadSubscriptionsMigrations },
   { domain: 'cluster', migrations: clusterMigrations },
 ];
 
@@ -132,7 +135,12 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
     leases,
     logger,
     rateLimiter: new RateLimiter(
-      { login: config.rate_limits.login, registration: config.rate_limits.registration, message: config.rate_limits.message },
+      {
+        login: config.rate_limits.login,
+        registration: config.rate_limits.registration,
+        message: config.rate_limits.message,
+        delayed_events: config.rate_limits.delayed_events,
+      },
       config.rate_limits.enabled,
     ),
     services: {} as Services,
@@ -148,9 +156,17 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
   ctx.services.directory = new DirectoryService(ctx);
   ctx.services.relations = new RelationsService(ctx);
   ctx.services.search = new SearchService(ctx);
-  ctx.services.media = new MediaService({ db: ctx.db, config, serverName: config.server_name, signingKey: ctx.signingKey, dataDir: loaded.paths.dataDir, logger, now: () => ctx.now() });
   const roomsCore = ctx.services.rooms.core;
   ctx.services.federation = new FederationService(ctx, { core: roomsCore, localKeys: roomsCore.keyRing });
+  ctx.services.media = new MediaService({
+    db: ctx.db,
+    config,
+    serverName: config.server_name,
+    federation: config.federation.enabled ? ctx.services.federation.client : undefined,
+    dataDir: loaded.paths.dataDir,
+    logger,
+    now: () => ctx.now(),
+  });
   // Received events are checked with remote servers' keys, fetched as needed.
   if (config.federation.enabled) roomsCore.useKeyRing(ctx.services.federation.keyRing);
 
@@ -177,6 +193,7 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
     ...syncRoutes(ctx),
     ...slidingSyncRoutes(ctx),
     ...delayedEventsRoutes(ctx),
+    ...threadSubscriptionRoutes(ctx),
     ...voipRoutes(ctx),
     ...e2eeRoutes(ctx),
     ...pushRoutes(ctx),

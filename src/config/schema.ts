@@ -41,6 +41,8 @@ export interface HearthConfig {
     login: RateLimit;
     registration: RateLimit;
     message: RateLimit;
+    /** Managing and listing delayed events (MSC4140: restart heartbeats, send, cancel, lookups). */
+    delayed_events: RateLimit;
   };
   /** Largest JSON request body accepted, in bytes. */
   max_request_bytes: number;
@@ -82,6 +84,8 @@ export interface HearthConfig {
     } | null;
     /** Other servers' media not served for this long is dropped from the cache (ms). null: kept. */
     remote_cache_lifetime_ms: number | null;
+    /** This server's media not downloaded (nor thumbnailed) for this long is deleted (ms); null keeps it. */
+    local_lifetime_ms: number | null;
     /** Stored files that no row refers to are deleted once older than this (ms). */
     orphan_grace_ms: number;
     /** How often the retention sweep (remote cache expiry, orphan files) runs (ms). */
@@ -167,6 +171,7 @@ export function defaultConfig(): HearthConfig {
       login: { per_second: 0.2, burst: 5 },
       registration: { per_second: 0.2, burst: 5 },
       message: { per_second: 10, burst: 50 },
+      delayed_events: { per_second: 2, burst: 20 },
     },
     max_request_bytes: 1024 * 1024,
     access_token_lifetime_ms: 60 * 60 * 1000,
@@ -180,6 +185,7 @@ export function defaultConfig(): HearthConfig {
       url_preview_allow: [],
       s3: null,
       remote_cache_lifetime_ms: 30 * 24 * 3600_000,
+      local_lifetime_ms: null,
       orphan_grace_ms: 24 * 3600_000,
       retention_interval_ms: 3600_000,
     },

@@ -23,10 +23,10 @@ export const STREAMS = [
 export type StreamName = (typeof STREAMS)[number];
 /**
  * Counters kept in the same table that are not streams clients follow: state
- * group ids, auth chain ids, the depth below zero of backfilled events' positions, and the
- * cluster's cache invalidation stream.
+ * group ids, auth chain ids, the depth below zero of backfilled events' positions, the
+ * cluster's cache invalidation stream, and the order of thread subscription changes.
  */
-export type CounterName = StreamName | 'state_groups' | 'backfill' | 'auth_chains' | 'cache_invalidations';
+export type CounterName = StreamName | 'state_groups' | 'backfill' | 'auth_chains' | 'cache_invalidations' | 'thread_subscriptions';
 
 export const streamMigrations: Migration[] = [
   {

@@ -8,6 +8,9 @@ const ACTION = { type: 'string', enum: ['cancel', 'restart', 'send'] };
 /**
  * MSC4140's own endpoints (scheduling through /send and /state with the
  * `org.matrix.msc4140.delay` query parameter is hooked into those routes).
+ * Scheduling counts as sending a message; managing and looking up have their
+ * own `delayed_events` budget, per user or, unauthenticated, per address
+ * (MSC4140 asks for rate limits on every one of them).
  */
 export function delayedEventsRoutes(ctx: Context): Route[] {
   const service = () => ctx.services.delayedEvents;
@@ -42,6 +45,7 @@ export function delayedEventsRoutes(ctx: Context): Route[] {
       versions: [],
       path: '/delayed_events/:delayId',
       auth: 'optional',
+      rateLimit: 'delayed_events',
       schema: { body: { type: 'object', required: ['action'], properties: { action: ACTION } } },
       handler: (req) => service().update(req.params.delayId, req.body.action as DelayedAction, req.requester ?? null),
     },
@@ -51,6 +55,7 @@ export function delayedEventsRoutes(ctx: Context): Route[] {
       versions: [],
       path: '/delayed_events/:delayId/:action',
       auth: 'none',
+      rateLimit: 'delayed_events',
       schema: { params: { type: 'object', properties: { delayId: { type: 'string' }, action: ACTION } } },
       handler: (req) => service().update(req.params.delayId, req.params.action as DelayedAction, null),
     },
@@ -59,6 +64,7 @@ export function delayedEventsRoutes(ctx: Context): Route[] {
       prefix: PREFIX,
       versions: [],
       path: '/delayed_events',
+      rateLimit: 'delayed_events',
       schema: { querystring: { type: 'object', properties: { status: { type: 'string' } } } },
       handler: (req) => service().list(req.requester, req.query.status),
     },
@@ -67,6 +73,7 @@ export function delayedEventsRoutes(ctx: Context): Route[] {
       prefix: PREFIX,
       versions: [],
       path: '/delayed_events/:delayId',
+      rateLimit: 'delayed_events',
       handler: (req) => service().get(req.requester, req.params.delayId),
     },
   ];

@@ -190,10 +190,15 @@ export class DelayedEventsService implements Lifecycle {
     const content = JSON.parse(row.content) as JsonObject;
     const rooms = this.ctx.services.rooms;
     try {
+      // Events timed to go out together still pass the sender's message budget (MSC4140,
+      // "Rate-limiting at the point of sending"); a due event refused here is finalised with the error.
+      this.ctx.rateLimiter.check('message', row.user_id);
+      // Sent under the delay id as its transaction: a retry after a crash answers the same event,
+      // and the event carries the id in `unsigned` for its sender (MSC4140).
       const { event_id } =
         row.state_key === null
-          ? await rooms.sendMessage(as, row.room_id, row.type, `delayed.${row.delay_id}`, content)
-          : await rooms.sendState(as, row.room_id, row.type, row.state_key, content);
+          ? await rooms.sendMessage(as, row.room_id, row.type, row.delay_id, content, 'delayed')
+          : await rooms.sendState(as, row.room_id, row.type, row.state_key, content, { txnId: row.delay_id, endpoint: 'delayed' });
       await moveStatus(db, row.delay_id, ['sending'], 'sent', { event_id, finalised_ts: this.ctx.now() });
     } catch (err) {
       if (explicit) {

@@ -1,8 +1,10 @@
 /**
  * Outbound federation requests: the destination found by ServerDiscovery, the request signed with
  * X-Matrix, one undici connection pool per destination (its own SNI, certificate check and
- * guarded DNS lookup), and a time limit on every request.
+ * guarded DNS lookup), and a time limit on every request. JSON answers are read and parsed;
+ * `getRaw` and `getLocation` hand the answer back unread for callers that stream it (media).
  */
+import { isIP } from 'node:net';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { SigningKey } from '../core/signing.js';
 import type { OutboundGuard } from '../http/outbound-guard.js';
@@ -40,11 +42,23 @@ export interface FederationRequest {
   signal?: AbortSignal;
 }
 
+/** An answer handed back unread, for callers that stream the body (media bytes, multipart). */
+export interface RawAnswer {
+  status: number;
+  headers: Dispatcher.ResponseData['headers'];
+  body: Dispatcher.ResponseData['body'];
+}
+
 const RESOLVED_TTL_MS = 10 * 60_000;
 const MAX_POOLS = 1000;
+const MAX_REDIRECTS = 3;
+/** Longest pause between two chunks of a streamed answer. */
+const STREAM_IDLE_MS = 60_000;
 
 export class FederationClient {
   private readonly pools = new Map<string, { agent: Agent; resolved: ResolvedServer; expires: number }>();
+  /** Pool for URLs off any server's own address (a media `Location`); every connect passes the guard. */
+  private guardedAgent: Agent | undefined;
 
   constructor(
     private readonly opts: {
@@ -60,6 +74,8 @@ export class FederationClient {
 
   async close(): Promise<void> {
     const agents = [...this.pools.values()].map((p) => p.agent);
+    if (this.guardedAgent) agents.push(this.guardedAgent);
+    this.guardedAgent = undefined;
     this.pools.clear();
     await Promise.all(agents.map((a) => a.close()));
   }
@@ -110,6 +126,76 @@ export class FederationClient {
       throw new FederationRequestError(destination, res.statusCode, `${req.method} ${req.path.split('?')[0]} answered ${res.statusCode}`, parsed);
     }
     return parsed as T;
+  }
+
+  /**
+   * A signed GET whose answer, whatever its status, is handed back unread: the caller streams the
+   * body (and must consume or dump it). `timeoutMs` bounds the wait for the headers; the body may
+   * take as long as it keeps flowing.
+   */
+  async getRaw(destination: string, path: string, timeoutMs = 30_000): Promise<RawAnswer> {
+    const { agent, resolved } = await this.pool(destination).catch((e: unknown) => {
+      throw new FederationRequestError(destination, 0, `cannot resolve: ${(e as Error).message}`);
+    });
+    const authorization = signRequest({ method: 'GET', uri: path, origin: this.opts.serverName, destination }, this.opts.signingKey);
+    return this.sendRaw(destination, resolved.baseUrl + path, agent, { host: resolved.host, authorization }, timeoutMs);
+  }
+
+  /**
+   * A plain GET of a URL `destination` pointed to (a media `Location`), following a few
+   * redirects, answer unread. Only `destination`'s own operator-mapped address skips the guard.
+   */
+  async getLocation(destination: string, url: string, timeoutMs = 30_000): Promise<RawAnswer> {
+    const { agent, resolved } = await this.pool(destination).catch((e: unknown) => {
+      throw new FederationRequestError(destination, 0, `cannot resolve: ${(e as Error).message}`);
+    });
+    let current = new URL(url);
+    for (let hop = 0; ; hop++) {
+      if (current.protocol !== 'https:' && current.protocol !== 'http:') throw new FederationRequestError(destination, 0, `unsupported URL scheme ${current.protocol}`);
+      const onOrigin = resolved.trusted && current.origin === new URL(resolved.baseUrl).origin;
+      const host = current.hostname.replace(/^\[(.*)\]$/, '$1');
+      // A literal address never goes through the guarded lookup, so it is checked here.
+      if (!onOrigin && isIP(host) !== 0) {
+        try {
+          this.opts.guard.check(host);
+        } catch (e) {
+          throw new FederationRequestError(destination, 0, (e as Error).message);
+        }
+      }
+      const answer = await this.sendRaw(destination, current.toString(), onOrigin ? agent : this.offOriginAgent(), {}, timeoutMs);
+      const location = answer.headers.location;
+      if (answer.status >= 300 && answer.status < 400 && typeof location === 'string') {
+        await answer.body.dump().catch(() => {});
+        if (hop >= MAX_REDIRECTS) throw new FederationRequestError(destination, 0, 'too many redirects');
+        current = new URL(location, current);
+        continue;
+      }
+      return answer;
+    }
+  }
+
+  private offOriginAgent(): Agent {
+    this.guardedAgent ??= new Agent({
+      connect: { timeout: 10_000, rejectUnauthorized: this.opts.verifyTls, lookup: this.opts.guard.lookup },
+      keepAliveTimeout: 30_000,
+    });
+    return this.guardedAgent;
+  }
+
+  private async sendRaw(destination: string, url: string, agent: Agent, headers: Record<string, string>, timeoutMs: number): Promise<RawAnswer> {
+    try {
+      const res = await request(url, {
+        dispatcher: agent,
+        method: 'GET',
+        headers: { 'user-agent': this.opts.userAgent ?? 'Hearth', ...headers },
+        headersTimeout: timeoutMs,
+        bodyTimeout: STREAM_IDLE_MS,
+      });
+      return { status: res.statusCode, headers: res.headers, body: res.body };
+    } catch (e) {
+      const refused = unwrapRefusal(e);
+      throw new FederationRequestError(destination, 0, refused ? refused.message : `GET ${new URL(url).origin} failed: ${(e as Error).message}`);
+    }
   }
 
   private async pool(destination: string): Promise<{ agent: Agent; resolved: ResolvedServer }> {

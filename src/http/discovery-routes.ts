@@ -28,6 +28,9 @@ export function discoveryRoutes(ctx: Context): Route[] {
           [DELAYED_EVENTS_FEATURE]: ctx.config.delayed_events.enabled,
           [RTC_FEATURE]: ctx.config.matrix_rtc.transports.length > 0,
           [DEHYDRATION_FEATURE]: true,
+          // Thread subscriptions and their sliding-sync extension (the flags clients look for).
+          'org.matrix.msc4306': true,
+          'org.matrix.msc4308': true,
         },
       }),
     },

@@ -17,7 +17,7 @@ export async function selectMedia(db: DbOrTx, mediaId: string): Promise<LocalMed
 export async function completePendingMedia(
   db: DbOrTx,
   mediaId: string,
-  content: { content_type: string; upload_name: string | null; size: number; sha256: string; uploaded_ts: number },
+  content: { content_type: string; upload_name: string | null; size: number; sha256: string; uploaded_ts: number; last_access_ts: number },
 ): Promise<boolean> {
   const res = await db
     .updateTable('local_media')
@@ -89,5 +89,23 @@ export async function selectMediaIdsBefore(db: DbOrTx, before: number, sizeGt: n
 export async function selectExistingMediaIds(db: DbOrTx, ids: string[]): Promise<string[]> {
   if (ids.length === 0) return [];
   const rows = await db.selectFrom('local_media').select('media_id').where('media_id', 'in', ids).execute();
+  return rows.map((r) => r.media_id);
+}
+
+/** Records that the media was served at `now`. */
+export async function touchMedia(db: DbOrTx, mediaId: string, now: number): Promise<void> {
+  await db.updateTable('local_media').set({ last_access_ts: now }).where('media_id', '=', mediaId).execute();
+}
+
+/** Uploaded media last served before `before`, oldest first. */
+export async function selectMediaIdsNotServedSince(db: DbOrTx, before: number, limit: number): Promise<string[]> {
+  const rows = await db
+    .selectFrom('local_media')
+    .select('media_id')
+    .where('last_access_ts', '<', before)
+    .where('sha256', 'is not', null)
+    .orderBy('last_access_ts')
+    .limit(limit)
+    .execute();
   return rows.map((r) => r.media_id);
 }

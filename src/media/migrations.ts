@@ -77,4 +77,14 @@ export const migrations: Migration[] = [
       await db.schema.createIndex('remote_media_thumbnails_sha256_idx').on('remote_media_thumbnails').column('sha256').execute();
     },
   },
+  {
+    version: 3,
+    name: 'last access of local media',
+    async up(db) {
+      await db.schema.alterTable('local_media').addColumn('last_access_ts', 'bigint').execute();
+      // Until served again, media counts as last used when it arrived.
+      await db.updateTable('local_media').set((eb) => ({ last_access_ts: eb.fn.coalesce('uploaded_ts', 'created_ts') })).where('sha256', 'is not', null).execute();
+      await db.schema.createIndex('local_media_access_idx').on('local_media').column('last_access_ts').execute();
+    },
+  },
 ];

@@ -10,8 +10,8 @@ import { Transform, type Readable } from 'node:stream';
 import { parse as parseDisposition } from 'content-disposition';
 import type { Logger } from 'pino';
 import type { Db } from '../db/schema.js';
+import { FederationRequestError, type FederationClient, type RawAnswer as RemoteAnswer } from '../federation/client.js';
 import { MediaError, mediaNotFound } from './errors.js';
-import { RemoteUnreachable, type FederationMediaClient, type RemoteAnswer } from './federation-fetch.js';
 import { contentIsReferenced } from './local-media-table.js';
 import type { MediaStore } from './media-store.js';
 import { MultipartError, boundaryOf, decodeMultipart } from './multipart.js';
@@ -39,7 +39,7 @@ export class RemoteMedia {
     private readonly db: Db,
     private readonly store: MediaStore,
     /** Undefined when federation is disabled: remote media is then not found. */
-    private readonly client: FederationMediaClient | undefined,
+    private readonly client: Pick<FederationClient, 'getRaw' | 'getLocation'> | undefined,
     private readonly logger: Logger,
     private readonly now: () => number,
     private readonly maxBytes: number,
@@ -133,17 +133,17 @@ export class RemoteMedia {
     if (!this.client) throw mediaNotFound('Media of other servers is not available: federation is disabled');
     const waitMs = timeoutMs + 10_000;
     try {
-      const answer = await this.client.get(serverName, path, waitMs);
+      const answer = await this.client.getRaw(serverName, path, waitMs);
       if (answer.status === 200) return await this.fromMultipart(serverName, answer, waitMs);
       const error = await errorOf(answer);
       if (!isUnrecognized(answer.status, error.errcode)) throw remoteError(serverName, answer.status, error);
       this.logger.debug({ server: serverName }, 'federation media endpoint unknown; using the legacy one');
-      const legacy = await this.client.get(serverName, legacyPath, waitMs);
+      const legacy = await this.client.getRaw(serverName, legacyPath, waitMs);
       if (legacy.status !== 200) throw remoteError(serverName, legacy.status, await errorOf(legacy));
       return fromSinglePart(legacy);
     } catch (e) {
       if (e instanceof MediaError) throw e;
-      if (e instanceof RemoteUnreachable || e instanceof MultipartError) {
+      if (e instanceof FederationRequestError || e instanceof MultipartError) {
         this.logger.info({ server: serverName, err: e.message }, 'remote media fetch failed');
         throw new MediaError('remote_failed', `Could not fetch the media from ${serverName}: ${e.message}`);
       }

@@ -1,7 +1,8 @@
 /**
  * Keeping the media store in bounds: other servers' media not served for
  * `media.remote_cache_lifetime_ms` is dropped from the cache (it is fetched again if asked
- * for), stored files that no row refers to are deleted once older than `media.orphan_grace_ms`
+ * for), this server's media not served for `media.local_lifetime_ms` (off by default) is
+ * deleted, stored files that no row refers to are deleted once older than `media.orphan_grace_ms`
  * (a crash between a file's write and its row's commit leaves such files; the grace period
  * keeps the sweep off uploads in progress), and admins purge local media by uploader, by room
  * or by age. Bytes are deleted only when no row of any kind still refers to them.
@@ -10,7 +11,7 @@ import type { Logger } from 'pino';
 import type { Db } from '../db/schema.js';
 import { selectEventRange } from '../rooms/store/events-table.js';
 import { MediaError } from './errors.js';
-import { contentIsReferenced, selectExistingMediaIds, selectMediaIdsBefore, selectMediaIdsOfUser } from './local-media-table.js';
+import { contentIsReferenced, selectExistingMediaIds, selectMediaIdsBefore, selectMediaIdsNotServedSince, selectMediaIdsOfUser } from './local-media-table.js';
 import type { MediaStore } from './media-store.js';
 import { deleteRemoteMedia, deleteStaleRemoteThumbnails, selectStaleRemoteMedia } from './remote-media-table.js';
 
@@ -26,6 +27,8 @@ export interface RetentionDeps {
   /** Deletes one local media item with its thumbnails (MediaService.delete). */
   deleteLocal(mediaId: string): Promise<void>;
   remoteLifetimeMs: number | null;
+  /** Local media not served for this long is deleted; null keeps it. */
+  localLifetimeMs: number | null;
   orphanGraceMs: number;
   intervalMs: number;
 }
@@ -53,8 +56,10 @@ export class MediaRetention {
       try {
         const lifetime = this.deps.remoteLifetimeMs;
         const expired = lifetime === null ? 0 : await this.purgeRemoteCache(this.deps.now() - lifetime);
+        const local = this.deps.localLifetimeMs;
+        const unused = local === null ? 0 : (await this.purgeNotServedSince(this.deps.now() - local)).length;
         const orphans = await this.sweepOrphans();
-        if (expired + orphans > 0) this.deps.logger.info({ expired, orphans }, 'media retention sweep');
+        if (expired + unused + orphans > 0) this.deps.logger.info({ expired, unused, orphans }, 'media retention sweep');
       } catch (err) {
         this.deps.logger.warn({ err }, 'media retention sweep failed');
       }
@@ -94,6 +99,16 @@ export class MediaRetention {
   /** Deletes every local media item `userId` uploaded; answers their ids. */
   async purgeUser(userId: string): Promise<string[]> {
     return this.deleteAll(await selectMediaIdsOfUser(this.deps.db, userId));
+  }
+
+  /** Deletes local media last served (or uploaded) before `before`; answers their ids. */
+  async purgeNotServedSince(before: number): Promise<string[]> {
+    const deleted: string[] = [];
+    for (;;) {
+      const ids = await selectMediaIdsNotServedSince(this.deps.db, before, PAGE);
+      deleted.push(...(await this.deleteAll(ids)));
+      if (ids.length < PAGE) return deleted;
+    }
   }
 
   /** Deletes local media uploaded before `before` (larger than `sizeGt` bytes); answers their ids. */

@@ -10,14 +10,12 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { HearthConfig } from '../config/schema.js';
-import type { SigningKey } from '../core/signing.js';
 import type { Db } from '../db/schema.js';
-import { ServerDiscovery } from '../federation/discovery.js';
+import type { FederationClient } from '../federation/client.js';
 import { ConfigError } from '../config/validate.js';
 import { createOutboundGuard, isCidrList, outboundAllowFromEnv } from '../http/outbound-guard.js';
 import { DiskMediaStore } from './disk-store.js';
 import { MediaError, mediaNotFound } from './errors.js';
-import { FederationMediaClient } from './federation-fetch.js';
 import { GuardedFetcher } from './guarded-fetch.js';
 import {
   contentIsReferenced,
@@ -26,6 +24,7 @@ import {
   deleteMediaRow,
   insertMedia,
   selectMedia,
+  touchMedia,
 } from './local-media-table.js';
 import type { ByteRange, MediaStore } from './media-store.js';
 import { isValidMediaId, mxcUri, newMediaId } from './media-id.js';
@@ -44,6 +43,8 @@ const UNUSED_ID_LIFETIME_MS = 24 * 60 * 60 * 1000;
 const MAX_PENDING_PER_USER = 10;
 /** Longest a download waits for a pending upload, whatever the client asks. */
 const MAX_WAIT_MS = 60_000;
+/** How stale a local item's `last_access_ts` may get before a download records the access. */
+const TOUCH_EVERY_MS = 60_000;
 /** Owner of media the server stores for itself (URL preview images); outside every user's quota. */
 const SERVER_OWNER = '';
 
@@ -51,8 +52,8 @@ export interface MediaServiceDeps {
   db: Db;
   config: HearthConfig;
   serverName: string;
-  /** Signs the federation requests that fetch other servers' media. */
-  signingKey: SigningKey;
+  /** Fetches other servers' media; undefined when federation is disabled. */
+  federation: Pick<FederationClient, 'getRaw' | 'getLocation'> | undefined;
   dataDir: string;
   logger: Logger;
   now(): number;
@@ -64,7 +65,6 @@ export class MediaService {
   readonly previews: UrlPreviews;
   readonly remote: RemoteMedia;
   readonly retention: MediaRetention;
-  private readonly federationClient: FederationMediaClient | undefined;
   private readonly uploader: Uploader;
   private readonly fetcher: GuardedFetcher;
   private readonly uploaded = new EventEmitter().setMaxListeners(0);
@@ -89,21 +89,7 @@ export class MediaService {
     this.thumbnails = new Thumbnailer(this.db, this.store, deps.logger, deps.now);
     const fromEnv = outboundAllowFromEnv();
     if (!isCidrList(fromEnv)) throw new ConfigError('(environment)', 'HEARTH_OUTBOUND_ALLOW', 'must be comma-separated CIDRs like "10.0.0.0/8"');
-    const fed = deps.config.federation;
-    if (fed.enabled) {
-      // Federation's own address rules: the preview allow-list does not open other servers' addresses.
-      const fedGuard = createOutboundGuard(fromEnv);
-      this.federationClient = new FederationMediaClient({
-        serverName: deps.serverName,
-        signingKey: deps.signingKey,
-        discovery: new ServerDiscovery({ resolveMap: fed.resolve, guard: fedGuard, verifyTls: fed.verify_tls, now: deps.now }),
-        guard: fedGuard,
-        verifyTls: fed.verify_tls,
-        userAgent: 'Hearth (media)',
-        now: deps.now,
-      });
-    }
-    this.remote = new RemoteMedia(this.db, this.store, this.federationClient, deps.logger, deps.now, this.mediaConfig.max_upload_bytes);
+    this.remote = new RemoteMedia(this.db, this.store, deps.federation, deps.logger, deps.now, this.mediaConfig.max_upload_bytes);
     this.retention = new MediaRetention({
       db: this.db,
       store: this.store,
@@ -112,6 +98,7 @@ export class MediaService {
       now: deps.now,
       deleteLocal: (mediaId) => this.delete(deps.serverName, mediaId),
       remoteLifetimeMs: this.mediaConfig.remote_cache_lifetime_ms,
+      localLifetimeMs: this.mediaConfig.local_lifetime_ms,
       orphanGraceMs: this.mediaConfig.orphan_grace_ms,
       intervalMs: this.mediaConfig.retention_interval_ms,
     });
@@ -139,7 +126,6 @@ export class MediaService {
     await this.retention.stop();
     await this.thumbnails.drain();
     await this.fetcher.close();
-    await this.federationClient?.close();
     if (this.store instanceof S3MediaStore) await this.store.close();
   }
 
@@ -210,7 +196,18 @@ export class MediaService {
     let row = await selectMedia(this.db, mediaId);
     if (!row || (opts.uploadedBefore != null && row.created_ts >= opts.uploadedBefore)) throw mediaNotFound();
     if (row.sha256 === null) row = await this.waitForUpload(mediaId, Math.min(opts.timeoutMs ?? 20_000, MAX_WAIT_MS));
+    await this.noteAccess(row);
     return row;
+  }
+
+  /** Keeps `last_access_ts` (what `media.local_lifetime_ms` counts from) within a fraction of the lifetime, not one write per download. */
+  private async noteAccess(row: LocalMediaRow): Promise<void> {
+    const lifetime = this.mediaConfig.local_lifetime_ms;
+    const every = lifetime === null ? TOUCH_EVERY_MS : Math.min(TOUCH_EVERY_MS, lifetime / 4);
+    const now = this.deps.now();
+    if (now - Number(row.last_access_ts ?? row.uploaded_ts ?? 0) <= every) return;
+    await touchMedia(this.db, row.media_id, now);
+    row.last_access_ts = now;
   }
 
   private async waitForUpload(mediaId: string, timeoutMs: number): Promise<LocalMediaRow> {
@@ -274,6 +271,7 @@ export class MediaService {
       created_ts: now,
       uploaded_ts: now,
       unused_expires_ts: null,
+      last_access_ts: now,
     };
     await insertMedia(this.db, row);
     this.thumbnails.pregenerate(row);

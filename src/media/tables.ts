@@ -28,6 +28,8 @@ export interface LocalMediaRow {
   uploaded_ts: number | null;
   /** For a pending `create`d id: after this the id can no longer be uploaded to. */
   unused_expires_ts: number | null;
+  /** When it was last served (kept to a minute or so); set on upload, null while pending. */
+  last_access_ts?: number | null;
 }
 
 /** A generated thumbnail of a local media item, stored in the MediaStore like any content. */

@@ -105,6 +105,7 @@ export class Uploader {
       size: stored.size,
       sha256: stored.sha256,
       uploaded_ts: now,
+      last_access_ts: now,
     };
     try {
       return await this.db.transaction().execute(async (trx) => {

@@ -18,15 +18,16 @@ export async function sendMessage(
   type: string,
   txnId: string,
   content: JsonObject,
+  endpoint: TxnEndpoint = 'send',
 ): Promise<{ event_id: string }> {
   if (type === 'm.room.redaction') {
     // room_send.yaml: redactions may be sent here in every room version.
     const redacts = content.redacts;
     if (typeof redacts !== 'string') throw badJson('m.room.redaction needs content.redacts');
-    return redactEvent(core, requester, roomId, redacts, txnId, content, 'send');
+    return redactEvent(core, requester, roomId, redacts, txnId, content, endpoint);
   }
   await core.requireHead(roomId);
-  const txn = { deviceId: requester.deviceId, txnId, endpoint: 'send' as const };
+  const txn = { deviceId: requester.deviceId, txnId, endpoint };
   const [ev] = await core.pipeline.submit(roomId, {
     txn: { sender: requester.userId, ...txn },
     // After the transaction id is checked: a retried send answers its event rather than a refusal.
@@ -75,8 +76,11 @@ export async function sendState(
   type: string,
   key: string,
   content: JsonObject,
+  /** A delayed event's transaction (MSC4140): a retry after a crash answers the event already sent. */
+  transaction?: { txnId: string; endpoint: TxnEndpoint },
 ): Promise<{ event_id: string }> {
   const head0 = await core.requireHead(roomId);
+  const txn = transaction && { deviceId: requester.deviceId, ...transaction };
   if (type === 'm.room.canonical_alias') {
     const prevId = head0.state.get(stateKey(type, key));
     const prev = prevId ? await core.events.get(prevId) : undefined;
@@ -84,6 +88,7 @@ export async function sendState(
   }
   const contentJson = canonicalJsonOrBad(content);
   const sent = await core.pipeline.submit<{ event_id: string }>(roomId, {
+    ...(txn ? { txn: { sender: requester.userId, ...txn } } : {}),
     plan: async (head) => {
       const existingId = head.state.get(stateKey(type, key));
       if (existingId) {
@@ -98,7 +103,7 @@ export async function sendState(
         }
       }
       return {
-        events: [{ type, stateKey: key, sender: requester.userId, content }],
+        events: [{ type, stateKey: key, sender: requester.userId, content, ...(txn ? { txn } : {}) }],
         finish: (p) => ({ event_id: p[0]!.eventId }),
       };
     },

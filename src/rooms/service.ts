@@ -3,7 +3,7 @@ import { canSendEvent } from '../core/power-levels.js';
 import { splitStateKey, stateKey, type ClientEvent, type JsonObject, type StateMap, type StrippedStateEvent } from '../core/types.js';
 import type { Requester } from '../http/requester.js';
 import { isServable, storedEventFromRow, type StoredEvent } from './events/stored-event.js';
-import { selectStreamEventsOfTypes } from './store/events-table.js';
+import { selectStreamEventsOfTypes, type TxnEndpoint } from './store/events-table.js';
 import { upgradeRoom } from './upgrade.js';
 import { createRoom, type CreateRoomBody } from './create-room.js';
 import type { RoomEventFilter } from './event-filter.js';
@@ -188,7 +188,16 @@ export class RoomsService implements Lifecycle {
 
   /** getStateChangesBetween for many rooms (a later item for the same room wins), in the queries of getStatesAtPositions. */
   async getStateChanges(items: { roomId: string; fromPos: number; toPos: number }[]): Promise<Map<string, ClientEvent[]>> {
-    const out = new Map<string, ClientEvent[]>(items.map((it) => [it.roomId, []]));
+    const deltas = await this.getStateDeltas(items);
+    return new Map([...deltas].map(([roomId, d]) => [roomId, d.changed]));
+  }
+
+  /**
+   * getStateChanges, plus the keys the state lost between the two positions: state resolution
+   * can drop a key altogether (a state reset), which no event in the changes shows.
+   */
+  async getStateDeltas(items: { roomId: string; fromPos: number; toPos: number }[]): Promise<Map<string, { changed: ClientEvent[]; removed: { type: string; state_key: string }[] }>> {
+    const out = new Map(items.map((it) => [it.roomId, { changed: [] as ClientEvent[], removed: [] as { type: string; state_key: string }[] }]));
     const unique = [...new Map(items.map((it) => [it.roomId, it])).values()].filter((it) => it.toPos > it.fromPos);
     if (unique.length === 0) return out;
     const states = await this.statesAt(unique.flatMap((it) => [{ roomId: it.roomId, pos: it.fromPos }, { roomId: it.roomId, pos: it.toPos }]));
@@ -198,8 +207,14 @@ export class RoomsService implements Lifecycle {
       const after = states[2 * i + 1]!;
       if (before === after) continue;
       for (const [k, id] of after) if (before.get(k) !== id) changed.push(id);
+      const removed = out.get(unique[i]!.roomId)!.removed;
+      for (const k of before.keys()) {
+        if (after.has(k)) continue;
+        const [type, key] = splitStateKey(k);
+        removed.push({ type, state_key: key });
+      }
     }
-    for (const ev of await this.formatIds(changed)) out.get(ev.room_id!)?.push(ev);
+    for (const ev of await this.formatIds(changed)) out.get(ev.room_id!)?.changed.push(ev);
     return out;
   }
 
@@ -345,11 +360,11 @@ export class RoomsService implements Lifecycle {
   async joinedRooms(userId: string): Promise<string[]> {
     return (await this.getMemberships(userId)).filter((m) => m.membership === 'join').map((m) => m.roomId);
   }
-  sendMessage(requester: Requester, roomId: string, type: string, txnId: string, content: JsonObject) {
-    return sendMessage(this.core, requester, roomId, type, txnId, content);
+  sendMessage(requester: Requester, roomId: string, type: string, txnId: string, content: JsonObject, endpoint?: TxnEndpoint) {
+    return sendMessage(this.core, requester, roomId, type, txnId, content, endpoint);
   }
-  sendState(requester: Requester, roomId: string, type: string, key: string, content: JsonObject) {
-    return sendState(this.core, requester, roomId, type, key, content);
+  sendState(requester: Requester, roomId: string, type: string, key: string, content: JsonObject, txn?: { txnId: string; endpoint: TxnEndpoint }) {
+    return sendState(this.core, requester, roomId, type, key, content, txn);
   }
   redact(requester: Requester, roomId: string, eventId: string, txnId: string, body: JsonObject) {
     return redactEvent(this.core, requester, roomId, eventId, txnId, body);

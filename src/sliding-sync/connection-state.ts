@@ -28,6 +28,8 @@ export interface ConnectionState {
   rooms: Record<string, SentRoom>;
   /** List counts last sent: a change is news. */
   counts: Record<string, number>;
+  /** Thread subscription changes sent up to this position (MSC4308); absent before the extension was used. */
+  threadSubs?: number;
 }
 
 const MAX_ROOMS = 5000;
@@ -47,7 +49,7 @@ export function encodeState(s: ConnectionState): string {
 
 export function decodeState(text: string): ConnectionState {
   const v = JSON.parse(text) as ConnectionState;
-  return { heads: v.heads, rooms: v.rooms ?? {}, counts: v.counts ?? {} };
+  return { heads: v.heads, rooms: v.rooms ?? {}, counts: v.counts ?? {}, ...(v.threadSubs !== undefined ? { threadSubs: v.threadSubs } : {}) };
 }
 
 /** A stable signature of the combined required_state of a room, to notice when a client widens it. */

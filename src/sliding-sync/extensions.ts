@@ -3,14 +3,17 @@ import type { JsonObject, JsonValue } from '../core/types.js';
 import type { RoomMembership } from '../rooms/service.js';
 import type { RoomActivity } from '../sync/room-activity.js';
 import type { SyncToken } from '../sync/token.js';
-import type { Extensions, ScopedExtension } from './request.js';
+import { changesToken, ThreadSubscriptions } from '../thread-subscriptions/service.js';
+import { THREAD_SUBSCRIPTIONS_EXTENSION, type Extensions, type ScopedExtension } from './request.js';
 
 /**
  * The extensions of sliding sync, each answered from the stream positions
  * between the previous response and this one: `to_device` (MSC3885), `e2ee`
  * (MSC3884: device list changes, one-time key counts, unused fallback key
  * types), `account_data` (MSC3959), `receipts` (MSC3960) and `typing`
- * (MSC3961). Rooms sent in full (`initial`) get their whole receipts and
+ * (MSC3961), and `io.element.msc4308.thread_subscriptions` (MSC4308: the
+ * user's thread subscription changes, newest first, with a `prev_batch` to
+ * page back through those left out). Rooms sent in full (`initial`) get their whole receipts and
  * account data, since the client knows nothing of them yet.
  */
 
@@ -25,6 +28,8 @@ export interface ExtensionInput {
   /** Rooms sent with `initial` in this response. */
   initialRooms: Set<string>;
   memberships: RoomMembership[];
+  /** Thread subscription changes the connection has up to; null: none sent yet. */
+  prevThreadSubs: number | null;
 }
 
 export interface ExtensionResult {
@@ -33,6 +38,8 @@ export interface ExtensionResult {
   news: boolean;
   /** Position of the to-device stream the client now has. */
   toDevicePos: number;
+  /** Thread subscription changes sent up to here, when the extension was asked for. */
+  threadSubsPos: number | null;
 }
 
 /** The rooms an extension covers: its lists' windows and the rooms it names, never beyond what the request matched. */
@@ -50,15 +57,20 @@ function scopeRooms(ext: ScopedExtension, input: ExtensionInput): string[] {
 }
 
 export class ExtensionsBuilder {
+  private readonly threadSubs: ThreadSubscriptions;
+
   constructor(
     private readonly ctx: Context,
     private readonly activity: RoomActivity,
-  ) {}
+  ) {
+    this.threadSubs = new ThreadSubscriptions(ctx);
+  }
 
   async build(ext: Extensions, input: ExtensionInput): Promise<ExtensionResult> {
     const body: JsonObject = {};
     let news = false;
     let toDevicePos = input.heads.to_device;
+    let threadSubsPos: number | null = null;
     const parts: Promise<void>[] = [];
     if (ext.toDevice.enabled) {
       parts.push(
@@ -98,8 +110,30 @@ export class ExtensionsBuilder {
       body.typing = { rooms: r };
       if (Object.keys(r).length > 0) news = true;
     }
+    if (ext.threadSubscriptions.enabled) {
+      parts.push(
+        this.threadSubscriptions(ext.threadSubscriptions.limit, input).then((r) => {
+          body[THREAD_SUBSCRIPTIONS_EXTENSION] = r.body;
+          threadSubsPos = r.pos;
+          if (r.news) news = true;
+        }),
+      );
+    }
     await Promise.all(parts);
-    return { body, news, toDevicePos };
+    return { body, news, toDevicePos, threadSubsPos };
+  }
+
+  /** Changes since the connection's last response, the newest `limit`; `prev_batch` when some were left out. */
+  private async threadSubscriptions(limit: number, input: ExtensionInput): Promise<{ body: JsonObject; pos: number; news: boolean }> {
+    const upTo = await this.threadSubs.latestPos(input.userId);
+    const after = Math.min(input.prevThreadSubs ?? 0, upTo);
+    if (upTo <= after) return { body: {}, pos: upTo, news: false };
+    const page = await this.threadSubs.changes(input.userId, after, upTo, limit);
+    const body: JsonObject = {};
+    if (Object.keys(page.subscribed).length > 0) body.subscribed = page.subscribed;
+    if (Object.keys(page.unsubscribed).length > 0) body.unsubscribed = page.unsubscribed;
+    if (page.olderThan !== null) body.prev_batch = changesToken(page.olderThan, after);
+    return { body, pos: upTo, news: true };
   }
 
   private async toDevice(cfg: Extensions['toDevice'], input: ExtensionInput): Promise<{ events: JsonObject[]; nextPos: number }> {

@@ -58,6 +58,8 @@ export interface Extensions {
   accountData: ScopedExtension;
   receipts: ScopedExtension;
   typing: ScopedExtension;
+  /** MSC4308, under its unstable name `io.element.msc4308.thread_subscriptions`. */
+  threadSubscriptions: { enabled: boolean; limit: number };
 }
 
 export interface SlidingRequest {
@@ -75,6 +77,8 @@ export const MAX_TIMELINE_LIMIT = 100;
 const MAX_LISTS = 100;
 const MAX_SUBSCRIPTIONS = 500;
 const MAX_TO_DEVICE = 1000;
+const MAX_THREAD_SUBSCRIPTIONS = 100;
+export const THREAD_SUBSCRIPTIONS_EXTENSION = 'io.element.msc4308.thread_subscriptions';
 const MAX_TIMEOUT_MS = 5 * 60_000;
 const OPAQUE_ID = /^[0-9A-Za-z._~-]{1,255}$/;
 
@@ -191,12 +195,17 @@ function extensions(v: unknown): Extensions {
   const limit = td.limit ?? 100;
   if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 0) throw invalidParam('extensions.to_device.limit must be a non-negative integer');
   const e2ee = isObj(e.e2ee) ? e.e2ee : {};
+  const ts = isObj(e[THREAD_SUBSCRIPTIONS_EXTENSION]) ? e[THREAD_SUBSCRIPTIONS_EXTENSION] : {};
+  const tsWhere = `extensions.${THREAD_SUBSCRIPTIONS_EXTENSION}`;
+  const tsLimit = ts.limit ?? MAX_THREAD_SUBSCRIPTIONS;
+  if (typeof tsLimit !== 'number' || !Number.isInteger(tsLimit) || tsLimit < 1) throw invalidParam(`${tsWhere}.limit must be a positive integer`);
   return {
     toDevice: { enabled: optBool(td, 'enabled', 'extensions.to_device') ?? false, since: (td.since as string | undefined) ?? null, limit: Math.min(limit, MAX_TO_DEVICE) },
     e2ee: { enabled: optBool(e2ee, 'enabled', 'extensions.e2ee') ?? false },
     accountData: scoped(e.account_data, 'extensions.account_data'),
     receipts: scoped(e.receipts, 'extensions.receipts'),
     typing: scoped(e.typing, 'extensions.typing'),
+    threadSubscriptions: { enabled: optBool(ts, 'enabled', tsWhere) ?? false, limit: Math.min(tsLimit, MAX_THREAD_SUBSCRIPTIONS) },
   };
 }
 

@@ -15,6 +15,14 @@ import type { ListedRoom } from './room-list.js';
  * all rooms are read in one batch each.
  */
 
+/** A key that left the room's state, as MSC4186's `StateStub` shows it. */
+export interface StateStub {
+  type: string;
+  state_key: string;
+}
+
+type StateDelta = { changed: ClientEvent[]; removed: StateStub[] };
+
 export interface RoomPlan {
   room: ListedRoom;
   /** Lists whose window holds the room. */
@@ -127,8 +135,8 @@ export class RoomBuilder {
         : Promise.resolve(new Map<string, TimelineChunk>()),
       fulls.length > 0 ? rooms.getStatesAtPositions(fulls.map((d) => ({ roomId: d.plan.room.roomId, pos: d.toPos }))) : Promise.resolve(new Map<string, ClientEvent[]>()),
       deltas.length > 0
-        ? rooms.getStateChanges(deltas.map((d) => ({ roomId: d.plan.room.roomId, fromPos: d.plan.prev!.pos, toPos: d.toPos })))
-        : Promise.resolve(new Map<string, ClientEvent[]>()),
+        ? rooms.getStateDeltas(deltas.map((d) => ({ roomId: d.plan.room.roomId, fromPos: d.plan.prev!.pos, toPos: d.toPos })))
+        : Promise.resolve(new Map<string, StateDelta>()),
       joinedIds.length > 0 ? this.ctx.services.push.getUnreadCounts(userId, joinedIds) : Promise.resolve(new Map<string, { notification_count: number; highlight_count: number }>()),
       Promise.all(stripped.map((p) => rooms.getStrippedState(p.room.roomId, p.room.m.eventId))),
     ]);
@@ -138,7 +146,8 @@ export class RoomBuilder {
         const roomId = d.plan.room.roomId;
         const chunk = timelines.get(roomId) ?? { events: [], limited: d.fromPos === 0 ? false : d.toPos > d.fromPos, prevBatchPos: d.toPos };
         const full = d.fullState ? (states.get(roomId) ?? []) : null;
-        const built = await this.joinedRoom(input, d, chunk, live.get(roomId), full, changes.get(roomId) ?? []);
+        const delta = changes.get(roomId);
+        const built = await this.joinedRoom(input, d, chunk, live.get(roomId), full, delta?.changed ?? [], delta?.removed ?? []);
         const counts = unread.get(roomId);
         if (counts && d.plan.room.m.membership === 'join') Object.assign(built.body, counts);
         out.rooms.set(roomId, built.body);
@@ -170,6 +179,7 @@ export class RoomBuilder {
     live: TimelineChunk | undefined,
     full: ClientEvent[] | null,
     changes: ClientEvent[],
+    removed: StateStub[],
   ): Promise<{ body: JsonObject; sent: SentRoom }> {
     const { userId } = input;
     const { plan } = d;
@@ -181,7 +191,17 @@ export class RoomBuilder {
 
     // State: all of it that the config asks for when sent in full, else what changed.
     const source = full ?? changes;
-    const state = source.filter((e) => wantsState(plan.requiredState, e, userId));
+    const state: (ClientEvent | StateStub)[] = source.filter((e) => wantsState(plan.requiredState, e, userId));
+    // Keys the state lost (a state reset) go as stubs without content (MSC4186 `StateStub`), if the
+    // config asks for them or, with lazy members, the member was sent before.
+    const gone = new Set<string>();
+    for (const stub of removed) {
+      const asked = wantsState(plan.requiredState, stub as ClientEvent, userId);
+      const lazyMember = lazy && stub.type === 'm.room.member' && alreadySent.has(stub.state_key);
+      if (!asked && !lazyMember) continue;
+      state.push({ type: stub.type, state_key: stub.state_key });
+      if (stub.type === 'm.room.member') gone.add(stub.state_key);
+    }
     const lazySent: string[] = [];
     if (lazy) {
       const needed = new Set<string>();
@@ -203,7 +223,7 @@ export class RoomBuilder {
         const want = new Set(missing);
         for (const e of members) if (e.type === 'm.room.member' && want.has(e.state_key!)) state.push(e);
       }
-      for (const e of state) if (e.type === 'm.room.member') lazySent.push(e.state_key!);
+      for (const e of state) if (e.type === 'm.room.member' && !gone.has(e.state_key!)) lazySent.push(e.state_key!);
     }
     if (state.length > 0 || d.initial) body.required_state = state as unknown as JsonValue;
 
@@ -222,13 +242,13 @@ export class RoomBuilder {
     }
 
     // Name, avatar, heroes and counts: from the full state, or re-read when a change touched them.
-    const touched = full === null && changes.some((e) => SUMMARY_TYPES.includes(e.type));
+    const touched = full === null && [...changes, ...removed].some((e) => SUMMARY_TYPES.includes(e.type));
     const current = full ?? (touched ? await this.ctx.services.rooms.getCurrentState(roomId, SUMMARY_TYPES) : null);
     if (current) this.describe(body, current, userId, d.initial);
     const dm = input.dmRooms.has(roomId);
     if (dm || (plan.prev && plan.prev.dm !== dm)) body.is_dm = dm;
 
-    const members = d.initial || d.fullState ? lazySent : [...new Set([...(plan.prev?.members ?? []), ...lazySent])];
+    const members = d.initial || d.fullState ? lazySent : [...new Set([...(plan.prev?.members ?? []), ...lazySent])].filter((u) => !gone.has(u));
     return { body, sent: { pos: d.toPos, limit: plan.timelineLimit, cfg: plan.sig, members, dm } };
   }
 

@@ -240,7 +240,17 @@ export class SlidingSyncService implements Lifecycle {
 
     const built = await this.rooms.build({ userId, deviceId, heads, prevHeads, dmRooms: inputs.dmRooms, ignored }, [...plans.values()]);
     const initialRooms = new Set([...built.rooms].filter(([, b]) => b.initial === true).map(([id]) => id));
-    const ext = await this.extensions.build(req.extensions, { userId, deviceId, heads, prevHeads, listRooms, subscribedRooms: subscribed, initialRooms, memberships });
+    const ext = await this.extensions.build(req.extensions, {
+      userId,
+      deviceId,
+      heads,
+      prevHeads,
+      listRooms,
+      subscribedRooms: subscribed,
+      initialRooms,
+      memberships,
+      prevThreadSubs: prev?.threadSubs ?? null,
+    });
 
     const countsChanged = Object.entries(counts).some(([name, n]) => prev?.counts[name] !== n);
     const toDevice = req.extensions.toDevice.enabled ? ext.toDevicePos : (prevHeads?.to_device ?? 0);
@@ -249,6 +259,8 @@ export class SlidingSyncService implements Lifecycle {
       rooms: { ...(prev?.rooms ?? {}), ...Object.fromEntries(built.sent) },
       counts,
     };
+    const threadSubs = ext.threadSubsPos ?? prev?.threadSubs;
+    if (threadSubs !== undefined) state.threadSubs = threadSubs;
     const body: JsonObject = { lists, rooms: Object.fromEntries(built.rooms), extensions: ext.body };
     return {
       body,

@@ -26,6 +26,7 @@ describe('media config', () => {
       url_preview_allow: [],
       s3: null,
       remote_cache_lifetime_ms: 30 * 24 * 3600_000,
+      local_lifetime_ms: null,
       orphan_grace_ms: 24 * 3600_000,
       retention_interval_ms: 3600_000,
     });
@@ -33,6 +34,7 @@ describe('media config', () => {
     const s3 = { bucket: 'media', region: 'eu-west-1', access_key_id: 'AK', secret_access_key: 'SK' };
     assert.deepEqual(load({ s3 }).config.media.s3, s3);
     assert.equal(load({ remote_cache_lifetime_ms: null }).config.media.remote_cache_lifetime_ms, null);
+    assert.equal(load({ local_lifetime_ms: 90 * 24 * 3600_000 }).config.media.local_lifetime_ms, 90 * 24 * 3600_000);
   });
 
   it('mistakes are reported by key', () => {
@@ -43,6 +45,7 @@ describe('media config', () => {
       [{ url_preview_allow: ['10.0.0.0/33'] }, 'media.url_preview_allow'],
       [{ url_preview_allow: 'example.org' }, 'media.url_preview_allow'],
       [{ thumbnails: true }, 'media.thumbnails'],
+      [{ local_lifetime_ms: -1 }, 'media.local_lifetime_ms'],
       [{ s3: 'bucket' }, 'media.s3'],
       [{ s3: { bucket: 'b', region: 'r', access_key_id: 'k' } }, 'media.s3'],
       [{ s3: { bucket: 'b', region: 'r', access_key_id: 'k', secret_access_key: 's', endpoint: 'ftp://x' } }, 'media.s3'],

@@ -177,3 +177,40 @@ describe('orphan sweep and admin purges', { timeout: 90_000 }, () => {
     assert.equal(refused.status, 403);
   });
 });
+
+describe('local media lifetime by last access', { timeout: 90_000 }, () => {
+  let server: TestServer;
+  let alice: TestUser;
+  const LIFETIME = 2000;
+
+  before(async () => {
+    // A long interval: the test runs the sweep itself.
+    server = await startTestServer({ config: { media: { local_lifetime_ms: LIFETIME, retention_interval_ms: 3600_000 } } });
+    alice = await server.registerUser('life_alice');
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  const download = (mediaId: string) => rawRequest(server, 'GET', `/_matrix/client/v1/media/download/${server.serverName}/${mediaId}`, { token: alice.accessToken });
+  const thumbnail = (mediaId: string) =>
+    rawRequest(server, 'GET', `/_matrix/client/v1/media/thumbnail/${server.serverName}/${mediaId}?width=32&height=32&method=crop`, { token: alice.accessToken });
+
+  it('media not downloaded for the lifetime is deleted; downloads and thumbnails keep media alive', async () => {
+    const unused = await upload(server, alice.accessToken, Buffer.from('nobody reads this'), 'text/plain');
+    const read = await upload(server, alice.accessToken, Buffer.from('read now and then'), 'text/plain');
+    const shown = await upload(server, alice.accessToken, await makePng(100, 100), 'image/png');
+    const unusedRow = await server.hs.ctx.db.selectFrom('local_media').selectAll().where('media_id', '=', unused.mediaId).executeTakeFirstOrThrow();
+    // Served within every quarter of the lifetime, for longer than the lifetime.
+    for (let i = 0; i < 5; i++) {
+      await sleep(LIFETIME / 4);
+      assert.equal((await download(read.mediaId)).status, 200);
+      assert.equal((await thumbnail(shown.mediaId)).status, 200);
+    }
+    await server.hs.ctx.services.media.retention.sweep();
+    assert.equal((await download(unused.mediaId)).status, 404, 'not served for the lifetime: deleted');
+    assert.equal(await server.hs.ctx.services.media.store.has(unusedRow.sha256!), false, 'bytes and all');
+    assert.equal((await download(read.mediaId)).status, 200);
+    assert.equal((await download(shown.mediaId)).status, 200);
+  });
+});

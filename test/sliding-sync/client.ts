@@ -66,7 +66,8 @@ export class SlidingClient {
       const room: ClientRoom = { ...(old ?? {}), ...r, timeline: [...(old?.timeline ?? []), ...(r.timeline ?? [])], required_state: old?.required_state ?? [] };
       for (const ev of r.required_state ?? []) {
         room.required_state = room.required_state.filter((e) => !(e.type === ev.type && e.state_key === ev.state_key));
-        room.required_state.push(ev);
+        // A StateStub (no content) says the state was removed.
+        if (ev.content !== undefined) room.required_state.push(ev);
       }
       this.rooms.set(roomId, room);
     }

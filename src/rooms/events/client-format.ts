@@ -56,7 +56,10 @@ function prunedContent(ev: StoredEvent, version: RoomVersion): JsonObject {
 export function toClientEvent(ev: StoredEvent, o: FormatOptions): ClientEvent {
   let out = bareClientEvent(ev);
   const unsigned: JsonObject = { age: Math.max(0, o.now - ev.pdu.origin_server_ts) };
-  if (o.viewer && ev.txnId !== null && o.viewer.userId === ev.pdu.sender && o.viewer.deviceId !== undefined && o.viewer.deviceId === ev.senderDevice) {
+  if (ev.txnEndpoint === 'delayed') {
+    // MSC4140: the delay id, shown to the sender only; no client sent a transaction for it.
+    if (o.viewer && o.viewer.userId === ev.pdu.sender && ev.txnId !== null) unsigned['org.matrix.msc4140.delay_id'] = ev.txnId;
+  } else if (o.viewer && ev.txnId !== null && o.viewer.userId === ev.pdu.sender && o.viewer.deviceId !== undefined && o.viewer.deviceId === ev.senderDevice) {
     unsigned.transaction_id = ev.txnId;
   }
   if (ev.replacesState !== null && typeof ev.pdu.state_key === 'string') {

@@ -16,6 +16,8 @@ export interface StoredEvent extends EventWithId {
   softFailed: boolean;
   senderDevice: string | null;
   txnId: string | null;
+  /** The endpoint `txnId` belongs to (`send`, `redact`, `delayed`). */
+  txnEndpoint?: string | null;
 }
 
 /** The columns read to rebuild a StoredEvent. */
@@ -33,6 +35,7 @@ export const EVENT_COLUMNS = [
   'soft_failed',
   'sender_device',
   'txn_id',
+  'txn_endpoint',
 ] as const;
 
 export type EventColumnsRow = Pick<EventRow, (typeof EVENT_COLUMNS)[number]>;
@@ -52,6 +55,7 @@ export function storedEventFromRow(row: EventColumnsRow, pdu?: Pdu): StoredEvent
     softFailed: Number(row.soft_failed) === 1,
     senderDevice: row.sender_device,
     txnId: row.txn_id,
+    txnEndpoint: row.txn_endpoint,
   };
 }
 

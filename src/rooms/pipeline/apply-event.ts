@@ -104,6 +104,7 @@ export function applyToHead(head: RoomHead, built: BuiltEvent, index: number, re
     softFailed: false,
     senderDevice: built.spec.txn?.deviceId ?? null,
     txnId: built.spec.txn?.txnId ?? null,
+    txnEndpoint: built.spec.txn?.endpoint ?? null,
   };
 
   const newGroups: NewGroupPlan[] = [];

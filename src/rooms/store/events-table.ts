@@ -84,7 +84,8 @@ export interface TxnKey {
   txnId: string;
   endpoint: TxnEndpoint;
 }
-export type TxnEndpoint = 'send' | 'redact';
+/** `delayed`: a delayed event (MSC4140) sent for its owner; the transaction id is its delay id. */
+export type TxnEndpoint = 'send' | 'redact' | 'delayed';
 
 /** As selectByTxnIds for one key, on SQLite's synchronous path (a send's check, before anything is built). */
 export function selectOneTxnSync(tx: SyncTx, roomId: string, k: TxnKey): TxnRow[] {
