@@ -8,6 +8,14 @@
 // sets the same.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import v8 from 'node:v8';
+
+// V8 lets the old generation grow to up to four times what survived the last
+// full collection on a machine with a lot of memory (a quarter of it is its
+// heap limit), so a burst of work, such as the initial sync of a user in
+// 1,000 rooms, left the heap at 170 MB for 45 MB of live data. Growing by half
+// at most keeps the peak near what the work needs, for a few more collections.
+v8.setFlagsFromString('--heap-growing-percent=50');
 
 // The bundle (npm run build makes both); the per-file build when only tsc has run.
 const entry = [new URL('../dist/hearth.mjs', import.meta.url), new URL('../dist/src/cli/main.js', import.meta.url)].find((u) =>

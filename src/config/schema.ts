@@ -175,7 +175,7 @@ export function defaultConfig(): HearthConfig {
     },
     max_request_bytes: 1024 * 1024,
     access_token_lifetime_ms: 60 * 60 * 1000,
-    caches: { events: 20000, room_states: 500, access_tokens: 10000 },
+    caches: { events: 5000, room_states: 500, access_tokens: 10000 },
     log_level: 'info',
     presence_enabled: true,
     media: {
