@@ -12,6 +12,7 @@ import { newNodeId } from './cluster/node-id.js';
 import { NodeRegistry } from './cluster/node-registry.js';
 import { PgBus } from './cluster/pg-bus.js';
 import { PgLeases } from './cluster/pg-leases.js';
+import { SharedRateLimiter } from './cluster/shared-rate-limiter.js';
 import type { LoadedConfig } from './config/load.js';
 import type { Context, Lifecycle, Services } from './context.js';
 import { connectDatabase, type Database } from './db/connect.js';
@@ -28,7 +29,7 @@ import { migrations as e2eeMigrations } from './e2ee/migrations.js';
 import { e2eeRoutes } from './e2ee/routes.js';
 import { discoveryRoutes } from './http/discovery-routes.js';
 import { healthRoutes } from './http/health-routes.js';
-import { RateLimiter } from './http/rate-limit.js';
+import { MemoryRateLimiter, type RateLimiter } from './http/rate-limit.js';
 import { registerRoutes } from './http/router.js';
 import { createHttpServer } from './http/server.js';
 import { createLogger } from './logger.js';
@@ -116,6 +117,10 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
   const nodes = new NodeRegistry({ db: database.db, dialect: database.dialect, nodeId, logger });
   // Only the PostgreSQL bus writes the invalidation stream.
   const pruner = database.dialect === 'postgres' ? new InvalidationPruner({ db: database.db, leases, logger, now: () => Date.now() }) : null;
+  // Nodes sharing a database share the buckets, or each would grant the whole allowance.
+  const limits = { login: config.rate_limits.login, registration: config.rate_limits.registration, message: config.rate_limits.message };
+  const sharedLimiter = database.dialect === 'postgres' ? new SharedRateLimiter({ db: database.db, leases, logger, limits, enabled: config.rate_limits.enabled }) : null;
+  const rateLimiter: RateLimiter = sharedLimiter ?? new MemoryRateLimiter(limits, config.rate_limits.enabled);
 
   const ctx = {
     config,
@@ -126,10 +131,7 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
     bus,
     leases,
     logger,
-    rateLimiter: new RateLimiter(
-      { login: config.rate_limits.login, registration: config.rate_limits.registration, message: config.rate_limits.message },
-      config.rate_limits.enabled,
-    ),
+    rateLimiter,
     services: {} as Services,
     now: () => Date.now(),
   } satisfies Context;
@@ -195,6 +197,7 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
       const url = `http://${shownHost}:${port}`;
       await nodes.start(url);
       pruner?.start();
+      sharedLimiter?.start();
       logger.info({ url, server_name: config.server_name, database: database.dialect, node: nodeId }, 'hearth listening');
       return url;
     },
@@ -211,6 +214,7 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
       clearTimeout(force);
       for (const s of [...services].reverse()) await s.stop?.();
       pruner?.stop();
+      sharedLimiter?.stop();
       await nodes.stop();
       await ctx.leases.close();
       await ctx.bus.close();

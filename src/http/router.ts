@@ -92,7 +92,7 @@ function addRoutes(app: FastifyInstance, ctx: Context, routes: Route[]): void {
             else if (auth === 'required') throw missingToken();
           }
           if (route.rateLimit) {
-            ctx.rateLimiter.check(route.rateLimit, req.requester?.userId ?? req.ip);
+            await ctx.rateLimiter.check(route.rateLimit, req.requester?.userId ?? req.ip);
           }
           if (!route.rawBody && (route.method === 'POST' || route.method === 'PUT')) {
             const b = req.body;
