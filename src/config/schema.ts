@@ -123,6 +123,13 @@ export interface HearthConfig {
     /** Keys this server signed with before, served as `old_verify_keys`: key id to `{key, expired_ts}`. */
     old_verify_keys: Record<string, { key: string; expired_ts: number }>;
   };
+  cluster: {
+    /**
+     * Nodes sharing a PostgreSQL database: how long a lease outlives its last renewal (renewed
+     * every third of it; a node that missed its heartbeats for this long is taken for gone).
+     */
+    lease_ttl_ms: number;
+  };
 }
 
 export function defaultConfig(): HearthConfig {
@@ -163,5 +170,6 @@ export function defaultConfig(): HearthConfig {
     turn: { uris: [], shared_secret: '', ttl: 86400 },
     matrix_rtc: { transports: [] },
     federation: { enabled: true, resolve: {}, verify_tls: true, trusted_key_servers: [], old_verify_keys: {} },
+    cluster: { lease_ttl_ms: 15_000 },
   };
 }

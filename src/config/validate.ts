@@ -146,6 +146,7 @@ const rules: Record<string, Check> = {
   'federation.verify_tls': isBool,
   'federation.trusted_key_servers': isServerNameList,
   'federation.old_verify_keys': isOldVerifyKeys,
+  'cluster.lease_ttl_ms': isPositiveInt,
 };
 
 function lookup(obj: unknown, path: string): unknown {
