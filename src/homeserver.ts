@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { AccountsService } from './accounts/service.js';
@@ -12,6 +13,7 @@ import { newNodeId } from './cluster/node-id.js';
 import { NodeRegistry } from './cluster/node-registry.js';
 import { PgBus } from './cluster/pg-bus.js';
 import { PgLeases } from './cluster/pg-leases.js';
+import { ShardOwner } from './cluster/shard-owner.js';
 import { SharedRateLimiter } from './cluster/shared-rate-limiter.js';
 import type { LoadedConfig } from './config/load.js';
 import type { Context, Lifecycle, Services } from './context.js';
@@ -113,8 +115,18 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
     database.dialect === 'postgres'
       ? new PgBus({ url: config.database.url, db: database.db, nodeId, logger, now: () => Date.now(), eventsBetween: (a, b, n) => eventsBetween(database.db, a, b, n) })
       : new LocalBus();
-  const leases: Leases = database.dialect === 'postgres' ? new PgLeases({ db: database.db, dialect: database.dialect, nodeId, logger }) : new LocalLeases();
-  const nodes = new NodeRegistry({ db: database.db, dialect: database.dialect, nodeId, logger });
+  // Leases are renewed, and nodes beat, every third of the lease's time to live (CLUSTER.md 5: 15 s, 5 s).
+  const ttlMs = config.cluster.lease_ttl_ms;
+  const leases: Leases =
+    database.dialect === 'postgres'
+      ? new PgLeases({ db: database.db, dialect: database.dialect, nodeId, logger, ttlMs, renewMs: ttlMs / 3, selfFenceMs: (ttlMs * 2) / 3 })
+      : new LocalLeases();
+  const nodes = new NodeRegistry({ db: database.db, dialect: database.dialect, nodeId, logger, everyMs: ttlMs / 3, silentAfterMs: ttlMs });
+  // Nodes sharing a database share the federation destinations out by shard; one node sends to all.
+  const federationShards =
+    database.dialect === 'postgres'
+      ? new ShardOwner({ name: 'federation.shard', leases, nodes, logger, everyMs: ttlMs / 3, handoverMs: ttlMs / 3 })
+      : null;
   // Only the PostgreSQL bus writes the invalidation stream.
   const pruner = database.dialect === 'postgres' ? new InvalidationPruner({ db: database.db, leases, logger, now: () => Date.now() }) : null;
   // Nodes sharing a database share the buckets, or each would grant the whole allowance.
@@ -150,6 +162,7 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
   ctx.services.federation = new FederationService(ctx, { core: roomsCore, localKeys: roomsCore.keyRing });
   // Received events are checked with remote servers' keys, fetched as needed.
   if (config.federation.enabled) roomsCore.useKeyRing(ctx.services.federation.keyRing);
+  if (federationShards) ctx.services.federation.sender.useShards(federationShards);
 
   const app = createHttpServer({ logger, bodyLimit: config.max_request_bytes });
   registerRoutes(app, ctx, [
@@ -195,7 +208,11 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
       const port = typeof addr === 'object' && addr ? addr.port : Number(m[2]);
       const shownHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
       const url = `http://${shownHost}:${port}`;
-      await nodes.start(url);
+      // A node is known to the others by where it serves (by host name when it listens on every
+      // address, so that two boxes differ): a restarted node is given its shards back.
+      await nodes.start(host === '0.0.0.0' || host === '::' ? `http://${hostname()}:${port}` : url);
+      // After the node's row is written: the shards a node is given depend on who is alive.
+      await federationShards?.start();
       pruner?.start();
       sharedLimiter?.start();
       logger.info({ url, server_name: config.server_name, database: database.dialect, node: nodeId }, 'hearth listening');
@@ -213,6 +230,7 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
       await app.close();
       clearTimeout(force);
       for (const s of [...services].reverse()) await s.stop?.();
+      await federationShards?.stop();
       pruner?.stop();
       sharedLimiter?.stop();
       await nodes.stop();
