@@ -122,7 +122,7 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
       ? new PgLeases({ db: database.db, dialect: database.dialect, nodeId, logger, ttlMs, renewMs: ttlMs / 3, selfFenceMs: (ttlMs * 2) / 3 })
       : new LocalLeases();
   const nodes = new NodeRegistry({ db: database.db, dialect: database.dialect, nodeId, logger, everyMs: ttlMs / 3, silentAfterMs: ttlMs });
-  // Nodes sharing a database share the federation destinations out by shard; one node sends to all.
+  // Nodes sharing a database share the federation destinations out by shard (on SQLite the one node sends to all).
   const federationShards =
     database.dialect === 'postgres'
       ? new ShardOwner({ name: 'federation.shard', leases, nodes, logger, everyMs: ttlMs / 3, handoverMs: ttlMs / 3 })
