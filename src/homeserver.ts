@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { AccountsService } from './accounts/service.js';
@@ -13,6 +14,8 @@ import { newNodeId } from './cluster/node-id.js';
 import { NodeRegistry } from './cluster/node-registry.js';
 import { PgBus } from './cluster/pg-bus.js';
 import { PgLeases } from './cluster/pg-leases.js';
+import { ShardOwner } from './cluster/shard-owner.js';
+import { SharedRateLimiter } from './cluster/shared-rate-limiter.js';
 import type { LoadedConfig } from './config/load.js';
 import type { Context, Lifecycle, Services } from './context.js';
 import { connectDatabase, type Database } from './db/connect.js';
@@ -29,7 +32,7 @@ import { migrations as e2eeMigrations } from './e2ee/migrations.js';
 import { e2eeRoutes } from './e2ee/routes.js';
 import { discoveryRoutes } from './http/discovery-routes.js';
 import { healthRoutes } from './http/health-routes.js';
-import { RateLimiter } from './http/rate-limit.js';
+import { MemoryRateLimiter, type RateLimiter } from './http/rate-limit.js';
 import { registerRoutes } from './http/router.js';
 import { createHttpServer } from './http/server.js';
 import { createLogger } from './logger.js';
@@ -120,10 +123,29 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
     database.dialect === 'postgres'
       ? new PgBus({ url: config.database.url, db: database.db, nodeId, logger, now: () => Date.now(), eventsBetween: (a, b, n) => eventsBetween(database.db, a, b, n) })
       : new LocalBus();
-  const leases: Leases = database.dialect === 'postgres' ? new PgLeases({ db: database.db, dialect: database.dialect, nodeId, logger }) : new LocalLeases();
-  const nodes = new NodeRegistry({ db: database.db, dialect: database.dialect, nodeId, logger });
+  // Leases are renewed, and nodes beat, every third of the lease's time to live (CLUSTER.md 5: 15 s, 5 s).
+  const ttlMs = config.cluster.lease_ttl_ms;
+  const leases: Leases =
+    database.dialect === 'postgres'
+      ? new PgLeases({ db: database.db, dialect: database.dialect, nodeId, logger, ttlMs, renewMs: ttlMs / 3, selfFenceMs: (ttlMs * 2) / 3 })
+      : new LocalLeases();
+  const nodes = new NodeRegistry({ db: database.db, dialect: database.dialect, nodeId, logger, everyMs: ttlMs / 3, silentAfterMs: ttlMs });
+  // Nodes sharing a database share the federation destinations out by shard (on SQLite the one node sends to all).
+  const federationShards =
+    database.dialect === 'postgres'
+      ? new ShardOwner({ name: 'federation.shard', leases, nodes, logger, everyMs: ttlMs / 3, handoverMs: ttlMs / 3 })
+      : null;
   // Only the PostgreSQL bus writes the invalidation stream.
   const pruner = database.dialect === 'postgres' ? new InvalidationPruner({ db: database.db, leases, logger, now: () => Date.now() }) : null;
+  // Nodes sharing a database share the buckets, or each would grant the whole allowance.
+  const limits = {
+    login: config.rate_limits.login,
+    registration: config.rate_limits.registration,
+    message: config.rate_limits.message,
+    delayed_events: config.rate_limits.delayed_events,
+  };
+  const sharedLimiter = database.dialect === 'postgres' ? new SharedRateLimiter({ db: database.db, leases, logger, limits, enabled: config.rate_limits.enabled }) : null;
+  const rateLimiter: RateLimiter = sharedLimiter ?? new MemoryRateLimiter(limits, config.rate_limits.enabled);
 
   const ctx = {
     config,
@@ -134,15 +156,7 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
     bus,
     leases,
     logger,
-    rateLimiter: new RateLimiter(
-      {
-        login: config.rate_limits.login,
-        registration: config.rate_limits.registration,
-        message: config.rate_limits.message,
-        delayed_events: config.rate_limits.delayed_events,
-      },
-      config.rate_limits.enabled,
-    ),
+    rateLimiter,
     services: {} as Services,
     now: () => Date.now(),
   } satisfies Context;
@@ -169,6 +183,7 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
   });
   // Received events are checked with remote servers' keys, fetched as needed.
   if (config.federation.enabled) roomsCore.useKeyRing(ctx.services.federation.keyRing);
+  if (federationShards) ctx.services.federation.sender.useShards(federationShards);
 
   const app = createHttpServer({ logger, bodyLimit: config.max_request_bytes });
   const metrics = config.metrics.enabled
@@ -230,8 +245,13 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
       const port = typeof addr === 'object' && addr ? addr.port : Number(m[2]);
       const shownHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
       const url = `http://${shownHost}:${port}`;
-      await nodes.start(url);
+      // A node is known to the others by where it serves (by host name when it listens on every
+      // address, so that two boxes differ): a restarted node is given its shards back.
+      await nodes.start(host === '0.0.0.0' || host === '::' ? `http://${hostname()}:${port}` : url);
+      // After the node's row is written: the shards a node is given depend on who is alive.
+      await federationShards?.start();
       pruner?.start();
+      sharedLimiter?.start();
       logger.info({ url, server_name: config.server_name, database: database.dialect, node: nodeId }, 'hearth listening');
       return url;
     },
@@ -247,7 +267,9 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
       await app.close();
       clearTimeout(force);
       for (const s of [...services].reverse()) await s.stop?.();
+      await federationShards?.stop();
       pruner?.stop();
+      sharedLimiter?.stop();
       await nodes.stop();
       await ctx.leases.close();
       await ctx.bus.close();

@@ -82,7 +82,7 @@ export class Login {
   readonly checkPasswordStage = async (auth: Record<string, unknown>, req: UiaRequest): Promise<void> => {
     if (typeof auth.password !== 'string') throw new StageFailed('M_MISSING_PARAM', 'Missing password');
     // Password guesses through user-interactive auth spend the same budget as logins (a stolen token must not help guessing).
-    this.ctx.rateLimiter.check('login', req.userId ?? 'uia');
+    await this.ctx.rateLimiter.check('login', req.userId ?? 'uia');
     // The requester is known; an auth dict that names nobody means them.
     const namesSomeone = ['identifier', 'user', 'medium', 'address'].some((k) => auth[k] !== undefined);
     let named: string | undefined;

@@ -24,18 +24,19 @@ export async function takeLease(db: DbOrTx, dialect: Dialect, name: string, hold
   return row ? Number(row.epoch) : null;
 }
 
-/** Extends the lease if `holder` still has it at `epoch`; false when it was lost. */
-export async function renewLease(db: DbOrTx, dialect: Dialect, name: string, holder: string, epoch: number, ttlMs: number): Promise<boolean> {
+/** Extends, in one statement, those of `leases` that `holder` still has at their epoch; returns the names extended. */
+export async function renewLeases(db: DbOrTx, dialect: Dialect, holder: string, leases: Array<{ name: string; epoch: number }>, ttlMs: number): Promise<Set<string>> {
+  if (leases.length === 0) return new Set();
   const now = dbNowMs(dialect);
-  const r = await db
+  const rows = await db
     .updateTable('cluster_leases')
     .set({ expires_ts: sql<number>`${now} + ${ttlMs}` })
-    .where('name', '=', name)
     .where('holder', '=', holder)
-    .where('epoch', '=', epoch)
     .where('expires_ts', '>=', now)
-    .executeTakeFirst();
-  return Number(r.numUpdatedRows) === 1;
+    .where((eb) => eb.or(leases.map((l) => eb.and([eb('name', '=', l.name), eb('epoch', '=', l.epoch)]))))
+    .returning('name')
+    .execute();
+  return new Set(rows.map((r) => r.name));
 }
 
 /**

@@ -5,7 +5,8 @@ import type { Migration } from '../db/migrate.js';
  * The cluster's tables: the cache invalidation stream, the nodes and their
  * heartbeats, leases with epochs, and typing notices (losable: UNLOGGED on
  * PostgreSQL, so they cost no WAL and no wait for the synchronous standby).
- * Times in `nodes` and `leases` are the database's clock, so nodes whose
+ * Rate limit buckets are losable too, and UNLOGGED for the same reason.
+ * Times in `nodes`, `leases` and buckets are the database's clock, so nodes whose
  * clocks disagree still agree on expiry.
  */
 export const migrations: Migration[] = [
@@ -44,6 +45,22 @@ export const migrations: Migration[] = [
         primary key (room_id, user_id)
       )`.execute(db);
       await db.schema.createIndex('typing_notices_pos').on('typing_notices').columns(['room_id', 'pos']).execute();
+    },
+  },
+  {
+    version: 2,
+    name: 'rate limit buckets',
+    async up(db, dialect) {
+      // Shared by the nodes on PostgreSQL; a lost table (failover) only refills every bucket.
+      const unlogged = dialect === 'postgres' ? sql.raw('unlogged ') : sql.raw('');
+      await sql`create ${unlogged}table rate_limit_buckets (
+        action text not null,
+        key text not null,
+        tokens double precision not null,
+        updated_ms bigint not null,
+        allowed boolean not null,
+        primary key (action, key)
+      )`.execute(db);
     },
   },
 ];

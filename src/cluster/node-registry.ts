@@ -8,7 +8,7 @@ export interface LiveNode {
   silentMs: number;
 }
 
-/** A node that has not beaten for this long is taken for gone. */
+/** A node that has not beaten for this long is taken for gone (by default). */
 export const NODE_SILENT_AFTER_MS = 15_000;
 const FORGET_AFTER_MS = 24 * 3600_000;
 
@@ -27,7 +27,7 @@ export class NodeRegistry {
   lastBeat = -Infinity;
 
   constructor(
-    private readonly opts: { db: Db; dialect: Dialect; nodeId: string; logger: Logger; everyMs?: number },
+    private readonly opts: { db: Db; dialect: Dialect; nodeId: string; logger: Logger; everyMs?: number; silentAfterMs?: number },
   ) {}
 
   get nodeId(): string {
@@ -48,7 +48,7 @@ export class NodeRegistry {
   }
 
   async live(): Promise<LiveNode[]> {
-    const rows = await selectLiveNodes(this.opts.db, this.opts.dialect, NODE_SILENT_AFTER_MS);
+    const rows = await selectLiveNodes(this.opts.db, this.opts.dialect, this.opts.silentAfterMs ?? NODE_SILENT_AFTER_MS);
     return rows.map((r) => ({ nodeId: r.node_id, address: r.address, silentMs: Number(r.silent_ms) }));
   }
 

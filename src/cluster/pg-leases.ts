@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Db, Dialect, Tx } from '../db/schema.js';
 import { LeaseLostError, type Lease, type Leases } from './leases.js';
-import { checkLease, dropLease, renewLease, takeLease } from './leases-table.js';
+import { checkLease, dropLease, renewLeases, takeLease } from './leases-table.js';
 
 export interface PgLeasesOptions {
   db: Db;
@@ -92,19 +92,27 @@ export class PgLeases implements Leases {
     await Promise.allSettled(leases.map((l) => this.release(l)));
   }
 
-  /** Renews every held lease; one that could not be renewed is lost (another node may have it). */
+  /** Renews every held lease in one statement; one that could not be renewed is lost (another node may have it). */
   async renewAll(): Promise<void> {
-    for (const [name, h] of [...this.held]) {
-      try {
-        const ok = await renewLease(this.opts.db, this.opts.dialect, name, this.opts.nodeId, h.epoch, this.ttlMs);
-        if (ok) h.renewedAt = performance.now();
-        else {
-          this.forget({ name, epoch: h.epoch });
-          this.opts.logger.warn({ lease: name, epoch: h.epoch }, 'lease lost');
-        }
-      } catch (err) {
-        // Unreachable database: keep trying until the self-fence stops the role.
-        this.opts.logger.warn({ err, lease: name }, 'lease renewal failed');
+    const held = [...this.held].map(([name, h]) => ({ name, epoch: h.epoch, h }));
+    if (held.length === 0) return;
+    // Measured from before the statement: the database's expiry is later than this.
+    const sentAt = performance.now();
+    let renewed: Set<string>;
+    try {
+      renewed = await renewLeases(this.opts.db, this.opts.dialect, this.opts.nodeId, held, this.ttlMs);
+    } catch (err) {
+      // Unreachable database: keep trying until the self-fence stops the role.
+      this.opts.logger.warn({ err }, 'lease renewal failed');
+      return;
+    }
+    for (const { name, epoch, h } of held) {
+      // Released (or taken again) while the statement ran: not this round's business.
+      if (this.held.get(name) !== h) continue;
+      if (renewed.has(name)) h.renewedAt = sentAt;
+      else {
+        this.forget({ name, epoch });
+        this.opts.logger.warn({ lease: name, epoch }, 'lease lost');
       }
     }
   }

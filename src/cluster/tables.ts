@@ -5,6 +5,7 @@ declare module '../db/schema.js' {
     cluster_nodes: NodeRow;
     cluster_leases: LeaseRow;
     typing_notices: TypingNoticeRow;
+    rate_limit_buckets: RateLimitBucketRow;
   }
 }
 
@@ -34,4 +35,12 @@ export interface TypingNoticeRow {
   user_id: string;
   expires_ts: number;
   pos: number;
+}
+
+export interface RateLimitBucketRow {
+  action: string;
+  key: string;
+  tokens: number;
+  updated_ms: number;
+  allowed: boolean;
 }

@@ -152,6 +152,13 @@ export interface HearthConfig {
     /** When set, a scrape must also send `Authorization: Bearer <token>`. */
     bearer_token: string;
   };
+  cluster: {
+    /**
+     * Nodes sharing a PostgreSQL database: how long a lease outlives its last renewal (renewed
+     * every third of it; a node that missed its heartbeats for this long is taken for gone).
+     */
+    lease_ttl_ms: number;
+  };
 }
 
 export function defaultConfig(): HearthConfig {
@@ -198,5 +205,6 @@ export function defaultConfig(): HearthConfig {
     login_token: { enabled: true, lifetime_ms: 120_000 },
     federation: { enabled: true, resolve: {}, verify_tls: true, trusted_key_servers: [], old_verify_keys: {} },
     metrics: { enabled: true, allow_from: ['127.0.0.0/8', '::1/128'], bearer_token: '' },
+    cluster: { lease_ttl_ms: 15_000 },
   };
 }

@@ -170,6 +170,7 @@ const rules: Record<string, Check> = {
   'metrics.enabled': isBool,
   'metrics.allow_from': isCidrs,
   'metrics.bearer_token': isString,
+  'cluster.lease_ttl_ms': isPositiveInt,
 };
 
 function lookup(obj: unknown, path: string): unknown {

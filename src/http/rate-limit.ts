@@ -1,16 +1,32 @@
 import { limitExceeded } from './errors.js';
 import type { RateLimit } from '../config/schema.js';
 
+/**
+ * Token buckets keyed by (action, user or IP): `check` throws M_LIMIT_EXCEEDED
+ * (with `retry_after_ms`) when `key` has used its budget for `action`. One
+ * node keeps its buckets in memory; nodes sharing a database share them
+ * through it (cluster/shared-rate-limiter.ts), so the allowance does not grow
+ * with the number of nodes.
+ */
+export interface RateLimiter {
+  check(action: string, key: string): void | Promise<void>;
+}
+
 interface Bucket {
   tokens: number;
   updated: number;
 }
 
+/** The error for a bucket holding `tokens` (< 1): when the next token will be there. */
+export function limitError(tokens: number, limit: RateLimit) {
+  return limitExceeded(Math.ceil(((1 - tokens) / limit.per_second) * 1000));
+}
+
 /**
- * Token buckets keyed by (action, user or IP). Bounded: when the map grows
- * past `maxKeys`, full buckets (idle clients) are dropped first.
+ * This process's buckets. Bounded: when the map grows past `maxKeys`, full
+ * buckets (idle clients) are dropped first.
  */
-export class RateLimiter {
+export class MemoryRateLimiter implements RateLimiter {
   private readonly buckets = new Map<string, Bucket>();
 
   constructor(
@@ -20,7 +36,6 @@ export class RateLimiter {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Throws M_LIMIT_EXCEEDED when `key` has used its budget for `action`. */
   check(action: string, key: string): void {
     if (!this.enabled) return;
     const limit = this.limits[action];
@@ -35,9 +50,7 @@ export class RateLimiter {
     }
     b.tokens = Math.min(limit.burst, b.tokens + ((t - b.updated) / 1000) * limit.per_second);
     b.updated = t;
-    if (b.tokens < 1) {
-      throw limitExceeded(Math.ceil(((1 - b.tokens) / limit.per_second) * 1000));
-    }
+    if (b.tokens < 1) throw limitError(b.tokens, limit);
     b.tokens -= 1;
   }
 

@@ -111,7 +111,7 @@ function addRoutes(app: FastifyInstance, ctx: Context, routes: Route[]): void {
             if (req.requester?.isGuest === true && route.guestAllowed !== true) throw guestAccessForbidden();
           }
           if (route.rateLimit) {
-            ctx.rateLimiter.check(route.rateLimit, req.requester?.userId ?? req.ip);
+            await ctx.rateLimiter.check(route.rateLimit, req.requester?.userId ?? req.ip);
           }
           if (!route.rawBody && (route.method === 'POST' || route.method === 'PUT')) {
             const b = req.body;

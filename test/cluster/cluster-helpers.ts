@@ -1,15 +1,20 @@
+import { join } from 'node:path';
 import { startTestServer, TEST_DB, type ApiResponse, type TestServer, type TestUser } from '../helpers/server.js';
 
 /** Cluster nodes share one PostgreSQL database; SQLite is one process's embedded file. */
 export const NEEDS_PG = TEST_DB !== 'postgres' ? 'needs PostgreSQL: cluster nodes share one database, SQLite has a single process' : false;
 
-/** `n` Hearth servers on one database, as cluster nodes are (CLUSTER.md 2). Stop with stopNodes. */
-export async function startNodes(n: number): Promise<TestServer[]> {
-  const first = await startTestServer();
+/**
+ * `n` Hearth servers on one database and one signing key, as cluster nodes are (CLUSTER.md 2),
+ * with `config` merged into each one's. Stop with stopNodes.
+ */
+export async function startNodes(n: number, opts: { config?: Record<string, unknown>; serverName?: string } = {}): Promise<TestServer[]> {
+  const first = await startTestServer(opts);
   const url = first.hs.ctx.config.database.url;
   const nodes = [first];
   for (let i = 1; i < n; i++) {
-    nodes.push(await startTestServer({ config: { database: { url, sqlite_synchronous: 'NORMAL', pool_size: 5 } } }));
+    const shared = { database: { url, sqlite_synchronous: 'NORMAL', pool_size: 5 }, signing_key_path: join(first.dataDir, 'signing.key') };
+    nodes.push(await startTestServer({ ...opts, config: { ...opts.config, ...shared } }));
   }
   return nodes;
 }

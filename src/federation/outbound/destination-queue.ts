@@ -11,10 +11,10 @@
  * the queue's lease is held, so a second sender for the same server cannot move it.
  */
 import type { Logger } from 'pino';
-import type { Lease, Leases } from '../../cluster/leases.js';
+import { LeaseLostError, type Lease, type Leases } from '../../cluster/leases.js';
 import type { Db } from '../../db/schema.js';
 import type { JsonObject, Pdu } from '../../core/types.js';
-import { updateDestination } from './destinations-table.js';
+import { selectDestination, updateDestination } from './destinations-table.js';
 
 export const MAX_PDUS_PER_TXN = 50;
 export const MAX_EDUS_PER_TXN = 100;
@@ -177,8 +177,9 @@ export class DestinationQueue {
     if (!this.lease || !this.deps.leases.stillHeld(this.lease)) {
       this.lease = await this.deps.leases.acquire(`federation.send:${this.destination}`);
       if (!this.lease) return;
+      await this.resume();
     }
-    while (!this.stopped) {
+    while (!this.stopped && this.deps.leases.stillHeld(this.lease)) {
       const batch = await this.nextBatch();
       const edus = this.edus.splice(0, MAX_EDUS_PER_TXN);
       if (batch === null && edus.length === 0) return;
@@ -196,6 +197,16 @@ export class DestinationQueue {
       }
       await this.advance(batch?.upTo ?? this.delivered, sending);
     }
+  }
+
+  /**
+   * A lease just taken: another node may have sent to this server since this queue last did, so
+   * it goes on from the stored position, reading the stream up to its hints.
+   */
+  private async resume(): Promise<void> {
+    const row = await selectDestination(this.deps.db, this.destination);
+    if (row) this.delivered = row.delivered_pos;
+    this.catchingUp = true;
   }
 
   /** The next events to send and the position reached once they are sent; null when nothing is left. */
@@ -224,11 +235,17 @@ export class DestinationQueue {
   private async advance(upTo: number, answered: boolean): Promise<void> {
     const recovered = answered && this.failingSince !== null;
     if (upTo > this.delivered || recovered) {
-      if (this.lease && !this.deps.leases.stillHeld(this.lease)) {
-        this.stopped = true;
-        return;
+      // Fenced: once another node has the lease, this one's progress is not written (it resumes from the stored position).
+      const lease = this.lease;
+      try {
+        await this.deps.db.transaction().execute(async (trx) => {
+          if (lease) await this.deps.leases.fence(trx, lease);
+          await updateDestination(trx, this.destination, recovered ? { delivered_pos: upTo, failing_since: null, last_error: null } : { delivered_pos: upTo });
+        });
+      } catch (e) {
+        if (e instanceof LeaseLostError) return;
+        throw e;
       }
-      await updateDestination(this.deps.db, this.destination, recovered ? { delivered_pos: upTo, failing_since: null, last_error: null } : { delivered_pos: upTo });
     }
     this.delivered = Math.max(this.delivered, upTo);
     this.hints = this.hints.filter((h) => h.pos > this.delivered);

@@ -6,6 +6,11 @@ export async function selectDestinations(db: DbOrTx): Promise<DestinationRow[]> 
   return rows.map((r) => ({ ...r, delivered_pos: Number(r.delivered_pos), failing_since: r.failing_since === null ? null : Number(r.failing_since) }));
 }
 
+export async function selectDestination(db: DbOrTx, destination: string): Promise<DestinationRow | undefined> {
+  const r = await db.selectFrom('federation_destinations').selectAll().where('destination', '=', destination).executeTakeFirst();
+  return r && { ...r, delivered_pos: Number(r.delivered_pos), failing_since: r.failing_since === null ? null : Number(r.failing_since) };
+}
+
 /** Registers a destination whose queue starts after `deliveredPos`; an existing row is left as it is. */
 export async function insertDestination(db: DbOrTx, destination: string, deliveredPos: number): Promise<void> {
   await db

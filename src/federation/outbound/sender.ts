@@ -13,6 +13,7 @@
 import type { Logger } from 'pino';
 import type { Bus } from '../../cluster/bus.js';
 import type { Leases } from '../../cluster/leases.js';
+import type { KeyShards } from '../../cluster/shard-owner.js';
 import { serverNameOf } from '../../core/ids.js';
 import type { Pdu } from '../../core/types.js';
 import type { Db } from '../../db/schema.js';
@@ -55,6 +56,7 @@ export class FederationSender implements QueueSource {
   private rescan = false;
   private unsubscribe: (() => void) | null = null;
   private started = false;
+  private shards: KeyShards | null = null;
   /** Retry timing for failing servers; tests shorten it (in place: queues share the object). */
   readonly backoff: BackoffPolicy = { ...DEFAULT_BACKOFF };
   /** Memory per destination; tests lower it. */
@@ -94,6 +96,21 @@ export class FederationSender implements QueueSource {
   private async persistScanned(): Promise<void> {
     this.persistedAt = this.deps.now();
     await upsertSenderPosition(this.deps.db, STREAM, this.scanned);
+  }
+
+  /**
+   * Nodes sharing a database share the destinations out by shard (CLUSTER.md 5): a queue sends
+   * only under its shard's lease, is woken when this node gains the shard, and is let finish its
+   * transaction in flight before the shard is given back. Set before start.
+   */
+  useShards(shards: KeyShards): void {
+    this.shards = shards;
+    shards.onGained((inGained) => {
+      for (const q of this.queues.values()) if (inGained(q.destination)) q.wake();
+    });
+    shards.onLeaving(async (inLeaving) => {
+      await Promise.all([...this.queues.values()].filter((q) => inLeaving(q.destination)).map((q) => q.idle()));
+    });
   }
 
   /** The state of every destination queue, for operators. */
@@ -208,7 +225,8 @@ export class FederationSender implements QueueSource {
 
   private newQueue(destination: string, delivered: number, state: { catchingUp: boolean; failingSince: number | null; lastError: string | null }): DestinationQueue {
     const { db, leases, logger, now } = this.deps;
-    return new DestinationQueue(destination, delivered, { db, leases, logger, now, source: this, backoff: this.backoff, limits: this.limits }, state);
+    const queueLeases = this.shards?.leasesFor(destination) ?? leases;
+    return new DestinationQueue(destination, delivered, { db, leases: queueLeases, logger, now, source: this, backoff: this.backoff, limits: this.limits }, state);
   }
 
   private async queueFor(destination: string, deliveredIfNew: number): Promise<DestinationQueue> {
