@@ -192,7 +192,7 @@ export class DelayedEventsService implements Lifecycle {
     try {
       // Events timed to go out together still pass the sender's message budget (MSC4140,
       // "Rate-limiting at the point of sending"); a due event refused here is finalised with the error.
-      this.ctx.rateLimiter.check('message', row.user_id);
+      await this.ctx.rateLimiter.check('message', row.user_id);
       // Sent under the delay id as its transaction: a retry after a crash answers the same event,
       // and the event carries the id in `unsigned` for its sender (MSC4140).
       const { event_id } =
