@@ -1,7 +1,7 @@
 import type { Context } from '../context.js';
 import { serverNameOf } from '../core/ids.js';
 import type { JsonObject } from '../core/types.js';
-import { nextPosition } from '../db/stream-positions.js';
+import { nextPosition, readStreamPositions } from '../db/stream-positions.js';
 import { deleteCrossSigningKeysOf, putCrossSigningKey } from './cross-signing-store.js';
 import {
   getRemoteDeviceList,
@@ -12,6 +12,8 @@ import {
 } from './device-lists-store.js';
 import { checkCrossSigningKey, checkDeviceKeys, isObject, type CrossSigningKey } from './key-objects.js';
 import { deleteDeviceKeysOfUser, deleteDeviceKeysRow, putDeviceKeys } from './keys-store.js';
+
+const LEAVES_PAGE = 200;
 
 /** How long a whole-list fetch from another server may take. */
 export const RESYNC_TIMEOUT_MS = 10_000;
@@ -39,8 +41,62 @@ interface UserDevicesAnswer {
 export class RemoteDeviceLists {
   /** One update or fetch per user at a time on this node, in arrival order. */
   private readonly busy = new Map<string, Promise<unknown>>();
+  /** Membership events read up to here (events stream), to notice rooms no longer shared. */
+  private memberPos = 0;
+  private watching: Promise<void> | null = null;
+  private again = false;
+  private unsubscribe: (() => void) | null = null;
 
   constructor(private readonly ctx: Context) {}
+
+  /**
+   * Follows leaves and bans: a remote user who no longer shares a room with anyone here gets
+   * no more updates from their server, so their copy is marked stale then, and fetched anew
+   * if a room is shared again.
+   */
+  async start(): Promise<void> {
+    this.memberPos = (await readStreamPositions(this.ctx.db)).events;
+    this.unsubscribe = this.ctx.bus.onAdvance((msg) => {
+      if (msg.stream === 'events') this.watchLeaves();
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.unsubscribe?.();
+    while (this.watching) await this.watching;
+  }
+
+  private watchLeaves(): void {
+    if (this.watching) {
+      this.again = true;
+      return;
+    }
+    this.again = false;
+    this.watching = this.readLeaves()
+      .catch((e: unknown) => this.ctx.logger.warn({ err: e }, 'reading leaves for remote device lists failed'))
+      .finally(() => {
+        this.watching = null;
+        if (this.again) this.watchLeaves();
+      });
+  }
+
+  private async readLeaves(): Promise<void> {
+    const rooms = this.ctx.services.rooms;
+    for (;;) {
+      const events = await rooms.streamEventsOfTypes({ types: ['m.room.member'], after: this.memberPos, limit: LEAVES_PAGE });
+      const candidates = new Set<string>();
+      for (const ev of events) {
+        const target = ev.pdu.state_key;
+        const membership = ev.pdu.content?.membership;
+        if (typeof target !== 'string' || membership === 'join' || membership === 'invite' || membership === 'knock') continue;
+        if (serverNameOf(target) !== this.ctx.serverName) candidates.add(target);
+        else for (const u of await rooms.getJoinedMembers(ev.roomId)) if (serverNameOf(u) !== this.ctx.serverName) candidates.add(u);
+      }
+      if (candidates.size > 0) await this.forgetUnshared([...candidates]);
+      if (events.length > 0) this.memberPos = Math.max(this.memberPos, ...events.map((ev) => ev.streamPos ?? 0));
+      if (events.length < LEAVES_PAGE) return;
+    }
+  }
 
   /** Local users who share a room with `userId`. */
   private async localAudience(userId: string): Promise<string[]> {

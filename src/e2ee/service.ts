@@ -89,6 +89,7 @@ export class E2eeService {
   }
 
   async start(): Promise<void> {
+    if (this.federates()) await this.remoteLists.start();
     this.pruneTimer = setInterval(() => {
       pruneToDeviceTxns(this.ctx.db, this.ctx.now() - TXN_RETENTION_MS).catch((e: unknown) =>
         this.ctx.logger.warn({ err: e }, 'pruning to-device transaction ids failed'),
@@ -99,6 +100,7 @@ export class E2eeService {
 
   async stop(): Promise<void> {
     if (this.pruneTimer) clearInterval(this.pruneTimer);
+    await this.remoteLists.stop();
   }
 
   // ---- /keys/upload ----

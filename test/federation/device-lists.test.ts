@@ -134,6 +134,8 @@ describe('device lists across servers', { timeout: 120_000 }, () => {
     const token = (await syncFrom(since)).next_batch;
     expectStatus(await b.request('POST', `${C}/rooms/${e(roomId)}/leave`, { token: bob.accessToken, body: {} }), 200);
     await eventually(async () => (await syncFrom(token)).device_lists?.left?.includes(alice.userId), 'alice in device_lists.left');
+    // Marked when the leave is persisted, before anyone asks for her keys.
+    await eventually(async () => (await remoteRow())!.stale === 1, 'the copy marked stale');
     const query = askedOf(`${F}/user/keys/query`);
     const q = await queryAlice();
     assert.ok(q.device_keys[alice.userId][alice.deviceId]);
