@@ -9,6 +9,7 @@
  * device-list and to-device EDUs both ways.
  */
 import type { Context } from '../context.js';
+import { serverNameOf } from '../core/ids.js';
 import { createOutboundGuard, outboundAllowFromEnv } from '../http/outbound-guard.js';
 import type { StaticKeyRing } from '../rooms/inbound/key-ring.js';
 import type { RoomsCore } from '../rooms/room-core.js';
@@ -30,6 +31,7 @@ import { membershipRoutes } from './inbound/membership.js';
 import { RemoteMembership } from './membership/remote.js';
 import { EduProducer } from './outbound/edus.js';
 import { DeviceListEduProducer } from './outbound/device-list-edus.js';
+import { PresenceEduProducer } from './outbound/presence-edus.js';
 import { publicRoomsRoutes } from './inbound/public-rooms.js';
 import { queryRoutes } from './inbound/query.js';
 import { userKeysRoutes } from './inbound/user-keys.js';
@@ -67,6 +69,7 @@ export class FederationService {
   readonly acls: ServerAcls;
   private readonly edus: EduProducer;
   readonly deviceListEdus: DeviceListEduProducer;
+  private readonly presenceEdus: PresenceEduProducer;
   /** Alias, profile and room directory queries to other servers, for this server's clients. */
   readonly queries: FederationQueries;
   private readonly reads: RoomReads;
@@ -116,6 +119,19 @@ export class FederationService {
         usersSharingRooms: (userId) => ctx.services.rooms.getUsersSharingRooms(userId),
       },
     });
+    this.presenceEdus = new PresenceEduProducer({
+      bus: ctx.bus,
+      serverName: ctx.serverName,
+      sender: this.sender,
+      logger: ctx.logger,
+      sources: {
+        content: async (userId) => {
+          const presence = ctx.services.sync.presence;
+          return presence.content(await presence.get(userId));
+        },
+        usersSharingRooms: (userId) => ctx.services.rooms.getUsersSharingRooms(userId),
+      },
+    });
     this.queries = new FederationQueries(this.client);
     if (cfg.enabled) {
       rooms.core.remote = new RemoteMembership({ core: rooms.core, client: this.client, serverName: ctx.serverName, signingKey: ctx.signingKey, logger: ctx.logger, now });
@@ -127,6 +143,7 @@ export class FederationService {
     await this.sender.start();
     this.edus.start();
     await this.deviceListEdus.start();
+    if (this.ctx.config.presence_enabled) this.presenceEdus.start();
   }
 
   /** Where typing and receipts of remote users go: the sync domain's trackers. */
@@ -138,6 +155,11 @@ export class FederationService {
       deviceListUpdate: (origin, content) => this.ctx.services.e2ee.remoteLists.onDeviceListUpdate(origin, content),
       signingKeyUpdate: (origin, content) => this.ctx.services.e2ee.remoteLists.onSigningKeyUpdate(origin, content),
       directToDevice: (origin, content) => this.ctx.services.e2ee.receiveToDevice(origin, content),
+      presence: async (userId, presence, statusMsg, lastActiveAgo) => {
+        const sharing = await this.ctx.services.rooms.getUsersSharingRooms(userId);
+        if (![...sharing].some((u) => serverNameOf(u) === this.ctx.serverName)) return;
+        await sync().presence.setRemote(userId, presence, statusMsg, lastActiveAgo);
+      },
     };
   }
 
@@ -200,6 +222,7 @@ export class FederationService {
   async stop(): Promise<void> {
     this.edus.stop();
     this.deviceListEdus.stop();
+    this.presenceEdus.stop();
     await this.sender.stop();
     await this.client.close();
     await this.discovery.close();
