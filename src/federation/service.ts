@@ -34,6 +34,8 @@ import { DeviceListEduProducer } from './outbound/device-list-edus.js';
 import { PresenceEduProducer } from './outbound/presence-edus.js';
 import { publicRoomsRoutes } from './inbound/public-rooms.js';
 import { queryRoutes } from './inbound/query.js';
+import { hierarchyRoute } from './inbound/hierarchy.js';
+import { federationHierarchy } from '../directory/hierarchy.js';
 import { userKeysRoutes } from './inbound/user-keys.js';
 import { FederationQueries } from './queries.js';
 import { readStreamPositions } from '../db/stream-positions.js';
@@ -209,6 +211,7 @@ export class FederationService {
         profile: (userId) => this.ctx.services.accounts.profiles.getAll(userId),
       }),
       ...publicRoomsRoutes((q) => this.ctx.services.directory.listPublicRooms(q)),
+      hierarchyRoute((origin, roomId, suggestedOnly) => federationHierarchy(this.ctx as Context, origin, roomId, suggestedOnly)),
       ...userKeysRoutes({
         serverName: this.ctx.serverName,
         userExists: (userId) => this.ctx.services.accounts.userExists(userId),

@@ -134,6 +134,26 @@ describe('federation queries', { timeout: 120_000 }, () => {
     assert.ok(c.body.failures['slow.test']);
   });
 
+  it('/hierarchy shows a space with its children as b.test may see them', async () => {
+    const space = await createRoom(a, alice, { preset: 'public_chat', name: 'Space', creation_content: { type: 'm.space' } });
+    const open = await createRoom(a, alice, { preset: 'public_chat', name: 'Open child' });
+    const closed = await createRoom(a, alice, { preset: 'private_chat', name: 'Closed child' });
+    for (const child of [open, closed, '!unknown:a.test']) {
+      expectStatus(await a.request('PUT', `${C}/rooms/${e(space)}/state/m.space.child/${e(child)}`, { token: alice.accessToken, body: { via: ['a.test'], suggested: child === open } }), 200);
+    }
+    const viaB = b.hs.ctx.services.federation.client;
+    const got = await viaB.request<any>('a.test', { method: 'GET', path: `${F}/hierarchy/${e(space)}` });
+    assert.equal(got.room.room_id, space);
+    assert.equal(got.room.room_type, 'm.space');
+    assert.equal(got.room.children_state.length, 3);
+    assert.deepEqual(got.children.map((c: any) => c.name), ['Open child']);
+    assert.deepEqual(got.inaccessible_children, [closed]);
+    const suggested = await viaB.request<any>('a.test', { method: 'GET', path: `${F}/hierarchy/${e(space)}?suggested_only=true` });
+    assert.deepEqual(suggested.room.children_state.map((c: any) => c.state_key), [open]);
+    assert.deepEqual(suggested.inaccessible_children, []);
+    await assert.rejects(viaB.request('a.test', { method: 'GET', path: `${F}/hierarchy/${e(closed)}` }), (err: any) => err.status === 404);
+  });
+
   it('/user/devices answers for local users only, with a stream_id and the devices', async () => {
     const viaB = b.hs.ctx.services.federation.client;
     const got = await viaB.request<any>('a.test', { method: 'GET', path: `${F}/user/devices/${e(alice.userId)}` });
