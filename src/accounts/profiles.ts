@@ -45,6 +45,16 @@ export class Profiles {
     return server !== undefined && server !== this.ctx.serverName && this.ctx.config.federation.enabled ? server : undefined;
   }
 
+  /** Asked of the user's server; one that cannot be reached has no profile to show (404, as for an unknown user). */
+  private async remoteProfile(server: string, userId: string, field?: string): Promise<Fields> {
+    try {
+      return await this.ctx.services.federation.queries.profile(server, userId, field);
+    } catch (e) {
+      if (e instanceof MatrixError && e.status >= 500) throw notFound(`The profile of ${userId} could not be fetched: ${e.message}`);
+      throw e;
+    }
+  }
+
   /** A local user's profile row. */
   private async row(userId: string): Promise<ProfileRow> {
     const row = await getProfileRow(this.ctx.db, userId);
@@ -63,13 +73,13 @@ export class Profiles {
 
   async getAll(userId: string): Promise<Fields> {
     const remote = this.remoteServer(userId);
-    if (remote !== undefined) return this.ctx.services.federation.queries.profile(remote, userId);
+    if (remote !== undefined) return this.remoteProfile(remote, userId);
     return fullProfile(await this.row(userId));
   }
 
   async getField(userId: string, key: string): Promise<Fields> {
     const remote = this.remoteServer(userId);
-    const all = remote !== undefined ? await this.ctx.services.federation.queries.profile(remote, userId, key) : fullProfile(await this.row(userId));
+    const all = remote !== undefined ? await this.remoteProfile(remote, userId, key) : fullProfile(await this.row(userId));
     if (!(key in all)) throw notFound('Profile field not set');
     return { [key]: all[key] };
   }
