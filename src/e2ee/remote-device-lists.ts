@@ -14,6 +14,8 @@ import { checkCrossSigningKey, checkDeviceKeys, isObject, type CrossSigningKey }
 import { deleteDeviceKeysOfUser, deleteDeviceKeysRow, putDeviceKeys } from './keys-store.js';
 
 const LEAVES_PAGE = 200;
+/** Whole-list fetches started by one /keys/query. */
+const MAX_FETCHES_PER_QUERY = 20;
 
 /** How long a whole-list fetch from another server may take. */
 export const RESYNC_TIMEOUT_MS = 10_000;
@@ -117,25 +119,29 @@ export class RemoteDeviceLists {
 
   /**
    * Of the remote users given, those whose copy here is current and may be read from the tables
-   * (fetched now when shared but missing or stale), those with no room shared (asked of their
-   * server each time), and the servers that could not be reached.
+   * (fetched now when shared but missing or stale), those to ask of their server (no room shared,
+   * or more to fetch than one query starts), and the servers that could not be reached. `knownShared`: users known to
+   * share a room with a local user (those sharing one with the asking user), not checked again.
    */
-  async ensureCurrent(userIds: string[], timeoutMs: number): Promise<{ current: Set<string>; unshared: string[]; failures: Map<string, string> }> {
+  async ensureCurrent(userIds: string[], timeoutMs: number, knownShared: ReadonlySet<string> = new Set()): Promise<{ current: Set<string>; toAsk: string[]; failures: Map<string, string> }> {
     const current = new Set<string>();
-    const unshared: string[] = [];
+    const toAsk: string[] = [];
     const failures = new Map<string, string>();
     const rows = new Map((await getRemoteDeviceLists(this.ctx.db, userIds)).map((r) => [r.user_id, r]));
     const toFetch: string[] = [];
     const noLongerShared: string[] = [];
     for (const userId of userIds) {
-      if ((await this.localAudience(userId)).length === 0) {
-        unshared.push(userId);
+      if (!knownShared.has(userId) && (await this.localAudience(userId)).length === 0) {
+        toAsk.push(userId);
         if (rows.get(userId)?.stale === 0) noLongerShared.push(userId);
         continue;
       }
       const row = rows.get(userId);
       if (row && row.stale === 0) current.add(userId);
-      else toFetch.push(userId);
+      // Beyond a few whole-list fetches per query, the rest are asked in one batch per server and
+      // not kept; later queries fetch them a few at a time.
+      else if (toFetch.length < MAX_FETCHES_PER_QUERY) toFetch.push(userId);
+      else toAsk.push(userId);
     }
     if (noLongerShared.length > 0) await markRemoteDeviceListsStale(this.ctx.db, noLongerShared);
     await Promise.all(
@@ -148,7 +154,7 @@ export class RemoteDeviceLists {
         }
       }),
     );
-    return { current, unshared, failures };
+    return { current, toAsk, failures };
   }
 
   /** Marks the copies of users who no longer share a room with anyone here as stale. */

@@ -187,11 +187,16 @@ export class E2eeService {
     }
     let asked: RemoteKeys | undefined;
     if (remote.length > 0) {
-      const { current, unshared, failures } = await this.remoteLists.ensureCurrent(remote, timeoutMs);
+      const started = this.ctx.now();
+      const sharing = await this.ctx.services.rooms.getUsersSharingRooms(requester.userId);
+      const { current, toAsk, failures } = await this.remoteLists.ensureCurrent(remote, timeoutMs, sharing);
       fromTables.push(...current);
       for (const [server, message] of failures) out.failures[server] = { status: 503, message };
-      const toAsk = byServer(unshared.map((u) => [u, wanted[u] ?? []] as [string, string[]]));
-      if (toAsk.size > 0) asked = await queryRemoteKeys(this.ctx.services.federation.client, toAsk, timeoutMs);
+      const byDest = byServer(toAsk.map((u) => [u, wanted[u] ?? []] as [string, string[]]));
+      // The client's timeout covers the whole request: what the fetches above left of it.
+      const left = timeoutMs - (this.ctx.now() - started);
+      if (byDest.size > 0 && left > 0) asked = await queryRemoteKeys(this.ctx.services.federation.client, byDest, left);
+      else for (const server of byDest.keys()) out.failures[server] = { status: 504, message: 'No time left to ask this server' };
     }
     if (fromTables.length > 0) {
       const read = await this.readKeys(fromTables, wanted, requester.userId);
