@@ -82,6 +82,10 @@ export async function putRemoteDeviceList(db: DbOrTx, row: RemoteDeviceListRow):
     .execute();
 }
 
+export async function anyCurrentRemoteDeviceList(db: DbOrTx): Promise<boolean> {
+  return (await db.selectFrom('remote_device_lists').select('user_id').where('stale', '=', 0).limit(1).executeTakeFirst()) !== undefined;
+}
+
 export async function markRemoteDeviceListsStale(db: DbOrTx, userIds: string[]): Promise<void> {
   for (const part of chunks(userIds)) await db.updateTable('remote_device_lists').set({ stale: 1 }).where('user_id', 'in', part).execute();
 }

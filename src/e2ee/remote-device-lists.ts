@@ -4,6 +4,7 @@ import type { JsonObject } from '../core/types.js';
 import { nextPosition, readStreamPositions } from '../db/stream-positions.js';
 import { deleteCrossSigningKeysOf, putCrossSigningKey } from './cross-signing-store.js';
 import {
+  anyCurrentRemoteDeviceList,
   getRemoteDeviceList,
   getRemoteDeviceLists,
   markRemoteDeviceListsStale,
@@ -45,6 +46,11 @@ export class RemoteDeviceLists {
   private readonly busy = new Map<string, Promise<unknown>>();
   /** Membership events read up to here (events stream), to notice rooms no longer shared. */
   private memberPos = 0;
+  /**
+   * Whether this node may hold a current copy: until it does, leaves concern no copy and are
+   * skipped (every node sees every event, so the node that stores a copy follows the leaves).
+   */
+  private holdsCopies = false;
   private watching: Promise<void> | null = null;
   private again = false;
   private unsubscribe: (() => void) | null = null;
@@ -58,8 +64,11 @@ export class RemoteDeviceLists {
    */
   async start(): Promise<void> {
     this.memberPos = (await readStreamPositions(this.ctx.db)).events;
+    this.holdsCopies = await anyCurrentRemoteDeviceList(this.ctx.db);
     this.unsubscribe = this.ctx.bus.onAdvance((msg) => {
-      if (msg.stream === 'events') this.watchLeaves();
+      if (msg.stream !== 'events') return;
+      if (this.holdsCopies) this.watchLeaves();
+      else this.memberPos = Math.max(this.memberPos, msg.pos);
     });
   }
 
@@ -200,6 +209,7 @@ export class RemoteDeviceLists {
         if (keys) await putDeviceKeys(trx, { user_id: userId, device_id: deviceId, json: JSON.stringify(keys), pos: p });
         else await deleteDeviceKeysRow(trx, userId, deviceId);
         await putRemoteDeviceList(trx, { user_id: userId, stream_id: streamId, stale: 0 });
+        this.holdsCopies = true;
         await recordDeviceListChanges(trx, p, [userId], deviceId);
         return p;
       });
@@ -274,6 +284,7 @@ export class RemoteDeviceLists {
       await deleteCrossSigningKeysOf(trx, userId);
       for (const k of crossSigning) await putCrossSigningKey(trx, { user_id: userId, usage: k.usage, public_key: k.publicKey, json: JSON.stringify(k.obj) });
       await putRemoteDeviceList(trx, { user_id: userId, stream_id: streamId, stale: 0 });
+      this.holdsCopies = true;
       await recordDeviceListChanges(trx, p, [userId]);
       return p;
     });
