@@ -194,7 +194,9 @@ export class RemoteDeviceLists {
         );
         return;
       }
-      if (streamId <= row.stream_id) return;
+      // Older than the copy: already in it. An equal stream_id may name another device changed
+      // in the same update, so it is applied (applying one twice changes nothing).
+      if (streamId < row.stream_id) return;
       let keys: JsonObject | null = null;
       if (content.deleted !== true && content.keys !== undefined) {
         try {

@@ -98,8 +98,8 @@ describe('device lists across servers', { timeout: 120_000 }, () => {
   it('an update whose prev_id was never seen makes b.test fetch the whole list; an old or foreign one changes nothing', async () => {
     const row = (await remoteRow())!;
     const fetches = askedOf(`${F}/user/devices/`);
-    // Already applied: ignored.
-    await eduFromA('m.device_list_update', { user_id: alice.userId, device_id: 'OLD', stream_id: Number(row.stream_id), prev_id: [], keys: deviceKeys({ ...alice, deviceId: 'OLD' }) });
+    // Older than the copy: ignored.
+    await eduFromA('m.device_list_update', { user_id: alice.userId, device_id: 'OLD', stream_id: Number(row.stream_id) - 1, prev_id: [], keys: deviceKeys({ ...alice, deviceId: 'OLD' }) });
     // About a user of another server than the origin: ignored.
     await eduFromA('m.device_list_update', { user_id: bob.userId, device_id: 'X', stream_id: 1_000_000, prev_id: [999_999] });
     assert.equal(askedOf(`${F}/user/devices/`), fetches);
