@@ -1,4 +1,5 @@
 import type { Context } from '../context.js';
+import { serverNameOf } from '../core/ids.js';
 import { MatrixError, forbidden, invalidParam, missingParam, notFound } from '../http/errors.js';
 import type { Requester } from '../http/requester.js';
 import { getProfileRow, updateProfileRow } from './profile-store.js';
@@ -38,7 +39,23 @@ function fullProfile(row: ProfileRow): Fields {
 export class Profiles {
   constructor(private readonly ctx: Context) {}
 
-  /** Local users' profiles; remote profiles need federation, which is not here yet, so they are "not found". */
+  /** The server to ask for a remote user's profile (server-server query.yaml); undefined for a local user, or with federation off. */
+  private remoteServer(userId: string): string | undefined {
+    const server = serverNameOf(userId);
+    return server !== undefined && server !== this.ctx.serverName && this.ctx.config.federation.enabled ? server : undefined;
+  }
+
+  /** Asked of the user's server; one that cannot be reached has no profile to show (404, as for an unknown user). */
+  private async remoteProfile(server: string, userId: string, field?: string): Promise<Fields> {
+    try {
+      return await this.ctx.services.federation.queries.profile(server, userId, field);
+    } catch (e) {
+      if (e instanceof MatrixError && e.status >= 500) throw notFound(`The profile of ${userId} could not be fetched: ${e.message}`);
+      throw e;
+    }
+  }
+
+  /** A local user's profile row. */
   private async row(userId: string): Promise<ProfileRow> {
     const row = await getProfileRow(this.ctx.db, userId);
     if (!row) throw notFound('Profile not found');
@@ -55,11 +72,14 @@ export class Profiles {
   }
 
   async getAll(userId: string): Promise<Fields> {
+    const remote = this.remoteServer(userId);
+    if (remote !== undefined) return this.remoteProfile(remote, userId);
     return fullProfile(await this.row(userId));
   }
 
   async getField(userId: string, key: string): Promise<Fields> {
-    const all = fullProfile(await this.row(userId));
+    const remote = this.remoteServer(userId);
+    const all = remote !== undefined ? await this.remoteProfile(remote, userId, key) : fullProfile(await this.row(userId));
     if (!(key in all)) throw notFound('Profile field not set');
     return { [key]: all[key] };
   }

@@ -174,7 +174,7 @@ export class Sessions {
     }
     const { accessToken, refreshToken, expiresInMs } = await this.issueIn(trx, opts.userId, deviceId, opts.withRefresh);
     // Last: it takes a stream position.
-    const deviceListPos = createdDevice ? await this.ctx.services.e2ee.recordDevicesChangedIn(trx, opts.userId, []) : null;
+    const deviceListPos = createdDevice ? await this.ctx.services.e2ee.recordDevicesChangedIn(trx, opts.userId, [], deviceId) : null;
     return { userId: opts.userId, deviceId, accessToken, refreshToken, expiresInMs, revokedHashes, deviceListPos };
   }
 

@@ -16,6 +16,7 @@
  * same whatever the token.
  */
 import type { Context } from '../context.js';
+import { serverNameOf } from '../core/ids.js';
 import type { ClientEvent, JsonObject } from '../core/types.js';
 import { forbidden, invalidParam } from '../http/errors.js';
 
@@ -94,8 +95,40 @@ export async function spaceHierarchy(ctx: Context, userId: string, roomId: strin
   return out;
 }
 
-/** The room's summary and children when the user may see it; null when they may not or it is unknown here. */
-export async function roomView(ctx: Context, roomId: string, memberships: Map<string, string>): Promise<RoomView | null> {
+/**
+ * GET /_matrix/federation/v1/hierarchy/{roomId} (server-server space_hierarchy.yaml): the space
+ * and its direct children, unpaginated, as a user of `origin` could see them: a room where a user
+ * of `origin` is joined, a public, knockable or world-readable one, or a restricted one (its
+ * allowed rooms are listed: the requesting server decides for its users). Children this server
+ * knows but `origin` may not see are `inaccessible_children`; unknown ones are left out. Null
+ * when the space itself is unknown or not visible.
+ */
+export async function federationHierarchy(ctx: Context, origin: string, roomId: string, suggestedOnly: boolean): Promise<JsonObject | null> {
+  const viewOf = async (id: string): Promise<RoomView | null | 'hidden'> => {
+    const joined = (await ctx.services.rooms.getJoinedMembers(id)).some((u) => serverNameOf(u) === origin);
+    const memberships = new Map<string, string>(joined ? [[id, 'join']] : []);
+    const view = await roomView(ctx, id, memberships, true);
+    if (view) return view;
+    return (await ctx.services.rooms.roomExists(id)) ? 'hidden' : null;
+  };
+  const root = await viewOf(roomId);
+  if (root === null || root === 'hidden') return null;
+  const childEvents = root.children.filter((c) => !suggestedOnly || c.content.suggested === true);
+  const children: JsonObject[] = [];
+  const inaccessible: string[] = [];
+  for (const c of orderChildren(childEvents)) {
+    const view = await viewOf(c.state_key!);
+    if (view === 'hidden') inaccessible.push(c.state_key!);
+    else if (view) children.push({ ...view.chunk, children_state: view.children.map(strippedChild) });
+  }
+  return { room: { ...root.chunk, children_state: childEvents.map(strippedChild) }, children, inaccessible_children: inaccessible };
+}
+
+/**
+ * The room's summary and children when the user may see it; null when they may not or it is
+ * unknown here. `forServer`: a restricted room is shown (the asking server checks its users).
+ */
+export async function roomView(ctx: Context, roomId: string, memberships: Map<string, string>, forServer = false): Promise<RoomView | null> {
   const state = await ctx.services.rooms.getCurrentState(roomId, ['m.room.create', 'm.room.encryption', 'm.room.join_rules', CHILD]);
   const create = state.find((e) => e.type === 'm.room.create');
   if (!create) return null;
@@ -104,7 +137,8 @@ export async function roomView(ctx: Context, roomId: string, memberships: Map<st
   const joinRules = state.find((e) => e.type === 'm.room.join_rules')?.content;
   const allowed = allowedRoomIds(joinRules);
   const membership = memberships.get(roomId);
-  if (!maySee(summary.join_rule, summary.world_readable, membership, allowed, memberships)) return null;
+  const restricted = summary.join_rule === 'restricted' || summary.join_rule === 'knock_restricted';
+  if (!(forServer && restricted) && !maySee(summary.join_rule, summary.world_readable, membership, allowed, memberships)) return null;
 
   const chunk: JsonObject = { ...(summary as unknown as JsonObject) };
   const version = create.content.room_version;

@@ -9,13 +9,6 @@ export function directoryRoutes(ctx: Context): Route[] {
   const dir = ctx.services.directory;
   const rooms = ctx.services.rooms;
 
-  /** Only our own directory is served; other servers' arrive with federation. */
-  const assertLocalServer = (server: unknown) => {
-    if (typeof server === 'string' && server !== '' && server !== ctx.serverName) {
-      throw notFound(`Fetching the room directory of ${server} is not supported yet`);
-    }
-  };
-
   return [
     {
       method: 'GET',
@@ -105,8 +98,7 @@ export function directoryRoutes(ctx: Context): Route[] {
         },
       },
       handler: async (req) => {
-        assertLocalServer(req.query.server);
-        return dir.listPublicRooms({ limit: req.query.limit, since: req.query.since });
+        return dir.listPublicRoomsOf(req.query.server, { limit: req.query.limit, since: req.query.since });
       },
     },
     {
@@ -132,9 +124,8 @@ export function directoryRoutes(ctx: Context): Route[] {
         },
       },
       handler: async (req) => {
-        assertLocalServer(req.query.server);
         const q: PublicRoomsQuery = { limit: req.body.limit, since: req.body.since, filter: req.body.filter };
-        return dir.listPublicRooms(q);
+        return dir.listPublicRoomsOf(req.query.server, q);
       },
     },
   ];

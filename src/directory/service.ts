@@ -22,11 +22,15 @@ export class DirectoryService {
 
   /**
    * The room an alias points to and servers that can join it (this server
-   * first, then the servers of joined members). Null when unknown; aliases
-   * of other servers are unknown until federation queries exist.
+   * first, then the servers of joined members). Null when unknown. An alias
+   * of another server is asked of that server (server-server query.yaml).
    */
   async resolveAlias(alias: string): Promise<{ roomId: string; servers: string[] } | null> {
     if (!isValidRoomAlias(alias)) throw invalidParam(`Invalid room alias: ${alias}`);
+    const server = serverNameOf(alias)!;
+    if (server !== this.ctx.serverName && this.ctx.config.federation.enabled) {
+      return this.ctx.services.federation.queries.roomAlias(server, alias);
+    }
     const row = await selectAlias(this.ctx.db, alias);
     if (!row) return null;
     const servers = [this.ctx.serverName];
@@ -94,5 +98,12 @@ export class DirectoryService {
 
   async listPublicRooms(q: PublicRoomsQuery): Promise<PublicRoomsResponse> {
     return listPublicRooms(this.ctx, q);
+  }
+
+  /** The published directory of `server`: this server's own, or asked of another (server-server public_rooms.yaml). */
+  async listPublicRoomsOf(server: string | undefined, q: PublicRoomsQuery): Promise<PublicRoomsResponse> {
+    if (server === undefined || server === '' || server === this.ctx.serverName) return listPublicRooms(this.ctx, q);
+    if (!this.ctx.config.federation.enabled) throw notFound(`Federation is disabled: the room directory of ${server} cannot be read`);
+    return this.ctx.services.federation.queries.publicRooms(server, q);
   }
 }

@@ -58,3 +58,7 @@ export async function putSignatures(db: DbOrTx, rows: E2eSignatureRow[]): Promis
 }
 
 export type { CrossSigningUsage };
+
+export async function deleteCrossSigningKeysOf(db: DbOrTx, userId: string): Promise<void> {
+  await db.deleteFrom('cross_signing_keys').where('user_id', '=', userId).execute();
+}

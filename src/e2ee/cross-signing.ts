@@ -3,7 +3,7 @@ import { decodeBase64 } from '../core/base64.js';
 import { isValidUserId, serverNameOf } from '../core/ids.js';
 import { verifyJsonSignature } from '../core/signing.js';
 import type { JsonObject } from '../core/types.js';
-import { nextPosition } from '../db/stream-positions.js';
+import { nextPosition, nextPositions } from '../db/stream-positions.js';
 import type { Requester } from '../http/requester.js';
 import { badJson, forbidden, MatrixError, missingParam } from '../http/errors.js';
 import { deleteSignaturesOn, getCrossSigningKeys, putCrossSigningKey, putSignatures } from './cross-signing-store.js';
@@ -149,11 +149,15 @@ export class CrossSigning {
     }
     if (store.length > 0) {
       const audience = await this.helpers.audienceOf(own);
+      // Each own device signed is a change of that device; the rest change the cross-signing keys.
+      const isOwnDevice = (r: E2eSignatureRow) => r.target_user_id === own && ownDevices.has(r.target_key_id);
+      const changed: (string | null)[] = [...new Set(store.filter(isOwnDevice).map((r) => r.target_key_id))];
+      if (store.some((r) => !isOwnDevice(r))) changed.push(null);
       const pos = await this.ctx.db.transaction().execute(async (trx) => {
         await putSignatures(trx, store);
-        const p = await nextPosition(trx, 'device_lists');
-        await recordDeviceListChanges(trx, p, [own]);
-        return p;
+        const first = await nextPositions(trx, 'device_lists', changed.length);
+        for (let i = 0; i < changed.length; i++) await recordDeviceListChanges(trx, first + i, [own], changed[i]);
+        return first + changed.length - 1;
       });
       this.ctx.bus.publish({ stream: 'device_lists', pos, userIds: audience });
     }

@@ -255,3 +255,12 @@ export async function useFallbackKeys(db: DbOrTx, targets: ClaimTarget[]): Promi
   }
   return out;
 }
+
+/** Every device key row of the user (a remote user's list replaced as a whole). */
+export async function deleteDeviceKeysOfUser(db: DbOrTx, userId: string): Promise<void> {
+  await db.deleteFrom('device_keys').where('user_id', '=', userId).execute();
+}
+
+export async function deleteDeviceKeysRow(db: DbOrTx, userId: string, deviceId: string): Promise<void> {
+  await db.deleteFrom('device_keys').where('user_id', '=', userId).where('device_id', '=', deviceId).execute();
+}

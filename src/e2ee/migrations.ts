@@ -132,4 +132,18 @@ export const migrations: Migration[] = [
         .execute();
     },
   },
+  {
+    version: 4,
+    name: 'device list changes name their device; remote users\' device lists: how far they are known',
+    async up(db) {
+      // Null for a change to the user's cross-signing keys.
+      await db.schema.alterTable('device_list_changes').addColumn('device_id', 'text').execute();
+      await db.schema
+        .createTable('remote_device_lists')
+        .addColumn('user_id', 'text', (c) => c.notNull().primaryKey())
+        .addColumn('stream_id', 'bigint', (c) => c.notNull())
+        .addColumn('stale', 'integer', (c) => c.notNull())
+        .execute();
+    },
+  },
 ];

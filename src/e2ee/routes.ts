@@ -2,6 +2,7 @@ import type { Context } from '../context.js';
 import type { Route } from '../http/router.js';
 import { badJson, invalidParam, missingParam } from '../http/errors.js';
 import { dehydratedDeviceRoutes } from './dehydrated-device.js';
+import { keysTimeout } from './federated-keys.js';
 import { keyBackupRoutes } from './key-backup-routes.js';
 import { parseSyncTokenPositions } from './sync-token.js';
 
@@ -38,7 +39,7 @@ export function e2eeRoutes(ctx: Context): Route[] {
           },
         },
       },
-      handler: (req) => e2ee().queryKeys(req.requester, req.body.device_keys),
+      handler: (req) => e2ee().queryKeys(req.requester, req.body.device_keys, keysTimeout(req.body.timeout)),
     },
     {
       method: 'POST',
@@ -54,7 +55,7 @@ export function e2eeRoutes(ctx: Context): Route[] {
           },
         },
       },
-      handler: (req) => e2ee().claimKeys(req.requester, req.body.one_time_keys),
+      handler: (req) => e2ee().claimKeys(req.requester, req.body.one_time_keys, keysTimeout(req.body.timeout)),
     },
     {
       method: 'GET',

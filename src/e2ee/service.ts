@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import type { Context } from '../context.js';
 import { isValidUserId, serverNameOf } from '../core/ids.js';
 import type { JsonObject } from '../core/types.js';
@@ -30,13 +29,15 @@ import {
   type ClaimTarget,
 } from './keys-store.js';
 import { CrossSigning } from './cross-signing.js';
+import { byServer, claimRemoteKeys, DEFAULT_KEYS_TIMEOUT_MS, queryRemoteKeys, type RemoteKeys } from './federated-keys.js';
+import { LocalDeviceLists } from './local-device-lists.js';
+import { RemoteDeviceLists } from './remote-device-lists.js';
+import { ToDevice } from './to-device.js';
 import type { KeyTrackingPositions } from './sync-token.js';
 import type { E2eSignatureRow } from './tables.js';
 import {
-  claimToDeviceTxn,
   deleteToDevice,
   deleteToDeviceUpTo,
-  insertToDevice,
   pruneToDeviceTxns,
   readToDevice,
 } from './to-device-store.js';
@@ -44,8 +45,8 @@ import {
 const TXN_RETENTION_MS = 24 * 60 * 60 * 1000;
 const CLAIM_ATTEMPTS = 8;
 
-/** The failure entry for a remote server while federation is not wired in. */
-const NO_FEDERATION = { status: 503, message: 'Federation is not available on this server yet' };
+/** The failure entry for a remote server while federation is disabled. */
+const NO_FEDERATION = { status: 503, message: 'Federation is disabled on this server' };
 
 /** PostgreSQL deadlock / serialization failure: the transaction can simply run again. */
 function isRetryable(e: unknown): boolean {
@@ -74,11 +75,21 @@ export class E2eeService {
 
   private readonly crossSigning: CrossSigning;
 
+  /** Copies of remote users' device lists (remote-device-lists.ts). */
+  readonly remoteLists: RemoteDeviceLists;
+  private readonly toDevice: ToDevice;
+  /** This server's users' device lists as other servers see them (local-device-lists.ts). */
+  readonly localLists: LocalDeviceLists;
+
   constructor(private readonly ctx: Context) {
+    this.remoteLists = new RemoteDeviceLists(ctx);
+    this.toDevice = new ToDevice(ctx, { deviceIdsOf: (us) => this.deviceIdsOf(us) });
+    this.localLists = new LocalDeviceLists(ctx, (users, wanted, viewer) => this.readKeys(users, wanted, viewer));
     this.crossSigning = new CrossSigning(ctx, { audienceOf: (u) => this.audienceOf(u), deviceIdsOf: (us) => this.deviceIdsOf(us) });
   }
 
   async start(): Promise<void> {
+    if (this.federates()) await this.remoteLists.start();
     this.pruneTimer = setInterval(() => {
       pruneToDeviceTxns(this.ctx.db, this.ctx.now() - TXN_RETENTION_MS).catch((e: unknown) =>
         this.ctx.logger.warn({ err: e }, 'pruning to-device transaction ids failed'),
@@ -89,6 +100,7 @@ export class E2eeService {
 
   async stop(): Promise<void> {
     if (this.pruneTimer) clearInterval(this.pruneTimer);
+    await this.remoteLists.stop();
   }
 
   // ---- /keys/upload ----
@@ -146,7 +158,7 @@ export class E2eeService {
         if (previous) await deleteSignaturesOn(trx, userId, [deviceId]);
         const pos = await nextPosition(trx, 'device_lists');
         await putDeviceKeys(trx, { user_id: userId, device_id: deviceId, json: JSON.stringify(deviceKeys), pos });
-        await recordDeviceListChanges(trx, pos, [userId]);
+        await recordDeviceListChanges(trx, pos, [userId], deviceId);
         return pos;
       }
       return undefined;
@@ -157,22 +169,68 @@ export class E2eeService {
 
   // ---- /keys/query ----
 
-  async queryKeys(requester: Requester, wanted: Record<string, string[]>): Promise<KeysQueryResult> {
+  /**
+   * Keys of local users from the tables; of remote users from the copy held here when a room
+   * is shared with them (fetched first if missing or stale), else from their server
+   * (federated-keys.ts), with `failures` for servers that did not answer within `timeoutMs`.
+   */
+  async queryKeys(requester: Requester, wanted: Record<string, string[]>, timeoutMs = DEFAULT_KEYS_TIMEOUT_MS): Promise<KeysQueryResult> {
     const out: KeysQueryResult = { device_keys: {}, master_keys: {}, self_signing_keys: {}, user_signing_keys: {}, failures: {} };
-    const local: string[] = [];
+    const fromTables: string[] = [];
+    const remote: string[] = [];
     for (const userId of Object.keys(wanted)) {
       if (!isValidUserId(userId, { historical: true })) continue;
       const server = serverNameOf(userId)!;
-      if (server === this.ctx.serverName) local.push(userId);
+      if (server === this.ctx.serverName) fromTables.push(userId);
+      else if (this.federates()) remote.push(userId);
       else out.failures[server] = NO_FEDERATION;
     }
-    if (local.length === 0) return out;
+    let asked: RemoteKeys | undefined;
+    if (remote.length > 0) {
+      const started = this.ctx.now();
+      const sharing = await this.ctx.services.rooms.getUsersSharingRooms(requester.userId);
+      const { current, toAsk, failures } = await this.remoteLists.ensureCurrent(remote, timeoutMs, sharing);
+      fromTables.push(...current);
+      for (const [server, message] of failures) out.failures[server] = { status: 503, message };
+      const byDest = byServer(toAsk.map((u) => [u, wanted[u] ?? []] as [string, string[]]));
+      // The client's timeout covers the whole request: what the fetches above left of it.
+      const left = timeoutMs - (this.ctx.now() - started);
+      if (byDest.size > 0 && left > 0) asked = await queryRemoteKeys(this.ctx.services.federation.client, byDest, left);
+      else for (const server of byDest.keys()) out.failures[server] = { status: 504, message: 'No time left to ask this server' };
+    }
+    if (fromTables.length > 0) {
+      const read = await this.readKeys(fromTables, wanted, requester.userId);
+      Object.assign(out.device_keys, read.device_keys);
+      Object.assign(out.master_keys, read.master_keys);
+      Object.assign(out.self_signing_keys, read.self_signing_keys);
+      Object.assign(out.user_signing_keys, read.user_signing_keys);
+    }
+    if (asked) {
+      Object.assign(out.device_keys, asked.device_keys);
+      Object.assign(out.master_keys, asked.master_keys);
+      Object.assign(out.self_signing_keys, asked.self_signing_keys);
+      Object.assign(out.failures, asked.failures);
+    }
+    return out;
+  }
 
+  /** `/user/keys/query` from another server: this server's users only, no user-signing keys. */
+  async queryKeysForServer(wanted: Record<string, string[]>): Promise<Omit<KeysQueryResult, 'failures' | 'user_signing_keys'>> {
+    const local = Object.keys(wanted).filter((u) => isValidUserId(u, { historical: true }) && serverNameOf(u) === this.ctx.serverName);
+    const { device_keys, master_keys, self_signing_keys } = await this.readKeys(local, wanted, null);
+    return { device_keys, master_keys, self_signing_keys };
+  }
+
+  /** Keys held in the tables (local users, and remote users whose copy is current). `viewer` null: another server asks. */
+  private async readKeys(userIds: string[], wanted: Record<string, string[]>, viewer: string | null): Promise<Omit<KeysQueryResult, 'failures'>> {
+    const out: Omit<KeysQueryResult, 'failures'> = { device_keys: {}, master_keys: {}, self_signing_keys: {}, user_signing_keys: {} };
+    if (userIds.length === 0) return out;
+    const local = userIds.filter((u) => serverNameOf(u) === this.ctx.serverName);
     const [rows, signatures, xsKeys, names] = await Promise.all([
-      getDeviceKeysOfUsers(this.ctx.db, local),
-      getVisibleSignatures(this.ctx.db, local, requester.userId),
-      getCrossSigningKeys(this.ctx.db, local),
-      this.deviceDisplayNames(local),
+      getDeviceKeysOfUsers(this.ctx.db, userIds),
+      local.length > 0 ? getVisibleSignatures(this.ctx.db, local, viewer ?? '') : Promise.resolve([]),
+      getCrossSigningKeys(this.ctx.db, userIds),
+      local.length > 0 ? this.deviceDisplayNames(local) : Promise.resolve(new Map<string, Map<string, string | undefined>>()),
     ]);
     const sigsByTarget = new Map<string, E2eSignatureRow[]>();
     for (const s of signatures) {
@@ -191,7 +249,7 @@ export class E2eeService {
       return { ...obj, signatures: sigs };
     };
 
-    for (const userId of local) out.device_keys[userId] = {};
+    for (const userId of userIds) out.device_keys[userId] = {};
     for (const r of rows) {
       const only = wanted[r.user_id];
       if (Array.isArray(only) && only.length > 0 && !only.includes(r.device_id)) continue;
@@ -205,7 +263,7 @@ export class E2eeService {
       const obj = JSON.parse(k.json) as JsonObject;
       if (k.usage === 'master') out.master_keys[k.user_id] = withSignatures(obj, k.user_id, k.public_key);
       else if (k.usage === 'self_signing') out.self_signing_keys[k.user_id] = obj;
-      else if (k.user_id === requester.userId) out.user_signing_keys[k.user_id] = obj;
+      else if (viewer !== null && k.user_id === viewer) out.user_signing_keys[k.user_id] = obj;
     }
     return out;
   }
@@ -215,19 +273,40 @@ export class E2eeService {
   async claimKeys(
     requester: Requester,
     wanted: Record<string, Record<string, string>>,
+    timeoutMs = DEFAULT_KEYS_TIMEOUT_MS,
   ): Promise<{ one_time_keys: Record<string, Record<string, Record<string, JsonObject | string>>>; failures: Record<string, JsonObject> }> {
     void requester;
     const failures: Record<string, JsonObject> = {};
-    const targets = new Map<string, ClaimTarget>();
+    const remote: [string, Record<string, string>][] = [];
+    const local: Record<string, Record<string, string>> = {};
     for (const [userId, devices] of Object.entries(wanted)) {
       if (!isValidUserId(userId, { historical: true })) continue;
-      const server = serverNameOf(userId)!;
-      if (server !== this.ctx.serverName) {
-        failures[server] = NO_FEDERATION;
-        continue;
-      }
-      for (const [deviceId, algorithm] of Object.entries(devices)) {
+      for (const algorithm of Object.values(devices)) {
         if (typeof algorithm !== 'string') throw badJson('one_time_keys maps device ids to an algorithm name');
+      }
+      const server = serverNameOf(userId)!;
+      if (server === this.ctx.serverName) local[userId] = devices;
+      else if (this.federates()) remote.push([userId, devices]);
+      else failures[server] = NO_FEDERATION;
+    }
+    const [mine, theirs] = await Promise.all([
+      this.claimKeysForServer(local),
+      remote.length > 0 ? claimRemoteKeys(this.ctx.services.federation.client, byServer(remote), timeoutMs) : undefined,
+    ]);
+    if (theirs) {
+      Object.assign(mine.one_time_keys, theirs.one_time_keys);
+      Object.assign(failures, theirs.failures);
+    }
+    return { one_time_keys: mine.one_time_keys, failures };
+  }
+
+  /** Claims keys of this server's devices (a local /keys/claim, or `/user/keys/claim` from another server). */
+  async claimKeysForServer(wanted: Record<string, Record<string, string>>): Promise<{ one_time_keys: Record<string, Record<string, Record<string, JsonObject | string>>> }> {
+    const targets = new Map<string, ClaimTarget>();
+    for (const [userId, devices] of Object.entries(wanted)) {
+      if (!isValidUserId(userId, { historical: true }) || serverNameOf(userId) !== this.ctx.serverName || !isObject(devices)) continue;
+      for (const [deviceId, algorithm] of Object.entries(devices)) {
+        if (typeof algorithm !== 'string') continue;
         const t = { userId, deviceId, algorithm };
         targets.set(targetKey(t), t);
       }
@@ -236,7 +315,7 @@ export class E2eeService {
     for (const k of await this.claim([...targets.values()])) {
       ((one_time_keys[k.userId] ??= {})[k.deviceId] ??= {})[`${k.algorithm}:${k.keyId}`] = JSON.parse(k.json) as JsonObject | string;
     }
-    return { one_time_keys, failures };
+    return { one_time_keys };
   }
 
   /**
@@ -306,50 +385,14 @@ export class E2eeService {
     return { changed: [...changed].sort(), left: [...left].sort() };
   }
 
-  // ---- /sendToDevice ----
+  // ---- to-device (to-device.ts) ----
 
-  async sendToDevice(requester: Requester, type: string, txnId: string, messages: unknown): Promise<void> {
-    if (!isObject(messages)) throw badJson('messages must be an object');
-    const recipients = new Map<string, Map<string, JsonObject>>();
-    const wildcard: string[] = [];
-    for (const [userId, byDevice] of Object.entries(messages)) {
-      if (!isValidUserId(userId, { historical: true })) throw invalidParam(`Invalid user id: ${userId}`);
-      if (!isObject(byDevice)) throw badJson(`messages.${userId} must map device ids to contents`);
-      for (const [deviceId, content] of Object.entries(byDevice)) {
-        if (!isObject(content)) throw badJson(`messages.${userId}.${deviceId} must be an object`);
-      }
-      if (serverNameOf(userId) !== this.ctx.serverName) {
-        // Federation will carry these; until then they are dropped.
-        this.ctx.logger.debug({ userId, type }, 'to-device message for a remote user dropped (no federation yet)');
-        continue;
-      }
-      recipients.set(userId, new Map(Object.entries(byDevice) as [string, JsonObject][]));
-      if ('*' in byDevice) wildcard.push(userId);
-    }
-    const devicesOf = wildcard.length > 0 ? await this.deviceIdsOf(wildcard) : new Map<string, string[]>();
+  sendToDevice(requester: Requester, type: string, txnId: string, messages: unknown): Promise<void> {
+    return this.toDevice.send(requester, type, txnId, messages);
+  }
 
-    const rows: { user_id: string; device_id: string; content: string }[] = [];
-    for (const [userId, byDevice] of recipients) {
-      const all = byDevice.get('*');
-      const explicit = new Map([...byDevice].filter(([d]) => d !== '*'));
-      if (all) for (const d of devicesOf.get(userId) ?? []) if (!explicit.has(d)) explicit.set(d, all);
-      for (const [deviceId, content] of explicit) rows.push({ user_id: userId, device_id: deviceId, content: JSON.stringify(content) });
-    }
-
-    const now = this.ctx.now();
-    const lastPos = await this.ctx.db.transaction().execute(async (trx) => {
-      if (!(await claimToDeviceTxn(trx, requester.userId, requester.deviceId, txnId, now))) return undefined;
-      if (rows.length === 0) return undefined;
-      const first = await nextPositions(trx, 'to_device', rows.length);
-      await insertToDevice(
-        trx,
-        rows.map((r, i) => ({ ...r, pos: first + i, sender: requester.userId, type, message_id: randomBytes(12).toString('hex') })),
-      );
-      return first + rows.length - 1;
-    });
-    if (lastPos !== undefined) {
-      this.ctx.bus.publish({ stream: 'to_device', pos: lastPos, userIds: [...new Set(rows.map((r) => r.user_id))] });
-    }
+  receiveToDevice(origin: string, content: JsonObject): Promise<void> {
+    return this.toDevice.receive(origin, content);
   }
 
   // ---- cross-signing (cross-signing.ts) ----
@@ -386,6 +429,10 @@ export class E2eeService {
       out.set(userId, new Map(devices.map((d) => [d.deviceId, d.displayName])));
     }
     return out;
+  }
+
+  private federates(): boolean {
+    return this.ctx.config.federation.enabled;
   }
 
   private nextSeq(): number {
@@ -448,15 +495,22 @@ export class E2eeService {
    * stream position, so call it last in the transaction; after commit, call
    * `publishDevicesChanged` with the position it returns.
    */
-  async recordDevicesChangedIn(trx: Tx, userId: string, deletedDeviceIds: string[]): Promise<number> {
+  async recordDevicesChangedIn(trx: Tx, userId: string, deletedDeviceIds: string[], createdDeviceId?: string): Promise<number> {
     if (deletedDeviceIds.length > 0) {
       await deleteDeviceData(trx, userId, deletedDeviceIds);
       await deleteToDevice(trx, userId, deletedDeviceIds);
       await deleteSignaturesOn(trx, userId, deletedDeviceIds);
     }
-    const pos = await nextPosition(trx, 'device_lists');
-    await recordDeviceListChanges(trx, pos, [userId]);
-    return pos;
+    // One position per device, so that other servers hear of each device in its own update.
+    const devices = createdDeviceId !== undefined ? [...deletedDeviceIds, createdDeviceId] : deletedDeviceIds;
+    if (devices.length === 0) {
+      const pos = await nextPosition(trx, 'device_lists');
+      await recordDeviceListChanges(trx, pos, [userId]);
+      return pos;
+    }
+    const first = await nextPositions(trx, 'device_lists', devices.length);
+    for (let i = 0; i < devices.length; i++) await recordDeviceListChanges(trx, first + i, [userId], devices[i]);
+    return first + devices.length - 1;
   }
 
   /**

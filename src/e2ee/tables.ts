@@ -8,6 +8,7 @@ declare module '../db/schema.js' {
     device_list_changes: DeviceListChangeRow;
     cross_signing_keys: CrossSigningKeyRow;
     e2e_signatures: E2eSignatureRow;
+    remote_device_lists: RemoteDeviceListRow;
   }
 }
 
@@ -61,6 +62,19 @@ export interface ToDeviceTxnRow {
 export interface DeviceListChangeRow {
   pos: number;
   user_id: string;
+  /** The device whose keys changed (or which was added or deleted); null for the user's cross-signing keys. */
+  device_id: string | null;
+}
+
+/**
+ * A remote user's device list held here (their devices in `device_keys`, their master and
+ * self-signing keys in `cross_signing_keys`): the last `stream_id` of theirs applied, and whether
+ * the copy may be out of date (no room shared for a while, or a resync failed).
+ */
+export interface RemoteDeviceListRow {
+  user_id: string;
+  stream_id: number;
+  stale: number;
 }
 
 export type CrossSigningUsage = 'master' | 'self_signing' | 'user_signing';

@@ -4,9 +4,12 @@
  * authentication, server discovery and the outbound client, the outbound sender (one queue per
  * destination), membership over federation (joining rooms held elsewhere, inviting users of other
  * servers, and the resident server's make/send join and leave), and the inbound `/send` and read
- * endpoints with gaps filled from the sender, typing and receipt EDUs both ways, and server ACLs.
+ * endpoints with gaps filled from the sender, typing and receipt EDUs both ways, and server ACLs;
+ * the queries (aliases, profiles, the room directory, device lists and keys) both ways, and the
+ * device-list and to-device EDUs both ways.
  */
 import type { Context } from '../context.js';
+import { serverNameOf } from '../core/ids.js';
 import { createOutboundGuard, outboundAllowFromEnv } from '../http/outbound-guard.js';
 import type { StaticKeyRing } from '../rooms/inbound/key-ring.js';
 import type { RoomsCore } from '../rooms/room-core.js';
@@ -27,6 +30,15 @@ import { inviteRoute } from './inbound/invite.js';
 import { membershipRoutes } from './inbound/membership.js';
 import { RemoteMembership } from './membership/remote.js';
 import { EduProducer } from './outbound/edus.js';
+import { DeviceListEduProducer } from './outbound/device-list-edus.js';
+import { PresenceEduProducer } from './outbound/presence-edus.js';
+import { publicRoomsRoutes } from './inbound/public-rooms.js';
+import { queryRoutes } from './inbound/query.js';
+import { hierarchyRoute } from './inbound/hierarchy.js';
+import { federationHierarchy } from '../directory/hierarchy.js';
+import { userKeysRoutes } from './inbound/user-keys.js';
+import { FederationQueries } from './queries.js';
+import { readStreamPositions } from '../db/stream-positions.js';
 import { FederationSender } from './outbound/sender.js';
 import type { EduSinks } from './inbound/edus.js';
 import { FederationKeyRing } from './keys/federation-key-ring.js';
@@ -58,6 +70,10 @@ export class FederationService {
   readonly sender: FederationSender;
   readonly acls: ServerAcls;
   private readonly edus: EduProducer;
+  readonly deviceListEdus: DeviceListEduProducer;
+  private readonly presenceEdus: PresenceEduProducer;
+  /** Alias, profile and room directory queries to other servers, for this server's clients. */
+  readonly queries: FederationQueries;
   private readonly reads: RoomReads;
   private readonly version = hearthVersion();
 
@@ -94,6 +110,31 @@ export class FederationService {
         receipts: async (roomId, from, to) => (await ctx.services.sync.receipts.changes([roomId], from, to, '')).get(roomId),
       },
     });
+    this.deviceListEdus = new DeviceListEduProducer({
+      bus: ctx.bus,
+      serverName: ctx.serverName,
+      sender: this.sender,
+      logger: ctx.logger,
+      sources: {
+        head: async () => (await readStreamPositions(ctx.db)).device_lists,
+        edusBetween: (from, to, limit) => ctx.services.e2ee.localLists.edusBetween(from, to, limit),
+        usersSharingRooms: (userId) => ctx.services.rooms.getUsersSharingRooms(userId),
+      },
+    });
+    this.presenceEdus = new PresenceEduProducer({
+      bus: ctx.bus,
+      serverName: ctx.serverName,
+      sender: this.sender,
+      logger: ctx.logger,
+      sources: {
+        content: async (userId) => {
+          const presence = ctx.services.sync.presence;
+          return presence.content(await presence.get(userId));
+        },
+        usersSharingRooms: (userId) => ctx.services.rooms.getUsersSharingRooms(userId),
+      },
+    });
+    this.queries = new FederationQueries(this.client);
     if (cfg.enabled) {
       rooms.core.remote = new RemoteMembership({ core: rooms.core, client: this.client, serverName: ctx.serverName, signingKey: ctx.signingKey, logger: ctx.logger, now });
     }
@@ -103,6 +144,8 @@ export class FederationService {
     if (!this.ctx.config.federation.enabled) return;
     await this.sender.start();
     this.edus.start();
+    await this.deviceListEdus.start();
+    if (this.ctx.config.presence_enabled) this.presenceEdus.start();
   }
 
   /** Where typing and receipts of remote users go: the sync domain's trackers. */
@@ -111,6 +154,14 @@ export class FederationService {
     return {
       setTyping: (roomId, userId, typing, timeoutMs) => sync().typing.set(roomId, userId, typing, timeoutMs),
       setReceipt: (r) => sync().receipts.set({ ...r, type: 'm.read' }),
+      deviceListUpdate: (origin, content) => this.ctx.services.e2ee.remoteLists.onDeviceListUpdate(origin, content),
+      signingKeyUpdate: (origin, content) => this.ctx.services.e2ee.remoteLists.onSigningKeyUpdate(origin, content),
+      directToDevice: (origin, content) => this.ctx.services.e2ee.receiveToDevice(origin, content),
+      presence: async (userId, presence, statusMsg, lastActiveAgo) => {
+        const sharing = await this.ctx.services.rooms.getUsersSharingRooms(userId);
+        if (![...sharing].some((u) => serverNameOf(u) === this.ctx.serverName)) return;
+        await sync().presence.setRemote(userId, presence, statusMsg, lastActiveAgo);
+      },
     };
   }
 
@@ -154,11 +205,27 @@ export class FederationService {
         userExists: (userId) => this.ctx.services.accounts.userExists(userId),
       }),
       ...membershipRoutes({ core: this.rooms.core, sender: this.sender, reads: this.reads, serverName: this.ctx.serverName, now }),
+      ...queryRoutes({
+        serverName: this.ctx.serverName,
+        resolveAlias: (alias) => this.ctx.services.directory.resolveAlias(alias),
+        profile: (userId) => this.ctx.services.accounts.profiles.getAll(userId),
+      }),
+      ...publicRoomsRoutes((q) => this.ctx.services.directory.listPublicRooms(q)),
+      hierarchyRoute((origin, roomId, suggestedOnly) => federationHierarchy(this.ctx as Context, origin, roomId, suggestedOnly)),
+      ...userKeysRoutes({
+        serverName: this.ctx.serverName,
+        userExists: (userId) => this.ctx.services.accounts.userExists(userId),
+        userDevices: (userId) => this.ctx.services.e2ee.localLists.userDevices(userId),
+        queryKeys: (wanted) => this.ctx.services.e2ee.queryKeysForServer(wanted),
+        claimKeys: (wanted) => this.ctx.services.e2ee.claimKeysForServer(wanted),
+      }),
     ];
   }
 
   async stop(): Promise<void> {
     this.edus.stop();
+    this.deviceListEdus.stop();
+    this.presenceEdus.stop();
     await this.sender.stop();
     await this.client.close();
     await this.discovery.close();

@@ -112,7 +112,16 @@ export async function joinRoom(
   body: { reason?: string },
   servers: string[] = [],
 ): Promise<{ room_id: string }> {
-  const roomId = await resolveRoomIdOrAlias(core.ctx, roomIdOrAlias);
+  let roomId: string;
+  if (roomIdOrAlias.startsWith('#') && isValidRoomAlias(roomIdOrAlias) && serverNameOf(roomIdOrAlias) !== core.ctx.serverName) {
+    // An alias of another server: its answer names the servers to join through.
+    const resolved = await core.ctx.services.directory.resolveAlias(roomIdOrAlias);
+    if (!resolved) throw notFound(`Room alias ${roomIdOrAlias} not found`);
+    roomId = resolved.roomId;
+    if (servers.length === 0) servers = resolved.servers;
+  } else {
+    roomId = await resolveRoomIdOrAlias(core.ctx, roomIdOrAlias);
+  }
   const userId = requester.userId;
   const known = await core.heads.get(roomId);
   if (requester.isGuest === true) await checkGuestMayJoin(core, known);

@@ -1,6 +1,7 @@
 import { boundedCache } from '../bounded-cache.js';
 import type { Lease } from '../cluster/leases.js';
 import type { Context } from '../context.js';
+import { serverNameOf } from '../core/ids.js';
 import type { JsonObject } from '../core/types.js';
 import { nextPosition } from '../db/stream-positions.js';
 import { selectNotOffline, selectPresence, selectPresenceChanges, updatePresenceTimes, upsertPresence } from './presence-store.js';
@@ -75,6 +76,22 @@ export class Presence {
       last_sync_ts: old?.last_sync_ts ?? now,
       stream_pos: 0,
     });
+  }
+
+  /**
+   * A user of another server as their server says (an `m.presence` EDU). It is kept until that
+   * server says otherwise: the timeouts here apply to this server's users only.
+   */
+  async setRemote(userId: string, presence: PresenceState, statusMsg: string | null, lastActiveAgo: number): Promise<void> {
+    if (!this.enabled) return;
+    const now = this.ctx.now();
+    const lastActive = now - Math.max(0, lastActiveAgo);
+    const old = await this.get(userId);
+    if (old && old.presence === presence && old.status_msg === statusMsg) {
+      await this.touch(old, Math.max(old.last_active_ts, lastActive), now);
+      return;
+    }
+    await this.write({ user_id: userId, presence, status_msg: statusMsg, last_active_ts: lastActive, last_sync_ts: now, stream_pos: 0 });
   }
 
   /** Pro-active activity (sending an event): keeps the user online and active. */
@@ -193,6 +210,7 @@ export class Presence {
       const now = this.ctx.now();
       for (const row of await selectNotOffline(this.ctx.db)) {
         if (!this.ctx.leases.stillHeld(lease)) return;
+        if (serverNameOf(row.user_id) !== this.ctx.serverName) continue;
         const local = this.syncing.has(row.user_id);
         if (!local && now - row.last_sync_ts > OFFLINE_AFTER_MS && now - row.last_active_ts > OFFLINE_AFTER_MS) {
           await this.write({ ...row, presence: 'offline' }, lease);

@@ -95,8 +95,8 @@ describe('published room directory', () => {
     expectStatus(await server.request('PUT', `${C}/directory/list/room/${e(roomId)}`, { token: alice.accessToken, body: { visibility: 'hidden' } }), 400, 'M_BAD_JSON');
   });
 
-  test('other servers\' directories are not served yet', async () => {
-    expectStatus(await server.request('GET', `${C}/publicRooms?server=elsewhere.example`), 404, 'M_NOT_FOUND');
+  test('another server\'s directory is asked of it; one that cannot be reached is a 502, not a 500', async () => {
+    expectStatus(await server.request('GET', `${C}/publicRooms?server=elsewhere.example`), 502, 'M_UNKNOWN');
     expectStatus(await server.request('GET', `${C}/publicRooms?server=localhost`), 200);
   });
 });

@@ -127,7 +127,7 @@ export function sendTransactionRoute(deps: { db: Db; core: RoomsCore; client: Fe
           }
         }),
       );
-      if (edus.length > 0) await handleEdus({ core: deps.core, acls: deps.acls, sinks: deps.eduSinks }, origin, edus);
+      if (edus.length > 0) await handleEdus({ core: deps.core, acls: deps.acls, sinks: deps.eduSinks, logger: deps.logger }, origin, edus);
       const response = { pdus: answers };
       await insertTxnResponse(deps.db, origin, txnId, response, deps.now());
       return response;

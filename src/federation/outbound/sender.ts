@@ -160,6 +160,19 @@ export class FederationSender implements QueueSource {
     }
   }
 
+  /** Sends an EDU that concerns no one room (device lists, to-device) to the servers named; never to this one. */
+  sendEduToServers(servers: Iterable<string>, edu: Edu): void {
+    for (const dest of servers) {
+      if (dest === this.deps.serverName) continue;
+      void this.queueFor(dest, this.scanned)
+        .then((q) => {
+          q.addEdu(edu);
+          q.wake();
+        })
+        .catch((e: unknown) => this.deps.logger.warn({ err: e, destination: dest }, 'EDU not queued'));
+    }
+  }
+
   // ---- QueueSource ----
 
   scannedPos(): number {

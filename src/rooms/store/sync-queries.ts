@@ -108,6 +108,17 @@ export async function selectStateGroupsAt(db: DbOrTx, items: { roomId: string; p
     const res = await sql<{ k: number; state_group: number }>`${sql.join(branches, sql` union all `)}`.execute(db);
     for (const r of res.rows) out[Number(r.k)] = Number(r.state_group);
   }
+  // No event of the room at or before `pos` with a state: either the room did not exist yet (its
+  // first event, the create, has no state before it), or it was joined through another server and
+  // its earlier history is not in the stream: the state then is the one before its first event after `pos`.
+  for (let i = 0; i < items.length; i++) {
+    if (out[i] !== null) continue;
+    const it = items[i]!;
+    const res = await sql<{ state_group_before: number | null }>`select state_group_before from events
+      where room_id = ${it.roomId} and stream_pos > ${it.pos} order by stream_pos limit 1`.execute(db);
+    const before = res.rows[0]?.state_group_before;
+    if (before !== null && before !== undefined) out[i] = Number(before);
+  }
   return out;
 }
 

@@ -1,0 +1,111 @@
+import { randomBytes } from 'node:crypto';
+import type { Context } from '../context.js';
+import { isValidUserId, serverNameOf } from '../core/ids.js';
+import type { JsonObject } from '../core/types.js';
+import { nextPositions } from '../db/stream-positions.js';
+import { badJson, invalidParam } from '../http/errors.js';
+import type { Requester } from '../http/requester.js';
+import { isObject } from './key-objects.js';
+import { claimToDeviceTxn, insertToDevice } from './to-device-store.js';
+
+/**
+ * Send-to-device messaging (spec: client-server "Send-to-device messaging", server-server
+ * "Send-to-device messaging"): a client's messages go to the inboxes of this server's devices,
+ * and to other servers' users as one `m.direct_to_device` EDU per server; messages from other
+ * servers arrive the same way and are delivered once.
+ */
+export class ToDevice {
+  constructor(
+    private readonly ctx: Context,
+    private readonly helpers: { deviceIdsOf(userIds: string[]): Promise<Map<string, string[]>> },
+  ) {}
+
+  async send(requester: Requester, type: string, txnId: string, messages: unknown): Promise<void> {
+    if (!isObject(messages)) throw badJson('messages must be an object');
+    const recipients = new Map<string, Map<string, JsonObject>>();
+    const remote = new Map<string, Record<string, Record<string, JsonObject>>>();
+    for (const [userId, byDevice] of Object.entries(messages)) {
+      if (!isValidUserId(userId, { historical: true })) throw invalidParam(`Invalid user id: ${userId}`);
+      if (!isObject(byDevice)) throw badJson(`messages.${userId} must map device ids to contents`);
+      for (const [deviceId, content] of Object.entries(byDevice)) {
+        if (!isObject(content)) throw badJson(`messages.${userId}.${deviceId} must be an object`);
+      }
+      const server = serverNameOf(userId)!;
+      if (server !== this.ctx.serverName) {
+        if (this.ctx.config.federation.enabled) (remote.get(server) ?? remote.set(server, {}).get(server)!)[userId] = byDevice as Record<string, JsonObject>;
+        else this.ctx.logger.debug({ userId, type }, 'to-device message for a remote user dropped: federation is disabled');
+        continue;
+      }
+      recipients.set(userId, new Map(Object.entries(byDevice) as [string, JsonObject][]));
+    }
+    const rows = await this.toDeviceRows(recipients);
+
+    const now = this.ctx.now();
+    const claimed = { done: false };
+    const lastPos = await this.ctx.db.transaction().execute(async (trx) => {
+      if (!(await claimToDeviceTxn(trx, requester.userId, requester.deviceId, txnId, now))) return undefined;
+      claimed.done = true;
+      if (rows.length === 0) return undefined;
+      const first = await nextPositions(trx, 'to_device', rows.length);
+      await insertToDevice(
+        trx,
+        rows.map((r, i) => ({ ...r, pos: first + i, sender: requester.userId, type, message_id: randomBytes(12).toString('hex') })),
+      );
+      return first + rows.length - 1;
+    });
+    if (lastPos !== undefined) {
+      this.ctx.bus.publish({ stream: 'to_device', pos: lastPos, userIds: [...new Set(rows.map((r) => r.user_id))] });
+    }
+    // Other servers' users: one m.direct_to_device EDU per server (spec: server-server API,
+    // "Send-to-device messaging"), sent once, after the transaction id was claimed here.
+    if (claimed.done) {
+      for (const [server, byUser] of remote) {
+        const content = { sender: requester.userId, type, message_id: randomBytes(12).toString('hex'), messages: byUser };
+        this.ctx.services.federation.sender.sendEduToServers([server], { edu_type: 'm.direct_to_device', content });
+      }
+    }
+  }
+
+  /**
+   * An `m.direct_to_device` EDU from `origin`: its messages for this server's devices go to
+   * their inboxes once, however often the EDU arrives (the sender and `message_id` are
+   * remembered like a client's transaction id), in the order the EDUs came.
+   */
+  async receive(origin: string, content: JsonObject): Promise<void> {
+    const { sender, type, message_id: messageId, messages } = content;
+    if (typeof sender !== 'string' || !isValidUserId(sender, { historical: true }) || serverNameOf(sender) !== origin) return;
+    if (typeof type !== 'string' || typeof messageId !== 'string' || messageId === '' || !isObject(messages)) return;
+    const recipients = new Map<string, Map<string, JsonObject>>();
+    for (const [userId, byDevice] of Object.entries(messages)) {
+      if (!isValidUserId(userId, { historical: true }) || serverNameOf(userId) !== this.ctx.serverName || !isObject(byDevice)) continue;
+      recipients.set(userId, new Map(Object.entries(byDevice).filter(([, c]) => isObject(c)) as [string, JsonObject][]));
+    }
+    const rows = await this.toDeviceRows(recipients);
+    const now = this.ctx.now();
+    const lastPos = await this.ctx.db.transaction().execute(async (trx) => {
+      // A remote sender has no device here: its server's message id stands in for the transaction id.
+      if (!(await claimToDeviceTxn(trx, sender, '', messageId, now))) return undefined;
+      if (rows.length === 0) return undefined;
+      const first = await nextPositions(trx, 'to_device', rows.length);
+      await insertToDevice(trx, rows.map((r, i) => ({ ...r, pos: first + i, sender, type, message_id: messageId })));
+      return first + rows.length - 1;
+    });
+    if (lastPos !== undefined) {
+      this.ctx.bus.publish({ stream: 'to_device', pos: lastPos, userIds: [...new Set(rows.map((r) => r.user_id))] });
+    }
+  }
+
+  /** One inbox row per local device addressed; `*` means every device of the user not named. */
+  private async toDeviceRows(recipients: Map<string, Map<string, JsonObject>>): Promise<{ user_id: string; device_id: string; content: string }[]> {
+    const wildcard = [...recipients].filter(([, byDevice]) => byDevice.has('*')).map(([u]) => u);
+    const devicesOf = wildcard.length > 0 ? await this.helpers.deviceIdsOf(wildcard) : new Map<string, string[]>();
+    const rows: { user_id: string; device_id: string; content: string }[] = [];
+    for (const [userId, byDevice] of recipients) {
+      const all = byDevice.get('*');
+      const explicit = new Map([...byDevice].filter(([d]) => d !== '*'));
+      if (all) for (const d of devicesOf.get(userId) ?? []) if (!explicit.has(d)) explicit.set(d, all);
+      for (const [deviceId, content] of explicit) rows.push({ user_id: userId, device_id: deviceId, content: JSON.stringify(content) });
+    }
+    return rows;
+  }
+}
