@@ -23,6 +23,7 @@ import type { RemoteRooms } from '../../rooms/remote-rooms.js';
 import type { RoomsCore } from '../../rooms/room-core.js';
 import { FederationRequestError, type FederationClient } from '../client.js';
 import { RemoteBackfill } from '../outbound/backfill.js';
+import { toStripped } from '../../rooms/stripped-hints.js';
 import { inviteRoomState } from './stripped-state.js';
 
 const SUPPORTED_VERSIONS = Object.keys(ROOM_VERSIONS);
@@ -60,6 +61,10 @@ export class RemoteMembership implements RemoteRooms {
     return this.throughAny('leave', roomId, servers, (server) => this.leaveThrough(server, roomId, userId, content));
   }
 
+  knock(roomId: string, userId: string, servers: string[], content: JsonObject): Promise<void> {
+    return this.throughAny('knock', roomId, servers, (server) => this.knockThrough(server, roomId, userId, content));
+  }
+
   /** Tries `attempt` with each server in turn until one succeeds. */
   private async throughAny(what: string, roomId: string, servers: string[], attempt: (server: string) => Promise<void>): Promise<void> {
     const candidates = [...new Set(servers)].filter((s) => s !== this.deps.serverName && s !== '');
@@ -94,16 +99,49 @@ export class RemoteMembership implements RemoteRooms {
       path: `/_matrix/federation/v2/send_leave/${encodeURIComponent(roomId)}/${encodeURIComponent(leave.eventId)}`,
       body: leave.pdu,
     });
-    // The resident's history before the leave is not known here: the state before it is the one held.
+    // The resident's history before the leave is not known here: the state before it is the one
+    // held, or, when that holds too little to check it (an invite or knock held out of band), none.
     const head = await core.requireHead(roomId);
-    const [result] = (await core.inbound.receive(roomId, { pdus: [leave.pdu], stateBefore: new Map([[leave.eventId, head.state]]) })).filter((r) => r.eventId === leave.eventId);
+    let [result] = (await core.inbound.receive(roomId, { pdus: [leave.pdu], stateBefore: new Map([[leave.eventId, head.state]]) })).filter((r) => r.eventId === leave.eventId);
+    if (result?.status === 'missing' || (result?.status === 'rejected' && !head.state.has(stateKey('m.room.create', '')))) {
+      [result] = (await core.inbound.receive(roomId, { pdus: [leave.pdu], outOfBand: true })).filter((r) => r.eventId === leave.eventId);
+    }
     if (result?.status !== 'accepted' && result?.status !== 'duplicate') {
       this.deps.logger.warn({ roomId, eventId: leave.eventId, status: result?.status }, 'a leave accepted by the resident server could not be stored here');
     }
   }
 
-  /** A make_join / make_leave template checked, completed with `content`, and signed here. */
-  private signTemplate(server: string, tmpl: JsonObject | undefined, roomId: string, userId: string, version: RoomVersion, membership: 'join' | 'leave', content: JsonObject) {
+  /**
+   * make_knock / send_knock (knocks.yaml). This server holds none of the room: the knock is held
+   * out of band, with the `knock_room_state` the resident sent as the stripped state the user sees.
+   */
+  private async knockThrough(server: string, roomId: string, userId: string, content: JsonObject): Promise<void> {
+    const { client, core } = this.deps;
+    const ver = SUPPORTED_VERSIONS.map((v) => `ver=${encodeURIComponent(v)}`).join('&');
+    const made = await client.request<{ event?: JsonObject; room_version?: string }>(server, {
+      method: 'GET',
+      path: `/_matrix/federation/v1/make_knock/${encodeURIComponent(roomId)}/${encodeURIComponent(userId)}?${ver}`,
+    });
+    const version = typeof made.room_version === 'string' ? getRoomVersion(made.room_version) : undefined;
+    if (!version?.knockingSupported) throw new MatrixError(400, 'M_INCOMPATIBLE_ROOM_VERSION', `Room version ${String(made.room_version)} does not support knocking here`);
+    const knock = this.signTemplate(server, made.event, roomId, userId, version, 'knock', content);
+    const answer = await client.request<{ knock_room_state?: unknown }>(server, {
+      method: 'PUT',
+      path: `/_matrix/federation/v1/send_knock/${encodeURIComponent(roomId)}/${encodeURIComponent(knock.eventId)}`,
+      body: knock.pdu,
+    });
+    const hints = toStripped(answer.knock_room_state);
+    const create = hints.find((e) => e.type === 'm.room.create' && e.state_key === '');
+    const creator = create && !version.implicitRoomCreator && typeof create.content.creator === 'string' ? create.content.creator : create?.sender;
+    const results = await core.inbound.receive(roomId, { pdus: [knock.pdu], outOfBand: true, strippedState: hints }, { roomVersion: version.id, creator });
+    const mine = results.find((r) => r.eventId === knock.eventId);
+    if (mine?.status !== 'accepted' && mine?.status !== 'duplicate') {
+      throw new Error(`the knock was not stored here: ${mine?.status ?? 'unknown'}${mine && 'reason' in mine && mine.reason ? ` (${mine.reason})` : ''}`);
+    }
+  }
+
+  /** A make_join / make_leave / make_knock template checked, completed with `content`, and signed here. */
+  private signTemplate(server: string, tmpl: JsonObject | undefined, roomId: string, userId: string, version: RoomVersion, membership: 'join' | 'leave' | 'knock', content: JsonObject) {
     if (typeof tmpl !== 'object' || tmpl === null || tmpl.room_id !== roomId || tmpl.sender !== userId || tmpl.state_key !== userId || tmpl.type !== 'm.room.member') {
       throw new Error(`${server} answered make_${membership} with an unusable template`);
     }

@@ -15,7 +15,7 @@ const MAX_PREV_EVENTS = 10;
 
 export async function membershipTemplate(
   core: RoomsCore,
-  opts: { origin: string; roomId: string; userId: string; membership: 'join' | 'leave'; supportedVersions?: string[]; now: number },
+  opts: { origin: string; roomId: string; userId: string; membership: 'join' | 'leave' | 'knock'; supportedVersions?: string[]; now: number },
 ): Promise<{ event: JsonObject; room_version: string }> {
   if (serverNameOf(opts.userId) !== opts.origin) throw forbidden(`${opts.userId} does not belong to ${opts.origin}`);
   const head = await core.heads.get(opts.roomId);
