@@ -12,7 +12,8 @@
  */
 import type { Logger } from 'pino';
 import { finaliseEvent, type EventDraft } from '../../core/event-format.js';
-import { computeEventId } from '../../core/hashes.js';
+import { encodeUnpaddedBase64 } from '../../core/base64.js';
+import { computeEventId, computeReferenceHash } from '../../core/hashes.js';
 import { serverNameOf } from '../../core/ids.js';
 import { getRoomVersion, ROOM_VERSIONS, type RoomVersion } from '../../core/room-versions.js';
 import type { SigningKey } from '../../core/signing.js';
@@ -57,8 +58,43 @@ export class RemoteMembership implements RemoteRooms {
     return this.throughAny('join', roomId, servers, (server) => this.joinThrough(server, roomId, userId, content));
   }
 
-  leave(roomId: string, userId: string, servers: string[], content: JsonObject): Promise<void> {
-    return this.throughAny('leave', roomId, servers, (server) => this.leaveThrough(server, roomId, userId, content));
+  async leave(roomId: string, userId: string, servers: string[], content: JsonObject): Promise<void> {
+    try {
+      await this.throughAny('leave', roomId, servers, (server) => this.leaveThrough(server, roomId, userId, content));
+    } catch (e) {
+      // No resident server took it (the room may be gone, the inviter may never have stored the
+      // invite): an invite or knock held out of band is still answered here.
+      if (!(await this.leaveOutOfBand(roomId, userId, content))) throw e;
+    }
+  }
+
+  /**
+   * A leave made here on top of the user's invite or knock held out of band (the only event of the
+   * room known here for it): its prev and auth event. False when the membership is not held so.
+   */
+  private async leaveOutOfBand(roomId: string, userId: string, content: JsonObject): Promise<boolean> {
+    const { core } = this.deps;
+    const head = await core.heads.get(roomId);
+    if (!head || head.extremities.length > 0) return false;
+    const memberId = head.state.get(stateKey('m.room.member', userId));
+    const member = memberId !== undefined ? await core.events.get(memberId) : undefined;
+    if (!member || (member.pdu.content.membership !== 'invite' && member.pdu.content.membership !== 'knock')) return false;
+    const version = head.version;
+    const ref = version.eventIdFormat === 'v1' ? [member.eventId, { sha256: encodeUnpaddedBase64(computeReferenceHash(member.pdu, version)) }] : member.eventId;
+    const draft = {
+      room_id: roomId,
+      sender: userId,
+      type: 'm.room.member',
+      state_key: userId,
+      content: { ...content, membership: 'leave' },
+      origin_server_ts: this.deps.now(),
+      depth: member.pdu.depth + 1,
+      prev_events: [ref],
+      auth_events: [ref],
+    } as unknown as EventDraft;
+    const leave = finaliseEvent(draft, version, this.deps.serverName, this.deps.signingKey);
+    const [result] = (await core.inbound.receive(roomId, { pdus: [leave.pdu], outOfBand: true })).filter((r) => r.eventId === leave.eventId);
+    return result?.status === 'accepted' || result?.status === 'duplicate';
   }
 
   knock(roomId: string, userId: string, servers: string[], content: JsonObject): Promise<void> {
