@@ -149,7 +149,7 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
   // Received events are checked with remote servers' keys, fetched as needed.
   if (config.federation.enabled) roomsCore.useKeyRing(ctx.services.federation.keyRing);
 
-  const app = createHttpServer({ logger, bodyLimit: config.max_request_bytes });
+  const app = createHttpServer({ logger, bodyLimit: config.max_request_bytes, https: loaded.tls });
   registerRoutes(app, ctx, [
     ...discoveryRoutes(ctx),
     ...healthRoutes(ctx, nodes, ALL_MIGRATIONS),
@@ -192,7 +192,7 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
       const addr = app.server.address();
       const port = typeof addr === 'object' && addr ? addr.port : Number(m[2]);
       const shownHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
-      const url = `http://${shownHost}:${port}`;
+      const url = `${loaded.tls ? 'https' : 'http'}://${shownHost}:${port}`;
       await nodes.start(url);
       pruner?.start();
       logger.info({ url, server_name: config.server_name, database: database.dialect, node: nodeId }, 'hearth listening');
