@@ -3,6 +3,8 @@
 // knock_room_state in /sync's `knock` section, and the resident accepts (invites) or denies (kicks).
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { finaliseEvent } from '../../src/core/event-format.js';
+import { getRoomVersion } from '../../src/core/room-versions.js';
 import type { TestServer, TestUser } from '../helpers/server.js';
 import { C, createRoom, e, expectStatus, putState } from '../rooms/room-helpers.js';
 import { eventually, F, startServers } from './federation-helpers.js';
@@ -113,6 +115,18 @@ test('knocks are refused where the join rule or room version does not allow them
     client.request('a.test', { method: 'GET', path: `${F}/make_knock/${e(room)}/${e('@mallory:c.test')}?ver=10` }),
     (err: any) => err.status === 403,
   );
+  // send_knock answers with full PDUs of the room's stripped-state events, under both names.
+  const made = await client.request<any>('a.test', { method: 'GET', path: `${F}/make_knock/${e(room)}/${e(frank.userId)}?ver=10` });
+  assert.equal(made.room_version, '10');
+  assert.equal(made.event.content.membership, 'knock');
+  const knock = finaliseEvent({ ...made.event, origin_server_ts: Date.now() }, getRoomVersion('10')!, 'b.test', b.hs.ctx.signingKey);
+  const answer = await client.request<any>('a.test', { method: 'PUT', path: `${F}/send_knock/${e(room)}/${e(knock.eventId)}`, body: knock.pdu });
+  const create = answer.knock_room_state.find((ev: any) => ev.type === 'm.room.create');
+  assert.ok(create?.signatures?.['a.test'], 'full, signed PDUs');
+  assert.ok(answer.knock_room_state.some((ev: any) => ev.type === 'm.room.join_rules' && ev.content.join_rule === 'knock'));
+  assert.ok(!answer.knock_room_state.some((ev: any) => ev.state_key === frank.userId), 'the knock itself is not repeated');
+  assert.deepEqual(answer.knock_state_events, answer.knock_room_state);
+  assert.equal(await membershipOn(a, alice, room, frank.userId), 'knock');
   await assert.rejects(
     client.request('a.test', { method: 'PUT', path: `${F}/send_knock/${e(room)}/${e('$abc')}`, body: { type: 'm.room.member', room_id: room } }),
     (err: any) => err.status === 400,

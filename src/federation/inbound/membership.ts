@@ -65,7 +65,8 @@ export function membershipRoutes(deps: { core: RoomsCore; sender: FederationSend
         const head = await deps.core.requireHead(req.params.roomId);
         // Full PDUs (spec v1.16): the room's create event and the state a client shows, and the knock's auth events.
         const state = (await inviteRoomState(deps.core, head, knock.pdu)).filter((ev) => computeEventId(ev, head.version) !== knock.eventId);
-        return { knock_room_state: state };
+        // `knock_state_events`: the name servers implementing the proposal (MSC2403) read, as Synapse 1.67 does.
+        return { knock_room_state: state, knock_state_events: state };
       },
     },
     {

@@ -161,12 +161,13 @@ export class RemoteMembership implements RemoteRooms {
     const version = typeof made.room_version === 'string' ? getRoomVersion(made.room_version) : undefined;
     if (!version?.knockingSupported) throw new MatrixError(400, 'M_INCOMPATIBLE_ROOM_VERSION', `Room version ${String(made.room_version)} does not support knocking here`);
     const knock = this.signTemplate(server, made.event, roomId, userId, version, 'knock', content);
-    const answer = await client.request<{ knock_room_state?: unknown }>(server, {
+    const answer = await client.request<{ knock_room_state?: unknown; knock_state_events?: unknown }>(server, {
       method: 'PUT',
       path: `/_matrix/federation/v1/send_knock/${encodeURIComponent(roomId)}/${encodeURIComponent(knock.eventId)}`,
       body: knock.pdu,
     });
-    const hints = toStripped(answer.knock_room_state);
+    // Servers that implemented the proposal (MSC2403) before the spec named it answer `knock_state_events`.
+    const hints = toStripped(answer.knock_room_state ?? answer.knock_state_events);
     const create = hints.find((e) => e.type === 'm.room.create' && e.state_key === '');
     const creator = create && !version.implicitRoomCreator && typeof create.content.creator === 'string' ? create.content.creator : create?.sender;
     const results = await core.inbound.receive(roomId, { pdus: [knock.pdu], outOfBand: true, strippedState: hints }, { roomVersion: version.id, creator });

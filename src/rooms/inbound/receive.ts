@@ -112,8 +112,11 @@ export class InboundEvents {
  * so the order does not depend on how they arrived). A cycle, which no valid
  * history has, leaves the rest in depth order.
  */
-export function causalOrder(events: CheckedPdu[]): CheckedPdu[] {
-  const byId = new Map(events.map((e) => [e.eventId, e]));
+export function causalOrder(given: CheckedPdu[]): CheckedPdu[] {
+  // An event given twice (in both the state and the auth chain of a send_join answer) is placed
+  // once: counting its parents twice would release its children before it.
+  const byId = new Map(given.map((e) => [e.eventId, e]));
+  const events = [...byId.values()];
   const waitingOn = new Map<string, number>();
   const children = new Map<string, string[]>();
   for (const e of events) {
