@@ -105,8 +105,11 @@ async function membership(u, room, target) {
   const res = await api(u.base, 'GET', `/_matrix/client/v3/rooms/${e(room)}/state/m.room.member/${e(target)}`, { token: u.token });
   return res.status === 200 ? res.body.membership : undefined;
 }
+let syncs = 0;
 async function syncRooms(u) {
-  return (await ok(u.base, 'GET', '/_matrix/client/v3/sync?timeout=0', { token: u.token })).rooms ?? {};
+  // Synapse answers a repeated initial sync from a cache for minutes: each poll differs by its filter.
+  const filter = JSON.stringify({ room: { timeline: { limit: 1 + (++syncs % 50) } } });
+  return (await ok(u.base, 'GET', `/_matrix/client/v3/sync?timeout=0&filter=${e(filter)}`, { token: u.token })).rooms ?? {};
 }
 const sees = (u, room, text) => waitFor(async () => (await bodies(u, room)).includes(text), `"${text}" on ${u.userId}'s server`);
 const seesMembership = (u, room, target, m) => waitFor(async () => (await membership(u, room, target)) === m, `${target} ${m} as seen by ${u.userId}'s server`);
@@ -149,7 +152,7 @@ async function startHearth() {
   const loaded = loadConfig({ file, env: process.env });
   const hs = await createHomeserver(loaded, { logger: createLogger(loaded.config.log_level) });
   const url = await hs.start();
-  return { url, serverName, dir, stop: async () => { await hs.stop(); if (!keep) rmSync(dir, { recursive: true, force: true }); } };
+  return { url, serverName, dir, hs, stop: async () => { await hs.stop(); if (!keep) rmSync(dir, { recursive: true, force: true }); } };
 }
 
 const results = [];
@@ -259,21 +262,37 @@ async function main() {
       await joinRoom(h, room);
       await seesMembership(s, room, h.userId, 'join');
     });
-    await scenario('a Synapse user knocks on a Hearth room; Hearth denies (kick), then accepts a second knock', async () => {
+    await scenario('a Synapse user knocks on a Hearth room; Hearth accepts with an invite; they join', async () => {
       const s = await user(SYN, 'sknock2');
       const h = await user(H, 'hknock2');
       const room = await createRoom(h, { preset: 'private_chat', room_version: '10', name: 'Knock on Hearth' });
       await putState(h, room, 'm.room.join_rules', '', { join_rule: 'knock' });
-      await ok(SYN, 'POST', `/_matrix/client/v3/knock/${e(room)}?server_name=${e(hearth.serverName)}`, { token: s.token, body: {} });
+      await ok(SYN, 'POST', `/_matrix/client/v3/knock/${e(room)}?server_name=${e(hearth.serverName)}`, { token: s.token, body: { reason: 'hello' } });
       await seesMembership(h, room, s.userId, 'knock');
-      await ok(H, 'POST', `/_matrix/client/v3/rooms/${e(room)}/kick`, { token: h.token, body: { user_id: s.userId } });
-      await waitFor(async () => !(await syncRooms(s)).knock?.[room], 'the knock gone on Synapse');
-      await ok(SYN, 'POST', `/_matrix/client/v3/knock/${e(room)}?server_name=${e(hearth.serverName)}`, { token: s.token, body: {} });
-      await seesMembership(h, room, s.userId, 'knock');
+      const k = await waitFor(async () => (await syncRooms(s)).knock?.[room], 'the knock in /sync on Synapse');
+      if (!k.knock_state.events.some((ev) => ev.type === 'm.room.name')) throw new Error('knock_state on Synapse has no name');
       await invite(h, room, s.userId);
       await waitFor(async () => (await syncRooms(s)).invite?.[room], 'the invite on Synapse');
       await joinRoom(s, room);
       await seesMembership(h, room, s.userId, 'join');
+    });
+    await scenario('Hearth denies a Synapse knock (kick); the kick is delivered to Synapse', async () => {
+      const s = await user(SYN, 'sknock3');
+      const h = await user(H, 'hknock3');
+      const room = await createRoom(h, { preset: 'private_chat', room_version: '10' });
+      await putState(h, room, 'm.room.join_rules', '', { join_rule: 'knock' });
+      await ok(SYN, 'POST', `/_matrix/client/v3/knock/${e(room)}?server_name=${e(hearth.serverName)}`, { token: s.token, body: {} });
+      await seesMembership(h, room, s.userId, 'knock');
+      const sender = hearth.hs.ctx.services.federation.sender;
+      const before = sender.status(SYN_NAME)?.deliveredPos ?? 0;
+      await ok(H, 'POST', `/_matrix/client/v3/rooms/${e(room)}/kick`, { token: h.token, body: { user_id: s.userId } });
+      await seesMembership(h, room, s.userId, 'leave');
+      await waitFor(async () => (sender.status(SYN_NAME)?.deliveredPos ?? 0) > before && sender.status(SYN_NAME)?.queueDepth === 0, 'the kick sent to Synapse');
+      const after = sender.status(SYN_NAME);
+      if (after?.lastError) throw new Error(`sending to Synapse failed: ${after.lastError}`);
+      // Synapse 1.67 ignores PDUs of rooms it is not in ("Ignoring PDU ... as we're not in the
+      // room"), so its user still sees the knock until they withdraw it.
+      if ((await syncRooms(s)).knock?.[room]) console.log('     note: Synapse 1.67 keeps showing the denied knock (it drops events of rooms it is not in)');
     });
 
     await scenario('a Hearth user joins a restricted Synapse room through a space they are in', async () => {
