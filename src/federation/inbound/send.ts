@@ -116,7 +116,7 @@ export function sendTransactionRoute(deps: { db: Db; core: RoomsCore; client: Fe
           let results: InboundResult[];
           try {
             results = await receiveFillingGaps(deps, origin, roomId, version, raws);
-            results = await holdMembershipChanges(deps.core, deps.core.ctx.serverName, roomId, version, raws, results);
+            results = await holdMembershipChanges(deps.core, deps.core.ctx.serverName, origin, roomId, version, raws, results);
           } catch (e) {
             if (e instanceof UnknownRoomError) return unknown();
             throw e;
