@@ -185,7 +185,7 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
   if (config.federation.enabled) roomsCore.useKeyRing(ctx.services.federation.keyRing);
   if (federationShards) ctx.services.federation.sender.useShards(federationShards);
 
-  const app = createHttpServer({ logger, bodyLimit: config.max_request_bytes });
+  const app = createHttpServer({ logger, bodyLimit: config.max_request_bytes, https: loaded.tls });
   const metrics = config.metrics.enabled
     ? new HearthMetrics(config.server_name, {
         syncWaiters: () => ctx.services.sync.notifier.waiting,
@@ -244,10 +244,10 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
       const addr = app.server.address();
       const port = typeof addr === 'object' && addr ? addr.port : Number(m[2]);
       const shownHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
-      const url = `http://${shownHost}:${port}`;
+      const url = `${loaded.tls ? 'https' : 'http'}://${shownHost}:${port}`;
       // A node is known to the others by where it serves (by host name when it listens on every
       // address, so that two boxes differ): a restarted node is given its shards back.
-      await nodes.start(host === '0.0.0.0' || host === '::' ? `http://${hostname()}:${port}` : url);
+      await nodes.start(host === '0.0.0.0' || host === '::' ? `${loaded.tls ? 'https' : 'http'}://${hostname()}:${port}` : url);
       // After the node's row is written: the shards a node is given depend on who is alive.
       await federationShards?.start();
       pruner?.start();

@@ -19,7 +19,7 @@ export function clientBaseUrl(config: HearthConfig, boundPort?: number): string 
   const port = boundPort || (m ? Number(m[2]) : 8008);
   let host = WILDCARD_HOSTS.has(listenHost) ? serverNameHost(config.server_name) : listenHost;
   if (host.includes(':') && !host.startsWith('[')) host = `[${host}]`;
-  return `http://${host}:${port}`;
+  return `${config.tls.certificate_path ? 'https' : 'http'}://${host}:${port}`;
 }
 
 /** The host part of a server name (`example.org:8448` -> `example.org`, `[::1]:8448` -> `[::1]`). */

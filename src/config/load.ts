@@ -18,6 +18,8 @@ export interface LoadedConfig {
   signingKey: SigningKey;
   /** Absolute paths derived from the config. */
   paths: { dataDir: string; database: string | null; signingKey: string };
+  /** The PEM certificate chain and key to serve HTTPS with (config `tls`); absent: plain HTTP. */
+  tls?: { cert: Buffer; key: Buffer };
   /** True when the file was created by this call. */
   generated: boolean;
 }
@@ -136,5 +138,19 @@ export function loadConfig(opts: { file?: string; env?: Env; create?: boolean } 
     signingKey = generateSigningKey();
     writeFileSync(paths.signingKey, encodeSigningKeyFile(signingKey) + '\n', { mode: 0o600 });
   }
-  return { config: cfg, file, signingKey, paths, generated };
+  return { config: cfg, file, signingKey, paths, generated, tls: loadTls(cfg, file, inData) };
+}
+
+function loadTls(cfg: HearthConfig, file: string, inData: (p: string) => string): { cert: Buffer; key: Buffer } | undefined {
+  const { certificate_path: cert, private_key_path: key } = cfg.tls;
+  if (!cert && !key) return undefined;
+  if (!cert || !key) throw new ConfigError(file, cert ? 'tls.private_key_path' : 'tls.certificate_path', 'must be set together with the other tls path');
+  const read = (p: string, name: string) => {
+    try {
+      return readFileSync(inData(p));
+    } catch (e) {
+      throw new ConfigError(file, name, `${inData(p)} cannot be read: ${(e as Error).message}`);
+    }
+  };
+  return { cert: read(cert, 'tls.certificate_path'), key: read(key, 'tls.private_key_path') };
 }

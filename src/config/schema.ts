@@ -21,6 +21,11 @@ export interface HearthConfig {
   public_baseurl: string;
   /** host:port to listen on. */
   listen: string;
+  /**
+   * Serve HTTPS on `listen` (client and federation APIs alike) with this PEM certificate chain and
+   * key; both empty: plain HTTP (behind a TLS-terminating proxy). Relative to data_dir.
+   */
+  tls: { certificate_path: string; private_key_path: string };
   data_dir: string;
   database: {
     /** A SQLite file path (relative to data_dir) or a postgres:// URL. */
@@ -169,6 +174,7 @@ export function defaultConfig(): HearthConfig {
     data_dir: './data',
     database: { url: 'hearth.db', sqlite_synchronous: 'FULL', pool_size: 10 },
     signing_key_path: 'signing.key',
+    tls: { certificate_path: '', private_key_path: '' },
     registration: 'closed',
     registration_tokens: [],
     registration_shared_secret: '',

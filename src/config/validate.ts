@@ -124,6 +124,8 @@ const rules: Record<string, Check> = {
   registration_tokens: isStringList,
   registration_shared_secret: isString,
   form_secret: isString,
+  'tls.certificate_path': isString,
+  'tls.private_key_path': isString,
   'rate_limits.enabled': isBool,
   'rate_limits.login.per_second': isPositiveNumber,
   'rate_limits.login.burst': isPositiveInt,

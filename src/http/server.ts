@@ -34,11 +34,15 @@ export const MAX_JSON_DEPTH = 256;
 export interface HttpOptions {
   logger: Logger;
   bodyLimit: number;
+  /** Serve HTTPS with this PEM certificate chain and key (config `tls`). */
+  https?: { cert: Buffer; key: Buffer };
 }
 
 /** Fastify with Matrix error shapes, CORS, lenient JSON parsing and 404/405 answers. */
 export function createHttpServer(opts: HttpOptions): FastifyInstance {
+  // One listener for client and federation APIs; with TLS it is an HTTPS server (same handlers).
   const app = Fastify({
+    ...(opts.https ? { https: { cert: opts.https.cert, key: opts.https.key } } : {}),
     loggerInstance: opts.logger as unknown as FastifyBaseLogger,
     bodyLimit: opts.bodyLimit,
     // Per-request lines are logged at debug level by our own hook below.

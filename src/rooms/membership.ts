@@ -178,10 +178,21 @@ function joinServers(core: RoomsCore, known: RoomHead | null | undefined, roomId
   return [...out];
 }
 
-export async function knockRoom(core: RoomsCore, requester: Requester, roomIdOrAlias: string, body: { reason?: string }): Promise<{ room_id: string }> {
+export async function knockRoom(core: RoomsCore, requester: Requester, roomIdOrAlias: string, body: { reason?: string }, servers: string[] = []): Promise<{ room_id: string }> {
   const roomId = await resolveRoomIdOrAlias(core.ctx, roomIdOrAlias);
-  await requireLocalRoom(core, roomId);
   const userId = requester.userId;
+  const known = await core.heads.get(roomId);
+  // No user of this server is in the room: the knock goes through a resident server (knocks.yaml).
+  const remoteServers = core.remote ? joinServers(core, known, roomId, servers) : [];
+  if (core.remote && remoteServers.length > 0) {
+    const current = known?.members.get(userId)?.membership;
+    if (current === 'knock') return { room_id: roomId };
+    if (current === 'join' || current === 'invite' || current === 'ban') throw forbidden(`You cannot knock: your membership is ${current}`);
+    const profile = await profileOf(core.ctx, userId);
+    await core.remote.knock(roomId, userId, remoteServers, memberContent('knock', profile, body.reason));
+    return { room_id: roomId };
+  }
+  await requireLocalRoom(core, roomId);
   const profile = await profileOf(core.ctx, userId);
   return core.pipeline.submit<{ room_id: string }>(roomId, {
     plan: (head) => {

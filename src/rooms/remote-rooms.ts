@@ -9,6 +9,8 @@ export interface RemoteRooms {
   join(roomId: string, userId: string, servers: string[], content: JsonObject): Promise<void>;
   /** Leaves a room this server is not in (rejecting an invite) through one of `servers`; resolves once the leave is stored. */
   leave(roomId: string, userId: string, servers: string[], content: JsonObject): Promise<void>;
+  /** Knocks on a room this server is not in through one of `servers` (make_knock / send_knock); resolves once the knock is held here. */
+  knock(roomId: string, userId: string, servers: string[], content: JsonObject): Promise<void>;
   /** Invites a user of another server to a room held here: their server signs the invite before it is stored. */
   invite(roomId: string, inviter: string, target: string, content: JsonObject): Promise<void>;
   /** Fetches history before the room's earliest known events from other servers; true when some was stored. */

@@ -1,5 +1,6 @@
 import type { Context, Lifecycle } from '../context.js';
 import { canSendEvent } from '../core/power-levels.js';
+import { strippedHints } from './stripped-hints.js';
 import { splitStateKey, stateKey, type ClientEvent, type JsonObject, type StateMap, type StrippedStateEvent } from '../core/types.js';
 import type { Requester } from '../http/requester.js';
 import { isServable, storedEventFromRow, type StoredEvent } from './events/stored-event.js';
@@ -237,7 +238,15 @@ export class RoomsService implements Lifecycle {
     ids.push(memberEventId);
     const loaded = await this.core.events.getMany(ids);
     const formatted = await this.core.format([...loaded.values()].filter((e) => e.roomId === roomId));
-    return formatted.map((e) => ({ type: e.type, state_key: e.state_key ?? '', sender: e.sender, content: e.content }));
+    const out: StrippedStateEvent[] = formatted.map((e) => ({ type: e.type, state_key: e.state_key ?? '', sender: e.sender, content: e.content }));
+    // A membership held out of band carries the other server's stripped state as hints for what is not held here.
+    const have = new Set(out.map((e) => stateKey(e.type, e.state_key)));
+    for (const hint of strippedHints(loaded.get(memberEventId)?.pdu.unsigned)) {
+      if (!STRIPPED_TYPES.includes(hint.type) || hint.state_key !== '' || have.has(stateKey(hint.type, hint.state_key))) continue;
+      have.add(stateKey(hint.type, hint.state_key));
+      out.push(hint);
+    }
+    return out;
   }
 
   /** Client forms of the events this server serves (rejected, soft-failed and outlier events are left out). */
@@ -333,8 +342,8 @@ export class RoomsService implements Lifecycle {
   join(requester: Requester, roomIdOrAlias: string, body: { reason?: string }, servers: string[] = []) {
     return joinRoom(this.core, requester, roomIdOrAlias, body, servers);
   }
-  knock(requester: Requester, roomIdOrAlias: string, body: { reason?: string }) {
-    return knockRoom(this.core, requester, roomIdOrAlias, body);
+  knock(requester: Requester, roomIdOrAlias: string, body: { reason?: string }, servers: string[] = []) {
+    return knockRoom(this.core, requester, roomIdOrAlias, body, servers);
   }
   leave(requester: Requester, roomId: string, body: { reason?: string }) {
     return leaveRoom(this.core, requester, roomId, body);

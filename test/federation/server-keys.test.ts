@@ -53,6 +53,10 @@ test('GET /_matrix/key/v2/server: the signing key, self-signed, with its validit
   assert.deepEqual(res.body.old_verify_keys, {});
   assert.ok(res.body.valid_until_ts > Date.now() + 3600_000);
   assert.ok(verifyJsonSignature(res.body, 'a.test', key.keyId, key.publicKey));
+  // The deprecated form with a key id (still asked for by older servers) answers with every key.
+  const byId = await a.request('GET', `/_matrix/key/v2/server/${encodeURIComponent(key.keyId)}`);
+  assert.equal(byId.status, 200);
+  assert.deepEqual(byId.body.verify_keys, res.body.verify_keys);
 });
 
 test('a server fetches and verifies another one’s keys, stores them, and still has them after a restart', async () => {

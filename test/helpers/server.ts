@@ -105,7 +105,8 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
   let hs = await createHomeserver(loaded, { logger: createLogger(loaded.config.log_level) });
   let url = await hs.start();
   // A fresh connection pool per server start: a socket kept alive to a stopped server must not be reused.
-  let agent = new Agent({ keepAliveTimeout: 10_000 });
+  // Servers started with `tls` serve a self-signed certificate.
+  let agent = new Agent({ keepAliveTimeout: 10_000, connect: { rejectUnauthorized: false } });
   const port = new URL(url).port;
 
   const server: TestServer = {
@@ -145,7 +146,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     async restart() {
       await hs.stop();
       await agent.close();
-      agent = new Agent({ keepAliveTimeout: 10_000 });
+      agent = new Agent({ keepAliveTimeout: 10_000, connect: { rejectUnauthorized: false } });
       const c = YAML.parse(readFileSync(file, 'utf8'));
       c.listen = `127.0.0.1:${port}`;
       writeFileSync(file, YAML.stringify(c));

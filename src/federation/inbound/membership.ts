@@ -1,9 +1,11 @@
 /**
- * The resident server's membership endpoints (joins.yaml, leaving.yaml): make_join and
- * send_join (v2), make_leave and send_leave (v2).
+ * The resident server's membership endpoints (joins.yaml, leaving.yaml, knocks.yaml): make_join
+ * and send_join (v2), make_leave and send_leave (v2), make_knock and send_knock.
  */
+import { computeEventId } from '../../core/hashes.js';
 import type { RoomsCore } from '../../rooms/room-core.js';
 import { acceptMembership } from '../membership/accept.js';
+import { inviteRoomState } from '../membership/stripped-state.js';
 import { membershipTemplate } from '../membership/template.js';
 import type { FederationSender } from '../outbound/sender.js';
 import type { RoomReads } from '../room-reads.js';
@@ -44,6 +46,27 @@ export function membershipRoutes(deps: { core: RoomsCore; sender: FederationSend
           event: await deps.reads.pdu(join),
           members_omitted: false,
         };
+      },
+    },
+    {
+      method: 'GET',
+      url: '/_matrix/federation/v1/make_knock/:roomId/:userId',
+      schema: { querystring: { ...verQuery, required: ['ver'] } },
+      handler: (req) => {
+        const ver = req.query.ver as string | string[];
+        return membershipTemplate(deps.core, { origin: req.origin, roomId: req.params.roomId, userId: req.params.userId, membership: 'knock', supportedVersions: Array.isArray(ver) ? ver : [ver], now: deps.now() });
+      },
+    },
+    {
+      method: 'PUT',
+      url: '/_matrix/federation/v1/send_knock/:roomId/:eventId',
+      handler: async (req) => {
+        const knock = await acceptMembership(deps, { origin: req.origin, roomId: req.params.roomId, eventId: req.params.eventId, body: req.body, membership: 'knock' });
+        const head = await deps.core.requireHead(req.params.roomId);
+        // Full PDUs (spec v1.16): the room's create event and the state a client shows, and the knock's auth events.
+        const state = (await inviteRoomState(deps.core, head, knock.pdu)).filter((ev) => computeEventId(ev, head.version) !== knock.eventId);
+        // `knock_state_events`: the name servers implementing the proposal (MSC2403) read, as Synapse 1.67 does.
+        return { knock_room_state: state, knock_state_events: state };
       },
     },
     {

@@ -17,6 +17,7 @@ import { getRoomVersion, type RoomVersion } from '../../core/room-versions.js';
 import type { Pdu } from '../../core/types.js';
 import type { Db } from '../../db/schema.js';
 import { MatrixError } from '../../http/errors.js';
+import { holdMembershipChanges } from './out-of-band.js';
 import { UnknownRoomError, type InboundResult } from '../../rooms/inbound/receive.js';
 import type { RoomsCore } from '../../rooms/room-core.js';
 import type { ServerAcls } from '../acl.js';
@@ -115,6 +116,7 @@ export function sendTransactionRoute(deps: { db: Db; core: RoomsCore; client: Fe
           let results: InboundResult[];
           try {
             results = await receiveFillingGaps(deps, origin, roomId, version, raws);
+            results = await holdMembershipChanges(deps.core, deps.core.ctx.serverName, origin, roomId, version, raws, results);
           } catch (e) {
             if (e instanceof UnknownRoomError) return unknown();
             throw e;

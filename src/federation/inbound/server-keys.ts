@@ -13,6 +13,14 @@ export function serverKeyRoutes(own: OwnServerKeys, notary: KeyNotary): Federati
       handler: () => own.response(),
     },
     {
+      // The key id path segment was deprecated in spec r0.1.x and removed later (keys_server.yaml:
+      // "all keys are returned"); servers still ask for it (Synapse 1.67), and get every key.
+      method: 'GET',
+      url: '/_matrix/key/v2/server/:keyId',
+      auth: 'none',
+      handler: () => own.response(),
+    },
+    {
       method: 'GET',
       url: '/_matrix/key/v2/query/:serverName',
       auth: 'none',

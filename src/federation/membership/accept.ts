@@ -5,7 +5,12 @@
  * or under another id than the path says, not a membership of the expected kind, not the
  * sender's own membership, not sent by the sender's server, or not allowed by the auth rules.
  */
+import { addEventSignature } from '../../core/event-format.js';
 import { computeEventId } from '../../core/hashes.js';
+import { userPowerLevel } from '../../core/power-levels.js';
+import type { RoomVersion } from '../../core/room-versions.js';
+import { headPowerLevels } from '../../rooms/power.js';
+import { joinAuthoriser } from './restricted.js';
 import { serverNameOf } from '../../core/ids.js';
 import type { Pdu } from '../../core/types.js';
 import { badJson, forbidden, MatrixError, notFound } from '../../http/errors.js';
@@ -33,7 +38,8 @@ export async function acceptMembership(
     throw badJson('The event is not valid');
   }
   if (eventId !== req.eventId) throw badJson('The event id does not match the event');
-  const [result] = (await deps.core.inbound.receive(req.roomId, { pdus: [pdu] })).filter((r) => r.eventId === eventId);
+  const pdu2 = await countersign(deps.core, pdu, version);
+  const [result] = (await deps.core.inbound.receive(req.roomId, { pdus: [pdu2] })).filter((r) => r.eventId === eventId);
   if (!result) throw badJson('The event is not valid');
   if (result.status !== 'accepted' && result.status !== 'duplicate') {
     const reason = 'reason' in result && result.reason ? result.reason : result.status;
@@ -44,4 +50,21 @@ export async function acceptMembership(
   if (!stored) throw notFound('The event was not stored');
   if (result.status === 'accepted' && stored.streamPos !== null) await deps.sender.forward(req.roomId, eventId, stored.streamPos, req.origin);
   return stored;
+}
+
+/**
+ * A join that names a user of this server in `join_authorised_via_users_server` (restricted rooms)
+ * is signed here once this server has checked again that the user meets the room's conditions and
+ * that the named user may vouch: the auth rules then ask for this server's signature.
+ */
+async function countersign(core: RoomsCore, pdu: Pdu, version: RoomVersion): Promise<Pdu> {
+  const via = pdu.content.join_authorised_via_users_server;
+  if (pdu.content.membership !== 'join' || typeof via !== 'string' || serverNameOf(via) !== core.ctx.serverName) return pdu;
+  const head = await core.requireHead(pdu.room_id);
+  // Throws when the user meets none of the conditions (or they cannot be checked here).
+  await joinAuthoriser(core, head, pdu.sender);
+  const m = head.members.get(via);
+  const pl = await headPowerLevels(core, head);
+  if (m?.membership !== 'join' || userPowerLevel(pl, via) < pl.invite) throw new MatrixError(400, 'M_UNABLE_TO_GRANT_JOIN', `${via} cannot authorise the join`);
+  return addEventSignature(pdu, version, core.ctx.serverName, core.ctx.signingKey);
 }

@@ -12,7 +12,8 @@
  */
 import type { Logger } from 'pino';
 import { finaliseEvent, type EventDraft } from '../../core/event-format.js';
-import { computeEventId } from '../../core/hashes.js';
+import { encodeUnpaddedBase64 } from '../../core/base64.js';
+import { computeEventId, computeReferenceHash } from '../../core/hashes.js';
 import { serverNameOf } from '../../core/ids.js';
 import { getRoomVersion, ROOM_VERSIONS, type RoomVersion } from '../../core/room-versions.js';
 import type { SigningKey } from '../../core/signing.js';
@@ -23,6 +24,7 @@ import type { RemoteRooms } from '../../rooms/remote-rooms.js';
 import type { RoomsCore } from '../../rooms/room-core.js';
 import { FederationRequestError, type FederationClient } from '../client.js';
 import { RemoteBackfill } from '../outbound/backfill.js';
+import { toStripped } from '../../rooms/stripped-hints.js';
 import { inviteRoomState } from './stripped-state.js';
 
 const SUPPORTED_VERSIONS = Object.keys(ROOM_VERSIONS);
@@ -56,8 +58,47 @@ export class RemoteMembership implements RemoteRooms {
     return this.throughAny('join', roomId, servers, (server) => this.joinThrough(server, roomId, userId, content));
   }
 
-  leave(roomId: string, userId: string, servers: string[], content: JsonObject): Promise<void> {
-    return this.throughAny('leave', roomId, servers, (server) => this.leaveThrough(server, roomId, userId, content));
+  async leave(roomId: string, userId: string, servers: string[], content: JsonObject): Promise<void> {
+    try {
+      await this.throughAny('leave', roomId, servers, (server) => this.leaveThrough(server, roomId, userId, content));
+    } catch (e) {
+      // No resident server took it (the room may be gone, the inviter may never have stored the
+      // invite): an invite or knock held out of band is still answered here.
+      if (!(await this.leaveOutOfBand(roomId, userId, content))) throw e;
+    }
+  }
+
+  /**
+   * A leave made here on top of the user's invite or knock held out of band (the only event of the
+   * room known here for it): its prev and auth event. False when the membership is not held so.
+   */
+  private async leaveOutOfBand(roomId: string, userId: string, content: JsonObject): Promise<boolean> {
+    const { core } = this.deps;
+    const head = await core.heads.get(roomId);
+    if (!head || head.extremities.length > 0) return false;
+    const memberId = head.state.get(stateKey('m.room.member', userId));
+    const member = memberId !== undefined ? await core.events.get(memberId) : undefined;
+    if (!member || (member.pdu.content.membership !== 'invite' && member.pdu.content.membership !== 'knock')) return false;
+    const version = head.version;
+    const ref = version.eventIdFormat === 'v1' ? [member.eventId, { sha256: encodeUnpaddedBase64(computeReferenceHash(member.pdu, version)) }] : member.eventId;
+    const draft = {
+      room_id: roomId,
+      sender: userId,
+      type: 'm.room.member',
+      state_key: userId,
+      content: { ...content, membership: 'leave' },
+      origin_server_ts: this.deps.now(),
+      depth: member.pdu.depth + 1,
+      prev_events: [ref],
+      auth_events: [ref],
+    } as unknown as EventDraft;
+    const leave = finaliseEvent(draft, version, this.deps.serverName, this.deps.signingKey);
+    const [result] = (await core.inbound.receive(roomId, { pdus: [leave.pdu], outOfBand: true })).filter((r) => r.eventId === leave.eventId);
+    return result?.status === 'accepted' || result?.status === 'duplicate';
+  }
+
+  knock(roomId: string, userId: string, servers: string[], content: JsonObject): Promise<void> {
+    return this.throughAny('knock', roomId, servers, (server) => this.knockThrough(server, roomId, userId, content));
   }
 
   /** Tries `attempt` with each server in turn until one succeeds. */
@@ -94,16 +135,50 @@ export class RemoteMembership implements RemoteRooms {
       path: `/_matrix/federation/v2/send_leave/${encodeURIComponent(roomId)}/${encodeURIComponent(leave.eventId)}`,
       body: leave.pdu,
     });
-    // The resident's history before the leave is not known here: the state before it is the one held.
+    // The resident's history before the leave is not known here: the state before it is the one
+    // held, or, when that holds too little to check it (an invite or knock held out of band), none.
     const head = await core.requireHead(roomId);
-    const [result] = (await core.inbound.receive(roomId, { pdus: [leave.pdu], stateBefore: new Map([[leave.eventId, head.state]]) })).filter((r) => r.eventId === leave.eventId);
+    let [result] = (await core.inbound.receive(roomId, { pdus: [leave.pdu], stateBefore: new Map([[leave.eventId, head.state]]) })).filter((r) => r.eventId === leave.eventId);
+    if (result?.status === 'missing' || (result?.status === 'rejected' && !head.state.has(stateKey('m.room.create', '')))) {
+      [result] = (await core.inbound.receive(roomId, { pdus: [leave.pdu], outOfBand: true })).filter((r) => r.eventId === leave.eventId);
+    }
     if (result?.status !== 'accepted' && result?.status !== 'duplicate') {
       this.deps.logger.warn({ roomId, eventId: leave.eventId, status: result?.status }, 'a leave accepted by the resident server could not be stored here');
     }
   }
 
-  /** A make_join / make_leave template checked, completed with `content`, and signed here. */
-  private signTemplate(server: string, tmpl: JsonObject | undefined, roomId: string, userId: string, version: RoomVersion, membership: 'join' | 'leave', content: JsonObject) {
+  /**
+   * make_knock / send_knock (knocks.yaml). This server holds none of the room: the knock is held
+   * out of band, with the `knock_room_state` the resident sent as the stripped state the user sees.
+   */
+  private async knockThrough(server: string, roomId: string, userId: string, content: JsonObject): Promise<void> {
+    const { client, core } = this.deps;
+    const ver = SUPPORTED_VERSIONS.map((v) => `ver=${encodeURIComponent(v)}`).join('&');
+    const made = await client.request<{ event?: JsonObject; room_version?: string }>(server, {
+      method: 'GET',
+      path: `/_matrix/federation/v1/make_knock/${encodeURIComponent(roomId)}/${encodeURIComponent(userId)}?${ver}`,
+    });
+    const version = typeof made.room_version === 'string' ? getRoomVersion(made.room_version) : undefined;
+    if (!version?.knockingSupported) throw new MatrixError(400, 'M_INCOMPATIBLE_ROOM_VERSION', `Room version ${String(made.room_version)} does not support knocking here`);
+    const knock = this.signTemplate(server, made.event, roomId, userId, version, 'knock', content);
+    const answer = await client.request<{ knock_room_state?: unknown; knock_state_events?: unknown }>(server, {
+      method: 'PUT',
+      path: `/_matrix/federation/v1/send_knock/${encodeURIComponent(roomId)}/${encodeURIComponent(knock.eventId)}`,
+      body: knock.pdu,
+    });
+    // Servers that implemented the proposal (MSC2403) before the spec named it answer `knock_state_events`.
+    const hints = toStripped(answer.knock_room_state ?? answer.knock_state_events);
+    const create = hints.find((e) => e.type === 'm.room.create' && e.state_key === '');
+    const creator = create && !version.implicitRoomCreator && typeof create.content.creator === 'string' ? create.content.creator : create?.sender;
+    const results = await core.inbound.receive(roomId, { pdus: [knock.pdu], outOfBand: true, strippedState: hints }, { roomVersion: version.id, creator });
+    const mine = results.find((r) => r.eventId === knock.eventId);
+    if (mine?.status !== 'accepted' && mine?.status !== 'duplicate') {
+      throw new Error(`the knock was not stored here: ${mine?.status ?? 'unknown'}${mine && 'reason' in mine && mine.reason ? ` (${mine.reason})` : ''}`);
+    }
+  }
+
+  /** A make_join / make_leave / make_knock template checked, completed with `content`, and signed here. */
+  private signTemplate(server: string, tmpl: JsonObject | undefined, roomId: string, userId: string, version: RoomVersion, membership: 'join' | 'leave' | 'knock', content: JsonObject) {
     if (typeof tmpl !== 'object' || tmpl === null || tmpl.room_id !== roomId || tmpl.sender !== userId || tmpl.state_key !== userId || tmpl.type !== 'm.room.member') {
       throw new Error(`${server} answered make_${membership} with an unusable template`);
     }

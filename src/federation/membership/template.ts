@@ -10,12 +10,13 @@ import { serverNameOf } from '../../core/ids.js';
 import { stateKey, type JsonObject, type Pdu } from '../../core/types.js';
 import { forbidden, MatrixError, notFound } from '../../http/errors.js';
 import type { RoomsCore } from '../../rooms/room-core.js';
+import { joinAuthoriser } from './restricted.js';
 
 const MAX_PREV_EVENTS = 10;
 
 export async function membershipTemplate(
   core: RoomsCore,
-  opts: { origin: string; roomId: string; userId: string; membership: 'join' | 'leave'; supportedVersions?: string[]; now: number },
+  opts: { origin: string; roomId: string; userId: string; membership: 'join' | 'leave' | 'knock'; supportedVersions?: string[]; now: number },
 ): Promise<{ event: JsonObject; room_version: string }> {
   if (serverNameOf(opts.userId) !== opts.origin) throw forbidden(`${opts.userId} does not belong to ${opts.origin}`);
   const head = await core.heads.get(opts.roomId);
@@ -24,13 +25,15 @@ export async function membershipTemplate(
   if (opts.supportedVersions !== undefined && !opts.supportedVersions.includes(version.id)) {
     throw new MatrixError(400, 'M_INCOMPATIBLE_ROOM_VERSION', `The room has version ${version.id}`, { room_version: version.id });
   }
+  // Restricted rooms: a user of this server vouches for the join (see restricted.ts).
+  const authoriser = opts.membership === 'join' ? await joinAuthoriser(core, head, opts.userId) : undefined;
   const prevs = [...head.extremities].sort((a, b) => b.depth - a.depth).slice(0, MAX_PREV_EVENTS);
   const draft: Pdu = {
     room_id: opts.roomId,
     sender: opts.userId,
     type: 'm.room.member',
     state_key: opts.userId,
-    content: { membership: opts.membership },
+    content: authoriser !== undefined ? { membership: opts.membership, join_authorised_via_users_server: authoriser } : { membership: opts.membership },
     origin_server_ts: opts.now,
     depth: prevs[0]!.depth + 1,
     prev_events: [],
@@ -50,7 +53,11 @@ export async function membershipTemplate(
   draft.prev_events = prevs.map((p) => ref(p.eventId)) as Pdu['prev_events'];
   draft.auth_events = authIds.map(ref) as Pdu['auth_events'];
   const authEvents = authIds.map((id) => loaded.get(id)).filter((e) => e !== undefined);
-  const res = checkAuth({ eventId: '$template', pdu: draft }, authStateFromEvents(authEvents), version, createId ? loaded.get(createId) : undefined);
+  // The template is unsigned; this server signs the joins its users vouch for on send_join.
+  const own = core.ctx.serverName;
+  const res = checkAuth({ eventId: '$template', pdu: draft }, authStateFromEvents(authEvents), version, createId ? loaded.get(createId) : undefined, {
+    isSignedBy: (_pdu, server) => server === own,
+  });
   if (!res.allowed) throw forbidden(`The ${opts.membership} would not be allowed: ${res.reason}`);
   return { event: draft as unknown as JsonObject, room_version: version.id };
 }

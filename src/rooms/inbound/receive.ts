@@ -1,9 +1,10 @@
 import type { Logger } from 'pino';
 import { authEventIds, prevEventIds } from '../../core/auth-rules.js';
-import type { StateMap } from '../../core/types.js';
+import type { JsonValue, StateMap, StrippedStateEvent } from '../../core/types.js';
 import { getRoomVersion } from '../../core/room-versions.js';
 import type { ReceivedBatch, ReceivedResult } from '../pipeline/apply-received.js';
 import type { EventPipeline } from '../pipeline/pipeline.js';
+import { STRIPPED_HINTS_KEY } from '../stripped-hints.js';
 import type { RoomHeads } from '../state/room-head.js';
 import { checkReceived, type CheckedPdu } from './check-received.js';
 import type { KeyRing } from './key-ring.js';
@@ -20,6 +21,10 @@ export interface InboundBatch {
    * events must be stored already or among `outliers`.
    */
   stateBefore?: Map<string, StateMap>;
+  /** `pdus` are out-of-band memberships (ReceivedBatch.outOfBand): no outliers or state go with them. */
+  outOfBand?: boolean;
+  /** With `outOfBand`: the stripped state the other server gave, kept with the events for clients. */
+  strippedState?: StrippedStateEvent[];
 }
 
 /** The room is not known here and the batch cannot start it. */
@@ -57,7 +62,7 @@ export class InboundEvents {
    * created from the batch when it holds the room's m.room.create event and
    * `roomVersion` says which version to check it against.
    */
-  async receive(roomId: string, batch: InboundBatch, opts: { roomVersion?: string } = {}): Promise<InboundResult[]> {
+  async receive(roomId: string, batch: InboundBatch, opts: { roomVersion?: string; creator?: string } = {}): Promise<InboundResult[]> {
     const head = await this.heads.get(roomId);
     const version = head?.version ?? (opts.roomVersion !== undefined ? getRoomVersion(opts.roomVersion) : undefined);
     if (!version) throw new UnknownRoomError(roomId);
@@ -74,16 +79,26 @@ export class InboundEvents {
       return out;
     };
     const outliers = causalOrder(await check(batch.outliers ?? []));
-    const events = causalOrder(await check(batch.pdus));
+    let events = causalOrder(await check(batch.pdus));
+    if (batch.outOfBand && batch.strippedState) {
+      const hints = batch.strippedState as unknown as JsonValue;
+      events = events.map((e) => ({ ...e, pdu: { ...e.pdu, unsigned: { [STRIPPED_HINTS_KEY]: hints } } }));
+    }
     if (outliers.length + events.length === 0) return results;
     let newRoom: ReceivedBatch['newRoom'];
     if (!head) {
       const create = [...outliers, ...events].find((e) => e.pdu.type === 'm.room.create' && e.pdu.state_key === '');
-      if (!create) throw new UnknownRoomError(roomId);
-      const creator = !version.implicitRoomCreator && typeof create.pdu.content.creator === 'string' ? create.pdu.content.creator : create.pdu.sender;
-      newRoom = { version, creator };
+      if (create) {
+        const creator = !version.implicitRoomCreator && typeof create.pdu.content.creator === 'string' ? create.pdu.content.creator : create.pdu.sender;
+        newRoom = { version, creator };
+      } else if (batch.outOfBand) {
+        // Known only from a membership: the creator as the inviting server reported it, if it did.
+        newRoom = { version, creator: opts.creator ?? events[0]!.pdu.sender };
+      } else {
+        throw new UnknownRoomError(roomId);
+      }
     }
-    const received = await this.pipeline.receive(roomId, { outliers, events, stateBefore: batch.stateBefore, newRoom });
+    const received = await this.pipeline.receive(roomId, { outliers, events, stateBefore: batch.stateBefore, newRoom, outOfBand: batch.outOfBand });
     for (const r of received) {
       if (r.status === 'rejected' || r.status === 'soft_failed') this.logger.info({ roomId, eventId: r.eventId, status: r.status, reason: r.reason }, 'received event not accepted');
     }
@@ -97,8 +112,11 @@ export class InboundEvents {
  * so the order does not depend on how they arrived). A cycle, which no valid
  * history has, leaves the rest in depth order.
  */
-export function causalOrder(events: CheckedPdu[]): CheckedPdu[] {
-  const byId = new Map(events.map((e) => [e.eventId, e]));
+export function causalOrder(given: CheckedPdu[]): CheckedPdu[] {
+  // An event given twice (in both the state and the auth chain of a send_join answer) is placed
+  // once: counting its parents twice would release its children before it.
+  const byId = new Map(given.map((e) => [e.eventId, e]));
+  const events = [...byId.values()];
   const waitingOn = new Map<string, number>();
   const children = new Map<string, string[]>();
   for (const e of events) {

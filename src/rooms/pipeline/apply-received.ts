@@ -50,8 +50,14 @@ export interface ReceivedBatch {
    * stored already or among the outliers.
    */
   stateBefore?: Map<string, StateMap>;
-  /** The room is new here: the batch starts with its m.room.create event. */
+  /** The room is new here: the batch starts with its m.room.create event (or holds out-of-band memberships only). */
   newRoom?: { version: RoomVersion; creator: string };
+  /**
+   * The events are memberships known only on another server's word while no user of this server
+   * is in the room (an invite signed here, a knock or leave a resident server took): stored
+   * without auth or state checks, see `addOutOfBand`.
+   */
+  outOfBand?: boolean;
 }
 
 export interface ReceivedPlan {
@@ -111,7 +117,10 @@ export class ReceivedEventPlanner {
     const known = await this.events.getMany(ids);
     for (const ev of batch.outliers) await this.addOutlier(ev, known.get(ev.eventId));
     const older = await this.olderHistory(batch.events);
-    for (const ev of batch.events) await this.addEvent(ev, known.get(ev.eventId), older.has(ev.eventId), batch.stateBefore?.get(ev.eventId));
+    for (const ev of batch.events) {
+      if (batch.outOfBand) await this.addOutOfBand(ev, known.get(ev.eventId));
+      else await this.addEvent(ev, known.get(ev.eventId), older.has(ev.eventId), batch.stateBefore?.get(ev.eventId));
+    }
     if (this.resolutionOwed) await this.resolveCurrentState();
     const removed = this.applied.filter((a) => !a.stored.outlier).map((a) => a.stored.eventId);
     return {
@@ -322,6 +331,38 @@ export class ReceivedEventPlanner {
     }
     const status = rejectedReason !== null ? 'rejected' : softFailed ? 'soft_failed' : 'accepted';
     this.results.push(rejectedReason !== null ? { eventId: ev.eventId, status, reason: rejectedReason } : { eventId: ev.eventId, status });
+  }
+
+  /**
+   * An out-of-band membership: this server holds none of the room's history it would need to check
+   * the event (its auth events, the state before it), so the resident server's word stands, as it
+   * does for any membership handshake. It joins the state held here (so its target sees it in
+   * /sync and can answer it) but never the forward extremities: nothing is built on it here, and a
+   * later join starts the room's graph from the state the resident server sends.
+   */
+  private async addOutOfBand(ev: CheckedPdu, known: StoredEvent | undefined): Promise<void> {
+    if ((known && !known.outlier) || this.pending.has(ev.eventId)) {
+      this.results.push({ eventId: ev.eventId, status: 'duplicate' });
+      return;
+    }
+    const pdu = ev.pdu;
+    if (pdu.type !== 'm.room.member' || typeof pdu.state_key !== 'string') {
+      this.results.push({ eventId: ev.eventId, status: 'dropped', reason: 'only membership events are stored out of band' });
+      return;
+    }
+    const key = stateKey(pdu.type, pdu.state_key);
+    const base = this.head;
+    const state = new Map(base.state);
+    state.set(key, ev.eventId);
+    const parent = base.group !== null ? { ref: base.group, depth: base.groupDepth, state: base.state } : null;
+    const plan = planGroup(state, parent, parent ? key : undefined);
+    if (known?.outlier) this.upgraded.push(ev.eventId);
+    const stored = this.stored(ev, { outlier: false, rejectedReason: null, softFailed: false, replaces: base.state.get(key) ?? null });
+    this.push(stored, ev, { groupBefore: base.group, group: { plan }, newGroups: [plan], prevIds: [], placement: 'new' }, state, { plan }, plan.deltaDepth);
+    this.touched?.add(key);
+    const members = await this.membersFor(state, [key]);
+    this.head = { ...base, state, group: { plan }, groupDepth: plan.deltaDepth, members };
+    this.results.push({ eventId: ev.eventId, status: 'accepted' });
   }
 
   private push(

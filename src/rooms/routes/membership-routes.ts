@@ -3,7 +3,7 @@ import type { Route } from '../../http/router.js';
 import { mutualRooms } from '../mutual-rooms.js';
 
 const reasonBody = { type: 'object', properties: { reason: { type: 'string' } } };
-/** `via` (and the older `server_name`): servers to join a room held elsewhere through; repeated in the query. */
+/** `via` (and the older `server_name`): servers to join or knock on a room held elsewhere through; repeated in the query. */
 const viaQuery = {
   type: 'object',
   properties: { via: { type: 'array', items: { type: 'string' } }, server_name: { type: 'array', items: { type: 'string' } } },
@@ -37,8 +37,8 @@ export function membershipRoutes(ctx: Context): Route[] {
       method: 'POST',
       path: '/knock/:roomIdOrAlias',
       refusedWhenSuspended: true,
-      schema: { body: reasonBody },
-      handler: (req) => rooms.knock(req.requester, req.params.roomIdOrAlias, req.body),
+      schema: { body: reasonBody, querystring: viaQuery },
+      handler: (req) => rooms.knock(req.requester, req.params.roomIdOrAlias, req.body, [req.query.via ?? [], req.query.server_name ?? []].flat()),
     },
     {
       method: 'GET',
