@@ -80,6 +80,11 @@ export class RoomChain {
     this.depth = Math.max(0, ...head.extremities.map((e) => e.depth));
   }
 
+  /** The latest event's id. */
+  get last(): string {
+    return this.prev[0]!;
+  }
+
   /** The next event, built and signed by `by`, pointing at the one before it. */
   next(by: FakeServer, sender: string, type: string, content: JsonObject, sk?: string): { eventId: string; pdu: Pdu } {
     const draft: EventDraft = {
@@ -107,9 +112,19 @@ export class FederationCaller {
     this.pool = new Pool(url, { connections: 4, keepAliveTimeout: 60_000 });
   }
 
-  async put<T = unknown>(path: string, body: unknown): Promise<{ status: number; body: T }> {
-    const authorization = signRequest({ method: 'PUT', uri: path, origin: this.from.serverName, destination: this.destination, content: body }, this.from.key);
-    const res = await this.pool.request({ method: 'PUT', path, headers: { authorization, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  put<T = unknown>(path: string, body: unknown): Promise<{ status: number; body: T }> {
+    return this.call<T>('PUT', path, body);
+  }
+
+  get<T = unknown>(path: string): Promise<{ status: number; body: T }> {
+    return this.call<T>('GET', path);
+  }
+
+  private async call<T>(method: 'GET' | 'PUT', path: string, body?: unknown): Promise<{ status: number; body: T }> {
+    const authorization = signRequest({ method, uri: path, origin: this.from.serverName, destination: this.destination, content: body }, this.from.key);
+    const headers: Record<string, string> = { authorization };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const res = await this.pool.request({ method, path, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     const text = await res.body.text();
     return { status: res.statusCode, body: (text ? JSON.parse(text) : undefined) as T };
   }
