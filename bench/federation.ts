@@ -7,7 +7,8 @@
 //      refuse connections, against the same room after those users left (so its servers are not
 //      sent to): messages per second and CPU per send, alternating rounds;
 //   3. inbound: 1,000 PDUs in 10 rooms sent to a.test as 20 transactions of 50.
-// HEARTH_BENCH_ONLY=join|unreachable|inbound runs one of them.
+// HEARTH_BENCH_ONLY=join|unreachable|inbound runs one of them; HEARTH_BENCH_PROF_DIR=DIR has b.test
+// write a CPU profile there. Sizes: HEARTH_BENCH_FED_MEMBERS, _EVENTS, _DOWN, _SENDS.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +27,8 @@ const MEMBERS = Number(process.env.HEARTH_BENCH_FED_MEMBERS ?? 5000);
 const EVENTS = Number(process.env.HEARTH_BENCH_FED_EVENTS ?? 10000);
 const DOWN_SERVERS = Number(process.env.HEARTH_BENCH_FED_DOWN ?? 50);
 const SENDS = Number(process.env.HEARTH_BENCH_FED_SENDS ?? 250);
+/** Where b.test writes a CPU profile (of the join scenario), when set. */
+const PROF_DIR = process.env.HEARTH_BENCH_PROF_DIR;
 const SECRET = 'bench-secret';
 
 interface InProcess {
@@ -93,6 +96,7 @@ async function bigRoomJoin(): Promise<void> {
   const dirB = mkdtempSync(join(tmpdir(), 'hearth-bench-fed-b-'));
   const b = await startServerProcess({
     dir: dirB,
+    nodeArgs: PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROF_DIR}`] : [],
     env: { HEARTH_SERVER_NAME: 'b.test', HEARTH_FEDERATION_RESOLVE: `a.test=http://127.0.0.1:${portA},fake.test=${fake.url}` },
   });
   const a = await startInProcess('a.test', portA, { 'b.test': b.url, 'fake.test': fake.url });
