@@ -8,7 +8,8 @@
 //      sent to): messages per second and CPU per send, alternating rounds;
 //   3. inbound: 1,000 PDUs in 10 rooms sent to a.test as 20 transactions of 50.
 // HEARTH_BENCH_ONLY=join|unreachable|inbound runs one of them; HEARTH_BENCH_PROF_DIR=DIR has b.test
-// write a CPU profile there. Sizes: HEARTH_BENCH_FED_MEMBERS, _EVENTS, _DOWN, _SENDS.
+// write a CPU profile there. Sizes: HEARTH_BENCH_FED_MEMBERS, _EVENTS, _DOWN, _SENDS;
+// HEARTH_BENCH_FED_NO_SENDER=1 measures scenario 2 with a.test's federation sender stopped.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,7 +27,9 @@ const ONLY = process.env.HEARTH_BENCH_ONLY;
 const MEMBERS = Number(process.env.HEARTH_BENCH_FED_MEMBERS ?? 5000);
 const EVENTS = Number(process.env.HEARTH_BENCH_FED_EVENTS ?? 10000);
 const DOWN_SERVERS = Number(process.env.HEARTH_BENCH_FED_DOWN ?? 50);
-const SENDS = Number(process.env.HEARTH_BENCH_FED_SENDS ?? 250);
+const SENDS = Number(process.env.HEARTH_BENCH_FED_SENDS ?? 125);
+/** Diagnostic: stop a.test's federation sender before the sends are measured (what the members cost without it). */
+const NO_SENDER = process.env.HEARTH_BENCH_FED_NO_SENDER === '1';
 /** Where b.test writes a CPU profile (of the join scenario), when set. */
 const PROF_DIR = process.env.HEARTH_BENCH_PROF_DIR;
 const SECRET = 'bench-secret';
@@ -180,7 +183,7 @@ async function sendRound(conn: RawConnection, token: string, roomId: string, n: 
 }
 
 async function unreachable(): Promise<void> {
-  const ROUNDS = 8;
+  const ROUNDS = 16;
   console.log(`2. Sends into a room with members on ${DOWN_SERVERS} servers that refuse connections`);
   const closed = `http://127.0.0.1:${await freePort()}`;
   const down = Array.from({ length: DOWN_SERVERS }, (_, i) => new FakeServer(`down${i}.test`));
@@ -216,6 +219,7 @@ async function unreachable(): Promise<void> {
     await sendRound(conn, user.token, chain.roomId, 200, 'warm');
     await sendRound(conn, user.token, quiet.roomId, 200, 'warm');
     const attemptsBefore = attempts;
+    if (NO_SENDER) await a.hs.ctx.services.federation.sender.stop();
     const withDown: { rate: number; cpu: number }[] = [];
     const without: { rate: number; cpu: number }[] = [];
     const started = performance.now();
@@ -232,12 +236,15 @@ async function unreachable(): Promise<void> {
     const tried = attempts - attemptsBefore;
     const statuses = a.hs.ctx.services.federation.sender.statuses().filter((st) => st.destination.startsWith('down'));
     const backingOff = statuses.filter((st) => st.state === 'backing_off').length;
-    const rate = (xs: { rate: number }[]) => median(xs.map((x) => x.rate));
-    const cpu = (xs: { cpu: number }[]) => median(xs.map((x) => x.cpu));
-    const [w, wo] = [rate(withDown), rate(without)];
-    console.log(`  sequential sends (${ROUNDS} rounds of ${SENDS} into each room, alternating, over ${s(elapsed)}): ${w.toFixed(0)} msgs/s with ${joins.length} members on ${DOWN_SERVERS} unreachable servers, ${wo.toFixed(0)} msgs/s in the same room after they left (${((w / wo - 1) * 100).toFixed(1)}%; target within 5%)`);
-    console.log(`    CPU per send (this process: server and client): ${cpu(withDown).toFixed(2)} ms with them, ${cpu(without).toFixed(2)} ms after they left (${((cpu(withDown) / cpu(without) - 1) * 100).toFixed(1)}%)`);
-    console.log(`    rounds with: ${withDown.map((x) => x.rate.toFixed(0)).join(', ')}; without: ${without.map((x) => x.rate.toFixed(0)).join(', ')}; ${backingOff} of ${statuses.length} destinations backing off at the end, ${tried} attempts to reach them while measuring (${attemptsBefore} before)`);
+    // Each round's pair compared (the machine's load drifts between rounds far more than within one pair).
+    const ratio = (f: (x: { rate: number; cpu: number }) => number) => median(withDown.map((x, i) => f(x) / f(without[i]!)));
+    const pct = (r: number) => `${r >= 1 ? '+' : ''}${((r - 1) * 100).toFixed(1)}%`;
+    const m = (xs: { rate: number; cpu: number }[], f: (x: { rate: number; cpu: number }) => number) => median(xs.map(f));
+    console.log(`  sequential sends, ${ROUNDS} rounds of ${SENDS} into each room, alternating (${s(elapsed)}${NO_SENDER ? ', federation sender stopped' : ''}):`);
+    console.log(`    with ${joins.length} members on ${DOWN_SERVERS} unreachable servers: ${m(withDown, (x) => x.rate).toFixed(0)} msgs/s, ${m(withDown, (x) => x.cpu).toFixed(2)} ms CPU per send (this process: server and client)`);
+    console.log(`    the same room after they left: ${m(without, (x) => x.rate).toFixed(0)} msgs/s, ${m(without, (x) => x.cpu).toFixed(2)} ms CPU per send`);
+    console.log(`    median of the rounds' ratios: throughput ${pct(ratio((x) => x.rate))} (target within 5%), CPU per send ${pct(ratio((x) => x.cpu))}`);
+    console.log(`    ${backingOff} of ${statuses.length} destinations backing off at the end, ${tried} attempts to reach them while measuring (${attemptsBefore} before)`);
   } finally {
     conn.close();
     await a.stop();
