@@ -102,9 +102,10 @@ async function bigRoomJoin(): Promise<void> {
     nodeArgs: PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${PROF_DIR}`] : [],
     env: { HEARTH_SERVER_NAME: 'b.test', HEARTH_FEDERATION_RESOLVE: `a.test=http://127.0.0.1:${portA},fake.test=${fake.url}` },
   });
-  const a = await startInProcess('a.test', portA, { 'b.test': b.url, 'fake.test': fake.url });
   const clientB = new BenchClient(b.url, 2);
+  let a: InProcess | undefined;
   try {
+    a = await startInProcess('a.test', portA, { 'b.test': b.url, 'fake.test': fake.url });
     // On a.test: the room, its members (users of fake.test, joined through a.test's inbound path)
     // and messages, one after another as a busy room's history is.
     const t0 = performance.now();
@@ -159,7 +160,7 @@ async function bigRoomJoin(): Promise<void> {
     }
   } finally {
     await clientB.close();
-    await a.stop();
+    await a?.stop();
     await b.stop();
     await fake.close();
     rmSync(dirB, { recursive: true, force: true });
