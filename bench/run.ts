@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import YAML from 'yaml';
-import { BenchClient, median, percentile, rssMb } from './client.js';
+import { BenchClient, cpuMs, median, percentile, rssMb } from './client.js';
 import { startServerProcess } from './server-process.js';
 import { RawConnection } from './raw-client.js';
 import { bigRooms } from './big-rooms.js';
@@ -35,11 +35,6 @@ const record = (r: Result) => {
   console.error(`  ${r.name}: ${r.value.toFixed(r.unit === 'msgs/s' ? 0 : 2)} ${r.unit}${r.detail ? ` (${r.detail})` : ''}`);
 };
 
-/** A process's user+system CPU time in ms (time blocked in fsync is not CPU). */
-function cpuMs(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
-}
 
 
 async function startHearth(): Promise<{ proc: ChildProcess; url: string; secret: string; dbUrl: string; stop: () => Promise<void> }> {
