@@ -35,7 +35,7 @@ const FIRST_RETRY_MS = 500;
 /** How often a node that does not hold the lease tries to take it (and the holder re-checks the stream). */
 const POLL_MS = 5_000;
 /** Sends come in bursts: one run after the first poke covers the whole burst. */
-const COALESCE_MS = 25;
+const COALESCE_MS = 100;
 /** With no HTTP pusher anywhere the position only moves in memory, and is stored this often (and on stop). */
 const IDLE_SAVE_MS = 10_000;
 const FIRST_PAUSE_MS = 60_000;

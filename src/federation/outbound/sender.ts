@@ -30,7 +30,7 @@ const STREAM = 'events';
 const SCAN_PAGE = 500;
 const PERSIST_EVERY_MS = 5_000;
 /** Sends come in bursts: one scan a little after the first advance sorts the whole burst. */
-const COALESCE_MS = 10;
+const COALESCE_MS = 50;
 
 export const DEFAULT_BACKOFF: BackoffPolicy = { initialMs: 10_000, maxMs: 6 * 3600_000 };
 
