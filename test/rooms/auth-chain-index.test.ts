@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import type { StateMap } from '../../src/core/types.js';
 import { stateKey, type JsonObject } from '../../src/core/types.js';
 import { getRoomVersion } from '../../src/core/room-versions.js';
-import { resolveStates, resolveWithIndex, shortHistory } from '../../src/rooms/pipeline/resolve-states.js';
+import { mostlyConflicted, resolveStates, resolveWithIndex, shortHistory } from '../../src/rooms/pipeline/resolve-states.js';
 import { AuthChainIndex } from '../../src/rooms/state/auth-chain-index.js';
 import { FakeRemote, receive, type RemoteEvent } from '../helpers/remote-server.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
@@ -117,4 +117,8 @@ test('resolution walks the auth chains when they hold little beyond the conflict
   assert.equal(shortHistory([...deep, { chain: 5, seq: 40 }, { chain: 5, seq: 41 }], 2), false);
   // One key changed 10,000 times, conflicted on both sides: the index, though nearly every state event conflicts.
   assert.equal(shortHistory([{ chain: 1, seq: 1 }, { chain: 7, seq: 10_000 }, { chain: 8, seq: 9_999 }], 2), false);
+  // Before reading any position: 2,000 of 2,005 events conflicted walks; a few conflicts, or a small room, reads the index.
+  assert.equal(mostlyConflicted(2005, 2000), true);
+  assert.equal(mostlyConflicted(1010, 2), false);
+  assert.equal(mostlyConflicted(12, 8), false);
 });

@@ -119,13 +119,13 @@ export async function resolveWithIndex(
 ): Promise<StateMap | null> {
   const all = new Set<string>();
   for (const s of sets) for (const id of s.values()) all.add(id);
-  const pos = await ix.chains.place(ix.db, all, ix.batch);
-  if (!pos) return null;
   const { unconflicted, conflicted } = splitConflicts(sets, true);
   if (conflicted.size === 0) return unconflicted;
-
   const conflictedIds = new Set<string>();
   for (const ids of conflicted.values()) for (const id of ids) conflictedIds.add(id);
+  if (walkShortHistory && mostlyConflicted(all.size, conflictedIds.size)) return null;
+  const pos = await ix.chains.place(ix.db, all, ix.batch);
+  if (!pos) return null;
   if (walkShortHistory && shortHistory(pos.values(), conflictedIds.size)) return null;
   const common = topsOf([...unconflicted.values()].map((id) => pos.get(id)!));
   const perSet = sets.map((s) => topsOf([...s].filter(([k]) => conflicted.has(k)).map(([, id]) => pos.get(id)!)));
@@ -185,6 +185,14 @@ export async function resolveWithIndex(
       },
     },
   });
+}
+
+/**
+ * Whether most of many events conflict (a fork over many distinct keys): then even placing them
+ * on the index costs about what walking their auth chains does, which are usually short.
+ */
+export function mostlyConflicted(events: number, conflicted: number): boolean {
+  return events >= 200 && conflicted * 2 >= events;
 }
 
 /**
