@@ -268,8 +268,8 @@ describe('a node partitioned from PostgreSQL', { skip: SKIP }, () => {
     assert.equal((await ready(host))?.status, 200);
     assert.equal((await send(host, 'during the cut on the host node')).status, 200);
     const takeover = await until(async () => (await shardsHeld()).get(host.nodeId) === SHARDS, 4 * TTL_MS + 10_000, () => 'the host node holds every shard');
-    // A few more seconds of cut, with the sends going on.
-    await sleep(3000);
+    // A few more seconds of cut, with the sends going on (longer with HEARTH_TEST_CUT_MS, to see a long cut).
+    await sleep(Number(process.env.HEARTH_TEST_CUT_MS ?? 3000));
 
     // The link returns.
     await ip('link', 'set', dbHost, 'up');
