@@ -102,6 +102,12 @@ describe('a node partitioned from PostgreSQL', { skip: SKIP }, () => {
   const dbPeer = `hpd${tag}n`;
   const cliHost = `hpc${tag}h`; // host end of the client link
   const cliPeer = `hpc${tag}n`;
+  // A /30 of 10.200/16 (database link) and the same of 10.201/16 (client link) per run, so two
+  // runs at once do not share addresses: host end .1 + offset, namespace end .2 + offset.
+  const block = process.pid % 16384;
+  const addr = (net: 200 | 201, end: 1 | 2) => `10.${net}.${block >> 6}.${(block & 63) * 4 + end}`;
+  const pgVia = addr(200, 1);
+  const clientAt = addr(201, 2);
   let fresh: { url: string; drop(): Promise<void> };
   let proxy: { port: number; close(): Promise<void> } | undefined;
   const nodes: ChildNode[] = [];
@@ -113,24 +119,24 @@ describe('a node partitioned from PostgreSQL', { skip: SKIP }, () => {
     await ip('netns', 'add', ns);
     await inNs(ns, 'link', 'set', 'lo', 'up');
     for (const [h, n, net] of [
-      [dbHost, dbPeer, '10.200.0'],
-      [cliHost, cliPeer, '10.201.0'],
+      [dbHost, dbPeer, 200],
+      [cliHost, cliPeer, 201],
     ] as const) {
       await ip('link', 'add', h, 'type', 'veth', 'peer', 'name', n);
       await ip('link', 'set', n, 'netns', ns);
-      await ip('addr', 'add', `${net}.1/30`, 'dev', h);
+      await ip('addr', 'add', `${addr(net, 1)}/30`, 'dev', h);
       await ip('link', 'set', h, 'up');
-      await inNs(ns, 'addr', 'add', `${net}.2/30`, 'dev', n);
+      await inNs(ns, 'addr', 'add', `${addr(net, 2)}/30`, 'dev', n);
       await inNs(ns, 'link', 'set', n, 'up');
     }
     fresh = await freshDatabase();
     const pgUrl = new URL(fresh.url);
-    proxy = await startProxy('10.200.0.1', pgUrl);
+    proxy = await startProxy(pgVia, pgUrl);
     const config = { server_name: 'partition.test', rate_limits: { enabled: false }, cluster: { lease_ttl_ms: TTL_MS } };
     await spawnNodes(1, fresh.url, config, nodes);
     host = nodes[0]!;
     const viaLink = new URL(fresh.url);
-    viaLink.hostname = '10.200.0.1';
+    viaLink.hostname = pgVia;
     viaLink.port = String(proxy.port);
     cut = await spawnInNamespace(ns, join(host.dataDir, '..'), viaLink.toString(), config);
     nodes.push(cut);
@@ -152,7 +158,7 @@ describe('a node partitioned from PostgreSQL', { skip: SKIP }, () => {
     for (const h of [dbHost, cliHost]) await ip('link', 'del', h).catch(() => {});
   });
 
-  /** `hearth start` inside the namespace, its database through the link, its clients on 10.201.0.2. */
+  /** `hearth start` inside the namespace, its database through the link, its clients on the client link. */
   async function spawnInNamespace(nsName: string, base: string, dbUrl: string, config: Record<string, unknown>): Promise<ChildNode> {
     const dataDir = join(base, 'node-ns');
     const file = join(base, 'node-ns.yaml');
@@ -160,7 +166,7 @@ describe('a node partitioned from PostgreSQL', { skip: SKIP }, () => {
     writeFileSync(
       file,
       YAML.stringify({
-        listen: `10.201.0.2:${port}`,
+        listen: `${clientAt}:${port}`,
         data_dir: dataDir,
         database: { url: dbUrl, pool_size: 5 },
         signing_key_path: join(base, 'signing.key'),
@@ -175,7 +181,7 @@ describe('a node partitioned from PostgreSQL', { skip: SKIP }, () => {
     const log = openSync(join(dataDir, 'node.log'), 'w');
     const script = `import { main } from ${JSON.stringify(MAIN)}; process.exitCode = await main(['start', '--config', ${JSON.stringify(file)}]);`;
     const proc = spawn(IP, ['netns', 'exec', nsName, process.execPath, '--input-type=module', '-e', script], { stdio: ['ignore', log, log] });
-    return { url: `http://10.201.0.2:${port}`, port, proc, dataDir, nodeId: '' };
+    return { url: `http://${clientAt}:${port}`, port, proc, dataDir, nodeId: '' };
   }
 
   async function ready(node: ChildNode): Promise<Answer | null> {
