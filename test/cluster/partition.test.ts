@@ -175,6 +175,8 @@ describe('a node partitioned from PostgreSQL', { skip: SKIP }, () => {
         form_secret: 'node-test-form-secret',
         log_level: process.env.HEARTH_TEST_LOG ?? 'warn',
         ...config,
+        // The test reads the node's own view of its leases from the host end of the client link.
+        metrics: { allow_from: [`${addr(201, 1)}/32`] },
       }),
     );
     mkdirSync(dataDir, { recursive: true });
@@ -203,6 +205,17 @@ describe('a node partitioned from PostgreSQL', { skip: SKIP }, () => {
       }
       if (performance.now() - t0 > ms) throw new Error(`${node.url} not ready within ${ms} ms: ${JSON.stringify(r?.body)}`);
       await sleep(100);
+    }
+  }
+
+  /** The federation shard leases the node itself trusts (hearth_lease_held), or null without an answer. */
+  async function shardsTrusted(node: ChildNode): Promise<number | null> {
+    try {
+      const res = await fetch(`${node.url}/metrics`, { signal: AbortSignal.timeout(2000) });
+      if (res.status !== 200) return null;
+      return (await res.text()).split('\n').filter((l) => l.startsWith('hearth_lease_held{lease="federation.shard:')).length;
+    } catch {
+      return null;
     }
   }
 
@@ -270,6 +283,11 @@ describe('a node partitioned from PostgreSQL', { skip: SKIP }, () => {
     assert.equal((last as Answer | null)?.body.checks.database, false);
     assert.equal((await call(cut.url, 'GET', '/health')).status, 200, 'the process is alive all the same');
 
+    // The cut-off node stops trusting its shard leases on its own clock (self-fencing), before
+    // they lapse in the database for the others.
+    let trusted: number | null = null;
+    const fenced = await until(async () => (trusted = await shardsTrusted(cut)) === 0, 4 * TTL_MS, () => `the namespaced node still trusts ${trusted} shards`);
+
     // The host node keeps serving, and takes the shards once the cut-off node's leases lapse.
     assert.equal((await ready(host))?.status, 200);
     assert.equal((await send(host, 'during the cut on the host node')).status, 200);
@@ -286,6 +304,8 @@ describe('a node partitioned from PostgreSQL', { skip: SKIP }, () => {
     assert.equal((await send(cut, 'after on the namespaced node')).status, 200);
     let lastHeld = new Map<string, number>();
     const shardsBack = await until(async () => (lastHeld = await shardsHeld()).get(cut.nodeId) === SHARDS / 2, 30_000, async () => `the namespaced node holds half the shards again (${JSON.stringify([...lastHeld])})`);
+    const shardsBackSinceRestore = performance.now() - restoredAt;
+    await until(async () => (await shardsTrusted(cut)) === SHARDS / 2, 5000, () => 'the namespaced node works its shards again');
 
     // No acknowledged write lost: every send answered 200 during the cut is in the room.
     const { rows } = await sql<{ body: string }>`
@@ -310,8 +330,8 @@ describe('a node partitioned from PostgreSQL', { skip: SKIP }, () => {
     const committedLater = unanswered.filter((s) => stored.has(s.body)).length;
     const statuses = whileDown.reduce<Record<string, number>>((m, s) => ((m[s.status] = (m[s.status] ?? 0) + 1), m), {});
     console.log(
-      `partition: not ready ${Math.round(notReady)} ms after the cut; host node held every shard ${Math.round(notReady + takeover)} ms after the cut; ` +
-        `ready again ${Math.round(backUp)} ms after the link returned; shards back ${Math.round(performance.now() - restoredAt)} ms after (${Math.round(shardsBack)} ms past ready); ` +
+      `partition: not ready ${Math.round(notReady)} ms after the cut; self-fenced ${Math.round(notReady + fenced)} ms after; host node held every shard ${Math.round(notReady + takeover)} ms after the cut; ` +
+        `ready again ${Math.round(backUp)} ms after the link returned; shards back ${Math.round(shardsBackSinceRestore)} ms after (${Math.round(shardsBack)} ms past ready); ` +
         `link down ${Math.round(restoredAt - cutAt)} ms; sends answered while it was down: ${JSON.stringify(statuses)}; ` +
         `${acked.length} acknowledged (after the link returned) and all stored; ${committedLater} of ${unanswered.length} unanswered committed after the link returned`,
     );
