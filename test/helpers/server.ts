@@ -9,7 +9,7 @@ import YAML from 'yaml';
 import { loadConfig } from '../../src/config/load.js';
 import { createHomeserver, type Homeserver } from '../../src/homeserver.js';
 import { createLogger } from '../../src/logger.js';
-import { checkResponse, describeMismatch } from './spec-schemas.js';
+import { checkResponse, describeMismatch, takeClientMismatches } from './spec-schemas.js';
 
 /** Which storage backend this test run uses: HEARTH_TEST_DB=sqlite (default) or postgres. */
 export const TEST_DB = (process.env.HEARTH_TEST_DB ?? 'sqlite') as 'sqlite' | 'postgres';
@@ -41,6 +41,7 @@ export interface TestServer {
   registerUser(localpart?: string, opts?: { admin?: boolean; password?: string }): Promise<TestUser>;
   /** Stops and starts the server on the same database and port. */
   restart(): Promise<void>;
+  /** Stops the server; fails if a matrix-js-sdk client got an answer that does not match the spec. */
   stop(): Promise<void>;
 }
 
@@ -168,6 +169,8 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
       await agent.close();
       if (TEST_DB === 'postgres') await dropPgDatabase(dbUrl);
       rmSync(dataDir, { recursive: true, force: true });
+      const found = takeClientMismatches(new URL(server.url).origin);
+      if (found.length) throw new Error(`${found.length} answers to matrix-js-sdk clients do not match the spec:\n${found.slice(0, 10).join('\n')}`);
     },
   };
   return server;
