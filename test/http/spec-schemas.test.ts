@@ -35,6 +35,21 @@ describe('spec response schemas', { skip: specPresent ? false : `no spec at ${CS
     assert.equal(checkResponse('GET', '/_matrix/client/v3/rooms/!r%3Ab/event/%24e', 200, { ...event, sender: '@a:b' }), undefined);
   });
 
+  it('checks a missing or unknown token as a standard error, other 401s as documented', () => {
+    const path = '/_matrix/client/v3/account/password';
+    assert.equal(checkResponse('POST', path, 401, { errcode: 'M_MISSING_TOKEN', error: 'x' }), undefined);
+    assert.ok(checkResponse('POST', path, 401, { errcode: 'M_UNKNOWN_TOKEN' }) === undefined);
+    // A UIA 401 must carry its flows.
+    assert.ok(checkResponse('POST', path, 401, { errcode: 'M_FORBIDDEN', error: 'wrong password' }));
+  });
+
+  it('applies an exception only where it is listed', () => {
+    const send = '/_matrix/client/v3/rooms/!r%3Ab/send/m.room.message/t1';
+    assert.equal(checkResponse('PUT', `${send}?org.matrix.msc4140.delay=10`, 200, { delay_id: 'd' }), undefined);
+    assert.ok(checkResponse('PUT', send, 200, { delay_id: 'd' }), 'a plain send must answer an event_id');
+    assert.ok(checkResponse('GET', '/_matrix/client/v3/voip/turnServer', 200, { uris: [] }), 'only the empty TURN answer is excepted');
+  });
+
   it('skips statuses the spec does not document', () => {
     assert.equal(checkResponse('GET', '/_matrix/client/v3/account/whoami', 418, { nothing: true }), undefined);
   });
