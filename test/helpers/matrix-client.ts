@@ -9,6 +9,7 @@
 import type * as Sdk from 'matrix-js-sdk';
 import type { MatrixClient } from 'matrix-js-sdk';
 import type { TestServer } from './server.js';
+import { checkResponse, describeMismatch, recordClientMismatch } from './spec-schemas.js';
 
 type SdkModule = typeof Sdk;
 
@@ -156,11 +157,32 @@ export function sdk(): Promise<SdkModule> {
  */
 const pools = new WeakMap<object, { destroy(): Promise<void> }>();
 
+/**
+ * Checks a JSON answer against the spec's schema (spec-schemas.ts). The SDK retries or swallows
+ * a failed request, so a mismatch is recorded for the server, whose stop() then fails.
+ */
+async function checkAgainstSpec(input: unknown, init: Record<string, unknown> | undefined, res: Response): Promise<void> {
+  if (!res.headers.get('content-type')?.includes('application/json')) return;
+  const url = new URL(String(input));
+  const method = String(init?.method ?? 'GET');
+  let body: unknown;
+  try {
+    body = await res.clone().json();
+  } catch {
+    return; // aborted, or not JSON after all: nothing to check
+  }
+  const m = checkResponse(method, url.pathname + url.search, res.status, body);
+  if (m) recordClientMismatch(url.origin, describeMismatch(m, method, url.pathname, body));
+}
+
 async function pooledFetch(): Promise<{ fetchFn: typeof fetch; pool: { destroy(): Promise<void> } }> {
   const undici = await import('undici');
   const pool = new undici.Agent({ keepAliveTimeout: 2_000 });
-  const fetchFn = ((input: unknown, init?: Record<string, unknown>) =>
-    undici.fetch(input as string, { ...(init as object), dispatcher: pool } as never)) as unknown as typeof fetch;
+  const fetchFn = (async (input: unknown, init?: Record<string, unknown>) => {
+    const res = (await undici.fetch(input as string, { ...(init as object), dispatcher: pool } as never)) as unknown as Response;
+    await checkAgainstSpec(input, init, res);
+    return res;
+  }) as unknown as typeof fetch;
   return { fetchFn, pool };
 }
 

@@ -9,6 +9,7 @@ import YAML from 'yaml';
 import { loadConfig } from '../../src/config/load.js';
 import { createHomeserver, type Homeserver } from '../../src/homeserver.js';
 import { createLogger } from '../../src/logger.js';
+import { checkResponse, describeMismatch, takeClientMismatches } from './spec-schemas.js';
 
 /** Which storage backend this test run uses: HEARTH_TEST_DB=sqlite (default) or postgres. */
 export const TEST_DB = (process.env.HEARTH_TEST_DB ?? 'sqlite') as 'sqlite' | 'postgres';
@@ -31,12 +32,16 @@ export interface TestServer {
   serverName: string;
   hs: Homeserver;
   dataDir: string;
-  /** Calls the server over real HTTP. `path` starts with `/_matrix/...`. */
+  /**
+   * Calls the server over real HTTP. `path` starts with `/_matrix/...`. Throws when a JSON answer
+   * does not match the spec's schema for the operation and status (spec-schemas.ts).
+   */
   request<T = any>(method: string, path: string, opts?: { body?: unknown; token?: string; rawBody?: string; headers?: Record<string, string> }): Promise<ApiResponse<T>>;
   /** Creates a user through the accounts service and logs in over HTTP. */
   registerUser(localpart?: string, opts?: { admin?: boolean; password?: string }): Promise<TestUser>;
   /** Stops and starts the server on the same database and port. */
   restart(): Promise<void>;
+  /** Stops the server; fails if a matrix-js-sdk client got an answer that does not match the spec. */
   stop(): Promise<void>;
 }
 
@@ -131,6 +136,9 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
       } catch {
         /* not JSON: keep the text */
       }
+      const json = res.headers.get('content-type')?.includes('application/json') ?? false;
+      const mismatch = json ? checkResponse(method, path, res.status, parsed) : undefined;
+      if (mismatch) throw new Error(describeMismatch(mismatch, method, path, parsed));
       return { status: res.status, body: parsed as any };
     },
     async registerUser(localpart, o = {}) {
@@ -161,6 +169,8 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
       await agent.close();
       if (TEST_DB === 'postgres') await dropPgDatabase(dbUrl);
       rmSync(dataDir, { recursive: true, force: true });
+      const found = takeClientMismatches(new URL(server.url).origin);
+      if (found.length) throw new Error(`${found.length} answers to matrix-js-sdk clients do not match the spec:\n${found.slice(0, 10).join('\n')}`);
     },
   };
   return server;

@@ -10,14 +10,10 @@
  * repository.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { basename } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import YAML from 'yaml';
 import { startTestServer, type TestServer, type TestUser } from '../helpers/server.js';
-
-const SPEC_DIR = resolve(process.env.HEARTH_MATRIX_SPEC ?? join(process.cwd(), '..', 'shared', 'matrix-spec'));
-const CS_DIR = join(SPEC_DIR, 'data', 'api', 'client-server');
+import { basePaths, clientServerFiles, CS_DIR, loadSpecFile, specPresent } from '../helpers/spec-schemas.js';
 const METHODS = ['get', 'put', 'post', 'delete'] as const;
 
 interface Operation {
@@ -40,11 +36,12 @@ const UNRECOGNIZED_BY_SPEC: Record<string, string> = {
   getAuthMetadata: 'the OAuth 2.0 API is not offered',
 };
 
-function specOperations(dir = CS_DIR): Operation[] {
+function specOperations(): Operation[] {
   const ops: Operation[] = [];
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort()) {
-    const doc = YAML.parse(readFileSync(join(dir, file), 'utf8'));
-    const bases: string[] = (doc.servers ?? []).map((s: { variables?: { basePath?: { default?: string } } }) => s.variables?.basePath?.default ?? '');
+  for (const path of clientServerFiles()) {
+    const file = basename(path);
+    const doc = loadSpecFile(path);
+    const bases = basePaths(doc);
     for (const [rawPath, item] of Object.entries<Record<string, any>>(doc.paths ?? {})) {
       // The spec writes "/rooms/{roomId}/invite " (a trailing space) to list a second operation on one path.
       const path = rawPath.trim();
@@ -61,8 +58,6 @@ function specOperations(dir = CS_DIR): Operation[] {
   }
   return ops;
 }
-
-const specPresent = existsSync(CS_DIR);
 
 describe('every client-server endpoint of the spec is served', { skip: specPresent ? false : `no spec at ${CS_DIR} (set HEARTH_MATRIX_SPEC)`, timeout: 180_000 }, () => {
   let server: TestServer;
