@@ -105,19 +105,17 @@ async function start(configFile?: string): Promise<number> {
   const loaded = loadConfig({ file: configFile });
   const logger = createLogger(loaded.config.log_level);
   if (loaded.generated) logger.info({ file: loaded.file }, 'wrote a new configuration file');
+  // Listened for before the server starts: a signal while it starts (it answers requests before
+  // start() returns) stops it cleanly once started, instead of killing the process.
+  const signalled = new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
   const hs = await createHomeserver(loaded, { logger });
   await hs.start();
-  await new Promise<void>((resolve) => {
-    const shutdown = (signal: string) => {
-      logger.info({ signal }, 'shutting down');
-      hs.stop().then(resolve, (err) => {
-        logger.error({ err }, 'error during shutdown');
-        resolve();
-      });
-    };
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
-    process.once('SIGINT', () => shutdown('SIGINT'));
-  });
+  const signal = await signalled;
+  logger.info({ signal }, 'shutting down');
+  await hs.stop().catch((err: unknown) => logger.error({ err }, 'error during shutdown'));
   logger.info('stopped');
   return 0;
 }
