@@ -18,6 +18,26 @@ export interface PublicRoomsResponse {
 
 const MAX_LIMIT = 500;
 
+/** The body of `POST /publicRooms`, the same for clients and for other servers (public_rooms.yaml in both APIs). */
+export function publicRoomsBodySchema(limit: { type: 'integer'; minimum?: number }) {
+  return {
+    type: 'object',
+    properties: {
+      limit,
+      since: { type: 'string' },
+      filter: {
+        type: 'object',
+        properties: {
+          generic_search_term: { type: 'string' },
+          room_types: { type: 'array', items: { type: ['string', 'null'] } },
+        },
+      },
+      include_all_networks: { type: 'boolean' },
+      third_party_instance_id: { type: 'string' },
+    },
+  };
+}
+
 function parseSince(since: string | undefined): number {
   if (since === undefined || since === '') return 0;
   const m = /^p(\d{1,9})$/.exec(since);

@@ -3,7 +3,7 @@ import { forbidden, notFound } from '../http/errors.js';
 import type { Route } from '../http/router.js';
 import { spaceHierarchy } from './hierarchy.js';
 import { roomSummary } from './room-summary.js';
-import type { PublicRoomsQuery } from './public-rooms.js';
+import { publicRoomsBodySchema, type PublicRoomsQuery } from './public-rooms.js';
 
 export function directoryRoutes(ctx: Context): Route[] {
   const dir = ctx.services.directory;
@@ -106,22 +106,7 @@ export function directoryRoutes(ctx: Context): Route[] {
       path: '/publicRooms',
       schema: {
         querystring: { type: 'object', properties: { server: { type: 'string' } } },
-        body: {
-          type: 'object',
-          properties: {
-            limit: { type: 'integer' },
-            since: { type: 'string' },
-            filter: {
-              type: 'object',
-              properties: {
-                generic_search_term: { type: 'string' },
-                room_types: { type: 'array', items: { type: ['string', 'null'] } },
-              },
-            },
-            include_all_networks: { type: 'boolean' },
-            third_party_instance_id: { type: 'string' },
-          },
-        },
+        body: publicRoomsBodySchema({ type: 'integer' }),
       },
       handler: async (req) => {
         const q: PublicRoomsQuery = { limit: req.body.limit, since: req.body.since, filter: req.body.filter };

@@ -3,7 +3,7 @@
  * server's published room directory, for another server's users. Third-party networks are not
  * bridged here, so `include_all_networks` and `third_party_instance_id` change nothing.
  */
-import type { PublicRoomsQuery, PublicRoomsResponse } from '../../directory/public-rooms.js';
+import { publicRoomsBodySchema, type PublicRoomsQuery, type PublicRoomsResponse } from '../../directory/public-rooms.js';
 import { invalidParam } from '../../http/errors.js';
 import type { FederationRoute } from '../router.js';
 
@@ -32,22 +32,7 @@ export function publicRoomsRoutes(list: (q: PublicRoomsQuery) => Promise<PublicR
       method: 'POST',
       url: '/_matrix/federation/v1/publicRooms',
       schema: {
-        body: {
-          type: 'object',
-          properties: {
-            limit: { type: 'integer', minimum: 0 },
-            since: { type: 'string' },
-            filter: {
-              type: 'object',
-              properties: {
-                generic_search_term: { type: 'string' },
-                room_types: { type: 'array', items: { type: ['string', 'null'] } },
-              },
-            },
-            include_all_networks: { type: 'boolean' },
-            third_party_instance_id: { type: 'string' },
-          },
-        },
+        body: publicRoomsBodySchema({ type: 'integer', minimum: 0 }),
       },
       handler: async (req) => list({ limit: req.body.limit, since: req.body.since, filter: req.body.filter }),
     },
