@@ -6,9 +6,9 @@
  * stays bounded however long the server is away, and nothing is lost when this one restarts.
  *
  * Transactions carry up to 50 PDUs and 100 EDUs. EDUs that must not be lost (to-device messages,
- * device-list and signing-key updates) are stored in `federation_outbound_edus` and read from
- * there after `eduPos`, the stored position up to which the server took them; the others
- * (typing, receipts, presence) are ephemeral, held in memory only while the server answers. A failure backs the server off exponentially (BackoffPolicy) up to a cap; a request
+ * device-list and signing-key updates, receipts) are stored in `federation_outbound_edus` and read
+ * from there after `eduPos`, the stored position up to which the server took them; the others
+ * (typing, presence) are ephemeral, held in memory only while the server answers. A failure backs the server off exponentially (BackoffPolicy) up to a cap; a request
  * from the server itself (`wake(true)`) ends the wait at once. Progress is written only while
  * the queue's lease is held, so a second sender for the same server cannot move it.
  */
@@ -133,7 +133,7 @@ export class DestinationQueue {
   }
 
   /**
-   * An EDU for this server, sent with the next transaction. EDUs are ephemeral (typing, receipts):
+   * An EDU for this server, sent with the next transaction. These are ephemeral (typing, presence):
    * while the server is failing they are dropped rather than kept for it.
    */
   addEdu(edu: Edu): void {

@@ -14,7 +14,7 @@
  * transaction where it has one, and read back by the server's queue; whichever node stored them,
  * the bus wakes the queue on the node that owns the server's shard (an invalidation of
  * OUTBOUND_EDUS_CACHE keyed by the server, poked to the other nodes after commit), and a poll
- * repairs a lost poke. Ephemeral EDUs (typing, receipts, presence) stay in memory: every node
+ * repairs a lost poke. Ephemeral EDUs (typing, presence) stay in memory: every node
  * hears the change behind them on the bus and hands them to its own queue, and only the queue
  * holding the server's lease sends, so the owner sends them.
  */
@@ -45,8 +45,13 @@ const COALESCE_MS = 50;
 const EDU_POLL_MS = 5_000;
 /** The "cache" whose invalidation, keyed by a server, says EDUs were stored for it. */
 export const OUTBOUND_EDUS_CACHE = 'federation.outbound_edus';
-/** EDU types stored until the server takes them: losing one breaks encryption or device tracking. */
-export const DURABLE_EDU_TYPES: ReadonlySet<string> = new Set(['m.direct_to_device', 'm.device_list_update', 'm.signing_key_update']);
+/**
+ * EDU types stored until the server takes them: losing a to-device message or a device-list
+ * update breaks encryption or device tracking; a lost read receipt stays lost (only a later one
+ * in the room replaces it). Every node of a cluster hears the changes behind device-list updates
+ * and receipts and stores the EDU; the dedupe key stores it once.
+ */
+export const DURABLE_EDU_TYPES: ReadonlySet<string> = new Set(['m.direct_to_device', 'm.device_list_update', 'm.signing_key_update', 'm.receipt']);
 
 export const DEFAULT_BACKOFF: BackoffPolicy = { initialMs: 10_000, maxMs: 6 * 3600_000 };
 
@@ -182,6 +187,7 @@ export class FederationSender implements QueueSource {
   async sendEdu(roomId: string, edu: Edu): Promise<void> {
     const head = await this.deps.core.heads.get(roomId);
     if (!head) return;
+    if (DURABLE_EDU_TYPES.has(edu.edu_type)) return this.sendEduToServers(await this.destinationsOf(roomId, null), edu);
     for (const dest of await this.destinationsOf(roomId, null)) {
       const q = await this.queueFor(dest, this.scanned);
       q.addEdu(edu);
