@@ -8,8 +8,9 @@
  * Transactions carry up to 50 PDUs and 100 EDUs. EDUs that must not be lost (to-device messages,
  * device-list and signing-key updates, receipts) are stored in `federation_outbound_edus` and read
  * from there after `eduPos`, the stored position up to which the server took them; the others
- * (typing, presence) are ephemeral, held in memory only while the server answers. A failure backs the server off exponentially (BackoffPolicy) up to a cap; a request
- * from the server itself (`wake(true)`) ends the wait at once. Progress is written only while
+ * (typing, presence) are ephemeral, held in memory only while the server answers. A failure
+ * backs the server off exponentially (BackoffPolicy) up to a cap; a request from the server
+ * itself (`wake(true)`) ends the wait at once. Progress is written only while
  * the queue's lease is held, so a second sender for the same server cannot move it.
  */
 import type { Logger } from 'pino';
