@@ -24,9 +24,10 @@ export type StreamName = (typeof STREAMS)[number];
 /**
  * Counters kept in the same table that are not streams clients follow: state
  * group ids, auth chain ids, the depth below zero of backfilled events' positions, the
- * cluster's cache invalidation stream, and the order of thread subscription changes.
+ * cluster's cache invalidation stream, the order of thread subscription changes, and the order
+ * of stored outbound federation EDUs.
  */
-export type CounterName = StreamName | 'state_groups' | 'backfill' | 'auth_chains' | 'cache_invalidations' | 'thread_subscriptions';
+export type CounterName = StreamName | 'state_groups' | 'backfill' | 'auth_chains' | 'cache_invalidations' | 'thread_subscriptions' | 'federation_edus';
 
 export const streamMigrations: Migration[] = [
   {

@@ -40,30 +40,30 @@ export class ToDevice {
     }
     const rows = await this.toDeviceRows(recipients);
 
+    // Other servers' users: one m.direct_to_device EDU per server (spec: server-server API,
+    // "Send-to-device messaging"), stored with the local messages once the transaction id is
+    // claimed, so it is sent once and survives the other server being down or this one restarting.
+    const edus = [...remote].map(([destination, byUser]) => ({
+      destination,
+      edu: { edu_type: 'm.direct_to_device', content: { sender: requester.userId, type, message_id: randomBytes(12).toString('hex'), messages: byUser } },
+    }));
+    const sender = edus.length > 0 ? this.ctx.services.federation.sender : null;
     const now = this.ctx.now();
-    const claimed = { done: false };
-    const lastPos = await this.ctx.db.transaction().execute(async (trx) => {
+    const written = await this.ctx.db.transaction().execute(async (trx) => {
       if (!(await claimToDeviceTxn(trx, requester.userId, requester.deviceId, txnId, now))) return undefined;
-      claimed.done = true;
-      if (rows.length === 0) return undefined;
+      const destinations = sender ? await sender.storeEdusIn(trx, edus) : [];
+      if (rows.length === 0) return { lastPos: undefined, destinations };
       const first = await nextPositions(trx, 'to_device', rows.length);
       await insertToDevice(
         trx,
         rows.map((r, i) => ({ ...r, pos: first + i, sender: requester.userId, type, message_id: randomBytes(12).toString('hex') })),
       );
-      return first + rows.length - 1;
+      return { lastPos: first + rows.length - 1, destinations };
     });
-    if (lastPos !== undefined) {
-      this.ctx.bus.publish({ stream: 'to_device', pos: lastPos, userIds: [...new Set(rows.map((r) => r.user_id))] });
+    if (written?.lastPos !== undefined) {
+      this.ctx.bus.publish({ stream: 'to_device', pos: written.lastPos, userIds: [...new Set(rows.map((r) => r.user_id))] });
     }
-    // Other servers' users: one m.direct_to_device EDU per server (spec: server-server API,
-    // "Send-to-device messaging"), sent once, after the transaction id was claimed here.
-    if (claimed.done) {
-      for (const [server, byUser] of remote) {
-        const content = { sender: requester.userId, type, message_id: randomBytes(12).toString('hex'), messages: byUser };
-        this.ctx.services.federation.sender.sendEduToServers([server], { edu_type: 'm.direct_to_device', content });
-      }
-    }
+    if (written && sender) sender.edusStored(written.destinations);
   }
 
   /**

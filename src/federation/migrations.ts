@@ -46,4 +46,26 @@ export const migrations: Migration[] = [
         .execute();
     },
   },
+  {
+    version: 3,
+    name: 'outbound EDUs that must not be lost',
+    async up(db) {
+      // EDUs waiting for a server (to-device messages, device-list and signing-key updates), in
+      // the order of the federation_edus counter, deleted once the server took them.
+      await db.schema
+        .createTable('federation_outbound_edus')
+        .addColumn('destination', 'text', (c) => c.notNull())
+        .addColumn('pos', 'bigint', (c) => c.notNull())
+        .addColumn('edu_type', 'text', (c) => c.notNull())
+        .addColumn('content_json', 'text', (c) => c.notNull())
+        .addColumn('dedupe_key', 'text', (c) => c.notNull())
+        .addColumn('created_ts', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('federation_outbound_edus_pk', ['destination', 'pos'])
+        .execute();
+      await db.schema.createIndex('federation_outbound_edus_dedupe_idx').unique().on('federation_outbound_edus').columns(['destination', 'dedupe_key']).execute();
+      // Up to where the queue delivered the table's EDUs, moved under the destination's lease like delivered_pos.
+      await db.schema.alterTable('federation_destinations').addColumn('edu_pos', 'bigint', (c) => c.notNull().defaultTo(0)).execute();
+      await db.insertInto('stream_positions').values({ stream: 'federation_edus', pos: 0 }).execute();
+    },
+  },
 ];

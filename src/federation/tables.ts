@@ -6,6 +6,7 @@ declare module '../db/schema.js' {
     federation_received_txns: ReceivedTxnRow;
     federation_destinations: DestinationRow;
     federation_sender_positions: SenderPositionRow;
+    federation_outbound_edus: OutboundEduRow;
   }
 }
 
@@ -41,6 +42,8 @@ export interface ReceivedTxnRow {
 export interface DestinationRow {
   destination: string;
   delivered_pos: number;
+  /** The federation_edus position up to which the server took this server's stored EDUs. */
+  edu_pos: number;
   failing_since: number | null;
   last_error: string | null;
 }
@@ -49,4 +52,18 @@ export interface DestinationRow {
 export interface SenderPositionRow {
   stream: string;
   pos: number;
+}
+
+/**
+ * An EDU that must reach `destination` even if it is down or this node restarts, at `pos` on the
+ * federation_edus counter. `dedupe_key` tells the same EDU written twice (every node of a cluster
+ * hears a device-list change and writes its EDUs) so that it is stored once.
+ */
+export interface OutboundEduRow {
+  destination: string;
+  pos: number;
+  edu_type: string;
+  content_json: string;
+  dedupe_key: string;
+  created_ts: number;
 }

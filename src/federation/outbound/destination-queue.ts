@@ -5,9 +5,12 @@
  * `delivered`, the stored position up to which everything meant for it was delivered. So memory
  * stays bounded however long the server is away, and nothing is lost when this one restarts.
  *
- * Transactions carry up to 50 PDUs and 100 EDUs (EDUs only while the server answers: they are
- * ephemeral). A failure backs the server off exponentially (BackoffPolicy) up to a cap; a request
- * from the server itself (`wake(true)`) ends the wait at once. Progress is written only while
+ * Transactions carry up to 50 PDUs and 100 EDUs. EDUs that must not be lost (to-device messages,
+ * device-list and signing-key updates, receipts) are stored in `federation_outbound_edus` and read
+ * from there after `eduPos`, the stored position up to which the server took them; the others
+ * (typing, presence) are ephemeral, held in memory only while the server answers. A failure
+ * backs the server off exponentially (BackoffPolicy) up to a cap; a request from the server
+ * itself (`wake(true)`) ends the wait at once. Progress is written only while
  * the queue's lease is held, so a second sender for the same server cannot move it.
  */
 import type { Logger } from 'pino';
@@ -15,6 +18,7 @@ import { LeaseLostError, type Lease, type Leases } from '../../cluster/leases.js
 import type { Db } from '../../db/schema.js';
 import type { JsonObject, Pdu } from '../../core/types.js';
 import { selectDestination, updateDestination } from './destinations-table.js';
+import { deleteOutboundEdus, selectOutboundEdus } from './outbound-edus-table.js';
 
 export const MAX_PDUS_PER_TXN = 50;
 export const MAX_EDUS_PER_TXN = 100;
@@ -77,6 +81,8 @@ export class DestinationQueue {
   private hintsDropped = false;
   private stopped = false;
   private txnCounter = 0;
+  /** The federation_edus position up to which this server took its stored EDUs. */
+  private eduPos: number;
   private lease: Lease | null = null;
   /** Aborts the transaction in flight when the queue stops. */
   private readonly aborter = new AbortController();
@@ -93,8 +99,9 @@ export class DestinationQueue {
       backoff: BackoffPolicy;
       limits: QueueLimits;
     },
-    state: { catchingUp: boolean; failingSince: number | null; lastError: string | null },
+    state: { catchingUp: boolean; failingSince: number | null; lastError: string | null; eduPos: number },
   ) {
+    this.eduPos = state.eduPos;
     this.catchingUp = state.catchingUp;
     this.failingSince = state.failingSince;
     this.lastError = state.lastError;
@@ -127,7 +134,7 @@ export class DestinationQueue {
   }
 
   /**
-   * An EDU for this server, sent with the next transaction. EDUs are ephemeral (typing, receipts):
+   * An EDU for this server, sent with the next transaction. These are ephemeral (typing, presence):
    * while the server is failing they are dropped rather than kept for it.
    */
   addEdu(edu: Edu): void {
@@ -181,7 +188,8 @@ export class DestinationQueue {
     }
     while (!this.stopped && this.deps.leases.stillHeld(this.lease)) {
       const batch = await this.nextBatch();
-      const edus = this.edus.splice(0, MAX_EDUS_PER_TXN);
+      const stored = await selectOutboundEdus(this.deps.db, this.destination, this.eduPos, MAX_EDUS_PER_TXN);
+      const edus = [...stored.map((s) => s.edu), ...this.edus.splice(0, MAX_EDUS_PER_TXN - stored.length)];
       if (batch === null && edus.length === 0) return;
       const sending = (batch !== null && batch.eventIds.length > 0) || edus.length > 0;
       if (sending) {
@@ -195,7 +203,7 @@ export class DestinationQueue {
           return;
         }
       }
-      await this.advance(batch?.upTo ?? this.delivered, sending);
+      await this.advance(batch?.upTo ?? this.delivered, stored.length > 0 ? stored[stored.length - 1]!.pos : this.eduPos, sending);
     }
   }
 
@@ -205,7 +213,10 @@ export class DestinationQueue {
    */
   private async resume(): Promise<void> {
     const row = await selectDestination(this.deps.db, this.destination);
-    if (row) this.delivered = row.delivered_pos;
+    if (row) {
+      this.delivered = row.delivered_pos;
+      this.eduPos = row.edu_pos;
+    }
     this.catchingUp = true;
   }
 
@@ -231,16 +242,22 @@ export class DestinationQueue {
     return { eventIds: taken.map((h) => h.eventId), upTo: taken[taken.length - 1]!.pos };
   }
 
-  /** Records progress up to `upTo`; `answered`: the server took a transaction, so it is up. */
-  private async advance(upTo: number, answered: boolean): Promise<void> {
+  /**
+   * Records progress up to `upTo` on the events stream and `eduUpTo` on the stored EDUs, whose
+   * rows the server took are deleted; `answered`: the server took a transaction, so it is up.
+   */
+  private async advance(upTo: number, eduUpTo: number, answered: boolean): Promise<void> {
     const recovered = answered && this.failingSince !== null;
-    if (upTo > this.delivered || recovered) {
+    const edusTaken = eduUpTo > this.eduPos;
+    if (upTo > this.delivered || edusTaken || recovered) {
       // Fenced: once another node has the lease, this one's progress is not written (it resumes from the stored position).
       const lease = this.lease;
       try {
         await this.deps.db.transaction().execute(async (trx) => {
           if (lease) await this.deps.leases.fence(trx, lease);
-          await updateDestination(trx, this.destination, recovered ? { delivered_pos: upTo, failing_since: null, last_error: null } : { delivered_pos: upTo });
+          const set = { delivered_pos: Math.max(upTo, this.delivered), edu_pos: Math.max(eduUpTo, this.eduPos) };
+          await updateDestination(trx, this.destination, recovered ? { ...set, failing_since: null, last_error: null } : set);
+          if (edusTaken) await deleteOutboundEdus(trx, this.destination, eduUpTo);
         });
       } catch (e) {
         if (e instanceof LeaseLostError) return;
@@ -248,6 +265,7 @@ export class DestinationQueue {
       }
     }
     this.delivered = Math.max(this.delivered, upTo);
+    this.eduPos = Math.max(this.eduPos, eduUpTo);
     this.hints = this.hints.filter((h) => h.pos > this.delivered);
     if (!answered) return;
     if (recovered) this.deps.logger.info({ destination: this.destination }, 'federation destination is reachable again');

@@ -3,19 +3,19 @@ import type { DestinationRow } from '../tables.js';
 
 export async function selectDestinations(db: DbOrTx): Promise<DestinationRow[]> {
   const rows = await db.selectFrom('federation_destinations').selectAll().execute();
-  return rows.map((r) => ({ ...r, delivered_pos: Number(r.delivered_pos), failing_since: r.failing_since === null ? null : Number(r.failing_since) }));
+  return rows.map((r) => ({ ...r, delivered_pos: Number(r.delivered_pos), edu_pos: Number(r.edu_pos), failing_since: r.failing_since === null ? null : Number(r.failing_since) }));
 }
 
 export async function selectDestination(db: DbOrTx, destination: string): Promise<DestinationRow | undefined> {
   const r = await db.selectFrom('federation_destinations').selectAll().where('destination', '=', destination).executeTakeFirst();
-  return r && { ...r, delivered_pos: Number(r.delivered_pos), failing_since: r.failing_since === null ? null : Number(r.failing_since) };
+  return r && { ...r, delivered_pos: Number(r.delivered_pos), edu_pos: Number(r.edu_pos), failing_since: r.failing_since === null ? null : Number(r.failing_since) };
 }
 
 /** Registers a destination whose queue starts after `deliveredPos`; an existing row is left as it is. */
 export async function insertDestination(db: DbOrTx, destination: string, deliveredPos: number): Promise<void> {
   await db
     .insertInto('federation_destinations')
-    .values({ destination, delivered_pos: deliveredPos, failing_since: null, last_error: null })
+    .values({ destination, delivered_pos: deliveredPos, edu_pos: 0, failing_since: null, last_error: null })
     .onConflict((oc) => oc.column('destination').doNothing())
     .execute();
 }

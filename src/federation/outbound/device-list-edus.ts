@@ -64,7 +64,7 @@ export class DeviceListEduProducer {
           const s = serverNameOf(u);
           if (s !== undefined && s !== this.deps.serverName) servers.add(s);
         }
-        this.deps.sender.sendEduToServers(servers, edu);
+        await this.deps.sender.sendEduToServers(servers, edu);
       }
       this.readPos = lastPos;
     }

@@ -42,6 +42,6 @@ export class PresenceEduProducer {
     }
     if (servers.size === 0) return;
     const content = await this.deps.sources.content(userId);
-    this.deps.sender.sendEduToServers(servers, { edu_type: 'm.presence', content: { push: [{ ...content, user_id: userId }] } });
+    await this.deps.sender.sendEduToServers(servers, { edu_type: 'm.presence', content: { push: [{ ...content, user_id: userId }] } });
   }
 }

@@ -9,14 +9,22 @@
  * event the server of its target (a user kicked or banned must hear of it), except for invites,
  * which travel by the invite endpoint. Events made elsewhere are not relayed, except a join or
  * leave that this server accepted through send_join / send_leave (`forward`).
+ *
+ * EDUs that must not be lost (DURABLE_EDU_TYPES) are stored for each server, in the writer's
+ * transaction where it has one, and read back by the server's queue; whichever node stored them,
+ * the bus wakes the queue on the node that owns the server's shard (an invalidation of
+ * OUTBOUND_EDUS_CACHE keyed by the server, poked to the other nodes after commit), and a poll
+ * repairs a lost poke. Ephemeral EDUs (typing, presence) stay in memory: every node
+ * hears the change behind them on the bus and hands them to its own queue, and only the queue
+ * holding the server's lease sends, so the owner sends them.
  */
 import type { Logger } from 'pino';
-import type { Bus } from '../../cluster/bus.js';
+import { ALL_KEYS, type Bus } from '../../cluster/bus.js';
 import type { Leases } from '../../cluster/leases.js';
 import type { KeyShards } from '../../cluster/shard-owner.js';
 import { serverNameOf } from '../../core/ids.js';
 import type { Pdu } from '../../core/types.js';
-import type { Db } from '../../db/schema.js';
+import type { Db, DbOrTx } from '../../db/schema.js';
 import { readStreamPositions } from '../../db/stream-positions.js';
 import type { RoomsCore } from '../../rooms/room-core.js';
 import type { MemberInfo } from '../../rooms/state/room-head.js';
@@ -24,6 +32,7 @@ import { selectStreamEventsAfter } from '../../rooms/store/events-table.js';
 import type { FederationClient } from '../client.js';
 import type { RoomReads } from '../room-reads.js';
 import { insertDestination, selectDestinations, selectSenderPosition, upsertSenderPosition } from './destinations-table.js';
+import { insertOutboundEdus, selectEduDestinations } from './outbound-edus-table.js';
 import { DestinationQueue, MAX_HINTS, type BackoffPolicy, type Edu, type QueueLimits, type DestinationStatus, type QueueSource } from './destination-queue.js';
 
 const STREAM = 'events';
@@ -31,6 +40,18 @@ const SCAN_PAGE = 500;
 const PERSIST_EVERY_MS = 5_000;
 /** Sends come in bursts: one scan a little after the first advance sorts the whole burst. */
 const COALESCE_MS = 50;
+
+/** Stored EDUs are looked for this often, in case the poke that announced them was lost. */
+const EDU_POLL_MS = 5_000;
+/** The "cache" whose invalidation, keyed by a server, says EDUs were stored for it. */
+export const OUTBOUND_EDUS_CACHE = 'federation.outbound_edus';
+/**
+ * EDU types stored until the server takes them: losing a to-device message or a device-list
+ * update breaks encryption or device tracking; a lost read receipt stays lost (only a later one
+ * in the room replaces it). Every node of a cluster hears the changes behind device-list updates
+ * and receipts and stores the EDU; the dedupe key stores it once.
+ */
+export const DURABLE_EDU_TYPES: ReadonlySet<string> = new Set(['m.direct_to_device', 'm.device_list_update', 'm.signing_key_update', 'm.receipt']);
 
 export const DEFAULT_BACKOFF: BackoffPolicy = { initialMs: 10_000, maxMs: 6 * 3600_000 };
 
@@ -55,6 +76,8 @@ export class FederationSender implements QueueSource {
   private pendingScan: NodeJS.Timeout | null = null;
   private rescan = false;
   private unsubscribe: (() => void) | null = null;
+  private unsubscribeEdus: (() => void) | null = null;
+  private eduPoll: NodeJS.Timeout | null = null;
   private started = false;
   private shards: KeyShards | null = null;
   /** Retry timing for failing servers; tests shorten it (in place: queues share the object). */
@@ -70,7 +93,10 @@ export class FederationSender implements QueueSource {
     this.scanned = stored ?? (await readStreamPositions(this.deps.db)).events;
     if (stored === undefined) await this.persistScanned();
     for (const row of await selectDestinations(this.deps.db)) {
-      this.queues.set(row.destination, this.newQueue(row.destination, row.delivered_pos, { catchingUp: true, failingSince: row.failing_since, lastError: row.last_error }));
+      this.queues.set(
+        row.destination,
+        this.newQueue(row.destination, row.delivered_pos, { catchingUp: true, failingSince: row.failing_since, lastError: row.last_error, eduPos: row.edu_pos }),
+      );
     }
     this.started = true;
     this.unsubscribe = this.deps.bus.onAdvance((msg) => {
@@ -80,6 +106,12 @@ export class FederationSender implements QueueSource {
         this.scan();
       }, COALESCE_MS);
     });
+    this.unsubscribeEdus = this.deps.bus.onInvalidate((msg) => {
+      if (msg.cache === OUTBOUND_EDUS_CACHE) this.wakeFor(msg.key);
+      else if (msg.cache === ALL_KEYS) this.pollStoredEdus();
+    });
+    this.eduPoll = setInterval(() => this.pollStoredEdus(), EDU_POLL_MS);
+    this.eduPoll.unref();
     for (const q of this.queues.values()) q.wake();
     this.scan();
   }
@@ -87,6 +119,8 @@ export class FederationSender implements QueueSource {
   async stop(): Promise<void> {
     this.started = false;
     this.unsubscribe?.();
+    this.unsubscribeEdus?.();
+    if (this.eduPoll) clearInterval(this.eduPoll);
     if (this.pendingScan) clearTimeout(this.pendingScan);
     while (this.scanning) await this.scanning;
     await Promise.all([...this.queues.values()].map((q) => q.stop()));
@@ -153,6 +187,7 @@ export class FederationSender implements QueueSource {
   async sendEdu(roomId: string, edu: Edu): Promise<void> {
     const head = await this.deps.core.heads.get(roomId);
     if (!head) return;
+    if (DURABLE_EDU_TYPES.has(edu.edu_type)) return this.sendEduToServers(await this.destinationsOf(roomId, null), edu);
     for (const dest of await this.destinationsOf(roomId, null)) {
       const q = await this.queueFor(dest, this.scanned);
       q.addEdu(edu);
@@ -160,8 +195,18 @@ export class FederationSender implements QueueSource {
     }
   }
 
-  /** Sends an EDU that concerns no one room (device lists, to-device) to the servers named; never to this one. */
-  sendEduToServers(servers: Iterable<string>, edu: Edu): void {
+  /**
+   * Sends an EDU that concerns no one room (device lists, to-device, presence) to the servers
+   * named; never to this one. A durable EDU is stored before this resolves.
+   */
+  async sendEduToServers(servers: Iterable<string>, edu: Edu): Promise<void> {
+    if (DURABLE_EDU_TYPES.has(edu.edu_type)) {
+      servers = [...servers].filter((s) => s !== this.deps.serverName);
+      if ((servers as string[]).length === 0) return;
+      const stored = await this.deps.db.transaction().execute((trx) => this.storeEdusIn(trx, [...servers].map((destination) => ({ destination, edu }))));
+      this.edusStored(stored);
+      return;
+    }
     for (const dest of servers) {
       if (dest === this.deps.serverName) continue;
       void this.queueFor(dest, this.scanned)
@@ -171,6 +216,39 @@ export class FederationSender implements QueueSource {
         })
         .catch((e: unknown) => this.deps.logger.warn({ err: e, destination: dest }, 'EDU not queued'));
     }
+  }
+
+  /**
+   * Stores EDUs that must not be lost in `trx`, the transaction of the change they announce;
+   * those for this server are left out. Returns the servers to pass to `edusStored` after commit.
+   */
+  async storeEdusIn(trx: DbOrTx, items: { destination: string; edu: Edu }[]): Promise<string[]> {
+    const kept = items.filter((it) => it.destination !== this.deps.serverName);
+    const destinations = [...new Set(kept.map((it) => it.destination))].sort();
+    for (const dest of destinations) await insertDestination(trx, dest, this.scanned);
+    await insertOutboundEdus(trx, kept, this.deps.now());
+    return destinations;
+  }
+
+  /** After the commit of `storeEdusIn`: wakes the servers' queues, on whichever node owns them. */
+  edusStored(destinations: string[]): void {
+    for (const dest of destinations) this.deps.bus.invalidate({ cache: OUTBOUND_EDUS_CACHE, key: dest });
+  }
+
+  private wakeFor(destination: string): void {
+    if (!this.started || destination === this.deps.serverName) return;
+    void this.queueFor(destination, this.scanned)
+      .then((q) => q.wake())
+      .catch((e: unknown) => this.deps.logger.warn({ err: e, destination }, 'federation queue not woken'));
+  }
+
+  private pollStoredEdus(): void {
+    if (!this.started) return;
+    void selectEduDestinations(this.deps.db)
+      .then((dests) => {
+        for (const dest of dests) this.wakeFor(dest);
+      })
+      .catch((e: unknown) => this.deps.logger.warn({ err: e }, 'stored EDUs not looked up'));
   }
 
   // ---- QueueSource ----
@@ -236,7 +314,7 @@ export class FederationSender implements QueueSource {
     return out;
   }
 
-  private newQueue(destination: string, delivered: number, state: { catchingUp: boolean; failingSince: number | null; lastError: string | null }): DestinationQueue {
+  private newQueue(destination: string, delivered: number, state: { catchingUp: boolean; failingSince: number | null; lastError: string | null; eduPos: number }): DestinationQueue {
     const { db, leases, logger, now } = this.deps;
     const queueLeases = this.shards?.leasesFor(destination) ?? leases;
     return new DestinationQueue(destination, delivered, { db, leases: queueLeases, logger, now, source: this, backoff: this.backoff, limits: this.limits }, state);
@@ -248,7 +326,8 @@ export class FederationSender implements QueueSource {
     await insertDestination(this.deps.db, destination, deliveredIfNew);
     q = this.queues.get(destination);
     if (q) return q;
-    q = this.newQueue(destination, deliveredIfNew, { catchingUp: false, failingSince: null, lastError: null });
+    // A queue made here for a server that another node registered takes its stored positions with its lease (resume).
+    q = this.newQueue(destination, deliveredIfNew, { catchingUp: false, failingSince: null, lastError: null, eduPos: 0 });
     this.queues.set(destination, q);
     return q;
   }
