@@ -38,7 +38,13 @@ const UNSIGNED_KEYS: ReadonlySet<string> = new Set(['signatures', 'unsigned']);
 
 // Building a KeyObject costs far more than a signature; cache them per key.
 const privateKeyObjects = new WeakMap<SigningKey, KeyObject>();
-const publicKeyObjects = new WeakMap<Uint8Array, KeyObject>();
+/**
+ * Public keys by their bytes: callers often decode the same key afresh for every signature
+ * (a key ring reading it from its store), and making the key object costs about as much as the
+ * check itself. Bounded: emptied when it holds more keys than any server here talks to at once.
+ */
+const publicKeyObjects = new Map<string, KeyObject>();
+const MAX_PUBLIC_KEYS = 4096;
 
 function privateKeyObject(key: SigningKey): KeyObject {
   let obj = privateKeyObjects.get(key);
@@ -50,10 +56,12 @@ function privateKeyObject(key: SigningKey): KeyObject {
 }
 
 function publicKeyObject(publicKey: Uint8Array): KeyObject {
-  let obj = publicKeyObjects.get(publicKey);
+  const id = Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString('base64');
+  let obj = publicKeyObjects.get(id);
   if (obj === undefined) {
     obj = createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, publicKey]), format: 'der', type: 'spki' });
-    publicKeyObjects.set(publicKey, obj);
+    if (publicKeyObjects.size >= MAX_PUBLIC_KEYS) publicKeyObjects.clear();
+    publicKeyObjects.set(id, obj);
   }
   return obj;
 }
