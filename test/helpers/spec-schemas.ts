@@ -49,7 +49,7 @@ export function basePaths(doc: Json): string[] {
 /**
  * Responses Hearth sends that differ from the spec on purpose, or where the spec is wrong.
  * `op` is the operationId, `status` the HTTP status, `query` a query parameter the request must
- * carry, `only` a test of the answer, `keyword` the failing schema keyword, `at` the JSON pointer (ajv's instancePath) of the part of the body the exception
+ * carry, `when` a test of the answer, `keyword` the failing schema keyword, `at` the JSON pointer (ajv's instancePath) of the part of the body the exception
  * covers ('' for all of it); a mismatch anywhere else still fails.
  */
 export interface SchemaException {
@@ -57,7 +57,7 @@ export interface SchemaException {
   status?: number;
   query?: string;
   /** Applies only to answers this accepts (the body, and the request's query parameters). */
-  only?: (body: unknown, query: URLSearchParams) => boolean;
+  when?: (body: unknown, query: URLSearchParams) => boolean;
   /** Applies only to failures of this schema keyword (ajv's name: required, type, oneOf, ...). */
   keyword?: string;
   at: string;
@@ -80,14 +80,14 @@ export const SCHEMA_EXCEPTIONS: SchemaException[] = [
     op: 'sync',
     status: 200,
     keyword: 'required',
-    only: (_, query) => (query.get('filter') ?? '').includes('"event_fields"'),
+    when: (_, query) => (query.get('filter') ?? '').includes('"event_fields"'),
     at: '/rooms',
     reason: "a filter's event_fields (spec: Filtering) keeps only the listed fields, required ones included",
   },
   {
     op: 'getTurnServer',
     status: 200,
-    only: (body) => JSON.stringify(body) === '{}',
+    when: (body) => JSON.stringify(body) === '{}',
     at: '',
     reason: 'without TURN configured the answer is {} (clients then call without a relay); the spec describes no answer for a server without TURN',
   },
@@ -250,7 +250,7 @@ const covered = (op: string, status: number, query: URLSearchParams, body: unkno
       x.op === op &&
       (x.status === undefined || x.status === status) &&
       (x.query === undefined || query.has(x.query)) &&
-      (x.only === undefined || x.only(body, query)) &&
+      (x.when === undefined || x.when(body, query)) &&
       (x.keyword === undefined || x.keyword === e.keyword) &&
       (e.instancePath === x.at || e.instancePath.startsWith(`${x.at}/`)),
   );
