@@ -265,7 +265,8 @@ describe('a node partitioned from PostgreSQL', { skip: SKIP }, () => {
     const load = (async () => {
       for (let i = 0; sending; i++) {
         const body = `during the cut ${i}`;
-        const answer = await send(cut, body, 2000).catch(() => null);
+        // A short client timeout, so a cut of a few seconds sees several attempts end in it.
+        const answer = await send(cut, body, 1000).catch(() => null);
         duringCut.push({ body, status: answer?.status ?? 'no answer', endedAt: performance.now() });
         if (answer) await sleep(200);
       }
