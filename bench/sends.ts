@@ -11,8 +11,9 @@
 //     --dup              a repeated transaction id: everything but building and writing the event
 //     --wal-frames       WAL pages written per send
 //     --wake             sync wake-up: when the send is answered and when the other user's long-poll returns
+//     --threads          the server's CPU per send on its main thread and on the others (GC helpers, libuv pool), last round
 //   PROBE_NODE_ARGS="--trace-gc ..." adds flags to the server's node.
-import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
@@ -76,6 +77,21 @@ function serverCpuMs(kind: 'all' | 'sys' = 'all'): number {
   const f = readFileSync(`/proc/${proc.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   const sys = Number(f[12]);
   return ((kind === 'sys' ? sys : Number(f[11]) + sys) * 1000) / 100;
+}
+
+/** CPU ms of the main thread and of the others summed (GC helpers, libuv pool; from /proc/PID/task). */
+function threadCpuMs(): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${proc.pid}/task`)) {
+    try {
+      const name = tid === String(proc.pid) ? 'main' : 'others';
+      const f = readFileSync(`/proc/${proc.pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      out.set(name, (out.get(name) ?? 0) + ((Number(f[11]) + Number(f[12])) * 1000) / 100);
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return out;
 }
 
 async function round(tag: string, n: number): Promise<{ rate: number; p50: number; p99: number; cpu: number; sys: number }> {
@@ -164,7 +180,12 @@ if (args.includes('--wal-frames')) {
 const rates: number[] = [];
 const cpus: number[] = [];
 for (let r = 0; r < ROUNDS; r++) {
+  const threads0 = args.includes('--threads') && r === ROUNDS - 1 ? threadCpuMs() : null;
   const res = await round(`r${r}`, SENDS);
+  if (threads0) {
+    const per = [...threadCpuMs()].map(([name, ms]) => `${name} ${((ms - (threads0.get(name) ?? 0)) / SENDS).toFixed(3)}`);
+    console.log(`CPU ms/send by thread: ${per.join(', ')}`);
+  }
   rates.push(res.rate);
   cpus.push(res.cpu);
   console.log(`round ${r}: ${res.rate.toFixed(0)} sends/s  p50 ${res.p50.toFixed(3)} ms  p99 ${res.p99.toFixed(3)} ms  server CPU ${res.cpu.toFixed(3)} ms/send (system ${res.sys.toFixed(3)})`);
