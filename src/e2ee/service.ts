@@ -4,10 +4,10 @@ import type { JsonObject } from '../core/types.js';
 import type { Tx } from '../db/schema.js';
 import { nextPosition, nextPositions } from '../db/stream-positions.js';
 import type { Requester } from '../http/requester.js';
-import { badJson, invalidParam } from '../http/errors.js';
-import { deleteSignaturesOn, getCrossSigningKeys, getVisibleSignatures } from './cross-signing-store.js';
+import { invalidParam } from '../http/errors.js';
+import { deleteSignaturesOn } from './cross-signing-store.js';
 import { recordDeviceListChanges, usersWithDeviceListChanges } from './device-lists-store.js';
-import { checkDeviceKeys, comparableJson, isObject, parseKeyMap } from './key-objects.js';
+import { checkDeviceKeys, comparableJson, parseKeyMap } from './key-objects.js';
 import {
   countOneTimeKeys,
   countOneTimeKeysOfDevices,
@@ -19,22 +19,18 @@ import {
   getDeviceKeysOfUsers,
   getFallbackKeys,
   insertOneTimeKeys,
-  oldestOneTimeKeys,
   putDeviceKeys,
   putFallbackKey,
-  takeOneTimeKeys,
   unusedFallbackAlgorithms,
-  useFallbackKeys,
-  type ClaimedKey,
-  type ClaimTarget,
 } from './keys-store.js';
 import { CrossSigning } from './cross-signing.js';
-import { byServer, claimRemoteKeys, DEFAULT_KEYS_TIMEOUT_MS, queryRemoteKeys, type RemoteKeys } from './federated-keys.js';
+import { KeyClaims, NO_FEDERATION, type OneTimeKeysAnswer } from './key-claims.js';
+import { readKeys, type KeysQueryResult } from './key-reads.js';
+import { byServer, DEFAULT_KEYS_TIMEOUT_MS, queryRemoteKeys, type RemoteKeys } from './federated-keys.js';
 import { LocalDeviceLists } from './local-device-lists.js';
 import { RemoteDeviceLists } from './remote-device-lists.js';
 import { ToDevice } from './to-device.js';
 import type { KeyTrackingPositions } from './sync-token.js';
-import type { E2eSignatureRow } from './tables.js';
 import {
   deleteToDevice,
   deleteToDeviceUpTo,
@@ -43,26 +39,7 @@ import {
 } from './to-device-store.js';
 
 const TXN_RETENTION_MS = 24 * 60 * 60 * 1000;
-const CLAIM_ATTEMPTS = 8;
 
-/** The failure entry for a remote server while federation is disabled. */
-const NO_FEDERATION = { status: 503, message: 'Federation is disabled on this server' };
-
-/** PostgreSQL deadlock / serialization failure: the transaction can simply run again. */
-function isRetryable(e: unknown): boolean {
-  const code = (e as { code?: unknown } | null)?.code;
-  return code === '40P01' || code === '40001';
-}
-
-const targetKey = (t: ClaimTarget) => `${t.userId}\u0000${t.deviceId}\u0000${t.algorithm}`;
-
-export interface KeysQueryResult {
-  device_keys: Record<string, Record<string, JsonObject>>;
-  master_keys: Record<string, JsonObject>;
-  self_signing_keys: Record<string, JsonObject>;
-  user_signing_keys: Record<string, JsonObject>;
-  failures: Record<string, JsonObject>;
-}
 
 /**
  * Device keys, one-time and fallback keys, cross-signing keys, to-device
@@ -74,6 +51,7 @@ export class E2eeService {
   private pruneTimer: NodeJS.Timeout | undefined;
 
   private readonly crossSigning: CrossSigning;
+  private readonly claims: KeyClaims;
 
   /** Copies of remote users' device lists (remote-device-lists.ts). */
   readonly remoteLists: RemoteDeviceLists;
@@ -83,8 +61,9 @@ export class E2eeService {
 
   constructor(private readonly ctx: Context) {
     this.remoteLists = new RemoteDeviceLists(ctx);
+    this.claims = new KeyClaims(ctx);
     this.toDevice = new ToDevice(ctx, { deviceIdsOf: (us) => this.deviceIdsOf(us) });
-    this.localLists = new LocalDeviceLists(ctx, (users, wanted, viewer) => this.readKeys(users, wanted, viewer));
+    this.localLists = new LocalDeviceLists(ctx, (users, wanted, viewer) => readKeys(ctx, users, wanted, viewer));
     this.crossSigning = new CrossSigning(ctx, { audienceOf: (u) => this.audienceOf(u), deviceIdsOf: (us) => this.deviceIdsOf(us) });
   }
 
@@ -199,7 +178,7 @@ export class E2eeService {
       else for (const server of byDest.keys()) out.failures[server] = { status: 504, message: 'No time left to ask this server' };
     }
     if (fromTables.length > 0) {
-      const read = await this.readKeys(fromTables, wanted, requester.userId);
+      const read = await readKeys(this.ctx, fromTables, wanted, requester.userId);
       Object.assign(out.device_keys, read.device_keys);
       Object.assign(out.master_keys, read.master_keys);
       Object.assign(out.self_signing_keys, read.self_signing_keys);
@@ -217,134 +196,24 @@ export class E2eeService {
   /** `/user/keys/query` from another server: this server's users only, no user-signing keys. */
   async queryKeysForServer(wanted: Record<string, string[]>): Promise<Omit<KeysQueryResult, 'failures' | 'user_signing_keys'>> {
     const local = Object.keys(wanted).filter((u) => isValidUserId(u, { historical: true }) && serverNameOf(u) === this.ctx.serverName);
-    const { device_keys, master_keys, self_signing_keys } = await this.readKeys(local, wanted, null);
+    const { device_keys, master_keys, self_signing_keys } = await readKeys(this.ctx, local, wanted, null);
     return { device_keys, master_keys, self_signing_keys };
   }
 
-  /** Keys held in the tables (local users, and remote users whose copy is current). `viewer` null: another server asks. */
-  private async readKeys(userIds: string[], wanted: Record<string, string[]>, viewer: string | null): Promise<Omit<KeysQueryResult, 'failures'>> {
-    const out: Omit<KeysQueryResult, 'failures'> = { device_keys: {}, master_keys: {}, self_signing_keys: {}, user_signing_keys: {} };
-    if (userIds.length === 0) return out;
-    const local = userIds.filter((u) => serverNameOf(u) === this.ctx.serverName);
-    const [rows, signatures, xsKeys, names] = await Promise.all([
-      getDeviceKeysOfUsers(this.ctx.db, userIds),
-      local.length > 0 ? getVisibleSignatures(this.ctx.db, local, viewer ?? '') : Promise.resolve([]),
-      getCrossSigningKeys(this.ctx.db, userIds),
-      local.length > 0 ? this.deviceDisplayNames(local) : Promise.resolve(new Map<string, Map<string, string | undefined>>()),
-    ]);
-    const sigsByTarget = new Map<string, E2eSignatureRow[]>();
-    for (const s of signatures) {
-      const k = `${s.target_user_id}\u0000${s.target_key_id}`;
-      const list = sigsByTarget.get(k);
-      if (list) list.push(s);
-      else sigsByTarget.set(k, [s]);
-    }
-    const withSignatures = (obj: JsonObject, userId: string, keyId: string): JsonObject => {
-      const extra = sigsByTarget.get(`${userId}\u0000${keyId}`);
-      if (!extra) return obj;
-      const sigs: Record<string, Record<string, string>> = isObject(obj.signatures)
-        ? (JSON.parse(JSON.stringify(obj.signatures)) as Record<string, Record<string, string>>)
-        : {};
-      for (const s of extra) (sigs[s.signer_user_id] ??= {})[s.signer_key_id] = s.signature;
-      return { ...obj, signatures: sigs };
-    };
+  // ---- /keys/claim (key-claims.ts) ----
 
-    for (const userId of userIds) out.device_keys[userId] = {};
-    for (const r of rows) {
-      const only = wanted[r.user_id];
-      if (Array.isArray(only) && only.length > 0 && !only.includes(r.device_id)) continue;
-      const obj = withSignatures(JSON.parse(r.json) as JsonObject, r.user_id, r.device_id);
-      const name = names.get(r.user_id)?.get(r.device_id);
-      const unsigned = isObject(obj.unsigned) ? { ...obj.unsigned } : {};
-      if (name !== undefined) unsigned.device_display_name = name;
-      out.device_keys[r.user_id][r.device_id] = { ...obj, unsigned };
-    }
-    for (const k of xsKeys) {
-      const obj = JSON.parse(k.json) as JsonObject;
-      if (k.usage === 'master') out.master_keys[k.user_id] = withSignatures(obj, k.user_id, k.public_key);
-      else if (k.usage === 'self_signing') out.self_signing_keys[k.user_id] = obj;
-      else if (viewer !== null && k.user_id === viewer) out.user_signing_keys[k.user_id] = obj;
-    }
-    return out;
-  }
-
-  // ---- /keys/claim ----
-
-  async claimKeys(
+  claimKeys(
     requester: Requester,
     wanted: Record<string, Record<string, string>>,
     timeoutMs = DEFAULT_KEYS_TIMEOUT_MS,
-  ): Promise<{ one_time_keys: Record<string, Record<string, Record<string, JsonObject | string>>>; failures: Record<string, JsonObject> }> {
+  ): Promise<{ one_time_keys: OneTimeKeysAnswer; failures: Record<string, JsonObject> }> {
     void requester;
-    const failures: Record<string, JsonObject> = {};
-    const remote: [string, Record<string, string>][] = [];
-    const local: Record<string, Record<string, string>> = {};
-    for (const [userId, devices] of Object.entries(wanted)) {
-      if (!isValidUserId(userId, { historical: true })) continue;
-      for (const algorithm of Object.values(devices)) {
-        if (typeof algorithm !== 'string') throw badJson('one_time_keys maps device ids to an algorithm name');
-      }
-      const server = serverNameOf(userId)!;
-      if (server === this.ctx.serverName) local[userId] = devices;
-      else if (this.federates()) remote.push([userId, devices]);
-      else failures[server] = NO_FEDERATION;
-    }
-    const [mine, theirs] = await Promise.all([
-      this.claimKeysForServer(local),
-      remote.length > 0 ? claimRemoteKeys(this.ctx.services.federation.client, byServer(remote), timeoutMs) : undefined,
-    ]);
-    if (theirs) {
-      Object.assign(mine.one_time_keys, theirs.one_time_keys);
-      Object.assign(failures, theirs.failures);
-    }
-    return { one_time_keys: mine.one_time_keys, failures };
+    return this.claims.claimKeys(wanted, timeoutMs);
   }
 
-  /** Claims keys of this server's devices (a local /keys/claim, or `/user/keys/claim` from another server). */
-  async claimKeysForServer(wanted: Record<string, Record<string, string>>): Promise<{ one_time_keys: Record<string, Record<string, Record<string, JsonObject | string>>> }> {
-    const targets = new Map<string, ClaimTarget>();
-    for (const [userId, devices] of Object.entries(wanted)) {
-      if (!isValidUserId(userId, { historical: true }) || serverNameOf(userId) !== this.ctx.serverName || !isObject(devices)) continue;
-      for (const [deviceId, algorithm] of Object.entries(devices)) {
-        if (typeof algorithm !== 'string') continue;
-        const t = { userId, deviceId, algorithm };
-        targets.set(targetKey(t), t);
-      }
-    }
-    const one_time_keys: Record<string, Record<string, Record<string, JsonObject | string>>> = {};
-    for (const k of await this.claim([...targets.values()])) {
-      ((one_time_keys[k.userId] ??= {})[k.deviceId] ??= {})[`${k.algorithm}:${k.keyId}`] = JSON.parse(k.json) as JsonObject | string;
-    }
-    return { one_time_keys };
-  }
-
-  /**
-   * Takes the oldest one-time key of each target, or its fallback key when
-   * none is left. A key goes to exactly one claimer: the DELETE ... RETURNING
-   * decides, and a claimer that lost a race for a key tries the next one.
-   */
-  private async claim(targets: ClaimTarget[]): Promise<ClaimedKey[]> {
-    if (targets.length === 0) return [];
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await this.ctx.db.transaction().execute(async (trx) => {
-          const claimed = new Map<string, ClaimedKey>();
-          let pending = targets;
-          for (let round = 0; round < CLAIM_ATTEMPTS && pending.length > 0; round++) {
-            const candidates = await oldestOneTimeKeys(trx, pending);
-            if (candidates.length === 0) break;
-            for (const k of await takeOneTimeKeys(trx, candidates)) claimed.set(targetKey(k), k);
-            pending = candidates.filter((c) => !claimed.has(targetKey(c)));
-          }
-          const rest = targets.filter((t) => !claimed.has(targetKey(t)));
-          const fallbacks = rest.length > 0 ? await useFallbackKeys(trx, rest) : [];
-          return [...claimed.values(), ...fallbacks];
-        });
-      } catch (e) {
-        if (attempt < 3 && isRetryable(e)) continue;
-        throw e;
-      }
-    }
+  /** Claims keys of this server's devices (`/user/keys/claim` from another server). */
+  claimKeysForServer(wanted: Record<string, Record<string, string>>): Promise<{ one_time_keys: OneTimeKeysAnswer }> {
+    return this.claims.claimForServer(wanted);
   }
 
   // ---- /keys/changes ----
@@ -420,15 +289,6 @@ export class E2eeService {
       for (const d of devices) out.get(userId)?.add(d.deviceId);
     }
     return new Map([...out].map(([u, s]) => [u, [...s]]));
-  }
-
-  /** Device display names for /keys/query (`unsigned.device_display_name`), one query for all users. */
-  private async deviceDisplayNames(userIds: string[]): Promise<Map<string, Map<string, string | undefined>>> {
-    const out = new Map<string, Map<string, string | undefined>>();
-    for (const [userId, devices] of await this.ctx.services.accounts.getDevices(userIds)) {
-      out.set(userId, new Map(devices.map((d) => [d.deviceId, d.displayName])));
-    }
-    return out;
   }
 
   private federates(): boolean {
