@@ -203,6 +203,7 @@ export class FederationService {
         serverName: this.ctx.serverName,
         signingKey: this.ctx.signingKey,
         userExists: (userId) => this.ctx.services.accounts.userExists(userId),
+        blocksInvites: (userId) => this.ctx.services.sync.accountData.blocksInvites(userId),
       }),
       ...membershipRoutes({ core: this.rooms.core, sender: this.sender, reads: this.reads, serverName: this.ctx.serverName, now }),
       ...queryRoutes({

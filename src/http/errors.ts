@@ -39,4 +39,5 @@ export const guestAccessForbidden = (msg = 'Guest accounts may not use this endp
 export const roomInUse = () => new MatrixError(400, 'M_ROOM_IN_USE', 'Room alias already taken');
 export const unknownError = (msg: string) => new MatrixError(500, 'M_UNKNOWN', msg);
 export const userLocked = () => new MatrixError(401, 'M_USER_LOCKED', 'This account has been locked', { soft_logout: true });
+export const inviteBlocked = (userId: string) => new MatrixError(403, 'M_INVITE_BLOCKED', `${userId} does not accept invites`);
 export const userSuspended = () => new MatrixError(403, 'M_USER_SUSPENDED', 'You cannot perform this action while suspended');

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { DEFAULT_ROOM_VERSION, getRoomVersion } from '../core/room-versions.js';
-import { isValidRoomAlias, isValidUserId } from '../core/ids.js';
+import { isValidRoomAlias, isValidUserId, serverNameOf } from '../core/ids.js';
 import type { JsonObject } from '../core/types.js';
 import { invalidParam, MatrixError, roomInUse, unsupportedRoomVersion } from '../http/errors.js';
 import type { Requester } from '../http/requester.js';
@@ -100,8 +100,11 @@ export async function createRoom(core: RoomsCore, requester: Requester, body: Cr
   const preset: Preset = body.preset ?? (body.visibility === 'public' ? 'public_chat' : 'private_chat');
   if (!(preset in PRESETS)) throw invalidParam(`Unknown preset ${preset}`);
 
-  const invitees = [...new Set(body.invite ?? [])];
-  for (const u of invitees) if (!isValidUserId(u)) throw invalidParam(`Invalid user ID in invite: ${u}`);
+  const asked = [...new Set(body.invite ?? [])];
+  for (const u of asked) if (!isValidUserId(u)) throw invalidParam(`Invalid user ID in invite: ${u}`);
+  // A local user who blocks invites is left out; the room is made all the same (spec: "Invite permission").
+  const blocked = await Promise.all(asked.map((u) => serverNameOf(u) === ctx.serverName && ctx.services.sync.accountData.blocksInvites(u)));
+  const invitees = asked.filter((_, i) => !blocked[i]);
   if (body.invite_3pid && body.invite_3pid.length > 0) {
     throw new MatrixError(400, 'M_UNRECOGNIZED', 'Third-party invites are not supported by this server');
   }

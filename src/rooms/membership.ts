@@ -3,7 +3,7 @@ import type { Profile } from '../accounts/service.js';
 import { isValidRoomAlias, isValidRoomId, isValidUserId, serverNameOf } from '../core/ids.js';
 import { userPowerLevel } from '../core/power-levels.js';
 import { stateKey, type JsonObject } from '../core/types.js';
-import { forbidden, guestAccessForbidden, invalidParam, MatrixError, notFound } from '../http/errors.js';
+import { forbidden, guestAccessForbidden, invalidParam, inviteBlocked, MatrixError, notFound } from '../http/errors.js';
 import type { Requester } from '../http/requester.js';
 import type { PersistedEvent } from './pipeline/pipeline.js';
 import { headPowerLevels } from './power.js';
@@ -244,6 +244,7 @@ export async function inviteUser(core: RoomsCore, requester: Requester, roomId: 
       if (!(e instanceof Error && e.message === 'unimplemented')) throw e;
     }
     if (!exists) throw notFound(`User ${target} does not exist`);
+    if (await core.ctx.services.sync.accountData.blocksInvites(target)) throw inviteBlocked(target);
   }
   const profile = await profileOf(core.ctx, target).catch(() => null);
   if (serverNameOf(target) !== core.ctx.serverName && core.remote) {

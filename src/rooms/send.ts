@@ -3,7 +3,7 @@ import { canonicalJson } from '../core/canonical-json.js';
 import { isValidRoomAlias, serverNameOf } from '../core/ids.js';
 import { userPowerLevel } from '../core/power-levels.js';
 import { stateKey, type JsonObject } from '../core/types.js';
-import { badJson, forbidden, invalidParam, MatrixError, userSuspended } from '../http/errors.js';
+import { badJson, forbidden, invalidParam, inviteBlocked, MatrixError, userSuspended } from '../http/errors.js';
 import type { Requester } from '../http/requester.js';
 import { isServable } from './events/stored-event.js';
 import { headPowerLevels } from './power.js';
@@ -80,6 +80,9 @@ export async function sendState(
   transaction?: { txnId: string; endpoint: TxnEndpoint },
 ): Promise<{ event_id: string }> {
   const head0 = await core.requireHead(roomId);
+  if (type === 'm.room.member' && content.membership === 'invite' && serverNameOf(key) === core.ctx.serverName && (await core.ctx.services.sync.accountData.blocksInvites(key))) {
+    throw inviteBlocked(key);
+  }
   const txn = transaction && { deviceId: requester.deviceId, ...transaction };
   if (type === 'm.room.canonical_alias') {
     const prevId = head0.state.get(stateKey(type, key));

@@ -192,11 +192,14 @@ export class SlidingSyncService implements Lifecycle {
     const ctx = this.ctx;
     const prevToken = prev ? tryParseSyncToken(prev.heads) : null;
     const prevHeads = prevToken ? clampToken(prevToken, heads) : null;
-    const [memberships, ignored, dmRooms] = await Promise.all([
+    const [allMemberships, ignored, blocksInvites, dmRooms] = await Promise.all([
       ctx.services.rooms.getMemberships(userId),
       ctx.services.sync.accountData.ignoredUsers(userId),
+      ctx.services.sync.accountData.blocksInvites(userId),
       this.direct.of(userId),
     ]);
+    // Invites stay hidden while the user blocks them (spec: "Invite permission").
+    const memberships = blocksInvites ? allMemberships.filter((m) => m.membership !== 'invite') : allMemberships;
     const list = await serverRoomList(ctx, this.facts, userId, memberships, (id) => prev?.rooms[id] !== undefined, heads.events);
     const configs = [...req.lists.values()];
     const inputs = await filterInputs(ctx, this.facts, dmRooms, userId, list, configs, heads.events);

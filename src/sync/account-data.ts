@@ -20,13 +20,21 @@ export interface AccountDataChange {
 export class AccountData {
   /** m.ignored_user_list per user, dropped on any account data change of that user (any node, via the bus). */
   private readonly ignored = boundedCache<string, Set<string>>(10000);
+  /** Whether m.invite_permission_config blocks every invite, per user; dropped like `ignored`. */
+  private readonly blocking = boundedCache<string, boolean>(10000);
 
   constructor(private readonly ctx: Context) {}
 
   /** `undefined`: whose data changed is unknown (another node's missed announcement). */
   onAdvance(userIds: string[] | undefined): void {
-    if (userIds === undefined) this.ignored.clear();
-    for (const u of userIds ?? []) this.ignored.delete(u);
+    if (userIds === undefined) {
+      this.ignored.clear();
+      this.blocking.clear();
+    }
+    for (const u of userIds ?? []) {
+      this.ignored.delete(u);
+      this.blocking.delete(u);
+    }
   }
 
   async get(userId: string, roomId: string | null, type: string): Promise<JsonObject | null> {
@@ -70,6 +78,7 @@ export class AccountData {
     });
     if (pos > 0) {
       this.ignored.delete(userId);
+      this.blocking.delete(userId);
       // Only the owner cares: no roomId, which would wake every member of the room.
       this.ctx.bus.publish({ stream: 'account_data', pos, userIds: [userId] });
     }
@@ -92,5 +101,18 @@ export class AccountData {
     const set = new Set<string>(list && typeof list === 'object' && !Array.isArray(list) ? Object.keys(list) : []);
     this.ignored.set(userId, set);
     return set;
+  }
+
+  /**
+   * Whether the user blocks every invite (spec: "Invite permission", `m.invite_permission_config`
+   * with `default_action: block`); any other value lets invites through.
+   */
+  async blocksInvites(userId: string): Promise<boolean> {
+    const hit = this.blocking.get(userId);
+    if (hit !== undefined) return hit;
+    const content = await this.get(userId, null, 'm.invite_permission_config');
+    const blocks = content?.default_action === 'block';
+    this.blocking.set(userId, blocks);
+    return blocks;
   }
 }

@@ -128,9 +128,10 @@ export class SyncResponder {
     const hinted = eventRooms.filter((r) => guessed.has(r) && filter.allowsRoom(r));
     const early = hinted.length > 0 ? this.earlyRoomReads(p, since!, heads, hinted) : null;
     early?.catch(() => {});
-    const [at, ignored, accountChanges, guessedActivity] = await Promise.all([
+    const [at, ignored, blocksInvites, accountChanges, guessedActivity] = await Promise.all([
       this.membershipsAt(userId, heads.events),
       this.parts.accountData.ignoredUsers(userId),
+      this.parts.accountData.blocksInvites(userId),
       this.parts.accountData.changes(userId, since?.account_data ?? 0, heads.account_data),
       guess && guess.length > 0
         ? this.activity.between(guess, since!.events, heads.events)
@@ -176,7 +177,8 @@ export class SyncResponder {
           break;
         }
         case 'invite':
-          if (full || changes) invites.push(m);
+          // Invites stay hidden while the user blocks them (spec: "Invite permission").
+          if ((full || changes) && !blocksInvites) invites.push(m);
           break;
         case 'knock':
           if (full || changes) knocks.push(m);

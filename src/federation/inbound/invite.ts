@@ -12,7 +12,7 @@ import { serverNameOf } from '../../core/ids.js';
 import { getRoomVersion, type RoomVersion } from '../../core/room-versions.js';
 import type { SigningKey } from '../../core/signing.js';
 import { stateKey, type Pdu, type StateMap } from '../../core/types.js';
-import { MatrixError, notFound } from '../../http/errors.js';
+import { inviteBlocked, MatrixError, notFound } from '../../http/errors.js';
 import { checkReceived } from '../../rooms/inbound/check-received.js';
 import type { KeyRing } from '../../rooms/inbound/key-ring.js';
 import type { RoomsCore } from '../../rooms/room-core.js';
@@ -28,6 +28,8 @@ export interface InviteDeps {
   serverName: string;
   signingKey: SigningKey;
   userExists(userId: string): Promise<boolean>;
+  /** Whether the user blocks every invite (m.invite_permission_config). */
+  blocksInvites(userId: string): Promise<boolean>;
 }
 
 export function inviteRoute(deps: InviteDeps): FederationRoute {
@@ -55,6 +57,7 @@ export function inviteRoute(deps: InviteDeps): FederationRoute {
       const target = pdu.state_key;
       if (typeof target !== 'string' || serverNameOf(target) !== deps.serverName) throw invalid('The invited user does not belong to this server');
       if (!(await deps.userExists(target))) throw notFound(`User ${target} does not exist`);
+      if (await deps.blocksInvites(target)) throw inviteBlocked(target);
 
       const signed = addEventSignature(pdu, version, deps.serverName, deps.signingKey);
       if (!(await hasLocalMember(deps, roomId))) await holdInvite(deps, roomId, version, eventId, signed, req.body.invite_room_state ?? []);
