@@ -84,6 +84,8 @@ export function discoveryRoutes(ctx: Context): Route[] {
             ),
           },
           'm.change_password': { enabled: true },
+          // Every profile field is the user's to change (v1.16); the two below are its deprecated forms.
+          'm.profile_fields': { enabled: true },
           'm.set_displayname': { enabled: true },
           'm.set_avatar_url': { enabled: true },
           'm.3pid_changes': { enabled: false },

@@ -39,6 +39,14 @@ describe('discovery (spec: client-server-api "Server discovery", "Capabilities n
     assert.equal(rv.default, '12');
     for (let v = 1; v <= 12; v++) assert.equal(rv.available[String(v)], 'stable');
   });
+
+  it('GET /capabilities lets users change every profile field (m.profile_fields, v1.16)', async () => {
+    const alice = await server.registerUser();
+    const res = await server.request('GET', '/_matrix/client/v3/capabilities', { token: alice.accessToken });
+    assert.deepEqual(res.body.capabilities['m.profile_fields'], { enabled: true });
+    const put = await server.request('PUT', `/_matrix/client/v3/profile/${encodeURIComponent(alice.userId)}/m.tz`, { token: alice.accessToken, body: { 'm.tz': 'Europe/Paris' } });
+    assert.equal(put.status, 200, 'a field the capability allows can be set');
+  });
 });
 
 describe('HTTP errors (DESIGN section 6; spec "Standard error response", "CORS")', () => {
