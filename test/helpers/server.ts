@@ -9,10 +9,16 @@ import YAML from 'yaml';
 import { loadConfig } from '../../src/config/load.js';
 import { createHomeserver, type Homeserver } from '../../src/homeserver.js';
 import { createLogger } from '../../src/logger.js';
+import { startRoundRobin, type RoundRobin } from './round-robin.js';
 import { checkResponse, describeMismatch, takeClientMismatches } from './spec-schemas.js';
 
 /** Which storage backend this test run uses: HEARTH_TEST_DB=sqlite (default) or postgres. */
 export const TEST_DB = (process.env.HEARTH_TEST_DB ?? 'sqlite') as 'sqlite' | 'postgres';
+/**
+ * HEARTH_TEST_NODES=2 (PostgreSQL only): every test server is two nodes on one database behind a
+ * round-robin balancer, and `url` is the balancer's; `hs` is the first node.
+ */
+const TEST_NODES = TEST_DB === 'postgres' ? Math.max(1, Number(process.env.HEARTH_TEST_NODES ?? 1)) : 1;
 const PG_ADMIN_URL = process.env.HEARTH_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 export interface ApiResponse<T = any> {
@@ -109,13 +115,24 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
   let loaded = loadConfig({ file, env });
   let hs = await createHomeserver(loaded, { logger: createLogger(loaded.config.log_level) });
   let url = await hs.start();
+  // The other nodes of a HEARTH_TEST_NODES cluster: the same config, each on a port of its own.
+  const startOthers = async () => {
+    const others: { hs: Homeserver; url: string }[] = [];
+    for (let i = 1; i < TEST_NODES; i++) {
+      const node = await createHomeserver({ ...loaded, config: { ...loaded.config, listen: '127.0.0.1:0' } }, { logger: createLogger(loaded.config.log_level) });
+      others.push({ hs: node, url: await node.start() });
+    }
+    return others;
+  };
+  let others = await startOthers();
+  const balancer: RoundRobin | null = TEST_NODES > 1 ? await startRoundRobin(() => [url, ...others.map((o) => o.url)]) : null;
   // A fresh connection pool per server start: a socket kept alive to a stopped server must not be reused.
   // Servers started with `tls` serve a self-signed certificate.
   let agent = new Agent({ keepAliveTimeout: 10_000, connect: { rejectUnauthorized: false } });
   const port = new URL(url).port;
 
   const server: TestServer = {
-    url,
+    url: balancer?.url ?? url,
     serverName,
     hs,
     dataDir,
@@ -152,6 +169,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
       return { userId, accessToken: res.body.access_token, deviceId: res.body.device_id, password };
     },
     async restart() {
+      for (const o of others) await o.hs.stop();
       await hs.stop();
       await agent.close();
       agent = new Agent({ keepAliveTimeout: 10_000, connect: { rejectUnauthorized: false } });
@@ -161,10 +179,13 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
       loaded = loadConfig({ file, env });
       hs = await createHomeserver(loaded, { logger: createLogger(loaded.config.log_level) });
       url = await hs.start();
+      others = await startOthers();
       server.hs = hs;
-      server.url = url;
+      server.url = balancer?.url ?? url;
     },
     async stop() {
+      await balancer?.close();
+      for (const o of others) await o.hs.stop();
       await hs.stop();
       await agent.close();
       if (TEST_DB === 'postgres') await dropPgDatabase(dbUrl);
