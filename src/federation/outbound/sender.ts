@@ -356,12 +356,12 @@ export class FederationSender implements QueueSource {
       const rows = await selectStreamEventsAfter(this.deps.db, this.scanned, Number.MAX_SAFE_INTEGER, SCAN_PAGE);
       if (rows.length === 0) return;
       const local = rows.filter((r) => this.isLocal(r.sender));
-      const loaded = await this.deps.core.events.getMany(local.map((r) => r.event_id));
+      // Only a membership of another server's user needs its content read (see destinationsOf).
+      const targetsElsewhere = local.filter((r) => r.type === 'm.room.member' && r.state_key !== null && !this.isLocal(r.state_key));
+      const loaded = targetsElsewhere.length > 0 ? await this.deps.core.events.getMany(targetsElsewhere.map((r) => r.event_id)) : null;
       const woken = new Set<DestinationQueue>();
       for (const r of local) {
-        const ev = loaded.get(r.event_id);
-        if (!ev) continue;
-        for (const dest of await this.destinationsOf(r.room_id, ev.pdu)) {
+        for (const dest of await this.destinationsOf(r.room_id, loaded?.get(r.event_id)?.pdu ?? null)) {
           const q = await this.queueFor(dest, r.stream_pos - 1);
           q.add(r.stream_pos, r.event_id);
           woken.add(q);

@@ -291,11 +291,16 @@ export async function selectMaxStreamPos(db: DbOrTx, roomId: string): Promise<nu
 }
 
 /** Events placed on the stream in (after, upTo], in stream order: what consumers such as the federation sender read. */
-export async function selectStreamEventsAfter(db: DbOrTx, after: number, upTo: number, limit: number): Promise<{ event_id: string; room_id: string; stream_pos: number; sender: string }[]> {
+export async function selectStreamEventsAfter(
+  db: DbOrTx,
+  after: number,
+  upTo: number,
+  limit: number,
+): Promise<{ event_id: string; room_id: string; stream_pos: number; sender: string; type: string; state_key: string | null }[]> {
   if (upTo <= after) return [];
   const rows = await db
     .selectFrom('events')
-    .select(['event_id', 'room_id', 'stream_pos', 'sender'])
+    .select(['event_id', 'room_id', 'stream_pos', 'sender', 'type', 'state_key'])
     .where('stream_pos', '>', after)
     .where('stream_pos', '<=', upTo)
     .orderBy('stream_pos', 'asc')
