@@ -24,6 +24,7 @@ import { insertOutcomeVia } from './push-outcomes-store.js';
 import { advanceReadUptoVia } from './read-upto-store.js';
 import { advanceThreadReadUptoVia } from './thread-read-store.js';
 import { SenderPower } from './sender-power.js';
+import { ThreadSubscriptions } from '../thread-subscriptions/service.js';
 
 /**
  * What push stores with one event (computeActions, then storeActions inside
@@ -141,6 +142,7 @@ function notificationLevels(powerLevels: Record<string, unknown> | undefined): R
 
 export class PushOutcomes {
   private readonly senderPower: SenderPower;
+  private readonly threadSubscriptions: ThreadSubscriptions;
   private readonly memberViews = new WeakMap<readonly string[], MemberView>();
   /** Per room: who has an open span, for healing (see withoutOpenSpan). */
   private readonly openSpans = boundedCache<string, OpenSpans>(10_000);
@@ -150,6 +152,7 @@ export class PushOutcomes {
     private readonly rules: MemberRules,
   ) {
     this.senderPower = new SenderPower(ctx);
+    this.threadSubscriptions = new ThreadSubscriptions(ctx);
   }
 
   /**
@@ -258,7 +261,10 @@ export class PushOutcomes {
       senderPowerLevel: needsLevel ? await this.senderPower.level(event.room_id, event.sender, room.powerLevels) : 0,
       notificationPowerLevels: notificationLevels(room.powerLevels),
     };
-    const { base, exceptions } = evaluateForMembers(event as unknown as ClientEventLike, shared, members);
+    const threadId = threadOf(event);
+    // MSC4306: in a thread, whoever is subscribed to it is notified by its own rule.
+    const subscribers = threadId === null ? undefined : await this.threadSubscriptions.subscribersOf(event.room_id!, threadId);
+    const { base, exceptions } = evaluateForMembers(event as unknown as ClientEventLike, shared, members, subscribers);
     let anyone = base.notify;
     const rows: { userId: string; level: number; actions: string | null }[] = [];
     for (const [userId, r] of exceptions) {
@@ -266,7 +272,7 @@ export class PushOutcomes {
       rows.push({ userId, level: level(r), actions: r.notify ? JSON.stringify(r.actions) : null });
     }
     if (!anyone) return null;
-    return { sender: event.sender, base: level(base), actions: base.notify ? JSON.stringify(base.actions) : null, exceptions: rows, threadId: threadOf(event) };
+    return { sender: event.sender, base: level(base), actions: base.notify ? JSON.stringify(base.actions) : null, exceptions: rows, threadId };
   }
 
   /** The members with their rules: looked up once per member list, again after any user's rules changed. */

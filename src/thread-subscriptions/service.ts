@@ -4,7 +4,7 @@ import { lockForUpdate } from '../db/row-lock.js';
 import { nextPositions, readStreamPositions } from '../db/stream-positions.js';
 import { MatrixError, notFound } from '../http/errors.js';
 import type { Requester } from '../http/requester.js';
-import { selectChanges, selectLatestPos, selectSubscription, upsertSubscription } from './store.js';
+import { selectChanges, selectLatestPos, selectSubscribers, selectSubscription, upsertSubscription } from './store.js';
 import type { ThreadSubscriptionRow } from './tables.js';
 
 /**
@@ -72,6 +72,11 @@ export class ThreadSubscriptions {
     const row = await selectSubscription(this.ctx.db, requester.userId, roomId, root);
     if (!row || row.subscribed !== 1) throw notFound('Not subscribed to this thread');
     return { automatic: row.automatic === 1 };
+  }
+
+  /** Who is subscribed to the thread: push evaluates MSC4306's rules with it. */
+  async subscribersOf(roomId: string, root: string): Promise<Set<string>> {
+    return new Set(await selectSubscribers(this.ctx.db, roomId, root));
   }
 
   /** The user's latest change (the bound a sync response covers). */
