@@ -10,7 +10,7 @@
 import { boundedCache } from '../bounded-cache.js';
 import type { Context } from '../context.js';
 import type { PushEvaluation } from '../core/push/evaluator.js';
-import { defaultPushRules } from '../core/push/default-rules.js';
+import { defaultPushRules, type DefaultRuleOptions } from '../core/push/default-rules.js';
 import { evaluatePushRules } from '../core/push/evaluator.js';
 import { evaluateForMembers, type RoomMember } from '../core/push/room-evaluation.js';
 import type { ClientEventLike, PushRuleSet } from '../core/push/types.js';
@@ -128,6 +128,11 @@ function hasCustomPermissionRule(set: PushRuleSet): boolean {
   return v;
 }
 
+/** The optional default rules this server serves (config `push`). */
+export function defaultRuleOptions(config: Context['config']): DefaultRuleOptions {
+  return { threadSubscriptions: config.push.thread_subscription_rules };
+}
+
 function notificationLevels(powerLevels: Record<string, unknown> | undefined): Record<string, number> {
   const n = powerLevels?.notifications;
   const out: Record<string, number> = {};
@@ -224,7 +229,7 @@ export class PushOutcomes {
   ): Promise<PushEvaluation> {
     const set = (await this.rules.of([userId])).get(userId)?.set ?? null;
     const senderPowerLevel = await this.senderPower.level(event.room_id!, event.sender, room.powerLevels);
-    return evaluatePushRules(set ?? defaultPushRules(userId), event as unknown as ClientEventLike, {
+    return evaluatePushRules(set ?? defaultPushRules(userId, defaultRuleOptions(this.ctx.config)), event as unknown as ClientEventLike, {
       roomMemberCount: room.members.length,
       senderPowerLevel,
       notificationPowerLevels: notificationLevels(room.powerLevels),
@@ -262,9 +267,10 @@ export class PushOutcomes {
       notificationPowerLevels: notificationLevels(room.powerLevels),
     };
     const threadId = threadOf(event);
+    const options = defaultRuleOptions(this.ctx.config);
     // MSC4306: in a thread, whoever is subscribed to it is notified by its own rule.
-    const subscribers = threadId === null ? undefined : await this.threadSubscriptions.subscribersOf(event.room_id!, threadId);
-    const { base, exceptions } = evaluateForMembers(event as unknown as ClientEventLike, shared, members, subscribers);
+    const subscribers = threadId === null || !options.threadSubscriptions ? undefined : await this.threadSubscriptions.subscribersOf(event.room_id!, threadId);
+    const { base, exceptions } = evaluateForMembers(event as unknown as ClientEventLike, shared, members, subscribers, options);
     let anyone = base.notify;
     const rows: { userId: string; level: number; actions: string | null }[] = [];
     for (const [userId, r] of exceptions) {

@@ -112,4 +112,15 @@ describe('MSC4306 thread subscription push rules', () => {
     assert.equal(main.base.notify, true);
     assert.equal(main.exceptions.size, 0);
   });
+
+  it('a server may leave the rules out: then thread messages notify as the spec\'s own rules say', () => {
+    const without = { threadSubscriptions: false };
+    assert.deepEqual(defaultPushRules(ME, without).postcontent, []);
+    assert.deepEqual(mergeWithDefaults(null, ME, without).postcontent, []);
+    const members = ['@a:example.org', '@b:example.org'].map((userId) => ({ userId, rules: null }));
+    const shared = { roomMemberCount: 3, senderPowerLevel: 0, notificationPowerLevels: {} };
+    const r = evaluateForMembers(inThread('chatter'), shared, members, new Set(), without);
+    assert.equal(r.base.ruleId, '.m.rule.message');
+    assert.equal(r.exceptions.size, 0);
+  });
 });

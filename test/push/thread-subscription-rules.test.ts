@@ -109,3 +109,35 @@ describe('MSC4306 thread subscription push rules', { timeout: 120_000 }, () => {
     assert.deepEqual(await counts(carol, roomId), { notification_count: 1, highlight_count: 0 });
   });
 });
+
+describe('push.thread_subscription_rules off', { timeout: 60_000 }, () => {
+  let server: TestServer;
+  let alice: TestUser;
+  let bob: TestUser;
+
+  before(async () => {
+    server = await startTestServer({ config: { push: { thread_subscription_rules: false } } });
+    alice = await server.registerUser();
+    bob = await server.registerUser();
+  });
+  after(async () => {
+    await server.stop();
+  });
+
+  it('serves no postcontent rules, and thread messages notify as the spec\'s own rules say', async () => {
+    const req = (u: TestUser, method: string, path: string, body?: unknown) => server.request(method, path, { token: u.accessToken, body });
+    assert.deepEqual((await req(bob, 'GET', `${V3}/pushrules/`)).body.global.postcontent, []);
+    const roomId = (await req(alice, 'POST', `${V3}/createRoom`, { preset: 'public_chat' })).body.room_id as string;
+    assert.equal((await req(bob, 'POST', `${V3}/rooms/${enc(roomId)}/join`, {})).status, 200);
+    const root = (await req(alice, 'PUT', `${V3}/rooms/${enc(roomId)}/send/m.room.message/r`, { msgtype: 'm.text', body: 'root' })).body.event_id as string;
+    assert.equal((await req(bob, 'POST', `${V3}/rooms/${enc(roomId)}/receipt/m.read/${enc(root)}`, {})).status, 200);
+    const reply = await req(alice, 'PUT', `${V3}/rooms/${enc(roomId)}/send/m.room.message/t`, {
+      msgtype: 'm.text',
+      body: 'in the thread',
+      'm.relates_to': { rel_type: 'm.thread', event_id: root },
+    });
+    assert.equal(reply.status, 200);
+    const res = await req(bob, 'GET', `${V3}/sync?timeout=0`);
+    assert.deepEqual(res.body.rooms.join[roomId].unread_notifications, { notification_count: 1, highlight_count: 0 });
+  });
+});

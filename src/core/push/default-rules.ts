@@ -33,13 +33,27 @@ export const THREAD_SUBSCRIPTION_CONDITION = 'io.element.msc4306.thread_subscrip
 export const UNSUBSCRIBED_THREAD_RULE = '.io.element.msc4306.rule.unsubscribed_thread';
 export const SUBSCRIBED_THREAD_RULE = '.io.element.msc4306.rule.subscribed_thread';
 
+/** Which optional defaults a server serves. */
+export interface DefaultRuleOptions {
+  /** MSC4306's two `postcontent` rules (a server may leave them out for clients that never subscribe to threads). */
+  threadSubscriptions: boolean;
+}
+
+export const ALL_DEFAULTS: DefaultRuleOptions = Object.freeze({ threadSubscriptions: true });
+
 /**
  * A fresh copy of the server-default ruleset for `userId` (only
  * `.m.rule.invite_for_me` and `.m.rule.is_user_mention` depend on it).
  * `.m.rule.master` is first in `override`; user rules go after it (see
  * `mergeWithDefaults`).
  */
-export function defaultPushRules(userId: string): PushRuleSet {
+export function defaultPushRules(userId: string, options: DefaultRuleOptions = ALL_DEFAULTS): PushRuleSet {
+  const set = allDefaultRules(userId);
+  if (!options.threadSubscriptions) set.postcontent = [];
+  return set;
+}
+
+function allDefaultRules(userId: string): PushRuleSet {
   return {
     override: [
       {

@@ -18,7 +18,7 @@
  * another place is noticed (and one that reads the display name makes every
  * member an exception-candidate: evaluated one by one, as before).
  */
-import { defaultPushRules } from './default-rules.js';
+import { ALL_DEFAULTS, defaultPushRules, type DefaultRuleOptions } from './default-rules.js';
 import { evaluatePushRules, resolveEventPath, type PushEvaluation } from './evaluator.js';
 import type { UserPushRules } from './rule-edit.js';
 import { PUSH_RULE_KINDS } from './types.js';
@@ -63,6 +63,7 @@ const USER_SLOTS: readonly UserSlot[] | null = (() => {
 })();
 
 const NOBODYS_RULES = defaultPushRules(NOBODY);
+const NOBODYS_RULES_WITHOUT_THREADS = defaultPushRules(NOBODY, { threadSubscriptions: false });
 const NO_ONE: ReadonlySet<string> = new Set();
 
 /**
@@ -125,22 +126,24 @@ export function sameOutcome(a: PushEvaluation, b: PushEvaluation): boolean {
  * Evaluates `event` for `members` (the sender among them or not): the
  * defaults once, then only the members the event names, who have rules of
  * their own, or who are among `threadSubscribers` (the members subscribed to
- * the thread the event is in). `shared` is the room-wide part of the context.
+ * the thread the event is in). `shared` is the room-wide part of the context;
+ * `options` the optional defaults the server serves.
  */
 export function evaluateForMembers(
   event: ClientEventLike,
   shared: Omit<PushContext, 'userId' | 'displayName' | 'threadSubscribed'>,
   members: Iterable<RoomMember>,
   threadSubscribers: ReadonlySet<string> = NO_ONE,
+  options: DefaultRuleOptions = ALL_DEFAULTS,
 ): RoomEvaluation {
   const named = usersNamedBy(event);
-  const base = evaluatePushRules(NOBODYS_RULES, event, { ...shared, userId: NOBODY });
+  const base = evaluatePushRules(options.threadSubscriptions ? NOBODYS_RULES : NOBODYS_RULES_WITHOUT_THREADS, event, { ...shared, userId: NOBODY });
   const exceptions = new Map<string, PushEvaluation>();
   for (const m of members) {
     if (m.userId === event.sender) continue;
     const subscribed = threadSubscribers.has(m.userId);
     if (m.rules === null && !subscribed && named !== null && (named.size === 0 || !named.has(m.userId.toLowerCase()))) continue;
-    const r = evaluatePushRules(m.rules ?? defaultPushRules(m.userId), event, {
+    const r = evaluatePushRules(m.rules ?? defaultPushRules(m.userId, options), event, {
       ...shared,
       userId: m.userId,
       displayName: m.displayName,

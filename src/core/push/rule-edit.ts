@@ -11,7 +11,7 @@
  * Every editing function returns a new value (arrays are copied on write) or
  * a typed error; nothing is mutated.
  */
-import { DEFAULT_RULE_IDS, defaultPushRules } from './default-rules.js';
+import { ALL_DEFAULTS, DEFAULT_RULE_IDS, defaultPushRules, type DefaultRuleOptions } from './default-rules.js';
 import { PUSH_RULE_KINDS } from './types.js';
 import type { PushAction, PushCondition, PushRule, PushRuleKind, PushRuleSet } from './types.js';
 
@@ -328,8 +328,12 @@ export function deleteUserRule(rules: UserPushRules, kind: string, ruleId: strin
  * override rule. Stored rules whose id starts with "." are ignored, as are
  * changes to default rules that no longer exist.
  */
-export function mergeWithDefaults(userRules: UserPushRules | PushRuleSet | null | undefined, userId: string): PushRuleSet {
-  const d = defaultPushRules(userId);
+export function mergeWithDefaults(
+  userRules: UserPushRules | PushRuleSet | null | undefined,
+  userId: string,
+  options: DefaultRuleOptions = ALL_DEFAULTS,
+): PushRuleSet {
+  const d = defaultPushRules(userId, options);
   const overrides = userRules && 'defaults' in userRules ? userRules.defaults : undefined;
   if (overrides) {
     for (const kind of PUSH_RULE_KINDS) {
