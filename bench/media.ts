@@ -1,17 +1,45 @@
 // `node dist/bench/media.js` (after a build): the media repository's figures over real HTTP on
 // a fresh server process: upload and download throughput for 1 MB and 20 MB files, thumbnail
 // time for a 12-megapixel JPEG, and the server's peak RSS while 4 clients upload 20 MB each.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+// It runs once with media on local disk and once on S3 (an s3rver on loopback, in this
+// process, so that its memory is not counted as the server's); `HEARTH_BENCH_MEDIA=disk` or
+// `=s3` runs one of them.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import S3rver from 's3rver';
 import sharp from 'sharp';
 import { Pool } from 'undici';
 import YAML from 'yaml';
+import { generateConfigText } from '../src/config/load.js';
+import type { S3Settings } from '../src/media/s3-store.js';
 import { BenchClient, median, rssMb } from './client.js';
 import { startServerProcess } from './server-process.js';
 
 const MB = 1024 * 1024;
 
+type Backend = 'disk' | 's3';
+
+/** An s3rver on loopback with one bucket, and the `media.s3` settings that reach it. */
+async function startS3(): Promise<{ settings: S3Settings; close(): Promise<void> }> {
+  const directory = mkdtempSync(join(tmpdir(), 'hearth-bench-s3-'));
+  const server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory, configureBuckets: [{ name: 'media', configs: [] }] });
+  const addr = await server.run();
+  return {
+    settings: {
+      endpoint: `http://127.0.0.1:${addr.port}`,
+      bucket: 'media',
+      region: 'us-east-1',
+      access_key_id: 'S3RVER',
+      secret_access_key: 'S3RVER',
+      force_path_style: true,
+    },
+    close: async () => {
+      await server.close();
+      rmSync(directory, { recursive: true, force: true });
+    },
+  };
+}
 
 function randomish(size: number, seed: number): Buffer {
   const b = Buffer.alloc(size);
@@ -25,16 +53,22 @@ function randomish(size: number, seed: number): Buffer {
   return b;
 }
 
-async function main(): Promise<void> {
+async function run(backend: Backend, rows: string[]): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'hearth-bench-media-'));
+  const s3 = backend === 's3' ? await startS3() : undefined;
+  if (s3) {
+    // A config file written before the first start, as an operator would, with the bucket in it.
+    const cfg = YAML.parse(generateConfigText({})) as { media: Record<string, unknown> };
+    cfg.media.s3 = s3.settings;
+    writeFileSync(join(dir, 'hearth.yaml'), YAML.stringify(cfg), { mode: 0o600 });
+  }
   const server = await startServerProcess({ dir });
   const { proc, url } = server;
   const client = new BenchClient(url, 4);
   const pool = new Pool(url, { connections: 8, keepAliveTimeout: 60_000 });
-  const rows: string[] = [];
   const record = (name: string, value: string) => {
-    rows.push(`| ${name} | ${value} |`);
-    console.error(`  ${name}: ${value}`);
+    rows.push(`| ${backend} | ${name} | ${value} |`);
+    console.error(`  ${backend}: ${name}: ${value}`);
   };
   try {
     const secret = (YAML.parse(readFileSync(join(dir, 'hearth.yaml'), 'utf8')) as { registration_shared_secret: string }).registration_shared_secret;
@@ -103,9 +137,19 @@ async function main(): Promise<void> {
     await pool.close();
     await client.close();
     await server.stop();
+    await s3?.close();
     rmSync(dir, { recursive: true, force: true });
   }
-  console.log(`\nHearth media benchmark, ${new Date().toISOString().slice(0, 10)}, node ${process.version}\n\n| measure | value |\n| --- | --- |\n${rows.join('\n')}`);
+}
+
+async function main(): Promise<void> {
+  const only = process.env.HEARTH_BENCH_MEDIA;
+  if (only && only !== 'disk' && only !== 's3') throw new Error('HEARTH_BENCH_MEDIA must be "disk" or "s3"');
+  const rows: string[] = [];
+  for (const backend of ['disk', 's3'] as const) if (!only || only === backend) await run(backend, rows);
+  console.log(
+    `\nHearth media benchmark, ${new Date().toISOString().slice(0, 10)}, node ${process.version}\n\n| store | measure | value |\n| --- | --- | --- |\n${rows.join('\n')}`,
+  );
 }
 
 await main();

@@ -2,7 +2,8 @@
 // response of a new connection for a user in 200 rooms (a list of the 20 most
 // recent rooms, one timeline event each) against an initial /sync of the same
 // user, and the wake-up of a waiting request when another user sends into one
-// of the rooms (the figure next to /sync's wake-up). Called by run.ts
+// of the rooms (the figure next to /sync's wake-up), or when the user changes a thread
+// subscription on another connection (MSC4306/MSC4308). Called by run.ts
 // (HEARTH_BENCH_ONLY=sliding-sync runs this scenario alone).
 import type { BenchClient } from './client.js';
 import { median, percentile } from './client.js';
@@ -18,6 +19,7 @@ export interface SlidingSyncEnv {
 const PATH = '/_matrix/client/unstable/org.matrix.simplified_msc3575/sync';
 const ROOMS = Number(process.env.HEARTH_BENCH_SS_ROOMS ?? 200);
 const WAKES = Number(process.env.HEARTH_BENCH_SS_WAKES ?? 200);
+const SUB_WAKES = 50;
 
 /** The list Element X opens with: the most recent rooms, one event each, the state its room list shows. */
 const LIST = {
@@ -111,8 +113,36 @@ export async function slidingSyncBench(env: SlidingSyncEnv): Promise<void> {
     since = res.next_batch;
     if (!res.rooms?.join?.[hot]?.timeline.events.some((e) => e.content.body === `sync wake ${i}`)) since = (await sync(`timeout=0&since=${encodeURIComponent(since)}`)).next_batch;
   }
-  poller.close();
-  sender.close();
   syncWake.sort((a, b) => a - b);
   record({ name: `/sync wake-up p50, same ${ROOMS}-room user`, value: percentile(syncWake, 50), unit: 'ms' });
+
+  // A thread subscription change (MSC4306) made on another connection, as another of dave's
+  // devices would, answering a connection that waits with MSC4308's extension on.
+  const ext = { 'io.element.msc4308.thread_subscriptions': { enabled: true } };
+  const root = (await client.ok<{ event_id: string }>('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(hot)}/send/m.room.message/ssroot`, { msgtype: 'm.text', body: 'a thread' }, erin.token)).event_id;
+  const subscription = `/_matrix/client/unstable/io.element.msc4306/rooms/${encodeURIComponent(hot)}/thread/${encodeURIComponent(root)}/subscription`;
+  const threads = async (p: string | null, timeout: number): Promise<{ pos: string; extensions?: Record<string, unknown> }> => {
+    const q = p ? `?pos=${encodeURIComponent(p)}&timeout=${timeout}` : '';
+    const r = await poller.call<{ pos: string; extensions?: Record<string, unknown> }>('POST', `${PATH}${q}`, { conn_id: 'threads', extensions: ext }, dave.token);
+    if (r.status !== 200) throw new Error(`sliding sync failed: ${r.status} ${JSON.stringify(r.body)}`);
+    return r.body;
+  };
+  let tpos = (await threads(null, 0)).pos;
+  const subWake: number[] = [];
+  for (let i = 0; i < SUB_WAKES; i++) {
+    const poll = threads(tpos, 30_000);
+    await new Promise((r) => setTimeout(r, 5));
+    const s = performance.now();
+    // Subscribing and unsubscribing in turn: each is a change.
+    const changed = sender.call(i % 2 === 0 ? 'PUT' : 'DELETE', subscription, i % 2 === 0 ? {} : undefined, dave.token);
+    const res = await poll;
+    subWake.push(performance.now() - s);
+    if ((await changed).status !== 200) throw new Error('subscription change failed');
+    tpos = res.pos;
+    if (!res.extensions?.['io.element.msc4308.thread_subscriptions']) tpos = (await threads(tpos, 0)).pos;
+  }
+  poller.close();
+  sender.close();
+  subWake.sort((a, b) => a - b);
+  record({ name: 'sliding sync wake-up by a thread subscription change p50', value: percentile(subWake, 50), unit: 'ms' });
 }

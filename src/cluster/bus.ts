@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Tx } from '../db/schema.js';
-import type { StreamName } from '../db/stream-positions.js';
+import type { AnnouncedStream, StreamName } from '../db/stream-positions.js';
 
 /**
  * "Stream X reached position P". Published after the writing transaction
@@ -12,7 +12,7 @@ import type { StreamName } from '../db/stream-positions.js';
  * room's typists, so another node can answer without a read.
  */
 export interface StreamAdvance {
-  stream: StreamName;
+  stream: AnnouncedStream;
   pos: number;
   roomId?: string;
   userIds?: string[];

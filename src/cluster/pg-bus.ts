@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import postgres from 'postgres';
 import { reconnectDelaySeconds } from '../db/connect.js';
 import type { Db, Tx } from '../db/schema.js';
-import { readAllCounters, STREAMS, type StreamName } from '../db/stream-positions.js';
+import { ANNOUNCED_STREAMS, readAllCounters, type StreamName } from '../db/stream-positions.js';
 import { ALL_KEYS, LocalBus, type Bus, type CacheInvalidation, type StreamAdvance } from './bus.js';
 import { insertInvalidations, selectInvalidations } from './cache-invalidations-table.js';
 import type { StreamChanges } from './events-catch-up.js';
@@ -219,7 +219,7 @@ export class PgBus implements Bus {
     const heads = await readAllCounters(this.opts.db);
     await this.replayInvalidations(heads.get('cache_invalidations') ?? 0);
     await this.replayEvents(heads.get('events') ?? 0);
-    for (const stream of STREAMS) {
+    for (const stream of ANNOUNCED_STREAMS) {
       if (stream === 'events') continue;
       const head = heads.get(stream) ?? 0;
       if (head <= (this.seen.get(stream) ?? 0)) continue;
@@ -231,7 +231,7 @@ export class PgBus implements Bus {
       if (!gaps) continue;
       // Still unheard at the poll: the poke was lost, and whom it concerned is unknown.
       this.seen.set(stream, head);
-      this.local.publish({ stream: stream as StreamName, pos: head, everyone: true });
+      this.local.publish({ stream, pos: head, everyone: true });
     }
   }
 

@@ -100,6 +100,13 @@ export interface HearthConfig {
     /** A sliding-sync connection unused this long (ms) expires: its next request is answered M_UNKNOWN_POS. */
     connection_idle_ms: number;
   };
+  push: {
+    /**
+     * MSC4306's server-default push rules: messages in threads notify only those subscribed to the
+     * thread (or mentioned). Off: threads notify as the spec's own rules say, for clients that do not subscribe.
+     */
+    thread_subscription_rules: boolean;
+  };
   guests: {
     /** Allow guest accounts (spec: modules/guest_access): POST /register?kind=guest; off answers 403 M_GUEST_ACCESS_FORBIDDEN. */
     enabled: boolean;
@@ -203,6 +210,7 @@ export function defaultConfig(): HearthConfig {
       retention_interval_ms: 3600_000,
     },
     sliding_sync: { connection_idle_ms: 7 * 24 * 60 * 60 * 1000 },
+    push: { thread_subscription_rules: true },
     guests: { enabled: true },
     delayed_events: { enabled: true, max_delay_ms: 24 * 60 * 60 * 1000, max_per_user: 100 },
     turn: { uris: [], shared_secret: '', ttl: 86400 },

@@ -152,6 +152,7 @@ const rules: Record<string, Check> = {
   'media.orphan_grace_ms': isPositiveInt,
   'media.retention_interval_ms': isPositiveInt,
   'sliding_sync.connection_idle_ms': isPositiveInt,
+  'push.thread_subscription_rules': isBool,
   'guests.enabled': isBool,
   'delayed_events.enabled': isBool,
   'delayed_events.max_delay_ms': isPositiveInt,

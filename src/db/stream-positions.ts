@@ -22,6 +22,12 @@ export const STREAMS = [
 ] as const;
 export type StreamName = (typeof STREAMS)[number];
 /**
+ * What the bus announces: the streams a sync token holds, and thread subscription changes
+ * (which only sliding sync's MSC4308 extension follows, so they are not in the token).
+ */
+export const ANNOUNCED_STREAMS = [...STREAMS, 'thread_subscriptions'] as const;
+export type AnnouncedStream = (typeof ANNOUNCED_STREAMS)[number];
+/**
  * Counters kept in the same table that are not streams clients follow: state
  * group ids, auth chain ids, the depth below zero of backfilled events' positions, the
  * cluster's cache invalidation stream, the order of thread subscription changes, and the order
@@ -85,9 +91,21 @@ export type StreamPositions = Record<StreamName, number>;
 const selectPositions = prepared((db, _p: Record<string, never>) => db.selectFrom('stream_positions').select(['stream', 'pos']));
 
 export async function readStreamPositions(db: Db): Promise<StreamPositions> {
+  return readPositionsOf(db, STREAMS) as Promise<StreamPositions>;
+}
+
+/** The heads a sliding-sync waiter compares announcements with: the streams, and thread subscription changes. */
+export type WaitHeads = StreamPositions & { thread_subscriptions?: number };
+
+/** As readStreamPositions, with the thread subscription counter from the same read. */
+export async function readStreamPositionsWithThreadSubscriptions(db: Db): Promise<Required<WaitHeads>> {
+  return readPositionsOf(db, ANNOUNCED_STREAMS) as Promise<Required<WaitHeads>>;
+}
+
+async function readPositionsOf(db: Db, names: readonly string[]): Promise<Record<string, number>> {
   const { rows } = await selectPositions.execute(db, {});
-  const out = Object.fromEntries(STREAMS.map((s) => [s, 0])) as StreamPositions;
-  for (const r of rows) if (r.stream in out) out[r.stream as StreamName] = Number(r.pos);
+  const out: Record<string, number> = Object.fromEntries(names.map((s) => [s, 0]));
+  for (const r of rows) if (r.stream in out) out[r.stream] = Number(r.pos);
   return out;
 }
 

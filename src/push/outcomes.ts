@@ -10,7 +10,7 @@
 import { boundedCache } from '../bounded-cache.js';
 import type { Context } from '../context.js';
 import type { PushEvaluation } from '../core/push/evaluator.js';
-import { defaultPushRules } from '../core/push/default-rules.js';
+import { defaultPushRules, type DefaultRuleOptions } from '../core/push/default-rules.js';
 import { evaluatePushRules } from '../core/push/evaluator.js';
 import { evaluateForMembers, type RoomMember } from '../core/push/room-evaluation.js';
 import type { ClientEventLike, PushRuleSet } from '../core/push/types.js';
@@ -24,6 +24,7 @@ import { insertOutcomeVia } from './push-outcomes-store.js';
 import { advanceReadUptoVia } from './read-upto-store.js';
 import { advanceThreadReadUptoVia } from './thread-read-store.js';
 import { SenderPower } from './sender-power.js';
+import { ThreadSubscriptions } from '../thread-subscriptions/service.js';
 
 /**
  * What push stores with one event (computeActions, then storeActions inside
@@ -127,6 +128,11 @@ function hasCustomPermissionRule(set: PushRuleSet): boolean {
   return v;
 }
 
+/** The optional default rules this server serves (config `push`). */
+export function defaultRuleOptions(config: Context['config']): DefaultRuleOptions {
+  return { threadSubscriptions: config.push.thread_subscription_rules };
+}
+
 function notificationLevels(powerLevels: Record<string, unknown> | undefined): Record<string, number> {
   const n = powerLevels?.notifications;
   const out: Record<string, number> = {};
@@ -141,6 +147,7 @@ function notificationLevels(powerLevels: Record<string, unknown> | undefined): R
 
 export class PushOutcomes {
   private readonly senderPower: SenderPower;
+  private readonly threadSubscriptions: ThreadSubscriptions;
   private readonly memberViews = new WeakMap<readonly string[], MemberView>();
   /** Per room: who has an open span, for healing (see withoutOpenSpan). */
   private readonly openSpans = boundedCache<string, OpenSpans>(10_000);
@@ -150,6 +157,7 @@ export class PushOutcomes {
     private readonly rules: MemberRules,
   ) {
     this.senderPower = new SenderPower(ctx);
+    this.threadSubscriptions = new ThreadSubscriptions(ctx);
   }
 
   /**
@@ -221,7 +229,7 @@ export class PushOutcomes {
   ): Promise<PushEvaluation> {
     const set = (await this.rules.of([userId])).get(userId)?.set ?? null;
     const senderPowerLevel = await this.senderPower.level(event.room_id!, event.sender, room.powerLevels);
-    return evaluatePushRules(set ?? defaultPushRules(userId), event as unknown as ClientEventLike, {
+    return evaluatePushRules(set ?? defaultPushRules(userId, defaultRuleOptions(this.ctx.config)), event as unknown as ClientEventLike, {
       roomMemberCount: room.members.length,
       senderPowerLevel,
       notificationPowerLevels: notificationLevels(room.powerLevels),
@@ -258,7 +266,11 @@ export class PushOutcomes {
       senderPowerLevel: needsLevel ? await this.senderPower.level(event.room_id, event.sender, room.powerLevels) : 0,
       notificationPowerLevels: notificationLevels(room.powerLevels),
     };
-    const { base, exceptions } = evaluateForMembers(event as unknown as ClientEventLike, shared, members);
+    const threadId = threadOf(event);
+    const options = defaultRuleOptions(this.ctx.config);
+    // MSC4306: in a thread, whoever is subscribed to it is notified by its own rule.
+    const subscribers = threadId === null || !options.threadSubscriptions ? undefined : await this.threadSubscriptions.subscribersOf(event.room_id!, threadId);
+    const { base, exceptions } = evaluateForMembers(event as unknown as ClientEventLike, shared, members, subscribers, options);
     let anyone = base.notify;
     const rows: { userId: string; level: number; actions: string | null }[] = [];
     for (const [userId, r] of exceptions) {
@@ -266,7 +278,7 @@ export class PushOutcomes {
       rows.push({ userId, level: level(r), actions: r.notify ? JSON.stringify(r.actions) : null });
     }
     if (!anyone) return null;
-    return { sender: event.sender, base: level(base), actions: base.notify ? JSON.stringify(base.actions) : null, exceptions: rows, threadId: threadOf(event) };
+    return { sender: event.sender, base: level(base), actions: base.notify ? JSON.stringify(base.actions) : null, exceptions: rows, threadId };
   }
 
   /** The members with their rules: looked up once per member list, again after any user's rules changed. */

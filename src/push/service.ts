@@ -22,7 +22,7 @@ import type { StatementSink } from '../db/pg-pipeline.js';
 import type { Tx } from '../db/schema.js';
 import { MatrixError, invalidParam, missingParam, notFound } from '../http/errors.js';
 import { selectOpenSpanRooms, selectSpanRooms } from './member-spans-store.js';
-import { PushOutcomes, type PushOutcome, type RulesEntry } from './outcomes.js';
+import { defaultRuleOptions, PushOutcomes, type PushOutcome, type RulesEntry } from './outcomes.js';
 import { selectRoomNotifications, type NotificationRow } from './push-outcomes-store.js';
 import { deletePusher, deletePushersOfDevices, deletePushersOfOtherDevices, deletePushersOfOthers, getPushers, putPusher } from './pushers-store.js';
 import { PushDelivery } from './delivery.js';
@@ -105,7 +105,7 @@ export class PushService {
 
   /** The user's complete ruleset: server defaults merged with the user's rules and changes. */
   async getRuleset(userId: string): Promise<PushRuleSet> {
-    return (await this.rulesOf([userId])).get(userId)!.set ?? mergeWithDefaults(null, userId);
+    return (await this.rulesOf([userId])).get(userId)!.set ?? mergeWithDefaults(null, userId, defaultRuleOptions(this.ctx.config));
   }
 
   async getRule(userId: string, kind: string, ruleId: string): Promise<PushRule> {
@@ -166,7 +166,7 @@ export class PushService {
     const rows = new Map((await getPushRulesRows(this.ctx.db, missing)).map((r) => [r.user_id, r.json]));
     for (const u of missing) {
       const stored = parseUserRules(rows.get(u));
-      const entry: RulesEntry = { set: usesDefaultsOnly(stored) ? null : mergeWithDefaults(stored, u) };
+      const entry: RulesEntry = { set: usesDefaultsOnly(stored) ? null : mergeWithDefaults(stored, u, defaultRuleOptions(this.ctx.config)) };
       out.set(u, entry);
       if (generation === this.generation) this.rules.set(u, entry);
     }

@@ -1,7 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import type { Context, Lifecycle } from '../context.js';
 import type { JsonObject } from '../core/types.js';
-import { readStreamPositions, STREAMS, type StreamPositions } from '../db/stream-positions.js';
+import {
+  ANNOUNCED_STREAMS,
+  readStreamPositions,
+  readStreamPositionsWithThreadSubscriptions,
+  type AnnouncedStream,
+  type WaitHeads,
+} from '../db/stream-positions.js';
 import { MatrixError } from '../http/errors.js';
 import type { Requester } from '../http/requester.js';
 import { RoomActivity } from '../sync/room-activity.js';
@@ -71,7 +77,7 @@ export class SlidingSyncService implements Lifecycle {
    * since writers publish after commit. A woken request computes from these
    * instead of reading the heads again.
    */
-  private readonly announced = Object.fromEntries(STREAMS.map((s) => [s, 0])) as StreamPositions;
+  private readonly announced = Object.fromEntries(ANNOUNCED_STREAMS.map((s) => [s, 0])) as Record<AnnouncedStream, number>;
   private unsubscribe: (() => void) | null = null;
 
   constructor(private readonly ctx: Context) {
@@ -114,9 +120,11 @@ export class SlidingSyncService implements Lifecycle {
     onClose(() => waiter.cancel());
     try {
       const deadline = Date.now() + (conn.state ? req.timeoutMs : 0);
-      let known: StreamPositions | null = null;
+      // With the MSC4308 extension on, a thread subscription change is news too: the waiter follows that counter.
+      const followThreads = req.extensions.threadSubscriptions.enabled;
+      let known: WaitHeads | null = null;
       for (;;) {
-        const heads = known ?? (await readStreamPositions(this.ctx.db));
+        const heads = known ?? (followThreads ? await readStreamPositionsWithThreadSubscriptions(this.ctx.db) : await readStreamPositions(this.ctx.db));
         const r = await this.compute(requester, req, conn.state, heads);
         const remaining = deadline - Date.now();
         if (r.news || conn.state === null || remaining <= 0) return await this.commit(conn, r);
@@ -274,8 +282,12 @@ export class SlidingSyncService implements Lifecycle {
   }
 }
 
-function maxPositions(a: StreamPositions, b: StreamPositions): StreamPositions {
+/** `a` raised to what `b` announced, for the streams `a` follows. */
+function maxPositions(a: WaitHeads, b: Record<AnnouncedStream, number>): WaitHeads {
   const out = { ...a };
-  for (const s of STREAMS) if (b[s] > out[s]) out[s] = b[s];
+  for (const s of ANNOUNCED_STREAMS) {
+    const known = out[s];
+    if (known !== undefined && b[s] > known) out[s] = b[s];
+  }
   return out;
 }

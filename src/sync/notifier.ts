@@ -1,5 +1,5 @@
 import type { Bus, StreamAdvance } from '../cluster/bus.js';
-import type { StreamPositions } from '../db/stream-positions.js';
+import type { WaitHeads } from '../db/stream-positions.js';
 
 /**
  * Long-poll waiters for /sync. A waiter is registered before its request
@@ -15,8 +15,12 @@ export interface Waiter {
   readonly userId: string;
   /** Resolves true when woken by a relevant advance, false on timeout or close. */
   wait(timeoutMs: number): Promise<boolean>;
-  /** Rooms whose events/receipts/typing concern this waiter, and the heads its last computation used. */
-  arm(rooms: Iterable<string>, heads: StreamPositions): boolean;
+  /**
+   * Rooms whose events/receipts/typing concern this waiter, and the heads its last computation
+   * used. A stream the heads leave out (thread subscriptions, which /sync does not send) never
+   * wakes it.
+   */
+  arm(rooms: Iterable<string>, heads: WaitHeads): boolean;
   /**
    * Rooms whose new events woke the waiter since the last call: a hint of
    * what the next computation will find (it still reads what happened).
@@ -34,7 +38,7 @@ const MAX_BACKLOG = 256;
 
 class WaiterImpl implements Waiter {
   rooms = new Set<string>();
-  heads: StreamPositions | null = null;
+  heads: WaitHeads | null = null;
   /** Non-null while a computation runs: advances seen meanwhile, checked on arm(). */
   backlog: StreamAdvance[] | null = null;
   private resolve: ((woken: boolean) => void) | null = null;
@@ -54,7 +58,7 @@ class WaiterImpl implements Waiter {
     this.owner.setCollecting(this, true);
   }
 
-  arm(rooms: Iterable<string>, heads: StreamPositions): boolean {
+  arm(rooms: Iterable<string>, heads: WaitHeads): boolean {
     this.owner.setRooms(this, new Set(rooms));
     this.heads = heads;
     const backlog = this.backlog ?? [];
@@ -84,7 +88,10 @@ class WaiterImpl implements Waiter {
 
   /** Whether the message is news for this waiter; audience-expanded messages carry userIds. */
   concerns(msg: StreamAdvance): boolean {
-    if (this.heads && msg.pos <= this.heads[msg.stream]) return false;
+    if (this.heads) {
+      const known = this.heads[msg.stream];
+      if (known === undefined || msg.pos <= known) return false;
+    }
     if (msg.everyone) return true;
     if (msg.userIds?.includes(this.userId)) return true;
     return msg.roomId !== undefined && this.rooms.has(msg.roomId);

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { Context } from '../context.js';
 import { isValidRoomId } from '../core/ids.js';
-import { STREAMS, type StreamPositions } from '../db/stream-positions.js';
+import { ANNOUNCED_STREAMS, STREAMS, type AnnouncedStream, type StreamPositions } from '../db/stream-positions.js';
 import type { ClientEvent, JsonObject } from '../core/types.js';
 import { forbidden, invalidParam, MatrixError, notFound } from '../http/errors.js';
 import type { Requester } from '../http/requester.js';
@@ -50,7 +50,7 @@ export class SyncService {
    * since writers publish after commit. A woken long-poll rebuilds from
    * these instead of reading the heads again.
    */
-  private readonly announced: StreamPositions = Object.fromEntries(STREAMS.map((s) => [s, 0])) as StreamPositions;
+  private readonly announced = Object.fromEntries(ANNOUNCED_STREAMS.map((s) => [s, 0])) as Record<AnnouncedStream, number>;
 
   constructor(private readonly ctx: Context) {
     this.filters = new Filters(ctx);

@@ -21,4 +21,12 @@ export const migrations: Migration[] = [
       await db.insertInto('stream_positions').values({ stream: 'thread_subscriptions', pos: 0 }).execute();
     },
   },
+  {
+    version: 2,
+    name: 'thread subscriptions by thread',
+    async up(db) {
+      // Push evaluation asks who is subscribed to the thread of every event in a thread (MSC4306's rules).
+      await db.schema.createIndex('thread_subscriptions_thread_idx').on('thread_subscriptions').columns(['room_id', 'thread_root', 'subscribed']).execute();
+    },
+  },
 ];

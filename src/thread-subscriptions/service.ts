@@ -4,7 +4,7 @@ import { lockForUpdate } from '../db/row-lock.js';
 import { nextPositions, readStreamPositions } from '../db/stream-positions.js';
 import { MatrixError, notFound } from '../http/errors.js';
 import type { Requester } from '../http/requester.js';
-import { selectChanges, selectLatestPos, selectSubscription, upsertSubscription } from './store.js';
+import { selectChanges, selectLatestPos, selectSubscribers, selectSubscription, upsertSubscription } from './store.js';
 import type { ThreadSubscriptionRow } from './tables.js';
 
 /**
@@ -12,7 +12,9 @@ import type { ThreadSubscriptionRow } from './tables.js';
  * automatically when an event in the thread mentions them. Manual beats automatic; an
  * automatic subscription caused by an event the user had seen when they last unsubscribed is
  * refused (409), so a client catching up does not undo the user's choice. Changes are ordered
- * by a counter so sliding sync (MSC4308) sends only what changed since its last response.
+ * by a counter so sliding sync (MSC4308) sends only what changed since its last response; each
+ * change is announced on the bus after commit, to the user alone, so a waiting sliding sync with
+ * the extension on (on any node) answers at once.
  */
 
 /** The unstable prefix of MSC4306's endpoints. */
@@ -31,7 +33,7 @@ export interface SubscriptionChanges {
 }
 
 export class ThreadSubscriptions {
-  constructor(private readonly ctx: Pick<Context, 'db' | 'dialect' | 'services'>) {}
+  constructor(private readonly ctx: Pick<Context, 'db' | 'dialect' | 'services' | 'bus'>) {}
 
   /** PUT .../thread/{root}/subscription; `automatic` names the event that caused an automatic subscription. */
   async subscribe(requester: Requester, roomId: string, root: string, automatic: string | undefined): Promise<JsonObject> {
@@ -72,6 +74,11 @@ export class ThreadSubscriptions {
     return { automatic: row.automatic === 1 };
   }
 
+  /** Who is subscribed to the thread: push evaluates MSC4306's rules with it. */
+  async subscribersOf(roomId: string, root: string): Promise<Set<string>> {
+    return new Set(await selectSubscribers(this.ctx.db, roomId, root));
+  }
+
   /** The user's latest change (the bound a sync response covers). */
   latestPos(userId: string): Promise<number> {
     return selectLatestPos(this.ctx.db, userId);
@@ -101,12 +108,14 @@ export class ThreadSubscriptions {
     root: string,
     next: (old: ThreadSubscriptionRow | undefined) => Pick<ThreadSubscriptionRow, 'subscribed' | 'automatic' | 'unsubscribed_after'> | null,
   ): Promise<void> {
-    await this.ctx.db.transaction().execute(async (trx) => {
+    const pos = await this.ctx.db.transaction().execute(async (trx) => {
       await lockForUpdate(trx, this.ctx.dialect, 'thread_subscriptions', JSON.stringify([userId, roomId, root]));
       const change = next(await selectSubscription(trx, userId, roomId, root));
-      if (change === null) return;
+      if (change === null) return null;
       const pos = await nextPositions(trx, 'thread_subscriptions');
       await upsertSubscription(trx, { user_id: userId, room_id: roomId, thread_root: root, ...change, stream_pos: pos });
+      return pos;
     });
+    if (pos !== null) this.ctx.bus.publish({ stream: 'thread_subscriptions', pos, userIds: [userId] });
   }
 }

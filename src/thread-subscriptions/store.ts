@@ -55,3 +55,15 @@ export async function selectLatestPos(db: DbOrTx, userId: string): Promise<numbe
     .executeTakeFirst();
   return r?.pos === null || r?.pos === undefined ? 0 : Number(r.pos);
 }
+
+/** The users subscribed to a thread. */
+export async function selectSubscribers(db: DbOrTx, roomId: string, threadRoot: string): Promise<string[]> {
+  const rows = await db
+    .selectFrom('thread_subscriptions')
+    .select('user_id')
+    .where('room_id', '=', roomId)
+    .where('thread_root', '=', threadRoot)
+    .where('subscribed', '=', 1)
+    .execute();
+  return rows.map((r) => r.user_id);
+}

@@ -350,6 +350,7 @@ describe('rule kinds and precedence', () => {
     const set: PushRuleSet = {
       override: [{ rule_id: 'x', default: false, enabled: true, conditions: [], actions: ['dont_notify', 'coalesce'] }],
       content: [],
+      postcontent: [],
       room: [],
       sender: [],
       underride: [],
@@ -367,7 +368,7 @@ describe('rule kinds and precedence', () => {
   it('a highlight tweak without notify does not highlight', () => {
     const set: PushRuleSet = {
       override: [{ rule_id: 'x', default: false, enabled: true, conditions: [], actions: [{ set_tweak: 'highlight' }] }],
-      content: [], room: [], sender: [], underride: [],
+      content: [], postcontent: [], room: [], sender: [], underride: [],
     };
     const r = evaluatePushRules(set, msg('hi'), ctx());
     assert.equal(r.notify, false);
@@ -380,7 +381,7 @@ describe('rule kinds and precedence', () => {
         { rule_id: 'weird', default: false, enabled: true, conditions: [{ kind: 'org.example.future' }], actions: ['notify'] },
         { rule_id: 'all', default: false, enabled: true, actions: [] },
       ],
-      content: [], room: [], sender: [], underride: [],
+      content: [], postcontent: [], room: [], sender: [], underride: [],
     };
     assert.equal(evaluatePushRules(set, msg('hi'), ctx()).ruleId, 'all');
   });
@@ -390,7 +391,7 @@ describe('compiled rule cache', () => {
   it('notices replaced rules, conditions arrays and list changes', () => {
     const set: PushRuleSet = {
       override: [{ rule_id: 'a', default: false, enabled: true, conditions: [{ kind: 'event_match', key: 'type', pattern: 'm.room.message' }], actions: ['notify'] }],
-      content: [], room: [], sender: [], underride: [],
+      content: [], postcontent: [], room: [], sender: [], underride: [],
     };
     assert.equal(evaluatePushRules(set, msg('x'), ctx()).ruleId, 'a');
     set.override[0]!.conditions = [{ kind: 'event_match', key: 'type', pattern: 'm.other' }];
@@ -408,7 +409,7 @@ describe('compiled rule cache', () => {
     const e = ev('m.room.message', { n: 1, s: '1', z: null });
     const one = (key: string, value: unknown) =>
       evaluatePushRules(
-        { override: [{ rule_id: 'r', default: false, enabled: true, conditions: [{ kind: 'event_property_is', key, value } as never], actions: ['notify'] }], content: [], room: [], sender: [], underride: [] },
+        { override: [{ rule_id: 'r', default: false, enabled: true, conditions: [{ kind: 'event_property_is', key, value } as never], actions: ['notify'] }], content: [], postcontent: [], room: [], sender: [], underride: [] },
         e,
         ctx(),
       ).ruleId;
@@ -847,6 +848,7 @@ describe('rule editing', () => {
     const stored: UserPushRules = {
       override: [{ rule_id: '.m.rule.contains_display_name', default: true, enabled: true, conditions: [], actions: ['notify'] }],
       content: [{ rule_id: '.m.rule.contains_user_name', default: true, enabled: true, pattern: 'alice', actions: ['notify'] }],
+      postcontent: [],
       room: [],
       sender: [],
       underride: [],

@@ -176,6 +176,29 @@ describe('orphan sweep and admin purges', { timeout: 90_000 }, () => {
     const refused = await server.request('DELETE', `/_synapse/admin/v1/room/${e(roomId)}/media`, { token: alice.accessToken });
     assert.equal(refused.status, 403);
   });
+
+  it('the purge by room reaches media named only by events that were redacted since', async () => {
+    const roomId = await createRoom(server, alice, { name: 'regrets' });
+    const image = await upload(server, alice.accessToken, await makePng(32, 32), 'image/png', 'oops.png');
+    const thumb = await upload(server, alice.accessToken, await makePng(8, 8), 'image/png');
+    const eventId = await send(server, alice, roomId, { msgtype: 'm.image', body: 'oops.png', url: image.mxc, info: { thumbnail_url: thumb.mxc } });
+    const redacted = await server.request('PUT', `/_matrix/client/v3/rooms/${e(roomId)}/redact/${e(eventId)}/t-${Date.now()}`, {
+      token: alice.accessToken,
+      body: { reason: 'wrong picture' },
+    });
+    assert.equal(redacted.status, 200);
+    // The redacted event is served without its content: the references survive only where the server kept them.
+    const seen = await server.request('GET', `/_matrix/client/v3/rooms/${e(roomId)}/event/${e(eventId)}`, { token: alice.accessToken });
+    assert.deepEqual(seen.body.content, {});
+
+    const listed = await server.request('GET', `/_synapse/admin/v1/room/${e(roomId)}/media`, { token: admin.accessToken });
+    assert.deepEqual(listed.body, { local: [image.mxc, thumb.mxc].sort(), remote: [] });
+    const res = await server.request('DELETE', `/_synapse/admin/v1/room/${e(roomId)}/media`, { token: admin.accessToken });
+    assert.equal(res.status, 200);
+    assert.deepEqual([...res.body.deleted_media].sort(), [image.mediaId, thumb.mediaId].sort());
+    assert.equal((await download(image.mediaId)).status, 404);
+    assert.equal((await download(thumb.mediaId)).status, 404);
+  });
 });
 
 describe('local media lifetime by last access', { timeout: 90_000 }, () => {

@@ -3,10 +3,12 @@
  * (MSC4308, `io.element.msc4308.thread_subscriptions`, as matrix-rust-sdk asks for it): manual and
  * automatic subscriptions, an automatic one refused after a later unsubscription, changes sent
  * once per connection with a `prev_batch` when over the limit, and the companion endpoint that
- * pages back through the rest.
+ * pages back through the rest; a change wakes a waiting sliding sync that has the extension on,
+ * and only such a one.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { untilWaiting } from '../cluster/cluster-helpers.js';
 import { startTestServer, type TestServer, type TestUser } from '../helpers/server.js';
 import { SlidingClient } from '../sliding-sync/client.js';
 import { C, createRoom, join, send } from '../sync/util.js';
@@ -119,5 +121,49 @@ describe('thread subscriptions', { timeout: 120_000 }, () => {
     const bad = await s.request('GET', '/_matrix/client/unstable/io.element.msc4308/thread_subscriptions?dir=b&from=xyz', { token: dave.accessToken });
     assert.equal(bad.status, 400);
     assert.equal(bad.body.errcode, 'M_INVALID_PARAM');
+  });
+
+  it('a change made on another connection answers a waiting sliding sync with the extension on at once', async () => {
+    const erin = await s.registerUser('ts_erin');
+    await join(s, erin, roomId);
+    const req = { extensions: { [EXT]: { enabled: true } } };
+    const c = new SlidingClient(s, erin, 'wake');
+    await c.sync(req);
+    for (const manual of [true, false]) {
+      const root = await send(s, bob, roomId, `erin thread ${manual}`);
+      const waiting = s.hs.ctx.services.sync.notifier.waiting;
+      const poll = c.sync(req, 20_000);
+      await untilWaiting(s, waiting + 1);
+      const t0 = performance.now();
+      assert.equal((await put(root, manual ? {} : { automatic: root }, erin)).status, 200);
+      const ext = (await poll).extensions[EXT];
+      const ms = performance.now() - t0;
+      assert.ok(ms < 5000, `answered ${ms.toFixed(0)} ms after the change, not at the 20 s timeout`);
+      assert.deepEqual(ext.subscribed[roomId][root].automatic, !manual);
+    }
+    // Unsubscribing wakes it too.
+    const root = Object.keys(c.last.extensions[EXT].subscribed[roomId])[0]!;
+    const waiting = s.hs.ctx.services.sync.notifier.waiting;
+    const poll = c.sync(req, 20_000);
+    await untilWaiting(s, waiting + 1);
+    assert.equal((await s.request('DELETE', path(root), { token: erin.accessToken })).status, 200);
+    assert.deepEqual(Object.keys((await poll).extensions[EXT].unsubscribed[roomId]), [root]);
+  });
+
+  it('a change does not answer a waiting sliding sync without the extension, nor a waiting /sync', async () => {
+    const fay = await s.registerUser('ts_fay');
+    await join(s, fay, roomId);
+    const root = await send(s, bob, roomId, 'fay thread');
+    const c = new SlidingClient(s, fay, 'plain');
+    await c.sync({});
+    const initial = await s.request('GET', `${C}/sync?timeout=0`, { token: fay.accessToken });
+    const waiting = s.hs.ctx.services.sync.notifier.waiting;
+    const t0 = performance.now();
+    const slide = c.sync({}, 1500);
+    const sync = s.request('GET', `${C}/sync?timeout=1500&since=${encodeURIComponent(initial.body.next_batch)}`, { token: fay.accessToken });
+    await untilWaiting(s, waiting + 2);
+    assert.equal((await put(root, {}, fay)).status, 200);
+    await Promise.all([slide, sync]);
+    assert.ok(performance.now() - t0 >= 1400, 'both waited for their timeout');
   });
 });

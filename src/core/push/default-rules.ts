@@ -6,6 +6,12 @@
  * `.m.rule.contains_display_name`, `.m.rule.roomnotif` (override) and
  * `.m.rule.contains_user_name` (content) are not server defaults any more, so
  * the default `content` list is empty.
+ *
+ * The `postcontent` kind holds MSC4306's two rules under their unstable ids (as
+ * clients ask for them): a message in a thread the user is not subscribed to
+ * does not notify unless an override or content rule (a mention, a keyword)
+ * already did, and one in a thread they are subscribed to notifies whatever
+ * the room's own rules say.
  */
 import type { PushRule, PushRuleKind, PushRuleSet } from './types.js';
 
@@ -22,13 +28,32 @@ export type {
 } from './types.js';
 export { PUSH_RULE_KINDS } from './types.js';
 
+/** MSC4306's condition kind and rule ids, unstable prefix (`thread_subscription`, `.m.rule.(un)subscribed_thread` once stable). */
+export const THREAD_SUBSCRIPTION_CONDITION = 'io.element.msc4306.thread_subscription';
+export const UNSUBSCRIBED_THREAD_RULE = '.io.element.msc4306.rule.unsubscribed_thread';
+export const SUBSCRIBED_THREAD_RULE = '.io.element.msc4306.rule.subscribed_thread';
+
+/** Which optional defaults a server serves. */
+export interface DefaultRuleOptions {
+  /** MSC4306's two `postcontent` rules (a server may leave them out for clients that never subscribe to threads). */
+  threadSubscriptions: boolean;
+}
+
+export const ALL_DEFAULTS: DefaultRuleOptions = Object.freeze({ threadSubscriptions: true });
+
 /**
  * A fresh copy of the server-default ruleset for `userId` (only
  * `.m.rule.invite_for_me` and `.m.rule.is_user_mention` depend on it).
  * `.m.rule.master` is first in `override`; user rules go after it (see
  * `mergeWithDefaults`).
  */
-export function defaultPushRules(userId: string): PushRuleSet {
+export function defaultPushRules(userId: string, options: DefaultRuleOptions = ALL_DEFAULTS): PushRuleSet {
+  const set = allDefaultRules(userId);
+  if (!options.threadSubscriptions) set.postcontent = [];
+  return set;
+}
+
+function allDefaultRules(userId: string): PushRuleSet {
   return {
     override: [
       {
@@ -116,6 +141,22 @@ export function defaultPushRules(userId: string): PushRuleSet {
       },
     ],
     content: [],
+    postcontent: [
+      {
+        rule_id: UNSUBSCRIBED_THREAD_RULE,
+        default: true,
+        enabled: true,
+        conditions: [{ kind: THREAD_SUBSCRIPTION_CONDITION, subscribed: false }],
+        actions: [],
+      },
+      {
+        rule_id: SUBSCRIBED_THREAD_RULE,
+        default: true,
+        enabled: true,
+        conditions: [{ kind: THREAD_SUBSCRIPTION_CONDITION, subscribed: true }],
+        actions: ['notify', { set_tweak: 'sound', value: 'default' }],
+      },
+    ],
     room: [],
     sender: [],
     underride: [
@@ -171,6 +212,7 @@ export const DEFAULT_RULE_IDS: Readonly<Record<PushRuleKind, ReadonlySet<string>
   return Object.freeze({
     override: ids(d.override),
     content: ids(d.content),
+    postcontent: ids(d.postcontent),
     room: ids(d.room),
     sender: ids(d.sender),
     underride: ids(d.underride),

@@ -27,6 +27,7 @@ import type {
   PushRuleKind,
   PushRuleSet,
 } from './types.js';
+import { THREAD_SUBSCRIPTION_CONDITION } from './default-rules.js';
 
 export type { ClientEventLike, PushAction, PushContext, PushRuleSet } from './types.js';
 
@@ -70,7 +71,7 @@ const NO_MATCH: PushEvaluation = Object.freeze({ actions: NO_ACTIONS, notify: fa
 /**
  * Evaluates `rules` (a complete ruleset, e.g. from `mergeWithDefaults`) for
  * `event` on behalf of `ctx.userId`. Kinds are checked in the order override,
- * content, room, sender, underride, each list in order; the first enabled rule
+ * content, postcontent (MSC4306), room, sender, underride, each list in order; the first enabled rule
  * that matches wins. No rule matching, or the event being the user's own,
  * means no notification.
  */
@@ -93,6 +94,9 @@ export function evaluatePushRules(rules: PushRuleSet, event: ClientEventLike, ct
       }
     }
   }
+
+  const postcontent = matchConditionRules(rules.postcontent, event, ctx);
+  if (postcontent !== null) return outcome(postcontent, 'postcontent');
 
   list = rules.room;
   for (let i = 0; i < list.length; i++) {
@@ -118,6 +122,7 @@ export function evaluatePushRules(rules: PushRuleSet, event: ClientEventLike, ct
 export function ruleMatches(kind: PushRuleKind, rule: PushRule, event: ClientEventLike, ctx: PushContext): boolean {
   switch (kind) {
     case 'override':
+    case 'postcontent':
     case 'underride':
       return compileRule(rule).matches(event, ctx);
     case 'content': {
@@ -179,6 +184,7 @@ const T_PROPERTY_CONTAINS = 3;
 const T_DISPLAY_NAME = 4;
 const T_MEMBER_COUNT = 5;
 const T_SENDER_PERMISSION = 6;
+const T_THREAD_SUBSCRIPTION = 7;
 
 const OP_EQ = 0;
 const OP_LT = 1;
@@ -266,6 +272,9 @@ class CompiledCondition {
         }
         return ctx.senderPowerLevel >= required;
       }
+      case T_THREAD_SUBSCRIPTION:
+        // MSC4306: only events in a thread, and then whether the user is subscribed to it.
+        return threadRootOf(event) !== undefined && (ctx.threadSubscribed === true) === this.value;
       default:
         return false;
     }
@@ -305,6 +314,9 @@ function compileCondition(c: PushCondition): CompiledCondition {
     case 'sender_notification_permission':
       if (typeof c.key !== 'string') return NEVER;
       return new CompiledCondition(T_SENDER_PERMISSION, NO_PATH, c.key, null, null, OP_EQ, 0);
+    case THREAD_SUBSCRIPTION_CONDITION:
+      if (typeof c.subscribed !== 'boolean') return NEVER;
+      return new CompiledCondition(T_THREAD_SUBSCRIPTION, NO_PATH, '', null, c.subscribed, OP_EQ, 0);
     default:
       return NEVER;
   }
@@ -345,7 +357,7 @@ function internCondition(c: PushCondition): CompiledCondition {
   let id: string;
   try {
     // Unambiguous and typed (1 vs "1"); a missing value differs from null.
-    id = JSON.stringify([c.kind, c.key, c.pattern, c.is, c.value === undefined ? 0 : 1, c.value ?? null]);
+    id = JSON.stringify([c.kind, c.key, c.pattern, c.is, c.value === undefined ? 0 : 1, c.value ?? null, c.subscribed ?? null]);
   } catch {
     return compileCondition(c);
   }
@@ -384,6 +396,17 @@ function matchConditionRules(list: PushRule[], event: ClientEventLike, ctx: Push
     if (rule.enabled && cr.matches(event, ctx)) return rule;
   }
   return null;
+}
+
+/**
+ * The root of the thread an event is in: the `event_id` of an `m.thread` relation (spec:
+ * modules/threading). The root itself is not in its thread.
+ */
+export function threadRootOf(event: ClientEventLike): string | undefined {
+  const rel = (event.content as Record<string, unknown>)['m.relates_to'];
+  if (rel === null || typeof rel !== 'object' || Array.isArray(rel)) return undefined;
+  const r = rel as Record<string, unknown>;
+  return r['rel_type'] === 'm.thread' && typeof r['event_id'] === 'string' ? r['event_id'] : undefined;
 }
 
 /** Whether one condition holds. Unknown or malformed conditions never match. */

@@ -10,12 +10,15 @@
  * Members the event names, and members with their own rules, are evaluated
  * one by one; those whose outcome differs from the base are the exceptions.
  *
+ * For an event in a thread, the base is that of a member not subscribed to the
+ * thread (MSC4306's rules); the thread's subscribers are evaluated one by one.
+ *
  * Which conditions of the defaults depend on the user is found by comparing
  * the defaults of two users, so a new spec default that names the user in
  * another place is noticed (and one that reads the display name makes every
  * member an exception-candidate: evaluated one by one, as before).
  */
-import { defaultPushRules } from './default-rules.js';
+import { ALL_DEFAULTS, defaultPushRules, type DefaultRuleOptions } from './default-rules.js';
 import { evaluatePushRules, resolveEventPath, type PushEvaluation } from './evaluator.js';
 import type { UserPushRules } from './rule-edit.js';
 import { PUSH_RULE_KINDS } from './types.js';
@@ -60,6 +63,8 @@ const USER_SLOTS: readonly UserSlot[] | null = (() => {
 })();
 
 const NOBODYS_RULES = defaultPushRules(NOBODY);
+const NOBODYS_RULES_WITHOUT_THREADS = defaultPushRules(NOBODY, { threadSubscriptions: false });
+const NO_ONE: ReadonlySet<string> = new Set();
 
 /**
  * The user ids (lower-cased: event_match ignores case) that an event names
@@ -119,21 +124,31 @@ export function sameOutcome(a: PushEvaluation, b: PushEvaluation): boolean {
 
 /**
  * Evaluates `event` for `members` (the sender among them or not): the
- * defaults once, then only the members the event names or who have rules of
- * their own. `shared` is the room-wide part of the context.
+ * defaults once, then only the members the event names, who have rules of
+ * their own, or who are among `threadSubscribers` (the members subscribed to
+ * the thread the event is in). `shared` is the room-wide part of the context;
+ * `options` the optional defaults the server serves.
  */
 export function evaluateForMembers(
   event: ClientEventLike,
-  shared: Omit<PushContext, 'userId' | 'displayName'>,
+  shared: Omit<PushContext, 'userId' | 'displayName' | 'threadSubscribed'>,
   members: Iterable<RoomMember>,
+  threadSubscribers: ReadonlySet<string> = NO_ONE,
+  options: DefaultRuleOptions = ALL_DEFAULTS,
 ): RoomEvaluation {
   const named = usersNamedBy(event);
-  const base = evaluatePushRules(NOBODYS_RULES, event, { ...shared, userId: NOBODY });
+  const base = evaluatePushRules(options.threadSubscriptions ? NOBODYS_RULES : NOBODYS_RULES_WITHOUT_THREADS, event, { ...shared, userId: NOBODY });
   const exceptions = new Map<string, PushEvaluation>();
   for (const m of members) {
     if (m.userId === event.sender) continue;
-    if (m.rules === null && named !== null && (named.size === 0 || !named.has(m.userId.toLowerCase()))) continue;
-    const r = evaluatePushRules(m.rules ?? defaultPushRules(m.userId), event, { ...shared, userId: m.userId, displayName: m.displayName });
+    const subscribed = threadSubscribers.has(m.userId);
+    if (m.rules === null && !subscribed && named !== null && (named.size === 0 || !named.has(m.userId.toLowerCase()))) continue;
+    const r = evaluatePushRules(m.rules ?? defaultPushRules(m.userId, options), event, {
+      ...shared,
+      userId: m.userId,
+      displayName: m.displayName,
+      threadSubscribed: subscribed,
+    });
     if (!sameOutcome(r, base)) exceptions.set(m.userId, r);
   }
   return { base, exceptions };

@@ -11,7 +11,7 @@
  * Every editing function returns a new value (arrays are copied on write) or
  * a typed error; nothing is mutated.
  */
-import { DEFAULT_RULE_IDS, defaultPushRules } from './default-rules.js';
+import { ALL_DEFAULTS, DEFAULT_RULE_IDS, defaultPushRules, type DefaultRuleOptions } from './default-rules.js';
 import { PUSH_RULE_KINDS } from './types.js';
 import type { PushAction, PushCondition, PushRule, PushRuleKind, PushRuleSet } from './types.js';
 
@@ -69,7 +69,7 @@ function fail(
 const notFound = (): RuleEditError => fail(404, 'M_NOT_FOUND', 'not_found', 'The push rule was not found.');
 
 export function emptyUserPushRules(): UserPushRules {
-  return { override: [], content: [], room: [], sender: [], underride: [] };
+  return { override: [], content: [], postcontent: [], room: [], sender: [], underride: [] };
 }
 
 export function defaultOverrideKey(kind: PushRuleKind, ruleId: string): string {
@@ -79,7 +79,7 @@ export function defaultOverrideKey(kind: PushRuleKind, ruleId: string): string {
 // ---------------------------------------------------------------------------
 // Validation
 
-/** Whether `kind` is one of override, content, room, sender, underride. */
+/** Whether `kind` is one of override, content, postcontent, room, sender, underride. */
 export function validateKind(kind: string): kind is PushRuleKind {
   return (PUSH_RULE_KINDS as readonly string[]).includes(kind);
 }
@@ -159,6 +159,11 @@ function isDefaultRule(kind: PushRuleKind, ruleId: string): boolean {
   return DEFAULT_RULE_IDS[kind].has(ruleId);
 }
 
+/** The user's own rules of a kind; a document stored before a kind existed has none. */
+function userList(rules: UserPushRules, kind: PushRuleKind): PushRule[] {
+  return rules[kind] ?? [];
+}
+
 function withKind(rules: UserPushRules, kind: PushRuleKind, list: PushRule[]): UserPushRules {
   const out: UserPushRules = { ...rules };
   out[kind] = list;
@@ -186,6 +191,8 @@ export function insertUserRule(
   anchors: { before?: string; after?: string } = {},
 ): RuleEditResult<UserPushRules> {
   if (!validateKind(kind)) return fail(400, 'M_INVALID_PARAM', 'invalid_kind', `Unknown push rule kind: ${String(kind)}`);
+  // MSC4306: the kind holds server-default rules only, and a client's attempt to add one is M_INVALID_PARAM.
+  if (kind === 'postcontent') return fail(400, 'M_INVALID_PARAM', 'invalid_kind', 'Rules of kind postcontent cannot be added.');
   const id = validateRuleId(ruleId);
   if (!id.ok) return id;
   if (rule === null || typeof rule !== 'object') return fail(400, 'M_BAD_JSON', 'invalid_rule', 'The rule must be an object.');
@@ -193,7 +200,7 @@ export function insertUserRule(
   const actions = validateActions(rule.actions);
   if (!actions.ok) return actions;
 
-  const list = rules[kind];
+  const list = userList(rules, kind);
   const existingIndex = list.findIndex((r) => r.rule_id === ruleId);
   const existing = existingIndex >= 0 ? list[existingIndex] : undefined;
 
@@ -271,7 +278,7 @@ export function setEnabled(rules: UserPushRules, kind: string, ruleId: string, e
     if (!isDefaultRule(kind, ruleId)) return notFound();
     return { ok: true, value: editOverride(rules, kind, ruleId, (o) => (o.enabled = enabled)) };
   }
-  const list = rules[kind];
+  const list = userList(rules, kind);
   const i = list.findIndex((r) => r.rule_id === ruleId);
   if (i < 0) return notFound();
   const out = list.slice();
@@ -288,7 +295,7 @@ export function setActions(rules: UserPushRules, kind: string, ruleId: string, a
     if (!isDefaultRule(kind, ruleId)) return notFound();
     return { ok: true, value: editOverride(rules, kind, ruleId, (o) => (o.actions = valid.value)) };
   }
-  const list = rules[kind];
+  const list = userList(rules, kind);
   const i = list.findIndex((r) => r.rule_id === ruleId);
   if (i < 0) return notFound();
   const out = list.slice();
@@ -306,7 +313,7 @@ export function deleteUserRule(rules: UserPushRules, kind: string, ruleId: strin
     }
     return notFound();
   }
-  const list = rules[kind];
+  const list = userList(rules, kind);
   if (!list.some((r) => r.rule_id === ruleId)) return notFound();
   return { ok: true, value: withKind(rules, kind, list.filter((r) => r.rule_id !== ruleId)) };
 }
@@ -321,8 +328,12 @@ export function deleteUserRule(rules: UserPushRules, kind: string, ruleId: strin
  * override rule. Stored rules whose id starts with "." are ignored, as are
  * changes to default rules that no longer exist.
  */
-export function mergeWithDefaults(userRules: UserPushRules | PushRuleSet | null | undefined, userId: string): PushRuleSet {
-  const d = defaultPushRules(userId);
+export function mergeWithDefaults(
+  userRules: UserPushRules | PushRuleSet | null | undefined,
+  userId: string,
+  options: DefaultRuleOptions = ALL_DEFAULTS,
+): PushRuleSet {
+  const d = defaultPushRules(userId, options);
   const overrides = userRules && 'defaults' in userRules ? userRules.defaults : undefined;
   if (overrides) {
     for (const kind of PUSH_RULE_KINDS) {
@@ -348,6 +359,8 @@ export function mergeWithDefaults(userRules: UserPushRules | PushRuleSet | null 
   return {
     override: [...master, ...user('override'), ...d.override],
     content: [...user('content'), ...d.content],
+    // Server-default rules only (insertUserRule refuses others).
+    postcontent: d.postcontent,
     room: [...user('room'), ...d.room],
     sender: [...user('sender'), ...d.sender],
     underride: [...user('underride'), ...d.underride],

@@ -3,13 +3,17 @@
  * (definitions/push_rule.yaml, push_condition.yaml, push_ruleset.yaml).
  */
 
-/** The kinds of push rule, in the order in which they are checked. */
-export type PushRuleKind = 'override' | 'content' | 'room' | 'sender' | 'underride';
+/**
+ * The kinds of push rule, in the order in which they are checked. `postcontent` is MSC4306's
+ * (thread subscriptions): between content and room, holding server-default rules only.
+ */
+export type PushRuleKind = 'override' | 'content' | 'postcontent' | 'room' | 'sender' | 'underride';
 
 /** Every kind, highest priority first. */
 export const PUSH_RULE_KINDS: readonly PushRuleKind[] = Object.freeze([
   'override',
   'content',
+  'postcontent',
   'room',
   'sender',
   'underride',
@@ -41,6 +45,8 @@ export interface PushCondition {
   is?: string;
   /** event_property_is / event_property_contains. */
   value?: PushScalar;
+  /** MSC4306's thread subscription condition: whether the user is to be subscribed to the event's thread. */
+  subscribed?: boolean;
   [extra: string]: unknown;
 }
 
@@ -59,6 +65,7 @@ export interface PushRule {
 export interface PushRuleSet {
   override: PushRule[];
   content: PushRule[];
+  postcontent: PushRule[];
   room: PushRule[];
   sender: PushRule[];
   underride: PushRule[];
@@ -85,4 +92,6 @@ export interface PushContext {
   senderPowerLevel: number;
   /** `content.notifications` of the room's power levels; missing keys default to 50. */
   notificationPowerLevels: Record<string, number>;
+  /** The user is subscribed to the thread the event is in (MSC4306); absent: not subscribed. */
+  threadSubscribed?: boolean;
 }
