@@ -210,7 +210,7 @@ export function defaultConfig(): HearthConfig {
       retention_interval_ms: 3600_000,
     },
     sliding_sync: { connection_idle_ms: 7 * 24 * 60 * 60 * 1000 },
-    push: { thread_subscription_rules: true },
+    push: { thread_subscription_rules: false },
     guests: { enabled: true },
     delayed_events: { enabled: true, max_delay_ms: 24 * 60 * 60 * 1000, max_per_user: 100 },
     turn: { uris: [], shared_secret: '', ttl: 86400 },

@@ -46,7 +46,7 @@ describe('MSC4306 thread subscription push rules', { timeout: 120_000 }, () => {
     assert.equal((await req(u, 'POST', `${V3}/rooms/${enc(roomId)}/receipt/m.read/${enc(eventId)}`, {})).status, 200);
 
   before(async () => {
-    server = await startTestServer();
+    server = await startTestServer({ config: { push: { thread_subscription_rules: true } } });
     alice = await server.registerUser();
     bob = await server.registerUser();
     carol = await server.registerUser();
@@ -110,13 +110,13 @@ describe('MSC4306 thread subscription push rules', { timeout: 120_000 }, () => {
   });
 });
 
-describe('push.thread_subscription_rules off', { timeout: 60_000 }, () => {
+describe('push.thread_subscription_rules off (the default)', { timeout: 60_000 }, () => {
   let server: TestServer;
   let alice: TestUser;
   let bob: TestUser;
 
   before(async () => {
-    server = await startTestServer({ config: { push: { thread_subscription_rules: false } } });
+    server = await startTestServer();
     alice = await server.registerUser();
     bob = await server.registerUser();
   });
