@@ -29,6 +29,7 @@ import { getMissingEventsRoute } from './inbound/get-missing-events.js';
 import { inviteRoute } from './inbound/invite.js';
 import { membershipRoutes } from './inbound/membership.js';
 import { RemoteMembership } from './membership/remote.js';
+import { signByPolicyServer } from './policy/policy-signer.js';
 import { EduProducer } from './outbound/edus.js';
 import { DeviceListEduProducer } from './outbound/device-list-edus.js';
 import { PresenceEduProducer } from './outbound/presence-edus.js';
@@ -137,6 +138,7 @@ export class FederationService {
     this.queries = new FederationQueries(this.client);
     if (cfg.enabled) {
       rooms.core.remote = new RemoteMembership({ core: rooms.core, client: this.client, serverName: ctx.serverName, signingKey: ctx.signingKey, logger: ctx.logger, now });
+      rooms.core.pipeline.policySigner = (policy, pdu, version) => signByPolicyServer(this.client, ctx.serverName, policy, pdu, version);
     }
   }
 

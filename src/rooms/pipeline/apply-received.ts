@@ -12,6 +12,7 @@ import { memberInfoOf, planGroup, type AppliedEvent } from './apply-event.js';
 import { conflictsTouchAuth, MissingEventsError, resolveStates } from './resolve-states.js';
 import { selectGroupDepth } from '../store/state-groups-table.js';
 import type { ChainOverlay } from '../state/auth-chain-index.js';
+import { policyRecommends } from './policy-check.js';
 
 /** What became of one received event. */
 export type ReceivedStatus =
@@ -295,6 +296,8 @@ export class ReceivedEventPlanner {
       if (rejectedReason === null && !hasChildren && this.head.extremities.length > 0) {
         const res = await this.authAgainst(ev, this.head.state);
         softFailed = !res.allowed;
+        // A room's Policy Server must have signed what extends it (spec: "Validating Policy Server signatures").
+        if (!softFailed) softFailed = !(await policyRecommends(this.head, ev.pdu, (ids) => this.load(ids)));
       }
     } catch (e) {
       if (!(e instanceof MissingEventsError)) throw e;

@@ -1,5 +1,6 @@
 import type { Context } from '../../context.js';
 import { redactsOf, shouldApplyRedaction } from '../../core/auth-rules.js';
+import { needsPolicySignature } from '../../core/policy-server.js';
 import { parsePowerLevels, roomCreators } from '../../core/power-levels.js';
 import { stateKey, type JsonObject } from '../../core/types.js';
 import { pgPipeline, type PgPipeline } from '../../db/pg-pipeline.js';
@@ -15,7 +16,8 @@ import { emptyHead, groupId, type RoomHead, type RoomHeads } from '../state/room
 import type { StateGroups } from '../state/state-groups.js';
 import { applyToHead, type AppliedEvent } from './apply-event.js';
 import { ReceivedEventPlanner, type ReceivedBatch, type ReceivedResult } from './apply-received.js';
-import { buildLocalEvent, type EventSpec } from './build-event.js';
+import { buildLocalEvent, type BuiltEvent, type EventSpec } from './build-event.js';
+import { roomPolicyServer, type PolicySigner } from './policy-check.js';
 import { AuthChainIndex } from '../state/auth-chain-index.js';
 import { isPlainAppend, persistBatch, persistPlainAppendPipelined, persistPlainAppendSync, positionsFrom, StaleHeadError, type BatchWrite, type Positions } from './persist-batch.js';
 import { computePushActions } from './push-actions.js';
@@ -88,6 +90,8 @@ export class EventPipeline {
   private readonly chains = new AuthChainIndex();
   private readonly pushRoomCache = new WeakMap<ReadonlyMap<string, unknown>, { members: string[]; displayNames: Map<string, string> }>();
   private readonly committedListeners: ((events: readonly StoredEvent[]) => void)[] = [];
+  /** Asks a room's Policy Server to sign a local event: set by federation when it is on. */
+  policySigner: PolicySigner | null = null;
 
   constructor(
     private readonly ctx: Context,
@@ -99,6 +103,19 @@ export class EventPipeline {
     this.queue = new RoomQueue((roomId, jobs) => this.runJobs(roomId, jobs));
     this.sqlite = sqliteSync(ctx.db);
     this.pg = pgPipeline(ctx.db);
+  }
+
+  /**
+   * A local event of a room that uses a Policy Server, signed by it (spec: "Asking for a Policy
+   * Server signature on an event"); a refusal fails the send with the Policy Server's error.
+   */
+  private async withPolicySignature(head: RoomHead, built: BuiltEvent, load: (ids: string[]) => Promise<Map<string, StoredEvent>>): Promise<BuiltEvent> {
+    if (!needsPolicySignature(built.pdu)) return built;
+    const policy = await roomPolicyServer(head, load);
+    if (policy === null) return built;
+    if (!this.policySigner) throw forbidden('This room uses a policy server, which this server cannot ask without federation');
+    const pdu = await this.policySigner(policy, built.pdu, head.version);
+    return { ...built, pdu, json: JSON.stringify(pdu) };
   }
 
   /** Calls `listener` with the events of every batch this node commits (for the metrics). */
@@ -293,10 +310,11 @@ export class EventPipeline {
         const minePush: Promise<PushActionRow[]>[] = [];
         const cleared: { userId: string; eventId: string }[] = [];
         for (const spec of plan.events) {
-          const built = await buildLocalEvent(this.ctx, h, spec, load);
-          if (!built.auth.allowed) {
-            throw job.opts.authError ? job.opts.authError(built.auth.reason) : forbidden(built.auth.reason);
+          const unsigned = await buildLocalEvent(this.ctx, h, spec, load);
+          if (!unsigned.auth.allowed) {
+            throw job.opts.authError ? job.opts.authError(unsigned.auth.reason) : forbidden(unsigned.auth.reason);
           }
+          const built = await this.withPolicySignature(h, unsigned, load);
           let redactionTarget: string | undefined;
           if (built.pdu.type === 'm.room.redaction') {
             redactionTarget = await this.redactionToApply(h, built.pdu, built.eventId, built.authEvents, load);
