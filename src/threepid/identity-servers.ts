@@ -146,6 +146,28 @@ export class IdentityServers {
     };
   }
 
+  /**
+   * GET `key_validity_url?public_key=...` (identity service `/pubkey/isvalid`, or the ephemeral
+   * variant), the URL used as the invite gave it. False when the answer says so or cannot be had.
+   */
+  async keyIsValid(keyValidityUrl: string, publicKey: string): Promise<boolean> {
+    let url: URL;
+    try {
+      url = new URL(keyValidityUrl);
+    } catch {
+      return false;
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') return false;
+    url.searchParams.set('public_key', publicKey);
+    try {
+      const answer = await this.fetchJson(url.host, url, 'GET', {});
+      return answer.valid === true;
+    } catch (e) {
+      if (e instanceof IdentityServerError) return false;
+      throw e;
+    }
+  }
+
   private baseUrl(idServer: string): string {
     const configured = this.opts.config.resolve[idServer];
     return (configured ?? `https://${idServer}`).replace(/\/+$/, '');
@@ -157,7 +179,16 @@ export class IdentityServers {
     path: string,
     o: { bearer?: string; authorization?: string; body?: unknown },
   ): Promise<Record<string, unknown>> {
-    const target = new URL(this.baseUrl(idServer) + path);
+    return this.fetchJson(idServer, new URL(this.baseUrl(idServer) + path), method, o);
+  }
+
+  private async fetchJson(
+    idServer: string,
+    target: URL,
+    method: 'GET' | 'POST',
+    o: { bearer?: string; authorization?: string; body?: unknown },
+  ): Promise<Record<string, unknown>> {
+    const path = target.pathname;
     const host = target.hostname.replace(/^\[(.*)\]$/, '$1');
     const headers: Record<string, string> = { 'user-agent': 'Hearth' };
     if (o.bearer !== undefined) headers.authorization = `Bearer ${o.bearer}`;
