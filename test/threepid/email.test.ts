@@ -171,6 +171,12 @@ describe('registration and password reset by email', () => {
       server.request('POST', `${CLIENT}/login`, { body: { type: 'm.login.password', identifier: { type: 'm.id.user', user: 'em_carol' }, password } });
     assert.equal((await login('first-pw')).status, 403);
     assert.equal((await login('second-pw')).status, 200);
+    // The address names the account at login too (m.id.thirdparty), whatever its case.
+    const byEmail = await server.request('POST', `${CLIENT}/login`, {
+      body: { type: 'm.login.password', identifier: { type: 'm.id.thirdparty', medium: 'email', address: 'Carol@Example.org' }, password: 'second-pw' },
+    });
+    assert.equal(byEmail.status, 200);
+    assert.equal(byEmail.body.user_id, done.body.user_id);
     // The reset logged every device out.
     assert.equal((await server.request('GET', `${CLIENT}/account/whoami`, { token: done.body.access_token })).status, 401);
   });

@@ -84,6 +84,20 @@ describe('binds at an identity server', () => {
     // Once unbound, nothing more is known to unbind.
     assert.equal((await c.unbindThreePid('email', 'dave@example.org')).id_server_unbind_result, 'no-support');
   });
+
+  it('deactivation unbinds what was bound through this server', async () => {
+    const kim = await server.registerUser('ti_kim');
+    ids.sessions.set('sid-kim', { client_secret: 'cs-kim', address: 'kim@example.org' });
+    await (await client(kim)).bindThreePid({ sid: 'sid-kim', client_secret: 'cs-kim', id_server: ids.name, id_access_token: ID_TOKEN });
+    const first = await server.request('POST', `${CLIENT}/account/deactivate`, { token: kim.accessToken, body: {} });
+    const res = await server.request('POST', `${CLIENT}/account/deactivate`, {
+      token: kim.accessToken,
+      body: { auth: { type: 'm.login.password', identifier: { type: 'm.id.user', user: kim.userId }, password: kim.password, session: first.body.session } },
+    });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.id_server_unbind_result, 'success');
+    assert.equal(ids.bindings.has('kim@example.org'), false);
+  });
 });
 
 describe('third-party invites', () => {
