@@ -72,7 +72,8 @@ export class Account {
    * POST /account/deactivate. One transaction marks the user deactivated
    * (password wiped), deletes every device with its tokens, keys and
    * to-device inbox and records the device list change, and with `erase`
-   * clears the profile: a failure leaves the account as it was. Leaving the
+   * clears the profile, and removes its email addresses: a failure leaves
+   * the account as it was. Identity servers are asked to unbind after commit. Leaving the
    * rooms comes after commit, through the rooms service (each leave is an
    * event through its room's pipeline, in that room's transaction). If it
    * fails part way, the account stays deactivated with some memberships
@@ -87,11 +88,12 @@ export class Account {
         await updateProfileRow(trx, userId, { displayname: null, avatar_url: null, fields: null, search_text: searchText(userId, null) });
       }
       await this.sessions.revokeIn(trx, [userId]);
+      await this.threepids.removeAllIn(trx, userId);
       return this.sessions.deleteDevicesIn(trx, userId, undefined);
     });
     // The user id drops every cached token of the user, whichever device it was for.
     await this.sessions.finishDelete(done, [userId]);
     await this.ctx.services.rooms.leaveAllRooms(userId);
-    return { id_server_unbind_result: await this.threepids.removeAll(userId) };
+    return { id_server_unbind_result: await this.threepids.unbindAll(userId) };
   }
 }

@@ -143,24 +143,25 @@ export class EmailValidation {
     return { nextLink: row.next_link };
   }
 
-  /** The address a validated session proves; throws `errcode` (with status 400) when it proves nothing. */
-  async validated(creds: unknown, errcode = 'M_THREEPID_AUTH_FAILED'): Promise<ValidatedThreepid> {
+  /** The address a validated session proves; 403 M_THREEPID_AUTH_FAILED when it proves nothing. */
+  async validated(creds: unknown): Promise<ValidatedThreepid> {
     const c = creds !== null && typeof creds === 'object' && !Array.isArray(creds) ? (creds as Record<string, unknown>) : {};
     if (typeof c.sid !== 'string' || typeof c.client_secret !== 'string') throw new MatrixError(400, 'M_MISSING_PARAM', 'sid and client_secret are required');
     const row = await selectValidationSession(this.ctx.db, c.sid);
     const fresh = row !== undefined && row.created_ts >= this.ctx.now() - SESSION_TTL_MS;
     if (!row || !fresh || !secretsEqual(row.client_secret, c.client_secret) || row.validated_ts === null) {
-      throw new MatrixError(errcode === 'M_THREEPID_AUTH_FAILED' ? 403 : 401, errcode, 'The email address has not been validated in this session');
+      throw new MatrixError(403, 'M_THREEPID_AUTH_FAILED', 'The email address has not been validated in this session');
     }
-    return { medium: 'email', address: row.address, validated_ts: row.validated_ts };
+    return { medium: 'email', address: row.address, validated_ts: Number(row.validated_ts) };
   }
 
   /** The `m.login.email.identity` stage: `threepid_creds` name a validated session; its address is the stage's result. */
   readonly checkStage = async (auth: Record<string, unknown>): Promise<ValidatedThreepid> => {
     try {
-      return await this.validated(auth.threepid_creds ?? auth.threepidCreds, 'M_UNAUTHORIZED');
+      return await this.validated(auth.threepid_creds ?? auth.threepidCreds);
     } catch (e) {
-      if (e instanceof MatrixError) throw new StageFailed(e.errcode, e.message);
+      // A failed stage is answered 401 with the flows; M_UNAUTHORIZED is the code for "not proven".
+      if (e instanceof MatrixError) throw new StageFailed(e.errcode === 'M_THREEPID_AUTH_FAILED' ? 'M_UNAUTHORIZED' : e.errcode, e.message);
       throw e;
     }
   };

@@ -22,6 +22,10 @@ export async function deleteThreepid(db: DbOrTx, userId: string, medium: string,
   return Number(r.numDeletedRows) > 0;
 }
 
+export async function deleteThreepidsOf(db: DbOrTx, userId: string): Promise<void> {
+  await db.deleteFrom('user_threepids').where('user_id', '=', userId).execute();
+}
+
 export async function insertIdServerBind(db: DbOrTx, row: ThreepidIdServerBindRow): Promise<void> {
   await db.insertInto('threepid_id_server_binds').values(row).onConflict((oc) => oc.doNothing()).execute();
 }

@@ -10,7 +10,7 @@ import { MatrixError, badJson } from '../http/errors.js';
 import type { Requester } from '../http/requester.js';
 import { IdentityServerError } from '../threepid/identity-servers.js';
 import { canonicalEmail, type EmailValidation, type ValidatedThreepid } from './email-validation.js';
-import { deleteIdServerBind, deleteThreepid, insertIdServerBind, insertThreepid, selectIdServerBinds, selectThreepidOwner, selectThreepidsOf } from './threepids-table.js';
+import { deleteIdServerBind, deleteThreepid, deleteThreepidsOf, insertIdServerBind, insertThreepid, selectIdServerBinds, selectThreepidOwner, selectThreepidsOf } from './threepids-table.js';
 import type { UiaRequest, UserInteractiveAuth } from './uia.js';
 
 type RequestInfo = Omit<UiaRequest, 'body' | 'userId'>;
@@ -102,10 +102,13 @@ export class Threepids {
     return {};
   }
 
-  /** Deactivation: every address leaves the account and every known bind is undone; 'success' only when all unbinds were. */
-  async removeAll(userId: string): Promise<UnbindResult> {
-    const addresses = await selectThreepidsOf(this.ctx.db, userId);
-    for (const a of addresses) await deleteThreepid(this.ctx.db, userId, a.medium, a.address);
+  /** Deactivation, in its transaction: every address leaves the account (and may be added to another). */
+  async removeAllIn(trx: DbOrTx, userId: string): Promise<void> {
+    await deleteThreepidsOf(trx, userId);
+  }
+
+  /** Deactivation, after commit: every bind made through this server is undone; 'success' only when all unbinds were. */
+  async unbindAll(userId: string): Promise<UnbindResult> {
     const binds = await selectIdServerBinds(this.ctx.db, userId);
     let result: UnbindResult = 'success';
     for (const b of binds) {
