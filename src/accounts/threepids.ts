@@ -6,7 +6,7 @@
  */
 import type { Context } from '../context.js';
 import type { DbOrTx } from '../db/schema.js';
-import { MatrixError, badJson } from '../http/errors.js';
+import { MatrixError } from '../http/errors.js';
 import type { Requester } from '../http/requester.js';
 import { IdentityServerError } from '../threepid/identity-servers.js';
 import { canonicalEmail, type EmailValidation, type ValidatedThreepid } from './email-validation.js';
@@ -97,8 +97,17 @@ export class Threepids {
       if (e instanceof IdentityServerError) throw e.toMatrixError();
       throw e;
     }
-    if (association.mxid !== undefined && association.mxid !== requester.userId) throw badJson('The identity server bound the address to someone else');
-    await insertIdServerBind(this.ctx.db, { user_id: requester.userId, medium: String(association.medium), address: String(association.address), id_server: idServer });
+    if (association.mxid !== undefined && association.mxid !== requester.userId) {
+      throw new MatrixError(502, 'M_UNKNOWN', `The identity server ${idServer} answered with a bind to someone else`);
+    }
+    const medium = String(association.medium);
+    let address = String(association.address);
+    try {
+      address = canonicalAddress(medium, address);
+    } catch {
+      // Kept as the identity server wrote it: an unbind sends it back the same way.
+    }
+    await insertIdServerBind(this.ctx.db, { user_id: requester.userId, medium, address, id_server: idServer });
     return {};
   }
 

@@ -59,11 +59,20 @@ describe('adding an email address to an account', () => {
     assert.ok(requested.submit_url?.endsWith('/_hearth/client/v1/threepid/email/submit_token'));
     const mail = await smtp.mailTo('alice@example.org', seen);
     assert.match(mail.raw, /From: Hearth <noreply@localhost>/);
-    const { token } = tokenOf(mail);
+    const { token: firstToken } = tokenOf(mail);
 
     // The same send_attempt again sends nothing and answers the same session.
+    const mailsBefore = smtp.mails.length;
     const again = await c.requestAdd3pidEmailToken('alice@example.org', 'secret-1', 1);
     assert.equal(again.sid, requested.sid);
+    // A higher one sends a new token, in the same session; the first no longer works.
+    const reminder = await c.requestAdd3pidEmailToken('alice@example.org', 'secret-1', 2);
+    assert.equal(reminder.sid, requested.sid);
+    const { token } = tokenOf(await smtp.mailTo('alice@example.org', mailsBefore));
+    assert.equal(smtp.mails.length, mailsBefore + 1, 'one mail: for attempt 2, none for the repeated 1');
+    assert.notEqual(token, firstToken);
+    const stale = await submit(requested.submit_url!, { sid: requested.sid, client_secret: 'secret-1', token: firstToken });
+    assert.equal(stale.body.errcode, 'M_TOKEN_INCORRECT');
 
     // Before validation the session proves nothing.
     const early = await server.request('POST', `${CLIENT}/account/3pid/add`, { token: alice.accessToken, body: { sid: requested.sid, client_secret: 'secret-1' } });
