@@ -100,6 +100,31 @@ describe('binds at an identity server', () => {
   });
 });
 
+describe('outbound guard', () => {
+  it('an identity server on a private address is not contacted unless HEARTH_OUTBOUND_ALLOW admits it', async () => {
+    delete process.env.HEARTH_OUTBOUND_ALLOW;
+    let guarded: TestServer | undefined;
+    try {
+      guarded = await startTestServer({ config: { identity_server: { trusted: [ids.name], resolve: { [ids.name]: ids.url } } } });
+    } finally {
+      process.env.HEARTH_OUTBOUND_ALLOW = '127.0.0.1/32';
+    }
+    try {
+      const u = await guarded.registerUser('ti_guarded');
+      ids.sessions.set('sid-guarded', { client_secret: 'cs', address: 'guarded@example.org' });
+      const res = await guarded.request('POST', `${CLIENT}/account/3pid/bind`, {
+        token: u.accessToken,
+        body: { sid: 'sid-guarded', client_secret: 'cs', id_server: ids.name, id_access_token: ID_TOKEN },
+      });
+      assert.equal(res.status, 502);
+      assert.match(res.body.error, /Refusing to connect to 127\.0\.0\.1/);
+      assert.equal(ids.bindings.has('guarded@example.org'), false);
+    } finally {
+      await guarded.stop();
+    }
+  });
+});
+
 describe('third-party invites', () => {
   it('an address bound to a user: inviteByThreePid invites that user', async () => {
     const alice = await server.registerUser('ti_alice1');
