@@ -137,6 +137,29 @@ describe('adding an email address to an account', () => {
   });
 });
 
+describe('the emailed link', () => {
+  it('sends the browser on to next_link once validated; a link with a wrong token shows an error page; a javascript: next_link is refused', async () => {
+    const seen = smtp.mails.length;
+    const res = await server.request('POST', `${CLIENT}/register/email/requestToken`, {
+      body: { client_secret: 'link-1', email: 'link@example.org', send_attempt: 1, next_link: 'https://client.example/done' },
+    });
+    assert.equal(res.status, 200);
+    const { link } = tokenOf(await smtp.mailTo('link@example.org', seen));
+    const u = new URL(link);
+    const broken = await fetch(`${server.url}${u.pathname}?sid=${res.body.sid}&client_secret=link-1&token=wrong`, { redirect: 'manual' });
+    assert.equal(broken.status, 400);
+    assert.match(broken.headers.get('content-type') ?? '', /text\/html/);
+    const opened = await fetch(`${server.url}${u.pathname}${u.search}`, { redirect: 'manual' });
+    assert.equal(opened.status, 302);
+    assert.equal(opened.headers.get('location'), 'https://client.example/done');
+    const script = await server.request('POST', `${CLIENT}/register/email/requestToken`, {
+      body: { client_secret: 'link-2', email: 'link@example.org', send_attempt: 1, next_link: 'javascript:alert(1)' },
+    });
+    assert.equal(script.status, 400);
+    assert.equal(script.body.errcode, 'M_INVALID_PARAM');
+  });
+});
+
 describe('registration and password reset by email', () => {
   it('registers with a validated address (the emailed link, opened as a browser would), then resets the password with it', async () => {
     const email = 'carol@example.org';
