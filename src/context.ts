@@ -17,6 +17,7 @@ import type { RelationsService } from './relations/service.js';
 import type { SearchService } from './search/service.js';
 import type { SlidingSyncService } from './sliding-sync/service.js';
 import type { DelayedEventsService } from './delayed-events/service.js';
+import type { ThreepidService } from './threepid/service.js';
 
 /**
  * What every domain is handed: configuration, the database, the bus, and the
@@ -51,6 +52,7 @@ export interface Services {
   search: SearchService;
   slidingSync: SlidingSyncService;
   delayedEvents: DelayedEventsService;
+  threepid: ThreepidService;
 }
 
 /** Optional lifecycle hooks a service may have. */

@@ -69,6 +69,7 @@ import { SlidingSyncService } from './sliding-sync/service.js';
 import { migrations as slidingSyncMigrations } from './sliding-sync/migrations.js';
 import { slidingSyncRoutes } from './sliding-sync/routes.js';
 import { SyncService } from './sync/service.js';
+import { ThreepidService } from './threepid/service.js';
 import { voipRoutes } from './voip/routes.js';
 import { migrations as syncMigrations } from './sync/migrations.js';
 import { syncRoutes } from './sync/routes.js';
@@ -160,6 +161,7 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
     services: {} as Services,
     now: () => Date.now(),
   } satisfies Context;
+  ctx.services.threepid = new ThreepidService(ctx);
   ctx.services.accounts = new AccountsService(ctx);
   ctx.services.rooms = new RoomsService(ctx);
   ctx.services.sync = new SyncService(ctx);

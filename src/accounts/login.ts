@@ -1,6 +1,8 @@
 import type { Context } from '../context.js';
 import { MatrixError, forbidden, missingParam, userLocked } from '../http/errors.js';
-import { identifiedUserId } from './identifiers.js';
+import { canonicalEmail } from './email-validation.js';
+import { identifiedUserId, type NamedThreepid } from './identifiers.js';
+import { selectThreepidOwner } from './threepids-table.js';
 import { verifyPassword } from './password-hash.js';
 import { sessionAnswer } from './registration.js';
 import type { LoginTokens } from './login-token.js';
@@ -35,6 +37,19 @@ export class Login {
     return { flows: [{ type: 'm.login.password' }, ...(this.tokens.enabled ? [{ type: 'm.login.token', get_login_token: true }] : [])] };
   }
 
+  /** The account a named identifier means: a user id as is, a third-party identifier by the account it was added to. */
+  private async resolveNamed(named: string | NamedThreepid | undefined): Promise<string | undefined> {
+    if (named === undefined || typeof named === 'string') return named;
+    if (named.medium !== 'email') return undefined;
+    let address: string;
+    try {
+      address = canonicalEmail(named.address);
+    } catch {
+      return undefined;
+    }
+    return selectThreepidOwner(this.ctx.db, 'email', address);
+  }
+
   /**
    * The user id when `password` is theirs, else undefined. Unknown users,
    * other servers' users and third-party ids cost the same scrypt work as a
@@ -63,7 +78,7 @@ export class Login {
   private async passwordLogin(body: LoginBody): Promise<string> {
     if (body.type !== 'm.login.password') throw new MatrixError(400, 'M_UNKNOWN', `Unknown login type ${body.type}`);
     if (body.password === undefined) throw missingParam('Missing password');
-    const named = identifiedUserId(body as unknown as Record<string, unknown>, this.ctx.serverName);
+    const named = await this.resolveNamed(identifiedUserId(body as unknown as Record<string, unknown>, this.ctx.serverName));
     const userId = await this.passwordOwner(named, body.password);
     if (!userId) throw forbidden('Invalid username or password');
     return userId;
@@ -87,7 +102,7 @@ export class Login {
     const namesSomeone = ['identifier', 'user', 'medium', 'address'].some((k) => auth[k] !== undefined);
     let named: string | undefined;
     try {
-      named = namesSomeone ? identifiedUserId(auth, this.ctx.serverName) : (req.userId ?? undefined);
+      named = namesSomeone ? await this.resolveNamed(identifiedUserId(auth, this.ctx.serverName)) : (req.userId ?? undefined);
     } catch (e) {
       if (e instanceof MatrixError) throw new StageFailed(e.errcode, e.message);
       throw e;

@@ -114,4 +114,55 @@ export const migrations: Migration[] = [
       await db.schema.alterTable('users').addColumn('is_guest', 'integer', (c) => c.notNull().defaultTo(0)).execute();
     },
   },
+  {
+    version: 5,
+    name: 'third-party identifiers: validation sessions, addresses of accounts, identity server binds',
+    async up(db) {
+      // One row per requestToken session (client-server API "Adding Account Administrative Contact Information").
+      await db.schema
+        .createTable('threepid_validation_sessions')
+        .addColumn('sid', 'text', (c) => c.primaryKey())
+        .addColumn('medium', 'text', (c) => c.notNull())
+        .addColumn('address', 'text', (c) => c.notNull())
+        .addColumn('client_secret', 'text', (c) => c.notNull())
+        .addColumn('last_send_attempt', 'bigint', (c) => c.notNull())
+        .addColumn('token_hash', 'text', (c) => c.notNull())
+        .addColumn('next_link', 'text')
+        .addColumn('validated_ts', 'bigint')
+        .addColumn('created_ts', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('threepid_validation_sessions_secret')
+        .on('threepid_validation_sessions')
+        .columns(['medium', 'address', 'client_secret'])
+        .unique()
+        .execute();
+      await db.schema.createIndex('threepid_validation_sessions_created').on('threepid_validation_sessions').column('created_ts').execute();
+
+      // An address belongs to one account at most.
+      await db.schema
+        .createTable('user_threepids')
+        .addColumn('medium', 'text', (c) => c.notNull())
+        .addColumn('address', 'text', (c) => c.notNull())
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('validated_ts', 'bigint', (c) => c.notNull())
+        .addColumn('added_ts', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('user_threepids_pk', ['medium', 'address'])
+        .execute();
+      await db.schema.createIndex('user_threepids_user').on('user_threepids').column('user_id').execute();
+
+      // Binds made through /account/3pid/bind, so that delete and deactivate know whom to ask to unbind.
+      await db.schema
+        .createTable('threepid_id_server_binds')
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('medium', 'text', (c) => c.notNull())
+        .addColumn('address', 'text', (c) => c.notNull())
+        .addColumn('id_server', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('threepid_id_server_binds_pk', ['user_id', 'medium', 'address', 'id_server'])
+        .execute();
+
+      // What a completed stage established (the address an m.login.email.identity stage proved), by stage type.
+      await db.schema.alterTable('uia_sessions').addColumn('results', 'text', (c) => c.notNull().defaultTo('{}')).execute();
+    },
+  },
 ];

@@ -4,6 +4,8 @@ import { checkNewPassword, hashPassword } from './password-hash.js';
 import { secretsEqual } from './secrets.js';
 import { insertNewUser } from './new-user.js';
 import { Sessions, type OpenedSession } from './sessions.js';
+import type { ValidatedThreepid } from './email-validation.js';
+import type { Threepids } from './threepids.js';
 import { StageFailed, type UiaRequest, type UserInteractiveAuth } from './uia.js';
 import { getUser, upgradeGuest } from './user-store.js';
 import { checkRegistrationLocalpart, generateLocalpart, normaliseLocalpart } from './user-ids.js';
@@ -41,6 +43,7 @@ export class Registration {
     private readonly ctx: Context,
     private readonly sessions: Sessions,
     private readonly uia: UserInteractiveAuth,
+    private readonly threepids: Threepids,
   ) {}
 
   /** The `m.login.registration_token` stage. */
@@ -56,8 +59,15 @@ export class Registration {
     return ok;
   }
 
+  /**
+   * With email configured, each flow may also end with `m.login.email.identity`: the validated
+   * address is then added to the new account.
+   */
   private flows(): string[][] {
-    return this.ctx.config.registration === 'token' ? [['m.login.registration_token']] : [['m.login.dummy']];
+    const base = this.ctx.config.registration === 'token' ? [['m.login.registration_token']] : [['m.login.dummy']];
+    if (!this.ctx.config.email) return base;
+    const withEmail = base.map((f) => [...f.filter((s) => s !== 'm.login.dummy'), 'm.login.email.identity']);
+    return [...base, ...withEmail];
   }
 
   private ensureOpen(): void {
@@ -86,7 +96,8 @@ export class Registration {
       checkNewPassword(body.password);
     }
 
-    await this.uia.check({ ...req, body: body as Record<string, unknown>, userId: null }, this.flows());
+    const results = await this.uia.check({ ...req, body: body as Record<string, unknown>, userId: null }, this.flows());
+    const email = results['m.login.email.identity'] as ValidatedThreepid | undefined;
     const password = body.password!;
 
     const passwordHash = await hashPassword(password);
@@ -101,6 +112,7 @@ export class Registration {
             // The guest's cached tokens say "guest": every node reads them again.
             await this.sessions.revokeIn(trx, [userId]);
           }
+          if (email) await this.threepids.addIn(trx, userId, email);
           if (body.inhibit_login === true) return null;
           return this.sessions.openIn(trx, {
             userId,

@@ -10,6 +10,7 @@ import { whoisRoutes } from './whois.js';
 import { profileRoutes } from './profile-routes.js';
 import { registrationRoutes } from './registration-routes.js';
 import { sharedSecretRoutes } from './shared-secret-routes.js';
+import { threepidRoutes } from './threepid-routes.js';
 
 export function accountsRoutes(ctx: Context): Route[] {
   return [
@@ -17,6 +18,7 @@ export function accountsRoutes(ctx: Context): Route[] {
     ...sharedSecretRoutes(ctx),
     ...loginRoutes(ctx),
     ...accountRoutes(ctx),
+    ...threepidRoutes(ctx),
     ...deviceRoutes(ctx),
     ...profileRoutes(ctx),
     ...openIdRoutes(ctx),

@@ -4,6 +4,7 @@ import { listDevicesOfUsers } from './device-store.js';
 import type { Requester } from '../http/requester.js';
 import { Account } from './account.js';
 import { Devices } from './devices.js';
+import { EmailValidation } from './email-validation.js';
 import { Login } from './login.js';
 import { LoginTokens } from './login-token.js';
 import { Moderation } from './moderation.js';
@@ -15,6 +16,7 @@ import { Registration } from './registration.js';
 import { searchWords } from './search-text.js';
 import { Sessions } from './sessions.js';
 import { SharedSecretRegistration } from './shared-secret.js';
+import { Threepids } from './threepids.js';
 import { UserInteractiveAuth } from './uia.js';
 import { getUser, selectGuests } from './user-store.js';
 import { checkNewLocalpart, normaliseLocalpart } from './user-ids.js';
@@ -41,6 +43,8 @@ export class AccountsService implements Lifecycle {
   readonly account: Account;
   readonly devices: Devices;
   readonly profiles: Profiles;
+  readonly emailValidation: EmailValidation;
+  readonly threepids: Threepids;
 
   constructor(private readonly ctx: Context) {
     this.sessions = new Sessions(ctx);
@@ -49,14 +53,17 @@ export class AccountsService implements Lifecycle {
       'm.login.dummy': async () => {},
       'm.login.password': (auth: Record<string, unknown>, req: Parameters<Login['checkPasswordStage']>[1]) => this.login.checkPasswordStage(auth, req),
       'm.login.registration_token': (auth: Record<string, unknown>) => this.registration.checkTokenStage(auth),
+      'm.login.email.identity': (auth: Record<string, unknown>) => this.emailValidation.checkStage(auth),
     };
     this.uia = new UserInteractiveAuth(ctx, stages);
+    this.emailValidation = new EmailValidation(ctx);
+    this.threepids = new Threepids(ctx, this.uia, this.emailValidation);
     this.loginTokens = new LoginTokens(ctx, this.uia);
     this.login = new Login(ctx, this.sessions, this.loginTokens);
     this.moderation = new Moderation(ctx, this.sessions);
-    this.registration = new Registration(ctx, this.sessions, this.uia);
+    this.registration = new Registration(ctx, this.sessions, this.uia, this.threepids);
     this.sharedSecret = new SharedSecretRegistration(ctx, this.sessions);
-    this.account = new Account(ctx, this.sessions, this.uia);
+    this.account = new Account(ctx, this.sessions, this.uia, this.threepids);
     this.devices = new Devices(ctx, this.sessions, this.uia);
     this.profiles = new Profiles(ctx);
   }

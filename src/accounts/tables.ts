@@ -7,6 +7,9 @@ declare module '../db/schema.js' {
     profiles: ProfileRow;
     uia_sessions: UiaSessionRow;
     registration_nonces: RegistrationNonceRow;
+    threepid_validation_sessions: ThreepidValidationSessionRow;
+    user_threepids: UserThreepidRow;
+    threepid_id_server_binds: ThreepidIdServerBindRow;
   }
 }
 
@@ -79,9 +82,43 @@ export interface UiaSessionRow {
   /** JSON object: the `params` sent with the flows. */
   params: string;
   created_ts: number;
+  /** JSON object: stage type to what the completed stage established (e.g. the validated address). */
+  results: string;
 }
 
 export interface RegistrationNonceRow {
   nonce: string;
   created_ts: number;
+}
+
+export interface ThreepidValidationSessionRow {
+  sid: string;
+  /** Only `email`: this server sends no SMS. */
+  medium: string;
+  /** Lower-cased email address. */
+  address: string;
+  client_secret: string;
+  /** The highest `send_attempt` a token was sent for; a request with a lower or equal one sends nothing. */
+  last_send_attempt: number;
+  /** sha256 of the token sent, hex. */
+  token_hash: string;
+  next_link: string | null;
+  /** When the token was submitted; null until then. */
+  validated_ts: number | null;
+  created_ts: number;
+}
+
+export interface UserThreepidRow {
+  medium: string;
+  address: string;
+  user_id: string;
+  validated_ts: number;
+  added_ts: number;
+}
+
+export interface ThreepidIdServerBindRow {
+  user_id: string;
+  medium: string;
+  address: string;
+  id_server: string;
 }

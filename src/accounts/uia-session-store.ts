@@ -12,7 +12,7 @@ export async function getUiaSession(db: DbOrTx, sessionId: string): Promise<UiaS
 export async function updateUiaSession(
   db: DbOrTx,
   sessionId: string,
-  set: Partial<Pick<UiaSessionRow, 'completed' | 'body_hash'>>,
+  set: Partial<Pick<UiaSessionRow, 'completed' | 'body_hash' | 'results'>>,
 ): Promise<void> {
   await db.updateTable('uia_sessions').set(set).where('session_id', '=', sessionId).execute();
 }

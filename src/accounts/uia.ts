@@ -28,8 +28,14 @@ export class StageFailed extends Error {
   }
 }
 
-/** Checks one stage's auth dict; throws StageFailed when the attempt is wrong. */
-export type StageChecker = (auth: Record<string, unknown>, req: UiaRequest) => Promise<void>;
+/**
+ * Checks one stage's auth dict; throws StageFailed when the attempt is wrong. What it resolves to
+ * (other than undefined) is kept with the session as that stage's result (`check` returns them).
+ */
+export type StageChecker = (auth: Record<string, unknown>, req: UiaRequest) => Promise<unknown>;
+
+/** What the completed stages established, by stage type (e.g. the address `m.login.email.identity` proved). */
+export type StageResults = Record<string, unknown>;
 
 /**
  * The 401 answer of user-interactive auth: flows, params, session and
@@ -93,8 +99,8 @@ export class UserInteractiveAuth {
     private readonly checkers: Record<string, StageChecker>,
   ) {}
 
-  /** Resolves when a flow is complete; otherwise throws UiaRequired (401) or a request error. */
-  async check(req: UiaRequest, flows: string[][], params: Record<string, unknown> = {}): Promise<void> {
+  /** Resolves, with the stages' results, when a flow is complete; otherwise throws UiaRequired (401) or a request error. */
+  async check(req: UiaRequest, flows: string[][], params: Record<string, unknown> = {}): Promise<StageResults> {
     const auth = req.body.auth;
     if (auth === undefined || auth === null) {
       const session = await this.createSession(req, params);
@@ -109,6 +115,7 @@ export class UserInteractiveAuth {
 
     let session: string;
     let completed: string[];
+    let results: StageResults = {};
     if (sessionId === undefined) {
       // A client may attempt a stage straight away; the session starts here.
       session = await this.createSession(req, params);
@@ -133,6 +140,7 @@ export class UserInteractiveAuth {
       }
       session = sessionId;
       completed = JSON.parse(row.completed) as string[];
+      results = JSON.parse(row.results) as StageResults;
     }
     const state = { flows, params, session, completed };
 
@@ -142,18 +150,20 @@ export class UserInteractiveAuth {
       if (!expected || !checker) {
         throw new UiaRequired(state, { errcode: 'M_FORBIDDEN', error: `Authentication stage ${type} is not expected here` });
       }
+      let result: unknown;
       try {
-        await checker(authDict, req);
+        result = await checker(authDict, req);
       } catch (e) {
         if (e instanceof StageFailed) throw new UiaRequired(state, { errcode: e.errcode, error: e.message });
         throw e;
       }
       completed = [...completed, type];
       state.completed = completed;
-      await updateUiaSession(this.ctx.db, session, { completed: JSON.stringify(completed) });
+      if (result !== undefined) results = { ...results, [type]: result };
+      await updateUiaSession(this.ctx.db, session, { completed: JSON.stringify(completed), results: JSON.stringify(results) });
     }
 
-    if (flows.some((f) => f.length === completed.length && isPrefix(f, completed))) return;
+    if (flows.some((f) => f.length === completed.length && isPrefix(f, completed))) return results;
     throw new UiaRequired(state);
   }
 
@@ -173,6 +183,7 @@ export class UserInteractiveAuth {
       completed: '[]',
       params: JSON.stringify(params),
       created_ts: now,
+      results: '{}',
     });
     return session;
   }

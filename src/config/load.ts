@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import YAML from 'yaml';
-import { defaultConfig, type HearthConfig, type RegistrationMode } from './schema.js';
+import { defaultConfig, type EmailConfig, type HearthConfig, type RegistrationMode } from './schema.js';
 import { ConfigError, validateConfig } from './validate.js';
 import {
   decodeSigningKeyFile,
@@ -116,6 +116,11 @@ export function loadConfig(opts: { file?: string; env?: Env; create?: boolean } 
   const cfg = deepMerge(defaultConfig(), raw);
   applyEnv(cfg, env, file);
   validateConfig(cfg, file, raw);
+  // `email` is a whole mapping (null by default), so its optional keys get their defaults here.
+  if (cfg.email) {
+    const given: Partial<EmailConfig> = cfg.email;
+    cfg.email = { ...{ smtp_port: 587, smtp_user: '', smtp_pass: '', require_transport_security: false, client_base_url: '' }, ...given } as EmailConfig;
+  }
 
   // Relative paths in the file are relative to the data dir, which is relative to the cwd.
   const dataDir = resolve(cfg.data_dir);

@@ -164,6 +164,18 @@ export interface HearthConfig {
     /** When set, a scrape must also send `Authorization: Bearer <token>`. */
     bearer_token: string;
   };
+  /**
+   * Outgoing email (SMTP), for validating addresses (registration, password reset, adding an
+   * address to an account). null: no email is sent and those endpoints say so.
+   */
+  email: EmailConfig | null;
+  /** Identity servers clients may name (`id_server`) for binds, unbinds and third-party invites. */
+  identity_server: {
+    /** Server names (host[:port]) that may be used; empty: none, and those requests answer M_SERVER_NOT_TRUSTED. */
+    trusted: string[];
+    /** Server name to base URL, used as is (default `https://<name>`): `{"id.test": "http://127.0.0.1:8090"}`. */
+    resolve: Record<string, string>;
+  };
   cluster: {
     /**
      * Nodes sharing a PostgreSQL database: how long a lease outlives its last renewal (renewed
@@ -171,6 +183,21 @@ export interface HearthConfig {
      */
     lease_ttl_ms: number;
   };
+}
+
+export interface EmailConfig {
+  smtp_host: string;
+  /** Default 587. */
+  smtp_port: number;
+  /** Both empty: no SMTP authentication. */
+  smtp_user: string;
+  smtp_pass: string;
+  /** Refuse to send unless the connection is TLS (implicit on port 465, STARTTLS otherwise). Default false. */
+  require_transport_security: boolean;
+  /** The From: of every email, e.g. "Hearth <noreply@example.org>". */
+  notif_from: string;
+  /** Where a validation link sends the browser afterwards when the client gave no `next_link`; empty: a plain page. */
+  client_base_url: string;
 }
 
 export function defaultConfig(): HearthConfig {
@@ -219,6 +246,8 @@ export function defaultConfig(): HearthConfig {
     login_token: { enabled: true, lifetime_ms: 120_000 },
     federation: { enabled: true, resolve: {}, verify_tls: true, trusted_key_servers: [], old_verify_keys: {} },
     metrics: { enabled: true, allow_from: ['127.0.0.0/8', '::1/128'], bearer_token: '' },
+    email: null,
+    identity_server: { trusted: [], resolve: {} },
     cluster: { lease_ttl_ms: 15_000 },
   };
 }

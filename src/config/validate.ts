@@ -108,8 +108,32 @@ const isS3OrNull: Check = (v) => {
   return undefined;
 };
 
+const isPort: Check = (v) => (Number.isInteger(v) && (v as number) > 0 && (v as number) <= 65535 ? undefined : 'must be a port number (1-65535)');
+const EMAIL_KEYS: Record<string, { check: Check; optional?: boolean }> = {
+  smtp_host: { check: isNonEmptyString },
+  smtp_port: { check: isPort, optional: true },
+  smtp_user: { check: isString, optional: true },
+  smtp_pass: { check: isString, optional: true },
+  require_transport_security: { check: isBool, optional: true },
+  notif_from: { check: (v) => (typeof v === 'string' && /\S+@\S+/.test(v) ? undefined : 'must be an address like "Hearth <noreply@example.org>"') },
+  client_base_url: { check: isUrlOrEmpty, optional: true },
+};
+const isEmailOrNull: Check = (v) => {
+  if (v === null) return undefined;
+  if (typeof v !== 'object' || Array.isArray(v)) return `must be null or a mapping with ${Object.keys(EMAIL_KEYS).join(', ')}`;
+  for (const key of Object.keys(v)) if (!(key in EMAIL_KEYS)) return `${key} is not a known setting (check the spelling)`;
+  for (const [key, { check, optional }] of Object.entries(EMAIL_KEYS)) {
+    const value = (v as Record<string, unknown>)[key];
+    if (value === undefined && optional) continue;
+    const problem = check(value);
+    if (problem) return `${key} ${problem}`;
+  }
+  if (((v as Record<string, unknown>).smtp_user ? 1 : 0) !== ((v as Record<string, unknown>).smtp_pass ? 1 : 0)) return 'smtp_user and smtp_pass go together';
+  return undefined;
+};
+
 /** Keys whose value is checked whole (a mapping with names of the user's choosing, or one rule for all its entries). */
-const OPEN_MAPS = new Set(['federation.resolve', 'federation.old_verify_keys', 'media.s3']);
+const OPEN_MAPS = new Set(['federation.resolve', 'federation.old_verify_keys', 'media.s3', 'email', 'identity_server.resolve']);
 
 const rules: Record<string, Check> = {
   server_name: isServerName,
@@ -173,6 +197,9 @@ const rules: Record<string, Check> = {
   'metrics.enabled': isBool,
   'metrics.allow_from': isCidrs,
   'metrics.bearer_token': isString,
+  email: isEmailOrNull,
+  'identity_server.trusted': isServerNameList,
+  'identity_server.resolve': isResolveMap,
   'cluster.lease_ttl_ms': isPositiveInt,
 };
 

@@ -9,15 +9,17 @@
  * *list* of auth events itself (duplicates, unexpected entries, room ids) are
  * in `checkAuthEventList`, which the pipeline runs once on receipt.
  *
- * Signatures are outside this module: `join_authorised_via_users_server` and
- * third-party invite signatures are checked through the optional hooks in
- * `AuthOptions`; without them only the structure is checked (a signature from
- * the right server is present / `signed.signatures` is a non-empty object and
- * the invite event carries public keys).
+ * Event signatures are outside this module: `join_authorised_via_users_server`
+ * is checked through the optional hook in `AuthOptions`; without it only the
+ * structure is checked (a signature from the right server is present). A
+ * third-party invite's `signed` object is verified here against the public
+ * keys of its `m.room.third_party_invite` event (pure Ed25519, no key lookup),
+ * unless a hook is given.
  */
 
 import type { EventWithId, JsonObject, JsonValue, Pdu } from './types.js';
 import { stateKey } from './types.js';
+import { verifySignedByAnyKey } from './signing.js';
 import { getRoomVersion, type RoomVersion } from './room-versions.js';
 import {
   checkPowerLevelsChange,
@@ -36,7 +38,8 @@ export type AuthStateLookup = (type: string, stateKey: string) => EventWithId | 
 export interface AuthOptions {
   /**
    * Whether any signature in `signed` (content.third_party_invite.signed)
-   * verifies with one of the invite's public keys (base64 ed25519).
+   * verifies with one of the invite's public keys (base64 ed25519). Default:
+   * `verifySignedByAnyKey`.
    */
   verifyThirdPartyInvite?: (signed: JsonObject, publicKeys: string[]) => boolean;
   /** Whether `pdu` carries a valid signature from `serverName`. */
@@ -320,13 +323,8 @@ function checkThirdPartyInvite(ctx: Ctx, tpi: JsonValue): AuthResult {
   if (!inviteEv) return reject('no m.room.third_party_invite for token');
   if (inviteEv.pdu.sender !== pdu.sender) return reject('sender does not match third party invite sender');
   const keys = thirdPartyInvitePublicKeys(isObject(inviteEv.pdu.content) ? inviteEv.pdu.content : {});
-  if (ctx.opts.verifyThirdPartyInvite) {
-    return ctx.opts.verifyThirdPartyInvite(signed, keys) ? ALLOW : reject('no signature in signed matches a public key');
-  }
-  // Structure-only without a verifier: some server signed it and there are keys to check against.
-  const sigs = signed.signatures;
-  const hasSignature = isObject(sigs) && Object.values(sigs).some((s) => isObject(s) && Object.keys(s).length > 0);
-  return hasSignature && keys.length > 0 ? ALLOW : reject('signed carries no usable signature');
+  const verify = ctx.opts.verifyThirdPartyInvite ?? verifySignedByAnyKey;
+  return verify(signed, keys) ? ALLOW : reject('no signature in signed matches a public key of the third-party invite');
 }
 
 function checkInvite(ctx: Ctx): AuthResult {

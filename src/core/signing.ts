@@ -184,6 +184,33 @@ export function verifyJsonSignature(obj: object, serverName: string, keyId: stri
   return verifyString(json, signature, publicKey);
 }
 
+/**
+ * Whether any signature on `signed` (a third-party invite's `signed` object, signed by the
+ * identity server) verifies with any of `publicKeys` (standard or URL-safe Base64 Ed25519 keys
+ * from `m.room.third_party_invite`), whatever server name and key id it is filed under: the
+ * keys are the identity server's, the names in `signatures` are only labels (server-server API,
+ * "Verifying the invite").
+ */
+export function verifySignedByAnyKey(signed: object, publicKeys: readonly string[]): boolean {
+  const sigs = (signed as { signatures?: unknown }).signatures;
+  if (!isRecord(sigs)) return false;
+  const keys: Uint8Array[] = [];
+  for (const k of publicKeys) {
+    try {
+      keys.push(decodeBase64(k));
+    } catch {
+      // A key that is not Base64 verifies nothing.
+    }
+  }
+  for (const [server, byKey] of Object.entries(sigs)) {
+    if (!isRecord(byKey)) continue;
+    for (const keyId of Object.keys(byKey)) {
+      if (keys.some((pk) => verifyJsonSignature(signed, server, keyId, pk))) return true;
+    }
+  }
+  return false;
+}
+
 /** Synapse's signing key file: one `ed25519 <version> <unpadded base64 seed>` line. */
 export function encodeSigningKeyFile(key: SigningKey): string {
   return `ed25519 ${keyVersionOf(key.keyId)} ${encodeUnpaddedBase64(key.seed)}\n`;

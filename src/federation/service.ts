@@ -27,6 +27,7 @@ import { hearthVersion } from '../version.js';
 import { versionRoute } from './inbound/version.js';
 import { getMissingEventsRoute } from './inbound/get-missing-events.js';
 import { inviteRoute } from './inbound/invite.js';
+import { thirdPartyInviteRoutes } from './inbound/third-party-invite.js';
 import { membershipRoutes } from './inbound/membership.js';
 import { RemoteMembership } from './membership/remote.js';
 import { signByPolicyServer } from './policy/policy-signer.js';
@@ -208,6 +209,12 @@ export class FederationService {
         blocksInvites: (userId) => this.ctx.services.sync.accountData.blocksInvites(userId),
       }),
       ...membershipRoutes({ core: this.rooms.core, sender: this.sender, reads: this.reads, serverName: this.ctx.serverName, now }),
+      ...thirdPartyInviteRoutes({
+        serverName: this.ctx.serverName,
+        client: this.client,
+        logger: this.ctx.logger,
+        accept: (roomId, sender, signed) => this.ctx.services.rooms.acceptThirdPartyInvite(roomId, sender, signed),
+      }),
       ...queryRoutes({
         serverName: this.ctx.serverName,
         resolveAlias: (alias) => this.ctx.services.directory.resolveAlias(alias),

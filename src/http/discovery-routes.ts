@@ -88,7 +88,8 @@ export function discoveryRoutes(ctx: Context): Route[] {
           'm.profile_fields': { enabled: true },
           'm.set_displayname': { enabled: true },
           'm.set_avatar_url': { enabled: true },
-          'm.3pid_changes': { enabled: false },
+          // Addresses can be added and removed only where this server can validate them.
+          'm.3pid_changes': { enabled: ctx.config.email !== null },
           'm.get_login_token': { enabled: ctx.config.login_token.enabled },
           // Omitted for everyone else, as the spec asks when both would be false.
           ...(req.requester.isAdmin ? { 'm.account_moderation': { suspend: true, lock: true } } : {}),

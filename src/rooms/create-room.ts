@@ -3,6 +3,7 @@ import { DEFAULT_ROOM_VERSION, getRoomVersion } from '../core/room-versions.js';
 import { isValidRoomAlias, isValidUserId, serverNameOf } from '../core/ids.js';
 import type { JsonObject } from '../core/types.js';
 import { invalidParam, MatrixError, roomInUse, unsupportedRoomVersion } from '../http/errors.js';
+import { checkThreepidInvite, inviteByThreepid } from './third-party-invite.js';
 import type { Requester } from '../http/requester.js';
 import { memberContent, profileOf } from './membership.js';
 import type { EventSpec } from './pipeline/build-event.js';
@@ -102,12 +103,12 @@ export async function createRoom(core: RoomsCore, requester: Requester, body: Cr
 
   const asked = [...new Set(body.invite ?? [])];
   for (const u of asked) if (!isValidUserId(u)) throw invalidParam(`Invalid user ID in invite: ${u}`);
+  // Checked before the room exists: a malformed entry or an untrusted identity server creates nothing.
+  const threepidInvites = (body.invite_3pid ?? []).map(checkThreepidInvite);
+  for (const i of threepidInvites) ctx.services.threepid.identityServers.checkTrusted(i.id_server);
   // A local user who blocks invites is left out; the room is made all the same (spec: "Invite permission").
   const blocked = await Promise.all(asked.map((u) => serverNameOf(u) === ctx.serverName && ctx.services.sync.accountData.blocksInvites(u)));
   const invitees = asked.filter((_, i) => !blocked[i]);
-  if (body.invite_3pid && body.invite_3pid.length > 0) {
-    throw new MatrixError(400, 'M_UNRECOGNIZED', 'Third-party invites are not supported by this server');
-  }
 
   let alias: string | undefined;
   if (body.room_alias_name !== undefined) {
@@ -200,5 +201,14 @@ export async function createRoom(core: RoomsCore, requester: Requester, body: Cr
     }
   }
   if (body.visibility === 'public') await ctx.services.directory.setVisibility(roomId, 'public');
+  // After the room exists (the identity server is told its id): one failed lookup must not lose
+  // the room the client asked for, so a failure is logged and the others are still sent.
+  for (const invite of threepidInvites) {
+    try {
+      await inviteByThreepid(core, requester, roomId, invite);
+    } catch (e) {
+      ctx.logger.warn({ roomId, err: (e as Error).message }, 'a third-party invite of createRoom failed');
+    }
+  }
   return { room_id: roomId };
 }

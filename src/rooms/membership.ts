@@ -234,6 +234,11 @@ export async function leaveRoom(core: RoomsCore, requester: Requester, roomId: s
 }
 
 export async function inviteUser(core: RoomsCore, requester: Requester, roomId: string, body: { user_id?: unknown; reason?: string }, extra: JsonObject = {}): Promise<Record<string, never>> {
+  return inviteAs(core, requester.userId, roomId, body, extra);
+}
+
+/** An invite sent by `inviter` (a local user), with `extra` content (a third-party invite's proof). */
+export async function inviteAs(core: RoomsCore, inviter: string, roomId: string, body: { user_id?: unknown; reason?: string }, extra: JsonObject = {}): Promise<Record<string, never>> {
   const target = validTarget(body.user_id);
   await core.requireHead(roomId);
   if (serverNameOf(target) === core.ctx.serverName) {
@@ -253,7 +258,7 @@ export async function inviteUser(core: RoomsCore, requester: Requester, roomId: 
     if (current === 'invite') return {};
     if (current === 'join') throw forbidden(`${target} is already in the room`);
     if (current === 'ban') throw forbidden(`${target} is banned from the room`);
-    await core.remote.invite(roomId, requester.userId, target, { ...memberContent('invite', profile, body.reason), ...extra });
+    await core.remote.invite(roomId, inviter, target, { ...memberContent('invite', profile, body.reason), ...extra });
     return {};
   }
   return core.pipeline.submit<Record<string, never>>(roomId, {
@@ -263,7 +268,7 @@ export async function inviteUser(core: RoomsCore, requester: Requester, roomId: 
       if (current === 'join') throw forbidden(`${target} is already in the room`);
       if (current === 'ban') throw forbidden(`${target} is banned from the room`);
       const content = { ...memberContent('invite', profile, body.reason), ...extra };
-      return { events: [memberEvent(target, requester.userId, content)], finish: () => ({}) };
+      return { events: [memberEvent(target, inviter, content)], finish: () => ({}) };
     },
   });
 }

@@ -7,6 +7,7 @@ import { isServable, storedEventFromRow, type StoredEvent } from './events/store
 import { selectStreamEventsOfTypes, type TxnEndpoint } from './store/events-table.js';
 import { upgradeRoom } from './upgrade.js';
 import { createRoom, type CreateRoomBody } from './create-room.js';
+import { acceptThirdPartyInvite, checkThreepidInvite, inviteByThreepid } from './third-party-invite.js';
 import type { RoomEventFilter } from './event-filter.js';
 import {
   banUser,
@@ -348,8 +349,16 @@ export class RoomsService implements Lifecycle {
   leave(requester: Requester, roomId: string, body: { reason?: string }) {
     return leaveRoom(this.core, requester, roomId, body);
   }
-  invite(requester: Requester, roomId: string, body: { user_id?: unknown; reason?: string }) {
+  invite(requester: Requester, roomId: string, body: { user_id?: unknown; reason?: string; medium?: unknown; address?: unknown }) {
+    // Without a user id the body names a third-party identifier (room_membership.yaml, "invite by 3PID").
+    if (body.user_id === undefined && (body.medium !== undefined || body.address !== undefined)) {
+      return inviteByThreepid(this.core, requester, roomId, checkThreepidInvite(body));
+    }
     return inviteUser(this.core, requester, roomId, body);
+  }
+  /** A third-party invite's proof came back (onbind or exchange_third_party_invite): `sender`'s invite of `signed.mxid` is sent. */
+  acceptThirdPartyInvite(roomId: string, sender: string, signed: JsonObject) {
+    return acceptThirdPartyInvite(this.core, roomId, sender, signed);
   }
   kick(requester: Requester, roomId: string, body: { user_id?: unknown; reason?: string }) {
     return kickUser(this.core, requester, roomId, body);

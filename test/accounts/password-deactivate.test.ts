@@ -151,8 +151,8 @@ describe('POST /account/deactivate', () => {
   });
 });
 
-describe('third-party identifiers (none are bound on this server)', () => {
-  it('GET /account/3pid is an empty list; delete and unbind succeed; adding is refused', async () => {
+describe('third-party identifiers without email or identity servers', () => {
+  it('GET /account/3pid is an empty list; delete and unbind have no identity server to ask; adding is refused', async () => {
     const u = await server.registerUser('tp1');
     const list = await server.request('GET', `${CLIENT}/account/3pid`, { token: u.accessToken });
     assert.equal(list.status, 200);
@@ -160,12 +160,16 @@ describe('third-party identifiers (none are bound on this server)', () => {
     for (const path of ['/account/3pid/delete', '/account/3pid/unbind']) {
       const r = await server.request('POST', `${CLIENT}${path}`, { token: u.accessToken, body: { medium: 'email', address: 'a@b.c' } });
       assert.equal(r.status, 200);
-      assert.deepEqual(r.body, { id_server_unbind_result: 'success' });
+      assert.deepEqual(r.body, { id_server_unbind_result: 'no-support' });
     }
     const bad = await server.request('POST', `${CLIENT}/account/3pid/delete`, { token: u.accessToken, body: { medium: 'email' } });
     assert.equal(bad.body.errcode, 'M_BAD_JSON');
-    const add = await server.request('POST', `${CLIENT}/account/3pid/add`, { token: u.accessToken, body: {} });
-    assert.equal(add.status, 403);
+    const add = await server.request('POST', `${CLIENT}/account/3pid/add`, { token: u.accessToken, body: { sid: 's', client_secret: 'c' } });
+    assert.equal(add.status, 400);
+    assert.equal(add.body.errcode, 'M_THREEPID_MEDIUM_NOT_SUPPORTED');
+    const bind = await server.request('POST', `${CLIENT}/account/3pid/bind`, { token: u.accessToken, body: { sid: 's', client_secret: 'c', id_server: 'id.example', id_access_token: 't' } });
+    assert.equal(bind.status, 400);
+    assert.equal(bind.body.errcode, 'M_SERVER_NOT_TRUSTED');
     const token = await server.request('POST', `${CLIENT}/register/email/requestToken`, { body: { client_secret: 'x', email: 'a@b.c', send_attempt: 1 } });
     assert.equal(token.status, 403);
     assert.equal(token.body.errcode, 'M_THREEPID_DENIED');
@@ -173,10 +177,11 @@ describe('third-party identifiers (none are bound on this server)', () => {
     assert.equal(reset.status, 403);
     assert.equal(reset.body.errcode, 'M_THREEPID_DENIED');
     // administrative_contact.yaml names this case: the server cannot add addresses of that medium.
-    for (const medium of ['email', 'msisdn']) {
-      const adding = await server.request('POST', `${CLIENT}/account/3pid/${medium}/requestToken`, { body: { client_secret: 'x', email: 'a@b.c', send_attempt: 1 } });
-      assert.equal(adding.status, 400, medium);
-      assert.equal(adding.body.errcode, 'M_THREEPID_MEDIUM_NOT_SUPPORTED', medium);
-    }
+    const adding = await server.request('POST', `${CLIENT}/account/3pid/email/requestToken`, { body: { client_secret: 'x', email: 'a@b.c', send_attempt: 1 } });
+    assert.equal(adding.status, 400);
+    assert.equal(adding.body.errcode, 'M_THREEPID_MEDIUM_NOT_SUPPORTED');
+    const sms = await server.request('POST', `${CLIENT}/account/3pid/msisdn/requestToken`, { body: { client_secret: 'x', country: 'GB', phone_number: '1', send_attempt: 1 } });
+    assert.equal(sms.status, 400);
+    assert.equal(sms.body.errcode, 'M_THREEPID_MEDIUM_NOT_SUPPORTED');
   });
 });

@@ -94,4 +94,32 @@ describe('configuration', () => {
     const parsed = YAML.parse(readFileSync(join(dir, 'hearth.yaml'), 'utf8'));
     for (const k of ['server_name', 'listen', 'database', 'registration', 'rate_limits', 'caches']) assert.ok(k in parsed, k);
   });
+
+  it('email: the optional keys get defaults; a missing or misspelt key and a bad From are named', () => {
+    const dir = tempDir();
+    const file = join(dir, 'hearth.yaml');
+    writeFileSync(file, YAML.stringify({ email: { smtp_host: 'mail.example.org', notif_from: 'Hearth <noreply@example.org>' }, identity_server: { trusted: ['id.example.org'] } }));
+    const c = loadConfig({ file, env: { HEARTH_DATA_DIR: dir } });
+    assert.deepEqual(c.config.email, {
+      smtp_host: 'mail.example.org', smtp_port: 587, smtp_user: '', smtp_pass: '', require_transport_security: false,
+      notif_from: 'Hearth <noreply@example.org>', client_base_url: '',
+    });
+    assert.deepEqual(c.config.identity_server, { trusted: ['id.example.org'], resolve: {} });
+    const bad = (email: unknown, pattern: RegExp) => {
+      writeFileSync(file, YAML.stringify({ email }));
+      assert.throws(() => loadConfig({ file, env: { HEARTH_DATA_DIR: dir } }), (e: unknown) => {
+        assert.ok(e instanceof ConfigError);
+        assert.equal(e.key, 'email');
+        assert.match(e.message, pattern);
+        return true;
+      });
+    };
+    bad({ notif_from: 'a@b.c' }, /smtp_host/);
+    bad({ smtp_host: 'h', notif_from: 'nobody' }, /notif_from/);
+    bad({ smtp_host: 'h', notif_from: 'a@b.c', smtp_prot: 25 }, /smtp_prot is not a known setting/);
+    bad({ smtp_host: 'h', notif_from: 'a@b.c', smtp_port: 70000 }, /smtp_port/);
+    bad({ smtp_host: 'h', notif_from: 'a@b.c', smtp_user: 'u' }, /smtp_user and smtp_pass/);
+    writeFileSync(file, YAML.stringify({ identity_server: { trusted: ['not a name'] } }));
+    assert.throws(() => loadConfig({ file, env: { HEARTH_DATA_DIR: dir } }), /identity_server\.trusted/);
+  });
 });

@@ -14,6 +14,19 @@ const targetBody = {
   properties: { user_id: { type: 'string' }, reason: { type: 'string' } },
 };
 
+/** `/invite` takes a user id, or a third-party identifier and the identity server to look it up at. */
+const inviteBody = {
+  type: 'object',
+  properties: {
+    user_id: { type: 'string' },
+    reason: { type: 'string' },
+    id_server: { type: 'string' },
+    id_access_token: { type: 'string' },
+    medium: { type: 'string' },
+    address: { type: 'string' },
+  },
+};
+
 export function membershipRoutes(ctx: Context): Route[] {
   const rooms = ctx.services.rooms;
   return [
@@ -62,7 +75,7 @@ export function membershipRoutes(ctx: Context): Route[] {
       method: 'POST',
       path: '/rooms/:roomId/invite',
       refusedWhenSuspended: true,
-      schema: { body: targetBody },
+      schema: { body: inviteBody },
       handler: (req) => rooms.invite(req.requester, req.params.roomId, req.body),
     },
     {
