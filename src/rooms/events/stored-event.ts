@@ -15,7 +15,9 @@ export interface EventView {
   roomId: string;
   pdu: ClientPdu;
   streamPos: number | null;
+  /** The state after the event (before it, for rejected events); null for outliers. */
   stateGroup: number | null;
+  /** The state before the event; null for outliers. */
   stateGroupBefore: number | null;
   replacesState: string | null;
   redactedBy: string | null;
@@ -24,6 +26,7 @@ export interface EventView {
   softFailed: boolean;
   senderDevice: string | null;
   txnId: string | null;
+  /** The endpoint `txnId` belongs to (`send`, `redact`, `delayed`). */
   txnEndpoint?: string | null;
 }
 
