@@ -56,6 +56,8 @@ export interface HearthConfig {
   caches: {
     /** Parsed events kept in memory. */
     events: number;
+    /** Events' client-facing parts (no signatures, hashes or graph edges) kept in memory, for /sync. */
+    client_events: number;
     /** Room states kept in memory. */
     room_states: number;
     /** Access tokens kept in memory. */
@@ -222,7 +224,7 @@ export function defaultConfig(): HearthConfig {
     },
     max_request_bytes: 1024 * 1024,
     access_token_lifetime_ms: 60 * 60 * 1000,
-    caches: { events: 5000, room_states: 500, access_tokens: 10000 },
+    caches: { events: 5000, client_events: 30000, room_states: 500, access_tokens: 10000 },
     log_level: 'info',
     presence_enabled: true,
     media: {

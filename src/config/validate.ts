@@ -162,6 +162,7 @@ const rules: Record<string, Check> = {
   max_request_bytes: isPositiveInt,
   access_token_lifetime_ms: isPositiveInt,
   'caches.events': isPositiveInt,
+  'caches.client_events': isPositiveInt,
   'caches.room_states': isPositiveInt,
   'caches.access_tokens': isPositiveInt,
   log_level: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'),

@@ -1,7 +1,7 @@
 import type { ClientEvent, JsonObject } from '../core/types.js';
 import type { Db } from '../db/schema.js';
 import type { Viewer } from '../rooms/events/client-format.js';
-import { isServable, type StoredEvent } from '../rooms/events/stored-event.js';
+import { isServable, type EventView, type StoredEvent } from '../rooms/events/stored-event.js';
 import type { Bundler, RoomsCore } from '../rooms/room-core.js';
 import { relationOf } from './relation-of.js';
 import { selectChildren, type RelationRow } from './relations-table.js';
@@ -31,10 +31,10 @@ export class Aggregator implements Bundler {
     private readonly ignoredUsers: (userId: string) => Promise<Set<string>>,
   ) {}
 
-  async bundle(events: StoredEvent[], viewer: Viewer, depth: number): Promise<Map<string, JsonObject>> {
+  async bundle(events: EventView[], viewer: Viewer, depth: number): Promise<Map<string, JsonObject>> {
     const out = new Map<string, JsonObject>();
     if (depth > 1) return out;
-    const byRoom = new Map<string, StoredEvent[]>();
+    const byRoom = new Map<string, EventView[]>();
     for (const ev of events) {
       let l = byRoom.get(ev.roomId);
       if (!l) byRoom.set(ev.roomId, (l = []));
@@ -64,7 +64,7 @@ export class Aggregator implements Bundler {
   }
 
   private async aggregateRoom(
-    parents: StoredEvent[],
+    parents: EventView[],
     rows: RelationRow[],
     children: Map<string, StoredEvent>,
     viewer: Viewer,
@@ -131,7 +131,7 @@ export class Aggregator implements Bundler {
 }
 
 /** spec modules/event_replacements "Validity of replacement events" (the shared room is checked by the caller). */
-export function isValidReplacement(original: StoredEvent, edit: StoredEvent): boolean {
+export function isValidReplacement(original: EventView, edit: EventView): boolean {
   if (original.redactedBy !== null) return false;
   if (edit.pdu.sender !== original.pdu.sender || edit.pdu.type !== original.pdu.type) return false;
   if (typeof edit.pdu.state_key === 'string' || typeof original.pdu.state_key === 'string') return false;

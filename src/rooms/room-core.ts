@@ -5,7 +5,7 @@ import type { ClientEvent, JsonObject } from '../core/types.js';
 import { notFound } from '../http/errors.js';
 import { toClientEvent, type Viewer } from './events/client-format.js';
 import { EventStore } from './events/event-store.js';
-import type { StoredEvent } from './events/stored-event.js';
+import type { EventView } from './events/stored-event.js';
 import { HistoryVisibilityFilter } from './events/visibility.js';
 import { InboundEvents } from './inbound/receive.js';
 import { StaticKeyRing, type KeyRing } from './inbound/key-ring.js';
@@ -22,7 +22,7 @@ import { StateGroups } from './state/state-groups.js';
  * (0 for the events a client asked for), so nested bundles stay bounded.
  */
 export interface Bundler {
-  bundle(events: StoredEvent[], viewer: Viewer, depth: number): Promise<Map<string, JsonObject>>;
+  bundle(events: EventView[], viewer: Viewer, depth: number): Promise<Map<string, JsonObject>>;
 }
 
 /** A check on a client's new event beyond the auth rules; throws a MatrixError to refuse it. */
@@ -30,7 +30,7 @@ export type SendRule = (roomId: string, sender: string, type: string, content: J
 
 export interface FormatOptions {
   /** Which events get bundled aggregations (default: every non-state event, when there is a viewer). */
-  bundle?: boolean | ((ev: StoredEvent) => boolean);
+  bundle?: boolean | ((ev: EventView) => boolean);
   /** Set by a bundler formatting events inside a bundle. */
   bundleDepth?: number;
 }
@@ -129,7 +129,7 @@ export class RoomsCore {
    * batch, and bundled aggregations for the viewer. State events get none
    * (spec: "State events do not currently receive bundled aggregations").
    */
-  async format(events: StoredEvent[], viewer?: Viewer, membershipAt?: Map<string, string>, opts: FormatOptions = {}): Promise<ClientEvent[]> {
+  async format(events: EventView[], viewer?: Viewer, membershipAt?: Map<string, string>, opts: FormatOptions = {}): Promise<ClientEvent[]> {
     if (events.length === 0) return [];
     const wanted = opts.bundle ?? true;
     const bundled = this.bundler && viewer && wanted !== false ? events.filter((ev) => typeof ev.pdu.state_key !== 'string' && (wanted === true || wanted(ev))) : [];
@@ -139,7 +139,7 @@ export class RoomsCore {
       if (ev.replacesState !== null) extra.add(ev.replacesState);
       if (ev.redactedBy !== null) extra.add(ev.redactedBy);
     }
-    const related = extra.size > 0 ? await this.events.getMany(extra) : new Map<string, StoredEvent>();
+    const related = extra.size > 0 ? await this.events.getViews(extra) : new Map<string, EventView>();
     const versions = await this.versionsOf(new Set(events.map((ev) => ev.roomId)));
     const now = this.ctx.now();
     const out: ClientEvent[] = [];

@@ -427,7 +427,7 @@ export class RoomsService implements Lifecycle {
   }
 
   private async formatIds(ids: Iterable<string>): Promise<ClientEvent[]> {
-    const loaded = await this.core.events.getMany(ids);
+    const loaded = await this.core.events.getViews(ids);
     // Outliers included: the state a room was joined with through another server is made of them.
     return this.core.format([...loaded.values()]);
   }

@@ -2,7 +2,7 @@ import type { ClientEvent } from '../core/types.js';
 import { stateKey } from '../core/types.js';
 import { forbidden, invalidParam, missingParam, notFound } from '../http/errors.js';
 import type { Viewer } from './events/client-format.js';
-import { isServable, type StoredEvent } from './events/stored-event.js';
+import { isServable, type EventView, type StoredEvent } from './events/stored-event.js';
 import type { RoomEventFilter } from './event-filter.js';
 import type { RoomsCore } from './room-core.js';
 import type { TimelineChunk, TimelineQuery } from './service.js';
@@ -123,13 +123,13 @@ export async function readTimelines(core: RoomsCore, queries: TimelineQuery[]): 
   // The pages' events, from the cache or one query for those it lacks.
   const pageRows = new Map<string, LatestEventRow[]>();
   for (const q of byRoom.values()) pageRows.set(q.roomId, (rows.get(q.roomId) ?? []).slice(0, limitOf(q)).reverse());
-  const events = await core.events.getManyForRows([...pageRows.values()].flat());
+  const events = await core.events.getViewsForRows([...pageRows.values()].flat());
   // The state facts visibility reads, and the events they name, for every page of a viewer in one query each.
-  const factEvents = new Map<string, Map<string, StoredEvent>>();
+  const factEvents = new Map<string, Map<string, EventView>>();
   await Promise.all(
     [...byViewer].map(async ([userId, qs]) => {
       const facts = await core.visibility.prefetchStates(
-        qs.flatMap((q) => (pageRows.get(q.roomId) ?? []).map((r) => events.get(r.event_id)).filter((ev): ev is StoredEvent => ev !== undefined)),
+        qs.flatMap((q) => (pageRows.get(q.roomId) ?? []).map((r) => events.get(r.event_id)).filter((ev): ev is EventView => ev !== undefined)),
         userId,
       );
       factEvents.set(userId, await core.visibility.factEvents(facts.values()));
@@ -138,11 +138,11 @@ export async function readTimelines(core: RoomsCore, queries: TimelineQuery[]): 
 
   // Visible events of every room, formatted together per viewer device.
   const pages = new Map<string, { page: LatestEventRow[]; limited: boolean }>();
-  const byDevice = new Map<string, { viewer: Viewer; events: StoredEvent[]; membershipAt: Map<string, string> }>();
+  const byDevice = new Map<string, { viewer: Viewer; events: EventView[]; membershipAt: Map<string, string> }>();
   await Promise.all(
     [...byRoom.values()].map(async (q) => {
       const page = pageRows.get(q.roomId)!;
-      const stored = page.map((r) => events.get(r.event_id)).filter((ev): ev is StoredEvent => ev !== undefined);
+      const stored = page.map((r) => events.get(r.event_id)).filter((ev): ev is EventView => ev !== undefined);
       const vis = await core.visibility.filter(q.roomId, stored, q.viewer.userId, factEvents.get(q.viewer.userId));
       pages.set(q.roomId, { page, limited: (rows.get(q.roomId)?.length ?? 0) > limitOf(q) });
       const dk = `${q.viewer.userId}\u0000${q.viewer.deviceId ?? ''}`;

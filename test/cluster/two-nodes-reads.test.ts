@@ -122,6 +122,25 @@ describe('reads across two nodes', { skip: NEEDS_PG }, () => {
     assert.equal(state.body.membership, 'leave');
   });
 
+  test('a message redacted through A is served pruned by B, though B had already formatted it for a sync', async () => {
+    const roomId = await createRoom(a, alice, { preset: 'public_chat', name: 'redacted across nodes' });
+    expectStatus(await join(b, bob, roomId), 200);
+    const doomed = await sendText(a, alice, roomId, 'to be redacted');
+    const filter = e(JSON.stringify({ room: { rooms: [roomId], state: { lazy_load_members: true }, timeline: { limit: 10 } } }));
+    const served = async (): Promise<any> => {
+      const res = await b.request('GET', `${C}/sync?filter=${filter}`, { token: bob.accessToken });
+      expectStatus(res, 200);
+      return res.body.rooms.join[roomId].timeline.events.find((x: any) => x.event_id === doomed);
+    };
+    // B reads the message for bob's initial sync, and keeps its client form.
+    assert.equal((await served()).content.body, 'to be redacted');
+    const redaction = await a.request('PUT', `${C}/rooms/${e(roomId)}/redact/${e(doomed)}/cr1`, { token: alice.accessToken, body: { reason: 'gone' } });
+    expectStatus(redaction, 200);
+    const after = await served();
+    assert.deepEqual(after.content, {}, 'the content is pruned');
+    assert.equal(after.unsigned?.redacted_because?.event_id, redaction.body.event_id);
+  });
+
   test("a display name changed through A shows in B's member list", async () => {
     const roomId = await createRoom(a, alice, { preset: 'public_chat' });
     expectStatus(await join(b, bob, roomId), 200);

@@ -1,7 +1,7 @@
 import { redactClientEvent, type ClientEvent as RedactableEvent } from '../../core/redaction.js';
 import type { RoomVersion } from '../../core/room-versions.js';
 import type { ClientEvent, JsonObject } from '../../core/types.js';
-import type { StoredEvent } from './stored-event.js';
+import type { EventView } from './stored-event.js';
 
 export interface Viewer {
   userId: string;
@@ -13,9 +13,9 @@ export interface FormatOptions {
   now: number;
   viewer?: Viewer;
   /** The state event this one replaced (for `prev_content`). */
-  replaced?: StoredEvent;
+  replaced?: EventView;
   /** The redaction that redacted this event, when it is redacted. */
-  redaction?: StoredEvent;
+  redaction?: EventView;
   /** The viewer's membership at the event (`unsigned.membership`). */
   membership?: string;
   /** Bundled aggregations of the event's children (`unsigned["m.relations"]`). */
@@ -23,7 +23,7 @@ export interface FormatOptions {
 }
 
 /** The client-facing form without `unsigned` (what push rules evaluate). */
-export function bareClientEvent(ev: StoredEvent): ClientEvent {
+export function bareClientEvent(ev: EventView): ClientEvent {
   const pdu = ev.pdu;
   const out: ClientEvent = {
     event_id: ev.eventId,
@@ -42,7 +42,7 @@ export function bareClientEvent(ev: StoredEvent): ClientEvent {
   return out;
 }
 
-function prunedContent(ev: StoredEvent, version: RoomVersion): JsonObject {
+function prunedContent(ev: EventView, version: RoomVersion): JsonObject {
   if (ev.redactedBy === null) return ev.pdu.content;
   return redactClientEvent(bareClientEvent(ev) as RedactableEvent, version).content;
 }
@@ -53,7 +53,7 @@ function prunedContent(ev: StoredEvent, version: RoomVersion): JsonObject {
  * events, and the pruned content plus `redacted_because` once redacted.
  * Content objects are shared with the event cache: treat them as read-only.
  */
-export function toClientEvent(ev: StoredEvent, o: FormatOptions): ClientEvent {
+export function toClientEvent(ev: EventView, o: FormatOptions): ClientEvent {
   let out = bareClientEvent(ev);
   const unsigned: JsonObject = { age: Math.max(0, o.now - ev.pdu.origin_server_ts) };
   if (ev.txnEndpoint === 'delayed') {

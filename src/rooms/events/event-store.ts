@@ -1,28 +1,32 @@
 import type { LRUCache } from 'lru-cache';
 import { boundedCache } from '../../bounded-cache.js';
 import type { Context } from '../../context.js';
-import { selectEventsByIds } from '../store/events-table.js';
-import { storedEventFromRow, type EventColumnsRow, type StoredEvent } from './stored-event.js';
+import { selectEventsByIds, selectEventViewsByIds, type EventViewRow } from '../store/events-table.js';
+import { storedEventFromRow, viewOf, type ClientPdu, type EventColumnsRow, type EventView, type StoredEvent } from './stored-event.js';
 
 /**
- * Parsed events, read through a bounded LRU. Event JSON never changes once
- * stored; the mutable bits (`redacted_by`) are updated here by the pipeline
- * on write.
+ * Parsed events, read through a bounded LRU, and their client-facing parts
+ * (EventView) through a second, larger one: /sync and the other client reads
+ * format many more events than the pipeline needs whole. Event JSON never
+ * changes once stored; the mutable bits (`redacted_by`) are updated here by
+ * the pipeline on write, and by the bus's invalidations for other writers.
  */
 export class EventStore {
   private readonly cache: LRUCache<string, StoredEvent>;
+  private readonly views: LRUCache<string, EventView>;
   /** Bumped by every change to a mutable column, so a read that raced it is not cached. */
   private epoch = 0;
 
   constructor(private readonly ctx: Context) {
     this.cache = boundedCache(Math.max(100, ctx.config.caches.events), {}, { owner: ctx, name: 'events' });
+    this.views = boundedCache(Math.max(100, ctx.config.caches.client_events), {}, { owner: ctx, name: 'client_events' });
   }
 
   /** Drops an entry whose mutable columns another writer changed (the bus's invalidation message). */
   onInvalidated(eventId: string): void {
-    const hit = this.cache.peek(eventId);
-    // Our own redactions were applied before they were announced.
-    if (hit && hit.redactedBy === null) this.invalidate(eventId);
+    // Our own redactions were applied before they were announced; an event cached in neither
+    // form still bumps the epoch, so that a read under way does not cache what it read.
+    if (this.cache.peek(eventId)?.redactedBy == null || this.views.peek(eventId)?.redactedBy == null) this.invalidate(eventId);
   }
 
   async get(eventId: string): Promise<StoredEvent | undefined> {
@@ -61,6 +65,57 @@ export class EventStore {
     return out;
   }
 
+  /**
+   * The client-facing parts of events (for formatting them): from either
+   * cache, or one query for the rest that reads only the PDUs' content.
+   */
+  async getViews(eventIds: Iterable<string>): Promise<Map<string, EventView>> {
+    const out = new Map<string, EventView>();
+    const missing: string[] = [];
+    for (const id of eventIds) {
+      if (out.has(id)) continue;
+      const hit = this.views.get(id);
+      if (hit) {
+        out.set(id, hit);
+        continue;
+      }
+      const whole = this.cache.peek(id);
+      if (whole) {
+        const view = viewOf(whole);
+        this.views.set(id, view);
+        out.set(id, view);
+      } else missing.push(id);
+    }
+    if (missing.length > 0) {
+      const epoch = this.epoch;
+      const rows = await selectEventViewsByIds(this.ctx.db, this.ctx.dialect, [...new Set(missing)]);
+      // Rows of one read share their rooms and senders: one string each, not one per row.
+      const shared = new Map<string, string>();
+      const intern = (s: string): string => {
+        const hit = shared.get(s);
+        if (hit !== undefined) return hit;
+        shared.set(s, s);
+        return s;
+      };
+      for (const row of rows) {
+        const view = viewFromRow(row, intern);
+        if (epoch === this.epoch) this.views.set(view.eventId, view);
+        out.set(view.eventId, view);
+      }
+    }
+    return out;
+  }
+
+  /** getViews for rows another query read with the id and the mutable column (as getManyForRows). */
+  async getViewsForRows(rows: readonly { event_id: string; redacted_by: string | null }[]): Promise<Map<string, EventView>> {
+    const out = await this.getViews(rows.map((r) => r.event_id));
+    for (const r of rows) {
+      const ev = out.get(r.event_id);
+      if (ev && r.redacted_by !== null && ev.redactedBy !== r.redacted_by) ev.redactedBy = r.redacted_by;
+    }
+    return out;
+  }
+
   /** A row read by some other query: reuse the parsed event when cached. */
   fromRow(row: EventColumnsRow): StoredEvent {
     const hit = this.cache.get(row.event_id);
@@ -84,12 +139,34 @@ export class EventStore {
 
   markRedacted(eventId: string, redactionId: string): void {
     this.epoch++;
-    const hit = this.cache.peek(eventId);
-    if (hit && hit.redactedBy === null) hit.redactedBy = redactionId;
+    for (const hit of [this.cache.peek(eventId), this.views.peek(eventId)]) if (hit && hit.redactedBy === null) hit.redactedBy = redactionId;
   }
 
   invalidate(eventId: string): void {
     this.epoch++;
     this.cache.delete(eventId);
+    this.views.delete(eventId);
   }
+}
+
+function viewFromRow(row: EventViewRow, intern: (s: string) => string): EventView {
+  const pdu: ClientPdu = { sender: intern(row.sender), type: intern(row.type), content: (row.content === null ? {} : JSON.parse(row.content)) as ClientPdu['content'], origin_server_ts: Number(row.origin_server_ts) };
+  if (row.state_key !== null) pdu.state_key = row.state_key;
+  if (row.redacts !== null) pdu.redacts = row.redacts;
+  return {
+    eventId: row.event_id,
+    roomId: intern(row.room_id),
+    pdu,
+    streamPos: row.stream_pos === null ? null : Number(row.stream_pos),
+    stateGroup: row.state_group === null ? null : Number(row.state_group),
+    stateGroupBefore: row.state_group_before === null ? null : Number(row.state_group_before),
+    replacesState: row.replaces_state,
+    redactedBy: row.redacted_by,
+    rejectedReason: row.rejected_reason,
+    outlier: Number(row.outlier) === 1,
+    softFailed: Number(row.soft_failed) === 1,
+    senderDevice: row.sender_device,
+    txnId: row.txn_id,
+    txnEndpoint: row.txn_endpoint,
+  };
 }

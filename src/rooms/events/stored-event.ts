@@ -1,9 +1,19 @@
 import type { EventWithId, Pdu } from '../../core/types.js';
 import type { EventRow } from '../tables.js';
 
-/** An event as the pipeline and the read paths hold it: the PDU plus what the server knows about it. */
-export interface StoredEvent extends EventWithId {
+/** The fields of a PDU that its client form shows. */
+export type ClientPdu = Pick<Pdu, 'sender' | 'type' | 'state_key' | 'content' | 'origin_server_ts' | 'redacts'>;
+
+/**
+ * What formatting an event for clients and history visibility read of it:
+ * the client-facing fields of the PDU (no hashes, signatures or graph edges)
+ * and what the server knows about the event. A StoredEvent is one; the
+ * event store also keeps these alone, as they take a fraction of the memory.
+ */
+export interface EventView {
+  eventId: string;
   roomId: string;
+  pdu: ClientPdu;
   streamPos: number | null;
   /** The state after the event (before it, for rejected events); null for outliers. */
   stateGroup: number | null;
@@ -18,6 +28,11 @@ export interface StoredEvent extends EventWithId {
   txnId: string | null;
   /** The endpoint `txnId` belongs to (`send`, `redact`, `delayed`). */
   txnEndpoint?: string | null;
+}
+
+/** An event as the pipeline and the read paths hold it: the PDU plus what the server knows about it. */
+export interface StoredEvent extends EventWithId, EventView {
+  pdu: Pdu;
 }
 
 /** The columns read to rebuild a StoredEvent. */
@@ -59,7 +74,30 @@ export function storedEventFromRow(row: EventColumnsRow, pdu?: Pdu): StoredEvent
   };
 }
 
+/** The view of a stored event: its client-facing fields, sharing the content object. */
+export function viewOf(ev: EventView): EventView {
+  const pdu: ClientPdu = { sender: ev.pdu.sender, type: ev.pdu.type, content: ev.pdu.content, origin_server_ts: ev.pdu.origin_server_ts };
+  if (typeof ev.pdu.state_key === 'string') pdu.state_key = ev.pdu.state_key;
+  if (typeof ev.pdu.redacts === 'string') pdu.redacts = ev.pdu.redacts;
+  return {
+    eventId: ev.eventId,
+    roomId: ev.roomId,
+    pdu,
+    streamPos: ev.streamPos,
+    stateGroup: ev.stateGroup,
+    stateGroupBefore: ev.stateGroupBefore,
+    replacesState: ev.replacesState,
+    redactedBy: ev.redactedBy,
+    rejectedReason: ev.rejectedReason,
+    outlier: ev.outlier,
+    softFailed: ev.softFailed,
+    senderDevice: ev.senderDevice,
+    txnId: ev.txnId,
+    txnEndpoint: ev.txnEndpoint ?? null,
+  };
+}
+
 /** Whether clients may see the event at all (rejected and soft-failed events never reach them). */
-export function isServable(ev: StoredEvent): boolean {
+export function isServable(ev: EventView): boolean {
   return ev.rejectedReason === null && !ev.softFailed && !ev.outlier;
 }

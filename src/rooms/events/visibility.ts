@@ -8,7 +8,7 @@ import { selectMembershipEvents } from '../store/events-table.js';
 import { selectGroupChains, selectMembershipHistoryOfRooms } from '../store/sync-queries.js';
 import type { RoomHeads } from '../state/room-head.js';
 import type { EventStore } from './event-store.js';
-import type { StoredEvent } from './stored-event.js';
+import type { EventView, StoredEvent } from './stored-event.js';
 
 type HistoryVisibility = 'world_readable' | 'shared' | 'invited' | 'joined';
 interface Point<T> {
@@ -96,8 +96,8 @@ class HistoryCache<T> {
   }
 }
 
-export interface VisibilityResult {
-  visible: StoredEvent[];
+export interface VisibilityResult<E extends EventView = StoredEvent> {
+  visible: E[];
   /** The viewer's membership at (after) each visible event. */
   membershipAt: Map<string, string>;
 }
@@ -186,8 +186,8 @@ export class HistoryVisibilityFilter {
    * The history visibility and membership events the facts name, from
    * `loaded` (read for many rooms at once by the caller) or the event store.
    */
-  async factEvents(facts: Iterable<GroupFacts>, loaded?: ReadonlyMap<string, StoredEvent>): Promise<Map<string, StoredEvent>> {
-    const out = new Map<string, StoredEvent>();
+  async factEvents(facts: Iterable<GroupFacts>, loaded?: ReadonlyMap<string, EventView>): Promise<Map<string, EventView>> {
+    const out = new Map<string, EventView>();
     const ids = new Set<string>();
     for (const f of facts) {
       for (const id of [f.hv, f.member]) {
@@ -197,12 +197,12 @@ export class HistoryVisibilityFilter {
         else ids.add(id);
       }
     }
-    if (ids.size > 0) for (const [id, ev] of await this.events.getMany(ids)) out.set(id, ev);
+    if (ids.size > 0) for (const [id, ev] of await this.events.getViews(ids)) out.set(id, ev);
     return out;
   }
 
   /** The facts of the state before and after each of the events for `userId`: one query for those not cached. */
-  async prefetchStates(events: Iterable<StoredEvent>, userId: string): Promise<Map<number, GroupFacts>> {
+  async prefetchStates(events: Iterable<EventView>, userId: string): Promise<Map<number, GroupFacts>> {
     const out = new Map<number, GroupFacts>();
     const missing = new Map<number, string>();
     for (const ev of events) {
@@ -235,7 +235,7 @@ export class HistoryVisibilityFilter {
   }
 
   /** Keeps the events (with stream positions) that `userId` may see. */
-  async filter(roomId: string, events: StoredEvent[], userId: string, loaded?: ReadonlyMap<string, StoredEvent>): Promise<VisibilityResult> {
+  async filter<E extends EventView>(roomId: string, events: E[], userId: string, loaded?: ReadonlyMap<string, EventView>): Promise<VisibilityResult<E>> {
     const membershipAt = new Map<string, string>();
     if (events.length === 0) return { visible: [], membershipAt };
     const [facts, members] = await Promise.all([this.prefetchStates(events, userId), this.membershipHistory(roomId, userId)]);
@@ -260,7 +260,7 @@ export class HistoryVisibilityFilter {
       return false;
     };
 
-    const visible: StoredEvent[] = [];
+    const visible: E[] = [];
     for (const ev of events) {
       const pos = ev.streamPos;
       if (pos === null || ev.stateGroup === null) continue;

@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { prepared } from '../../db/prepared.js';
-import type { DbOrTx } from '../../db/schema.js';
+import type { DbOrTx, Dialect } from '../../db/schema.js';
 import type { SyncTx } from '../../db/sqlite-sync.js';
 import { EVENT_COLUMNS, type EventColumnsRow } from '../events/stored-event.js';
 import type { EventRow } from '../tables.js';
@@ -36,6 +36,50 @@ export async function insertEvents(trx: DbOrTx, rows: EventRow[]): Promise<void>
   for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
     await trx.insertInto('events').values(rows.slice(i, i + INSERT_CHUNK)).execute();
   }
+}
+
+/** What selectEventViewsByIds reads of an event: its columns, and the PDU's content as JSON text. */
+export interface EventViewRow {
+  event_id: string;
+  room_id: string;
+  stream_pos: number | string | null;
+  sender: string;
+  type: string;
+  state_key: string | null;
+  origin_server_ts: number | string;
+  redacts: string | null;
+  /** Null when the PDU has none. */
+  content: string | null;
+  state_group: number | string | null;
+  state_group_before: number | string | null;
+  replaces_state: string | null;
+  redacted_by: string | null;
+  rejected_reason: string | null;
+  outlier: number | boolean;
+  soft_failed: number | boolean;
+  sender_device: string | null;
+  txn_id: string | null;
+  txn_endpoint: string | null;
+}
+
+/**
+ * The events' client-facing parts (EventView): the columns, and only the
+ * content of the stored PDU, taken out by the database, so that the
+ * signatures, hashes and graph edges, most of an event's JSON, are neither
+ * sent over nor parsed.
+ */
+export async function selectEventViewsByIds(db: DbOrTx, dialect: Dialect, ids: string[]): Promise<EventViewRow[]> {
+  if (ids.length === 0) return [];
+  const content = dialect === 'postgres' ? sql`(json::json -> 'content')::text` : sql`json -> '$.content'`;
+  const out: EventViewRow[] = [];
+  for (let i = 0; i < ids.length; i += 5000) {
+    const res = await sql<EventViewRow>`select event_id, room_id, stream_pos, sender, type, state_key, origin_server_ts, redacts,
+        ${content} as content, state_group, state_group_before, replaces_state, redacted_by, rejected_reason, outlier, soft_failed,
+        sender_device, txn_id, txn_endpoint
+      from events where event_id in (${sql.join(ids.slice(i, i + 5000))})`.execute(db);
+    out.push(...res.rows);
+  }
+  return out;
 }
 
 export async function selectEventsByIds(db: DbOrTx, ids: string[]): Promise<EventColumnsRow[]> {
