@@ -18,6 +18,7 @@ import { ServerAcls } from './acl.js';
 import { FederationClient } from './client.js';
 import { ServerDiscovery } from './discovery.js';
 import { backfillRoute } from './inbound/backfill.js';
+import { timestampToEventRoute } from './inbound/timestamp-to-event.js';
 import { eventAuthRoute } from './inbound/event-auth.js';
 import { getEventRoute } from './inbound/event.js';
 import { sendTransactionRoute } from './inbound/send.js';
@@ -202,6 +203,7 @@ export class FederationService {
       ...stateRoutes(this.reads),
       eventAuthRoute(this.reads),
       backfillRoute(this.reads, this.ctx.serverName, now),
+      timestampToEventRoute(this.rooms.core, this.reads),
       inviteRoute({
         core: this.rooms.core,
         keyRing: this.keyRing,
