@@ -7,9 +7,9 @@
  * restricted one whose allow condition they meet); a room they may not see is
  * left out together with the part of the tree under it. A room this server is
  * not in is asked of the servers in its `m.space.child` event's `via` (the
- * root, of the server its room ID names) through the federation `/hierarchy`
- * (remote-spaces.ts), and shown under the same rule; one no server describes
- * is left out.
+ * root, of the inviter's server and the one its room ID names) through the
+ * federation `/hierarchy` (remote-spaces.ts), and shown under the same rule;
+ * one no server describes is left out.
  *
  * Pagination is stateless: `next_batch` names the root, the filters and how
  * many rooms were already served, and the next page walks the tree again and
@@ -57,15 +57,20 @@ export async function spaceHierarchy(ctx: Context, userId: string, roomId: strin
     skip = t.skip;
   }
 
-  const memberships = new Map((await ctx.services.rooms.getMemberships(userId)).map((m) => [m.roomId, m.membership as string]));
+  const own = await ctx.services.rooms.getMemberships(userId);
+  const memberships = new Map(own.map((m) => [m.roomId, m.membership as string]));
   const remote = new RemoteWalk(ctx, memberships, suggested);
   const viewOf = async (id: string, via: string[]): Promise<RoomView | null> => {
     const local = await localView(ctx, id, memberships);
-    if (local === 'unknown') return remote.view(id, via);
+    // Without a user joined here, what is held (an invite's stripped state, state from before
+    // everyone left) may be partial or stale: a resident server is asked first.
+    if (local === 'unknown' || !(await serverJoined(ctx, id))) {
+      const asked = await remote.view(id, via);
+      if (asked || local === 'unknown') return asked;
+    }
     return local === 'hidden' ? null : local;
   };
-  const rootServer = serverNameOf(roomId);
-  const root = await viewOf(roomId, rootServer !== undefined ? [rootServer] : []);
+  const root = await viewOf(roomId, await rootServers(ctx, roomId, own.find((m) => m.roomId === roomId)?.eventId));
   if (!root) throw forbidden('You are not allowed to view this room.');
 
   const rooms: JsonObject[] = [];
@@ -101,15 +106,21 @@ export async function spaceHierarchy(ctx: Context, userId: string, roomId: strin
 /**
  * GET /_matrix/federation/v1/hierarchy/{roomId} (server-server space_hierarchy.yaml): the space
  * and its direct children, unpaginated, as a user of `origin` could see them: a room where a user
- * of `origin` is joined, a public, knockable or world-readable one, or a restricted one (its
+ * of `origin` is joined or invited, a public, knockable or world-readable one, or a restricted one (its
  * allowed rooms are listed: the requesting server decides for its users). Children this server
  * knows but `origin` may not see are `inaccessible_children`; unknown ones are left out. Null
  * when the space itself is unknown or not visible.
  */
 export async function federationHierarchy(ctx: Context, origin: string, roomId: string, suggestedOnly: boolean): Promise<JsonObject | null> {
   const viewOf = async (id: string): Promise<RoomView | null | 'hidden'> => {
-    const joined = (await ctx.services.rooms.getJoinedMembers(id)).some((u) => serverNameOf(u) === origin);
-    const view = await localView(ctx, id, new Map<string, string>(joined ? [[id, 'join']] : []), true);
+    // The origin's best membership: a server with a user invited may join the room.
+    let best: string | undefined;
+    for (const [userId, m] of (await ctx.services.rooms.core.heads.get(id))?.members ?? []) {
+      if (serverNameOf(userId) !== origin) continue;
+      if (m.membership === 'join') best = 'join';
+      else if (m.membership === 'invite' && best === undefined) best = 'invite';
+    }
+    const view = await localView(ctx, id, new Map<string, string>(best ? [[id, best]] : []), true);
     return view === 'unknown' ? null : view;
   };
   const root = await viewOf(roomId);
@@ -196,6 +207,23 @@ export class RemoteWalk {
 
 function asChild(e: ClientEvent): SpaceChild {
   return { type: e.type, state_key: e.state_key!, content: e.content, sender: e.sender, origin_server_ts: e.origin_server_ts };
+}
+
+/**
+ * Where to ask for a root this server is not in: the server of whoever sent the user's own
+ * membership event (the inviter of an invite held here), then the server its room ID names
+ * (none for room version 12).
+ */
+async function rootServers(ctx: Context, roomId: string, membershipEventId: string | undefined): Promise<string[]> {
+  const servers: string[] = [];
+  const sender = membershipEventId !== undefined ? (await ctx.services.rooms.core.events.get(membershipEventId))?.pdu.sender : undefined;
+  for (const s of [sender !== undefined ? serverNameOf(sender) : undefined, serverNameOf(roomId)]) if (s !== undefined && !servers.includes(s)) servers.push(s);
+  return servers;
+}
+
+/** Whether a user of this server is joined to the room. */
+async function serverJoined(ctx: Context, roomId: string): Promise<boolean> {
+  return (await ctx.services.rooms.getJoinedMembers(roomId)).some((u) => serverNameOf(u) === ctx.serverName);
 }
 
 /** The servers a child event names to reach the child through. */

@@ -89,6 +89,19 @@ test('a local space with a child room held on a.test shows the child as a.test d
   assert.deepEqual(rooms.map((r) => r.name), ['Bob space', 'General']);
 });
 
+test('an invite-only version 12 space bob is invited to is asked of the inviter’s server', async () => {
+  const invited = await createRoom(a, alice, { preset: 'private_chat', name: 'Invited space', creation_content: { type: 'm.space' }, invite: [bob.userId] });
+  await addChild(invited, general, 'a');
+  let rooms: any[] = [];
+  for (let i = 0; i < 100 && rooms.length === 0; i++) {
+    const res = await b.request('GET', `${V1}/rooms/${e(invited)}/hierarchy`, { token: bob.accessToken });
+    if (res.status === 200) rooms = res.body.rooms;
+    else await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.deepEqual(rooms.map((r) => r.name), ['Invited space', 'General']);
+  assert.equal(rooms[0].join_rule, 'invite');
+});
+
 test('a space no server describes is refused, as one the user may not see is', async () => {
   const res = await b.request('GET', `${V1}/rooms/${e('!nowhere:b.test')}/hierarchy`, { token: bob.accessToken });
   expectStatus(res, 403, 'M_FORBIDDEN');
