@@ -157,6 +157,8 @@ export interface HearthConfig {
     trusted_key_servers: string[];
     /** Keys this server signed with before, served as `old_verify_keys`: key id to `{key, expired_ts}`. */
     old_verify_keys: Record<string, { key: string; expired_ts: number }>;
+    /** Stored outbound EDUs (to-device, device lists, receipts) a server has not taken are dropped this long after they were stored (ms). */
+    stored_edu_max_age_ms: number;
   };
   metrics: {
     /** Serve Prometheus metrics at `GET /metrics`. */
@@ -246,7 +248,7 @@ export function defaultConfig(): HearthConfig {
     matrix_rtc: { transports: [] },
     support: { contacts: [], support_page: '' },
     login_token: { enabled: true, lifetime_ms: 120_000 },
-    federation: { enabled: true, resolve: {}, verify_tls: true, trusted_key_servers: [], old_verify_keys: {} },
+    federation: { enabled: true, resolve: {}, verify_tls: true, trusted_key_servers: [], old_verify_keys: {}, stored_edu_max_age_ms: 7 * 24 * 3600_000 },
     metrics: { enabled: true, allow_from: ['127.0.0.0/8', '::1/128'], bearer_token: '' },
     email: null,
     identity_server: { trusted: [], resolve: {} },

@@ -195,6 +195,7 @@ const rules: Record<string, Check> = {
   'federation.verify_tls': isBool,
   'federation.trusted_key_servers': isServerNameList,
   'federation.old_verify_keys': isOldVerifyKeys,
+  'federation.stored_edu_max_age_ms': isPositiveInt,
   'metrics.enabled': isBool,
   'metrics.allow_from': isCidrs,
   'metrics.bearer_token': isString,

@@ -21,7 +21,8 @@ export function directoryRoutes(ctx: Context): Route[] {
       path: '/room_summary/:roomIdOrAlias',
       versions: ['v1'],
       auth: 'optional',
-      handler: (req) => roomSummary(ctx, req.requester?.userId, req.params.roomIdOrAlias),
+      schema: { querystring: { type: 'object', properties: { via: { type: 'array', items: { type: 'string' } } } } },
+      handler: (req) => roomSummary(ctx, req.requester?.userId, req.params.roomIdOrAlias, req.query.via ?? []),
     },
     {
       method: 'PUT',

@@ -5,12 +5,22 @@ import type { Requester } from '../http/requester.js';
 import { deleteAlias, insertAlias, moveAliases, selectAlias, selectAliasesOfRoom } from './aliases-table.js';
 import { listPublicRooms, type PublicRoomsQuery, type PublicRoomsResponse } from './public-rooms.js';
 import { isPublished, publishRoom, unpublishRoom } from './published-rooms-table.js';
+import { RemoteSpaces } from './remote-spaces.js';
 
 export type DirectoryVisibility = 'public' | 'private';
 
 /** Room aliases, the published room directory and the user directory. */
 export class DirectoryService {
-  constructor(private readonly ctx: Context) {}
+  /** Spaces and rooms this server is not in, as servers that are describe them. */
+  readonly remoteSpaces: RemoteSpaces;
+
+  constructor(private readonly ctx: Context) {
+    this.remoteSpaces = new RemoteSpaces({
+      ask: (server, roomId, suggestedOnly) => ctx.services.federation.queries.hierarchy(server, roomId, suggestedOnly),
+      serverName: ctx.serverName,
+      logger: ctx.logger,
+    });
+  }
 
   /** Validates an alias this server may host: the grammar, and our server name. */
   assertLocalAlias(alias: string): void {

@@ -68,4 +68,20 @@ export const migrations: Migration[] = [
       await db.insertInto('stream_positions').values({ stream: 'federation_edus', pos: 0 }).execute();
     },
   },
+  {
+    version: 4,
+    name: 'stored outbound EDUs bounded',
+    async up(db) {
+      // A row whose news a newer row for the same server repeats (the same user's read receipt
+      // in the same room and thread) carries the same key; the pruner drops the older ones.
+      await db.schema.alterTable('federation_outbound_edus').addColumn('supersede_key', 'text').execute();
+      await db.schema
+        .createIndex('federation_outbound_edus_supersede_idx')
+        .on('federation_outbound_edus')
+        .columns(['destination', 'supersede_key', 'pos'])
+        .execute();
+      // Rows past the age cap are found by when they were stored.
+      await db.schema.createIndex('federation_outbound_edus_created_idx').on('federation_outbound_edus').column('created_ts').execute();
+    },
+  },
 ];

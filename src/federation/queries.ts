@@ -1,7 +1,7 @@
 /**
  * Questions this server asks other servers for its clients (server-server query.yaml,
- * public_rooms.yaml): what an alias of theirs points to, a profile of one of their users, their
- * published room directory. A remote "not found" stays a not found; a server that cannot be
+ * public_rooms.yaml, space_hierarchy.yaml): what an alias of theirs points to, a profile of one
+ * of their users, their published room directory, a space they are in. A remote "not found" stays a not found; a server that cannot be
  * reached, or answers wrongly, is a 502 for the client.
  */
 import type { JsonObject } from '../core/types.js';
@@ -79,5 +79,26 @@ export class FederationQueries {
     }
     if (!isObject(answer) || !Array.isArray(answer.chunk)) throw badAnswer(server, 'the room directory');
     return answer as unknown as PublicRoomsResponse;
+  }
+
+  /**
+   * A space and its children as `server` shows them to this one (its answer unchecked beyond being
+   * an object: the directory reads what it needs); null when it does not know the room or will not
+   * show it (404).
+   */
+  async hierarchy(server: string, roomId: string, suggestedOnly: boolean): Promise<JsonObject | null> {
+    let answer: unknown;
+    try {
+      answer = await this.client.request(server, {
+        method: 'GET',
+        path: `/_matrix/federation/v1/hierarchy/${encodeURIComponent(roomId)}?suggested_only=${suggestedOnly}`,
+        timeoutMs: QUERY_TIMEOUT_MS,
+      });
+    } catch (e) {
+      if (e instanceof FederationRequestError && e.status === 404) return null;
+      throw queryFailed(e, server);
+    }
+    if (!isObject(answer)) throw badAnswer(server, 'the space hierarchy');
+    return answer;
   }
 }

@@ -18,6 +18,7 @@ import { ServerAcls } from './acl.js';
 import { FederationClient } from './client.js';
 import { ServerDiscovery } from './discovery.js';
 import { backfillRoute } from './inbound/backfill.js';
+import { timestampToEventRoute } from './inbound/timestamp-to-event.js';
 import { eventAuthRoute } from './inbound/event-auth.js';
 import { getEventRoute } from './inbound/event.js';
 import { sendTransactionRoute } from './inbound/send.js';
@@ -42,6 +43,7 @@ import { userKeysRoutes } from './inbound/user-keys.js';
 import { FederationQueries } from './queries.js';
 import { readStreamPositions } from '../db/stream-positions.js';
 import { FederationSender } from './outbound/sender.js';
+import { StoredEduPruner } from './outbound/stored-edu-pruner.js';
 import type { EduSinks } from './inbound/edus.js';
 import { FederationKeyRing } from './keys/federation-key-ring.js';
 import { KeyNotary } from './keys/notary.js';
@@ -70,6 +72,8 @@ export class FederationService {
   readonly ownKeys: OwnServerKeys;
   readonly notary: KeyNotary;
   readonly sender: FederationSender;
+  /** Bounds the stored outbound EDUs of servers that stay away. */
+  readonly storedEduPruner: StoredEduPruner;
   readonly acls: ServerAcls;
   private readonly edus: EduProducer;
   readonly deviceListEdus: DeviceListEduProducer;
@@ -102,6 +106,7 @@ export class FederationService {
     this.reads = new RoomReads(rooms.core);
     this.acls = new ServerAcls(rooms.core);
     this.sender = new FederationSender({ ...ctx, now, core: rooms.core, reads: this.reads, client: this.client });
+    this.storedEduPruner = new StoredEduPruner({ db: ctx.db, leases: ctx.leases, logger: ctx.logger, now, maxAgeMs: cfg.stored_edu_max_age_ms });
     this.edus = new EduProducer({
       bus: ctx.bus,
       serverName: ctx.serverName,
@@ -146,6 +151,7 @@ export class FederationService {
   async start(): Promise<void> {
     if (!this.ctx.config.federation.enabled) return;
     await this.sender.start();
+    this.storedEduPruner.start();
     this.edus.start();
     await this.deviceListEdus.start();
     if (this.ctx.config.presence_enabled) this.presenceEdus.start();
@@ -200,6 +206,7 @@ export class FederationService {
       ...stateRoutes(this.reads),
       eventAuthRoute(this.reads),
       backfillRoute(this.reads, this.ctx.serverName, now),
+      timestampToEventRoute(this.rooms.core, this.reads),
       inviteRoute({
         core: this.rooms.core,
         keyRing: this.keyRing,
@@ -236,6 +243,7 @@ export class FederationService {
     this.edus.stop();
     this.deviceListEdus.stop();
     this.presenceEdus.stop();
+    this.storedEduPruner.stop();
     await this.sender.stop();
     await this.client.close();
     await this.discovery.close();

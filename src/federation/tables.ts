@@ -65,5 +65,7 @@ export interface OutboundEduRow {
   edu_type: string;
   content_json: string;
   dedupe_key: string;
+  /** Rows with the same key for the same server carry the same kind of news, the newest alone worth sending (see supersedeKeyOf). */
+  supersede_key: string | null;
   created_ts: number;
 }

@@ -177,13 +177,17 @@ export async function createRoom(core: RoomsCore, requester: Requester, body: Cr
     });
   }
 
-  // 8. invites
-  const inviteeProfiles = await Promise.all(invitees.map((u) => profileOf(ctx, u).catch(() => null)));
-  invitees.forEach((u, i) => {
-    const content = memberContent('invite', inviteeProfiles[i]!);
+  // 8. invites: users of other servers after the room exists, as their server must sign each one
+  // (server-server "Inviting to a room"); without federation they are written like local ones.
+  const inviteContent = async (u: string) => {
+    const content = memberContent('invite', await profileOf(ctx, u).catch(() => null));
     if (body.is_direct) content.is_direct = true;
-    specs.push({ type: 'm.room.member', stateKey: u, sender: creator, content });
-  });
+    return content;
+  };
+  const remoteInvitees = core.remote ? invitees.filter((u) => serverNameOf(u) !== ctx.serverName) : [];
+  for (const u of invitees) {
+    if (!remoteInvitees.includes(u)) specs.push({ type: 'm.room.member', stateKey: u, sender: creator, content: await inviteContent(u) });
+  }
 
   const provisionalId = version.roomIdIsCreateEventHash ? '' : `!${randomLocalpart()}:${ctx.serverName}`;
   const persisted = await core.pipeline.createRoom(emptyHead(provisionalId, version, creator), {
@@ -208,6 +212,15 @@ export async function createRoom(core: RoomsCore, requester: Requester, body: Cr
       await inviteByThreepid(core, requester, roomId, invite);
     } catch (e) {
       ctx.logger.warn({ roomId, err: (e as Error).message }, 'a third-party invite of createRoom failed');
+    }
+  }
+  for (const u of remoteInvitees) {
+    // The room exists whatever another server answers: a failed invite is logged, and the
+    // creator sees no invite in the room and may invite again.
+    try {
+      await core.remote!.invite(roomId, creator, u, await inviteContent(u));
+    } catch (err) {
+      ctx.logger.warn({ err, roomId, invitee: u }, 'invite of a user of another server at room creation failed');
     }
   }
   return { room_id: roomId };

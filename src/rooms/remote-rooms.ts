@@ -15,4 +15,10 @@ export interface RemoteRooms {
   invite(roomId: string, inviter: string, target: string, content: JsonObject): Promise<void>;
   /** Fetches history before the room's earliest known events from other servers; true when some was stored. */
   backfill(roomId: string, limit: number): Promise<boolean>;
+  /**
+   * Asks the other servers in the room for the event nearest `ts` in direction `dir`; when one is
+   * closer to `ts` than `than` (the timestamp of the nearest event held here, null for none), it
+   * is brought here as backfilled history and its id returned. Null otherwise.
+   */
+  eventNearTimestamp(roomId: string, ts: number, dir: 'f' | 'b', than: number | null): Promise<string | null>;
 }

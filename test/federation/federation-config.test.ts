@@ -22,7 +22,7 @@ test('defaults, the resolve map from the file and HEARTH_FEDERATION_RESOLVE / _V
   const { file, cleanup } = configFile({ federation: { resolve: { 'a.test': 'http://127.0.0.1:1111' } } });
   try {
     const plain = loadConfig({ file, env: {} }).config.federation;
-    assert.deepEqual(plain, { enabled: true, resolve: { 'a.test': 'http://127.0.0.1:1111' }, verify_tls: true, trusted_key_servers: [], old_verify_keys: {} });
+    assert.deepEqual(plain, { enabled: true, resolve: { 'a.test': 'http://127.0.0.1:1111' }, verify_tls: true, trusted_key_servers: [], old_verify_keys: {}, stored_edu_max_age_ms: 7 * 24 * 3600_000 });
     const env = { HEARTH_FEDERATION_RESOLVE: 'a.test=http://127.0.0.1:8481, b.test=https://127.0.0.1:8482', HEARTH_FEDERATION_VERIFY_TLS: 'false' };
     const over = loadConfig({ file, env }).config.federation;
     assert.deepEqual(over.resolve, { 'a.test': 'http://127.0.0.1:8481', 'b.test': 'https://127.0.0.1:8482' });
@@ -41,6 +41,7 @@ test('mistakes in the federation keys are reported by key', () => {
     [{ resolve: { 'bad name!': 'http://x' } }, 'federation.resolve'],
     [{ trusted_key_servers: ['ok.test', 'bad name'] }, 'federation.trusted_key_servers'],
     [{ old_verify_keys: { 'ed25519:old': { key: 'abc' } } }, 'federation.old_verify_keys'],
+    [{ stored_edu_max_age_ms: 0 }, 'federation.stored_edu_max_age_ms'],
     [{ verfy_tls: false }, 'federation.verfy_tls'],
   ] as const) {
     const { file, cleanup } = configFile({ federation });

@@ -7,7 +7,8 @@
  *    send_leave at a resident server, then the leave stored on the state held here;
  *  - invite a user of another server (invites-v2.yaml): the invite event built here, signed by the
  *    invitee's server, then stored through the inbound path like any event made elsewhere;
- *  - fill in history from other servers (outbound/backfill.ts).
+ *  - fill in history from other servers (outbound/backfill.ts), and the event nearest a timestamp
+ *    (outbound/timestamp-to-event.ts).
  * Resident servers are tried in the order given until one answers.
  */
 import type { Logger } from 'pino';
@@ -24,10 +25,13 @@ import type { RemoteRooms } from '../../rooms/remote-rooms.js';
 import type { RoomsCore } from '../../rooms/room-core.js';
 import { FederationRequestError, type FederationClient } from '../client.js';
 import { RemoteBackfill } from '../outbound/backfill.js';
+import { askEventNearTimestamp } from '../outbound/timestamp-to-event.js';
 import { toStripped } from '../../rooms/stripped-hints.js';
 import { inviteRoomState } from './stripped-state.js';
 
 const SUPPORTED_VERSIONS = Object.keys(ROOM_VERSIONS);
+/** Backfill pages (of 100 events) fetched at most to reach the event another server names for a timestamp. */
+const TIMESTAMP_BACKFILL_PAGES = 5;
 
 interface SendJoinAnswer {
   state?: unknown[];
@@ -234,6 +238,20 @@ export class RemoteMembership implements RemoteRooms {
 
   backfill(roomId: string, limit: number): Promise<boolean> {
     return this.history.run(roomId, limit);
+  }
+
+  /**
+   * The closer event another server names is brought here by backfilling towards it, a few pages
+   * at most: history fetched that way takes its place below what is held (an event fetched alone,
+   * with no child held, would be taken for a new one). Null when it is not reached.
+   */
+  async eventNearTimestamp(roomId: string, ts: number, dir: 'f' | 'b', than: number | null): Promise<string | null> {
+    const eventId = await askEventNearTimestamp(this.deps, roomId, ts, dir, than);
+    if (eventId === null) return null;
+    for (let page = 0; ; page++) {
+      if ((await this.deps.core.events.get(eventId))?.stateGroup != null) return eventId;
+      if (page === TIMESTAMP_BACKFILL_PAGES || !(await this.history.run(roomId, 100))) return null;
+    }
   }
 
   async invite(roomId: string, inviter: string, target: string, content: JsonObject): Promise<void> {
