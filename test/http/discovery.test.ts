@@ -16,6 +16,8 @@ describe('discovery (spec: client-server-api "Server discovery", "Capabilities n
     assert.equal(res.status, 200);
     assert.ok(res.body.versions.includes('v1.1'));
     assert.ok(res.body.versions.includes('r0.6.1'));
+    // Up to the spec this suite's every-endpoint test (test/e2e/spec-endpoints.ts) lists.
+    assert.equal(res.body.versions.at(-1), 'v1.19');
     assert.equal(typeof res.body.unstable_features, 'object');
   });
 
