@@ -38,9 +38,14 @@ async function call(node: ChildNode, method: string, path: string, token?: strin
   const headers: Record<string, string> = {};
   if (token) headers.authorization = `Bearer ${token}`;
   if (body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(node.url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs) });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  try {
+    const res = await fetch(node.url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs) });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  } catch (e) {
+    // fetch's own error says neither which request nor which node.
+    throw new Error(`${method} ${path.split('?')[0]} on ${node.url}: ${(e as Error).message}`);
+  }
 }
 
 interface Client {
