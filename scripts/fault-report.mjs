@@ -12,10 +12,10 @@ import os from 'node:os';
 import { join } from 'node:path';
 
 const SCENARIOS = [
-  { fault: 'node kill', file: 'dist/test/cluster/node-kill.test.js', what: 'SIGKILL one of three Hearth nodes under load (4 clients)' },
+  { fault: 'node kill', file: 'dist/test/cluster/node-kill.test.js', what: 'SIGKILL one of three Hearth nodes under load (4 clients; lease TTL 3 s)' },
   { fault: 'paused lease holder', file: 'dist/test/cluster/leases.test.js', what: 'SIGSTOP a lease holder (TTL 1.5 s) until another node takes the lease' },
-  { fault: 'partition', file: 'dist/test/cluster/partition.test.js', what: 'cut a Hearth node off from PostgreSQL (network namespace, link down)' },
-  { fault: 'db failover', file: 'dist/test/cluster/db-failover.test.js', what: 'SIGKILL the PostgreSQL primary under Patroni (3 members, synchronous standby) under load' },
+  { fault: 'partition', file: 'dist/test/cluster/partition.test.js', what: 'cut a Hearth node off from PostgreSQL (network namespace, link down; lease TTL 3 s)' },
+  { fault: 'db failover', file: 'dist/test/cluster/db-failover.test.js', what: 'SIGKILL the PostgreSQL primary under Patroni (3 members, synchronous standby) under load, two Hearth nodes (multi-host URL, haproxy)' },
 ];
 
 /** Column order and headings; a fault shows the columns its test records. */
