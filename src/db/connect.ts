@@ -50,6 +50,10 @@ export async function connectDatabase(opts: ConnectOptions): Promise<Database> {
       },
       target_session_attrs: 'primary',
       keep_alive: 30,
+      // postgres.js waits 30 s by default for a new connection's startup, and the queries queued
+      // for that connection wait with it. During a failover a database that has not answered the
+      // startup within 5 s is given up and tried again, as the bus does.
+      connect_timeout: 5,
       backoff: reconnectDelaySeconds,
     } as postgres.Options<Record<string, postgres.PostgresType>>);
     const db = new Kysely<never>({ dialect: new PostgresJsDialect(client, pool), log: sqlLog }) as unknown as Db;

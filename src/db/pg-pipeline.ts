@@ -62,7 +62,12 @@ export function pgPipeline(db: Db): PgPipeline | undefined {
         },
         run<P extends object>(query: Prepared<P, unknown>, params: P): Promise<number> {
           const c = query.bind(db as DbOrTx, params);
-          return send(c.sql, c.parameters).then((rows) => (rows as unknown as { count: number }).count);
+          const count = send(c.sql, c.parameters).then((rows) => (rows as unknown as { count: number }).count);
+          // Writers through StatementSink do not await this; its failure (a connection lost with the
+          // primary) reaches the transaction at COMMIT, and must not also end the process as an
+          // unhandled rejection.
+          count.catch(() => {});
+          return count;
         },
       };
       let committing = false;

@@ -21,8 +21,9 @@ export interface ChildNode {
  * database and one signing key, so a test can kill one with SIGKILL. Resolves once every node
  * answers /ready. Each node's log goes to `node.log` in its data dir. Nodes are added to `nodes`
  * as they are spawned, so the caller can stop them even when a later one fails to start.
+ * `dbUrl` may be one URL per node (the same database reached different ways).
  */
-export async function spawnNodes(n: number, dbUrl: string, config: Record<string, unknown>, nodes: ChildNode[] = []): Promise<ChildNode[]> {
+export async function spawnNodes(n: number, dbUrl: string | string[], config: Record<string, unknown>, nodes: ChildNode[] = []): Promise<ChildNode[]> {
   const base = mkdtempSync(join(tmpdir(), 'hearth-nodes-'));
   const keyPath = join(base, 'signing.key');
   // The first node migrates the database and writes the shared key; the others start after it.
@@ -35,7 +36,7 @@ export async function spawnNodes(n: number, dbUrl: string, config: Record<string
       YAML.stringify({
         listen: `127.0.0.1:${port}`,
         data_dir: dataDir,
-        database: { url: dbUrl, pool_size: 5 },
+        database: { url: typeof dbUrl === 'string' ? dbUrl : dbUrl[i], pool_size: 5 },
         signing_key_path: keyPath,
         registration: 'open',
         registration_shared_secret: 'node-test-secret',
@@ -91,5 +92,6 @@ export async function stopChildNodes(nodes: ChildNode[]): Promise<void> {
       clearTimeout(t);
     }),
   );
-  if (nodes[0]) rmSync(join(nodes[0].dataDir, '..'), { recursive: true, force: true });
+  // HEARTH_TEST_KEEP_LOGS=1 keeps the folders (and the nodes' logs) to look at after a failure.
+  if (nodes[0] && !process.env.HEARTH_TEST_KEEP_LOGS) rmSync(join(nodes[0].dataDir, '..'), { recursive: true, force: true });
 }

@@ -1,3 +1,4 @@
+import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTestServer, TEST_DB, type ApiResponse, type TestServer, type TestUser } from '../helpers/server.js';
 
@@ -53,4 +54,13 @@ export async function syncUntil(node: TestServer, user: TestUser, first: Promise
     if (left <= 0) throw new Error('the awaited sync answer did not come');
     res = await node.request('GET', `/_matrix/client/v3/sync?timeout=${left}&since=${encodeURIComponent(res.body.next_batch)}`, { token: user.accessToken });
   }
+}
+
+/**
+ * Appends one run's figures for a fault (a JSON line) to the file named by HEARTH_FAULT_FIGURES,
+ * which scripts/fault-report.mjs sets to collect them; without it, nothing is written.
+ */
+export function recordFigures(fault: string, figures: Record<string, number>): void {
+  const file = process.env.HEARTH_FAULT_FIGURES;
+  if (file) appendFileSync(file, JSON.stringify({ fault, ...figures }) + '\n');
 }

@@ -9,7 +9,7 @@ import { PgLeases } from '../../src/cluster/pg-leases.js';
 import type { Database } from '../../src/db/connect.js';
 import { createLogger } from '../../src/logger.js';
 import { freshDatabase } from '../helpers/server.js';
-import { NEEDS_PG } from './cluster-helpers.js';
+import { NEEDS_PG, recordFigures } from './cluster-helpers.js';
 import { openLeaseDb } from './lease-db.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -105,7 +105,9 @@ describe('leases shared by nodes', { skip: NEEDS_PG }, () => {
       }
       assert.ok(lease, 'another node takes the lease once it expired');
       assert.equal(lease.epoch, held + 1);
-      console.log(`lease moved ${Date.now() - t0} ms after SIGSTOP`);
+      const movedMs = Date.now() - t0;
+      console.log(`lease moved ${movedMs} ms after SIGSTOP`);
+      recordFigures('paused lease holder', { lease_move_ms: movedMs });
       await fencedWrite(other, lease, 'other');
       child.kill('SIGCONT');
       const lost = await until((l) => 'lost' in l);

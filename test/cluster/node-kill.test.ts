@@ -13,7 +13,7 @@ import { sql } from 'kysely';
 import { connectDatabase, type Database } from '../../src/db/connect.js';
 import { freshDatabase } from '../helpers/server.js';
 import { spawnNodes, stopChildNodes, type ChildNode } from './child-nodes.js';
-import { NEEDS_PG } from './cluster-helpers.js';
+import { median, NEEDS_PG, recordFigures } from './cluster-helpers.js';
 
 const C = '/_matrix/client/v3';
 const CLIENTS = 4;
@@ -45,10 +45,13 @@ interface Client {
   token: string;
   /** event id by message body, once acknowledged. */
   acked: Map<string, string>;
+  /** When each acknowledged event's answer came. */
+  ackedAt: Map<string, number>;
   ackTimes: number[];
   failedAttempts: number;
   /** How often /sync delivered each message event. */
   synced: Map<string, number>;
+  syncedAt: Map<string, number>;
   limited: number;
 }
 
@@ -113,7 +116,7 @@ describe('a node killed under load', { skip: NEEDS_PG }, () => {
     const clients: Client[] = [];
     for (let c = 0; c < CLIENTS; c++) {
       const u = await register(`load${c}`);
-      clients.push({ index: c, ...u, acked: new Map(), ackTimes: [], failedAttempts: 0, synced: new Map(), limited: 0 });
+      clients.push({ index: c, ...u, acked: new Map(), ackedAt: new Map(), ackTimes: [], failedAttempts: 0, synced: new Map(), syncedAt: new Map(), limited: 0 });
     }
     const rooms: string[] = [];
     for (let r = 0; r < 2; r++) {
@@ -142,7 +145,9 @@ describe('a node killed under load', { skip: NEEDS_PG }, () => {
         for (const room of Object.values<any>(res.body.rooms?.join ?? {})) {
           if (room.timeline?.limited) cl.limited++;
           for (const ev of room.timeline?.events ?? []) {
-            if (ev.type === 'm.room.message') cl.synced.set(ev.event_id, (cl.synced.get(ev.event_id) ?? 0) + 1);
+            if (ev.type !== 'm.room.message') continue;
+            cl.synced.set(ev.event_id, (cl.synced.get(ev.event_id) ?? 0) + 1);
+            if (!cl.syncedAt.has(ev.event_id)) cl.syncedAt.set(ev.event_id, performance.now());
           }
         }
         token = res.body.next_batch;
@@ -167,8 +172,10 @@ describe('a node killed under load', { skip: NEEDS_PG }, () => {
           () => cl.failedAttempts++,
         );
         assert.equal(res.status, 200, JSON.stringify(res.body));
+        const at = performance.now();
         cl.acked.set(body, res.body.event_id);
-        cl.ackTimes.push(performance.now());
+        cl.ackedAt.set(res.body.event_id, at);
+        cl.ackTimes.push(at);
         await sleep(SPACING_MS);
       }
     });
@@ -181,9 +188,11 @@ describe('a node killed under load', { skip: NEEDS_PG }, () => {
     // Unavailability: the longest gap between two successful writes of one client.
     const gaps = clients.map((cl) => Math.max(...cl.ackTimes.slice(1).map((t, i) => t - cl.ackTimes[i]!)));
     const failed = clients.reduce((n, cl) => n + cl.failedAttempts, 0);
+    const syncLags = clients.flatMap((cl) => [...cl.ackedAt].flatMap(([id, at]) => clients.map((o) => Math.max(0, (o.syncedAt.get(id) ?? Infinity) - at))));
     console.log(
       `node kill: ${total()} writes acknowledged in ${(loadMs / 1000).toFixed(1)} s, kill at ${((killedAt - t0) / 1000).toFixed(1)} s; ` +
-        `${failed} attempts failed and were retried; longest gap between a client's writes ${Math.max(...gaps).toFixed(0)} ms (per client: ${gaps.map((g) => g.toFixed(0)).join(', ')})`,
+        `${failed} attempts failed and were retried; longest gap between a client's writes ${Math.max(...gaps).toFixed(0)} ms (per client: ${gaps.map((g) => g.toFixed(0)).join(', ')}); ` +
+        `/sync lag after the acknowledgement p50 ${median(syncLags).toFixed(0)} ms, max ${Math.max(...syncLags).toFixed(0)} ms`,
     );
     assert.ok(Math.max(...gaps) < 10_000, 'writes resumed within 10 s');
     for (const cl of clients) assert.ok(cl.ackTimes.some((t) => t > killedAt + 500), `client ${cl.index} kept writing after the kill`);
@@ -192,6 +201,8 @@ describe('a node killed under load', { skip: NEEDS_PG }, () => {
     const acked = new Map<string, string>();
     for (const cl of clients) for (const [body, id] of cl.acked) acked.set(id, body);
     assert.equal(acked.size, total(), 'an event id per acknowledged write');
+    const stored = new Set<string>();
+    let duplicates = 0;
     for (const room of rooms) {
       const orders: string[][] = [];
       for (const n of [...alive]) {
@@ -199,10 +210,12 @@ describe('a node killed under load', { skip: NEEDS_PG }, () => {
         assert.equal(res.status, 200);
         const msgs = res.body.chunk.filter((ev: any) => ev.type === 'm.room.message').reverse();
         const bodies = msgs.map((ev: any) => ev.content.body as string);
-        assert.equal(new Set(bodies).size, bodies.length, 'no write stored twice');
+        duplicates = Math.max(duplicates, bodies.length - new Set(bodies).size);
+        for (const ev of msgs) stored.add(ev.event_id);
         for (const ev of msgs) assert.equal(acked.get(ev.event_id), ev.content.body, `${ev.content.body} is the acknowledged event`);
         orders.push(msgs.map((ev: any) => ev.event_id));
       }
+      assert.equal(duplicates, 0, 'no write stored twice');
       const inRoom = [...acked].filter(([, body]) => Number(body.split('-')[1]) % 2 === rooms.indexOf(room)).length;
       assert.equal(orders[0]!.length, inRoom, 'every acknowledged write is in the room');
       assert.deepEqual(orders[1], orders[0], 'the same order on every surviving node');
@@ -214,6 +227,14 @@ describe('a node killed under load', { skip: NEEDS_PG }, () => {
 
     // The dead node's federation shards went to the two others, evenly, once its leases expired.
     const movedMs = await shardsMoved;
+    recordFigures('node kill', {
+      failed_requests: failed,
+      lost: [...acked.keys()].filter((id) => !stored.has(id)).length,
+      duplicates: duplicates + clients.reduce((n, cl) => n + [...cl.synced.values()].filter((k) => k > 1).length, 0),
+      longest_gap_ms: Math.round(Math.max(...gaps)),
+      lease_move_ms: Math.round(movedMs),
+      sync_lag_max_ms: Math.round(Math.max(...syncLags)),
+    });
     console.log(`node kill: its federation shards moved ${(movedMs / 1000).toFixed(1)} s after the kill (lease TTL ${TTL_MS / 1000} s)`);
     assert.ok(movedMs < TTL_MS * 4, 'within a few lease lifetimes');
   });

@@ -25,7 +25,7 @@ import YAML from 'yaml';
 import { connectDatabase, type Database } from '../../src/db/connect.js';
 import { freshDatabase } from '../helpers/server.js';
 import { spawnNodes, stopChildNodes, type ChildNode } from './child-nodes.js';
-import { NEEDS_PG } from './cluster-helpers.js';
+import { NEEDS_PG, recordFigures } from './cluster-helpers.js';
 
 const execFile = promisify(execFileCb);
 const IP = '/usr/sbin/ip';
@@ -330,6 +330,13 @@ describe('a node partitioned from PostgreSQL', { skip: SKIP }, () => {
     const unanswered = duringCut.filter((s) => s.status !== 200);
     const committedLater = unanswered.filter((s) => stored.has(s.body)).length;
     const statuses = whileDown.reduce<Record<string, number>>((m, s) => ((m[s.status] = (m[s.status] ?? 0) + 1), m), {});
+    recordFigures('partition', {
+      failed_requests: unanswered.length,
+      lost: lost.length,
+      not_ready_ms: Math.round(notReady),
+      lease_move_ms: Math.round(notReady + takeover),
+      ready_again_ms: Math.round(backUp),
+    });
     console.log(
       `partition: not ready ${Math.round(notReady)} ms after the cut; self-fenced ${Math.round(notReady + fenced)} ms after; host node held every shard ${Math.round(notReady + takeover)} ms after the cut; ` +
         `ready again ${Math.round(backUp)} ms after the link returned; shards back ${Math.round(shardsBackSinceRestore)} ms after (${Math.round(shardsBack)} ms past ready); ` +
