@@ -3,7 +3,8 @@
  * (FederationKeyRing, which the rooms core checks received events with), X-Matrix request
  * authentication, server discovery and the outbound client, the outbound sender (one queue per
  * destination), membership over federation (joining rooms held elsewhere, inviting users of other
- * servers, and the resident server's make/send join and leave), and the inbound `/send` and read
+ * servers, and the resident server's make/send join and leave; joins with partial state and their
+ * resync), and the inbound `/send` and read
  * endpoints with gaps filled from the sender, typing and receipt EDUs both ways, and server ACLs;
  * the queries (aliases, profiles, the room directory, device lists and keys) both ways, and the
  * device-list and to-device EDUs both ways.
@@ -28,6 +29,7 @@ import { versionRoute } from './inbound/version.js';
 import { getMissingEventsRoute } from './inbound/get-missing-events.js';
 import { inviteRoute } from './inbound/invite.js';
 import { membershipRoutes } from './inbound/membership.js';
+import { PartialStateResync } from './membership/partial-state.js';
 import { RemoteMembership } from './membership/remote.js';
 import { EduProducer } from './outbound/edus.js';
 import { DeviceListEduProducer } from './outbound/device-list-edus.js';
@@ -75,6 +77,8 @@ export class FederationService {
   /** Alias, profile and room directory queries to other servers, for this server's clients. */
   readonly queries: FederationQueries;
   private readonly reads: RoomReads;
+  /** Fills in the state of rooms joined with partial state. */
+  readonly partialState: PartialStateResync;
   private readonly version = hearthVersion();
 
   constructor(
@@ -135,14 +139,24 @@ export class FederationService {
       },
     });
     this.queries = new FederationQueries(this.client);
+    this.partialState = new PartialStateResync({ core: rooms.core, client: this.client, leases: ctx.leases, serverName: ctx.serverName, logger: ctx.logger });
     if (cfg.enabled) {
-      rooms.core.remote = new RemoteMembership({ core: rooms.core, client: this.client, serverName: ctx.serverName, signingKey: ctx.signingKey, logger: ctx.logger, now });
+      rooms.core.remote = new RemoteMembership({
+        core: rooms.core,
+        client: this.client,
+        serverName: ctx.serverName,
+        signingKey: ctx.signingKey,
+        logger: ctx.logger,
+        now,
+        joinedWithPartialState: (roomId) => this.partialState.schedule(roomId),
+      });
     }
   }
 
   async start(): Promise<void> {
     if (!this.ctx.config.federation.enabled) return;
     await this.sender.start();
+    await this.partialState.start();
     this.edus.start();
     await this.deviceListEdus.start();
     if (this.ctx.config.presence_enabled) this.presenceEdus.start();
@@ -223,6 +237,7 @@ export class FederationService {
   }
 
   async stop(): Promise<void> {
+    this.partialState.stop();
     this.edus.stop();
     this.deviceListEdus.stop();
     this.presenceEdus.stop();

@@ -1,0 +1,149 @@
+/**
+ * The joining server's second half of a partial-state join (MSC3706; joins-v2.yaml,
+ * `omit_members`): once the join is stored with the state the resident server sent, which lacks
+ * most members, the full state before the join is fetched with /state (events.yaml), its events
+ * stored as outliers through the one inbound path, and the rooms pipeline fills it in
+ * (rooms/pipeline/fill-partial-state.ts). Until then the user reads and sends, and events go to
+ * the servers the resident named.
+ *
+ * Work that survives: the partial mark is a row written with the join, so a restart resumes every
+ * room still marked (`start`). One owner: each room's resync runs under a lease, and the fill's
+ * transaction is fenced by it, so two nodes never fill the same room; a node that finds the lease
+ * held elsewhere looks again later, in case the holder died. A server that fails is left for the
+ * next one the resident named; when all fail, the round is tried again after a growing pause.
+ */
+import type { Logger } from 'pino';
+import type { Leases } from '../../cluster/leases.js';
+import { computeEventId } from '../../core/hashes.js';
+import type { RoomVersion } from '../../core/room-versions.js';
+import { stateKey, type Pdu, type StateMap } from '../../core/types.js';
+import type { RoomsCore } from '../../rooms/room-core.js';
+import type { FederationClient } from '../client.js';
+
+const FIRST_RETRY_MS = 2_000;
+const MAX_RETRY_MS = 5 * 60_000;
+/** How soon a node that found the room's lease held elsewhere looks again. */
+const LEASE_RETRY_MS = 15_000;
+
+export interface ResyncDeps {
+  core: RoomsCore;
+  client: FederationClient;
+  leases: Leases;
+  serverName: string;
+  logger: Logger;
+}
+
+export class PartialStateResync {
+  /** Rooms being resynced here, or waiting for a retry. */
+  private readonly active = new Set<string>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  /** Aborts the /state requests in flight when the server stops. */
+  private aborter = new AbortController();
+  private started = false;
+
+  constructor(private readonly deps: ResyncDeps) {}
+
+  /** Resumes every room still marked partial (after a restart, or one another node gave up). */
+  async start(): Promise<void> {
+    this.started = true;
+    this.aborter = new AbortController();
+    for (const roomId of await this.deps.core.partialStateRoomIds()) this.schedule(roomId);
+  }
+
+  stop(): void {
+    this.started = false;
+    this.aborter.abort();
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+  }
+
+  /** Starts the resync of `roomId` unless it runs here already. */
+  schedule(roomId: string): void {
+    if (!this.started || this.active.has(roomId)) return;
+    this.active.add(roomId);
+    void this.attempt(roomId, FIRST_RETRY_MS);
+  }
+
+  private later(roomId: string, ms: number, nextDelay: number): void {
+    if (!this.started) {
+      this.active.delete(roomId);
+      return;
+    }
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      void this.attempt(roomId, nextDelay);
+    }, ms);
+    this.timers.add(t);
+  }
+
+  private async attempt(roomId: string, delay: number): Promise<void> {
+    const { core, leases, logger } = this.deps;
+    if (!this.started) {
+      this.active.delete(roomId);
+      return;
+    }
+    const lease = await leases.acquire(`partial-state:${roomId}`).catch((e: unknown) => {
+      logger.warn({ err: e, roomId }, 'partial-state resync: lease not taken');
+      return null;
+    });
+    if (!lease) return this.later(roomId, LEASE_RETRY_MS, delay);
+    try {
+      const head = await core.heads.get(roomId);
+      if (!head?.partial) {
+        this.active.delete(roomId);
+        return;
+      }
+      const full = await this.fetchFullState(roomId, head.version, head.partial.joinEventId, head.partial.servers);
+      if (full) {
+        await core.pipeline.completePartialState(roomId, full, (trx) => leases.fence(trx, lease));
+        logger.info({ roomId, stateEvents: full.size }, 'partial-state join: full state filled in');
+        this.active.delete(roomId);
+        return;
+      }
+    } catch (e) {
+      logger.warn({ err: e, roomId }, 'partial-state resync failed');
+    } finally {
+      await leases.release(lease).catch(() => undefined);
+    }
+    this.later(roomId, delay, Math.min(delay * 2, MAX_RETRY_MS));
+  }
+
+  /**
+   * The state before the join from the first server that gives one whose events all store here
+   * (as outliers, checked like any received event); undefined when none does.
+   */
+  private async fetchFullState(roomId: string, version: RoomVersion, joinEventId: string, servers: readonly string[]): Promise<StateMap | undefined> {
+    const { client, core, logger, serverName } = this.deps;
+    for (const server of servers) {
+      if (server === serverName) continue;
+      try {
+        const answer = await client.request<{ pdus?: unknown; auth_chain?: unknown }>(server, {
+          method: 'GET',
+          path: `/_matrix/federation/v1/state/${encodeURIComponent(roomId)}?event_id=${encodeURIComponent(joinEventId)}`,
+          timeoutMs: 120_000,
+          maxBytes: 256 * 1024 * 1024,
+          signal: this.aborter.signal,
+        });
+        const pdus = Array.isArray(answer.pdus) ? (answer.pdus as Pdu[]) : [];
+        const authChain = Array.isArray(answer.auth_chain) ? answer.auth_chain : [];
+        const full: StateMap = new Map();
+        for (const ev of pdus) {
+          if (typeof ev?.type !== 'string' || typeof ev.state_key !== 'string') continue;
+          full.set(stateKey(ev.type, ev.state_key), computeEventId(ev, version));
+        }
+        const results = await core.inbound.receive(roomId, { pdus: [], outliers: [...authChain, ...pdus] });
+        const unusable = new Set(results.filter((r) => r.status !== 'outlier' && r.status !== 'duplicate').map((r) => r.eventId));
+        const stored = await core.events.getMany(full.values());
+        const bad = [...full.values()].filter((id) => unusable.has(id) || !stored.has(id) || stored.get(id)!.rejectedReason !== null);
+        if (full.size === 0 || bad.length > 0) {
+          logger.info({ roomId, server, unusable: bad.length }, 'partial-state resync: the state a server sent could not be used');
+          continue;
+        }
+        return full;
+      } catch (e) {
+        logger.info({ roomId, server, err: (e as Error).message }, 'partial-state resync: /state failed');
+      }
+    }
+    return undefined;
+  }
+}
