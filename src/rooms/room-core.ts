@@ -105,7 +105,8 @@ export class RoomsCore {
    * node's cache then), or after `maxWaitMs`, when what is known is all there is to answer from.
    * Requests that list the room's members (/members, /joined_members) wait, as Synapse's do; the
    * others (sync, lazy-loaded members, key queries, device-list tracking) answer from the members
-   * known so far and see the rest once the state is filled in.
+   * known so far. The members filled in later are no state change at any stream position, so
+   * incremental syncs do not replay them: clients see them in /members and in an initial sync.
    */
   async awaitFullState(roomId: string, maxWaitMs = 300_000): Promise<void> {
     const deadline = Date.now() + maxWaitMs;

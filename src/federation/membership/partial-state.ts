@@ -17,10 +17,13 @@ import type { Leases } from '../../cluster/leases.js';
 import { computeEventId } from '../../core/hashes.js';
 import type { RoomVersion } from '../../core/room-versions.js';
 import { stateKey, type Pdu, type StateMap } from '../../core/types.js';
+import type { InboundResult } from '../../rooms/inbound/receive.js';
 import type { RoomsCore } from '../../rooms/room-core.js';
 import type { FederationClient } from '../client.js';
 
 const FIRST_RETRY_MS = 2_000;
+/** Events of the fetched state stored per batch (see storeOutliers). */
+const OUTLIER_SLICE = 500;
 const MAX_RETRY_MS = 5 * 60_000;
 /** How soon a node that found the room's lease held elsewhere looks again. */
 const LEASE_RETRY_MS = 15_000;
@@ -109,6 +112,30 @@ export class PartialStateResync {
   }
 
   /**
+   * Stores `events` as outliers in slices, shallowest first (an event's auth events are older, so
+   * they come in the same or an earlier slice), so that the room's queue, and the user's sends
+   * in it, are never held for the whole state at once; an event whose auth events came later
+   * after all is tried again at the end.
+   */
+  private async storeOutliers(roomId: string, events: unknown[]): Promise<InboundResult[]> {
+    const depth = (e: unknown) => {
+      const d = (e as { depth?: unknown })?.depth;
+      return typeof d === 'number' ? d : 0;
+    };
+    const sorted = [...events].sort((x, y) => depth(x) - depth(y));
+    const results = new Map<string | undefined, InboundResult>();
+    const missing: unknown[] = [];
+    for (let i = 0; i < sorted.length; i += OUTLIER_SLICE) {
+      const slice = sorted.slice(i, i + OUTLIER_SLICE);
+      const got = await this.deps.core.inbound.receive(roomId, { pdus: [], outliers: slice });
+      for (const r of got) results.set(r.eventId, r);
+      if (got.some((r) => r.status === 'missing')) missing.push(...slice);
+    }
+    if (missing.length > 0) for (const r of await this.deps.core.inbound.receive(roomId, { pdus: [], outliers: missing })) results.set(r.eventId, r);
+    return [...results.values()];
+  }
+
+  /**
    * The state before the join from the first server that gives one whose events all store here
    * (as outliers, checked like any received event); undefined when none does.
    */
@@ -131,7 +158,7 @@ export class PartialStateResync {
           if (typeof ev?.type !== 'string' || typeof ev.state_key !== 'string') continue;
           full.set(stateKey(ev.type, ev.state_key), computeEventId(ev, version));
         }
-        const results = await core.inbound.receive(roomId, { pdus: [], outliers: [...authChain, ...pdus] });
+        const results = await this.storeOutliers(roomId, [...authChain, ...pdus]);
         const unusable = new Set(results.filter((r) => r.status !== 'outlier' && r.status !== 'duplicate').map((r) => r.eventId));
         const stored = await core.events.getMany(full.values());
         const bad = [...full.values()].filter((id) => unusable.has(id) || !stored.has(id) || stored.get(id)!.rejectedReason !== null);

@@ -1,7 +1,8 @@
 /**
  * The resident server's half of make_join / make_leave (spec: server-server API, "Joining
  * Rooms", "Leaving Rooms"; joins.yaml, leaving.yaml): a membership event template on top of the
- * room's current head, refused unless the auth rules would allow it against the current state.
+ * room's current head, refused unless the auth rules would allow it against the current state,
+ * and refused while this server has only partial state (the joiner asks another server).
  */
 import { authEventSelection, authStateFromEvents, checkAuth } from '../../core/auth-rules.js';
 import { encodeUnpaddedBase64 } from '../../core/base64.js';
@@ -21,6 +22,8 @@ export async function membershipTemplate(
   if (serverNameOf(opts.userId) !== opts.origin) throw forbidden(`${opts.userId} does not belong to ${opts.origin}`);
   const head = await core.heads.get(opts.roomId);
   if (!head || head.extremities.length === 0) throw notFound(`Room ${opts.roomId} is not known to this server`);
+  // With partial state this server cannot check a membership, nor send the state a joiner needs.
+  if (head.partial) throw notFound(`This server does not hold the full state of ${opts.roomId} yet`);
   const version = head.version;
   if (opts.supportedVersions !== undefined && !opts.supportedVersions.includes(version.id)) {
     throw new MatrixError(400, 'M_INCOMPATIBLE_ROOM_VERSION', `The room has version ${version.id}`, { room_version: version.id });

@@ -113,9 +113,11 @@ export async function persistBatch(ctx: Context, trx: Tx, w: BatchWrite): Promis
   );
   if (w.backward) await updateBackwardExtremities(trx, roomId, w.backward.added, w.backward.removed);
   if (w.head.partial) {
-    // Until the full state is filled in, the state before and after each event lacks members.
+    // Until the full state is filled in, the state before and after each event from the join on
+    // lacks members. Backfilled history is older than the join: its state came whole from the
+    // server that sent it.
     if (!w.base.partial) await insertPartialStateRoom(trx, roomId, w.head.partial);
-    await insertPartialStateEvents(trx, roomId, w.events.filter((a) => !a.stored.outlier).map((a) => a.stored.eventId));
+    await insertPartialStateEvents(trx, roomId, w.events.filter((a) => !a.stored.outlier && a.placement !== 'backfill').map((a) => a.stored.eventId));
   }
 
   // Every state event that may become an auth event gets its place in the auth chain index.
