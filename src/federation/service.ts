@@ -237,7 +237,7 @@ export class FederationService {
   }
 
   async stop(): Promise<void> {
-    this.partialState.stop();
+    await this.partialState.stop();
     this.edus.stop();
     this.deviceListEdus.stop();
     this.presenceEdus.stop();

@@ -4,8 +4,6 @@
 // a.test through a proxy that can hold the /state requests, so the time before the resync is
 // observable without any hook in the server.
 import assert from 'node:assert/strict';
-import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { finaliseEvent, type EventDraft } from '../../src/core/event-format.js';
 import { computeEventId } from '../../src/core/hashes.js';
@@ -13,55 +11,9 @@ import { getRoomVersion, ROOM_VERSIONS } from '../../src/core/room-versions.js';
 import { stateKey } from '../../src/core/types.js';
 import type { TestServer, TestUser } from '../helpers/server.js';
 import { C, createRoom, e, expectStatus, messages, sendText } from '../rooms/room-helpers.js';
-import { eventually, F, startPair } from './federation-helpers.js';
+import { eventually, F, holdingProxy, startPair } from './federation-helpers.js';
 
 const MEMBERS = 12;
-
-/** Forwards every request to `target`; while `holding`, /state requests wait for `release`. */
-async function holdingProxy() {
-  let targetPort = 0;
-  let holding = true;
-  let stateRequests = 0;
-  const held: (() => void)[] = [];
-  const forward = (req: IncomingMessage, res: ServerResponse) => {
-    const up = httpRequest({ host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: req.headers }, (r) => {
-      res.writeHead(r.statusCode ?? 502, r.headers);
-      r.pipe(res);
-    });
-    up.on('error', () => res.destroy());
-    res.on('error', () => up.destroy());
-    req.pipe(up);
-  };
-  const server = createServer((req, res) => {
-    if (req.url?.startsWith('/_matrix/federation/v1/state/')) {
-      stateRequests++;
-      if (holding) {
-        held.push(() => forward(req, res));
-        return;
-      }
-    }
-    forward(req, res);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    target(port: number) {
-      targetPort = port;
-    },
-    stateRequests: () => stateRequests,
-    hold() {
-      holding = true;
-    },
-    release() {
-      holding = false;
-      for (const go of held.splice(0)) go();
-    },
-    close: () => new Promise<void>((r) => {
-      server.closeAllConnections();
-      server.close(() => r());
-    }),
-  };
-}
 
 let a: TestServer;
 let b: TestServer;
@@ -96,7 +48,7 @@ async function roomWithMembers(opts: { name?: string }): Promise<string> {
 }
 
 before(async () => {
-  proxy = await holdingProxy();
+  proxy = await holdingProxy('/_matrix/federation/v1/state/');
   const pair = await startPair({}, { b: { federation: { resolve: { 'a.test': proxy.url } } } });
   [a, b, stop] = [pair.a, pair.b, pair.stop];
   proxy.target(Number(new URL(a.url).port));
@@ -116,7 +68,7 @@ let duringPartial: string;
 test('b.test joins with partial state: its user sends and reads before the full state is fetched', async () => {
   roomId = await roomWithMembers({ name: 'Big room' });
   proxy.hold();
-  const asked = proxy.stateRequests();
+  const asked = proxy.heldRequests();
   expectStatus(await b.request('POST', `${C}/join/${e(roomId)}?server_name=a.test`, { token: bob.accessToken, body: {} }), 200);
 
   // The join is stored while the /state request is held: the room is marked partial, and of the
@@ -124,7 +76,7 @@ test('b.test joins with partial state: its user sends and reads before the full 
   const row = await partialRow(b, roomId);
   assert.ok(row, 'the room is marked partial');
   assert.deepEqual(JSON.parse(row.servers), ['a.test']);
-  await eventually(async () => proxy.stateRequests() > asked, 'the resync asking a.test for /state');
+  await eventually(async () => proxy.heldRequests() > asked, 'the resync asking a.test for /state');
   const head = (await b.hs.ctx.services.rooms.core.heads.get(roomId))!;
   assert.ok(head.partial);
   assert.deepEqual([...head.members.keys()], [bob.userId]);
@@ -179,17 +131,17 @@ test('/members waits for the full state, which then equals a.test’s, also befo
 test('an unnamed room’s heroes come with the join, and a restart during the resync resumes it', async () => {
   const unnamed = await roomWithMembers({});
   proxy.hold();
-  const asked = proxy.stateRequests();
+  const asked = proxy.heldRequests();
   expectStatus(await b.request('POST', `${C}/join/${e(unnamed)}?server_name=a.test`, { token: bob.accessToken, body: {} }), 200);
   const head = (await b.hs.ctx.services.rooms.core.heads.get(unnamed))!;
   assert.ok(head.partial);
   const heroes = [alice, ...others].map((u) => u.userId).sort().slice(0, 5);
   assert.deepEqual([...head.members.keys()].sort(), [bob.userId, ...heroes].sort());
 
-  await eventually(async () => proxy.stateRequests() > asked, 'the first /state request');
+  await eventually(async () => proxy.heldRequests() > asked, 'the first /state request');
   await b.restart();
   assert.ok(await partialRow(b, unnamed), 'still partial after the restart');
-  await eventually(async () => proxy.stateRequests() > asked + 1, 'the resync resumed after the restart');
+  await eventually(async () => proxy.heldRequests() > asked + 1, 'the resync resumed after the restart');
   proxy.release();
   const listed = await memberIds(b, bob, unnamed);
   assert.equal(listed.length, MEMBERS + 2);

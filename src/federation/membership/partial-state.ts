@@ -7,9 +7,10 @@
  * the servers the resident named.
  *
  * Work that survives: the partial mark is a row written with the join, so a restart resumes every
- * room still marked (`start`). One owner: each room's resync runs under a lease, and the fill's
- * transaction is fenced by it, so two nodes never fill the same room; a node that finds the lease
- * held elsewhere looks again later, in case the holder died. A server that fails is left for the
+ * room still marked (`start`), and every node looks for marked rooms now and then. One owner:
+ * each room's resync runs under a lease, and the fill's transaction is fenced by it, so two nodes
+ * never fill the same room; a node that finds the lease held elsewhere leaves the room to the
+ * next look, by which time a dead holder's lease has expired. A server that fails is left for the
  * next one the resident named; when all fail, the round is tried again after a growing pause.
  */
 import type { Logger } from 'pino';
@@ -25,8 +26,11 @@ const FIRST_RETRY_MS = 2_000;
 /** Events of the fetched state stored per batch (see storeOutliers). */
 const OUTLIER_SLICE = 500;
 const MAX_RETRY_MS = 5 * 60_000;
-/** How soon a node that found the room's lease held elsewhere looks again. */
-const LEASE_RETRY_MS = 15_000;
+/**
+ * How often the rooms still marked partial are looked for: a room whose resync another node
+ * holds is left to it until then, and one whose holder died is taken over.
+ */
+const RESCAN_MS = 15_000;
 
 export interface ResyncDeps {
   core: RoomsCore;
@@ -40,31 +44,53 @@ export class PartialStateResync {
   /** Rooms being resynced here, or waiting for a retry. */
   private readonly active = new Set<string>();
   private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly running = new Set<Promise<void>>();
   /** Aborts the /state requests in flight when the server stops. */
   private aborter = new AbortController();
+  private rescanTimer: NodeJS.Timeout | undefined;
   private started = false;
 
   constructor(private readonly deps: ResyncDeps) {}
 
-  /** Resumes every room still marked partial (after a restart, or one another node gave up). */
+  /** Resumes every room still marked partial (after a restart), then looks again every RESCAN_MS. */
   async start(): Promise<void> {
     this.started = true;
     this.aborter = new AbortController();
-    for (const roomId of await this.deps.core.partialStateRoomIds()) this.schedule(roomId);
+    await this.rescan();
+    this.rescanTimer = setInterval(() => void this.rescan(), RESCAN_MS);
+    this.rescanTimer.unref();
   }
 
-  stop(): void {
+  /** Stops looking, aborts the requests in flight, and waits for the attempts running to end. */
+  async stop(): Promise<void> {
     this.started = false;
+    if (this.rescanTimer) clearInterval(this.rescanTimer);
+    this.rescanTimer = undefined;
     this.aborter.abort();
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
+    await Promise.all(this.running);
+  }
+
+  /** Runs one attempt, tracked so that `stop` can wait for it. */
+  private run(roomId: string, delay: number): void {
+    const p = this.attempt(roomId, delay).finally(() => this.running.delete(p));
+    this.running.add(p);
+  }
+
+  private async rescan(): Promise<void> {
+    try {
+      for (const roomId of await this.deps.core.partialStateRoomIds()) this.schedule(roomId);
+    } catch (e) {
+      this.deps.logger.warn({ err: e }, 'partial-state resync: rooms not listed');
+    }
   }
 
   /** Starts the resync of `roomId` unless it runs here already. */
   schedule(roomId: string): void {
     if (!this.started || this.active.has(roomId)) return;
     this.active.add(roomId);
-    void this.attempt(roomId, FIRST_RETRY_MS);
+    this.run(roomId, FIRST_RETRY_MS);
   }
 
   private later(roomId: string, ms: number, nextDelay: number): void {
@@ -74,7 +100,7 @@ export class PartialStateResync {
     }
     const t = setTimeout(() => {
       this.timers.delete(t);
-      void this.attempt(roomId, nextDelay);
+      this.run(roomId, nextDelay);
     }, ms);
     this.timers.add(t);
   }
@@ -89,7 +115,11 @@ export class PartialStateResync {
       logger.warn({ err: e, roomId }, 'partial-state resync: lease not taken');
       return null;
     });
-    if (!lease) return this.later(roomId, LEASE_RETRY_MS, delay);
+    if (!lease) {
+      // Another node resyncs the room; the rescan looks again.
+      this.active.delete(roomId);
+      return;
+    }
     try {
       const head = await core.heads.get(roomId);
       if (!head?.partial) {

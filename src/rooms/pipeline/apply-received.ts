@@ -122,12 +122,16 @@ export class ReceivedEventPlanner {
     const ids = [...batch.outliers, ...batch.events].map((e) => e.eventId);
     const known = await this.events.getMany(ids);
     for (const ev of batch.outliers) await this.addOutlier(ev, known.get(ev.eventId));
+    const wasPartial = this.head.partial;
     if (batch.partialState) this.head = { ...this.head, partial: batch.partialState };
     const older = await this.olderHistory(batch.events);
     for (const ev of batch.events) {
       if (batch.outOfBand) await this.addOutOfBand(ev, known.get(ev.eventId));
       else await this.addEvent(ev, known.get(ev.eventId), older.has(ev.eventId), batch.stateBefore?.get(ev.eventId));
     }
+    // A join that was not accepted leaves nothing to fill in.
+    const joinId = batch.partialState?.joinEventId;
+    if (joinId !== undefined && !this.results.some((r) => r.eventId === joinId && r.status === 'accepted')) this.head = { ...this.head, partial: wasPartial };
     if (this.resolutionOwed) await this.resolveCurrentState();
     const removed = this.applied.filter((a) => !a.stored.outlier).map((a) => a.stored.eventId);
     return {
