@@ -83,8 +83,9 @@ export class RoomReads {
     return visibility === 'shared' && (await this.serverInRoom(server, roomId));
   }
 
-  /** Whether the room was joined with partial state not filled in yet. */
-  async hasPartialState(roomId: string): Promise<boolean> {
+  /** Whether the room was joined with partial state not filled in within `waitMs`. */
+  async hasPartialState(roomId: string, waitMs: number): Promise<boolean> {
+    await this.core.awaitFullState(roomId, waitMs);
     return (await this.core.heads.get(roomId))?.partial != null;
   }
 
