@@ -83,6 +83,12 @@ export class RoomReads {
     return visibility === 'shared' && (await this.serverInRoom(server, roomId));
   }
 
+  /** Whether the room was joined with partial state not filled in within `waitMs`. */
+  async hasPartialState(roomId: string, waitMs: number): Promise<boolean> {
+    await this.core.awaitFullState(roomId, waitMs);
+    return (await this.core.heads.get(roomId))?.partial != null;
+  }
+
   /** The room state before `ev` (event ids), or undefined when it is not known (an outlier). */
   async stateBefore(ev: StoredEvent): Promise<StateMap | undefined> {
     if (ev.stateGroupBefore === null) return undefined;

@@ -3,7 +3,8 @@
  * (FederationKeyRing, which the rooms core checks received events with), X-Matrix request
  * authentication, server discovery and the outbound client, the outbound sender (one queue per
  * destination), membership over federation (joining rooms held elsewhere, inviting users of other
- * servers, and the resident server's make/send join and leave), and the inbound `/send` and read
+ * servers, and the resident server's make/send join and leave; joins with partial state and their
+ * resync), and the inbound `/send` and read
  * endpoints with gaps filled from the sender, typing and receipt EDUs both ways, and server ACLs;
  * the queries (aliases, profiles, the room directory, device lists and keys) both ways, and the
  * device-list and to-device EDUs both ways.
@@ -30,6 +31,7 @@ import { getMissingEventsRoute } from './inbound/get-missing-events.js';
 import { inviteRoute } from './inbound/invite.js';
 import { thirdPartyInviteRoutes } from './inbound/third-party-invite.js';
 import { membershipRoutes } from './inbound/membership.js';
+import { PartialStateResync } from './membership/partial-state.js';
 import { RemoteMembership } from './membership/remote.js';
 import { signByPolicyServer } from './policy/policy-signer.js';
 import { EduProducer } from './outbound/edus.js';
@@ -81,6 +83,8 @@ export class FederationService {
   /** Alias, profile and room directory queries to other servers, for this server's clients. */
   readonly queries: FederationQueries;
   private readonly reads: RoomReads;
+  /** Fills in the state of rooms joined with partial state. */
+  readonly partialState: PartialStateResync;
   private readonly version = hearthVersion();
 
   constructor(
@@ -142,8 +146,17 @@ export class FederationService {
       },
     });
     this.queries = new FederationQueries(this.client);
+    this.partialState = new PartialStateResync({ core: rooms.core, client: this.client, leases: ctx.leases, serverName: ctx.serverName, logger: ctx.logger });
     if (cfg.enabled) {
-      rooms.core.remote = new RemoteMembership({ core: rooms.core, client: this.client, serverName: ctx.serverName, signingKey: ctx.signingKey, logger: ctx.logger, now });
+      rooms.core.remote = new RemoteMembership({
+        core: rooms.core,
+        client: this.client,
+        serverName: ctx.serverName,
+        signingKey: ctx.signingKey,
+        logger: ctx.logger,
+        now,
+        joinedWithPartialState: (roomId) => this.partialState.schedule(roomId),
+      });
       rooms.core.pipeline.policySigner = (policy, pdu, version) => signByPolicyServer(this.client, ctx.serverName, policy, pdu, version);
     }
   }
@@ -152,6 +165,7 @@ export class FederationService {
     if (!this.ctx.config.federation.enabled) return;
     await this.sender.start();
     this.storedEduPruner.start();
+    await this.partialState.start();
     this.edus.start();
     await this.deviceListEdus.start();
     if (this.ctx.config.presence_enabled) this.presenceEdus.start();
@@ -240,6 +254,7 @@ export class FederationService {
   }
 
   async stop(): Promise<void> {
+    await this.partialState.stop();
     this.edus.stop();
     this.deviceListEdus.stop();
     this.presenceEdus.stop();

@@ -258,4 +258,22 @@ export const migrations: Migration[] = [
         .execute();
     },
   },
+  {
+    version: 8,
+    name: 'partial-state joins: rooms whose state lacks members, and the events stored meanwhile',
+    async up(db) {
+      await db.schema
+        .createTable('partial_state_rooms')
+        .addColumn('room_id', 'text', (c) => c.primaryKey())
+        .addColumn('join_event_id', 'text', (c) => c.notNull())
+        .addColumn('servers', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('partial_state_events')
+        .addColumn('event_id', 'text', (c) => c.primaryKey())
+        .addColumn('room_id', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('partial_state_events_room_idx').on('partial_state_events').column('room_id').execute();
+    },
+  },
 ];

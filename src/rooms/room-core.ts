@@ -11,6 +11,7 @@ import { InboundEvents } from './inbound/receive.js';
 import { StaticKeyRing, type KeyRing } from './inbound/key-ring.js';
 import type { RemoteRooms } from './remote-rooms.js';
 import { EVENT_CACHE, EventPipeline } from './pipeline/pipeline.js';
+import { selectPartialStateRoomIds } from './store/partial-state-table.js';
 import { selectRoom, selectRooms } from './store/rooms-table.js';
 import { RoomHeads, type RoomHead } from './state/room-head.js';
 import { StateGroups } from './state/state-groups.js';
@@ -34,6 +35,9 @@ export interface FormatOptions {
   /** Set by a bundler formatting events inside a bundle. */
   bundleDepth?: number;
 }
+
+/** How often a request waiting for a room's full state looks again (a cached head: no query). */
+const FULL_STATE_POLL_MS = 100;
 
 /** The rooms domain's shared machinery: caches, the pipeline and event formatting. */
 export class RoomsCore {
@@ -88,6 +92,29 @@ export class RoomsCore {
     const head = await this.heads.get(roomId);
     if (!head) throw notFound(`Room ${roomId} is not known to this server`);
     return head;
+  }
+
+  /** The rooms joined with partial state whose full state is not filled in yet. */
+  partialStateRoomIds(): Promise<string[]> {
+    return selectPartialStateRoomIds(this.ctx.db);
+  }
+
+  /**
+   * Resolves once the room's state is full: at once for most rooms; for a room joined with
+   * partial state, when its full state is filled in (on any node: the head is dropped from every
+   * node's cache then), or after `maxWaitMs`, when what is known is all there is to answer from.
+   * Requests that list the room's members (/members, /joined_members) wait, as Synapse's do; the
+   * others (sync, lazy-loaded members, key queries, device-list tracking) answer from the members
+   * known so far. The members filled in later are no state change at any stream position, so
+   * incremental syncs do not replay them: clients see them in /members and in an initial sync.
+   */
+  async awaitFullState(roomId: string, maxWaitMs = 300_000): Promise<void> {
+    const deadline = Date.now() + maxWaitMs;
+    while (Date.now() < deadline) {
+      const head = await this.heads.get(roomId);
+      if (!head?.partial) return;
+      await new Promise((r) => setTimeout(r, FULL_STATE_POLL_MS));
+    }
   }
 
   async versionOf(roomId: string): Promise<RoomVersion | null> {

@@ -70,6 +70,7 @@ export async function readMembers(
   roomId: string,
   q: { at?: string; membership?: Membership; not_membership?: Membership },
 ): Promise<ClientEvent[]> {
+  await core.awaitFullState(roomId);
   const readable = await readableState(core, viewer.userId, roomId);
   let state = readable.state;
   if (q.at !== undefined && q.at !== '') {
@@ -93,6 +94,7 @@ export async function readMembers(
 
 /** GET /rooms/{roomId}/joined_members. */
 export async function readJoinedMembers(core: RoomsCore, userId: string, roomId: string): Promise<Record<string, { display_name?: string; avatar_url?: string }>> {
+  await core.awaitFullState(roomId);
   const head = await core.requireHead(roomId);
   if (head.members.get(userId)?.membership !== 'join') throw forbidden('You are not joined to this room');
   const out: Record<string, { display_name?: string; avatar_url?: string }> = {};

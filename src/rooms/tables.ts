@@ -14,7 +14,27 @@ declare module '../db/schema.js' {
     current_state_deltas: CurrentStateDeltaRow;
     auth_chain_positions: AuthChainPositionRow;
     auth_chain_links: AuthChainLinkRow;
+    partial_state_rooms: PartialStateRoomRow;
+    partial_state_events: PartialStateEventRow;
   }
+}
+
+/**
+ * A room joined with partial state (send_join with `omit_members`): the resident server left
+ * most member events out of the state it sent. The row lives until the full state before the
+ * join has been fetched and filled in. `servers` (JSON array): the servers in the room the
+ * resident server named (`servers_in_room`), which events made here go to meanwhile.
+ */
+export interface PartialStateRoomRow {
+  room_id: string;
+  join_event_id: string;
+  servers: string;
+}
+
+/** An event stored while its room had partial state: the state groups before and after it lack the omitted members. */
+export interface PartialStateEventRow {
+  event_id: string;
+  room_id: string;
 }
 
 /** One row per room this server knows. */

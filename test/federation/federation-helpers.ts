@@ -1,6 +1,6 @@
 // Two (or more) Hearth servers on loopback that find each other through `federation.resolve`,
 // and small stand-ins for other servers: a key server with its own name and key.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { generateSigningKey, publicKeyBase64, signJson, type SigningKey } from '../../src/core/signing.js';
 import { signRequest } from '../../src/federation/x-matrix.js';
@@ -113,4 +113,50 @@ export async function eventually<T>(check: () => Promise<T | undefined | false>,
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** Forwards every request to the target port; while holding, those whose path starts with `heldPrefix` wait for `release`. */
+export async function holdingProxy(heldPrefix: string) {
+  let targetPort = 0;
+  let holding = false;
+  let heldRequests = 0;
+  const held: (() => void)[] = [];
+  const forward = (req: IncomingMessage, res: ServerResponse) => {
+    const up = httpRequest({ host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    res.on('error', () => up.destroy());
+    req.pipe(up);
+  };
+  const server = createServer((req, res) => {
+    if (req.url?.startsWith(heldPrefix)) {
+      heldRequests++;
+      if (holding) {
+        held.push(() => forward(req, res));
+        return;
+      }
+    }
+    forward(req, res);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    target(port: number) {
+      targetPort = port;
+    },
+    heldRequests: () => heldRequests,
+    hold() {
+      holding = true;
+    },
+    release() {
+      holding = false;
+      for (const go of held.splice(0)) go();
+    },
+    close: () => new Promise<void>((r) => {
+      server.closeAllConnections();
+      server.close(() => r());
+    }),
+  };
 }

@@ -1,10 +1,12 @@
 /**
  * The resident server's membership endpoints (joins.yaml, leaving.yaml, knocks.yaml): make_join
- * and send_join (v2), make_leave and send_leave (v2), make_knock and send_knock.
+ * and send_join (v2, with `omit_members`: join-answer.ts), make_leave and send_leave (v2),
+ * make_knock and send_knock.
  */
 import { computeEventId } from '../../core/hashes.js';
 import type { RoomsCore } from '../../rooms/room-core.js';
 import { acceptMembership } from '../membership/accept.js';
+import { joinAnswer } from '../membership/join-answer.js';
 import { inviteRoomState } from '../membership/stripped-state.js';
 import { membershipTemplate } from '../membership/template.js';
 import type { FederationSender } from '../outbound/sender.js';
@@ -34,18 +36,11 @@ export function membershipRoutes(deps: { core: RoomsCore; sender: FederationSend
     {
       method: 'PUT',
       url: '/_matrix/federation/v2/send_join/:roomId/:eventId',
+      schema: { querystring: { type: 'object', properties: { omit_members: { anyOf: [{ type: 'boolean' }, { type: 'string' }] } } } },
       handler: async (req) => {
+        const omit = req.query.omit_members;
         const join = await acceptMembership(deps, { origin: req.origin, roomId: req.params.roomId, eventId: req.params.eventId, body: req.body, membership: 'join' });
-        const stateIds = (await deps.reads.stateBefore(join)) ?? new Map<string, string>();
-        const state = [...(await deps.core.events.getMany(stateIds.values())).values()];
-        const authChain = await deps.reads.authChain([...state, join]);
-        return {
-          origin: deps.serverName,
-          state: await deps.reads.pdus(state),
-          auth_chain: await deps.reads.pdus(authChain),
-          event: await deps.reads.pdu(join),
-          members_omitted: false,
-        };
+        return joinAnswer(deps, join, omit === true || omit === 'true');
       },
     },
     {

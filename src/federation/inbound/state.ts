@@ -5,6 +5,7 @@
  */
 import { forbidden, missingParam, notFound } from '../../http/errors.js';
 import type { StoredEvent } from '../../rooms/events/stored-event.js';
+import { RESIDENT_WAIT_MS } from '../membership/template.js';
 import type { RoomReads } from '../room-reads.js';
 import type { FederationRoute } from '../router.js';
 
@@ -16,7 +17,8 @@ async function stateAt(reads: RoomReads, origin: string, roomId: string, eventId
   if (!ev) throw notFound('Event not found in this room');
   if (!(await reads.visibleTo(origin, ev))) throw forbidden('Your server may not see the state at this event');
   const ids = await reads.stateBefore(ev);
-  if (!ids) throw notFound('The state at this event is not known to this server');
+  // While the room's state is partial, so may be the state at any event stored meanwhile.
+  if (!ids || (await reads.hasPartialState(roomId, RESIDENT_WAIT_MS))) throw notFound('The state at this event is not known to this server');
   const state: StoredEvent[] = [];
   for (const id of ids.values()) {
     const s = await reads.event(id, roomId);

@@ -3,7 +3,9 @@
  * joining or leaving server's signed membership event goes through the one inbound path, and once
  * accepted it is relayed to the room's other servers. What is refused: an event for another room
  * or under another id than the path says, not a membership of the expected kind, not the
- * sender's own membership, not sent by the sender's server, or not allowed by the auth rules.
+ * sender's own membership, not sent by the sender's server, or not allowed by the auth rules;
+ * and everything while this server holds only partial state of the room (after waiting a little
+ * for the full state, as make_join does).
  */
 import { addEventSignature } from '../../core/event-format.js';
 import { computeEventId } from '../../core/hashes.js';
@@ -11,6 +13,7 @@ import { userPowerLevel } from '../../core/power-levels.js';
 import type { RoomVersion } from '../../core/room-versions.js';
 import { headPowerLevels } from '../../rooms/power.js';
 import { joinAuthoriser } from './restricted.js';
+import { RESIDENT_WAIT_MS } from './template.js';
 import { serverNameOf } from '../../core/ids.js';
 import type { Pdu } from '../../core/types.js';
 import { badJson, forbidden, MatrixError, notFound } from '../../http/errors.js';
@@ -24,6 +27,8 @@ export async function acceptMembership(
 ): Promise<StoredEvent> {
   const version = await deps.core.versionOf(req.roomId);
   if (!version) throw notFound(`Room ${req.roomId} is not known to this server`);
+  await deps.core.awaitFullState(req.roomId, RESIDENT_WAIT_MS);
+  if ((await deps.core.heads.get(req.roomId))?.partial) throw notFound(`This server does not hold the full state of ${req.roomId} yet`);
   const pdu = req.body as Pdu;
   if (pdu.room_id !== req.roomId) throw badJson('The event is for another room');
   if (pdu.type !== 'm.room.member' || typeof pdu.content !== 'object' || pdu.content === null || pdu.content.membership !== req.membership) {

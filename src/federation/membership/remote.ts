@@ -2,7 +2,8 @@
  * Membership in rooms and of users on other servers, as the rooms domain asks for it (RemoteRooms):
  *  - join a room this server is not in (joins.yaml, v2): make_join at a resident server, the
  *    template filled in and signed here, send_join, then the returned state and auth chain stored
- *    as outliers and the join with that state before it, all through the one inbound path;
+ *    as outliers and the join with that state before it, all through the one inbound path; when
+ *    the resident left members out, the room has partial state until partial-state.ts fills it;
  *  - leave a room this server is not in, i.e. reject an invite (leaving-v2.yaml): make_leave and
  *    send_leave at a resident server, then the leave stored on the state held here;
  *  - invite a user of another server (invites-v2.yaml): the invite event built here, signed by the
@@ -37,6 +38,8 @@ interface SendJoinAnswer {
   state?: unknown[];
   auth_chain?: unknown[];
   event?: unknown;
+  members_omitted?: unknown;
+  servers_in_room?: unknown;
 }
 
 /** The error a client sees when no server could be used: the remote's own Matrix error when it gave one. */
@@ -53,7 +56,16 @@ export class RemoteMembership implements RemoteRooms {
   private readonly history: RemoteBackfill;
 
   constructor(
-    private readonly deps: { core: RoomsCore; client: FederationClient; serverName: string; signingKey: SigningKey; logger: Logger; now: () => number },
+    private readonly deps: {
+      core: RoomsCore;
+      client: FederationClient;
+      serverName: string;
+      signingKey: SigningKey;
+      logger: Logger;
+      now: () => number;
+      /** Called after a join stored with partial state: the full state is fetched from then on. */
+      joinedWithPartialState?: (roomId: string) => void;
+    },
   ) {
     this.history = new RemoteBackfill(deps);
   }
@@ -204,9 +216,11 @@ export class RemoteMembership implements RemoteRooms {
     if (!version) throw new MatrixError(400, 'M_INCOMPATIBLE_ROOM_VERSION', `Room version ${String(made.room_version)} is not supported`);
     const join = this.signTemplate(server, made.event, roomId, userId, version, 'join', content);
 
+    // Members may be left out (MSC3706, spec v1.6): the user can use the room once the join is
+    // stored, and the full state is fetched afterwards (partial-state.ts).
     const answer = await client.request<SendJoinAnswer>(server, {
       method: 'PUT',
-      path: `/_matrix/federation/v2/send_join/${encodeURIComponent(roomId)}/${encodeURIComponent(join.eventId)}`,
+      path: `/_matrix/federation/v2/send_join/${encodeURIComponent(roomId)}/${encodeURIComponent(join.eventId)}?omit_members=true`,
       body: join.pdu,
       timeoutMs: 120_000,
       maxBytes: 256 * 1024 * 1024,
@@ -224,9 +238,14 @@ export class RemoteMembership implements RemoteRooms {
       const id = safeEventId(ev, version);
       if (id !== undefined) stateBefore.set(stateKey(ev.type, ev.state_key), id);
     }
+    // The server joined through comes first among those the full state is asked from.
+    const partialState =
+      answer.members_omitted === true
+        ? { joinEventId: join.eventId, servers: [...new Set([server, ...(Array.isArray(answer.servers_in_room) ? answer.servers_in_room : []).filter((s): s is string => typeof s === 'string' && s !== this.deps.serverName)])] }
+        : undefined;
     const results = await core.inbound.receive(
       roomId,
-      { outliers: [...authChain, ...state], pdus: [joinPdu], stateBefore: new Map([[join.eventId, stateBefore]]) },
+      { outliers: [...authChain, ...state], pdus: [joinPdu], stateBefore: new Map([[join.eventId, stateBefore]]), partialState },
       { roomVersion: version.id },
     );
     const mine = results.find((r) => r.eventId === join.eventId);
@@ -234,6 +253,7 @@ export class RemoteMembership implements RemoteRooms {
       const reason = mine && 'reason' in mine ? mine.reason : undefined;
       throw new Error(`the join was not accepted here: ${mine?.status ?? 'unknown'}${reason ? ` (${reason})` : ''}${mine?.status === 'missing' ? ` ${JSON.stringify(mine.missing)}` : ''}`);
     }
+    if (partialState && mine.status === 'accepted') this.deps.joinedWithPartialState?.(roomId);
   }
 
   backfill(roomId: string, limit: number): Promise<boolean> {

@@ -1,7 +1,9 @@
 /**
  * The resident server's half of make_join / make_leave (spec: server-server API, "Joining
  * Rooms", "Leaving Rooms"; joins.yaml, leaving.yaml): a membership event template on top of the
- * room's current head, refused unless the auth rules would allow it against the current state.
+ * room's current head, refused unless the auth rules would allow it against the current state,
+ * and, while this server has only partial state, answered once it has the full state or refused
+ * after RESIDENT_WAIT_MS (the joiner asks another server).
  */
 import { authEventSelection, authStateFromEvents, checkAuth } from '../../core/auth-rules.js';
 import { encodeUnpaddedBase64 } from '../../core/base64.js';
@@ -13,14 +15,22 @@ import type { RoomsCore } from '../../rooms/room-core.js';
 import { joinAuthoriser } from './restricted.js';
 
 const MAX_PREV_EVENTS = 10;
+/**
+ * How long a request that needs the room's full state waits for a partial-state join's resync
+ * (seconds in a small room) before it is refused.
+ */
+export const RESIDENT_WAIT_MS = 20_000;
 
 export async function membershipTemplate(
   core: RoomsCore,
   opts: { origin: string; roomId: string; userId: string; membership: 'join' | 'leave' | 'knock'; supportedVersions?: string[]; now: number },
 ): Promise<{ event: JsonObject; room_version: string }> {
   if (serverNameOf(opts.userId) !== opts.origin) throw forbidden(`${opts.userId} does not belong to ${opts.origin}`);
+  await core.awaitFullState(opts.roomId, RESIDENT_WAIT_MS);
   const head = await core.heads.get(opts.roomId);
   if (!head || head.extremities.length === 0) throw notFound(`Room ${opts.roomId} is not known to this server`);
+  // With partial state this server cannot check a membership, nor send the state a joiner needs.
+  if (head.partial) throw notFound(`This server does not hold the full state of ${opts.roomId} yet`);
   const version = head.version;
   if (opts.supportedVersions !== undefined && !opts.supportedVersions.includes(version.id)) {
     throw new MatrixError(400, 'M_INCOMPATIBLE_ROOM_VERSION', `The room has version ${version.id}`, { room_version: version.id });

@@ -5,7 +5,8 @@
  * seen for the first time is registered in `federation_destinations` before that position moves,
  * so after a restart every queue resumes from its own stored position and nothing is lost.
  *
- * Who receives an event: the servers with a joined member in the room now, and for a membership
+ * Who receives an event: the servers with a joined member in the room now (while the room's state
+ * is partial, also the servers in the room when it was joined), and for a membership
  * event the server of its target (a user kicked or banned must hear of it), except for invites,
  * which travel by the invite endpoint. Events made elsewhere are not relayed, except a join or
  * leave that this server accepted through send_join / send_leave (`forward`).
@@ -306,6 +307,8 @@ export class FederationSender implements QueueSource {
       this.serversByMembers.set(head.members, servers);
     }
     const out = new Set(servers);
+    // With partial state the members held here are few: the servers the resident named stand in.
+    for (const server of head?.partial?.servers ?? []) out.add(server);
     if (pdu !== null && pdu.type === 'm.room.member' && typeof pdu.state_key === 'string' && pdu.content?.membership !== 'invite') {
       const target = serverNameOf(pdu.state_key);
       if (target) out.add(target);

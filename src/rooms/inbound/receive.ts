@@ -6,6 +6,7 @@ import type { ReceivedBatch, ReceivedResult } from '../pipeline/apply-received.j
 import type { EventPipeline } from '../pipeline/pipeline.js';
 import { STRIPPED_HINTS_KEY } from '../stripped-hints.js';
 import type { RoomHeads } from '../state/room-head.js';
+import type { PartialState } from '../store/partial-state-table.js';
 import { checkReceived, type CheckedPdu } from './check-received.js';
 import type { KeyRing } from './key-ring.js';
 
@@ -25,6 +26,8 @@ export interface InboundBatch {
   outOfBand?: boolean;
   /** With `outOfBand`: the stripped state the other server gave, kept with the events for clients. */
   strippedState?: StrippedStateEvent[];
+  /** A join whose `stateBefore` lacks members (send_join with `omit_members`): ReceivedBatch.partialState. */
+  partialState?: PartialState;
 }
 
 /** The room is not known here and the batch cannot start it. */
@@ -98,7 +101,7 @@ export class InboundEvents {
         throw new UnknownRoomError(roomId);
       }
     }
-    const received = await this.pipeline.receive(roomId, { outliers, events, stateBefore: batch.stateBefore, newRoom, outOfBand: batch.outOfBand });
+    const received = await this.pipeline.receive(roomId, { outliers, events, stateBefore: batch.stateBefore, newRoom, outOfBand: batch.outOfBand, partialState: batch.partialState });
     for (const r of received) {
       if (r.status === 'rejected' || r.status === 'soft_failed') this.logger.info({ roomId, eventId: r.eventId, status: r.status, reason: r.reason }, 'received event not accepted');
     }

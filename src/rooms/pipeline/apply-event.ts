@@ -153,6 +153,7 @@ export function applyToHead(head: RoomHead, built: BuiltEvent, index: number, re
     extremities,
     members,
     lastPos: head.lastPos,
+    partial: head.partial,
   };
   return {
     head: next,

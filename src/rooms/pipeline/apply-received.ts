@@ -13,6 +13,7 @@ import { conflictsTouchAuth, MissingEventsError, resolveStates } from './resolve
 import { selectGroupDepth } from '../store/state-groups-table.js';
 import type { ChainOverlay } from '../state/auth-chain-index.js';
 import { policyRecommends } from './policy-check.js';
+import type { PartialState } from '../store/partial-state-table.js';
 
 /** What became of one received event. */
 export type ReceivedStatus =
@@ -59,6 +60,11 @@ export interface ReceivedBatch {
    * without auth or state checks, see `addOutOfBand`.
    */
   outOfBand?: boolean;
+  /**
+   * The batch is a join whose `stateBefore` the resident server sent without most members
+   * (send_join with `omit_members`): the room keeps partial state from this join on.
+   */
+  partialState?: PartialState;
 }
 
 export interface ReceivedPlan {
@@ -117,11 +123,16 @@ export class ReceivedEventPlanner {
     const ids = [...batch.outliers, ...batch.events].map((e) => e.eventId);
     const known = await this.events.getMany(ids);
     for (const ev of batch.outliers) await this.addOutlier(ev, known.get(ev.eventId));
+    const wasPartial = this.head.partial;
+    if (batch.partialState) this.head = { ...this.head, partial: batch.partialState };
     const older = await this.olderHistory(batch.events);
     for (const ev of batch.events) {
       if (batch.outOfBand) await this.addOutOfBand(ev, known.get(ev.eventId));
       else await this.addEvent(ev, known.get(ev.eventId), older.has(ev.eventId), batch.stateBefore?.get(ev.eventId));
     }
+    // A join that was not accepted leaves nothing to fill in.
+    const joinId = batch.partialState?.joinEventId;
+    if (joinId !== undefined && !this.results.some((r) => r.eventId === joinId && r.status === 'accepted')) this.head = { ...this.head, partial: wasPartial };
     if (this.resolutionOwed) await this.resolveCurrentState();
     const removed = this.applied.filter((a) => !a.stored.outlier).map((a) => a.stored.eventId);
     return {
@@ -292,8 +303,9 @@ export class ReceivedEventPlanner {
       }
       // Check 6: the current state, for events that extend the room now (backfilled history is not
       // checked against today's state). A room with no current state yet (being joined) takes its
-      // state from this event.
-      if (rejectedReason === null && !hasChildren && this.head.extremities.length > 0) {
+      // state from this event. With partial state the current state lacks members, so the check
+      // would soft-fail events it cannot judge: it waits for the full state (as Synapse does).
+      if (rejectedReason === null && !hasChildren && this.head.extremities.length > 0 && !this.head.partial) {
         const res = await this.authAgainst(ev, this.head.state);
         softFailed = !res.allowed;
         // A room's Policy Server must have signed what extends it (spec: "Validating Policy Server signatures").
@@ -380,13 +392,27 @@ export class ReceivedEventPlanner {
     this.pending.set(stored.eventId, { stored, stateAfter, groupAfter, depthAfter });
   }
 
-  /** Auth rules against a room state: the event's auth selection drawn from it. */
+  /**
+   * Auth rules against a room state: the event's auth selection drawn from it. With partial
+   * state a key the state lacks may be a member the resident server left out: the event's own
+   * auth event for that key (checked by check 4) stands in for it (MSC3902), and the full state
+   * later replaces the partial one (pipeline/fill-partial-state.ts).
+   */
   private async authAgainst(ev: CheckedPdu, state: StateMap) {
     const version = this.head.version;
     const ids = new Set<string>();
-    for (const [t, k] of authEventSelection(ev.pdu, version)) {
+    const selection = authEventSelection(ev.pdu, version);
+    const absent: string[] = [];
+    for (const [t, k] of selection) {
       const id = state.get(stateKey(t, k));
       if (id !== undefined) ids.add(id);
+      else absent.push(stateKey(t, k));
+    }
+    if (this.head.partial && absent.length > 0) {
+      const own = await this.load(authEventIds(ev.pdu));
+      for (const a of own.values()) {
+        if (typeof a.pdu.state_key === 'string' && a.pdu.type === 'm.room.member' && absent.includes(stateKey(a.pdu.type, a.pdu.state_key))) ids.add(a.eventId);
+      }
     }
     const createId = state.get(CREATE_KEY);
     if (createId !== undefined) ids.add(createId);

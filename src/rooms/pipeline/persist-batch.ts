@@ -16,6 +16,7 @@ import { insertEdges, insertEdgesVia, updateBackwardExtremities } from '../store
 import { insertEvents, insertEventsVia, setRedactedBy } from '../store/events-table.js';
 import { replaceForwardExtremities, replaceForwardExtremityVia, selectExtremityIds, selectForwardExtremityIds } from '../store/extremities-table.js';
 import { clearProfile, upsertMemberships } from '../store/memberships-table.js';
+import { insertPartialStateEvents, insertPartialStateRoom } from '../store/partial-state-table.js';
 import { insertRoom } from '../store/rooms-table.js';
 import { insertStateGroups } from '../store/state-groups-table.js';
 import type { CurrentStateDeltaRow, EventRow, RoomMembershipRow } from '../tables.js';
@@ -111,6 +112,13 @@ export async function persistBatch(ctx: Context, trx: Tx, w: BatchWrite): Promis
     [...after].filter((id) => !before.has(id)),
   );
   if (w.backward) await updateBackwardExtremities(trx, roomId, w.backward.added, w.backward.removed);
+  if (w.head.partial) {
+    // Until the full state is filled in, the state before and after each event from the join on
+    // lacks members. Backfilled history is older than the join: its state came whole from the
+    // server that sent it.
+    if (!w.base.partial) await insertPartialStateRoom(trx, roomId, w.head.partial);
+    await insertPartialStateEvents(trx, roomId, w.events.filter((a) => !a.stored.outlier && a.placement !== 'backfill').map((a) => a.stored.eventId));
+  }
 
   // Every state event that may become an auth event gets its place in the auth chain index.
   const indexable = new Map<string, StoredEvent>();
@@ -285,10 +293,10 @@ function refId(ref: GroupRef | null): number | null {
 /**
  * Whether the batch only appends new events to a linear room: no state,
  * membership or redaction changes, no new state group, one forward extremity
- * replaced by another. The common send, which persistPlainAppendSync writes.
+ * replaced by another, and the room's state is full (events stored meanwhile are marked). The common send, which persistPlainAppendSync writes.
  */
 export function isPlainAppend(w: BatchWrite): boolean {
-  if (w.newRoom || w.clearedProfiles.length > 0 || w.head.state !== w.base.state) return false;
+  if (w.newRoom || w.clearedProfiles.length > 0 || w.head.state !== w.base.state || w.head.partial) return false;
   if (w.base.extremities.length !== 1 || w.head.extremities.length !== 1 || w.backward || w.upgradedOutliers) return false;
   for (const a of w.events) {
     if (a.newGroups.length > 0 || a.redactionTarget !== undefined || a.placement !== 'new') return false;

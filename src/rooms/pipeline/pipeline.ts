@@ -2,7 +2,8 @@ import type { Context } from '../../context.js';
 import { redactsOf, shouldApplyRedaction } from '../../core/auth-rules.js';
 import { needsPolicySignature } from '../../core/policy-server.js';
 import { parsePowerLevels, roomCreators } from '../../core/power-levels.js';
-import { stateKey, type JsonObject } from '../../core/types.js';
+import { stateKey, type JsonObject, type StateMap } from '../../core/types.js';
+import type { Tx } from '../../db/schema.js';
 import { pgPipeline, type PgPipeline } from '../../db/pg-pipeline.js';
 import { sqliteSync, type SqliteSync } from '../../db/sqlite-sync.js';
 import { forbidden } from '../../http/errors.js';
@@ -20,6 +21,7 @@ import { buildLocalEvent, type BuiltEvent, type EventSpec } from './build-event.
 import { roomPolicyServer, type PolicySigner } from './policy-check.js';
 import { AuthChainIndex } from '../state/auth-chain-index.js';
 import { isPlainAppend, persistBatch, persistPlainAppendPipelined, persistPlainAppendSync, positionsFrom, StaleHeadError, type BatchWrite, type Positions } from './persist-batch.js';
+import { afterStateFill, persistStateFill, planStateFill } from './fill-partial-state.js';
 import { computePushActions } from './push-actions.js';
 import { RoomQueue } from './room-queue.js';
 
@@ -57,6 +59,13 @@ interface ReceiveJob {
   reject(e: unknown): void;
 }
 
+/** The full state before a partial-state join, to fill in (fill-partial-state.ts). */
+interface FillJob {
+  fill: { full: StateMap; fence?: (trx: Tx) => Promise<void> };
+  resolve(v: boolean): void;
+  reject(e: unknown): void;
+}
+
 interface AcceptedJob {
   job: Job;
   events: AppliedEvent[];
@@ -81,7 +90,7 @@ export const EVENT_CACHE = 'rooms.event';
  * commits, and only then are the callers answered.
  */
 export class EventPipeline {
-  private readonly queue: RoomQueue<Job | ReceiveJob>;
+  private readonly queue: RoomQueue<Job | ReceiveJob | FillJob>;
   /** SQLite's synchronous transactions, for batches that only append (most sends). */
   private readonly sqlite: SqliteSync | undefined;
   /** PostgreSQL's pipelined transactions, for the same batches. */
@@ -151,18 +160,28 @@ export class EventPipeline {
     return new Promise<ReceivedResult[]>((resolve, reject) => this.queue.push(roomId, { received, resolve, reject }));
   }
 
+  /**
+   * Queues the filling in of a room's partial state with `full`, the state before its join
+   * (every event of it stored); resolves after commit with whether the room had partial state.
+   * `fence` runs in the transaction: it throws when the caller no longer owns the work.
+   */
+  completePartialState(roomId: string, full: StateMap, fence?: (trx: Tx) => Promise<void>): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => this.queue.push(roomId, { fill: { full, fence }, resolve, reject }));
+  }
+
   async drained(): Promise<void> {
     await this.queue.drained();
   }
 
-  /** Local sends are batched together; a received batch runs on its own, in queue order. */
-  private async runJobs(roomId: string, jobs: (Job | ReceiveJob)[]): Promise<void> {
+  /** Local sends are batched together; a received batch or a fill runs on its own, in queue order. */
+  private async runJobs(roomId: string, jobs: (Job | ReceiveJob | FillJob)[]): Promise<void> {
     let local: Job[] = [];
     for (const j of jobs) {
-      if ('received' in j) {
+      if ('received' in j || 'fill' in j) {
         if (local.length > 0) await this.runBatch(roomId, local, null, 0);
         local = [];
-        await this.runReceived(roomId, j, 0);
+        if ('received' in j) await this.runReceived(roomId, j, 0);
+        else await this.runFill(roomId, j, 0);
       } else {
         local.push(j);
       }
@@ -219,6 +238,30 @@ export class EventPipeline {
       job.resolve(plan.results);
     } catch (e) {
       this.ctx.logger.error({ err: e, roomId }, 'persisting received events failed');
+      job.reject(e);
+    }
+  }
+
+  private async runFill(roomId: string, job: FillJob, attempt: number): Promise<void> {
+    try {
+      const base = await this.heads.get(roomId);
+      if (!base?.partial) {
+        job.resolve(false);
+        return;
+      }
+      const fill = await planStateFill({ ctx: this.ctx, events: this.events, groups: this.groups }, base, job.fill.full);
+      try {
+        await this.ctx.db.transaction().execute((trx) => persistStateFill(this.ctx, trx, fill, job.fill.fence));
+      } catch (e) {
+        this.heads.invalidate(roomId);
+        if (e instanceof StaleHeadError && attempt < MAX_STALE_RETRIES) return await this.runFill(roomId, job, attempt + 1);
+        throw e;
+      }
+      this.heads.set(afterStateFill(this.ctx, { events: this.events, groups: this.groups }, fill));
+      for (const f of fill.failing) this.ctx.logger.warn({ roomId, eventId: f.eventId, reason: f.reason }, 'an event accepted with partial state is not allowed by the full state');
+      job.resolve(true);
+    } catch (e) {
+      this.ctx.logger.error({ err: e, roomId }, 'filling in a partial state failed');
       job.reject(e);
     }
   }

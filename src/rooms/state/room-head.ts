@@ -1,5 +1,6 @@
 import type { LRUCache } from 'lru-cache';
 import { boundedCache } from '../../bounded-cache.js';
+import { ALL_KEYS } from '../../cluster/bus.js';
 import type { Context } from '../../context.js';
 import type { DbOrTx } from '../../db/schema.js';
 import { getRoomVersion, type RoomVersion } from '../../core/room-versions.js';
@@ -7,6 +8,7 @@ import { stateKey, type StateMap } from '../../core/types.js';
 import { selectCurrentState } from '../store/current-state-table.js';
 import { selectForwardExtremities } from '../store/extremities-table.js';
 import { selectRoomMembers } from '../store/memberships-table.js';
+import { selectPartialStateRoom, type PartialState } from '../store/partial-state-table.js';
 import { selectRoom } from '../store/rooms-table.js';
 import { selectGroupDepth } from '../store/state-groups-table.js';
 import type { Membership } from '../service.js';
@@ -65,10 +67,18 @@ export interface RoomHead {
   members: ReadonlyMap<string, MemberInfo>;
   /** Stream position of the latest event this head includes; a bus message past it means another writer. */
   lastPos: number;
+  /**
+   * Set while the room was joined with partial state and its full state is not filled in yet:
+   * `state` and `members` then lack most members (see federation/membership/partial-state.ts).
+   */
+  partial: PartialState | null;
 }
 
+/** Bus cache name for room heads changed without a new event (a partial state filled in). */
+export const HEAD_CACHE = 'rooms.head';
+
 export function emptyHead(roomId: string, version: RoomVersion, creator: string): RoomHead {
-  return { roomId, version, creator, state: new Map(), group: null, groupDepth: 0, extremities: [], members: new Map(), lastPos: 0 };
+  return { roomId, version, creator, state: new Map(), group: null, groupDepth: 0, extremities: [], members: new Map(), lastPos: 0, partial: null };
 }
 
 /** Current heads of recently used rooms (bounded by `caches.room_states`). */
@@ -84,6 +94,12 @@ export class RoomHeads {
       if (msg.stream !== 'events' || msg.roomId === undefined) return;
       const head = this.cache.peek(msg.roomId);
       if (head && msg.pos > head.lastPos) this.cache.delete(msg.roomId);
+    });
+    ctx.bus.onInvalidate((msg) => {
+      if (msg.cache === HEAD_CACHE || msg.cache === ALL_KEYS) {
+        if (msg.key === ALL_KEYS) this.cache.clear();
+        else this.cache.delete(msg.key);
+      }
     });
   }
 
@@ -114,7 +130,7 @@ export class RoomHeads {
   private async load(roomId: string): Promise<RoomHead | null> {
     const snapshot = await readHeadRows(this.ctx, roomId);
     if (!snapshot) return null;
-    const { room, stateRows, extremities, memberRows, groupDepth: depthOfGroup } = snapshot;
+    const { room, stateRows, extremities, memberRows, groupDepth: depthOfGroup, partial } = snapshot;
     const version = getRoomVersion(room.room_version);
     if (!version) throw new Error(`room ${roomId} has unsupported version ${room.room_version}`);
     const state: StateMap = new Map();
@@ -145,6 +161,7 @@ export class RoomHeads {
       extremities: extremities.map((e) => ({ eventId: e.event_id, depth: e.depth })),
       members,
       lastPos: Math.max(0, ...extremities.map((e) => e.stream_pos ?? 0)),
+      partial: partial ?? null,
     };
     // A commit that landed while this load was reading wins: its head is newer.
     const newer = this.cache.get(roomId);
@@ -169,7 +186,8 @@ export async function readHeadRows(ctx: Pick<Context, 'db' | 'dialect'>, roomId:
     const memberRows = await selectRoomMembers(db, roomId);
     const only = extremities.length === 1 ? extremities[0]!.state_group : null;
     const groupDepth = only !== null ? await selectGroupDepth(db, only) : null;
-    return { room, stateRows, extremities, memberRows, groupDepth };
+    const partial = await selectPartialStateRoom(db, roomId);
+    return { room, stateRows, extremities, memberRows, groupDepth, partial };
   };
   // SQLite's transaction holds its one connection, so no write lands between the reads.
   const tx = ctx.db.transaction();

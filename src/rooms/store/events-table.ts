@@ -390,3 +390,10 @@ export async function selectEventsNearTimestamp(
     .limit(q.limit)
     .execute();
 }
+
+/** The state groups before and after stored events, replaced (a partial state filled in). */
+export async function updateEventStateGroups(trx: DbOrTx, rows: { eventId: string; stateGroup: number | null; stateGroupBefore: number | null }[]): Promise<void> {
+  for (const r of rows) {
+    await trx.updateTable('events').set({ state_group: r.stateGroup, state_group_before: r.stateGroupBefore }).where('event_id', '=', r.eventId).execute();
+  }
+}

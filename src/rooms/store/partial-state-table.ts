@@ -1,0 +1,53 @@
+import type { DbOrTx } from '../../db/schema.js';
+
+/** A room joined with partial state, as the head carries it. */
+export interface PartialState {
+  joinEventId: string;
+  /** The servers in the room when it was joined (`servers_in_room`). */
+  servers: readonly string[];
+}
+
+function parseServers(json: string): string[] {
+  try {
+    const v: unknown = JSON.parse(json);
+    return Array.isArray(v) ? v.filter((s): s is string => typeof s === 'string') : [];
+  } catch {
+    return [];
+  }
+}
+
+export async function insertPartialStateRoom(trx: DbOrTx, roomId: string, p: PartialState): Promise<void> {
+  await trx
+    .insertInto('partial_state_rooms')
+    .values({ room_id: roomId, join_event_id: p.joinEventId, servers: JSON.stringify(p.servers) })
+    .onConflict((oc) => oc.column('room_id').doNothing())
+    .execute();
+}
+
+export async function selectPartialStateRoom(db: DbOrTx, roomId: string): Promise<PartialState | undefined> {
+  const row = await db.selectFrom('partial_state_rooms').selectAll().where('room_id', '=', roomId).executeTakeFirst();
+  return row ? { joinEventId: row.join_event_id, servers: parseServers(row.servers) } : undefined;
+}
+
+export async function selectPartialStateRoomIds(db: DbOrTx): Promise<string[]> {
+  return (await db.selectFrom('partial_state_rooms').select('room_id').execute()).map((r) => r.room_id);
+}
+
+/** The room's full state is known: it and its events lose their partial mark. */
+export async function deletePartialStateRoom(trx: DbOrTx, roomId: string): Promise<void> {
+  await trx.deleteFrom('partial_state_events').where('room_id', '=', roomId).execute();
+  await trx.deleteFrom('partial_state_rooms').where('room_id', '=', roomId).execute();
+}
+
+export async function insertPartialStateEvents(trx: DbOrTx, roomId: string, eventIds: string[]): Promise<void> {
+  if (eventIds.length === 0) return;
+  await trx
+    .insertInto('partial_state_events')
+    .values(eventIds.map((event_id) => ({ event_id, room_id: roomId })))
+    .onConflict((oc) => oc.column('event_id').doNothing())
+    .execute();
+}
+
+export async function selectPartialStateEventIds(db: DbOrTx, roomId: string): Promise<string[]> {
+  return (await db.selectFrom('partial_state_events').select('event_id').where('room_id', '=', roomId).execute()).map((r) => r.event_id);
+}

@@ -1,0 +1,56 @@
+// A partial-state join's resync in a cluster (CLUSTER.md 5): it runs under a lease on one node;
+// when that node stops in the middle, another node finds the room still marked and finishes it.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { NEEDS_PG, startNodes, stopNodes } from '../cluster/cluster-helpers.js';
+import { startTestServer, type TestServer, type TestUser } from '../helpers/server.js';
+import { C, createRoom, e, expectStatus } from '../rooms/room-helpers.js';
+import { eventually, freePort, holdingProxy } from './federation-helpers.js';
+
+describe('a partial-state join in a cluster', { skip: NEEDS_PG, timeout: 120_000 }, () => {
+  let nodes: TestServer[];
+  let a: TestServer;
+  let proxy: Awaited<ReturnType<typeof holdingProxy>>;
+  let alice: TestUser;
+
+  before(async () => {
+    proxy = await holdingProxy('/_matrix/federation/v1/state/');
+    const pa = await freePort();
+    proxy.target(pa);
+    nodes = await startNodes(2, { serverName: 'b.test', config: { cluster: { lease_ttl_ms: 3000 }, federation: { resolve: { 'a.test': proxy.url } } } });
+    a = await startTestServer({ serverName: 'a.test', config: { listen: `127.0.0.1:${pa}`, federation: { resolve: { 'b.test': nodes[0]!.url } } } });
+    alice = await a.registerUser('alice');
+  });
+  after(async () => {
+    proxy.release();
+    await a?.stop();
+    if (nodes) await stopNodes([nodes[0]!]);
+    await proxy.close();
+  });
+
+  it('the node that joined stops during the resync; the other node fills the state in', async () => {
+    const roomId = await createRoom(a, alice, { preset: 'public_chat', name: 'Cluster' });
+    const members = [alice.userId];
+    for (let i = 0; i < 4; i++) {
+      const u = await a.registerUser(`m${i}`);
+      expectStatus(await a.request('POST', `${C}/join/${e(roomId)}`, { token: u.accessToken, body: {} }), 200);
+      members.push(u.userId);
+    }
+    const [first, joiner] = [nodes[0]!, nodes[1]!];
+    const bob = await joiner.registerUser('bob');
+    proxy.hold();
+    expectStatus(await joiner.request('POST', `${C}/join/${e(roomId)}?server_name=a.test`, { token: bob.accessToken, body: {} }), 200);
+    await eventually(async () => proxy.heldRequests() >= 1, 'the joining node asking for /state');
+    // The joining node holds the room's lease; it stops (giving its lease up as the request fails).
+    await joiner.stop();
+    proxy.release();
+    const listed = await eventually(async () => {
+      const res = await first.request('GET', `${C}/rooms/${e(roomId)}/members`, { token: bob.accessToken });
+      return res.status === 200 ? res.body.chunk.map((ev: any) => ev.state_key).sort() : undefined;
+    }, 'the members listed by the other node', 60_000);
+    assert.deepEqual(listed, [...members, bob.userId].sort());
+    assert.ok(proxy.heldRequests() >= 2, 'the other node asked for /state itself');
+    const row = await first.hs.ctx.db.selectFrom('partial_state_rooms').selectAll().where('room_id', '=', roomId).executeTakeFirst();
+    assert.equal(row, undefined);
+  });
+});
