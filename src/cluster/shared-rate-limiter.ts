@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { RateLimit } from '../config/schema.js';
 import type { Db } from '../db/schema.js';
 import { limitError, type RateLimiter } from '../http/rate-limit.js';
+import { LeasedChore } from './leased-chore.js';
 import type { Leases } from './leases.js';
 import { deleteFullBuckets, takeToken } from './rate-limit-table.js';
 
@@ -15,11 +16,26 @@ const PRUNE_EVERY_MS = 60_000;
  * refilled, so the table holds only the clients active lately.
  */
 export class SharedRateLimiter implements RateLimiter {
-  private timer: NodeJS.Timeout | null = null;
+  private readonly pruner: LeasedChore;
 
   constructor(
     private readonly deps: { db: Db; leases: Leases; logger: Logger; limits: Record<string, RateLimit>; enabled: boolean },
-  ) {}
+  ) {
+    this.pruner = new LeasedChore({
+      leases: deps.leases,
+      logger: deps.logger,
+      lease: 'rate_limit_buckets_prune',
+      everyMs: PRUNE_EVERY_MS,
+      what: 'pruning rate limit buckets',
+      run: async () => {
+        let deleted = 0;
+        for (const [action, limit] of Object.entries(deps.limits)) {
+          deleted += await deleteFullBuckets(deps.db, action, limit.per_second, limit.burst);
+        }
+        return deleted;
+      },
+    });
+  }
 
   async check(action: string, key: string): Promise<void> {
     if (!this.deps.enabled) return;
@@ -30,28 +46,14 @@ export class SharedRateLimiter implements RateLimiter {
   }
 
   start(): void {
-    if (!this.deps.enabled) return;
-    this.timer ??= setInterval(() => void this.prune(), PRUNE_EVERY_MS);
-    this.timer.unref();
+    if (this.deps.enabled) this.pruner.start();
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
+    this.pruner.stop();
   }
 
-  async prune(): Promise<number> {
-    try {
-      const lease = await this.deps.leases.acquire('rate_limit_buckets_prune');
-      if (!lease) return 0;
-      let deleted = 0;
-      for (const [action, limit] of Object.entries(this.deps.limits)) {
-        deleted += await deleteFullBuckets(this.deps.db, action, limit.per_second, limit.burst);
-      }
-      return deleted;
-    } catch (err) {
-      this.deps.logger.warn({ err }, 'pruning rate limit buckets failed');
-      return 0;
-    }
+  prune(): Promise<number> {
+    return this.pruner.runOnce();
   }
 }

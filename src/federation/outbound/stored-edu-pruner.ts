@@ -14,40 +14,32 @@
  * answers), so they need no rule here.
  */
 import type { Logger } from 'pino';
+import { LeasedChore } from '../../cluster/leased-chore.js';
 import type { Leases } from '../../cluster/leases.js';
 import type { Db } from '../../db/schema.js';
 import { deleteEdusStoredBefore, deleteSupersededEdus } from './outbound-edus-table.js';
 
 const EVERY_MS = 5 * 60_000;
 
-export class StoredEduPruner {
-  private timer: NodeJS.Timeout | null = null;
-
-  constructor(private readonly deps: { db: Db; leases: Leases; logger: Logger; now(): number; maxAgeMs: number }) {}
-
-  start(): void {
-    this.timer ??= setInterval(() => void this.prune(), EVERY_MS);
-    this.timer.unref();
-  }
-
-  stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
+export class StoredEduPruner extends LeasedChore {
+  constructor(deps: { db: Db; leases: Leases; logger: Logger; now(): number; maxAgeMs: number }) {
+    super({
+      leases: deps.leases,
+      logger: deps.logger,
+      lease: 'federation_outbound_edus_prune',
+      everyMs: EVERY_MS,
+      what: 'pruning stored outbound EDUs',
+      run: (lease) =>
+        deps.db.transaction().execute(async (trx) => {
+          await deps.leases.fence(trx, lease);
+          const superseded = await deleteSupersededEdus(trx);
+          return superseded + (await deleteEdusStoredBefore(trx, deps.now() - deps.maxAgeMs));
+        }),
+    });
   }
 
   /** One pass; returns how many rows went (0 when another node holds the lease). */
-  async prune(): Promise<number> {
-    try {
-      const lease = await this.deps.leases.acquire('federation_outbound_edus_prune');
-      if (!lease) return 0;
-      return await this.deps.db.transaction().execute(async (trx) => {
-        await this.deps.leases.fence(trx, lease);
-        const superseded = await deleteSupersededEdus(trx);
-        return superseded + (await deleteEdusStoredBefore(trx, this.deps.now() - this.deps.maxAgeMs));
-      });
-    } catch (err) {
-      this.deps.logger.warn({ err }, 'pruning stored outbound EDUs failed');
-      return 0;
-    }
+  prune(): Promise<number> {
+    return this.runOnce();
   }
 }
