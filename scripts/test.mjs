@@ -58,7 +58,7 @@ for (const backend of backends) {
   // The end-to-end scenarios once more with every test server as two nodes on one PostgreSQL
   // database behind a round-robin balancer (test/helpers/round-robin.ts).
   if (backend === 'postgres') {
-    failed |= run('end-to-end scenarios over two nodes on postgres', storage.filter((f) => f.startsWith(join(root, 'e2e'))), { HEARTH_TEST_DB: 'postgres', HEARTH_TEST_NODES: '2' });
+    failed |= run('end-to-end scenarios over two nodes on postgres', storage.filter((f) => f.startsWith(join(root, 'e2e') + '/')), { HEARTH_TEST_DB: 'postgres', HEARTH_TEST_NODES: '2' });
   }
 }
 process.exit(failed ? 1 : 0);
