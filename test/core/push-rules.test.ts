@@ -5,10 +5,10 @@ import { defaultPushRules, DEFAULT_RULE_IDS } from '../../src/core/push/default-
 import {
   conditionMatches,
   evaluatePushRules,
-  globMatch,
   parseKeyPath,
   resolveEventPath,
 } from '../../src/core/push/evaluator.js';
+import { globMatch } from '../../src/core/push/glob.js';
 import type { ClientEventLike, PushContext, PushRuleSet } from '../../src/core/push/evaluator.js';
 import {
   deleteUserRule,
