@@ -2,7 +2,7 @@ import type { LRUCache } from 'lru-cache';
 import { boundedCache } from '../../bounded-cache.js';
 import type { Context } from '../../context.js';
 import { selectEventsByIds, selectEventViewsByIds, type EventViewRow } from '../store/events-table.js';
-import { storedEventFromRow, viewOf, type ClientPdu, type EventColumnsRow, type EventView, type StoredEvent } from './stored-event.js';
+import { rowFields, storedEventFromRow, viewOf, type ClientPdu, type EventColumnsRow, type EventView, type StoredEvent } from './stored-event.js';
 
 /**
  * Parsed events, read through a bounded LRU, and their client-facing parts
@@ -153,20 +153,5 @@ function viewFromRow(row: EventViewRow, intern: (s: string) => string): EventVie
   const pdu: ClientPdu = { sender: intern(row.sender), type: intern(row.type), content: (row.content === null ? {} : JSON.parse(row.content)) as ClientPdu['content'], origin_server_ts: Number(row.origin_server_ts) };
   if (row.state_key !== null) pdu.state_key = row.state_key;
   if (row.redacts !== null) pdu.redacts = row.redacts;
-  return {
-    eventId: row.event_id,
-    roomId: intern(row.room_id),
-    pdu,
-    streamPos: row.stream_pos === null ? null : Number(row.stream_pos),
-    stateGroup: row.state_group === null ? null : Number(row.state_group),
-    stateGroupBefore: row.state_group_before === null ? null : Number(row.state_group_before),
-    replacesState: row.replaces_state,
-    redactedBy: row.redacted_by,
-    rejectedReason: row.rejected_reason,
-    outlier: Number(row.outlier) === 1,
-    softFailed: Number(row.soft_failed) === 1,
-    senderDevice: row.sender_device,
-    txnId: row.txn_id,
-    txnEndpoint: row.txn_endpoint,
-  };
+  return { ...rowFields(row), roomId: intern(row.room_id), pdu };
 }

@@ -56,10 +56,21 @@ export const EVENT_COLUMNS = [
 export type EventColumnsRow = Pick<EventRow, (typeof EVENT_COLUMNS)[number]>;
 
 export function storedEventFromRow(row: EventColumnsRow, pdu?: Pdu): StoredEvent {
+  return { ...rowFields(row), roomId: row.room_id, pdu: pdu ?? (JSON.parse(row.json) as Pdu) };
+}
+
+type RowFieldColumns =
+  | 'event_id' | 'stream_pos' | 'state_group' | 'state_group_before' | 'replaces_state' | 'redacted_by'
+  | 'rejected_reason' | 'outlier' | 'soft_failed' | 'sender_device' | 'txn_id' | 'txn_endpoint';
+
+type Loose<T, K extends keyof T> = Omit<T, K> & { [P in K]: T[P] | string | boolean };
+
+/** What a stored event and its client view take from an events row besides the room and the PDU (numbers may come as strings). */
+export function rowFields(
+  row: Loose<Pick<EventRow, RowFieldColumns>, 'stream_pos' | 'state_group' | 'state_group_before' | 'outlier' | 'soft_failed'>,
+): Omit<StoredEvent, 'roomId' | 'pdu'> {
   return {
     eventId: row.event_id,
-    roomId: row.room_id,
-    pdu: pdu ?? (JSON.parse(row.json) as Pdu),
     streamPos: row.stream_pos === null ? null : Number(row.stream_pos),
     stateGroup: row.state_group === null ? null : Number(row.state_group),
     stateGroupBefore: row.state_group_before === null ? null : Number(row.state_group_before),
