@@ -7,6 +7,7 @@
 // - four initial syncs at once: the time until the last answer, and the peak resident memory.
 // Peak RSS is sampled from /proc every few milliseconds (and the kernel's high-water mark, reset
 // before each part, where the kernel lets it be reset), so it is the process's, not the heap's.
+// HEARTH_BENCH_PROF_DIR=DIR writes CPU profiles of the server processes; PROBE_NODE_ARGS adds flags to their node.
 // HEARTH_BENCH_HEAVY_DIR names a data dir to make once and reuse (SQLite): the rooms are only made
 // when it holds no database yet.
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,8 +22,11 @@ const MESSAGES = 20;
 const SECRET = 'bench-secret';
 const FILTER = JSON.stringify({ room: { state: { lazy_load_members: true }, timeline: { limit: 10 } } });
 
+/** HEARTH_BENCH_PROF_DIR=DIR writes a CPU profile of each server process there. */
 async function startServer(dir: string): Promise<ServerProcess> {
-  return startServerProcess({ dir });
+  const prof = process.env.HEARTH_BENCH_PROF_DIR;
+  const extra = (process.env.PROBE_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  return startServerProcess({ dir, nodeArgs: [...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []), ...extra] });
 }
 
 async function pooled<T>(items: T[], width: number, fn: (item: T) => Promise<void>): Promise<void> {

@@ -37,7 +37,8 @@ export async function startServerProcess(opts: ServerOptions): Promise<ServerPro
       // As bin/hearth.js's first line and `npm start` set it.
       MALLOC_MMAP_THRESHOLD_: '131072',
       HEARTH_LOG_LEVEL: 'warn',
-      HEARTH_CONFIG: '',
+      // A benchmark's own config file (HEARTH_BENCH_CONFIG), or none: the defaults.
+      HEARTH_CONFIG: process.env.HEARTH_BENCH_CONFIG ?? '',
       ...opts.env,
     },
     stdio: ['ignore', opts.stdout ?? 'inherit', 'inherit'],

@@ -2,7 +2,7 @@ import type { LRUCache } from 'lru-cache';
 import { boundedCache } from '../../bounded-cache.js';
 import type { Context } from '../../context.js';
 import { selectEventsByIds, selectEventViewsByIds, type EventViewRow } from '../store/events-table.js';
-import { rowFields, storedEventFromRow, viewOf, type ClientPdu, type EventColumnsRow, type EventView, type StoredEvent } from './stored-event.js';
+import { fromRow, storedEventFromRow, viewOf, type ClientPdu, type EventColumnsRow, type EventView, type StoredEvent } from './stored-event.js';
 
 /**
  * Parsed events, read through a bounded LRU, and their client-facing parts
@@ -153,5 +153,5 @@ function viewFromRow(row: EventViewRow, intern: (s: string) => string): EventVie
   const pdu: ClientPdu = { sender: intern(row.sender), type: intern(row.type), content: (row.content === null ? {} : JSON.parse(row.content)) as ClientPdu['content'], origin_server_ts: Number(row.origin_server_ts) };
   if (row.state_key !== null) pdu.state_key = row.state_key;
   if (row.redacts !== null) pdu.redacts = row.redacts;
-  return { ...rowFields(row), roomId: intern(row.room_id), pdu };
+  return fromRow(row, intern(row.room_id), pdu);
 }
