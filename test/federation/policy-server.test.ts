@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { after, before, test } from 'node:test';
 import { addEventSignature, finaliseEvent } from '../../src/core/event-format.js';
+import { computeEventId } from '../../src/core/hashes.js';
 import { generateSigningKey, publicKeyBase64 } from '../../src/core/signing.js';
 import { stateKey, type Pdu } from '../../src/core/types.js';
 import { signRequest } from '../../src/federation/x-matrix.js';
@@ -93,7 +94,7 @@ test('a local event is sent with the Policy Server signature, and a refused one 
   }, 'ps.test received the signed message');
 });
 
-test('a received event without a valid Policy Server signature is soft-failed; with one it is accepted', async () => {
+test('a received event without a valid Policy Server signature is sent to it again: signed then, it is accepted; refused, it is soft-failed', async () => {
   const head = (await a.hs.ctx.services.rooms.core.heads.get(roomId))!;
   const state = (t: string, k: string) => head.state.get(stateKey(t, k));
   const authEvents = [state('m.room.create', ''), state('m.room.power_levels', ''), head.members.get(psbot.userId)?.eventId].filter((x): x is string => !!x);
@@ -115,13 +116,23 @@ test('a received event without a valid Policy Server signature is soft-failed; w
       'ps.test',
       ps.hs.ctx.signingKey,
     ).pdu;
-  const unsigned = make('no policy signature');
+  // Spec: "If the Policy Server's signature is invalid or missing, the homeserver SHOULD ask for a
+  // new signature." The first lacks one and the Policy Server gives it; the second it refuses.
+  const unsigned = make('no policy signature yet');
+  const spam = make('spam without a policy signature');
   const signed = addEventSignature(make('with a policy signature'), head.version, 'ps.test', POLICY_KEY);
-  const txn = { origin: 'ps.test', origin_server_ts: Date.now(), pdus: [unsigned, signed] };
+  const asked = signRequests.length;
+  const txn = { origin: 'ps.test', origin_server_ts: Date.now(), pdus: [unsigned, spam, signed] };
   const path = `${F}/send/policy-${Date.now()}`;
   const auth = signRequest({ method: 'PUT', uri: path, origin: 'ps.test', destination: 'a.test', content: txn }, ps.hs.ctx.signingKey);
   const res = await a.request('PUT', path, { body: txn, headers: { authorization: auth } });
   assert.equal(res.status, 200, JSON.stringify(res.body));
   await eventually(async () => (await bodies()).includes('with a policy signature'), 'the signed event is shown');
-  assert.ok(!(await bodies()).includes('no policy signature'), 'the unsigned one is soft-failed: kept, not served');
+  const shown = await bodies();
+  assert.ok(shown.includes('no policy signature yet'), 'the event the Policy Server signed when asked again is shown');
+  assert.ok(!shown.includes('spam without a policy signature'), 'the one it refused is soft-failed: kept, not served');
+  const askedNow = signRequests.slice(asked).map((p) => (p.content as { body?: string }).body);
+  assert.deepEqual(askedNow.sort(), ['no policy signature yet', 'spam without a policy signature'], 'only the events lacking a signature were sent to be signed');
+  const stored = await a.hs.ctx.services.rooms.core.events.get(computeEventId(unsigned, head.version));
+  assert.ok(stored?.pdu.signatures['ps.test']?.['ed25519:policy_server'], 'the signature obtained is kept with the event');
 });

@@ -8,7 +8,10 @@
  *      parallel, gaps before them filled from the origin (fill-gaps.ts). PDUs of a room whose
  *      server ACL denies the origin are answered with an error and ignored. Each PDU is answered `{}` (accepted, soft-failed, already known, stored as an
  *      outlier) or `{error}` (rejected, dropped, prev/auth events missing, room unknown here).
- *   4. EDUs: typing and receipts are applied (edus.ts); other EDU types are not handled yet.
+ *      In a room that uses a Policy Server, PDUs without its valid signature are first sent to it
+ *      to be signed again (policy/re-sign.ts).
+ *   4. EDUs (edus.ts): typing, receipts and presence are applied; device list, signing key and
+ *      to-device EDUs go to the e2ee domain; other EDU types are ignored.
  * The answer is recorded with the transaction id only after every room's events are committed.
  */
 import type { Logger } from 'pino';
@@ -22,6 +25,7 @@ import { UnknownRoomError, type InboundResult } from '../../rooms/inbound/receiv
 import type { RoomsCore } from '../../rooms/room-core.js';
 import type { ServerAcls } from '../acl.js';
 import type { FederationClient } from '../client.js';
+import { askPolicyServerAgain } from '../policy/re-sign.js';
 import { handleEdus, type EduSinks } from './edus.js';
 import { receiveFillingGaps } from './fill-gaps.js';
 import { insertTxnResponse, selectTxnResponse } from '../received-txns-table.js';
@@ -115,8 +119,9 @@ export function sendTransactionRoute(deps: { db: Db; core: RoomsCore; client: Fe
           }
           let results: InboundResult[];
           try {
-            results = await receiveFillingGaps(deps, origin, roomId, version, raws);
-            results = await holdMembershipChanges(deps.core, deps.core.ctx.serverName, origin, roomId, version, raws, results);
+            const checked = await askPolicyServerAgain(deps.core, deps.core.pipeline.policySigner, roomId, version, raws);
+            results = await receiveFillingGaps(deps, origin, roomId, version, checked);
+            results = await holdMembershipChanges(deps.core, deps.core.ctx.serverName, origin, roomId, version, checked, results);
           } catch (e) {
             if (e instanceof UnknownRoomError) return unknown();
             throw e;
