@@ -178,6 +178,7 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
     db: ctx.db,
     config,
     serverName: config.server_name,
+    rooms: ctx.services.rooms,
     federation: config.federation.enabled ? ctx.services.federation.client : undefined,
     dataDir: loaded.paths.dataDir,
     logger,

@@ -9,7 +9,7 @@
  */
 import type { Logger } from 'pino';
 import type { Db } from '../db/schema.js';
-import { selectEventRange } from '../rooms/store/events-table.js';
+import type { RoomsService } from '../rooms/service.js';
 import { MediaError } from './errors.js';
 import { contentIsReferenced, selectExistingMediaIds, selectMediaIdsBefore, selectMediaIdsNotServedSince, selectMediaIdsOfUser } from './local-media-table.js';
 import type { MediaStore } from './media-store.js';
@@ -24,6 +24,8 @@ export interface RetentionDeps {
   serverName: string;
   logger: Logger;
   now(): number;
+  /** Reads the events of a room, for the purge by room. */
+  rooms: Pick<RoomsService, 'storedEventsOfRoom'>;
   /** Deletes one local media item with its thumbnails (MediaService.delete). */
   deleteLocal(mediaId: string): Promise<void>;
   remoteLifetimeMs: number | null;
@@ -121,10 +123,10 @@ export class MediaRetention {
     const found = new Set<string>();
     let after: number | undefined;
     for (;;) {
-      const rows = await selectEventRange(this.deps.db, { roomId, after, order: 'asc', limit: PAGE });
-      for (const row of rows) collectMxc((JSON.parse(row.json) as { content?: unknown }).content, found);
-      if (rows.length < PAGE) break;
-      after = rows[rows.length - 1]!.stream_pos;
+      const events = await this.deps.rooms.storedEventsOfRoom(roomId, after, PAGE);
+      for (const ev of events) collectMxc(ev.pdu.content, found);
+      if (events.length < PAGE) break;
+      after = events[events.length - 1]!.streamPos!;
     }
     const local: string[] = [];
     const remote: string[] = [];

@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import type { HearthConfig } from '../config/schema.js';
 import type { Db } from '../db/schema.js';
 import type { FederationClient } from '../federation/client.js';
+import type { RoomsService } from '../rooms/service.js';
 import { ConfigError } from '../config/validate.js';
 import { createOutboundGuard, isCidrList, outboundAllowFromEnv } from '../http/outbound-guard.js';
 import { DiskMediaStore } from './disk-store.js';
@@ -52,6 +53,8 @@ export interface MediaServiceDeps {
   db: Db;
   config: HearthConfig;
   serverName: string;
+  /** The room events the purge by room reads (retention.ts). */
+  rooms: Pick<RoomsService, 'storedEventsOfRoom'>;
   /** Fetches other servers' media; undefined when federation is disabled. */
   federation: Pick<FederationClient, 'getRaw' | 'getLocation'> | undefined;
   dataDir: string;
@@ -94,6 +97,7 @@ export class MediaService {
       db: this.db,
       store: this.store,
       serverName: deps.serverName,
+      rooms: deps.rooms,
       logger: deps.logger,
       now: deps.now,
       deleteLocal: (mediaId) => this.delete(deps.serverName, mediaId),
