@@ -74,7 +74,9 @@ describe('federation media', { timeout: 120_000 }, () => {
       json(res, 404, { errcode: 'M_UNRECOGNIZED', error: 'Unrecognized request' });
     });
     c = await keyServer('k.test');
-    pair = await startPair({ 'c.test': origin.url, 'k.test': c.url }, { b: { media: { max_upload_bytes: 500_000 } } });
+    // a.test's legacy endpoints serve nothing (frozen since 1970): b.test can only have a.test's
+    // media through the federation endpoints.
+    pair = await startPair({ 'c.test': origin.url, 'k.test': c.url }, { a: { media: { legacy_freeze_ts: 1 } }, b: { media: { max_upload_bytes: 500_000 } } });
     alice = await pair.a.registerUser('media_alice');
     bob = await pair.b.registerUser('media_bob');
     aMedia = await upload(pair.a, alice.accessToken, png, 'image/png', 'square.png');
@@ -118,7 +120,10 @@ describe('federation media', { timeout: 120_000 }, () => {
     assert.equal(missing.body.errcode, 'M_NOT_FOUND');
   });
 
-  it('a user of b.test downloads and thumbnails media uploaded on a.test', async () => {
+  it('a user of b.test downloads and thumbnails media uploaded on a.test, over the federation endpoints', async () => {
+    for (const legacyPath of [`/_matrix/media/v3/download/a.test/${aMedia.mediaId}`, `/_matrix/media/v3/thumbnail/a.test/${aMedia.mediaId}?width=32&height=32`]) {
+      assert.equal((await rawRequest(pair.a, 'GET', legacyPath)).status, 404, `a.test's legacy endpoint is closed: ${legacyPath}`);
+    }
     const dl = await rawRequest(pair.b, 'GET', `/_matrix/client/v1/media/download/a.test/${aMedia.mediaId}`, { token: bob.accessToken });
     assert.equal(dl.status, 200);
     assert.deepEqual(dl.bytes, png);
