@@ -176,6 +176,7 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
   ctx.services.federation = new FederationService(ctx, { core: roomsCore, localKeys: roomsCore.keyRing });
   ctx.services.media = new MediaService({
     db: ctx.db,
+    dialect: ctx.dialect,
     config,
     serverName: config.server_name,
     rooms: ctx.services.rooms,

@@ -11,7 +11,8 @@ import type { Logger } from 'pino';
 import type { Db } from '../db/schema.js';
 import type { RoomsService } from '../rooms/service.js';
 import { MediaError } from './errors.js';
-import { contentIsReferenced, selectExistingMediaIds, selectMediaIdsBefore, selectMediaIdsNotServedSince, selectMediaIdsOfUser } from './local-media-table.js';
+import type { ContentLock } from './content-lock.js';
+import { selectExistingMediaIds, selectMediaIdsBefore, selectMediaIdsNotServedSince, selectMediaIdsOfUser } from './local-media-table.js';
 import type { MediaStore } from './media-store.js';
 import { deleteRemoteMedia, deleteStaleRemoteThumbnails, selectStaleRemoteMedia } from './remote-media-table.js';
 
@@ -21,6 +22,8 @@ const MXC = /^mxc:\/\/([^/]+)\/([A-Za-z0-9_-]+)$/;
 export interface RetentionDeps {
   db: Db;
   store: MediaStore;
+  /** Deletes bytes only when no row refers to them, serialised with rows being committed. */
+  content: ContentLock;
   serverName: string;
   logger: Logger;
   now(): number;
@@ -91,9 +94,7 @@ export class MediaRetention {
     let count = 0;
     for await (const entry of this.deps.store.list()) {
       if (entry.modifiedTs >= cutoff) continue;
-      if (await contentIsReferenced(this.deps.db, entry.sha256)) continue;
-      await this.deps.store.delete(entry.sha256);
-      count++;
+      if (await this.deps.content.dropIfUnreferenced(entry.sha256)) count++;
     }
     return count;
   }
@@ -161,9 +162,7 @@ export class MediaRetention {
   }
 
   private async dropUnreferenced(hashes: string[]): Promise<void> {
-    for (const sha of new Set(hashes)) {
-      if (!(await contentIsReferenced(this.deps.db, sha))) await this.deps.store.delete(sha);
-    }
+    for (const sha of new Set(hashes)) await this.deps.content.dropIfUnreferenced(sha);
   }
 }
 
