@@ -66,6 +66,11 @@ describe('federation media', { timeout: 120_000 }, () => {
         res.writeHead(200, { 'content-type': originFiles.moved.type, 'content-disposition': 'attachment; filename="moved.pdf"' });
         return res.end(originFiles.moved.bytes);
       }
+      if (url.pathname === '/_matrix/media/v3/thumbnail/c.test/old') {
+        assert.equal(url.searchParams.get('allow_remote'), 'false');
+        res.writeHead(200, { 'content-type': 'image/png' });
+        return res.end(png);
+      }
       if (url.pathname === '/_matrix/media/v3/download/c.test/old') {
         assert.equal(url.searchParams.get('allow_remote'), 'false');
         res.writeHead(200, { 'content-type': 'text/plain', 'content-disposition': 'inline; filename="old.txt"' });
@@ -192,6 +197,16 @@ describe('federation media', { timeout: 120_000 }, () => {
     assert.deepEqual(res.bytes, originFiles.old.bytes);
     assert.equal(res.headers.get('content-disposition'), 'inline; filename="old.txt"');
     assert.equal(origin.hits.get('/_matrix/media/v3/download/c.test/old?allow_remote=false&timeout_ms=20000'), 1);
+  });
+
+  it('a thumbnail from an origin without the federation endpoints comes from its legacy thumbnail endpoint', async () => {
+    const res = await rawRequest(pair.b, 'GET', '/_matrix/client/v1/media/thumbnail/c.test/old?width=64&height=64&method=scale', { token: bob.accessToken });
+    assert.equal(res.status, 200, res.bytes.toString());
+    assert.equal(res.headers.get('content-type'), 'image/png');
+    assert.deepEqual(res.bytes, png);
+    const legacy = [...origin.hits.entries()].filter(([k]) => k.startsWith('/_matrix/media/v3/thumbnail/c.test/old?'));
+    assert.equal(legacy.length, 1);
+    assert.match(legacy[0]![0], /width=64&height=64&method=scale/);
   });
 
   it('remote media over the size limit, or cut short, is 502 and leaves nothing cached', async () => {
