@@ -176,8 +176,10 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
   ctx.services.federation = new FederationService(ctx, { core: roomsCore, localKeys: roomsCore.keyRing });
   ctx.services.media = new MediaService({
     db: ctx.db,
+    dialect: ctx.dialect,
     config,
     serverName: config.server_name,
+    rooms: ctx.services.rooms,
     federation: config.federation.enabled ? ctx.services.federation.client : undefined,
     dataDir: loaded.paths.dataDir,
     logger,

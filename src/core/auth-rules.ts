@@ -9,17 +9,20 @@
  * *list* of auth events itself (duplicates, unexpected entries, room ids) are
  * in `checkAuthEventList`, which the pipeline runs once on receipt.
  *
+ * This file holds the order of the rules and the rules for non-member events;
+ * beside it: auth-rules-membership.ts (m.room.member),
+ * auth-rules-third-party-invite.ts, auth-rules-auth-events.ts (selection and
+ * the list rules) and auth-rules-context.ts (what they share).
+ *
  * Event signatures are outside this module: `join_authorised_via_users_server`
  * is checked through the optional hook in `AuthOptions`; without it only the
  * structure is checked (a signature from the right server is present). A
- * third-party invite's `signed` object is verified here against the public
+ * third-party invite's `signed` object is verified against the public
  * keys of its `m.room.third_party_invite` event (pure Ed25519, no key lookup),
  * unless a hook is given.
  */
 
-import type { EventWithId, JsonObject, JsonValue, Pdu } from './types.js';
-import { stateKey } from './types.js';
-import { verifySignedByAnyKey } from './signing.js';
+import type { EventWithId, Pdu } from './types.js';
 import { getRoomVersion, type RoomVersion } from './room-versions.js';
 import {
   checkPowerLevelsChange,
@@ -31,176 +34,48 @@ import {
   validatePowerLevelsContent,
   type PowerLevels,
 } from './power-levels.js';
+import {
+  ALLOW,
+  domainOf,
+  isObject,
+  isStateEvent,
+  levelOf,
+  M_ALIASES,
+  M_CREATE,
+  M_MEMBER,
+  M_POWER_LEVELS,
+  M_REDACTION,
+  M_THIRD_PARTY_INVITE,
+  membershipInState,
+  prevEventIds,
+  redactsOf,
+  reject,
+  type AuthContext,
+  type AuthOptions,
+  type AuthResult,
+  type AuthStateLookup,
+} from './auth-rules-context.js';
+import { authStateFromEvents, checkAuthEventList } from './auth-rules-auth-events.js';
+import { checkMemberEvent } from './auth-rules-membership.js';
 
-export type AuthResult = { allowed: true } | { allowed: false; reason: string };
-export type AuthStateLookup = (type: string, stateKey: string) => EventWithId | undefined;
-
-export interface AuthOptions {
-  /**
-   * Whether any signature in `signed` (content.third_party_invite.signed)
-   * verifies with one of the invite's public keys (base64 ed25519). Default:
-   * `verifySignedByAnyKey`.
-   */
-  verifyThirdPartyInvite?: (signed: JsonObject, publicKeys: string[]) => boolean;
-  /** Whether `pdu` carries a valid signature from `serverName`. */
-  isSignedBy?: (pdu: Pdu, serverName: string) => boolean;
-}
-
-export const M_CREATE = 'm.room.create';
-export const M_MEMBER = 'm.room.member';
-export const M_POWER_LEVELS = 'm.room.power_levels';
-export const M_JOIN_RULES = 'm.room.join_rules';
-export const M_THIRD_PARTY_INVITE = 'm.room.third_party_invite';
-export const M_ALIASES = 'm.room.aliases';
-export const M_REDACTION = 'm.room.redaction';
-
-const ALLOW: AuthResult = Object.freeze({ allowed: true }) as AuthResult;
-function reject(reason: string): AuthResult {
-  return { allowed: false, reason };
-}
-
-// ---------------------------------------------------------------------------
-// Small accessors
-
-/** Event id of a prev_events/auth_events entry: v1/v2 use [id, hashes] pairs. */
-export function eventRefId(ref: string | [string, JsonObject]): string {
-  return typeof ref === 'string' ? ref : ref[0];
-}
-
-export function authEventIds(pdu: Pdu): string[] {
-  return Array.isArray(pdu.auth_events) ? pdu.auth_events.map(eventRefId) : [];
-}
-
-export function prevEventIds(pdu: Pdu): string[] {
-  return Array.isArray(pdu.prev_events) ? pdu.prev_events.map(eventRefId) : [];
-}
-
-/** Server part of a `@user:server`, `!room:server` or `$event:server` id (after the first colon). */
-export function domainOf(id: string): string | undefined {
-  const i = typeof id === 'string' ? id.indexOf(':') : -1;
-  return i < 0 ? undefined : id.slice(i + 1);
-}
-
-function isObject(v: JsonValue | undefined): v is JsonObject {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function isStateEvent(pdu: Pdu): boolean {
-  return typeof pdu.state_key === 'string';
-}
-
-function membershipOf(ev: EventWithId | undefined): string | undefined {
-  const m = ev?.pdu.content?.membership;
-  return typeof m === 'string' ? m : undefined;
-}
-
-/**
- * The target of a redaction: top-level `redacts` until v10, `content.redacts`
- * from v11 (rooms/v11 "Moving the redacts property").
- */
-export function redactsOf(pdu: Pdu, version: RoomVersion): string | undefined {
-  const r = version.redaction === 'v11' ? pdu.content?.redacts : pdu.redacts;
-  return typeof r === 'string' ? r : undefined;
-}
-
-/** A lookup over a list of events keyed by (type, state_key); later entries win. */
-export function authStateFromEvents(events: Iterable<EventWithId>): AuthStateLookup {
-  const m = new Map<string, EventWithId>();
-  for (const e of events) if (isStateEvent(e.pdu)) m.set(stateKey(e.pdu.type, e.pdu.state_key!), e);
-  return (type, sk) => m.get(stateKey(type, sk));
-}
-
-// ---------------------------------------------------------------------------
-// Auth events selection (server-server-api)
-
-/** The (type, state_key) pairs an event's auth_events should be drawn from. */
-export function authEventSelection(pdu: Pdu, version: RoomVersion): Array<[string, string]> {
-  if (pdu.type === M_CREATE) return [];
-  const out: Array<[string, string]> = [];
-  // v12: the room id is the create event's hash, so it is never an auth event.
-  if (!version.roomIdIsCreateEventHash) out.push([M_CREATE, '']);
-  out.push([M_POWER_LEVELS, '']);
-  out.push([M_MEMBER, pdu.sender]);
-  if (pdu.type === M_MEMBER && typeof pdu.state_key === 'string') {
-    const content = isObject(pdu.content) ? pdu.content : {};
-    const membership = content.membership;
-    out.push([M_MEMBER, pdu.state_key]);
-    if (membership === 'join' || membership === 'invite' || membership === 'knock') out.push([M_JOIN_RULES, '']);
-    if (membership === 'invite' && isObject(content.third_party_invite)) {
-      const signed = content.third_party_invite.signed;
-      if (isObject(signed) && typeof signed.token === 'string') out.push([M_THIRD_PARTY_INVITE, signed.token]);
-    }
-    const via = content.join_authorised_via_users_server;
-    if (membership === 'join' && version.restrictedJoinRuleSupported && typeof via === 'string') {
-      out.push([M_MEMBER, via]);
-    }
-  }
-  return dedupeKeys(out);
-}
-
-function dedupeKeys(keys: Array<[string, string]>): Array<[string, string]> {
-  const seen = new Set<string>();
-  return keys.filter(([t, k]) => {
-    const key = stateKey(t, k);
-    if (seen.has(key)) return false;
-    seen.add(key);
-    return true;
-  });
-}
-
-/**
- * Rules on the event's own auth_events list ("Considering the event's
- * auth_events"): no duplicate (type, state_key), nothing outside the
- * selection, same room, and (before v12) a create event present. Whether the
- * entries were themselves rejected is the caller's knowledge.
- */
-export function checkAuthEventList(pdu: Pdu, authEvents: EventWithId[], version: RoomVersion): AuthResult {
-  if (pdu.type === M_CREATE) return ALLOW;
-  const allowed = new Set(authEventSelection(pdu, version).map(([t, k]) => stateKey(t, k)));
-  const seen = new Set<string>();
-  let sawCreate = false;
-  for (const a of authEvents) {
-    if (!isStateEvent(a.pdu)) return reject(`auth event ${a.eventId} is not a state event`);
-    const k = stateKey(a.pdu.type, a.pdu.state_key!);
-    if (seen.has(k)) return reject(`duplicate auth event for (${a.pdu.type}, ${a.pdu.state_key})`);
-    seen.add(k);
-    if (!allowed.has(k)) return reject(`unexpected auth event (${a.pdu.type}, ${a.pdu.state_key})`);
-    if (a.pdu.type === M_CREATE) sawCreate = true;
-    if (a.pdu.room_id !== pdu.room_id) return reject(`auth event ${a.eventId} is from another room`);
-  }
-  if (!version.roomIdIsCreateEventHash && !sawCreate) return reject('no m.room.create event among auth events');
-  return ALLOW;
-}
-
-// ---------------------------------------------------------------------------
-// The rules
-
-interface Ctx {
-  event: EventWithId;
-  pdu: Pdu;
-  version: RoomVersion;
-  state: AuthStateLookup;
-  create: EventWithId;
-  pl: PowerLevels;
-  opts: AuthOptions;
-}
-
-function levelOf(ctx: Ctx, userId: string): number {
-  return userPowerLevel(ctx.pl, userId);
-}
-
-function membershipInState(ctx: Ctx, userId: string): string | undefined {
-  return membershipOf(ctx.state(M_MEMBER, userId));
-}
-
-function joinRuleInState(ctx: Ctx): string | undefined {
-  const ev = ctx.state(M_JOIN_RULES, '');
-  // The spec gives no default; a room without m.room.join_rules is treated as
-  // invite-only, the most restrictive rule that still honours invites.
-  if (!ev) return 'invite';
-  const r = ev.pdu.content?.join_rule;
-  return typeof r === 'string' ? r : undefined;
-}
+export {
+  authEventIds,
+  domainOf,
+  eventRefId,
+  M_ALIASES,
+  M_CREATE,
+  M_JOIN_RULES,
+  M_MEMBER,
+  M_POWER_LEVELS,
+  M_REDACTION,
+  M_THIRD_PARTY_INVITE,
+  prevEventIds,
+  redactsOf,
+  type AuthOptions,
+  type AuthResult,
+  type AuthStateLookup,
+} from './auth-rules-context.js';
+export { authEventSelection, authStateFromEvents, checkAuthEventList } from './auth-rules-auth-events.js';
 
 /** Rule 1: m.room.create. */
 function checkCreateEvent(pdu: Pdu, version: RoomVersion): AuthResult {
@@ -244,155 +119,12 @@ function checkAliasesEvent(pdu: Pdu): AuthResult {
   return ALLOW;
 }
 
-/** "If the only previous event is an m.room.create and the state_key is the creator". */
-function isCreatorsFirstJoin(ctx: Ctx): boolean {
-  const prev = prevEventIds(ctx.pdu);
-  if (prev.length !== 1 || prev[0] !== ctx.create.eventId) return false;
-  const create = ctx.create.pdu;
-  const creator = ctx.version.implicitRoomCreator ? create.sender : create.content?.creator;
-  return ctx.pdu.state_key === creator;
-}
-
-function joinRuleAdmitsInvitees(ctx: Ctx, rule: string | undefined): boolean {
-  return rule === 'invite' || (ctx.version.knockingSupported && rule === 'knock');
-}
-
-function isRestrictedRule(ctx: Ctx, rule: string | undefined): boolean {
-  return (ctx.version.restrictedJoinRuleSupported && rule === 'restricted')
-    || (ctx.version.knockRestrictedJoinRuleSupported && rule === 'knock_restricted');
-}
-
-function isKnockableRule(ctx: Ctx, rule: string | undefined): boolean {
-  return rule === 'knock' || (ctx.version.knockRestrictedJoinRuleSupported && rule === 'knock_restricted');
-}
-
-function checkJoin(ctx: Ctx): AuthResult {
-  const { pdu } = ctx;
-  if (isCreatorsFirstJoin(ctx)) return ALLOW;
-  if (pdu.sender !== pdu.state_key) return reject('cannot join on behalf of another user');
-  const current = membershipInState(ctx, pdu.sender);
-  if (current === 'ban') return reject('sender is banned');
-  const rule = joinRuleInState(ctx);
-  if (joinRuleAdmitsInvitees(ctx, rule)) {
-    return current === 'invite' || current === 'join' ? ALLOW : reject(`join rule is ${rule} and sender is not invited`);
-  }
-  if (isRestrictedRule(ctx, rule)) {
-    if (current === 'invite' || current === 'join') return ALLOW;
-    return checkRestrictedJoinAuthoriser(ctx);
-  }
-  if (rule === 'public') return ALLOW;
-  return reject(`join rule ${String(rule)} does not allow joining`);
-}
-
-/** The authorising user must be joined and able to invite. */
-function checkRestrictedJoinAuthoriser(ctx: Ctx): AuthResult {
-  const via = ctx.pdu.content?.join_authorised_via_users_server;
-  if (typeof via !== 'string') return reject('restricted join without join_authorised_via_users_server');
-  if (membershipInState(ctx, via) !== 'join') return reject('join_authorised_via_users_server is not joined');
-  if (levelOf(ctx, via) < ctx.pl.invite) return reject('join_authorised_via_users_server cannot invite');
-  return ALLOW;
-}
-
-/** v8+ rule: the member event must be signed by the authorising user's server. */
-function isSignedByAuthoriser(ctx: Ctx, via: JsonValue): boolean {
-  if (typeof via !== 'string') return false;
-  const server = domainOf(via);
-  if (server === undefined) return false;
-  if (ctx.opts.isSignedBy) return ctx.opts.isSignedBy(ctx.pdu, server);
-  const sigs = ctx.pdu.signatures?.[server];
-  return typeof sigs === 'object' && sigs !== null && Object.keys(sigs).length > 0;
-}
-
-function thirdPartyInvitePublicKeys(content: JsonObject): string[] {
-  const keys: string[] = [];
-  if (typeof content.public_key === 'string') keys.push(content.public_key);
-  if (Array.isArray(content.public_keys)) {
-    for (const k of content.public_keys) if (isObject(k) && typeof k.public_key === 'string') keys.push(k.public_key);
-  }
-  return keys;
-}
-
-function checkThirdPartyInvite(ctx: Ctx, tpi: JsonValue): AuthResult {
-  const { pdu } = ctx;
-  if (membershipInState(ctx, pdu.state_key!) === 'ban') return reject('target user is banned');
-  const signed = isObject(tpi) ? tpi.signed : undefined;
-  if (!isObject(signed)) return reject('third_party_invite has no signed property');
-  if (typeof signed.mxid !== 'string' || typeof signed.token !== 'string') return reject('signed lacks mxid or token');
-  if (signed.mxid !== pdu.state_key) return reject('signed.mxid does not match state_key');
-  const inviteEv = ctx.state(M_THIRD_PARTY_INVITE, signed.token);
-  if (!inviteEv) return reject('no m.room.third_party_invite for token');
-  if (inviteEv.pdu.sender !== pdu.sender) return reject('sender does not match third party invite sender');
-  const keys = thirdPartyInvitePublicKeys(isObject(inviteEv.pdu.content) ? inviteEv.pdu.content : {});
-  const verify = ctx.opts.verifyThirdPartyInvite ?? verifySignedByAnyKey;
-  return verify(signed, keys) ? ALLOW : reject('no signature in signed matches a public key of the third-party invite');
-}
-
-function checkInvite(ctx: Ctx): AuthResult {
-  const { pdu } = ctx;
-  const tpi = pdu.content?.third_party_invite;
-  if (tpi !== undefined) return checkThirdPartyInvite(ctx, tpi);
-  if (membershipInState(ctx, pdu.sender) !== 'join') return reject('inviter is not joined');
-  const target = membershipInState(ctx, pdu.state_key!);
-  if (target === 'join' || target === 'ban') return reject(`target is already ${target}`);
-  return levelOf(ctx, pdu.sender) >= ctx.pl.invite ? ALLOW : reject('sender is below the invite level');
-}
-
-function checkLeave(ctx: Ctx): AuthResult {
-  const { pdu } = ctx;
-  const target = membershipInState(ctx, pdu.state_key!);
-  if (pdu.sender === pdu.state_key) {
-    const ok = target === 'invite' || target === 'join' || (ctx.version.knockingSupported && target === 'knock');
-    return ok ? ALLOW : reject(`cannot leave from membership ${String(target)}`);
-  }
-  if (membershipInState(ctx, pdu.sender) !== 'join') return reject('sender is not joined');
-  const senderLevel = levelOf(ctx, pdu.sender);
-  if (target === 'ban' && senderLevel < ctx.pl.ban) return reject('sender is below the ban level and cannot unban');
-  if (senderLevel >= ctx.pl.kick && levelOf(ctx, pdu.state_key!) < senderLevel) return ALLOW;
-  return reject('sender cannot kick the target');
-}
-
-function checkBan(ctx: Ctx): AuthResult {
-  const { pdu } = ctx;
-  if (membershipInState(ctx, pdu.sender) !== 'join') return reject('sender is not joined');
-  const senderLevel = levelOf(ctx, pdu.sender);
-  if (senderLevel >= ctx.pl.ban && levelOf(ctx, pdu.state_key!) < senderLevel) return ALLOW;
-  return reject('sender cannot ban the target');
-}
-
-function checkKnock(ctx: Ctx): AuthResult {
-  const { pdu } = ctx;
-  if (!isKnockableRule(ctx, joinRuleInState(ctx))) return reject('join rule does not allow knocking');
-  if (pdu.sender !== pdu.state_key) return reject('cannot knock on behalf of another user');
-  const current = membershipInState(ctx, pdu.sender);
-  if (current === 'ban' || current === 'invite' || current === 'join') return reject(`cannot knock from ${current}`);
-  return ALLOW;
-}
-
-function checkMemberEvent(ctx: Ctx): AuthResult {
-  const { pdu, version } = ctx;
-  const membership = pdu.content?.membership;
-  if (!isStateEvent(pdu) || typeof membership !== 'string') return reject('member event lacks state_key or membership');
-  if (version.restrictedJoinRuleSupported && pdu.content && 'join_authorised_via_users_server' in pdu.content) {
-    if (!isSignedByAuthoriser(ctx, pdu.content.join_authorised_via_users_server!)) {
-      return reject("not signed by join_authorised_via_users_server's server");
-    }
-  }
-  switch (membership) {
-    case 'join': return checkJoin(ctx);
-    case 'invite': return checkInvite(ctx);
-    case 'leave': return checkLeave(ctx);
-    case 'ban': return checkBan(ctx);
-    case 'knock': if (version.knockingSupported) return checkKnock(ctx); break;
-  }
-  return reject(`unknown membership ${membership}`);
-}
-
 /** Rule "If the event has a state_key that starts with an @ and does not match the sender". */
 function impersonatesUserStateKey(pdu: Pdu): boolean {
   return isStateEvent(pdu) && pdu.state_key!.startsWith('@') && pdu.state_key !== pdu.sender;
 }
 
-function checkPowerLevelsEvent(ctx: Ctx): AuthResult {
+function checkPowerLevelsEvent(ctx: AuthContext): AuthResult {
   const { pdu, version } = ctx;
   const content = isObject(pdu.content) ? pdu.content : {};
   const creators = version.privilegedCreators ? ctx.pl.ctx.creators : [];
@@ -406,7 +138,7 @@ function checkPowerLevelsEvent(ctx: Ctx): AuthResult {
 }
 
 /** v1/v2 rule 11: redactions need the redact level or the same event-id domain. */
-function checkRedactionV1(ctx: Ctx): AuthResult {
+function checkRedactionV1(ctx: AuthContext): AuthResult {
   if (levelOf(ctx, ctx.pdu.sender) >= ctx.pl.redact) return ALLOW;
   const target = redactsOf(ctx.pdu, ctx.version);
   const targetDomain = target === undefined ? undefined : domainOf(target);
@@ -451,7 +183,7 @@ export function checkAuth(
     version,
     roomCreators(roomCreate.pdu, version),
   );
-  const ctx: Ctx = { event, pdu, version, state: authState, create: roomCreate, pl, opts };
+  const ctx: AuthContext = { event, pdu, version, state: authState, create: roomCreate, pl, opts };
 
   if (pdu.type === M_MEMBER) return checkMemberEvent(ctx);
 

@@ -13,7 +13,9 @@ export type MediaErrorKind =
   | 'bad_request'
   | 'preview_failed'
   | 'rate_limited'
-  | 'remote_failed';
+  | 'remote_failed'
+  /** The bytes a row was about to refer to were deleted meanwhile (content-lock.ts); a retry stores them again. */
+  | 'content_lost';
 
 export class MediaError extends Error {
   constructor(

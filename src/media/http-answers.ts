@@ -33,6 +33,8 @@ export function toMatrixError(e: MediaError, infoUri: string): MatrixError {
       return new MatrixError(502, 'M_UNKNOWN', e.message);
     case 'remote_failed':
       return new MatrixError(502, e.errcode ?? 'M_UNKNOWN', e.message);
+    case 'content_lost':
+      return new MatrixError(503, 'M_UNKNOWN', e.message);
     case 'rate_limited':
       return new MatrixError(429, 'M_LIMIT_EXCEEDED', e.message, { retry_after_ms: 60_000 });
   }

@@ -5,7 +5,8 @@
  *
  * `put` returns only once the bytes are durable, so a caller that commits its database
  * row afterwards never leaves a row without its content (a crash in between leaves at
- * most an unreferenced file).
+ * most an unreferenced file). Deleting bytes that rows share is serialised with those
+ * commits (content-lock.ts).
  */
 import type { Readable } from 'node:stream';
 

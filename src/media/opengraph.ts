@@ -1,15 +1,23 @@
 /**
  * The OpenGraph tags of an HTML page (https://ogp.me/): `og:*` meta properties, with the
- * page's `<title>` and meta description as fallbacks. Only the document head matters; parsing
- * stops at `<body>`.
+ * page's `<title>` and meta description as fallbacks; and the page's oEmbed discovery link
+ * (oembed.ts). Only the document head matters; parsing stops at `<body>`.
  */
 import { Parser } from 'htmlparser2';
+import { OEMBED_JSON_TYPE } from './oembed.js';
 
 const MAX_TAGS = 50;
 const MAX_VALUE_CHARS = 2000;
 
-export function parseOpenGraph(html: string): Record<string, string> {
+export interface PageHead {
+  og: Record<string, string>;
+  /** The `href` of the first JSON oEmbed discovery link, as written (possibly relative). */
+  oembedHref: string | undefined;
+}
+
+export function parseHead(html: string): PageHead {
   const og: Record<string, string> = {};
+  let oembedHref: string | undefined;
   let title = '';
   let inTitle = false;
   let description: string | undefined;
@@ -22,6 +30,7 @@ export function parseOpenGraph(html: string): Record<string, string> {
           return;
         }
         if (name === 'title') inTitle = true;
+        if (name === 'link' && isOEmbedLink(attrs)) oembedHref ??= attrs.href!.trim();
         if (name !== 'meta' || typeof attrs.content !== 'string') return;
         const key = (attrs.property ?? attrs.name ?? '').trim();
         const value = attrs.content.trim().slice(0, MAX_VALUE_CHARS);
@@ -46,7 +55,12 @@ export function parseOpenGraph(html: string): Record<string, string> {
   const cleanTitle = title.replace(/\s+/g, ' ').trim();
   if (!og['og:title'] && cleanTitle) og['og:title'] = cleanTitle.slice(0, MAX_VALUE_CHARS);
   if (!og['og:description'] && description) og['og:description'] = description;
-  return og;
+  return { og, oembedHref };
+}
+
+function isOEmbedLink(attrs: Record<string, string | undefined>): boolean {
+  const rel = (attrs.rel ?? '').toLowerCase().split(/\s+/);
+  return rel.includes('alternate') && attrs.type?.trim().toLowerCase() === OEMBED_JSON_TYPE && typeof attrs.href === 'string' && attrs.href.trim() !== '';
 }
 
 /** The text of an HTML body in the charset its Content-Type names (UTF-8 when none or unknown). */

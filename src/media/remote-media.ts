@@ -9,10 +9,10 @@
 import { Transform, type Readable } from 'node:stream';
 import { parse as parseDisposition } from 'content-disposition';
 import type { Logger } from 'pino';
-import type { Db } from '../db/schema.js';
+import type { Db, Tx } from '../db/schema.js';
 import { FederationRequestError, type FederationClient, type RawAnswer as RemoteAnswer } from '../federation/client.js';
 import { MediaError, mediaNotFound } from './errors.js';
-import { contentIsReferenced } from './local-media-table.js';
+import type { ContentLock } from './content-lock.js';
 import type { MediaStore } from './media-store.js';
 import { MultipartError, boundaryOf, decodeMultipart } from './multipart.js';
 import { insertRemoteThumbnail, selectRemoteMedia, selectRemoteThumbnail, touchRemoteMedia, upsertRemoteMedia } from './remote-media-table.js';
@@ -38,6 +38,7 @@ export class RemoteMedia {
   constructor(
     private readonly db: Db,
     private readonly store: MediaStore,
+    private readonly content: ContentLock,
     /** Undefined when federation is disabled: remote media is then not found. */
     private readonly client: Pick<FederationClient, 'getRaw' | 'getLocation'> | undefined,
     private readonly logger: Logger,
@@ -70,7 +71,7 @@ export class RemoteMedia {
       );
       const stored = await this.storeBody(serverName, fetched.body, Math.min(this.maxBytes, MAX_THUMBNAIL_BYTES));
       const row: RemoteThumbnailRow = { ...key, content_type: fetched.contentType, sha256: stored.sha256, size: stored.size, created_ts: this.now() };
-      await this.record(stored.sha256, () => insertRemoteThumbnail(this.db, row));
+      await this.record(stored.sha256, (trx) => insertRemoteThumbnail(trx, row));
       return row;
     });
   }
@@ -103,7 +104,7 @@ export class RemoteMedia {
       fetched_ts: now,
       last_access_ts: now,
     };
-    await this.record(stored.sha256, () => upsertRemoteMedia(this.db, row));
+    await this.record(stored.sha256, (trx) => upsertRemoteMedia(trx, row));
     return row;
   }
 
@@ -119,11 +120,11 @@ export class RemoteMedia {
   }
 
   /** Commits the row of stored bytes; if that fails, bytes nothing refers to are removed. */
-  private async record(sha256: string, commit: () => Promise<void>): Promise<void> {
+  private async record(sha256: string, write: (trx: Tx) => Promise<void>): Promise<void> {
     try {
-      await commit();
+      await this.content.commit(sha256, write);
     } catch (e) {
-      if (!(await contentIsReferenced(this.db, sha256))) await this.store.delete(sha256);
+      await this.content.dropIfUnreferenced(sha256);
       throw e;
     }
   }

@@ -9,9 +9,10 @@
  */
 import type { Logger } from 'pino';
 import type { Db } from '../db/schema.js';
-import { selectEventRange } from '../rooms/store/events-table.js';
+import type { RoomsService } from '../rooms/service.js';
 import { MediaError } from './errors.js';
-import { contentIsReferenced, selectExistingMediaIds, selectMediaIdsBefore, selectMediaIdsNotServedSince, selectMediaIdsOfUser } from './local-media-table.js';
+import type { ContentLock } from './content-lock.js';
+import { selectExistingMediaIds, selectMediaIdsBefore, selectMediaIdsNotServedSince, selectMediaIdsOfUser } from './local-media-table.js';
 import type { MediaStore } from './media-store.js';
 import { deleteRemoteMedia, deleteStaleRemoteThumbnails, selectStaleRemoteMedia } from './remote-media-table.js';
 
@@ -21,9 +22,13 @@ const MXC = /^mxc:\/\/([^/]+)\/([A-Za-z0-9_-]+)$/;
 export interface RetentionDeps {
   db: Db;
   store: MediaStore;
+  /** Deletes bytes only when no row refers to them, serialised with rows being committed. */
+  content: ContentLock;
   serverName: string;
   logger: Logger;
   now(): number;
+  /** Reads the events of a room, for the purge by room. */
+  rooms: Pick<RoomsService, 'storedEventsOfRoom'>;
   /** Deletes one local media item with its thumbnails (MediaService.delete). */
   deleteLocal(mediaId: string): Promise<void>;
   remoteLifetimeMs: number | null;
@@ -89,9 +94,7 @@ export class MediaRetention {
     let count = 0;
     for await (const entry of this.deps.store.list()) {
       if (entry.modifiedTs >= cutoff) continue;
-      if (await contentIsReferenced(this.deps.db, entry.sha256)) continue;
-      await this.deps.store.delete(entry.sha256);
-      count++;
+      if (await this.deps.content.dropIfUnreferenced(entry.sha256)) count++;
     }
     return count;
   }
@@ -121,10 +124,10 @@ export class MediaRetention {
     const found = new Set<string>();
     let after: number | undefined;
     for (;;) {
-      const rows = await selectEventRange(this.deps.db, { roomId, after, order: 'asc', limit: PAGE });
-      for (const row of rows) collectMxc((JSON.parse(row.json) as { content?: unknown }).content, found);
-      if (rows.length < PAGE) break;
-      after = rows[rows.length - 1]!.stream_pos;
+      const events = await this.deps.rooms.storedEventsOfRoom(roomId, after, PAGE);
+      for (const ev of events) collectMxc(ev.pdu.content, found);
+      if (events.length < PAGE) break;
+      after = events[events.length - 1]!.streamPos!;
     }
     const local: string[] = [];
     const remote: string[] = [];
@@ -159,9 +162,7 @@ export class MediaRetention {
   }
 
   private async dropUnreferenced(hashes: string[]): Promise<void> {
-    for (const sha of new Set(hashes)) {
-      if (!(await contentIsReferenced(this.deps.db, sha))) await this.deps.store.delete(sha);
-    }
+    for (const sha of new Set(hashes)) await this.deps.content.dropIfUnreferenced(sha);
   }
 }
 

@@ -10,15 +10,16 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { HearthConfig } from '../config/schema.js';
-import type { Db } from '../db/schema.js';
+import type { Db, Dialect } from '../db/schema.js';
 import type { FederationClient } from '../federation/client.js';
+import type { RoomsService } from '../rooms/service.js';
 import { ConfigError } from '../config/validate.js';
 import { createOutboundGuard, isCidrList, outboundAllowFromEnv } from '../http/outbound-guard.js';
+import { ContentLock } from './content-lock.js';
 import { DiskMediaStore } from './disk-store.js';
 import { MediaError, mediaNotFound } from './errors.js';
 import { GuardedFetcher } from './guarded-fetch.js';
 import {
-  contentIsReferenced,
   countPendingMedia,
   deleteExpiredPending,
   deleteMediaRow,
@@ -50,8 +51,11 @@ const SERVER_OWNER = '';
 
 export interface MediaServiceDeps {
   db: Db;
+  dialect: Dialect;
   config: HearthConfig;
   serverName: string;
+  /** The room events the purge by room reads (retention.ts). */
+  rooms: Pick<RoomsService, 'storedEventsOfRoom'>;
   /** Fetches other servers' media; undefined when federation is disabled. */
   federation: Pick<FederationClient, 'getRaw' | 'getLocation'> | undefined;
   dataDir: string;
@@ -66,6 +70,7 @@ export class MediaService {
   readonly remote: RemoteMedia;
   readonly retention: MediaRetention;
   private readonly uploader: Uploader;
+  private readonly content: ContentLock;
   private readonly fetcher: GuardedFetcher;
   private readonly uploaded = new EventEmitter().setMaxListeners(0);
   private readonly db: Db;
@@ -80,20 +85,24 @@ export class MediaService {
     this.store = s3
       ? new S3MediaStore({ ...s3, endpoint: s3.endpoint ?? '', force_path_style: s3.force_path_style ?? false }, join(this.mediaRoot, 'tmp'))
       : new DiskMediaStore(this.mediaRoot);
+    this.content = new ContentLock(this.db, deps.dialect, this.store);
     this.uploader = new Uploader(
       this.db,
       this.store,
+      this.content,
       { maxUploadBytes: this.mediaConfig.max_upload_bytes, userQuotaBytes: this.mediaConfig.user_quota_bytes },
       deps.now,
     );
-    this.thumbnails = new Thumbnailer(this.db, this.store, deps.logger, deps.now);
+    this.thumbnails = new Thumbnailer(this.db, this.store, this.content, deps.logger, deps.now);
     const fromEnv = outboundAllowFromEnv();
     if (!isCidrList(fromEnv)) throw new ConfigError('(environment)', 'HEARTH_OUTBOUND_ALLOW', 'must be comma-separated CIDRs like "10.0.0.0/8"');
-    this.remote = new RemoteMedia(this.db, this.store, deps.federation, deps.logger, deps.now, this.mediaConfig.max_upload_bytes);
+    this.remote = new RemoteMedia(this.db, this.store, this.content, deps.federation, deps.logger, deps.now, this.mediaConfig.max_upload_bytes);
     this.retention = new MediaRetention({
       db: this.db,
       store: this.store,
+      content: this.content,
       serverName: deps.serverName,
+      rooms: deps.rooms,
       logger: deps.logger,
       now: deps.now,
       deleteLocal: (mediaId) => this.delete(deps.serverName, mediaId),
@@ -252,9 +261,7 @@ export class MediaService {
       return [...thumbs, ...(row.sha256 ? [row.sha256] : [])];
     });
     this.thumbnails.forget(mediaId);
-    for (const sha of new Set(hashes)) {
-      if (!(await contentIsReferenced(this.db, sha))) await this.store.delete(sha);
-    }
+    for (const sha of new Set(hashes)) await this.content.dropIfUnreferenced(sha);
   }
 
   /** Stores bytes the server fetched itself (a preview's image). */
@@ -273,7 +280,7 @@ export class MediaService {
       unused_expires_ts: null,
       last_access_ts: now,
     };
-    await insertMedia(this.db, row);
+    await this.content.commit(stored.sha256, (trx) => insertMedia(trx, row));
     this.thumbnails.pregenerate(row);
     return { mxc: mxcUri(this.deps.serverName, row.media_id), row };
   }

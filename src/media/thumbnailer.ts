@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import type { Sharp, SharpOptions } from 'sharp';
 import { boundedCache } from '../bounded-cache.js';
 import type { Db } from '../db/schema.js';
+import type { ContentLock } from './content-lock.js';
 import { essence } from './content-headers.js';
 import { MediaError, mediaNotFound } from './errors.js';
 import type { MediaStore } from './media-store.js';
@@ -64,6 +65,7 @@ export class Thumbnailer {
   constructor(
     private readonly db: Db,
     private readonly store: MediaStore,
+    private readonly content: ContentLock,
     private readonly logger: Logger,
     private readonly now: () => number,
   ) {}
@@ -138,7 +140,7 @@ export class Thumbnailer {
         size: stored.size,
         created_ts: this.now(),
       };
-      await insertThumbnail(this.db, row);
+      await this.content.commit(stored.sha256, (trx) => insertThumbnail(trx, row));
       return row;
     })().finally(() => this.inFlight.delete(key));
     this.inFlight.set(key, work);

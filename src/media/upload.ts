@@ -6,7 +6,8 @@
 import { Transform, type Readable } from 'node:stream';
 import type { Db } from '../db/schema.js';
 import { MediaError } from './errors.js';
-import { completePendingMedia, contentIsReferenced, insertMedia, selectUserUsage } from './local-media-table.js';
+import type { ContentLock } from './content-lock.js';
+import { completePendingMedia, insertMedia, selectUserUsage } from './local-media-table.js';
 import type { MediaStore } from './media-store.js';
 import type { LocalMediaRow } from './tables.js';
 
@@ -72,6 +73,7 @@ export class Uploader {
   constructor(
     private readonly db: Db,
     private readonly store: MediaStore,
+    private readonly content: ContentLock,
     private readonly limits: UploadLimits,
     private readonly now: () => number,
   ) {}
@@ -108,7 +110,7 @@ export class Uploader {
       last_access_ts: now,
     };
     try {
-      return await this.db.transaction().execute(async (trx) => {
+      return await this.content.commit(stored.sha256, async (trx) => {
         // Concurrent uploads by the same user are checked again against what has committed since.
         if ((await selectUserUsage(trx, input.userId)) + stored.size > userQuotaBytes) throw this.quotaError();
         if ('newId' in target) {
@@ -123,7 +125,7 @@ export class Uploader {
         return row;
       });
     } catch (e) {
-      if (!(await contentIsReferenced(this.db, stored.sha256))) await this.store.delete(stored.sha256);
+      await this.content.dropIfUnreferenced(stored.sha256);
       throw e;
     }
   }

@@ -1,7 +1,9 @@
 /**
- * `preview_url`: fetch a page through the GuardedFetcher, read its OpenGraph tags, store its
- * `og:image` in the media repository (served as an mxc URI, with its size and dimensions), and
- * cache the answer for an hour. An image URL previews as the image itself.
+ * `preview_url`: fetch a page through the GuardedFetcher, read its OpenGraph tags and, when the
+ * page names one, its oEmbed JSON (fetched through the same guard; what it says wins over the
+ * page's tags), store the `og:image` in the media repository (served as an mxc URI, with its
+ * size and dimensions), and cache the answer for an hour. An image URL previews as the image
+ * itself.
  */
 import type { Logger } from 'pino';
 import type { Db } from '../db/schema.js';
@@ -9,13 +11,15 @@ import { OutboundRefused } from '../http/outbound-guard.js';
 import { essence } from './content-headers.js';
 import { MediaError } from './errors.js';
 import { FetchFailed, type GuardedFetcher } from './guarded-fetch.js';
-import { decodeHtml, parseOpenGraph } from './opengraph.js';
+import { openGraphFromOEmbed } from './oembed.js';
+import { decodeHtml, parseHead } from './opengraph.js';
 import { isThumbnailable } from './thumbnailer.js';
 import { deleteExpiredPreviews, selectPreview, upsertPreview } from './url-previews-table.js';
 import type { LocalMediaRow } from './tables.js';
 
 const CACHE_MS = 60 * 60 * 1000;
 const MAX_PAGE_BYTES = 10 * 1024 * 1024;
+const MAX_OEMBED_BYTES = 1024 * 1024;
 const TIMEOUT_MS = 10_000;
 
 export interface PreviewImageSink {
@@ -62,7 +66,8 @@ export class UrlPreviews {
     const type = essence(page.contentType);
     let og: Record<string, unknown> = {};
     if (type === 'text/html' || type === 'application/xhtml+xml') {
-      const tags = parseOpenGraph(decodeHtml(page.body, page.contentType));
+      const head = parseHead(decodeHtml(page.body, page.contentType));
+      const tags = overlay(head.og, head.oembedHref ? await this.oembedTags(head.oembedHref, page.url) : {});
       // The page's own image keys describe a URL we do not serve; they are replaced by the stored copy's.
       og = Object.fromEntries(Object.entries(tags).filter(([k]) => !k.startsWith('og:image')));
       const image = tags['og:image'] ?? tags['og:image:url'] ?? tags['og:image:secure_url'];
@@ -90,6 +95,22 @@ export class UrlPreviews {
     }
   }
 
+  /** The OpenGraph keys of the page's oEmbed JSON; none when it cannot be had. */
+  private async oembedTags(href: string, pageUrl: string): Promise<Record<string, string>> {
+    try {
+      const res = await this.fetch(new URL(href, pageUrl).toString(), MAX_OEMBED_BYTES, 'application/json');
+      if (res.status !== 200) return {};
+      const tags = openGraphFromOEmbed(JSON.parse(res.body.toString('utf8')));
+      // A relative image URL is relative to the oEmbed document, not to the page.
+      if (tags['og:image']) tags['og:image'] = new URL(tags['og:image'], res.url).toString();
+      return tags;
+    } catch (err) {
+      // The page still previews from its own tags.
+      this.logger.debug({ err, href }, 'oEmbed not fetched');
+      return {};
+    }
+  }
+
   private async describeImage(bytes: Buffer, type: string, tags: Record<string, string>): Promise<Record<string, unknown>> {
     const { mxc, row } = await this.images.storeImage(bytes, type);
     const out: Record<string, unknown> = { 'og:image': mxc, 'og:image:type': type, 'matrix:image:size': bytes.length };
@@ -103,9 +124,9 @@ export class UrlPreviews {
     return out;
   }
 
-  private async fetch(url: string, maxBytes: number) {
+  private async fetch(url: string, maxBytes: number, accept = 'text/html,application/xhtml+xml,image/*;q=0.9,*/*;q=0.5') {
     try {
-      return await this.fetcher.get(url, { maxBytes, timeoutMs: TIMEOUT_MS, accept: 'text/html,application/xhtml+xml,image/*;q=0.9,*/*;q=0.5' });
+      return await this.fetcher.get(url, { maxBytes, timeoutMs: TIMEOUT_MS, accept });
     } catch (e) {
       if (e instanceof OutboundRefused) throw new MediaError('forbidden', 'That address may not be previewed');
       if (e instanceof FetchFailed) throw new MediaError('preview_failed', e.message);
@@ -113,4 +134,10 @@ export class UrlPreviews {
       throw new MediaError('preview_failed', `The URL could not be fetched: ${(e as Error).message}`);
     }
   }
+}
+
+/** The page's tags overlaid with its oEmbed's; an oEmbed image replaces the page's image with all its keys. */
+function overlay(page: Record<string, string>, oembed: Record<string, string>): Record<string, string> {
+  const base = oembed['og:image'] ? Object.fromEntries(Object.entries(page).filter(([k]) => !k.startsWith('og:image'))) : page;
+  return { ...base, ...oembed };
 }

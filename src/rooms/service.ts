@@ -4,7 +4,7 @@ import { strippedHints } from './stripped-hints.js';
 import { splitStateKey, stateKey, type ClientEvent, type JsonObject, type StateMap, type StrippedStateEvent } from '../core/types.js';
 import type { Requester } from '../http/requester.js';
 import { isServable, storedEventFromRow, type StoredEvent } from './events/stored-event.js';
-import { selectStreamEventsOfTypes, type TxnEndpoint } from './store/events-table.js';
+import { selectEventRange, selectStreamEventsOfTypes, type TxnEndpoint } from './store/events-table.js';
 import { upgradeRoom } from './upgrade.js';
 import { createRoom, type CreateRoomBody } from './create-room.js';
 import { acceptThirdPartyInvite, checkThreepidInvite, inviteByThreepid } from './third-party-invite.js';
@@ -261,6 +261,16 @@ export class RoomsService implements Lifecycle {
   /** Servable events of `types` by stream position, after `after` or (backfilled history) below `before` (store: selectStreamEventsOfTypes). */
   async streamEventsOfTypes(q: { types: string[]; after: number; limit: number } | { types: string[]; before: number; limit: number }): Promise<StoredEvent[]> {
     const rows = await selectStreamEventsOfTypes(this.ctx.db, q);
+    return rows.map((r) => storedEventFromRow(r));
+  }
+
+  /**
+   * One page of the room's servable events in stream order, after stream position `after`, as
+   * stored: a redacted event keeps its original content here. For admin tools that must reach
+   * everything the room's events ever referred to (the media purge by room).
+   */
+  async storedEventsOfRoom(roomId: string, after: number | undefined, limit: number): Promise<StoredEvent[]> {
+    const rows = await selectEventRange(this.ctx.db, { roomId, after, order: 'asc', limit });
     return rows.map((r) => storedEventFromRow(r));
   }
 

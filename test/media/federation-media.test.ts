@@ -66,6 +66,11 @@ describe('federation media', { timeout: 120_000 }, () => {
         res.writeHead(200, { 'content-type': originFiles.moved.type, 'content-disposition': 'attachment; filename="moved.pdf"' });
         return res.end(originFiles.moved.bytes);
       }
+      if (url.pathname === '/_matrix/media/v3/thumbnail/c.test/old') {
+        assert.equal(url.searchParams.get('allow_remote'), 'false');
+        res.writeHead(200, { 'content-type': 'image/png' });
+        return res.end(png);
+      }
       if (url.pathname === '/_matrix/media/v3/download/c.test/old') {
         assert.equal(url.searchParams.get('allow_remote'), 'false');
         res.writeHead(200, { 'content-type': 'text/plain', 'content-disposition': 'inline; filename="old.txt"' });
@@ -74,7 +79,9 @@ describe('federation media', { timeout: 120_000 }, () => {
       json(res, 404, { errcode: 'M_UNRECOGNIZED', error: 'Unrecognized request' });
     });
     c = await keyServer('k.test');
-    pair = await startPair({ 'c.test': origin.url, 'k.test': c.url }, { b: { media: { max_upload_bytes: 500_000 } } });
+    // a.test's legacy endpoints serve nothing (frozen since 1970): b.test can only have a.test's
+    // media through the federation endpoints.
+    pair = await startPair({ 'c.test': origin.url, 'k.test': c.url }, { a: { media: { legacy_freeze_ts: 1 } }, b: { media: { max_upload_bytes: 500_000 } } });
     alice = await pair.a.registerUser('media_alice');
     bob = await pair.b.registerUser('media_bob');
     aMedia = await upload(pair.a, alice.accessToken, png, 'image/png', 'square.png');
@@ -118,7 +125,10 @@ describe('federation media', { timeout: 120_000 }, () => {
     assert.equal(missing.body.errcode, 'M_NOT_FOUND');
   });
 
-  it('a user of b.test downloads and thumbnails media uploaded on a.test', async () => {
+  it('a user of b.test downloads and thumbnails media uploaded on a.test, over the federation endpoints', async () => {
+    for (const legacyPath of [`/_matrix/media/v3/download/a.test/${aMedia.mediaId}`, `/_matrix/media/v3/thumbnail/a.test/${aMedia.mediaId}?width=32&height=32`]) {
+      assert.equal((await rawRequest(pair.a, 'GET', legacyPath)).status, 404, `a.test's legacy endpoint is closed: ${legacyPath}`);
+    }
     const dl = await rawRequest(pair.b, 'GET', `/_matrix/client/v1/media/download/a.test/${aMedia.mediaId}`, { token: bob.accessToken });
     assert.equal(dl.status, 200);
     assert.deepEqual(dl.bytes, png);
@@ -187,6 +197,16 @@ describe('federation media', { timeout: 120_000 }, () => {
     assert.deepEqual(res.bytes, originFiles.old.bytes);
     assert.equal(res.headers.get('content-disposition'), 'inline; filename="old.txt"');
     assert.equal(origin.hits.get('/_matrix/media/v3/download/c.test/old?allow_remote=false&timeout_ms=20000'), 1);
+  });
+
+  it('a thumbnail from an origin without the federation endpoints comes from its legacy thumbnail endpoint', async () => {
+    const res = await rawRequest(pair.b, 'GET', '/_matrix/client/v1/media/thumbnail/c.test/old?width=64&height=64&method=scale', { token: bob.accessToken });
+    assert.equal(res.status, 200, res.bytes.toString());
+    assert.equal(res.headers.get('content-type'), 'image/png');
+    assert.deepEqual(res.bytes, png);
+    const legacy = [...origin.hits.entries()].filter(([k]) => k.startsWith('/_matrix/media/v3/thumbnail/c.test/old?'));
+    assert.equal(legacy.length, 1);
+    assert.match(legacy[0]![0], /width=64&height=64&method=scale/);
   });
 
   it('remote media over the size limit, or cut short, is 502 and leaves nothing cached', async () => {

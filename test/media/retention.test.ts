@@ -237,3 +237,26 @@ describe('local media lifetime by last access', { timeout: 90_000 }, () => {
     assert.equal((await download(shown.mediaId)).status, 200);
   });
 });
+
+describe('retention runs by itself', { timeout: 60_000 }, () => {
+  let server: TestServer;
+  let alice: TestUser;
+
+  before(async () => {
+    server = await startTestServer({ config: { media: { orphan_grace_ms: 1, retention_interval_ms: 200 } } });
+    alice = await server.registerUser('timer_alice');
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  it('every retention_interval_ms, without anyone asking, orphaned files go and used ones stay', async () => {
+    const media = server.hs.ctx.services.media;
+    const used = await upload(server, alice.accessToken, Buffer.from('still used'), 'text/plain');
+    const usedRow = await server.hs.ctx.db.selectFrom('local_media').selectAll().where('media_id', '=', used.mediaId).executeTakeFirstOrThrow();
+    const orphan = await media.store.put(Readable.from([Buffer.from('nobody refers to this')]));
+    for (let i = 0; i < 100 && (await media.store.has(orphan.sha256)); i++) await sleep(50);
+    assert.equal(await media.store.has(orphan.sha256), false, 'the periodic sweep removed the orphan');
+    assert.equal(await media.store.has(usedRow.sha256!), true);
+  });
+});
