@@ -33,6 +33,7 @@ import { roomSummaries, type RoomSummary } from './summaries.js';
 import { readContext, readMessages, type MessagesParams } from './pagination.js';
 import { eventNearTimestamp } from './timestamp-to-event.js';
 import { readEvent, readTimeline, readTimelines } from './timeline.js';
+import { selectRoomsFilledBetween } from './store/partial-state-table.js';
 
 export type Membership = 'join' | 'invite' | 'leave' | 'ban' | 'knock';
 
@@ -218,6 +219,12 @@ export class RoomsService implements Lifecycle {
     }
     for (const ev of await this.formatIds(changed)) out.get(ev.room_id!)?.changed.push(ev);
     return out;
+  }
+
+  /** Of `roomIds`, those whose partial state was filled in at an events stream position in (fromPos, toPos]. */
+  async getRoomsFilledBetween(roomIds: ReadonlySet<string>, fromPos: number, toPos: number): Promise<Set<string>> {
+    if (roomIds.size === 0) return new Set();
+    return selectRoomsFilledBetween(this.ctx.db, roomIds, fromPos, toPos);
   }
 
   /** The room's current state; optionally only some types. Unknown rooms have none. */

@@ -195,6 +195,11 @@ export class SyncResponder {
       }
     }
 
+    if (incremental && !p.fullState && since.events < heads.events) {
+      const filled = await this.rooms.getRoomsFilledBetween(new Set(joinPlans.filter((j) => j.mode === 'delta').map((j) => j.roomId)), since.events, heads.events);
+      for (const j of joinPlans) if (filled.has(j.roomId)) Object.assign(j, { mode: 'full', stateFilled: true });
+    }
+
     // Batched reads for every joined room at once.
     const unguessed = joined.filter((r) => !guessed.has(r));
     const [moreActivity, receipts] = await Promise.all([
