@@ -60,6 +60,8 @@ const ACL_PROTECTED = [
   '/_matrix/federation/v2/send_join/',
   '/_matrix/federation/v2/send_leave/',
   '/_matrix/federation/v2/invite/',
+  '/_matrix/federation/v1/make_knock/',
+  '/_matrix/federation/v1/send_knock/',
   '/_matrix/federation/v1/state/',
   '/_matrix/federation/v1/state_ids/',
   '/_matrix/federation/v1/backfill/',
