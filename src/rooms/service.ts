@@ -34,6 +34,7 @@ import { readContext, readMessages, type MessagesParams } from './pagination.js'
 import { eventNearTimestamp } from './timestamp-to-event.js';
 import { readEvent, readTimeline, readTimelines } from './timeline.js';
 import { selectRoomsFilledBetween } from './store/partial-state-table.js';
+import { selectStateKeyInRooms } from './store/current-state-table.js';
 
 export type Membership = 'join' | 'invite' | 'leave' | 'ban' | 'knock';
 
@@ -225,6 +226,12 @@ export class RoomsService implements Lifecycle {
   async getRoomsFilledBetween(roomIds: ReadonlySet<string>, fromPos: number, toPos: number): Promise<Set<string>> {
     if (roomIds.size === 0) return new Set();
     return selectRoomsFilledBetween(this.ctx.db, roomIds, fromPos, toPos);
+  }
+
+  /** The current state event at (`type`, `stateKey`) in each of `roomIds` that has one, as client events. */
+  async getStateEventInRooms(roomIds: readonly string[], type: string, stateKey: string): Promise<ClientEvent[]> {
+    if (roomIds.length === 0) return [];
+    return this.formatIds((await selectStateKeyInRooms(this.ctx.db, roomIds, type, stateKey)).map((r) => r.event_id));
   }
 
   /** The room's current state; optionally only some types. Unknown rooms have none. */
