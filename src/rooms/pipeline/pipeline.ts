@@ -16,7 +16,8 @@ import { selectByTxnIds, selectOneTxnSync, type TxnEndpoint, type TxnKey } from 
 import { emptyHead, groupId, type RoomHead, type RoomHeads } from '../state/room-head.js';
 import type { StateGroups } from '../state/state-groups.js';
 import { applyToHead, type AppliedEvent } from './apply-event.js';
-import { ReceivedEventPlanner, type ReceivedBatch, type ReceivedResult } from './apply-received.js';
+import { ReceivedEventPlanner } from './apply-received.js';
+import type { ReceivedBatch, ReceivedResult } from './received-batch.js';
 import { buildLocalEvent, type BuiltEvent, type EventSpec } from './build-event.js';
 import { roomPolicyServer, type PolicySigner } from './policy-check.js';
 import { AuthChainIndex } from '../state/auth-chain-index.js';
