@@ -123,6 +123,7 @@ test('events the partial state cannot judge are accepted: one from a member bann
   branchId = await sendAsA(eve, [bobJoin], (await memberEvent(a, eve, 'join')).eventId, 'from the branch');
   const seen = await bodies(b, bob, roomId);
   assert.ok(seen.includes('sneaky') && seen.includes('from the branch'), 'accepted while the state is partial');
+  assert.equal((await sync()).rooms.join[roomId].unread_notifications.notification_count, 2);
 });
 
 test('the full state rejects the first and soft-fails the second: they leave /messages and /event, and stop being ends of the room', async () => {
@@ -141,6 +142,8 @@ test('the full state rejects the first and soft-fails the second: they leave /me
   const branch = await b.hs.ctx.db.selectFrom('events').select(['rejected_reason', 'soft_failed', 'stream_pos']).where('event_id', '=', branchId).executeTakeFirstOrThrow();
   assert.deepEqual([branch.rejected_reason, Number(branch.soft_failed), branch.stream_pos], [null, 1, null]);
   assert.equal(head.extremities.some((x) => x.eventId === branchId), false);
+  // Neither counts as unread any more (both did while the state was partial).
+  assert.equal((await sync()).rooms.join[roomId].unread_notifications.notification_count, 0);
   // What bob sends next is built on what a.test holds, and reaches it.
   expectStatus(await b.request('PUT', `${C}/rooms/${e(roomId)}/send/m.room.message/after-fill`, { token: bob.accessToken, body: { msgtype: 'm.text', body: 'after the fill' } }), 200);
   await eventually(async () => (await bodies(a, alice, roomId)).includes('after the fill'), 'bob’s message on a.test');

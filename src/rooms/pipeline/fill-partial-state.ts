@@ -237,6 +237,8 @@ export async function persistStateFill(ctx: Context, trx: Tx, f: StateFill, fenc
     await deleteRelation(trx, x.eventId);
     await deleteSearchDoc(trx, x.eventId);
   }
+  const failed = new Set(f.failing.map((x) => x.eventId));
+  await ctx.services.push.forgetOutcomes(trx, roomId, f.regrouped.filter((r) => failed.has(r.stored.eventId) && r.stored.streamPos !== null).map((r) => r.stored.streamPos!));
   await replaceForwardExtremities(trx, roomId, f.extremities.removed, f.extremities.added);
   await upsertCurrentState(trx, roomId, f.changed);
   if (f.removed.length > 0) await deleteCurrentState(trx, roomId, f.removed);
@@ -283,6 +285,7 @@ export function afterStateFill(ctx: Context, deps: { events: EventStore; groups:
   const roomId = f.base.roomId;
   ctx.bus.invalidate({ cache: HEAD_CACHE, key: roomId });
   for (const p of f.plans) deps.groups.put(p.id!, p.state);
+  if (f.failing.length > 0) ctx.services.push.outcomesForgotten(roomId);
   for (const r of f.regrouped) {
     ctx.bus.invalidate({ cache: EVENT_CACHE, key: r.stored.eventId });
     const status = r.failed ? { rejectedReason: r.failed.outcome === 'rejected' ? r.failed.reason : null, softFailed: r.failed.outcome === 'soft_failed', streamPos: null } : {};
