@@ -7,7 +7,7 @@
  * restricted one whose allow condition they meet); a room they may not see is
  * left out together with the part of the tree under it. A room this server is
  * not in is asked of the servers in its `m.space.child` event's `via` (the
- * root, of the servers rootServers finds) through the
+ * root, the servers rootServers finds) through the
  * federation `/hierarchy` (remote-spaces.ts), and shown under the same rule;
  * one no server describes is left out.
  *

@@ -205,6 +205,7 @@ export class SyncResponder {
       this.parts.receipts.changes(joined, since?.receipts ?? 0, heads.receipts, userId),
       since && since.events < heads.events ? this.rooms.getRoomsFilledBetween(deltaRooms, since.events, heads.events) : Promise.resolve(new Set<string>()),
     ]);
+    // A room whose partial state was filled in since the token is rendered whole (JoinPlan.stateFilled).
     for (const j of joinPlans) if (filled.has(j.roomId)) Object.assign(j, { mode: 'full', stateFilled: true });
     const roomsWithEvents = new Set([...guessedActivity, ...moreActivity]);
     const typing = this.parts.typing.changedSince(joined, since ? since.typing : null);
