@@ -17,7 +17,7 @@ import { generateSigningKey } from '../src/core/signing.js';
 import { stateKey, type JsonObject, type Pdu } from '../src/core/types.js';
 import { createHomeserver, type Homeserver } from '../src/homeserver.js';
 import { createLogger } from '../src/logger.js';
-import { ReceivedEventPlanner } from '../src/rooms/pipeline/apply-received.js';
+import { BatchStates } from '../src/rooms/pipeline/batch-states.js';
 import { AuthChainIndex } from '../src/rooms/state/auth-chain-index.js';
 import { EventStore } from '../src/rooms/events/event-store.js';
 import { resolveStates, resolveWithIndex } from '../src/rooms/pipeline/resolve-states.js';
@@ -115,7 +115,7 @@ async function fork(hs: Homeserver): Promise<void> {
 
   core.heads.invalidate(roomId);
   const head = (await core.heads.get(roomId))!;
-  const planner = new ReceivedEventPlanner(hs.ctx.db, core.events, core.groups, head, new AuthChainIndex().overlay());
+  const planner = new BatchStates(hs.ctx.db, core.events, core.groups, head.version, new AuthChainIndex().overlay());
   const times: number[] = [];
   for (let i = 0; i < 3; i++) {
     const s = performance.now();

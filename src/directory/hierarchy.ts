@@ -7,7 +7,7 @@
  * restricted one whose allow condition they meet); a room they may not see is
  * left out together with the part of the tree under it. A room this server is
  * not in is asked of the servers in its `m.space.child` event's `via` (the
- * root, of the inviter's server and the one its room ID names) through the
+ * root, the servers rootServers finds) through the
  * federation `/hierarchy` (remote-spaces.ts), and shown under the same rule;
  * one no server describes is left out.
  *
@@ -21,6 +21,7 @@ import type { Context } from '../context.js';
 import { serverNameOf } from '../core/ids.js';
 import type { ClientEvent, JsonObject } from '../core/types.js';
 import { forbidden, invalidParam } from '../http/errors.js';
+import type { RoomMembership } from '../rooms/service.js';
 import type { RemoteSpace, RoomView, SpaceChild } from './remote-spaces.js';
 
 const DEFAULT_LIMIT = 50;
@@ -70,7 +71,7 @@ export async function spaceHierarchy(ctx: Context, userId: string, roomId: strin
     }
     return local === 'hidden' ? null : local;
   };
-  const root = await viewOf(roomId, await rootServers(ctx, roomId, own.find((m) => m.roomId === roomId)?.eventId));
+  const root = await viewOf(roomId, await rootServers(ctx, roomId, own));
   if (!root) throw forbidden('You are not allowed to view this room.');
 
   const rooms: JsonObject[] = [];
@@ -210,14 +211,23 @@ function asChild(e: ClientEvent): SpaceChild {
 }
 
 /**
- * Where to ask for a root this server is not in: the server of whoever sent the user's own
- * membership event (the inviter of an invite held here), then the server its room ID names
- * (none for room version 12).
+ * Where to ask for a root this server is not in, as the client API names no server: the server
+ * of whoever sent the user's own membership event (the inviter of an invite held here), the
+ * servers named by the `via` of the root's `m.space.child` event in each room the user is
+ * joined to (a parent space, how a space is usually come to), then the server its room ID
+ * names. Room version 12's room IDs name none, so the first two are all there is for them.
  */
-async function rootServers(ctx: Context, roomId: string, membershipEventId: string | undefined): Promise<string[]> {
+async function rootServers(ctx: Context, roomId: string, own: readonly RoomMembership[]): Promise<string[]> {
   const servers: string[] = [];
-  const sender = membershipEventId !== undefined ? (await ctx.services.rooms.core.events.get(membershipEventId))?.pdu.sender : undefined;
-  for (const s of [sender !== undefined ? serverNameOf(sender) : undefined, serverNameOf(roomId)]) if (s !== undefined && !servers.includes(s)) servers.push(s);
+  const add = (s: string | undefined) => {
+    if (s !== undefined && !servers.includes(s)) servers.push(s);
+  };
+  const mine = own.find((m) => m.roomId === roomId);
+  const sender = mine !== undefined ? (await ctx.services.rooms.core.events.get(mine.eventId))?.pdu.sender : undefined;
+  if (sender !== undefined) add(serverNameOf(sender));
+  const parents = own.filter((m) => m.membership === 'join' && m.roomId !== roomId).map((m) => m.roomId);
+  for (const ev of await ctx.services.rooms.getStateEventInRooms(parents, CHILD, roomId)) for (const s of viaOf(asChild(ev))) add(s);
+  add(serverNameOf(roomId));
   return servers;
 }
 

@@ -18,3 +18,9 @@ export async function insertTxnResponse(db: DbOrTx, origin: string, txnId: strin
     .onConflict((oc) => oc.columns(['origin', 'txn_id']).doNothing())
     .execute();
 }
+
+/** Drops the answers to transactions received before `beforeTs`; returns how many went. */
+export async function deleteTxnResponsesBefore(db: DbOrTx, beforeTs: number): Promise<number> {
+  const r = await db.deleteFrom('federation_received_txns').where('received_ts', '<', beforeTs).executeTakeFirst();
+  return Number(r.numDeletedRows);
+}

@@ -46,6 +46,7 @@ import { FederationQueries } from './queries.js';
 import { readStreamPositions } from '../db/stream-positions.js';
 import { FederationSender } from './outbound/sender.js';
 import { StoredEduPruner } from './outbound/stored-edu-pruner.js';
+import { ReceivedTxnPruner } from './received-txn-pruner.js';
 import type { EduSinks } from './inbound/edus.js';
 import { FederationKeyRing } from './keys/federation-key-ring.js';
 import { KeyNotary } from './keys/notary.js';
@@ -60,6 +61,8 @@ const ACL_PROTECTED = [
   '/_matrix/federation/v2/send_join/',
   '/_matrix/federation/v2/send_leave/',
   '/_matrix/federation/v2/invite/',
+  '/_matrix/federation/v1/make_knock/',
+  '/_matrix/federation/v1/send_knock/',
   '/_matrix/federation/v1/state/',
   '/_matrix/federation/v1/state_ids/',
   '/_matrix/federation/v1/backfill/',
@@ -76,6 +79,8 @@ export class FederationService {
   readonly sender: FederationSender;
   /** Bounds the stored outbound EDUs of servers that stay away. */
   readonly storedEduPruner: StoredEduPruner;
+  /** Bounds the answers kept for inbound transactions. */
+  readonly receivedTxnPruner: ReceivedTxnPruner;
   readonly acls: ServerAcls;
   private readonly edus: EduProducer;
   readonly deviceListEdus: DeviceListEduProducer;
@@ -111,6 +116,7 @@ export class FederationService {
     this.acls = new ServerAcls(rooms.core);
     this.sender = new FederationSender({ ...ctx, now, core: rooms.core, reads: this.reads, client: this.client });
     this.storedEduPruner = new StoredEduPruner({ db: ctx.db, leases: ctx.leases, logger: ctx.logger, now, maxAgeMs: cfg.stored_edu_max_age_ms });
+    this.receivedTxnPruner = new ReceivedTxnPruner({ db: ctx.db, leases: ctx.leases, logger: ctx.logger, now });
     this.edus = new EduProducer({
       bus: ctx.bus,
       serverName: ctx.serverName,
@@ -165,6 +171,7 @@ export class FederationService {
     if (!this.ctx.config.federation.enabled) return;
     await this.sender.start();
     this.storedEduPruner.start();
+    this.receivedTxnPruner.start();
     await this.partialState.start();
     this.edus.start();
     await this.deviceListEdus.start();
@@ -259,6 +266,7 @@ export class FederationService {
     this.deviceListEdus.stop();
     this.presenceEdus.stop();
     this.storedEduPruner.stop();
+    this.receivedTxnPruner.stop();
     await this.sender.stop();
     await this.client.close();
     await this.discovery.close();

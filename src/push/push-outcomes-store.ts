@@ -128,3 +128,10 @@ export async function selectRoomNotifications(
     };
   });
 }
+
+/** Drops the outcomes of the events at `positions` of the room, and their exceptions (events withdrawn after they were stored). */
+export async function deleteOutcomesAt(db: DbOrTx, roomId: string, positions: readonly number[]): Promise<void> {
+  if (positions.length === 0) return;
+  await db.deleteFrom('push_outcome_exceptions').where('room_id', '=', roomId).where('stream_pos', 'in', [...positions]).execute();
+  await db.deleteFrom('push_outcomes').where('room_id', '=', roomId).where('stream_pos', 'in', [...positions]).execute();
+}

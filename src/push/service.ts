@@ -23,13 +23,13 @@ import type { Tx } from '../db/schema.js';
 import { MatrixError, invalidParam, missingParam, notFound } from '../http/errors.js';
 import { selectOpenSpanRooms, selectSpanRooms } from './member-spans-store.js';
 import { defaultRuleOptions, PushOutcomes, type PushOutcome, type RulesEntry } from './outcomes.js';
-import { selectRoomNotifications, type NotificationRow } from './push-outcomes-store.js';
+import { deleteOutcomesAt, selectRoomNotifications, type NotificationRow } from './push-outcomes-store.js';
 import { deletePusher, deletePushersOfDevices, deletePushersOfOtherDevices, deletePushersOfOthers, getPushers, putPusher } from './pushers-store.js';
 import { PushDelivery } from './delivery.js';
 import { getPushRulesRows, lockPushRulesRow, putPushRules } from './push-rules-store.js';
 import { advanceReadUpto, selectReadUpto } from './read-upto-store.js';
 import { advanceThreadReadUpto } from './thread-read-store.js';
-import { UnreadCounts, type RoomUnread, type UnreadAsk } from './unread-counts.js';
+import { UNREAD_CACHE, UnreadCounts, type RoomUnread, type UnreadAsk } from './unread-counts.js';
 
 export type { PushActionRow, PushOutcome } from './outcomes.js';
 
@@ -321,6 +321,22 @@ export class PushService {
     room: { members: string[]; powerLevels: Record<string, unknown> | undefined; displayNames: Map<string, string> },
   ): Promise<PushOutcome[]> {
     return this.outcomes.computeActions(event, room);
+  }
+
+  /**
+   * Events withdrawn after they were stored (rejected or soft-failed once a partial state was
+   * filled in) notify no one any more: their outcomes go, and the room's unread counts are
+   * counted again (every node; this one once `outcomesForgotten` runs after commit).
+   */
+  async forgetOutcomes(trx: Tx, roomId: string, positions: readonly number[]): Promise<void> {
+    if (positions.length === 0) return;
+    await deleteOutcomesAt(trx, roomId, positions);
+    await this.ctx.bus.invalidateIn(trx, [{ cache: UNREAD_CACHE, key: roomId }]);
+  }
+
+  /** After the commit of forgetOutcomes: this node counts the room's unread events again. */
+  outcomesForgotten(roomId: string): void {
+    this.ctx.bus.invalidate({ cache: UNREAD_CACHE, key: roomId });
   }
 
   /** Membership changes written with a batch (member events and state resets): see PushOutcomes.storeMembershipChanges. */

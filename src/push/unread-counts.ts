@@ -5,9 +5,13 @@
  * memory so the next count only reads what came since.
  */
 import { boundedCache } from '../bounded-cache.js';
+import { ALL_KEYS } from '../cluster/bus.js';
 import type { Context } from '../context.js';
 import { selectRoomsWithThreadReads, selectThreadedUnread } from './thread-read-store.js';
 import { selectUnreadSinceForUsers } from './unread-counts-store.js';
+
+/** Bus cache name: a room's stored outcomes changed after commit (events withdrawn), its counts are counted again. */
+export const UNREAD_CACHE = 'push.unread';
 
 export interface Counts {
   notification_count: number;
@@ -38,7 +42,13 @@ export class UnreadCounts {
   /** Unread counts per `user\u0000room` (see get). */
   private readonly unread = boundedCache<string, UnreadMemo>(50_000);
 
-  constructor(private readonly ctx: Context) {}
+  constructor(private readonly ctx: Context) {
+    ctx.bus.onInvalidate((msg) => {
+      if (msg.cache !== UNREAD_CACHE) return;
+      if (msg.key === ALL_KEYS) this.unread.clear();
+      else for (const k of [...this.unread.keys()]) if (k.endsWith(`\u0000${msg.key}`)) this.unread.delete(k);
+    });
+  }
 
   /**
    * Unread counts per room: notifying events after the user's read receipt.
@@ -51,7 +61,9 @@ export class UnreadCounts {
    * that decide whom it applies to are opened and closed by events of the
    * same room, which commit in position order, so they only ever decide for
    * later events. Every row at or below the highest one a statement sees is
-   * visible to it.
+   * visible to it. (Only an event withdrawn after it was stored, when a
+   * partial state is filled in, loses its outcome: its room's counts are
+   * then dropped through UNREAD_CACHE and counted again.)
    */
   async get(userId: string, roomIds: string[], opts: { threads?: boolean } = {}): Promise<Map<string, RoomUnread>> {
     return (await this.getForUsers([{ userId, roomIds, threads: opts.threads }])).get(userId) ?? new Map();

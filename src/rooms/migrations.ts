@@ -276,4 +276,16 @@ export const migrations: Migration[] = [
       await db.schema.createIndex('partial_state_events_room_idx').on('partial_state_events').column('room_id').execute();
     },
   },
+  {
+    version: 9,
+    name: 'partial-state joins: where on the events stream each room\'s state was filled in',
+    async up(db) {
+      await db.schema
+        .createTable('partial_state_fills')
+        .addColumn('room_id', 'text', (c) => c.primaryKey())
+        .addColumn('stream_pos', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('partial_state_fills_pos_idx').on('partial_state_fills').column('stream_pos').execute();
+    },
+  },
 ];

@@ -33,6 +33,8 @@ import { roomSummaries, type RoomSummary } from './summaries.js';
 import { readContext, readMessages, type MessagesParams } from './pagination.js';
 import { eventNearTimestamp } from './timestamp-to-event.js';
 import { readEvent, readTimeline, readTimelines } from './timeline.js';
+import { selectRoomsFilledBetween } from './store/partial-state-table.js';
+import { selectStateKeyInRooms } from './store/current-state-table.js';
 
 export type Membership = 'join' | 'invite' | 'leave' | 'ban' | 'knock';
 
@@ -218,6 +220,18 @@ export class RoomsService implements Lifecycle {
     }
     for (const ev of await this.formatIds(changed)) out.get(ev.room_id!)?.changed.push(ev);
     return out;
+  }
+
+  /** Of `roomIds`, those whose partial state was filled in at an events stream position in (fromPos, toPos]. */
+  async getRoomsFilledBetween(roomIds: ReadonlySet<string>, fromPos: number, toPos: number): Promise<Set<string>> {
+    if (roomIds.size === 0) return new Set();
+    return selectRoomsFilledBetween(this.ctx.db, roomIds, fromPos, toPos);
+  }
+
+  /** The current state event at (`type`, `stateKey`) in each of `roomIds` that has one, as client events. */
+  async getStateEventInRooms(roomIds: readonly string[], type: string, stateKey: string): Promise<ClientEvent[]> {
+    if (roomIds.length === 0) return [];
+    return this.formatIds((await selectStateKeyInRooms(this.ctx.db, roomIds, type, stateKey)).map((r) => r.event_id));
   }
 
   /** The room's current state; optionally only some types. Unknown rooms have none. */

@@ -16,6 +16,7 @@ declare module '../db/schema.js' {
     auth_chain_links: AuthChainLinkRow;
     partial_state_rooms: PartialStateRoomRow;
     partial_state_events: PartialStateEventRow;
+    partial_state_fills: PartialStateFillRow;
   }
 }
 
@@ -35,6 +36,12 @@ export interface PartialStateRoomRow {
 export interface PartialStateEventRow {
   event_id: string;
   room_id: string;
+}
+
+/** Where on the events stream a room's partial state was filled in (the last time it was). */
+export interface PartialStateFillRow {
+  room_id: string;
+  stream_pos: number;
 }
 
 /** One row per room this server knows. */

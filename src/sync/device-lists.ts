@@ -35,7 +35,7 @@ export async function deviceLists(ctx: Context, run: Run, joinPlans: JoinPlan[],
   const userId = p.userId;
   const changed = new Set<string>();
   const gone = new Set<string>();
-  const newJoins = joinPlans.filter((j) => j.newlyJoined);
+  const newJoins = joinPlans.filter((j) => j.newlyJoined || j.stateFilled);
   const leftRooms = leaves.filter((l) => l.timelineFrom !== null);
   const needSharing = since!.device_lists < heads.device_lists || run.memberChanges.size > 0 || newJoins.length > 0 || leftRooms.length > 0;
   if (!needSharing) return { changed, left: gone };

@@ -142,7 +142,7 @@ export class JoinedRooms {
     const entry: JsonObject = {
       timeline: {
         events: asJson(fields(timeline.map(withoutRoomId), filter)),
-        limited: chunk.limited,
+        limited: chunk.limited || j.stateFilled === true,
         prev_batch: formatSyncToken({ ...heads, events: chunk.prevBatchPos }),
       },
       [p.useStateAfter ? 'state_after' : 'state']: { events: asJson(fields(state.map(withoutRoomId), filter)) },

@@ -197,12 +197,16 @@ export class SyncResponder {
 
     // Batched reads for every joined room at once.
     const unguessed = joined.filter((r) => !guessed.has(r));
-    const [moreActivity, receipts] = await Promise.all([
+    const deltaRooms = new Set(joinPlans.filter((j) => j.mode === 'delta').map((j) => j.roomId));
+    const [moreActivity, receipts, filled] = await Promise.all([
       since && since.events < heads.events && unguessed.length > 0
         ? this.activity.between(unguessed, since.events, heads.events)
         : Promise.resolve(new Set<string>()),
       this.parts.receipts.changes(joined, since?.receipts ?? 0, heads.receipts, userId),
+      since && since.events < heads.events ? this.rooms.getRoomsFilledBetween(deltaRooms, since.events, heads.events) : Promise.resolve(new Set<string>()),
     ]);
+    // A room whose partial state was filled in since the token is rendered whole (JoinPlan.stateFilled).
+    for (const j of joinPlans) if (filled.has(j.roomId)) Object.assign(j, { mode: 'full', stateFilled: true });
     const roomsWithEvents = new Set([...guessedActivity, ...moreActivity]);
     const typing = this.parts.typing.changedSince(joined, since ? since.typing : null);
     const roomAccountData = new Map<string, AccountDataChange[]>();

@@ -31,6 +31,12 @@ export interface JoinPlan {
   timelineFrom: number;
   /** The user joined since the token (lazy loading must include their own member event). */
   newlyJoined: boolean;
+  /**
+   * The room's partial state was filled in since the token: it is rendered whole, its timeline
+   * marked limited so that the client drops what it held (events may have been withdrawn), and
+   * its members count as new for device_lists, as for a room joined since (Synapse does the same).
+   */
+  stateFilled?: boolean;
 }
 
 export interface LeavePlan {

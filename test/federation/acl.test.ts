@@ -69,3 +69,13 @@ test('once the room denies b.test, its events and requests for the room are refu
     await assert.rejects(client.request('a.test', { method: 'GET', path }), (err: any) => err.status === 403 && err.errcode === 'M_FORBIDDEN', path);
   }
 });
+
+test('a denied server cannot knock either: make_knock and send_knock are refused', async () => {
+  // A room open to knocks: without the ACL, make_knock would hand b.test a template.
+  expectStatus(await putState(a, alice, roomId, 'm.room.join_rules', '', { join_rule: 'knock' }), 200);
+  const client = b.hs.ctx.services.federation.client;
+  const denied = (err: any) => err.status === 403 && err.errcode === 'M_FORBIDDEN';
+  const versions = ['10', '11', '12'].map((v) => `ver=${v}`).join('&');
+  await assert.rejects(client.request('a.test', { method: 'GET', path: `${F}/make_knock/${e(roomId)}/${e('@knocker:b.test')}?${versions}` }), denied);
+  await assert.rejects(client.request('a.test', { method: 'PUT', path: `${F}/send_knock/${e(roomId)}/${e('$knock')}`, body: {} }), denied);
+});

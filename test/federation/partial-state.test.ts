@@ -181,3 +181,19 @@ test('a.test answers send_join with omit_members without other members, the auth
   // Every member before dave's join: alice, the others and carl.
   assert.equal(full.state.filter((ev: any) => ev.type === 'm.room.member').length, MEMBERS + 2);
 });
+
+test('joined again, the room’s state is completed from /state_ids and /event for the events not held, without /state', async () => {
+  expectStatus(await b.request('POST', `${C}/rooms/${e(roomId)}/leave`, { token: bob.accessToken, body: {} }), 200);
+  await eventually(async () => (await a.request('GET', `${C}/rooms/${e(roomId)}/state/m.room.member/${e(bob.userId)}`, { token: alice.accessToken })).body.membership === 'leave', 'bob’s leave on a.test');
+  // While b.test is out of the room, a member joins that it will not hold.
+  const newcomer = await a.registerUser('newcomer');
+  expectStatus(await a.request('POST', `${C}/join/${e(roomId)}`, { token: newcomer.accessToken, body: {} }), 200);
+  const stateRequests = proxy.heldRequests();
+  expectStatus(await b.request('POST', `${C}/join/${e(roomId)}?server_name=a.test`, { token: bob.accessToken, body: {} }), 200);
+  assert.ok(await partialRow(b, roomId), 'joined again with partial state');
+  await eventually(async () => (await partialRow(b, roomId)) === undefined, 'the full state filled in again');
+  assert.equal(proxy.heldRequests(), stateRequests, 'no /state request: most of the state was held');
+  const listed = await memberIds(b, bob, roomId);
+  assert.deepEqual(listed, await memberIds(a, alice, roomId));
+  assert.ok(listed.includes(newcomer.userId), 'the member who joined meanwhile, fetched with /event');
+});

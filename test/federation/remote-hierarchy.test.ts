@@ -121,3 +121,17 @@ test('the summary of a room b.test is not in is asked of the via servers', async
   assert.equal(anonymous.body.name, 'Nested');
   expectStatus(await b.request('GET', `${V1}/room_summary/${e(secret)}?via=a.test`, { token: bob.accessToken }), 404, 'M_NOT_FOUND');
 });
+
+test('a version 12 space b.test is not in, whose room ID names no server, is asked of the via of its parent space bob is in', async () => {
+  const v12 = (name: string) => ({ preset: 'public_chat', name, room_version: '12', creation_content: { type: 'm.space' } });
+  const root = await createRoom(a, alice, v12('Hashed space'));
+  const parent = await createRoom(a, alice, v12('Parent space'));
+  await addChild(root, general, 'a');
+  await addChild(parent, root, 'a');
+  // Before bob is in any room that names it, b.test has nowhere to ask.
+  expectStatus(await b.request('GET', `${V1}/rooms/${e(root)}/hierarchy`, { token: bob.accessToken }), 403, 'M_FORBIDDEN');
+  expectStatus(await b.request('POST', `${C}/join/${e(parent)}?server_name=a.test`, { token: bob.accessToken, body: {} }), 200);
+  const rooms = await walk(b, bob, root);
+  assert.deepEqual(rooms.map((r) => r.name), ['Hashed space', 'General']);
+  assert.equal(rooms[0].room_version, '12');
+});

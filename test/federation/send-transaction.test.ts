@@ -129,3 +129,20 @@ test('a repeated transaction id is answered as before and not processed again', 
   const got = await bodies();
   assert.ok(got.includes('first delivery') && !got.includes('never processed'));
 });
+
+test('answers kept for repeated transactions are dropped after a day, and the younger ones kept', async () => {
+  const received = () => pair.b.hs.ctx.db.selectFrom('federation_received_txns').select(['txn_id', 'received_ts']).where('origin', '=', 'a.test').execute();
+  await sendTxn([], { txnId: 'old-txn' });
+  await sendTxn([], { txnId: 'young-txn' });
+  const day = 24 * 3600_000;
+  await pair.b.hs.ctx.db.updateTable('federation_received_txns').set((eb) => ({ received_ts: eb('received_ts', '-', day + 60_000) })).where('txn_id', '=', 'old-txn').execute();
+  const before = (await received()).length;
+  assert.equal(await pair.b.hs.ctx.services.federation.receivedTxnPruner.prune(), 1);
+  const left = await received();
+  assert.equal(left.length, before - 1);
+  assert.ok(left.some((r) => r.txn_id === 'young-txn') && !left.some((r) => r.txn_id === 'old-txn'));
+  assert.equal(await pair.b.hs.ctx.services.federation.receivedTxnPruner.prune(), 0, 'nothing more to drop');
+  // A transaction id whose answer was dropped is processed as a new one.
+  const late = message('after the prune', [join]);
+  assert.deepEqual(await sendTxn([late.pdu], { txnId: 'old-txn' }), { pdus: { [late.eventId]: {} } });
+});

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { stateKey } from '../../src/core/types.js';
-import { ReceivedEventPlanner } from '../../src/rooms/pipeline/apply-received.js';
+import { BatchStates } from '../../src/rooms/pipeline/batch-states.js';
 import { AuthChainIndex } from '../../src/rooms/state/auth-chain-index.js';
 import { startTestServer, type TestServer, type TestUser } from '../helpers/server.js';
 import { createRoom, expectStatus, putState, sendText } from './room-helpers.js';
@@ -28,7 +28,7 @@ test('state before an event: one prev reuses its group; differing prevs are reso
     const b = await sendText(server, alice, roomId, 'after second name');
 
     const core = server.hs.ctx.services.rooms.core;
-    const planner = new ReceivedEventPlanner(server.hs.ctx.db, core.events, core.groups, (await core.heads.get(roomId))!, new AuthChainIndex().overlay());
+    const planner = new BatchStates(server.hs.ctx.db, core.events, core.groups, (await core.heads.get(roomId))!.version, new AuthChainIndex().overlay());
     const single = await planner.stateBefore([b]);
     const evB = await core.events.get(b);
     assert.equal(single.group, evB!.stateGroup, 'one prev: its group is reused');

@@ -1,10 +1,12 @@
 /**
  * The joining server's second half of a partial-state join (MSC3706; joins-v2.yaml,
  * `omit_members`): once the join is stored with the state the resident server sent, which lacks
- * most members, the full state before the join is fetched with /state (events.yaml), its events
- * stored as outliers through the one inbound path, and the rooms pipeline fills it in
- * (rooms/pipeline/fill-partial-state.ts). Until then the user reads and sends, and events go to
- * the servers the resident named.
+ * most members, the ids of the full state before the join are asked for with /state_ids
+ * (events.yaml); when most of those events are not held here (a first join) the whole state
+ * comes in one /state, else (a room joined again) only the missing events are fetched with
+ * /event, as Synapse does. They are stored as outliers through the one inbound path, and the
+ * rooms pipeline fills the state in (rooms/pipeline/fill-partial-state.ts). Until then the user
+ * reads and sends, and events go to the servers the resident named.
  *
  * Work that survives: the partial mark is a row written with the join, so a restart resumes every
  * room still marked (`start`), and every node looks for marked rooms now and then. One owner:
@@ -23,6 +25,13 @@ import type { RoomsCore } from '../../rooms/room-core.js';
 import type { FederationClient } from '../client.js';
 
 const FIRST_RETRY_MS = 2_000;
+/**
+ * Below this share of the state's events missing here, they are fetched one by one with /event
+ * rather than all of them with /state (Synapse's rule: a tenth).
+ */
+const FETCH_ONE_BY_ONE_BELOW = 0.1;
+/** /event requests in flight at once for one room. */
+const EVENT_FETCHES = 8;
 /** Events of the fetched state stored per batch (see storeOutliers). */
 const OUTLIER_SLICE = 500;
 const MAX_RETRY_MS = 5 * 60_000;
@@ -170,37 +179,59 @@ export class PartialStateResync {
    * (as outliers, checked like any received event); undefined when none does.
    */
   private async fetchFullState(roomId: string, version: RoomVersion, joinEventId: string, servers: readonly string[]): Promise<StateMap | undefined> {
-    const { client, core, logger, serverName } = this.deps;
+    const { core, logger, serverName } = this.deps;
     for (const server of servers) {
       if (server === serverName) continue;
       try {
-        const answer = await client.request<{ pdus?: unknown; auth_chain?: unknown }>(server, {
-          method: 'GET',
-          path: `/_matrix/federation/v1/state/${encodeURIComponent(roomId)}?event_id=${encodeURIComponent(joinEventId)}`,
-          timeoutMs: 120_000,
-          maxBytes: 256 * 1024 * 1024,
-          signal: this.aborter.signal,
-        });
-        const pdus = Array.isArray(answer.pdus) ? (answer.pdus as Pdu[]) : [];
-        const authChain = Array.isArray(answer.auth_chain) ? answer.auth_chain : [];
+        const fetched = await this.fetchStateEvents(server, roomId, version, joinEventId);
+        const results = await this.storeOutliers(roomId, fetched.events);
         const full: StateMap = new Map();
-        for (const ev of pdus) {
-          if (typeof ev?.type !== 'string' || typeof ev.state_key !== 'string') continue;
-          full.set(stateKey(ev.type, ev.state_key), computeEventId(ev, version));
+        const stored = await core.events.getMany(fetched.stateIds);
+        for (const id of fetched.stateIds) {
+          const pdu = stored.get(id)?.pdu;
+          if (typeof pdu?.type === 'string' && typeof pdu.state_key === 'string') full.set(stateKey(pdu.type, pdu.state_key), id);
         }
-        const results = await this.storeOutliers(roomId, [...authChain, ...pdus]);
         const unusable = new Set(results.filter((r) => r.status !== 'outlier' && r.status !== 'duplicate').map((r) => r.eventId));
-        const stored = await core.events.getMany(full.values());
-        const bad = [...full.values()].filter((id) => unusable.has(id) || !stored.has(id) || stored.get(id)!.rejectedReason !== null);
+        const bad = fetched.stateIds.filter((id) => unusable.has(id) || !stored.has(id) || stored.get(id)!.rejectedReason !== null);
         if (full.size === 0 || bad.length > 0) {
           logger.info({ roomId, server, unusable: bad.length }, 'partial-state resync: the state a server sent could not be used');
           continue;
         }
         return full;
       } catch (e) {
-        logger.info({ roomId, server, err: (e as Error).message }, 'partial-state resync: /state failed');
+        logger.info({ roomId, server, err: (e as Error).message }, 'partial-state resync: the state was not had');
       }
     }
     return undefined;
+  }
+
+  /**
+   * The ids of the state before the join, and the events of it and of its auth chain not held
+   * here: all of them from /state when most are missing, else the missing ones from /event.
+   */
+  private async fetchStateEvents(server: string, roomId: string, version: RoomVersion, joinEventId: string): Promise<{ stateIds: string[]; events: unknown[] }> {
+    const { client, core } = this.deps;
+    const query = `${encodeURIComponent(roomId)}?event_id=${encodeURIComponent(joinEventId)}`;
+    const opts = { timeoutMs: 120_000, maxBytes: 256 * 1024 * 1024, signal: this.aborter.signal };
+    const ids = await client.request<{ pdu_ids?: unknown; auth_chain_ids?: unknown }>(server, { method: 'GET', path: `/_matrix/federation/v1/state_ids/${query}`, ...opts });
+    const strings = (v: unknown) => (Array.isArray(v) ? v.filter((id): id is string => typeof id === 'string') : []);
+    const stateIds = strings(ids.pdu_ids);
+    const wanted = [...new Set([...stateIds, ...strings(ids.auth_chain_ids)])];
+    const held = await core.events.getMany(wanted);
+    const missing = wanted.filter((id) => !held.has(id));
+    if (missing.length >= wanted.length * FETCH_ONE_BY_ONE_BELOW) {
+      const answer = await client.request<{ pdus?: unknown; auth_chain?: unknown }>(server, { method: 'GET', path: `/_matrix/federation/v1/state/${query}`, ...opts });
+      const pdus = Array.isArray(answer.pdus) ? (answer.pdus as Pdu[]) : [];
+      const authChain = Array.isArray(answer.auth_chain) ? answer.auth_chain : [];
+      return { stateIds: pdus.filter((ev) => typeof ev?.type === 'string' && typeof ev.state_key === 'string').map((ev) => computeEventId(ev, version)), events: [...authChain, ...pdus] };
+    }
+    const events: unknown[] = [];
+    for (let i = 0; i < missing.length; i += EVENT_FETCHES) {
+      const answers = await Promise.all(
+        missing.slice(i, i + EVENT_FETCHES).map((id) => client.request<{ pdus?: unknown }>(server, { method: 'GET', path: `/_matrix/federation/v1/event/${encodeURIComponent(id)}`, timeoutMs: 30_000, signal: this.aborter.signal })),
+      );
+      for (const a of answers) if (Array.isArray(a.pdus)) events.push(...a.pdus);
+    }
+    return { stateIds, events };
   }
 }

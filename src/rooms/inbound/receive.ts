@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { authEventIds, prevEventIds } from '../../core/auth-rules.js';
 import type { JsonValue, StateMap, StrippedStateEvent } from '../../core/types.js';
 import { getRoomVersion } from '../../core/room-versions.js';
-import type { ReceivedBatch, ReceivedResult } from '../pipeline/apply-received.js';
+import type { ReceivedBatch, ReceivedResult } from '../pipeline/received-batch.js';
 import type { EventPipeline } from '../pipeline/pipeline.js';
 import { STRIPPED_HINTS_KEY } from '../stripped-hints.js';
 import type { RoomHeads } from '../state/room-head.js';

@@ -1,92 +1,18 @@
 import { authEventIds, authEventSelection, authStateFromEvents, checkAuth, checkAuthAgainstAuthEvents, prevEventIds } from '../../core/auth-rules.js';
-import type { RoomVersion } from '../../core/room-versions.js';
 import { stateKey, type StateMap } from '../../core/types.js';
+import type { Db } from '../../db/schema.js';
 import type { EventStore } from '../events/event-store.js';
 import type { StoredEvent } from '../events/stored-event.js';
 import type { CheckedPdu } from '../inbound/check-received.js';
+import type { ChainOverlay } from '../state/auth-chain-index.js';
 import type { GroupRef, MemberInfo, RoomHead } from '../state/room-head.js';
 import type { StateGroups } from '../state/state-groups.js';
 import { selectIdsWithChildren } from '../store/edges-table.js';
-import type { Db } from '../../db/schema.js';
 import { memberInfoOf, planGroup, type AppliedEvent } from './apply-event.js';
-import { conflictsTouchAuth, MissingEventsError, resolveStates } from './resolve-states.js';
-import { selectGroupDepth } from '../store/state-groups-table.js';
-import type { ChainOverlay } from '../state/auth-chain-index.js';
+import { BatchStates } from './batch-states.js';
+import type { ReceivedBatch, ReceivedPlan, ReceivedResult } from './received-batch.js';
+import { conflictsTouchAuth, MissingEventsError } from './resolve-states.js';
 import { policyRecommends } from './policy-check.js';
-import type { PartialState } from '../store/partial-state-table.js';
-
-/** What became of one received event. */
-export type ReceivedStatus =
-  /** Stored; clients see it (at the end of the timeline, or in its place in older history). */
-  | 'accepted'
-  /** Stored; valid by its own history but not by the room's current state, so clients never see it. */
-  | 'soft_failed'
-  /** Stored with the reason; never served, never built upon. */
-  | 'rejected'
-  /** Stored without state (an auth or state event of another event). */
-  | 'outlier'
-  /** Already stored: nothing done. */
-  | 'duplicate'
-  /** Not stored: events it needs are unknown here; the caller fetches them (or their state) and tries again. */
-  | 'missing'
-  /** Not stored: invalid in a way only the stored graph shows (a prev event in another room). */
-  | 'dropped';
-
-export interface ReceivedResult {
-  eventId: string;
-  status: ReceivedStatus;
-  reason?: string;
-  /** For `missing`: the events to fetch. */
-  missing?: string[];
-}
-
-
-export interface ReceivedBatch {
-  /** Events known without their state (auth chains, state of other events, invites): in auth order. */
-  outliers: CheckedPdu[];
-  /** Timeline events: in topological order (prev and auth events first). */
-  events: CheckedPdu[];
-  /**
-   * The state before an event whose prev events are not all here (a gap the
-   * caller could not fill): as the sending server reported it, its events
-   * stored already or among the outliers.
-   */
-  stateBefore?: Map<string, StateMap>;
-  /** The room is new here: the batch starts with its m.room.create event (or holds out-of-band memberships only). */
-  newRoom?: { version: RoomVersion; creator: string };
-  /**
-   * The events are memberships known only on another server's word while no user of this server
-   * is in the room (an invite signed here, a knock or leave a resident server took): stored
-   * without auth or state checks, see `addOutOfBand`.
-   */
-  outOfBand?: boolean;
-  /**
-   * The batch is a join whose `stateBefore` the resident server sent without most members
-   * (send_join with `omit_members`): the room keeps partial state from this join on.
-   */
-  partialState?: PartialState;
-}
-
-export interface ReceivedPlan {
-  head: RoomHead;
-  applied: AppliedEvent[];
-  results: ReceivedResult[];
-  backward: { added: string[]; removed: string[] };
-  /** Stored outliers the batch stores again as timeline events (their rows are replaced). */
-  upgradedOutliers: string[];
-  /** The current-state keys the batch may have changed; null when resolution may have changed any. */
-  touched: ReadonlySet<string> | null;
-  /** The batch's state events placed on the auth chain index while planning. */
-  chains: ChainOverlay;
-}
-
-interface Pending {
-  stored: StoredEvent;
-  /** State after the event (before it, when rejected); null for outliers. */
-  stateAfter: StateMap | null;
-  groupAfter: GroupRef | null;
-  depthAfter: number;
-}
 
 const CREATE_KEY = stateKey('m.room.create', '');
 
@@ -99,7 +25,7 @@ const CREATE_KEY = stateKey('m.room.create', '');
  * and current state (resolved when more than one extremity remains).
  */
 export class ReceivedEventPlanner {
-  private readonly pending = new Map<string, Pending>();
+  private readonly states: BatchStates;
   private readonly results: ReceivedResult[] = [];
   private readonly applied: AppliedEvent[] = [];
   private readonly backwardAdded = new Set<string>();
@@ -114,9 +40,10 @@ export class ReceivedEventPlanner {
     private readonly events: EventStore,
     private readonly groups: StateGroups,
     base: RoomHead,
-    private readonly chains: ChainOverlay,
+    chains: ChainOverlay,
   ) {
     this.head = base;
+    this.states = new BatchStates(db, events, groups, base.version, chains);
   }
 
   async plan(batch: ReceivedBatch): Promise<ReceivedPlan> {
@@ -139,10 +66,10 @@ export class ReceivedEventPlanner {
       head: this.head,
       applied: this.applied,
       results: this.results,
-      backward: { added: [...this.backwardAdded].filter((id) => !this.pending.has(id)), removed },
+      backward: { added: [...this.backwardAdded].filter((id) => !this.states.pending.has(id)), removed },
       upgradedOutliers: this.upgraded,
       touched: this.touched,
-      chains: this.chains,
+      chains: this.states.chains,
     };
   }
 
@@ -169,21 +96,9 @@ export class ReceivedEventPlanner {
 
   // -------------------------------------------------------------------------
 
-  private async load(ids: Iterable<string>): Promise<Map<string, StoredEvent>> {
-    const out = new Map<string, StoredEvent>();
-    const rest: string[] = [];
-    for (const id of ids) {
-      const p = this.pending.get(id);
-      if (p) out.set(id, p.stored);
-      else rest.push(id);
-    }
-    if (rest.length > 0) for (const [id, ev] of await this.events.getMany(rest)) out.set(id, ev);
-    return out;
-  }
-
   private async createEvent(): Promise<StoredEvent | undefined> {
     const id = this.head.state.get(CREATE_KEY) ?? (this.head.version.roomIdIsCreateEventHash ? `$${this.head.roomId.slice(1)}` : undefined);
-    return id === undefined ? undefined : (await this.load([id])).get(id);
+    return id === undefined ? undefined : (await this.states.load([id])).get(id);
   }
 
   private stored(ev: CheckedPdu, opts: { outlier: boolean; rejectedReason: string | null; softFailed: boolean; replaces: string | null }): StoredEvent {
@@ -207,7 +122,7 @@ export class ReceivedEventPlanner {
   /** Check 4, shared by outliers and timeline events: the event's own auth events, none of them rejected. */
   private async checkAuthEvents(ev: CheckedPdu): Promise<{ missing: string[] } | { rejected: string } | { ok: true }> {
     const ids = authEventIds(ev.pdu);
-    const loaded = await this.load(ids);
+    const loaded = await this.states.load(ids);
     const missing = ids.filter((id) => !loaded.has(id));
     if (missing.length > 0) return { missing };
     const list = ids.map((id) => loaded.get(id)!);
@@ -219,7 +134,7 @@ export class ReceivedEventPlanner {
   }
 
   private async addOutlier(ev: CheckedPdu, known: StoredEvent | undefined): Promise<void> {
-    if (known || this.pending.has(ev.eventId)) {
+    if (known || this.states.pending.has(ev.eventId)) {
       this.results.push({ eventId: ev.eventId, status: 'duplicate' });
       return;
     }
@@ -235,7 +150,7 @@ export class ReceivedEventPlanner {
   }
 
   private async addEvent(ev: CheckedPdu, known: StoredEvent | undefined, hasChildren: boolean, suppliedState: StateMap | undefined): Promise<void> {
-    if ((known && !known.outlier) || this.pending.has(ev.eventId)) {
+    if ((known && !known.outlier) || this.states.pending.has(ev.eventId)) {
       this.results.push({ eventId: ev.eventId, status: 'duplicate' });
       return;
     }
@@ -249,7 +164,7 @@ export class ReceivedEventPlanner {
 
     // The state before the event: the resolution of the states after its prev events.
     const prevIds = [...new Set(prevEventIds(pdu))];
-    const prevs = await this.load(prevIds);
+    const prevs = await this.states.load(prevIds);
     const foreign = prevIds.find((id) => prevs.get(id) !== undefined && prevs.get(id)!.roomId !== this.head.roomId);
     if (foreign !== undefined) {
       // Never stored: a history that reaches into another room is not a history of this one.
@@ -258,7 +173,7 @@ export class ReceivedEventPlanner {
     }
     const withState = prevIds.filter((id) => {
       const p = prevs.get(id);
-      return p !== undefined && !p.outlier && (this.pending.has(id) || p.stateGroup !== null);
+      return p !== undefined && !p.outlier && (this.states.pending.has(id) || p.stateGroup !== null);
     });
     const missingPrevs = prevIds.filter((id) => !withState.includes(id));
     let before: { state: StateMap; ref: GroupRef | null; depth: number };
@@ -270,7 +185,7 @@ export class ReceivedEventPlanner {
     if (suppliedState) {
       // The state a sender reports must be made of events stored here (as outliers at least).
       const ids = [...suppliedState.values()];
-      const have = await this.load(ids);
+      const have = await this.states.load(ids);
       const absent = ids.filter((id) => !have.has(id));
       if (absent.length > 0) {
         this.results.push({ eventId: ev.eventId, status: 'missing', missing: absent });
@@ -278,7 +193,7 @@ export class ReceivedEventPlanner {
       }
     }
     try {
-      before = suppliedState ? { state: suppliedState, ref: null, depth: 0 } : await this.stateAfterAll(withState);
+      before = suppliedState ? { state: suppliedState, ref: null, depth: 0 } : await this.states.stateAfterAll(withState);
     } catch (e) {
       if (e instanceof MissingEventsError) {
         this.results.push({ eventId: ev.eventId, status: 'missing', missing: e.ids });
@@ -287,7 +202,7 @@ export class ReceivedEventPlanner {
       throw e;
     }
     if (before.ref === null) {
-      const parent = await this.parentFor(withState);
+      const parent = await this.states.parentFor(withState);
       const plan = planGroup(before.state, parent);
       newGroups.push(plan);
       before = { state: before.state, ref: { plan }, depth: plan.deltaDepth };
@@ -309,7 +224,7 @@ export class ReceivedEventPlanner {
         const res = await this.authAgainst(ev, this.head.state);
         softFailed = !res.allowed;
         // A room's Policy Server must have signed what extends it (spec: "Validating Policy Server signatures").
-        if (!softFailed) softFailed = !(await policyRecommends(this.head, ev.pdu, (ids) => this.load(ids)));
+        if (!softFailed) softFailed = !(await policyRecommends(this.head, ev.pdu, (ids) => this.states.load(ids)));
       }
     } catch (e) {
       if (!(e instanceof MissingEventsError)) throw e;
@@ -356,7 +271,7 @@ export class ReceivedEventPlanner {
    * later join starts the room's graph from the state the resident server sends.
    */
   private async addOutOfBand(ev: CheckedPdu, known: StoredEvent | undefined): Promise<void> {
-    if ((known && !known.outlier) || this.pending.has(ev.eventId)) {
+    if ((known && !known.outlier) || this.states.pending.has(ev.eventId)) {
       this.results.push({ eventId: ev.eventId, status: 'duplicate' });
       return;
     }
@@ -389,7 +304,7 @@ export class ReceivedEventPlanner {
     depthAfter: number,
   ): void {
     this.applied.push({ index: this.applied.length, stored, ...g, depth: ev.pdu.depth, json: JSON.stringify(ev.pdu) });
-    this.pending.set(stored.eventId, { stored, stateAfter, groupAfter, depthAfter });
+    this.states.pending.set(stored.eventId, { stored, stateAfter, groupAfter, depthAfter });
   }
 
   /**
@@ -409,71 +324,18 @@ export class ReceivedEventPlanner {
       else absent.push(stateKey(t, k));
     }
     if (this.head.partial && absent.length > 0) {
-      const own = await this.load(authEventIds(ev.pdu));
+      const own = await this.states.load(authEventIds(ev.pdu));
       for (const a of own.values()) {
         if (typeof a.pdu.state_key === 'string' && a.pdu.type === 'm.room.member' && absent.includes(stateKey(a.pdu.type, a.pdu.state_key))) ids.add(a.eventId);
       }
     }
     const createId = state.get(CREATE_KEY);
     if (createId !== undefined) ids.add(createId);
-    const loaded = await this.load(ids);
+    const loaded = await this.states.load(ids);
     const missing = [...ids].filter((id) => !loaded.has(id));
     if (missing.length > 0) throw new MissingEventsError(missing);
     const create = createId !== undefined ? loaded.get(createId) : await this.createEvent();
     return checkAuth({ eventId: ev.eventId, pdu: ev.pdu }, authStateFromEvents(loaded.values()), version, create);
-  }
-
-  /** The state after one event (its stored group, or what this batch computed). */
-  private async stateAfter(id: string): Promise<{ state: StateMap; ref: GroupRef | null; depth: number }> {
-    const p = this.pending.get(id);
-    if (p) return { state: p.stateAfter ?? new Map(), ref: p.groupAfter, depth: p.depthAfter };
-    const ev = (await this.events.getMany([id])).get(id);
-    if (!ev || ev.stateGroup === null) throw new MissingEventsError([id]);
-    return { state: await this.groups.load(ev.stateGroup), ref: { id: ev.stateGroup }, depth: -1 };
-  }
-
-  /**
-   * The state before an event with these (stored) prev events: the state
-   * after each, resolved when they differ; `group` is set when they share one.
-   */
-  async stateBefore(prevIds: string[]): Promise<{ state: StateMap; group: number | null }> {
-    const s = await this.stateAfterAll(prevIds);
-    return { state: s.state, group: s.ref !== null && 'id' in s.ref ? s.ref.id : null };
-  }
-
-  /** The resolved state after several events; their group when they all share one. */
-  private async stateAfterAll(ids: string[]): Promise<{ state: StateMap; ref: GroupRef | null; depth: number }> {
-    const states = await Promise.all(ids.map((id) => this.stateAfter(id)));
-    if (states.length === 0) return { state: new Map(), ref: null, depth: 0 };
-    const first = states[0]!;
-    const same = states.every((s) => s.ref !== null && first.ref !== null && sameGroup(s.ref, first.ref));
-    if (same) return { ...first, ref: first.ref, depth: first.depth < 0 ? await this.depthOf(first.ref!) : first.depth };
-    return { state: await this.resolve(states.map((s) => s.state)), ref: null, depth: 0 };
-  }
-
-  private async depthOf(ref: GroupRef): Promise<number> {
-    if ('plan' in ref) return ref.plan.deltaDepth;
-    // Unknown depth: a new snapshot keeps chains bounded.
-    return (await selectGroupDepth(this.db, ref.id)) ?? Number.MAX_SAFE_INTEGER;
-  }
-
-  /** A parent to write a resolved state as a delta on: the first prev event's group. */
-  private async parentFor(prevIds: string[]): Promise<{ ref: GroupRef; depth: number; state: StateMap } | null> {
-    const id = prevIds[0];
-    if (id === undefined) return null;
-    const s = await this.stateAfter(id);
-    if (s.ref === null) return null;
-    const depth = s.depth < 0 ? await this.depthOf(s.ref) : s.depth;
-    return { ref: s.ref, depth, state: s.state };
-  }
-
-  /** State resolution over `sets`; fails with MissingEventsError rather than leaving an event out. */
-  resolve(sets: StateMap[]): Promise<StateMap> {
-    return resolveStates(this.head.version, sets, (ids) => this.load(ids), {
-      db: this.db,
-      chains: this.chains,
-      batch: (id) => this.pending.get(id)?.stored,
-    });
   }
 
   /**
@@ -497,12 +359,12 @@ export class ReceivedEventPlanner {
       groupDepth = after.depth;
       this.resolutionOwed = false;
     } else {
-      const sets = (await Promise.all(extremities.map((e) => this.stateAfter(e.eventId)))).map((s) => s.state);
+      const sets = (await Promise.all(extremities.map((e) => this.states.stateAfter(e.eventId)))).map((s) => s.state);
       // While the branches differ only in keys the auth rules never read, those keys cannot change
       // how any auth key resolves: checks can go on with this event's state (equal on every auth
       // key) and one resolution at the end of the batch, instead of one per event of a forked room.
       if (conflictsTouchAuth(sets)) {
-        state = await this.resolve(sets);
+        state = await this.states.resolve(sets);
         this.resolutionOwed = false;
       } else {
         state = after.state;
@@ -517,8 +379,8 @@ export class ReceivedEventPlanner {
 
   /** The owed resolution: the current state from the states after every forward extremity. */
   private async resolveCurrentState(): Promise<void> {
-    const sets = await Promise.all(this.head.extremities.map((e) => this.stateAfter(e.eventId)));
-    const state = await this.resolve(sets.map((s) => s.state));
+    const sets = await Promise.all(this.head.extremities.map((e) => this.states.stateAfter(e.eventId)));
+    const state = await this.states.resolve(sets.map((s) => s.state));
     const members = await this.membersFor(state);
     this.head = { ...this.head, state, group: null, groupDepth: 0, members };
     this.touched = null;
@@ -544,7 +406,7 @@ export class ReceivedEventPlanner {
     if (changed.length === 0 && removed.length === 0) return this.head.members;
     const members = new Map(this.head.members);
     for (const u of removed) members.delete(u);
-    const loaded = await this.load(changed);
+    const loaded = await this.states.load(changed);
     for (const id of changed) {
       const ev = loaded.get(id);
       const info = ev ? memberInfoOf(id, ev.pdu) : undefined;
@@ -552,10 +414,4 @@ export class ReceivedEventPlanner {
     }
     return members;
   }
-}
-
-function sameGroup(a: GroupRef, b: GroupRef): boolean {
-  if ('id' in a && 'id' in b) return a.id === b.id;
-  if ('plan' in a && 'plan' in b) return a.plan === b.plan;
-  return false;
 }

@@ -16,7 +16,8 @@ import { selectByTxnIds, selectOneTxnSync, type TxnEndpoint, type TxnKey } from 
 import { emptyHead, groupId, type RoomHead, type RoomHeads } from '../state/room-head.js';
 import type { StateGroups } from '../state/state-groups.js';
 import { applyToHead, type AppliedEvent } from './apply-event.js';
-import { ReceivedEventPlanner, type ReceivedBatch, type ReceivedResult } from './apply-received.js';
+import { ReceivedEventPlanner } from './apply-received.js';
+import type { ReceivedBatch, ReceivedResult } from './received-batch.js';
 import { buildLocalEvent, type BuiltEvent, type EventSpec } from './build-event.js';
 import { roomPolicyServer, type PolicySigner } from './policy-check.js';
 import { AuthChainIndex } from '../state/auth-chain-index.js';
@@ -250,15 +251,18 @@ export class EventPipeline {
         return;
       }
       const fill = await planStateFill({ ctx: this.ctx, events: this.events, groups: this.groups }, base, job.fill.full);
+      let pos: number;
       try {
-        await this.ctx.db.transaction().execute((trx) => persistStateFill(this.ctx, trx, fill, job.fill.fence));
+        pos = await this.ctx.db.transaction().execute((trx) => persistStateFill(this.ctx, trx, fill, job.fill.fence));
       } catch (e) {
         this.heads.invalidate(roomId);
         if (e instanceof StaleHeadError && attempt < MAX_STALE_RETRIES) return await this.runFill(roomId, job, attempt + 1);
         throw e;
       }
-      this.heads.set(afterStateFill(this.ctx, { events: this.events, groups: this.groups }, fill));
-      for (const f of fill.failing) this.ctx.logger.warn({ roomId, eventId: f.eventId, reason: f.reason }, 'an event accepted with partial state is not allowed by the full state');
+      this.heads.set(afterStateFill(this.ctx, { events: this.events, groups: this.groups }, fill, pos));
+      for (const f of fill.failing) {
+        this.ctx.logger.info({ roomId, eventId: f.eventId, reason: f.reason, outcome: f.outcome }, 'an event accepted with partial state is not allowed by the full state');
+      }
       job.resolve(true);
     } catch (e) {
       this.ctx.logger.error({ err: e, roomId }, 'filling in a partial state failed');

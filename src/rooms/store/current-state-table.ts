@@ -44,3 +44,13 @@ export async function selectCurrentStateOfTypes(
     .where('state_key', '=', '')
     .execute();
 }
+
+/** The current event at one state key in each of `roomIds` that has one: [room_id, event_id] rows. */
+export async function selectStateKeyInRooms(db: DbOrTx, roomIds: readonly string[], type: string, stateKey: string): Promise<{ room_id: string; event_id: string }[]> {
+  const out: { room_id: string; event_id: string }[] = [];
+  for (let i = 0; i < roomIds.length; i += 500) {
+    const part = roomIds.slice(i, i + 500);
+    out.push(...(await db.selectFrom('current_state').select(['room_id', 'event_id']).where('room_id', 'in', part).where('type', '=', type).where('state_key', '=', stateKey).execute()));
+  }
+  return out;
+}

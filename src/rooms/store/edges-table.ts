@@ -30,6 +30,21 @@ export async function selectIdsWithChildren(db: DbOrTx, ids: string[]): Promise<
   return new Set(rows.map((r) => r.prev_event_id));
 }
 
+/** Of `ids`, those with a child that stands: stored, neither rejected nor soft-failed, and not among `excluded`. */
+export async function selectIdsWithLiveChildren(db: DbOrTx, ids: string[], excluded: string[]): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  let q = db
+    .selectFrom('event_edges')
+    .innerJoin('events', 'events.event_id', 'event_edges.event_id')
+    .select('event_edges.prev_event_id')
+    .distinct()
+    .where('event_edges.prev_event_id', 'in', ids)
+    .where('events.rejected_reason', 'is', null)
+    .where('events.soft_failed', '=', 0);
+  if (excluded.length > 0) q = q.where('event_edges.event_id', 'not in', excluded);
+  return new Set((await q.execute()).map((r) => r.prev_event_id));
+}
+
 export async function updateBackwardExtremities(trx: DbOrTx, roomId: string, added: string[], removed: string[]): Promise<void> {
   if (removed.length > 0) {
     await trx.deleteFrom('backward_extremities').where('room_id', '=', roomId).where('event_id', 'in', removed).execute();

@@ -397,3 +397,17 @@ export async function updateEventStateGroups(trx: DbOrTx, rows: { eventId: strin
     await trx.updateTable('events').set({ state_group: r.stateGroup, state_group_before: r.stateGroupBefore }).where('event_id', '=', r.eventId).execute();
   }
 }
+
+/**
+ * Events found, after they were stored, to be rejected or soft-failed (a partial state filled
+ * in): they take that status and leave the stream, so no timeline serves them any more.
+ */
+export async function withdrawEvents(trx: DbOrTx, rows: { eventId: string; rejectedReason: string | null; softFailed: boolean }[]): Promise<void> {
+  for (const r of rows) {
+    await trx
+      .updateTable('events')
+      .set({ rejected_reason: r.rejectedReason, soft_failed: r.softFailed ? 1 : 0, stream_pos: null })
+      .where('event_id', '=', r.eventId)
+      .execute();
+  }
+}

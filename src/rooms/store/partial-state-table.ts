@@ -39,6 +39,21 @@ export async function deletePartialStateRoom(trx: DbOrTx, roomId: string): Promi
   await trx.deleteFrom('partial_state_rooms').where('room_id', '=', roomId).execute();
 }
 
+/** The room's state was filled in at events stream position `pos` (a later fill replaces it). */
+export async function insertPartialStateFill(trx: DbOrTx, roomId: string, pos: number): Promise<void> {
+  await trx
+    .insertInto('partial_state_fills')
+    .values({ room_id: roomId, stream_pos: pos })
+    .onConflict((oc) => oc.column('room_id').doUpdateSet({ stream_pos: pos }))
+    .execute();
+}
+
+/** Of `roomIds`, those whose state was filled in at a position in (after, upTo]. */
+export async function selectRoomsFilledBetween(db: DbOrTx, roomIds: ReadonlySet<string>, after: number, upTo: number): Promise<Set<string>> {
+  const rows = await db.selectFrom('partial_state_fills').select('room_id').where('stream_pos', '>', after).where('stream_pos', '<=', upTo).execute();
+  return new Set(rows.map((r) => r.room_id).filter((r) => roomIds.has(r)));
+}
+
 export async function insertPartialStateEvents(trx: DbOrTx, roomId: string, eventIds: string[]): Promise<void> {
   if (eventIds.length === 0) return;
   await trx
