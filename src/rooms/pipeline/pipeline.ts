@@ -1,8 +1,6 @@
 import type { Context } from '../../context.js';
-import { redactsOf, shouldApplyRedaction } from '../../core/auth-rules.js';
 import { needsPolicySignature } from '../../core/policy-server.js';
-import { parsePowerLevels, roomCreators } from '../../core/power-levels.js';
-import { stateKey, type JsonObject, type StateMap } from '../../core/types.js';
+import { stateKey, type StateMap } from '../../core/types.js';
 import type { Tx } from '../../db/schema.js';
 import { pgPipeline, type PgPipeline } from '../../db/pg-pipeline.js';
 import { sqliteSync, type SqliteSync } from '../../db/sqlite-sync.js';
@@ -18,70 +16,22 @@ import type { StateGroups } from '../state/state-groups.js';
 import { applyToHead, type AppliedEvent } from './apply-event.js';
 import { ReceivedEventPlanner } from './apply-received.js';
 import type { ReceivedBatch, ReceivedResult } from './received-batch.js';
-import { buildLocalEvent, type BuiltEvent, type EventSpec } from './build-event.js';
+import { buildLocalEvent, type BuiltEvent } from './build-event.js';
 import { roomPolicyServer, type PolicySigner } from './policy-check.js';
 import { AuthChainIndex } from '../state/auth-chain-index.js';
 import { isPlainAppend, persistBatch, persistPlainAppendPipelined, persistPlainAppendSync, positionsFrom, StaleHeadError, type BatchWrite, type Positions } from './persist-batch.js';
 import { afterStateFill, persistStateFill, planStateFill } from './fill-partial-state.js';
-import { computePushActions } from './push-actions.js';
+import { computePushActions, PushRooms } from './push-actions.js';
+import { redactionToApply } from './redaction-target.js';
+import type { AcceptedJob, FillJob, Job, PersistedEvent, ReceiveJob, SubmitOptions } from './jobs.js';
 import { RoomQueue } from './room-queue.js';
 
-export interface PersistedEvent {
-  eventId: string;
-  roomId: string;
-  streamPos: number;
-}
-
-export type PlanResult<T> = { events: EventSpec[]; finish?: (persisted: PersistedEvent[]) => T } | { done: T };
-
-export interface SubmitOptions<T> {
-  /**
-   * Decides what to send given the room's current head (runs serialised with
-   * the room's other writes, so checks made here cannot race). May throw a
-   * MatrixError to refuse.
-   */
-  plan(head: RoomHead): PlanResult<T> | Promise<PlanResult<T>>;
-  /** A client send's idempotency key: an earlier event with it is answered instead of a new one. */
-  txn?: TxnKey;
-  /** How an auth-rule refusal is reported (default 403 M_FORBIDDEN). */
-  authError?(reason: string): Error;
-}
-
-interface Job {
-  opts: SubmitOptions<unknown>;
-  resolve(v: unknown): void;
-  reject(e: unknown): void;
-}
-
-/** Events made elsewhere, checked for format, signatures and hashes by the inbound path. */
-interface ReceiveJob {
-  received: ReceivedBatch;
-  resolve(v: ReceivedResult[]): void;
-  reject(e: unknown): void;
-}
-
-/** The full state before a partial-state join, to fill in (fill-partial-state.ts). */
-interface FillJob {
-  fill: { full: StateMap; fence?: (trx: Tx) => Promise<void> };
-  resolve(v: boolean): void;
-  reject(e: unknown): void;
-}
-
-interface AcceptedJob {
-  job: Job;
-  events: AppliedEvent[];
-  finish?: (persisted: PersistedEvent[]) => unknown;
-  /** Same-batch duplicate of a txn: resolves with the other job's events. */
-  sameAs?: AcceptedJob;
-  /** A job that needed no event: its answer. */
-  done?: { value: unknown };
-}
-
-const CREATE_KEY = stateKey('m.room.create', '');
 const PL_KEY = stateKey('m.room.power_levels', '');
 const MAX_STALE_RETRIES = 3;
 /** Bus cache name for parsed events whose mutable columns changed. */
 export const EVENT_CACHE = 'rooms.event';
+
+export type { PersistedEvent, PlanResult, SubmitOptions } from './jobs.js';
 
 /**
  * The one write path for room events. Per room, jobs are planned and built
@@ -98,7 +48,7 @@ export class EventPipeline {
   private readonly pg: PgPipeline | undefined;
   /** The auth chain cover index: state resolution reads it, every batch with state events adds to it. */
   private readonly chains = new AuthChainIndex();
-  private readonly pushRoomCache = new WeakMap<ReadonlyMap<string, unknown>, { members: string[]; displayNames: Map<string, string> }>();
+  private readonly pushRooms = new PushRooms();
   private readonly committedListeners: ((events: readonly StoredEvent[]) => void)[] = [];
   /** Asks a room's Policy Server to sign a local event: set by federation when it is on. */
   policySigner: PolicySigner | null = null;
@@ -204,12 +154,12 @@ export class EventPipeline {
       const plEvent = await this.stateEvent(plan.head, PL_KEY);
       const authEvents = new Map<string, StoredEvent>(plEvent ? [[PL_KEY, plEvent]] : []);
       const load = (ids: string[]) => this.events.getMany(ids);
-      const pushRoom = this.pushRoom(plan.head, plEvent?.pdu.content);
+      const pushRoom = this.pushRooms.of(plan.head, plEvent?.pdu.content);
       const push = await Promise.all(
         plan.applied.map(async (a) => {
           if (a.placement !== 'new') return [];
           if (a.stored.pdu.type === 'm.room.redaction') {
-            a.redactionTarget = await this.redactionToApply(plan.head, a.stored.pdu, a.stored.eventId, authEvents, load);
+            a.redactionTarget = await redactionToApply(plan.head, a.stored.pdu, a.stored.eventId, authEvents, load);
           }
           return computePushActions(this.ctx, bareClientEvent(a.stored), pushRoom);
         }),
@@ -364,9 +314,9 @@ export class EventPipeline {
           const built = await this.withPolicySignature(h, unsigned, load);
           let redactionTarget: string | undefined;
           if (built.pdu.type === 'm.room.redaction') {
-            redactionTarget = await this.redactionToApply(h, built.pdu, built.eventId, built.authEvents, load);
+            redactionTarget = await redactionToApply(h, built.pdu, built.eventId, built.authEvents, load);
           }
-          const pushRoom = this.pushRoom(h, built.authEvents.get(PL_KEY)?.pdu.content);
+          const pushRoom = this.pushRooms.of(h, built.authEvents.get(PL_KEY)?.pdu.content);
           const res = applyToHead(h, built, applied.length + mine.length, redactionTarget);
           h = res.head;
           if (redactionTarget !== undefined) {
@@ -490,42 +440,6 @@ export class EventPipeline {
         userIds: pdu.type === 'm.room.member' && typeof pdu.state_key === 'string' ? [pdu.state_key] : undefined,
       });
     }
-  }
-
-  /** The stored event a redaction applies to now, if any (spec: rooms, "Handling redactions"). */
-  private async redactionToApply(
-    head: RoomHead,
-    pdu: StoredEvent['pdu'],
-    eventId: string,
-    authEvents: Map<string, StoredEvent>,
-    load: (ids: string[]) => Promise<Map<string, StoredEvent>>,
-  ): Promise<string | undefined> {
-    const target = redactsOf(pdu, head.version);
-    if (target === undefined) return undefined;
-    const createId = head.state.get(CREATE_KEY);
-    const loaded = await load(createId ? [target, createId] : [target]);
-    const original = loaded.get(target);
-    const create = createId ? loaded.get(createId) : undefined;
-    if (!original || !create || original.redactedBy !== null) return undefined;
-    const pl = parsePowerLevels(authEvents.get(PL_KEY)?.pdu.content, head.version, roomCreators(create.pdu, head.version));
-    return shouldApplyRedaction({ eventId, pdu }, original, pl, head.version) ? target : undefined;
-  }
-
-  /** Joined members and their display names before an event, for push rule evaluation. */
-  private pushRoom(head: RoomHead, powerLevels: JsonObject | undefined) {
-    let cached = this.pushRoomCache.get(head.members);
-    if (!cached) {
-      const members: string[] = [];
-      const displayNames = new Map<string, string>();
-      for (const [userId, m] of head.members) {
-        if (m.membership !== 'join') continue;
-        members.push(userId);
-        if (m.displayName !== null) displayNames.set(userId, m.displayName);
-      }
-      cached = { members, displayNames };
-      this.pushRoomCache.set(head.members, cached);
-    }
-    return { members: cached.members, powerLevels: powerLevels as Record<string, unknown> | undefined, displayNames: cached.displayNames };
   }
 }
 

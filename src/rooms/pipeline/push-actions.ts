@@ -1,8 +1,9 @@
 import type { Context } from '../../context.js';
-import type { ClientEvent } from '../../core/types.js';
+import type { ClientEvent, JsonObject } from '../../core/types.js';
 import type { Tx } from '../../db/schema.js';
 import type { PushActionRow } from '../../push/service.js';
 import type { StatementSink } from '../../db/pg-pipeline.js';
+import type { RoomHead } from '../state/room-head.js';
 
 function isUnimplemented(e: unknown): boolean {
   return e instanceof Error && e.message === 'unimplemented';
@@ -18,7 +19,7 @@ function isUnimplemented(e: unknown): boolean {
 export async function computePushActions(
   ctx: Context,
   event: ClientEvent,
-  room: { members: string[]; powerLevels: Record<string, unknown> | undefined; displayNames: Map<string, string> },
+  room: PushRoom,
 ): Promise<PushActionRow[]> {
   try {
     return await ctx.services.push.computeActions(event, room);
@@ -50,5 +51,36 @@ export function storePushActionsVia(ctx: Context, tx: StatementSink, roomId: str
     ctx.services.push.storeActionsVia(tx, roomId, eventId, streamPos, rows);
   } catch (e) {
     if (!isUnimplemented(e)) throw e;
+  }
+}
+
+/** What push rules read of a room before an event: its joined members and their display names. */
+export interface PushRoom {
+  members: string[];
+  powerLevels: Record<string, unknown> | undefined;
+  displayNames: Map<string, string>;
+}
+
+/**
+ * The push view of room heads, kept per member map: a head's member map is replaced, never
+ * changed, when membership changes, so sends between membership changes share one view.
+ */
+export class PushRooms {
+  private readonly cache = new WeakMap<ReadonlyMap<string, unknown>, { members: string[]; displayNames: Map<string, string> }>();
+
+  of(head: RoomHead, powerLevels: JsonObject | undefined): PushRoom {
+    let cached = this.cache.get(head.members);
+    if (!cached) {
+      const members: string[] = [];
+      const displayNames = new Map<string, string>();
+      for (const [userId, m] of head.members) {
+        if (m.membership !== 'join') continue;
+        members.push(userId);
+        if (m.displayName !== null) displayNames.set(userId, m.displayName);
+      }
+      cached = { members, displayNames };
+      this.cache.set(head.members, cached);
+    }
+    return { members: cached.members, powerLevels: powerLevels as Record<string, unknown> | undefined, displayNames: cached.displayNames };
   }
 }
