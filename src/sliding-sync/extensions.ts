@@ -5,6 +5,7 @@ import type { RoomActivity } from '../sync/room-activity.js';
 import type { SyncToken } from '../sync/token.js';
 import { changesToken, ThreadSubscriptions } from '../thread-subscriptions/service.js';
 import { THREAD_SUBSCRIPTIONS_EXTENSION, type Extensions, type ScopedExtension } from './request.js';
+import { threadsExtension } from './threads-extension.js';
 
 /**
  * The extensions of sliding sync, each answered from the stream positions
@@ -13,7 +14,8 @@ import { THREAD_SUBSCRIPTIONS_EXTENSION, type Extensions, type ScopedExtension }
  * types), `account_data` (MSC3959), `receipts` (MSC3960) and `typing`
  * (MSC3961), and `io.element.msc4308.thread_subscriptions` (MSC4308: the
  * user's thread subscription changes, newest first, with a `prev_batch` to
- * page back through those left out). Rooms sent in full (`initial`) get their whole receipts and
+ * page back through those left out), and `threads` (MSC4360, threads-extension.ts).
+ * Rooms sent in full (`initial`) get their whole receipts and
  * account data, since the client knows nothing of them yet.
  */
 
@@ -30,6 +32,8 @@ export interface ExtensionInput {
   memberships: RoomMembership[];
   /** Thread subscription changes the connection has up to; null: none sent yet. */
   prevThreadSubs: number | null;
+  /** Per room sent with a timeline in this response: the position just before its first event. */
+  timelineFrom: Map<string, number>;
 }
 
 export interface ExtensionResult {
@@ -116,6 +120,23 @@ export class ExtensionsBuilder {
           body[THREAD_SUBSCRIPTIONS_EXTENSION] = r.body;
           threadSubsPos = r.pos;
           if (r.news) news = true;
+        }),
+      );
+    }
+    if (ext.threads.enabled) {
+      const threads = {
+        userId: input.userId,
+        deviceId: input.deviceId,
+        joinedRooms: input.memberships.filter((m) => m.membership === 'join').map((m) => m.roomId),
+        after: input.prevHeads?.events ?? null,
+        upTo: input.heads.events,
+        timelineFrom: input.timelineFrom,
+      };
+      parts.push(
+        threadsExtension(this.ctx, ext.threads, threads).then((r) => {
+          if (r === null) return;
+          for (const name of ext.threads.names) body[name] = r;
+          news = true;
         }),
       );
     }
