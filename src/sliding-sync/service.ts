@@ -169,16 +169,22 @@ export class SlidingSyncService implements Lifecycle {
     return { connKey, parentId: '', state: null, lastUsed: now, pos: null };
   }
 
+  /** Whether a token has the shape of a `pos` (other tokens never do: they start with `s` or `t`). */
+  isPos(token: string): boolean {
+    return parsePos(token) !== null;
+  }
+
   /**
-   * The events position a `pos` of one of the requester's connections
-   * covered (MSC4360 `/thread_updates` takes it as `to`); null when the
-   * position is unknown or gone.
+   * The events position a `pos` of one of the user's connections covered
+   * (MSC4186: a `pos` can be used in `/messages` and `/relations`; MSC4360's
+   * `/thread_updates` takes it as `to`); null when the position is unknown
+   * or gone.
    */
-  async eventsAt(requester: Requester, pos: string): Promise<number | null> {
+  async eventsAt(viewer: { userId: string }, pos: string): Promise<number | null> {
     const parsed = parsePos(pos);
     if (!parsed) return null;
     const conn = await selectConnection(this.ctx.db, parsed.connKey);
-    if (!conn || conn.user_id !== requester.userId || conn.device_id !== requester.deviceId) return null;
+    if (!conn || conn.user_id !== viewer.userId) return null;
     const row = await selectPosition(this.ctx.db, parsed.connKey, parsed.posId);
     const heads = row ? tryParseSyncToken(decodeState(row.state).heads) : null;
     return heads?.events ?? null;

@@ -42,8 +42,9 @@ describe('sliding sync threads extension (MSC4360)', { timeout: 120_000 }, () =>
     lists: { all: { ranges: [[0, 19]], timeline_limit, required_state: [] } },
     extensions: { [name]: ext },
   });
-  const relations = async (root: string, from: string) => {
-    const res = await s.request('GET', `/_matrix/client/v1/rooms/${encodeURIComponent(roomId)}/relations/${encodeURIComponent(root)}?dir=b&from=${encodeURIComponent(from)}`, {
+  const relations = async (root: string, from: string, to?: string) => {
+    const q = `dir=b&from=${encodeURIComponent(from)}${to ? `&to=${encodeURIComponent(to)}` : ''}`;
+    const res = await s.request('GET', `/_matrix/client/v1/rooms/${encodeURIComponent(roomId)}/relations/${encodeURIComponent(root)}?${q}`, {
       token: alice.accessToken,
     });
     assert.equal(res.status, 200, JSON.stringify(res.body));
@@ -113,6 +114,7 @@ describe('sliding sync threads extension (MSC4360)', { timeout: 120_000 }, () =>
     await c.sync(small);
     await reply(root, 'seen');
     const seen = await c.sync(small);
+    const seenPos = c.pos!;
     assert.ok(seen.rooms[roomId].timeline.some((e: any) => e.content.body === 'seen'));
     assert.equal(seen.extensions[EXT], undefined, 'the client has the reply already');
 
@@ -124,8 +126,10 @@ describe('sliding sync threads extension (MSC4360)', { timeout: 120_000 }, () =>
     await send(s, alice, roomId, 'after 2');
     const cut = await c.sync(small);
     assert.equal(cut.rooms[roomId].limited, true);
-    // Paging on goes back through the thread's older replies too: the client stops where it caught up.
-    assert.deepEqual(await relations(root, cut.extensions[EXT].updates[roomId][root].prev_batch), ['x2', 'x1', 'seen']);
+    // Paging on goes back through the thread's older replies too; the `pos` it had bounds it (MSC4186: a pos is a /relations token).
+    const prevBatch = cut.extensions[EXT].updates[roomId][root].prev_batch;
+    assert.deepEqual(await relations(root, prevBatch), ['x2', 'x1', 'seen']);
+    assert.deepEqual(await relations(root, prevBatch, seenPos), ['x2', 'x1']);
   });
 
   it("only threads of rooms the user is joined to, and only replies they may see", async () => {
