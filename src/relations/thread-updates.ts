@@ -61,12 +61,14 @@ export async function readThreadUpdates(
   const replyAt = new Map(replies.map((r) => [r.stream_pos, r]));
   const [loaded, ignored] = await Promise.all([core.events.getMany(replies.map((r) => r.event_id)), ignoredUsers(viewer.userId)]);
   const visible = new Set<string>();
-  for (const roomId of new Set(page.map((r) => r.roomId))) {
-    const candidates = page
-      .map((r) => (r.roomId === roomId ? loaded.get(replyAt.get(r.latest)?.event_id ?? '') : undefined))
-      .filter((ev): ev is StoredEvent => ev !== undefined && ev.roomId === roomId && isServable(ev) && !ignored.has(ev.pdu.sender));
-    for (const ev of (await core.visibility.filter(roomId, candidates, viewer.userId)).visible) visible.add(ev.eventId);
-  }
+  await Promise.all(
+    [...new Set(page.map((r) => r.roomId))].map(async (roomId) => {
+      const candidates = page
+        .map((r) => (r.roomId === roomId ? loaded.get(replyAt.get(r.latest)?.event_id ?? '') : undefined))
+        .filter((ev): ev is StoredEvent => ev !== undefined && ev.roomId === roomId && isServable(ev) && !ignored.has(ev.pdu.sender));
+      for (const ev of (await core.visibility.filter(roomId, candidates, viewer.userId)).visible) visible.add(ev.eventId);
+    }),
+  );
 
   const updates: ThreadUpdate[] = [];
   for (const r of page) {
@@ -84,17 +86,23 @@ export async function readThreadUpdates(
 /** Each update's root, formatted with its bundled aggregations, where the viewer may see it. */
 async function attachRoots(core: RoomsCore, viewer: Viewer, updates: ThreadUpdate[]): Promise<void> {
   const loaded = await core.events.getMany(updates.map((u) => u.root));
-  for (const roomId of new Set(updates.map((u) => u.roomId))) {
-    const mine = updates.filter((u) => u.roomId === roomId);
-    const roots = mine
-      .map((u) => loaded.get(u.root))
-      .filter((ev): ev is StoredEvent => ev !== undefined && ev.roomId === roomId && isServable(ev) && ev.streamPos !== null);
-    const vis = await core.visibility.filter(roomId, roots, viewer.userId);
-    const formatted = await core.format(vis.visible, viewer, vis.membershipAt);
-    const byId = new Map(formatted.map((ev) => [ev.event_id, ev]));
-    for (const u of mine) {
-      const ev = byId.get(u.root);
-      if (ev) u.rootEvent = ev;
-    }
+  const visible: StoredEvent[] = [];
+  const membershipAt = new Map<string, string>();
+  await Promise.all(
+    [...new Set(updates.map((u) => u.roomId))].map(async (roomId) => {
+      const roots = updates
+        .filter((u) => u.roomId === roomId)
+        .map((u) => loaded.get(u.root))
+        .filter((ev): ev is StoredEvent => ev !== undefined && ev.roomId === roomId && isServable(ev) && ev.streamPos !== null);
+      const vis = await core.visibility.filter(roomId, roots, viewer.userId);
+      visible.push(...vis.visible);
+      for (const [id, m] of vis.membershipAt) membershipAt.set(id, m);
+    }),
+  );
+  // One formatting pass for every room: the bundled aggregations are read in one batch.
+  const byId = new Map((await core.format(visible, viewer, membershipAt)).map((ev) => [ev.event_id, ev]));
+  for (const u of updates) {
+    const ev = byId.get(u.root);
+    if (ev) u.rootEvent = ev;
   }
 }
