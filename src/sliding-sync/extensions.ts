@@ -60,6 +60,16 @@ function scopeRooms(ext: ScopedExtension, input: ExtensionInput): string[] {
   return [...out];
 }
 
+/**
+ * Of the rooms in scope, those the user is joined to: lists keep rooms the user was kicked or
+ * banned from (and invites), whose receipts and typing are not theirs to see (MSC4508
+ * "Security considerations").
+ */
+function joinedOnly(roomIds: string[], input: ExtensionInput): string[] {
+  const joined = new Set(input.memberships.filter((m) => m.membership === 'join').map((m) => m.roomId));
+  return roomIds.filter((id) => joined.has(id));
+}
+
 export class ExtensionsBuilder {
   private readonly threadSubs: ThreadSubscriptions;
 
@@ -246,7 +256,7 @@ export class ExtensionsBuilder {
 
   private async receipts(cfg: ScopedExtension, input: ExtensionInput): Promise<JsonObject> {
     const receipts = this.ctx.services.sync.receipts;
-    const scope = scopeRooms(cfg, input);
+    const scope = joinedOnly(scopeRooms(cfg, input), input);
     const fresh = scope.filter((r) => input.initialRooms.has(r) || input.prevHeads === null);
     const known = scope.filter((r) => !fresh.includes(r));
     const [a, b] = await Promise.all([
@@ -260,7 +270,7 @@ export class ExtensionsBuilder {
 
   private typing(cfg: ScopedExtension, input: ExtensionInput): JsonObject {
     const typing = this.ctx.services.sync.typing;
-    const scope = scopeRooms(cfg, input);
+    const scope = joinedOnly(scopeRooms(cfg, input), input);
     const fresh = scope.filter((r) => input.initialRooms.has(r) || input.prevHeads === null);
     const known = scope.filter((r) => !fresh.includes(r));
     const out: JsonObject = {};
