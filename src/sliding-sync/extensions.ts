@@ -34,6 +34,8 @@ export interface ExtensionInput {
   prevThreadSubs: number | null;
   /** Per room sent with a timeline in this response: the position just before its first event. */
   timelineFrom: Map<string, number>;
+  /** Whether the threads extension was on for an earlier response of the connection. */
+  threadsBefore: boolean;
 }
 
 export interface ExtensionResult {
@@ -138,7 +140,8 @@ export class ExtensionsBuilder {
         userId: input.userId,
         deviceId: input.deviceId,
         joinedRooms: input.memberships.filter((m) => m.membership === 'join').map((m) => m.roomId),
-        after: input.prevHeads?.events ?? null,
+        // Turned on for the first time on this connection: everything, as on a new connection (MSC4508 lets a client defer an extension).
+        after: input.threadsBefore ? (input.prevHeads?.events ?? null) : null,
         upTo: input.heads.events,
         timelineFrom: input.timelineFrom,
       };

@@ -283,6 +283,7 @@ export class SlidingSyncService implements Lifecycle {
       memberships,
       prevThreadSubs: prev?.threadSubs ?? null,
       timelineFrom: built.timelineFrom,
+      threadsBefore: prev?.threads === true,
     });
 
     const countsChanged = Object.entries(counts).some(([name, n]) => prev?.counts[name] !== n);
@@ -294,6 +295,7 @@ export class SlidingSyncService implements Lifecycle {
     };
     const threadSubs = ext.threadSubsPos ?? prev?.threadSubs;
     if (threadSubs !== undefined) state.threadSubs = threadSubs;
+    if (req.extensions.threads.enabled || prev?.threads === true) state.threads = true;
     const body: JsonObject = { lists, rooms: Object.fromEntries(built.rooms), extensions: ext.body };
     return {
       body,

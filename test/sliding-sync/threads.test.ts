@@ -92,6 +92,18 @@ describe('sliding sync threads extension (MSC4360)', { timeout: 120_000 }, () =>
     assert.equal((await c.sync(quiet({ enabled: true }, 'threads'))).extensions.threads, undefined, 'sent once');
   });
 
+  it('turned on partway through a connection, it sends the threads updated before too (MSC4508: an extension may be deferred)', async () => {
+    const root = await send(s, alice, roomId, 'deferred');
+    const c = new SlidingClient(s, alice, 'deferred');
+    const without = { lists: { all: { ranges: [[0, 19]], timeline_limit: 0, required_state: [] } } };
+    await c.sync(without);
+    await reply(root, 'while the extension was off');
+    await c.sync(without);
+    const on = await c.sync(quiet());
+    assert.ok(on.extensions[EXT].updates[roomId][root], 'the earlier reply is news to the extension');
+    assert.equal((await c.sync(quiet())).extensions[EXT], undefined, 'then only what changes');
+  });
+
   it('include_roots sends the root with its m.thread summary, even when the reply is in the timeline', async () => {
     const root = await send(s, alice, roomId, 'rooted');
     const c = new SlidingClient(s, alice, 'roots');
