@@ -172,7 +172,7 @@ export class ExtensionsBuilder {
 
   private async toDevice(cfg: Extensions['toDevice'], input: ExtensionInput): Promise<{ events: JsonObject[]; nextPos: number }> {
     const e2ee = this.ctx.services.e2ee;
-    const given = cfg.since !== null && /^\d{1,15}$/.test(cfg.since) ? Number(cfg.since) : null;
+    const given = cfg.since !== null ? Number(cfg.since) : null;
     const since = Math.min(given ?? input.prevHeads?.to_device ?? 0, input.heads.to_device);
     // The client names what it has: messages up to there were delivered.
     if (since > 0) await e2ee.ackToDevice(input.userId, input.deviceId, since);

@@ -197,16 +197,19 @@ function scoped(v: unknown, where: string): ScopedExtension {
 function extensions(v: unknown): Extensions {
   const e = isObj(v) ? v : {};
   const td = isObj(e.to_device) ? e.to_device : {};
-  if (td.since !== undefined && td.since !== null && typeof td.since !== 'string') throw invalidParam('extensions.to_device.since must be a string');
+  // MSC4538: a `since` the server could not have issued (its `next_batch` is a to-device position) and a `limit` below 1 are refused.
+  if (td.since !== undefined && td.since !== null && td.since !== '' && (typeof td.since !== 'string' || !/^\d{1,15}$/.test(td.since))) {
+    throw invalidParam('extensions.to_device.since is not a next_batch of this server');
+  }
   const limit = td.limit ?? 100;
-  if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 0) throw invalidParam('extensions.to_device.limit must be a non-negative integer');
+  if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1) throw invalidParam('extensions.to_device.limit must be a positive integer');
   const e2ee = isObj(e.e2ee) ? e.e2ee : {};
   const ts = isObj(e[THREAD_SUBSCRIPTIONS_EXTENSION]) ? e[THREAD_SUBSCRIPTIONS_EXTENSION] : {};
   const tsWhere = `extensions.${THREAD_SUBSCRIPTIONS_EXTENSION}`;
   const tsLimit = ts.limit ?? MAX_THREAD_SUBSCRIPTIONS;
   if (typeof tsLimit !== 'number' || !Number.isInteger(tsLimit) || tsLimit < 1) throw invalidParam(`${tsWhere}.limit must be a positive integer`);
   return {
-    toDevice: { enabled: optBool(td, 'enabled', 'extensions.to_device') ?? false, since: (td.since as string | undefined) ?? null, limit: Math.min(limit, MAX_TO_DEVICE) },
+    toDevice: { enabled: optBool(td, 'enabled', 'extensions.to_device') ?? false, since: (td.since as string | undefined) || null, limit: Math.min(limit, MAX_TO_DEVICE) },
     e2ee: { enabled: optBool(e2ee, 'enabled', 'extensions.e2ee') ?? false },
     accountData: scoped(e.account_data, 'extensions.account_data'),
     receipts: scoped(e.receipts, 'extensions.receipts'),

@@ -193,6 +193,9 @@ describe('sliding sync lists (MSC4186)', { timeout: 240_000 }, () => {
     await bad({ lists: { all: { ranges: [[0, 1]], timeline_limit: -1 } } });
     await bad({ lists: { all: { ranges: [[0, 1]], required_state: [['m.room.name']] } } });
     await bad({ room_subscriptions: { '!a:b': 'no' } });
+    // MSC4538: a limit below 1, a since the server never issued.
+    await bad({ extensions: { to_device: { enabled: true, limit: 0 } } });
+    await bad({ extensions: { to_device: { enabled: true, since: 'not-a-token' } } });
     await bad({ pos: 'nonsense' }, 'M_UNKNOWN_POS');
     const res = await s.request('POST', SS_PATH, { token: alice.accessToken, rawBody: '{"lists":', headers: { 'content-type': 'application/json' } });
     assert.equal(res.body.errcode, 'M_NOT_JSON');
