@@ -3,7 +3,10 @@
 // recent rooms, one timeline event each) against an initial /sync of the same
 // user, and the wake-up of a waiting request when another user sends into one
 // of the rooms (the figure next to /sync's wake-up), or when the user changes a thread
-// subscription on another connection (MSC4306/MSC4308). Called by run.ts
+// subscription on another connection (MSC4306/MSC4308); then, with a thread
+// in every room, the first response with MSC4360's threads extension on (roots
+// included, as a client does on starting) beside the same response without it.
+// Called by run.ts
 // (HEARTH_BENCH_ONLY=sliding-sync runs this scenario alone).
 import type { BenchClient } from './client.js';
 import { median, percentile } from './client.js';
@@ -44,10 +47,12 @@ export async function slidingSyncBench(env: SlidingSyncEnv): Promise<void> {
   const dave = await client.registerUser('ss_dave', env.secret);
   const erin = await client.registerUser('ss_erin', env.secret);
   const rooms: string[] = [];
+  const firstMessages: string[] = [];
   for (let i = 0; i < ROOMS; i++) {
     const r = await client.ok<{ room_id: string }>('POST', '/_matrix/client/v3/createRoom', { name: `ss room ${i}`, preset: 'public_chat' }, dave.token);
-    await client.ok('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(r.room_id)}/send/m.room.message/ss${i}`, { msgtype: 'm.text', body: `hello ${i}` }, dave.token);
+    const m = await client.ok<{ event_id: string }>('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(r.room_id)}/send/m.room.message/ss${i}`, { msgtype: 'm.text', body: `hello ${i}` }, dave.token);
     rooms.push(r.room_id);
+    firstMessages.push(m.event_id);
   }
   const hot = rooms[0]!;
   await client.ok('POST', `/_matrix/client/v3/join/${encodeURIComponent(hot)}`, {}, erin.token);
@@ -145,4 +150,24 @@ export async function slidingSyncBench(env: SlidingSyncEnv): Promise<void> {
   sender.close();
   subWake.sort((a, b) => a - b);
   record({ name: 'sliding sync wake-up by a thread subscription change p50', value: percentile(subWake, 50), unit: 'ms' });
+
+  // A thread in every room: each first message gets a reply.
+  for (let i = 0; i < ROOMS; i++) {
+    const reply = { msgtype: 'm.text', body: `reply ${i}`, 'm.relates_to': { rel_type: 'm.thread', event_id: firstMessages[i] } };
+    await client.ok('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(rooms[i]!)}/send/m.room.message/ssreply${i}`, reply, dave.token);
+  }
+  const threadsExt = { 'io.element.msc4360.threads': { enabled: true, include_roots: true } };
+  const plain: number[] = [];
+  const withThreads: number[] = [];
+  for (let r = 0; r < 5; r++) {
+    let s = performance.now();
+    await client.ok<SsBody>('POST', PATH, { conn_id: `plain${r}`, lists: LIST }, dave.token);
+    plain.push(performance.now() - s);
+    s = performance.now();
+    const res = await client.ok<SsBody & { extensions: Record<string, { updates?: Record<string, unknown> }> }>('POST', PATH, { conn_id: `threads${r}`, lists: LIST, extensions: threadsExt }, dave.token);
+    withThreads.push(performance.now() - s);
+    if (Object.keys(res.extensions['io.element.msc4360.threads']?.updates ?? {}).length === 0) throw new Error('the threads extension sent no updates');
+  }
+  record({ name: `sliding sync first response, ${ROOMS} rooms with a thread each`, value: median(plain), unit: 'ms', detail: 'median of 5' });
+  record({ name: 'the same with the threads extension (100 threads, roots included)', value: median(withThreads), unit: 'ms', detail: 'median of 5' });
 }

@@ -32,6 +32,8 @@ export function discoveryRoutes(ctx: Context): Route[] {
           // Thread subscriptions and their sliding-sync extension (the flags clients look for).
           'org.matrix.msc4306': true,
           'org.matrix.msc4308': true,
+          // The sliding-sync threads extension and /thread_updates.
+          'org.matrix.msc4360': true,
         },
       }),
     },

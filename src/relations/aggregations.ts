@@ -43,13 +43,16 @@ export class Aggregator implements Bundler {
     // One query for every parent (a /sync of many rooms asks once); children count only in their parent's room.
     const all = await selectChildren(this.db, [...new Set(events.map((p) => p.eventId))], depth === 0 ? AGGREGATED : NESTED);
     if (all.length === 0) return out;
-    for (const [roomId, parents] of byRoom) {
-      const rows = all.filter((r) => r.room_id === roomId);
-      if (rows.length === 0) continue;
-      const children = await this.visibleChildren(roomId, rows, viewer);
-      if (children.size === 0) continue;
-      await this.aggregateRoom(parents, rows, children, viewer, depth, out);
-    }
+    // Rooms are independent: their visibility checks and formatting run side by side.
+    await Promise.all(
+      [...byRoom].map(async ([roomId, parents]) => {
+        const rows = all.filter((r) => r.room_id === roomId);
+        if (rows.length === 0) return;
+        const children = await this.visibleChildren(roomId, rows, viewer);
+        if (children.size === 0) return;
+        await this.aggregateRoom(parents, rows, children, viewer, depth, out);
+      }),
+    );
     return out;
   }
 

@@ -49,8 +49,8 @@ export async function readRelations(core: RoomsCore, viewer: Viewer, roomId: str
     }
   }
 
-  const from = p.from ? await pointOf(core, roomId, p.from) : undefined;
-  const to = p.to ? await pointOf(core, roomId, p.to) : undefined;
+  const from = p.from ? await pointOf(core, roomId, p.from, viewer) : undefined;
+  const to = p.to ? await pointOf(core, roomId, p.to, viewer) : undefined;
   const rows = await selectRelationPage(core.ctx.db, {
     roomId,
     parents,

@@ -116,6 +116,60 @@ export async function selectThreadRoots(db: DbOrTx, roomId: string, beforePos: n
   return rows.map((r) => ({ root: r.relates_to, latest: Number(r.latest) }));
 }
 
+export interface ThreadWindowRow {
+  roomId: string;
+  root: string;
+  /** Stream positions of the newest and oldest reply in the window. */
+  latest: number;
+  oldest: number;
+  /** Replies in the window. */
+  count: number;
+}
+
+/**
+ * Threads of `roomIds` with replies in (after, upTo], by their newest reply
+ * there, newest first; only those whose newest reply there is below
+ * `before` when given (the next page).
+ */
+export async function selectThreadWindow(
+  db: DbOrTx,
+  roomIds: string[],
+  after: number,
+  upTo: number,
+  before: number | null,
+  limit: number,
+): Promise<ThreadWindowRow[]> {
+  const out: ThreadWindowRow[] = [];
+  for (let i = 0; i < roomIds.length; i += 1000) {
+    let query = db
+      .selectFrom('event_relations')
+      .select((eb) => ['room_id', 'relates_to', eb.fn.max('stream_pos').as('latest'), eb.fn.min('stream_pos').as('oldest'), eb.fn.countAll().as('n')])
+      .where('room_id', 'in', roomIds.slice(i, i + 1000))
+      .where('rel_type', '=', 'm.thread')
+      .where('stream_pos', '>', after)
+      .where('stream_pos', '<=', upTo)
+      .groupBy(['room_id', 'relates_to']);
+    if (before !== null) query = query.having((eb) => eb.fn.max('stream_pos'), '<', before);
+    const rows = await query.orderBy(sql`max(stream_pos)`, 'desc').limit(limit).execute();
+    for (const r of rows) out.push({ roomId: r.room_id, root: r.relates_to, latest: Number(r.latest), oldest: Number(r.oldest), count: Number(r.n) });
+  }
+  // Stream positions are unique, so the order is total.
+  return out.sort((a, b) => b.latest - a.latest).slice(0, limit);
+}
+
+/** The thread replies of `roomIds` at these stream positions. */
+export async function selectThreadRepliesAt(db: DbOrTx, roomIds: string[], positions: number[]): Promise<RelationRow[]> {
+  if (positions.length === 0) return [];
+  const rows = await db
+    .selectFrom('event_relations')
+    .selectAll()
+    .where('room_id', 'in', [...new Set(roomIds)])
+    .where('rel_type', '=', 'm.thread')
+    .where('stream_pos', 'in', positions)
+    .execute();
+  return rows.map(numeric);
+}
+
 /** Of `roots`, those with a thread reply sent by `userId`. */
 export async function selectRootsRepliedBy(db: DbOrTx, roomId: string, roots: string[], userId: string): Promise<Set<string>> {
   if (roots.length === 0) return new Set();

@@ -1,5 +1,6 @@
 import type { ClientEvent } from '../core/types.js';
 import { readStreamPositions } from '../db/stream-positions.js';
+import { invalidParam } from '../http/errors.js';
 import type { Viewer } from './events/client-format.js';
 import type { StoredEvent } from './events/stored-event.js';
 import { matchesInMemory, type RoomEventFilter } from './event-filter.js';
@@ -30,7 +31,14 @@ const MAX_EMPTY_PAGES = 5;
 const START: TopoPoint = { depth: -1, stream: START_OF_HISTORY };
 
 /** The topological point a pagination token stands for in the room (a sync token: after the deepest event the stream had reached). */
-export async function pointOf(core: RoomsCore, roomId: string, token: string): Promise<TopoPoint> {
+export async function pointOf(core: RoomsCore, roomId: string, token: string, viewer?: Viewer): Promise<TopoPoint> {
+  const sliding = core.ctx.services.slidingSync;
+  if (viewer && sliding.isPos(token)) {
+    // MSC4186: a sliding-sync `pos` is a token here too, standing for the events position it covered.
+    const pos = await sliding.eventsAt(viewer, token);
+    if (pos === null) throw invalidParam('Unknown or expired sliding sync position');
+    return pointOf(core, roomId, `s${pos}`);
+  }
   const t = parsePaginationToken(token);
   if ('topo' in t) return t.topo;
   const depth = await selectMaxDepthUpTo(core.ctx.db, roomId, t.stream);
@@ -53,11 +61,11 @@ export async function readMessages(core: RoomsCore, viewer: Viewer, roomId: stri
   await assertCanReadHistory(core, viewer.userId, roomId);
   const limit = Math.min(Math.max(p.limit ?? p.filter.limit ?? 10, 0), 1000);
   let from: TopoPoint;
-  if (p.from !== undefined && p.from !== '') from = await pointOf(core, roomId, p.from);
+  if (p.from !== undefined && p.from !== '') from = await pointOf(core, roomId, p.from, viewer);
   else if (p.dir === 'b') from = await pointOf(core, roomId, `s${(await readStreamPositions(core.ctx.db)).events}`);
   else from = START;
   const start = p.from !== undefined && p.from !== '' ? p.from : topoToken(from);
-  const to = p.to !== undefined && p.to !== '' ? await pointOf(core, roomId, p.to) : undefined;
+  const to = p.to !== undefined && p.to !== '' ? await pointOf(core, roomId, p.to, viewer) : undefined;
 
   const ignored = await ignoredBy(core, viewer.userId);
   const chunk: ClientEvent[] = [];

@@ -30,6 +30,8 @@ export interface ConnectionState {
   counts: Record<string, number>;
   /** Thread subscription changes sent up to this position (MSC4308); absent before the extension was used. */
   threadSubs?: number;
+  /** The threads extension (MSC4360) was on for a response of the connection: it sends what changed since; before, everything. */
+  threads?: true;
 }
 
 const MAX_ROOMS = 5000;
@@ -49,7 +51,13 @@ export function encodeState(s: ConnectionState): string {
 
 export function decodeState(text: string): ConnectionState {
   const v = JSON.parse(text) as ConnectionState;
-  return { heads: v.heads, rooms: v.rooms ?? {}, counts: v.counts ?? {}, ...(v.threadSubs !== undefined ? { threadSubs: v.threadSubs } : {}) };
+  return {
+    heads: v.heads,
+    rooms: v.rooms ?? {},
+    counts: v.counts ?? {},
+    ...(v.threadSubs !== undefined ? { threadSubs: v.threadSubs } : {}),
+    ...(v.threads === true ? { threads: true as const } : {}),
+  };
 }
 
 /** A stable signature of the combined required_state of a room, to notice when a client widens it. */

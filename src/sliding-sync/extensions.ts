@@ -5,6 +5,7 @@ import type { RoomActivity } from '../sync/room-activity.js';
 import type { SyncToken } from '../sync/token.js';
 import { changesToken, ThreadSubscriptions } from '../thread-subscriptions/service.js';
 import { THREAD_SUBSCRIPTIONS_EXTENSION, type Extensions, type ScopedExtension } from './request.js';
+import { threadsExtension } from './threads-extension.js';
 
 /**
  * The extensions of sliding sync, each answered from the stream positions
@@ -13,7 +14,8 @@ import { THREAD_SUBSCRIPTIONS_EXTENSION, type Extensions, type ScopedExtension }
  * types), `account_data` (MSC3959), `receipts` (MSC3960) and `typing`
  * (MSC3961), and `io.element.msc4308.thread_subscriptions` (MSC4308: the
  * user's thread subscription changes, newest first, with a `prev_batch` to
- * page back through those left out). Rooms sent in full (`initial`) get their whole receipts and
+ * page back through those left out), and `threads` (MSC4360, threads-extension.ts).
+ * Rooms sent in full (`initial`) get their whole receipts and
  * account data, since the client knows nothing of them yet.
  */
 
@@ -30,6 +32,10 @@ export interface ExtensionInput {
   memberships: RoomMembership[];
   /** Thread subscription changes the connection has up to; null: none sent yet. */
   prevThreadSubs: number | null;
+  /** Per room sent with a timeline in this response: the position just before its first event. */
+  timelineFrom: Map<string, number>;
+  /** Whether the threads extension was on for an earlier response of the connection. */
+  threadsBefore: boolean;
 }
 
 export interface ExtensionResult {
@@ -54,6 +60,16 @@ function scopeRooms(ext: ScopedExtension, input: ExtensionInput): string[] {
   }
   for (const id of ext.rooms ?? input.subscribedRooms) if (matched.has(id)) out.add(id);
   return [...out];
+}
+
+/**
+ * Of the rooms in scope, those the user is joined to: lists keep rooms the user was kicked or
+ * banned from (and invites), whose receipts and typing are not theirs to see (MSC4508
+ * "Security considerations").
+ */
+function joinedOnly(roomIds: string[], input: ExtensionInput): string[] {
+  const joined = new Set(input.memberships.filter((m) => m.membership === 'join').map((m) => m.roomId));
+  return roomIds.filter((id) => joined.has(id));
 }
 
 export class ExtensionsBuilder {
@@ -119,6 +135,24 @@ export class ExtensionsBuilder {
         }),
       );
     }
+    if (ext.threads.enabled) {
+      const threads = {
+        userId: input.userId,
+        deviceId: input.deviceId,
+        joinedRooms: input.memberships.filter((m) => m.membership === 'join').map((m) => m.roomId),
+        // Turned on for the first time on this connection: everything, as on a new connection (MSC4508 lets a client defer an extension).
+        after: input.threadsBefore ? (input.prevHeads?.events ?? null) : null,
+        upTo: input.heads.events,
+        timelineFrom: input.timelineFrom,
+      };
+      parts.push(
+        threadsExtension(this.ctx, ext.threads, threads).then((r) => {
+          if (r === null) return;
+          for (const name of ext.threads.names) body[name] = r;
+          news = true;
+        }),
+      );
+    }
     await Promise.all(parts);
     return { body, news, toDevicePos, threadSubsPos };
   }
@@ -138,7 +172,7 @@ export class ExtensionsBuilder {
 
   private async toDevice(cfg: Extensions['toDevice'], input: ExtensionInput): Promise<{ events: JsonObject[]; nextPos: number }> {
     const e2ee = this.ctx.services.e2ee;
-    const given = cfg.since !== null && /^\d{1,15}$/.test(cfg.since) ? Number(cfg.since) : null;
+    const given = cfg.since !== null ? Number(cfg.since) : null;
     const since = Math.min(given ?? input.prevHeads?.to_device ?? 0, input.heads.to_device);
     // The client names what it has: messages up to there were delivered.
     if (since > 0) await e2ee.ackToDevice(input.userId, input.deviceId, since);
@@ -225,7 +259,7 @@ export class ExtensionsBuilder {
 
   private async receipts(cfg: ScopedExtension, input: ExtensionInput): Promise<JsonObject> {
     const receipts = this.ctx.services.sync.receipts;
-    const scope = scopeRooms(cfg, input);
+    const scope = joinedOnly(scopeRooms(cfg, input), input);
     const fresh = scope.filter((r) => input.initialRooms.has(r) || input.prevHeads === null);
     const known = scope.filter((r) => !fresh.includes(r));
     const [a, b] = await Promise.all([
@@ -239,7 +273,7 @@ export class ExtensionsBuilder {
 
   private typing(cfg: ScopedExtension, input: ExtensionInput): JsonObject {
     const typing = this.ctx.services.sync.typing;
-    const scope = scopeRooms(cfg, input);
+    const scope = joinedOnly(scopeRooms(cfg, input), input);
     const fresh = scope.filter((r) => input.initialRooms.has(r) || input.prevHeads === null);
     const known = scope.filter((r) => !fresh.includes(r));
     const out: JsonObject = {};

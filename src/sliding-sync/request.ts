@@ -60,6 +60,8 @@ export interface Extensions {
   typing: ScopedExtension;
   /** MSC4308, under its unstable name `io.element.msc4308.thread_subscriptions`. */
   threadSubscriptions: { enabled: boolean; limit: number };
+  /** MSC4360: `threads`, or `io.element.msc4360.threads` while unstable; answered under each name asked for. */
+  threads: { enabled: boolean; names: string[]; includeRoots: boolean; limit: number };
 }
 
 export interface SlidingRequest {
@@ -79,6 +81,10 @@ const MAX_SUBSCRIPTIONS = 500;
 const MAX_TO_DEVICE = 1000;
 const MAX_THREAD_SUBSCRIPTIONS = 100;
 export const THREAD_SUBSCRIPTIONS_EXTENSION = 'io.element.msc4308.thread_subscriptions';
+/** MSC4360's extension names: the stable one and the unstable one clients send today. */
+export const THREADS_EXTENSIONS = ['threads', 'io.element.msc4360.threads'];
+/** MSC4360: "Defaults to 100. Servers may impose a smaller limit". */
+export const MAX_THREAD_UPDATES = 100;
 const MAX_TIMEOUT_MS = 5 * 60_000;
 const OPAQUE_ID = /^[0-9A-Za-z._~-]{1,255}$/;
 
@@ -191,22 +197,43 @@ function scoped(v: unknown, where: string): ScopedExtension {
 function extensions(v: unknown): Extensions {
   const e = isObj(v) ? v : {};
   const td = isObj(e.to_device) ? e.to_device : {};
-  if (td.since !== undefined && td.since !== null && typeof td.since !== 'string') throw invalidParam('extensions.to_device.since must be a string');
+  // MSC4538: a `since` the server could not have issued (its `next_batch` is a to-device position) and a `limit` below 1 are refused.
+  if (td.since !== undefined && td.since !== null && td.since !== '' && (typeof td.since !== 'string' || !/^\d{1,15}$/.test(td.since))) {
+    throw invalidParam('extensions.to_device.since is not a next_batch of this server');
+  }
   const limit = td.limit ?? 100;
-  if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 0) throw invalidParam('extensions.to_device.limit must be a non-negative integer');
+  if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1) throw invalidParam('extensions.to_device.limit must be a positive integer');
   const e2ee = isObj(e.e2ee) ? e.e2ee : {};
   const ts = isObj(e[THREAD_SUBSCRIPTIONS_EXTENSION]) ? e[THREAD_SUBSCRIPTIONS_EXTENSION] : {};
   const tsWhere = `extensions.${THREAD_SUBSCRIPTIONS_EXTENSION}`;
   const tsLimit = ts.limit ?? MAX_THREAD_SUBSCRIPTIONS;
   if (typeof tsLimit !== 'number' || !Number.isInteger(tsLimit) || tsLimit < 1) throw invalidParam(`${tsWhere}.limit must be a positive integer`);
   return {
-    toDevice: { enabled: optBool(td, 'enabled', 'extensions.to_device') ?? false, since: (td.since as string | undefined) ?? null, limit: Math.min(limit, MAX_TO_DEVICE) },
+    toDevice: { enabled: optBool(td, 'enabled', 'extensions.to_device') ?? false, since: (td.since as string | undefined) || null, limit: Math.min(limit, MAX_TO_DEVICE) },
     e2ee: { enabled: optBool(e2ee, 'enabled', 'extensions.e2ee') ?? false },
     accountData: scoped(e.account_data, 'extensions.account_data'),
     receipts: scoped(e.receipts, 'extensions.receipts'),
     typing: scoped(e.typing, 'extensions.typing'),
     threadSubscriptions: { enabled: optBool(ts, 'enabled', tsWhere) ?? false, limit: Math.min(tsLimit, MAX_THREAD_SUBSCRIPTIONS) },
+    threads: threads(e),
   };
+}
+
+function threads(e: Obj): Extensions['threads'] {
+  const out: Extensions['threads'] = { enabled: false, names: [], includeRoots: false, limit: MAX_THREAD_UPDATES };
+  for (const name of THREADS_EXTENSIONS) {
+    const v = e[name];
+    if (!isObj(v)) continue;
+    const where = `extensions.${name}`;
+    if (!(optBool(v, 'enabled', where) ?? false)) continue;
+    const limit = v.limit ?? MAX_THREAD_UPDATES;
+    if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1) throw invalidParam(`${where}.limit must be a positive integer`);
+    out.enabled = true;
+    out.names.push(name);
+    out.includeRoots ||= optBool(v, 'include_roots', where) ?? false;
+    out.limit = Math.min(out.limit, limit);
+  }
+  return out;
 }
 
 const PRESENCE = new Set(['online', 'offline', 'unavailable']);

@@ -48,6 +48,8 @@ export interface BuiltRooms {
   rooms: Map<string, JsonObject>;
   /** What the connection has sent of each room after this response. */
   sent: Map<string, SentRoom>;
+  /** Rooms sent with a timeline: the position just before its first event (what the timeline covers starts after it). */
+  timelineFrom: Map<string, number>;
 }
 
 /** State types whose change alters a room's name, avatar, heroes or member counts. */
@@ -84,7 +86,7 @@ export class RoomBuilder {
     const rooms = this.ctx.services.rooms;
     const { heads, userId } = input;
     const viewer = { userId, deviceId: input.deviceId };
-    const out: BuiltRooms = { rooms: new Map(), sent: new Map() };
+    const out: BuiltRooms = { rooms: new Map(), sent: new Map(), timelineFrom: new Map() };
 
     // Which rooms have news: events after the position each was last sent at.
     const byPrev = new Map<number, string[]>();
@@ -152,6 +154,7 @@ export class RoomBuilder {
         if (counts && d.plan.room.m.membership === 'join') Object.assign(built.body, counts);
         out.rooms.set(roomId, built.body);
         out.sent.set(roomId, built.sent);
+        if (d.plan.timelineLimit > 0) out.timelineFrom.set(roomId, chunk.prevBatchPos);
       }),
     );
     stripped.forEach((plan, i) => {

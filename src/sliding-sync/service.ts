@@ -144,9 +144,9 @@ export class SlidingSyncService implements Lifecycle {
     const db = this.ctx.db;
     const now = this.ctx.now();
     if (req.pos !== null) {
-      const m = /^([0-9a-f]{16})_([0-9a-f]{12})$/.exec(req.pos);
-      if (!m) throw unknownPos();
-      const [, connKey, posId] = m as unknown as [string, string, string];
+      const parsed = parsePos(req.pos);
+      if (!parsed) throw unknownPos();
+      const { connKey, posId } = parsed;
       const conn = await selectConnection(db, connKey);
       if (!conn || conn.user_id !== userId || conn.device_id !== deviceId || conn.conn_id !== req.connId) throw unknownPos();
       if (conn.last_used_ts < now - this.idleMs) {
@@ -167,6 +167,27 @@ export class SlidingSyncService implements Lifecycle {
     // Connections nobody used for a while are dropped as new ones start.
     await deleteConnections(db, await selectIdleConnections(db, now - this.idleMs, SWEEP_BATCH));
     return { connKey, parentId: '', state: null, lastUsed: now, pos: null };
+  }
+
+  /** Whether a token has the shape of a `pos` (other tokens never do: they start with `s` or `t`). */
+  isPos(token: string): boolean {
+    return parsePos(token) !== null;
+  }
+
+  /**
+   * The events position a `pos` of one of the user's connections covered
+   * (MSC4186: a `pos` can be used in `/messages` and `/relations`; MSC4360's
+   * `/thread_updates` takes it as `to`); null when the position is unknown
+   * or gone.
+   */
+  async eventsAt(viewer: { userId: string }, pos: string): Promise<number | null> {
+    const parsed = parsePos(pos);
+    if (!parsed) return null;
+    const conn = await selectConnection(this.ctx.db, parsed.connKey);
+    if (!conn || conn.user_id !== viewer.userId) return null;
+    const row = await selectPosition(this.ctx.db, parsed.connKey, parsed.posId);
+    const heads = row ? tryParseSyncToken(decodeState(row.state).heads) : null;
+    return heads?.events ?? null;
   }
 
   /**
@@ -261,6 +282,8 @@ export class SlidingSyncService implements Lifecycle {
       initialRooms,
       memberships,
       prevThreadSubs: prev?.threadSubs ?? null,
+      timelineFrom: built.timelineFrom,
+      threadsBefore: prev?.threads === true,
     });
 
     const countsChanged = Object.entries(counts).some(([name, n]) => prev?.counts[name] !== n);
@@ -272,6 +295,7 @@ export class SlidingSyncService implements Lifecycle {
     };
     const threadSubs = ext.threadSubsPos ?? prev?.threadSubs;
     if (threadSubs !== undefined) state.threadSubs = threadSubs;
+    if (req.extensions.threads.enabled || prev?.threads === true) state.threads = true;
     const body: JsonObject = { lists, rooms: Object.fromEntries(built.rooms), extensions: ext.body };
     return {
       body,
@@ -280,6 +304,12 @@ export class SlidingSyncService implements Lifecycle {
       watchRooms: memberships.filter((m) => m.membership === 'join').map((m) => m.roomId),
     };
   }
+}
+
+/** A `pos` is `<connection key>_<position id>`. */
+function parsePos(pos: string): { connKey: string; posId: string } | null {
+  const m = /^([0-9a-f]{16})_([0-9a-f]{12})$/.exec(pos);
+  return m ? { connKey: m[1]!, posId: m[2]! } : null;
 }
 
 /** `a` raised to what `b` announced, for the streams `a` follows. */

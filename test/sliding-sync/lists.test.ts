@@ -141,6 +141,48 @@ describe('sliding sync lists (MSC4186)', { timeout: 240_000 }, () => {
     assert.equal(body.lists.rooms.count, 3);
   });
 
+  it('filters: tags and not_tags (not_tags wins)', async () => {
+    const dave = await s.registerUser('ss_dave');
+    const [fav, low, both, none] = await Promise.all([1, 2, 3, 4].map((i) => createRoom(s, dave, { name: `tagged ${i}` })));
+    const tag = async (room: string, t: string) => {
+      const res = await s.request('PUT', `${C}/user/${encodeURIComponent(dave.userId)}/rooms/${encodeURIComponent(room)}/tags/${t}`, { token: dave.accessToken, body: {} });
+      assert.equal(res.status, 200);
+    };
+    await tag(fav!, 'm.favourite');
+    await tag(low!, 'm.lowpriority');
+    await tag(both!, 'm.favourite');
+    await tag(both!, 'm.lowpriority');
+    const body = await new SlidingClient(s, dave).sync({
+      lists: {
+        favs: { ranges: [[0, 9]], timeline_limit: 0, required_state: [], filters: { tags: ['m.favourite'] } },
+        favs_not_low: { ranges: [[0, 9]], timeline_limit: 0, required_state: [], filters: { tags: ['m.favourite'], not_tags: ['m.lowpriority'] } },
+        untagged_or_fav: { ranges: [[0, 9]], timeline_limit: 0, required_state: [], filters: { not_tags: ['m.lowpriority'] } },
+      },
+    });
+    const inList = (name: string) => Object.entries<any>(body.rooms).filter(([, r]) => r.lists?.includes(name)).map(([id]) => id).sort();
+    assert.deepEqual(inList('favs'), [fav, both].sort());
+    assert.deepEqual(inList('favs_not_low'), [fav]);
+    assert.deepEqual(inList('untagged_or_fav'), [fav, none].sort());
+  });
+
+  it('num_live counts the events since the previous response, also in a room sent in full for the first time', async () => {
+    const c = new SlidingClient(s, alice);
+    const list = { lists: { top: { ranges: [[0, 0]], timeline_limit: 3, required_state: [] } } };
+    const first = await c.sync(list);
+    const [top] = Object.keys(first.rooms);
+    assert.equal(first.rooms[top!].num_live, 0, 'nothing is live on a new connection');
+    const old = rooms[60]!;
+    await send(s, alice, old, 'live one');
+    const next = await c.sync(list);
+    const r = next.rooms[old];
+    assert.equal(r.initial, true);
+    assert.equal(r.timeline.length, 3, 'two older events come with it');
+    assert.equal(r.num_live, 1, 'only the last is live');
+    await send(s, alice, old, 'live two');
+    await send(s, alice, old, 'live three');
+    assert.equal((await c.sync(list)).rooms[old].num_live, 2);
+  });
+
   it('bad requests are Matrix errors', async () => {
     const bad = async (body: unknown, errcode = 'M_INVALID_PARAM') => {
       const res = await s.request('POST', SS_PATH, { token: alice.accessToken, body });
@@ -151,6 +193,9 @@ describe('sliding sync lists (MSC4186)', { timeout: 240_000 }, () => {
     await bad({ lists: { all: { ranges: [[0, 1]], timeline_limit: -1 } } });
     await bad({ lists: { all: { ranges: [[0, 1]], required_state: [['m.room.name']] } } });
     await bad({ room_subscriptions: { '!a:b': 'no' } });
+    // MSC4538: a limit below 1, a since the server never issued.
+    await bad({ extensions: { to_device: { enabled: true, limit: 0 } } });
+    await bad({ extensions: { to_device: { enabled: true, since: 'not-a-token' } } });
     await bad({ pos: 'nonsense' }, 'M_UNKNOWN_POS');
     const res = await s.request('POST', SS_PATH, { token: alice.accessToken, rawBody: '{"lists":', headers: { 'content-type': 'application/json' } });
     assert.equal(res.body.errcode, 'M_NOT_JSON');

@@ -70,6 +70,45 @@ describe('sliding sync rooms and connections (MSC4186)', { timeout: 120_000 }, (
     assert.ok(!objTypes.includes('m.room.member'));
   });
 
+  it('members by wildcard, a state key for every type, $ME in the object form, and $LAZY beside them', async () => {
+    const sub = (required_state: unknown) => ({ room_subscriptions: { [roomId]: { timeline_limit: 2, required_state } } });
+    const keys = (state: any[]) => state.map((e) => `${e.type}|${e.state_key}`).sort();
+
+    const allMembers = await new SlidingClient(s, bob, 'members-star').sync(sub([['m.room.member', '*']]));
+    assert.deepEqual(keys(allMembers.rooms[roomId].required_state), [alice, bob, carol].map((u) => `m.room.member|${u.userId}`).sort());
+
+    const emptyKey = await new SlidingClient(s, bob, 'empty-key').sync(sub({ include: [{ state_key: '' }] }));
+    const types = emptyKey.rooms[roomId].required_state.map((e: any) => e.state_key);
+    assert.ok(types.length >= 5 && types.every((k: string) => k === ''), 'every type, only the empty state key');
+    assert.ok(emptyKey.rooms[roomId].required_state.some((e: any) => e.type === 'm.room.create'));
+
+    const meObject = await new SlidingClient(s, carol, 'me-object').sync(sub({ include: [{ type: 'm.room.member', state_key: '$ME' }] }));
+    assert.deepEqual(members(meObject.rooms[roomId].required_state), [carol.userId]);
+
+    // $ME with $LAZY: the user's own member event, and the senders of the timeline.
+    await send(s, alice, roomId, 'alice speaks last');
+    const both = await new SlidingClient(s, carol, 'me-lazy').sync(sub([['m.room.member', '$ME'], ['m.room.member', '$LAZY']]));
+    const timelineSenders = both.rooms[roomId].timeline.map((e: any) => e.sender);
+    assert.deepEqual(members(both.rooms[roomId].required_state), [...new Set([carol.userId, ...timelineSenders])].sort());
+  });
+
+  it('connections are per conn_id: side by side, a pos is its own connection\'s, and a new start replaces one', async () => {
+    const sub = { room_subscriptions: { [roomId]: { timeline_limit: 1, required_state: [] } } };
+    const a = new SlidingClient(s, alice, 'conn-a');
+    const b = new SlidingClient(s, alice, 'conn-b');
+    assert.equal((await a.sync(sub)).rooms[roomId].initial, true);
+    assert.equal((await b.sync(sub)).rooms[roomId].initial, true, 'each connection sends the room in full');
+    const crossed = await s.request('POST', `/_matrix/client/unstable/org.matrix.simplified_msc3575/sync?pos=${a.pos}`, { token: alice.accessToken, body: { conn_id: 'conn-b' } });
+    assert.equal(crossed.body.errcode, 'M_UNKNOWN_POS', "a pos names its own connection's state only");
+
+    const oldA = a.pos;
+    await new SlidingClient(s, alice, 'conn-a').sync(sub);
+    a.pos = oldA;
+    assert.equal((await a.raw(sub)).body.errcode, 'M_UNKNOWN_POS', 'starting conn-a again ends the old one');
+    const stillB = await b.raw(sub);
+    assert.equal(stillB.status, 200, 'conn-b is untouched');
+  });
+
   it('subscriptions to rooms the user is not in are ignored', async () => {
     const other = await createRoom(s, carol, {});
     const body = await new SlidingClient(s, bob, 'nosy').sync({ room_subscriptions: { [other]: { timeline_limit: 5, required_state: [['*', '*']] } } });

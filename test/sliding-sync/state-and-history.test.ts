@@ -48,6 +48,25 @@ describe('sliding sync: prev_batch and deleted state', { timeout: 120_000 }, () 
     assert.deepEqual(await pageBack(roomId, next.prev_batch, 4), ['n3', 'n2', 'n1', 'm10']);
   });
 
+  it('a pos is a /messages token: it stands for the events position its response covered (MSC4186)', async () => {
+    const roomId = await createRoom(s, alice, { preset: 'public_chat' });
+    for (let i = 1; i <= 3; i++) await send(s, alice, roomId, `p${i}`);
+    const c = new SlidingClient(s, alice, 'pos-token');
+    await c.sync({ room_subscriptions: { [roomId]: { timeline_limit: 1, required_state: [] } } });
+    const pos = c.pos!;
+    await send(s, alice, roomId, 'p4');
+    await send(s, alice, roomId, 'p5');
+    assert.deepEqual(await pageBack(roomId, pos, 2), ['p3', 'p2'], 'from: back from where the response stood');
+    const since = await s.request('GET', `${C}/rooms/${encodeURIComponent(roomId)}/messages?dir=b&limit=10&to=${encodeURIComponent(pos)}`, { token: alice.accessToken });
+    assert.deepEqual(since.body.chunk.map((e: any) => e.content.body), ['p5', 'p4'], 'to: what came after it');
+
+    const bob = await s.registerUser('sh_bob');
+    assert.equal((await s.request('POST', `${C}/rooms/${encodeURIComponent(roomId)}/join`, { token: bob.accessToken, body: {} })).status, 200);
+    const theirs = await s.request('GET', `${C}/rooms/${encodeURIComponent(roomId)}/messages?dir=b&from=${encodeURIComponent(pos)}`, { token: bob.accessToken });
+    assert.equal(theirs.status, 400, "another user's pos is no token of theirs");
+    assert.equal(theirs.body.errcode, 'M_INVALID_PARAM');
+  });
+
   it('state removed by a state reset comes as a stub without content', async () => {
     // Carol (remote) closes the room on a branch that never saw dave's join: resolution drops dave's membership.
     const remote = new FakeRemote('stub-remote.test').trustedBy(s);
