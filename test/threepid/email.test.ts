@@ -137,6 +137,47 @@ describe('adding an email address to an account', () => {
   });
 });
 
+describe('addresses in their canonical form (appendices, "3PID Types": Unicode case folding)', () => {
+  it('Strauß@Example.COM is added, found, refused to others and deleted as strauss@example.com; accents compose', async () => {
+    const hans = await server.registerUser('em_hans');
+    const seen = smtp.mails.length;
+    const requested = await server.request('POST', `${CLIENT}/account/3pid/email/requestToken`, { body: { client_secret: 'fold-1', email: 'Strauß@Example.COM', send_attempt: 1 } });
+    assert.equal(requested.status, 200, JSON.stringify(requested.body));
+    // The mail goes to the canonical address.
+    const { token } = tokenOf(await smtp.mailTo('strauss@example.com', seen));
+    assert.deepEqual((await submit(requested.body.submit_url, { sid: requested.body.sid, client_secret: 'fold-1', token })).body, { success: true });
+    const auth = { type: 'm.login.password', identifier: { type: 'm.id.user', user: hans.userId }, password: hans.password };
+    const first = await server.request('POST', `${CLIENT}/account/3pid/add`, { token: hans.accessToken, body: { sid: requested.body.sid, client_secret: 'fold-1' } });
+    const added = await server.request('POST', `${CLIENT}/account/3pid/add`, {
+      token: hans.accessToken,
+      body: { sid: requested.body.sid, client_secret: 'fold-1', auth: { ...auth, session: first.body.session } },
+    });
+    assert.equal(added.status, 200, JSON.stringify(added.body));
+    const listed = await server.request('GET', `${CLIENT}/account/3pid`, { token: hans.accessToken });
+    assert.deepEqual(listed.body.threepids.map((t: { address: string }) => t.address), ['strauss@example.com']);
+
+    // Other spellings of the same address are the same address.
+    for (const email of ['STRAUSS@example.com', 'strauß@EXAMPLE.com', 'STRAUẞ@example.com']) {
+      const taken = await server.request('POST', `${CLIENT}/register/email/requestToken`, { body: { client_secret: 'fold-2', email, send_attempt: 1 } });
+      assert.equal(taken.body.errcode, 'M_THREEPID_IN_USE', email);
+    }
+    const login = await server.request('POST', `${CLIENT}/login`, {
+      body: { type: 'm.login.password', identifier: { type: 'm.id.thirdparty', medium: 'email', address: 'STRAUß@example.com' }, password: hans.password },
+    });
+    assert.equal(login.status, 200, JSON.stringify(login.body));
+    assert.equal(login.body.user_id, hans.userId);
+    const deleted = await server.request('POST', `${CLIENT}/account/3pid/delete`, { token: hans.accessToken, body: { medium: 'email', address: 'Strauss@Example.com' } });
+    assert.equal(deleted.status, 200, JSON.stringify(deleted.body));
+    assert.deepEqual((await server.request('GET', `${CLIENT}/account/3pid`, { token: hans.accessToken })).body.threepids, []);
+
+    // A name typed with a combining diaeresis is the precomposed one: one session, one token.
+    const decomposed = await server.request('POST', `${CLIENT}/register/email/requestToken`, { body: { client_secret: 'fold-3', email: 'Zoe\u0308@example.org', send_attempt: 1 } });
+    const precomposed = await server.request('POST', `${CLIENT}/register/email/requestToken`, { body: { client_secret: 'fold-3', email: 'ZO\u00cb@example.org', send_attempt: 1 } });
+    assert.equal(decomposed.status, 200, JSON.stringify(decomposed.body));
+    assert.equal(precomposed.body.sid, decomposed.body.sid);
+  });
+});
+
 describe('the emailed link', () => {
   it('sends the browser on to next_link once validated; a link with a wrong token shows an error page; a javascript: next_link is refused', async () => {
     const seen = smtp.mails.length;
