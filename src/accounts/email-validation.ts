@@ -102,7 +102,8 @@ export class EmailValidation {
     } catch (e) {
       if (!(e instanceof MailNotSent)) throw e;
       this.ctx.logger.warn({ err: e.message }, 'validation email not sent');
-      throw new MatrixError(500, 'M_UNKNOWN', 'The validation email could not be sent; try again later');
+      // The SMTP server failed, as an identity server's failure does: 502, and nothing kept to retry.
+      throw new MatrixError(502, 'M_UNKNOWN', 'The validation email could not be sent; try again later');
     }
     await upsertValidationSession(this.ctx.db, {
       sid,

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { MatrixClient } from 'matrix-js-sdk';
 import { createSdkClient, sdkLogin, stopClients } from '../helpers/matrix-client.js';
-import { startTestServer, type TestServer, type TestUser } from '../helpers/server.js';
+import { freePort, startTestServer, type TestServer, type TestUser } from '../helpers/server.js';
 import { TestSmtp, tokenOf } from './smtp.js';
 
 const CLIENT = '/_matrix/client/v3';
@@ -252,6 +252,30 @@ describe('registration and password reset by email', () => {
     assert.equal(byEmail.body.user_id, done.body.user_id);
     // The reset logged every device out.
     assert.equal((await server.request('GET', `${CLIENT}/account/whoami`, { token: done.body.access_token })).status, 401);
+  });
+});
+
+describe('an SMTP server that cannot be reached', () => {
+  it('requestToken answers 502 M_UNKNOWN and keeps nothing; the same request succeeds once the server is back', async () => {
+    const port = await freePort();
+    const down = await startTestServer({ config: { email: { smtp_host: '127.0.0.1', smtp_port: port, notif_from: 'Hearth <noreply@localhost>' } } });
+    const later = new TestSmtp();
+    try {
+      const body = { client_secret: 'down-1', email: 'patient@example.org', send_attempt: 1 };
+      const failed = await down.request('POST', `${CLIENT}/register/email/requestToken`, { body });
+      assert.equal(failed.status, 502, JSON.stringify(failed.body));
+      assert.equal(failed.body.errcode, 'M_UNKNOWN');
+      // Not queued: nothing is sent when the server comes back, until the client asks again.
+      await later.start(port);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(later.mails.length, 0);
+      const retried = await down.request('POST', `${CLIENT}/register/email/requestToken`, { body });
+      assert.equal(retried.status, 200, JSON.stringify(retried.body));
+      tokenOf(await later.mailTo('patient@example.org', 0));
+    } finally {
+      await down.stop();
+      await later.stop();
+    }
   });
 });
 
