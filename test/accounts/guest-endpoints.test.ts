@@ -28,13 +28,10 @@ function guestAllowedAnchors(): Set<string> {
   return new Set([...section.matchAll(/\(#((?:get|put|post|delete)_[a-z0-9]+)\)/g)].map((m) => m[1]!));
 }
 
-/**
- * Operations guests may call beyond the spec's list, with the reason. Each is the same action
- * as one the list allows, by another path that clients use.
- */
+/** Operations guests may call beyond the spec's list, with the reason. */
 const ALSO_ALLOWED: Record<string, string> = {
   joinRoom: 'POST /join/{roomIdOrAlias} is the join the list allows (POST /rooms/{roomId}/join) by alias too; matrix-js-sdk joins through it',
-  // The token is optional on these two, and what they answer anyone is no less than what a guest gets.
+  // Anyone may call these two without a token; a guest who sends one gets what anyone gets.
   getVersions: 'every client asks /versions first, with its token when it has one',
   getRoomSummary: 'a summary of a room, as anyone may ask for it, is what a guest needs before joining',
 };
