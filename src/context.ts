@@ -17,6 +17,7 @@ import type { RelationsService } from './relations/service.js';
 import type { SearchService } from './search/service.js';
 import type { SlidingSyncService } from './sliding-sync/service.js';
 import type { DelayedEventsService } from './delayed-events/service.js';
+import type { ServerNotices } from './server-notices/service.js';
 import type { ThreepidService } from './threepid/service.js';
 
 /**
@@ -53,6 +54,7 @@ export interface Services {
   slidingSync: SlidingSyncService;
   delayedEvents: DelayedEventsService;
   threepid: ThreepidService;
+  serverNotices: ServerNotices;
 }
 
 /** Optional lifecycle hooks a service may have. */

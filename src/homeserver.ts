@@ -46,6 +46,8 @@ import { mediaRoutes } from './media/routes.js';
 import { federationMediaRoutes } from './media/federation-routes.js';
 import { migrations as reportsMigrations } from './reports/migrations.js';
 import { reportRoutes } from './reports/routes.js';
+import { serverNoticeRoutes } from './server-notices/routes.js';
+import { ServerNotices } from './server-notices/service.js';
 import { legacyRoutes } from './legacy/routes.js';
 import { openIdUserinfoRoute } from './federation/inbound/openid-userinfo.js';
 import { PushService } from './push/service.js';
@@ -172,6 +174,7 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
   ctx.services.directory = new DirectoryService(ctx);
   ctx.services.relations = new RelationsService(ctx);
   ctx.services.search = new SearchService(ctx);
+  ctx.services.serverNotices = new ServerNotices(ctx);
   const roomsCore = ctx.services.rooms.core;
   ctx.services.federation = new FederationService(ctx, { core: roomsCore, localKeys: roomsCore.keyRing });
   ctx.services.media = new MediaService({
@@ -221,6 +224,7 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
     ...relationsRoutes(ctx),
     ...searchRoutes(ctx),
     ...reportRoutes(ctx),
+    ...serverNoticeRoutes(ctx, ctx.services.serverNotices),
     ...legacyRoutes(ctx),
     ...appserviceRoutes(ctx),
   ]);

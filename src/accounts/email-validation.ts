@@ -15,6 +15,7 @@
 import type { Context } from '../context.js';
 import { clientBaseUrl } from '../config/base-url.js';
 import { MatrixError, invalidParam } from '../http/errors.js';
+import { canonicalEmail } from '../threepid/address.js';
 import { validationEmail, type ValidationPurpose } from '../threepid/emails.js';
 import { MailNotSent } from '../threepid/mailer.js';
 import { newId, secretsEqual, tokenHash } from './secrets.js';
@@ -34,7 +35,6 @@ const SESSION_TTL_MS = 24 * 60 * 60 * 1000;
 const SWEEP_INTERVAL_MS = 60 * 60 * 1000;
 /** client_secret and sid grammar (request_email_validation.yaml). */
 const SECRET_RE = /^[0-9a-zA-Z.=_-]{1,255}$/;
-const EMAIL_RE = /^[^\s@<>]+@[^\s@<>]+$/;
 /** Where the emailed link and `submit_url` point. */
 export const SUBMIT_TOKEN_PATH = '/_hearth/client/v1/threepid/email/submit_token';
 
@@ -53,13 +53,6 @@ export interface ValidatedThreepid {
 }
 
 export const threepidDenied = (what: string) => new MatrixError(403, 'M_THREEPID_DENIED', what);
-
-/** Email addresses compare case-insensitively; they are kept lower-cased. */
-export function canonicalEmail(address: string): string {
-  const a = address.trim().toLowerCase();
-  if (a.length > 254 || !EMAIL_RE.test(a)) throw invalidParam('Invalid email address');
-  return a;
-}
 
 export function checkClientSecret(secret: unknown): string {
   if (typeof secret !== 'string' || !SECRET_RE.test(secret)) throw invalidParam('client_secret must be 1-255 characters of [0-9a-zA-Z.=_-]');
@@ -109,7 +102,8 @@ export class EmailValidation {
     } catch (e) {
       if (!(e instanceof MailNotSent)) throw e;
       this.ctx.logger.warn({ err: e.message }, 'validation email not sent');
-      throw new MatrixError(500, 'M_UNKNOWN', 'The validation email could not be sent; try again later');
+      // The SMTP server failed, as an identity server's failure does: 502, and nothing kept to retry.
+      throw new MatrixError(502, 'M_UNKNOWN', 'The validation email could not be sent; try again later');
     }
     await upsertValidationSession(this.ctx.db, {
       sid,

@@ -1,6 +1,6 @@
 import type { Context } from '../context.js';
 import { MatrixError, forbidden, missingParam, userLocked } from '../http/errors.js';
-import { canonicalEmail } from './email-validation.js';
+import { canonicalEmail } from '../threepid/address.js';
 import { identifiedUserId, type NamedThreepid } from './identifiers.js';
 import { selectThreepidOwner } from './threepids-table.js';
 import { verifyPassword } from './password-hash.js';

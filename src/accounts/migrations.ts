@@ -1,4 +1,6 @@
+import type { Kysely } from 'kysely';
 import type { Migration } from '../db/migrate.js';
+import { canonicalEmail } from '../threepid/address.js';
 
 export const migrations: Migration[] = [
   {
@@ -165,4 +167,40 @@ export const migrations: Migration[] = [
       await db.schema.alterTable('uia_sessions').addColumn('results', 'text', (c) => c.notNull().defaultTo('{}')).execute();
     },
   },
+  {
+    version: 6,
+    name: 'email addresses in their case-folded form',
+    async up(db) {
+      // Addresses were stored lower-cased; the canonical form now case-folds the local part
+      // (Strauß becomes strauss) and composes accents (NFC).
+      await recanonicaliseEmails(db, 'user_threepids', ['medium', 'address']);
+      await recanonicaliseEmails(db, 'threepid_id_server_binds', ['user_id', 'medium', 'address', 'id_server']);
+      await recanonicaliseEmails(db, 'threepid_validation_sessions', ['medium', 'address', 'client_secret']);
+    },
+  },
 ];
+
+/**
+ * Rewrites each email address of `table` whose canonical form differs. `unique` are the columns
+ * of the table's primary key or unique index: a row whose rewritten key another row already has
+ * is left as it was (that address stays with the account that had the canonical spelling).
+ */
+async function recanonicaliseEmails(db: Kysely<any>, table: string, unique: string[]): Promise<void> {
+  const rows: Record<string, string>[] = await db.selectFrom(table).select(unique).where('medium', '=', 'email').execute();
+  for (const row of rows) {
+    let address: string;
+    try {
+      address = canonicalEmail(row.address!);
+    } catch {
+      continue;
+    }
+    if (address === row.address) continue;
+    const keyOf = (a: string) => unique.map((c) => [c, c === 'address' ? a : row[c]] as const);
+    let taken = db.selectFrom(table).select('address');
+    for (const [c, v] of keyOf(address)) taken = taken.where(c, '=', v);
+    if (await taken.executeTakeFirst()) continue;
+    let update = db.updateTable(table).set({ address });
+    for (const [c, v] of keyOf(row.address!)) update = update.where(c, '=', v);
+    await update.execute();
+  }
+}

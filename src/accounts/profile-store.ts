@@ -34,12 +34,12 @@ export interface DirectoryHit {
  * hold only letters and digits (see search-text.ts), so they never carry
  * LIKE wildcards.
  */
-export async function searchProfiles(db: DbOrTx, words: string[], limit: number): Promise<DirectoryHit[]> {
+export async function searchProfiles(db: DbOrTx, words: string[], limit: number, offset = 0): Promise<DirectoryHit[]> {
   let q = db
     .selectFrom('profiles as p')
     .innerJoin('users as u', 'u.user_id', 'p.user_id')
     .select(['p.user_id', 'p.displayname', 'p.avatar_url'])
     .where('u.deactivated', '=', 0);
   for (const w of words) q = q.where(sql<boolean>`${sql.ref('p.search_text')} like ${`% ${w}%`}`);
-  return q.orderBy('p.user_id').limit(limit).execute();
+  return q.orderBy('p.user_id').limit(limit).offset(offset).execute();
 }

@@ -124,10 +124,13 @@ export class AccountsService implements Lifecycle {
     return (await getUser(this.ctx.db, userId)) !== undefined;
   }
 
-  /** Active local users matching every word of `term` as a word prefix of their id or display name (user directory). */
-  async directoryCandidates(term: string, max: number): Promise<DirectoryHit[]> {
+  /**
+   * Active local users matching every word of `term` as a word prefix of their id or display
+   * name (user directory), in user id order: `max` of them after the first `offset`.
+   */
+  async directoryCandidates(term: string, max: number, offset = 0): Promise<DirectoryHit[]> {
     const words = [...new Set(searchWords(term))].slice(0, MAX_SEARCH_WORDS);
     if (words.length === 0) return [];
-    return searchProfiles(this.ctx.db, words, max);
+    return searchProfiles(this.ctx.db, words, max, offset);
   }
 }

@@ -9,7 +9,8 @@ import type { DbOrTx } from '../db/schema.js';
 import { MatrixError } from '../http/errors.js';
 import type { Requester } from '../http/requester.js';
 import { IdentityServerError } from '../threepid/identity-servers.js';
-import { canonicalEmail, type EmailValidation, type ValidatedThreepid } from './email-validation.js';
+import { canonicalAddress } from '../threepid/address.js';
+import type { EmailValidation, ValidatedThreepid } from './email-validation.js';
 import { deleteIdServerBind, deleteThreepid, deleteThreepidsOf, insertIdServerBind, insertThreepid, selectIdServerBinds, selectThreepidOwner, selectThreepidsOf } from './threepids-table.js';
 import type { UiaRequest, UserInteractiveAuth } from './uia.js';
 
@@ -17,11 +18,6 @@ type RequestInfo = Omit<UiaRequest, 'body' | 'userId'>;
 type UnbindResult = 'success' | 'no-support';
 
 export const threepidInUse = () => new MatrixError(400, 'M_THREEPID_IN_USE', 'This address is already in use by another account');
-
-/** Addresses are stored canonical: emails lower-cased, phone numbers as given. */
-function canonicalAddress(medium: string, address: string): string {
-  return medium === 'email' ? canonicalEmail(address) : address;
-}
 
 export class Threepids {
   constructor(

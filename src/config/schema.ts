@@ -174,6 +174,16 @@ export interface HearthConfig {
    */
   email: EmailConfig | null;
   /** Identity servers clients may name (`id_server`) for binds, unbinds and third-party invites. */
+  /**
+   * Server notices (client-server API "Server Notices"), sent with the admin API
+   * `send_server_notice`. An empty `system_mxid_localpart` turns them off.
+   */
+  server_notices: {
+    /** The localpart of the user that sends notices, made on first use. */
+    system_mxid_localpart: string;
+    /** The name of each user's notices room, and the display name of the system user. */
+    room_name: string;
+  };
   identity_server: {
     /** Server names (host[:port]) that may be used; empty: none, and those requests answer M_SERVER_NOT_TRUSTED. */
     trusted: string[];
@@ -251,6 +261,7 @@ export function defaultConfig(): HearthConfig {
     federation: { enabled: true, resolve: {}, verify_tls: true, trusted_key_servers: [], old_verify_keys: {}, stored_edu_max_age_ms: 7 * 24 * 3600_000 },
     metrics: { enabled: true, allow_from: ['127.0.0.0/8', '::1/128'], bearer_token: '' },
     email: null,
+    server_notices: { system_mxid_localpart: '', room_name: 'Server Notices' },
     identity_server: { trusted: [], resolve: {} },
     cluster: { lease_ttl_ms: 15_000 },
   };

@@ -132,6 +132,9 @@ const isEmailOrNull: Check = (v) => {
   return undefined;
 };
 
+/** A user id localpart (appendices, "User Identifiers"), or '' for none. */
+const isLocalpartOrEmpty: Check = (v) => (typeof v === 'string' && /^[a-z0-9._=\-/+]*$/.test(v) ? undefined : 'must be a localpart of a-z, 0-9 and ._=-/+ (or empty)');
+
 /** Keys whose value is checked whole (a mapping with names of the user's choosing, or one rule for all its entries). */
 const OPEN_MAPS = new Set(['federation.resolve', 'federation.old_verify_keys', 'media.s3', 'email', 'identity_server.resolve']);
 
@@ -200,6 +203,8 @@ const rules: Record<string, Check> = {
   'metrics.allow_from': isCidrs,
   'metrics.bearer_token': isString,
   email: isEmailOrNull,
+  'server_notices.system_mxid_localpart': isLocalpartOrEmpty,
+  'server_notices.room_name': isNonEmptyString,
   'identity_server.trusted': isServerNameList,
   'identity_server.resolve': isResolveMap,
   'cluster.lease_ttl_ms': isPositiveInt,

@@ -21,6 +21,7 @@ export function directoryRoutes(ctx: Context): Route[] {
       path: '/room_summary/:roomIdOrAlias',
       versions: ['v1'],
       auth: 'optional',
+      guestAllowed: true,
       schema: { querystring: { type: 'object', properties: { via: { type: 'array', items: { type: 'string' } } } } },
       handler: (req) => roomSummary(ctx, req.requester?.userId, req.params.roomIdOrAlias, req.query.via ?? []),
     },
@@ -37,6 +38,7 @@ export function directoryRoutes(ctx: Context): Route[] {
       method: 'GET',
       path: '/directory/room/:roomAlias',
       auth: 'optional',
+      guestAllowed: true,
       handler: async (req) => {
         const res = await dir.resolveAlias(req.params.roomAlias);
         if (!res) throw notFound(`Room alias ${req.params.roomAlias} not found`);
@@ -92,6 +94,7 @@ export function directoryRoutes(ctx: Context): Route[] {
       method: 'GET',
       path: '/publicRooms',
       auth: 'optional',
+      guestAllowed: true,
       schema: {
         querystring: {
           type: 'object',

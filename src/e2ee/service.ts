@@ -4,7 +4,7 @@ import type { JsonObject } from '../core/types.js';
 import type { Tx } from '../db/schema.js';
 import { nextPosition, nextPositions } from '../db/stream-positions.js';
 import type { Requester } from '../http/requester.js';
-import { invalidParam } from '../http/errors.js';
+import { MatrixError, invalidParam } from '../http/errors.js';
 import { deleteSignaturesOn } from './cross-signing-store.js';
 import { recordDeviceListChanges, usersWithDeviceListChanges } from './device-lists-store.js';
 import { checkDeviceKeys, comparableJson, parseKeyMap } from './key-objects.js';
@@ -39,6 +39,12 @@ import {
 } from './to-device-store.js';
 
 const TXN_RETENTION_MS = 24 * 60 * 60 * 1000;
+/**
+ * One-time keys a device may hold per algorithm. Clients keep about half of what their account
+ * can hold published (vodozemac 50, libolm 100); the cap keeps a misbehaving client from
+ * filling the database.
+ */
+export const MAX_ONE_TIME_KEYS = 1000;
 
 
 /**
@@ -115,6 +121,17 @@ export class E2eeService {
           if (old === undefined) fresh.push(k);
           else if (comparableJson(JSON.parse(old)) !== comparableJson(JSON.parse(k.json))) {
             throw invalidParam(`One-time key ${k.algorithm}:${k.keyId} already exists with different content`);
+          }
+        }
+        if (fresh.length > 0) {
+          const held = await countOneTimeKeys(trx, userId, deviceId);
+          const adding = new Map<string, number>();
+          for (const k of fresh) adding.set(k.algorithm, (adding.get(k.algorithm) ?? 0) + 1);
+          for (const [algorithm, n] of adding) {
+            const have = held[algorithm] ?? 0;
+            if (have + n > MAX_ONE_TIME_KEYS) {
+              throw new MatrixError(400, 'M_TOO_LARGE', `A device holds at most ${MAX_ONE_TIME_KEYS} ${algorithm} one-time keys; this one has ${have} and the upload adds ${n}`);
+            }
           }
         }
         await insertOneTimeKeys(

@@ -17,6 +17,22 @@ export async function pruneToDeviceTxns(db: DbOrTx, olderThan: number): Promise<
   await db.deleteFrom('to_device_txns').where('ts', '<', olderThan).execute();
 }
 
+/** The devices of `userIds` with at least `min` undelivered messages, as [user id, device id] pairs. */
+export async function devicesWithQueued(db: DbOrTx, userIds: string[], min: number): Promise<[string, string][]> {
+  const out: [string, string][] = [];
+  for (const part of chunks(userIds)) {
+    const rows = await db
+      .selectFrom('to_device')
+      .select(['user_id', 'device_id'])
+      .where('user_id', 'in', part)
+      .groupBy(['user_id', 'device_id'])
+      .having((eb) => eb.fn.countAll(), '>=', min)
+      .execute();
+    for (const r of rows) out.push([r.user_id, r.device_id]);
+  }
+  return out;
+}
+
 export async function insertToDevice(db: DbOrTx, rows: ToDeviceRow[]): Promise<void> {
   for (const part of chunks(rows, 200)) await db.insertInto('to_device').values(part).execute();
 }

@@ -6,7 +6,13 @@ import { nextPositions } from '../db/stream-positions.js';
 import { badJson, invalidParam } from '../http/errors.js';
 import type { Requester } from '../http/requester.js';
 import { isObject } from './key-objects.js';
-import { claimToDeviceTxn, insertToDevice } from './to-device-store.js';
+import { claimToDeviceTxn, devicesWithQueued, insertToDevice } from './to-device-store.js';
+
+/**
+ * Undelivered messages a device may have waiting. A device that stopped syncing (a lost phone)
+ * would otherwise collect every room key sent to it, for ever.
+ */
+export const MAX_QUEUED_TO_DEVICE = 10_000;
 
 /**
  * Send-to-device messaging (spec: client-server "Send-to-device messaging", server-server
@@ -38,7 +44,7 @@ export class ToDevice {
       }
       recipients.set(userId, new Map(Object.entries(byDevice) as [string, JsonObject][]));
     }
-    const rows = await this.toDeviceRows(recipients);
+    const rows = await this.withoutFullInboxes(await this.toDeviceRows(recipients), requester.userId, type);
 
     // Other servers' users: one m.direct_to_device EDU per server (spec: server-server API,
     // "Send-to-device messaging"), stored with the local messages once the transaction id is
@@ -80,7 +86,7 @@ export class ToDevice {
       if (!isValidUserId(userId, { historical: true }) || serverNameOf(userId) !== this.ctx.serverName || !isObject(byDevice)) continue;
       recipients.set(userId, new Map(Object.entries(byDevice).filter(([, c]) => isObject(c)) as [string, JsonObject][]));
     }
-    const rows = await this.toDeviceRows(recipients);
+    const rows = await this.withoutFullInboxes(await this.toDeviceRows(recipients), sender, type);
     const now = this.ctx.now();
     const lastPos = await this.ctx.db.transaction().execute(async (trx) => {
       // A remote sender has no device here: its server's message id stands in for the transaction id.
@@ -93,6 +99,21 @@ export class ToDevice {
     if (lastPos !== undefined) {
       this.ctx.bus.publish({ stream: 'to_device', pos: lastPos, userIds: [...new Set(rows.map((r) => r.user_id))] });
     }
+  }
+
+  /**
+   * The rows whose device has room in its inbox. A message for a full inbox is dropped, not
+   * refused: a sender shares room keys with every device of a room in one request, and one
+   * abandoned device must not keep the others from getting theirs. The drop is logged.
+   */
+  private async withoutFullInboxes<T extends { user_id: string; device_id: string }>(rows: T[], sender: string, type: string): Promise<T[]> {
+    if (rows.length === 0) return rows;
+    const full = await devicesWithQueued(this.ctx.db, [...new Set(rows.map((r) => r.user_id))], MAX_QUEUED_TO_DEVICE);
+    if (full.length === 0) return rows;
+    const isFull = new Set(full.map(([u, d]) => `${u}\u0000${d}`));
+    const kept = rows.filter((r) => !isFull.has(`${r.user_id}\u0000${r.device_id}`));
+    this.ctx.logger.warn({ sender, type, devices: full.map(([u, d]) => `${u} ${d}`), max: MAX_QUEUED_TO_DEVICE }, 'to-device message dropped for devices whose inbox is full');
+    return kept;
   }
 
   /** One inbox row per local device addressed; `*` means every device of the user not named. */

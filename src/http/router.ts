@@ -40,7 +40,8 @@ export interface Route {
   refusedWhenSuspended?: boolean | ((req: FastifyRequest & { params: any; body: any }) => boolean);
   /**
    * Guest accounts may call this endpoint (spec: modules/guest_access, "Client behaviour" lists
-   * them). Any other endpoint answers a guest's token with 403 M_GUEST_ACCESS_FORBIDDEN.
+   * them; and reads anyone may make without a token, which a client sends its guest token to
+   * all the same). Any other endpoint answers a guest's token with 403 M_GUEST_ACCESS_FORBIDDEN.
    */
   guestAllowed?: boolean;
   /** A rate-limit action from the config (`login`, `registration`, `message`). */

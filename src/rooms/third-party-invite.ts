@@ -15,6 +15,7 @@ import { verifySignedByAnyKey } from '../core/signing.js';
 import { stateKey, type JsonObject } from '../core/types.js';
 import { badJson, forbidden, missingParam, notFound } from '../http/errors.js';
 import type { Requester } from '../http/requester.js';
+import { canonicalAddress } from '../threepid/address.js';
 import { IdentityServerError, type InviteRoomInfo } from '../threepid/identity-servers.js';
 import { inviteAs, inviteUser, profileOf } from './membership.js';
 import { headPowerLevels } from './power.js';
@@ -36,7 +37,9 @@ export function checkThreepidInvite(raw: unknown): ThreepidInvite {
     if (r[k] === undefined) throw missingParam(`A third-party invite needs ${k}`);
     if (typeof r[k] !== 'string' || r[k] === '') throw badJson(`${k} must be a non-empty string`);
   }
-  return { id_server: r.id_server as string, id_access_token: r.id_access_token as string, medium: r.medium as string, address: r.address as string };
+  const medium = r.medium as string;
+  // The identity server hashes and stores the canonical form (appendices, "3PID Types"): a lookup of another spelling would miss.
+  return { id_server: r.id_server as string, id_access_token: r.id_access_token as string, medium, address: canonicalAddress(medium, r.address as string) };
 }
 
 async function stateContent(core: RoomsCore, head: RoomHead, type: string): Promise<JsonObject | undefined> {

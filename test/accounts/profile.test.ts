@@ -176,12 +176,24 @@ describe('extended profile fields (v1.16: m.tz and custom keys)', () => {
 describe('POST /user_directory/search', () => {
   let dora: TestUser;
   let ed: TestUser;
+  /** A room with a public join rule: its members are in everyone's directory. */
+  let lobby: string;
+  const enc = encodeURIComponent;
+  const post = async (u: TestUser, path: string, body: Record<string, unknown> = {}) => {
+    const res = await server.request('POST', `${CLIENT}${path}`, { token: u.accessToken, body });
+    assert.equal(res.status, 200, `${path}: ${JSON.stringify(res.body)}`);
+    return res.body;
+  };
+  const joinLobby = (u: TestUser) => post(u, `/rooms/${enc(lobby)}/join`);
+
   before(async () => {
+    lobby = (await post(alice, '/createRoom', { preset: 'public_chat' })).room_id;
     dora = await server.registerUser('dora.explorer');
     await server.request('PUT', profilePath(dora.userId, 'displayname'), { token: dora.accessToken, body: { displayname: 'Dora Márquez' } });
     ed = await server.registerUser('ed_wood');
     await server.request('PUT', profilePath(ed.userId, 'avatar_url'), { token: ed.accessToken, body: { avatar_url: 'mxc://localhost/ed' } });
-    for (let i = 0; i < 4; i++) await server.hs.ctx.services.accounts.createUser({ localpart: `zed${i}`, password: 'pw' });
+    for (const u of [dora, ed]) await joinLobby(u);
+    for (let i = 0; i < 4; i++) await joinLobby(await server.registerUser(`zed${i}`));
   });
 
   const search = (body: Record<string, unknown>, token = alice.accessToken) =>
@@ -222,10 +234,36 @@ describe('POST /user_directory/search', () => {
 
   it('deactivated users are not listed', async () => {
     const gone = await server.registerUser('zed-gone');
+    await joinLobby(gone);
     assert.equal((await search({ search_term: 'gone' })).body.results.length, 1);
     const res = await withPasswordUia(server, 'POST', `${CLIENT}/account/deactivate`, gone);
     assert.equal(res.status, 200);
     assert.equal((await search({ search_term: 'gone' })).body.results.length, 0);
+  });
+
+  it('finds only users who share a room with the searcher or are in a public or world-readable room; leaving drops them', async () => {
+    const found = async (u: TestUser) => (await search({ search_term: 'hilda' }, u.accessToken)).body.results.map((r: { user_id: string }) => r.user_id);
+    const hilda = await server.registerUser('hilda.hidden');
+    assert.deepEqual(await found(alice), [], 'in no room: nobody finds her');
+    // A private room shared with alice: alice finds her, bob does not.
+    const den = (await post(hilda, '/createRoom', { preset: 'private_chat', invite: [alice.userId] })).room_id;
+    assert.deepEqual(await found(alice), [], 'an invite shares no room');
+    await post(alice, `/rooms/${enc(den)}/join`);
+    assert.deepEqual(await found(alice), [hilda.userId]);
+    assert.deepEqual(await found(bob), []);
+    await post(alice, `/rooms/${enc(den)}/leave`);
+    assert.deepEqual(await found(alice), [], 'alice left the only room they shared');
+    // World-readable history makes the room's members visible to all.
+    const state = await server.request('PUT', `${CLIENT}/rooms/${enc(den)}/state/m.room.history_visibility/`, { token: hilda.accessToken, body: { history_visibility: 'world_readable' } });
+    assert.equal(state.status, 200);
+    assert.deepEqual(await found(bob), [hilda.userId]);
+    await post(hilda, `/rooms/${enc(den)}/leave`);
+    assert.deepEqual(await found(bob), []);
+    // So does a public join rule.
+    await joinLobby(hilda);
+    assert.deepEqual(await found(bob), [hilda.userId]);
+    await post(hilda, `/rooms/${enc(lobby)}/leave`);
+    assert.deepEqual(await found(bob), [], 'she left the public room');
   });
 
   it('search_term is required (M_BAD_JSON); limit must be an integer; a token is needed', async () => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { readStreamPositions } from '../../src/db/stream-positions.js';
+import { MAX_ONE_TIME_KEYS } from '../../src/e2ee/service.js';
 import { startTestServer, type TestServer, type TestUser } from '../helpers/server.js';
 import { deviceKeys, newDevice, otk, otks } from './helpers.js';
 
@@ -118,6 +119,27 @@ describe('E2EE key management (spec: client-server-api "Key management API", key
     assert.equal(conflict.body.errcode, 'M_INVALID_PARAM');
     const counts = await server.hs.ctx.services.e2ee.getOneTimeKeyCounts(alice.userId, alice.deviceId);
     assert.equal(counts.signed_curve25519, 2);
+  });
+
+  it(`POST /keys/upload: a device holds at most ${MAX_ONE_TIME_KEYS} one-time keys per algorithm; more is 400 M_TOO_LARGE and stores none`, async () => {
+    const alice = await server.registerUser();
+    // In uploads of 500 (each about 150 kB).
+    for (let i = 0; i < MAX_ONE_TIME_KEYS; i += 500) {
+      const res = await upload(alice, { one_time_keys: otks(alice, Math.min(500, MAX_ONE_TIME_KEYS - i), `K${i}_`) });
+      assert.equal(res.status, 200, JSON.stringify(res.body).slice(0, 200));
+    }
+    const over = await upload(alice, { one_time_keys: otks(alice, 2, 'OVER') });
+    assert.equal(over.status, 400);
+    assert.equal(over.body.errcode, 'M_TOO_LARGE');
+    assert.match(over.body.error, /at most 1000 signed_curve25519 one-time keys/);
+    assert.equal((await server.hs.ctx.services.e2ee.getOneTimeKeyCounts(alice.userId, alice.deviceId)).signed_curve25519, MAX_ONE_TIME_KEYS);
+    // Once one is claimed there is room for one more.
+    const bob = await server.registerUser();
+    const claimed = await claim(bob, { [alice.userId]: { [alice.deviceId]: 'signed_curve25519' } });
+    assert.equal(Object.keys(claimed.body.one_time_keys[alice.userId][alice.deviceId]).length, 1);
+    const one = await upload(alice, { one_time_keys: otks(alice, 1, 'AFTER') });
+    assert.equal(one.status, 200);
+    assert.equal(one.body.one_time_key_counts.signed_curve25519, MAX_ONE_TIME_KEYS);
   });
 
   it('POST /keys/claim hands out one-time keys oldest upload first, then the fallback key, which stays and is marked used', async () => {

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { readStreamPositions } from '../../src/db/stream-positions.js';
+import { nextPositions, readStreamPositions } from '../../src/db/stream-positions.js';
+import { MAX_QUEUED_TO_DEVICE } from '../../src/e2ee/to-device.js';
+import { insertToDevice } from '../../src/e2ee/to-device-store.js';
 import { startTestServer, type TestServer, type TestUser } from '../helpers/server.js';
 import { deviceKeys, newDevice } from './helpers.js';
 
@@ -109,6 +111,34 @@ describe('Send-to-device messaging (spec: client-server-api modules/send_to_devi
     const anon = await server.request('PUT', `${V3}/sendToDevice/m.test/v4`, { body: { messages: {} } });
     assert.equal(anon.status, 401);
     assert.equal(anon.body.errcode, 'M_MISSING_TOKEN');
+  });
+
+  it(`a device with ${MAX_QUEUED_TO_DEVICE} undelivered messages gets no more; the other devices of the request get theirs`, async () => {
+    const alice = await server.registerUser();
+    const bob = await server.registerUser();
+    const carol = await server.registerUser();
+    // A device that stopped syncing: its inbox filled up (written straight to the table, as many sends would).
+    await server.hs.ctx.db.transaction().execute(async (trx) => {
+      const first = await nextPositions(trx, 'to_device', MAX_QUEUED_TO_DEVICE);
+      const rows = Array.from({ length: MAX_QUEUED_TO_DEVICE }, (_, i) => ({
+        user_id: bob.userId,
+        device_id: bob.deviceId,
+        pos: first + i,
+        sender: alice.userId,
+        type: 'm.old',
+        content: '{}',
+        message_id: `old${i}`,
+      }));
+      await insertToDevice(trx, rows);
+    });
+    const queued = async (u: TestUser) =>
+      Number((await server.hs.ctx.db.selectFrom('to_device').select((eb) => eb.fn.countAll().as('n')).where('user_id', '=', u.userId).where('device_id', '=', u.deviceId).executeTakeFirstOrThrow()).n);
+    const res = await send(alice, 'm.room_key', 'full1', { [bob.userId]: { [bob.deviceId]: { k: 1 } }, [carol.userId]: { [carol.deviceId]: { k: 1 } } });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const toAll = await send(alice, 'm.room_key', 'full2', { [bob.userId]: { '*': { k: 2 } } });
+    assert.equal(toAll.status, 200);
+    assert.equal(await queued(bob), MAX_QUEUED_TO_DEVICE, 'nothing more was queued for the full inbox');
+    assert.deepEqual((await inbox(carol)).events, [{ sender: alice.userId, type: 'm.room_key', content: { k: 1 } }]);
   });
 
   it("a deleted device's queued messages are dropped", async () => {

@@ -12,6 +12,7 @@
 import assert from 'node:assert/strict';
 import { basename } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { fillPath, pathValues } from '../helpers/endpoint-urls.js';
 import { startTestServer, type TestServer, type TestUser } from '../helpers/server.js';
 import { basePaths, clientServerFiles, CS_DIR, loadSpecFile, specPresent } from '../helpers/spec-schemas.js';
 const METHODS = ['get', 'put', 'post', 'delete'] as const;
@@ -65,7 +66,6 @@ describe('every client-server endpoint of the spec is served', { skip: specPrese
   /** Logged out or deactivated along the way, so alice's token stays valid. */
   let victim: TestUser;
   const values: Record<string, string> = {};
-  let txn = 0;
 
   before(async () => {
     server = await startTestServer();
@@ -91,34 +91,19 @@ describe('every client-server endpoint of the spec is served', { skip: specPrese
     const mxc = new URL(upload.body.content_uri);
     const filter = await server.request('POST', `/_matrix/client/v3/user/${encodeURIComponent(alice.userId)}/filter`, { token: alice.accessToken, body: {} });
     assert.equal(filter.status, 200, JSON.stringify(filter.body));
-    Object.assign(values, {
-      userId: alice.userId,
-      roomId,
-      roomIdOrAlias: roomId,
-      roomAlias: `#inventory${process.pid}:${server.serverName}`,
-      eventId: sent.body.event_id,
-      deviceId: alice.deviceId,
-      serverName: mxc.host,
-      mediaId: mxc.pathname.slice(1),
-      fileName: 'a.txt',
-      filterId: filter.body.filter_id,
-      type: 'org.example.inventory',
-      eventType: 'm.room.message',
-      stateKey: 'x',
-      tag: 'u.inventory',
-      version: '1',
-      sessionId: 'session',
-      kind: 'global',
-      scope: 'global',
-      ruleId: '.m.rule.master',
-      receiptType: 'm.read',
-      relType: 'm.reference',
-      protocol: 'irc',
-      appserviceId: 'inventory',
-      networkId: 'inventory',
-      idpId: 'inventory',
-      keyName: 'org.example.inventory',
-    });
+    Object.assign(
+      values,
+      pathValues({
+        userId: alice.userId,
+        roomId,
+        eventId: sent.body.event_id,
+        deviceId: alice.deviceId,
+        roomAlias: `#inventory${process.pid}:${server.serverName}`,
+        serverName: mxc.host,
+        mediaId: mxc.pathname.slice(1),
+        filterId: filter.body.filter_id,
+      }),
+    );
   });
 
   after(async () => {
@@ -127,12 +112,7 @@ describe('every client-server endpoint of the spec is served', { skip: specPrese
 
   /** A concrete URL for `op`: parameters filled, required query parameters given, long polls made short. */
   function urlFor(op: Operation): string {
-    const path = op.path.replace(/\{(\w+)\}/g, (_, name: string) => {
-      if (name === 'txnId') return `inv${++txn}`;
-      const v = values[name];
-      assert.ok(v !== undefined, `no value for path parameter {${name}} of ${op.op}`);
-      return encodeURIComponent(v);
-    });
+    const path = fillPath(op.path, values);
     const q = new URLSearchParams();
     for (const name of op.query) q.set(name, queryValue(name));
     // Long polls answer at once.

@@ -110,4 +110,21 @@ describe('deprecated endpoints still in the spec', () => {
     assert.equal(hidden.body.errcode, 'M_NOT_FOUND');
     assert.equal((await req(carol, 'GET', `${V3}/events/${enc('$missing')}`)).status, 404);
   });
+  it('POST /rooms/{roomId}/send/{eventType} (no transaction id) sends a new event each time; outsiders and bad bodies are refused', async () => {
+    const post = (u: TestUser, room: string, body: unknown) => req(u, 'POST', `${V3}/rooms/${enc(room)}/send/m.room.message`, body);
+    const first = await post(alice, privateId, { msgtype: 'm.text', body: 'posted' });
+    const again = await post(alice, privateId, { msgtype: 'm.text', body: 'posted' });
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    assert.equal(again.status, 200);
+    assert.notEqual(first.body.event_id, again.body.event_id);
+    const messages = await req(alice, 'GET', `${V3}/rooms/${enc(privateId)}/messages?dir=b&limit=10`);
+    const posted = messages.body.chunk.filter((e: { content: { body?: string } }) => e.content.body === 'posted').map((e: { event_id: string }) => e.event_id);
+    assert.deepEqual(posted.sort(), [first.body.event_id, again.body.event_id].sort());
+    const outsider = await post(carol, privateId, { msgtype: 'm.text', body: 'let me in' });
+    assert.equal(outsider.status, 403);
+    assert.equal(outsider.body.errcode, 'M_FORBIDDEN');
+    const notObject = await server.request('POST', `${V3}/rooms/${enc(privateId)}/send/m.room.message`, { token: alice.accessToken, rawBody: '[1]', headers: { 'content-type': 'application/json' } });
+    assert.equal(notObject.status, 400);
+    assert.equal(notObject.body.errcode, 'M_BAD_JSON');
+  });
 });

@@ -77,6 +77,18 @@ describe('matrix-nio drives Hearth', { skip: hasNio ? false : `${PYTHON} cannot 
     assert.equal(name.body.name, 'Renamed by nio');
   });
 
+  it('a thread reply summarised on its root; a room upgrade the other member follows to the new room', async () => {
+    const res = parseResult(await runScenarios(s.url, users, ['upgrade_thread'])).upgrade_thread;
+    // The server's own view agrees: the old room is tombstoned, dave is in the new room, the thread has the reply.
+    const tok = users.alice.accessToken;
+    const tombstone = await s.request('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(res.room_id)}/state/m.room.tombstone/`, { token: tok });
+    assert.equal(tombstone.body.replacement_room, res.new_room);
+    const dave = await s.request('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(res.new_room)}/state/m.room.member/${encodeURIComponent(users.dave.userId)}`, { token: tok });
+    assert.equal(dave.body.membership, 'join');
+    const threads = await s.request('GET', `/_matrix/client/v1/rooms/${encodeURIComponent(res.room_id)}/threads`, { token: tok });
+    assert.deepEqual(threads.body.chunk.map((e: any) => e.event_id), [res.root]);
+  });
+
   it('e2ee: an encrypted DM between two nio clients decrypts', { skip: hasOlm ? false : 'python3-olm is not installed: nio has no E2EE here' }, async () => {
     const res = parseResult(await runScenarios(s.url, users, ['e2ee'])).e2ee;
     assert.equal(res.decrypted, true);

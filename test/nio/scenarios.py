@@ -15,6 +15,7 @@ import json
 import sys
 import tempfile
 import time
+from urllib.parse import quote
 
 import nio
 
@@ -245,7 +246,71 @@ async def scenario_e2ee(base_url, users):
             await dave.close()
 
 
-SCENARIOS = {"rooms": scenario_rooms, "e2ee": scenario_e2ee}
+async def scenario_upgrade_thread(base_url, users):
+    """A thread with a reply, its summary in the root's bundled aggregations; then a room upgrade that
+    the other member follows through the tombstone, and a message in the new room."""
+    alice = await login(base_url, users["alice"], "nio alice upgrade")
+    dave = await login(base_url, users["dave"], "nio dave")
+    try:
+        a_id, d_id = users["alice"]["user_id"], users["dave"]["user_id"]
+        await alice.sync(timeout=0, sync_filter=SYNC_FILTER)
+        await dave.sync(timeout=0, sync_filter=SYNC_FILTER)
+        room_id = ok(await alice.room_create(name="Before the upgrade", invite=[d_id]), nio.RoomCreateResponse, "room_create").room_id
+        await sync_until(dave, lambda _c, r: room_id in r.rooms.invite, "dave sees the invite")
+        ok(await dave.join(room_id), nio.JoinResponse, "join")
+        await sync_until(dave, lambda _c, r: room_id in r.rooms.join or room_id in dave.rooms, "dave's room after join")
+
+        root = ok(await alice.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": "thread root"}), nio.RoomSendResponse, "send root").event_id
+        reply = ok(
+            await dave.room_send(
+                room_id,
+                "m.room.message",
+                {"msgtype": "m.text", "body": "in the thread", "m.relates_to": {"rel_type": "m.thread", "event_id": root}},
+            ),
+            nio.RoomSendResponse,
+            "send thread reply",
+        ).event_id
+        got = ok(await alice.room_get_event(room_id, root), nio.RoomGetEventResponse, "room_get_event root")
+        thread = src(got.event).get("unsigned", {}).get("m.relations", {}).get("m.thread", {})
+        check(thread.get("count") == 1, f"the root's thread summary counts one reply: {thread}")
+        check(thread.get("latest_event", {}).get("event_id") == reply, f"the summary's latest event is the reply: {thread}")
+
+        # The server's /upgrade, through nio's transport: nio's own room_upgrade builds the new room client-side.
+        answer = await alice.send(
+            "POST",
+            f"/_matrix/client/v3/rooms/{quote(room_id)}/upgrade",
+            json.dumps({"new_version": "12"}),
+            headers={"Authorization": f"Bearer {alice.access_token}", "Content-Type": "application/json"},
+        )
+        upgraded = await answer.json()
+        check(answer.status == 200, f"upgrade answered {answer.status}: {upgraded}")
+        new_room = upgraded["replacement_room"]
+        # The room is invite-only and the upgrade moves no members: alice invites dave, as Element offers to.
+        ok(await alice.room_invite(new_room, d_id), nio.RoomInviteResponse, "invite to the replacement room")
+        collected, _ = await sync_until(
+            dave,
+            lambda c, _r: any(rid == room_id and src(e).get("type") == "m.room.tombstone" for rid, e in c),
+            "dave sees the tombstone",
+        )
+        tombstone = next(src(e) for rid, e in collected if rid == room_id and src(e).get("type") == "m.room.tombstone")
+        check(tombstone["content"].get("replacement_room") == new_room, f"tombstone points at {new_room}: {tombstone}")
+        ok(await dave.join(new_room), nio.JoinResponse, "join the replacement room")
+        create = ok(await dave.room_get_state_event(new_room, "m.room.create"), nio.RoomGetStateEventResponse, "create of the new room")
+        predecessor = create.content.get("predecessor", {}).get("room_id")
+        check(predecessor == room_id, f"the new room names its predecessor: {create.content}")
+        said = ok(await alice.room_send(new_room, "m.room.message", {"msgtype": "m.text", "body": "welcome to the new room"}), nio.RoomSendResponse, "send in new room").event_id
+        await sync_until(
+            dave,
+            lambda c, _r: any(rid == new_room and src(e).get("event_id") == said for rid, e in c),
+            "dave gets the message in the new room",
+        )
+        return {"room_id": room_id, "new_room": new_room, "root": root, "reply": reply, "said": said}
+    finally:
+        await alice.close()
+        await dave.close()
+
+
+SCENARIOS = {"rooms": scenario_rooms, "e2ee": scenario_e2ee, "upgrade_thread": scenario_upgrade_thread}
 
 
 async def main(argv):

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { MatrixClient } from 'matrix-js-sdk';
 import { createSdkClient, sdkLogin, stopClients } from '../helpers/matrix-client.js';
-import { startTestServer, type TestServer, type TestUser } from '../helpers/server.js';
+import { freePort, startTestServer, type TestServer, type TestUser } from '../helpers/server.js';
 import { TestSmtp, tokenOf } from './smtp.js';
 
 const CLIENT = '/_matrix/client/v3';
@@ -137,6 +137,47 @@ describe('adding an email address to an account', () => {
   });
 });
 
+describe('addresses in their canonical form (appendices, "3PID Types": Unicode case folding)', () => {
+  it('Strauß@Example.COM is added, found, refused to others and deleted as strauss@example.com; accents compose', async () => {
+    const hans = await server.registerUser('em_hans');
+    const seen = smtp.mails.length;
+    const requested = await server.request('POST', `${CLIENT}/account/3pid/email/requestToken`, { body: { client_secret: 'fold-1', email: 'Strauß@Example.COM', send_attempt: 1 } });
+    assert.equal(requested.status, 200, JSON.stringify(requested.body));
+    // The mail goes to the canonical address.
+    const { token } = tokenOf(await smtp.mailTo('strauss@example.com', seen));
+    assert.deepEqual((await submit(requested.body.submit_url, { sid: requested.body.sid, client_secret: 'fold-1', token })).body, { success: true });
+    const auth = { type: 'm.login.password', identifier: { type: 'm.id.user', user: hans.userId }, password: hans.password };
+    const first = await server.request('POST', `${CLIENT}/account/3pid/add`, { token: hans.accessToken, body: { sid: requested.body.sid, client_secret: 'fold-1' } });
+    const added = await server.request('POST', `${CLIENT}/account/3pid/add`, {
+      token: hans.accessToken,
+      body: { sid: requested.body.sid, client_secret: 'fold-1', auth: { ...auth, session: first.body.session } },
+    });
+    assert.equal(added.status, 200, JSON.stringify(added.body));
+    const listed = await server.request('GET', `${CLIENT}/account/3pid`, { token: hans.accessToken });
+    assert.deepEqual(listed.body.threepids.map((t: { address: string }) => t.address), ['strauss@example.com']);
+
+    // Other spellings of the same address are the same address.
+    for (const email of ['STRAUSS@example.com', 'strauß@EXAMPLE.com', 'STRAUẞ@example.com']) {
+      const taken = await server.request('POST', `${CLIENT}/register/email/requestToken`, { body: { client_secret: 'fold-2', email, send_attempt: 1 } });
+      assert.equal(taken.body.errcode, 'M_THREEPID_IN_USE', email);
+    }
+    const login = await server.request('POST', `${CLIENT}/login`, {
+      body: { type: 'm.login.password', identifier: { type: 'm.id.thirdparty', medium: 'email', address: 'STRAUß@example.com' }, password: hans.password },
+    });
+    assert.equal(login.status, 200, JSON.stringify(login.body));
+    assert.equal(login.body.user_id, hans.userId);
+    const deleted = await server.request('POST', `${CLIENT}/account/3pid/delete`, { token: hans.accessToken, body: { medium: 'email', address: 'Strauss@Example.com' } });
+    assert.equal(deleted.status, 200, JSON.stringify(deleted.body));
+    assert.deepEqual((await server.request('GET', `${CLIENT}/account/3pid`, { token: hans.accessToken })).body.threepids, []);
+
+    // A name typed with a combining diaeresis is the precomposed one: one session, one token.
+    const decomposed = await server.request('POST', `${CLIENT}/register/email/requestToken`, { body: { client_secret: 'fold-3', email: 'Zoe\u0308@example.org', send_attempt: 1 } });
+    const precomposed = await server.request('POST', `${CLIENT}/register/email/requestToken`, { body: { client_secret: 'fold-3', email: 'ZO\u00cb@example.org', send_attempt: 1 } });
+    assert.equal(decomposed.status, 200, JSON.stringify(decomposed.body));
+    assert.equal(precomposed.body.sid, decomposed.body.sid);
+  });
+});
+
 describe('the emailed link', () => {
   it('sends the browser on to next_link once validated; a link with a wrong token shows an error page; a javascript: next_link is refused', async () => {
     const seen = smtp.mails.length;
@@ -211,6 +252,30 @@ describe('registration and password reset by email', () => {
     assert.equal(byEmail.body.user_id, done.body.user_id);
     // The reset logged every device out.
     assert.equal((await server.request('GET', `${CLIENT}/account/whoami`, { token: done.body.access_token })).status, 401);
+  });
+});
+
+describe('an SMTP server that cannot be reached', () => {
+  it('requestToken answers 502 M_UNKNOWN and keeps nothing; the same request succeeds once the server is back', async () => {
+    const port = await freePort();
+    const down = await startTestServer({ config: { email: { smtp_host: '127.0.0.1', smtp_port: port, notif_from: 'Hearth <noreply@localhost>' } } });
+    const later = new TestSmtp();
+    try {
+      const body = { client_secret: 'down-1', email: 'patient@example.org', send_attempt: 1 };
+      const failed = await down.request('POST', `${CLIENT}/register/email/requestToken`, { body });
+      assert.equal(failed.status, 502, JSON.stringify(failed.body));
+      assert.equal(failed.body.errcode, 'M_UNKNOWN');
+      // Not queued: nothing is sent when the server comes back, until the client asks again.
+      await later.start(port);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(later.mails.length, 0);
+      const retried = await down.request('POST', `${CLIENT}/register/email/requestToken`, { body });
+      assert.equal(retried.status, 200, JSON.stringify(retried.body));
+      tokenOf(await later.mailTo('patient@example.org', 0));
+    } finally {
+      await down.stop();
+      await later.stop();
+    }
   });
 });
 

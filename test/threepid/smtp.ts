@@ -19,7 +19,8 @@ export class TestSmtp {
   private server!: SMTPServer;
   port = 0;
 
-  async start(): Promise<void> {
+  /** Listens on `port` (any free one by default). */
+  async start(port = 0): Promise<void> {
     this.server = new SMTPServer({
       authOptional: true,
       disabledCommands: ['STARTTLS', 'AUTH'],
@@ -35,7 +36,7 @@ export class TestSmtp {
         });
       },
     });
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', () => resolve()));
+    await new Promise<void>((resolve) => this.server.listen(port, '127.0.0.1', () => resolve()));
     this.port = (this.server.server.address() as { port: number }).port;
   }
 

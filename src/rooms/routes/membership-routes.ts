@@ -64,7 +64,10 @@ export function membershipRoutes(ctx: Context): Route[] {
       path: '/rooms/:roomId/leave',
       guestAllowed: true,
       schema: { body: reasonBody },
-      handler: (req) => rooms.leave(req.requester, req.params.roomId, req.body),
+      handler: async (req) => {
+        await ctx.services.serverNotices.refuseRejecting(req.requester.userId, req.params.roomId);
+        return rooms.leave(req.requester, req.params.roomId, req.body);
+      },
     },
     {
       method: 'POST',
