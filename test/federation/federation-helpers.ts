@@ -119,7 +119,7 @@ export async function eventually<T>(check: () => Promise<T | undefined | false>,
 export async function holdingProxy(heldPrefix: string) {
   let targetPort = 0;
   let holding = false;
-  let heldRequests = 0;
+  const paths: string[] = [];
   const held: (() => void)[] = [];
   const forward = (req: IncomingMessage, res: ServerResponse) => {
     const up = httpRequest({ host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: req.headers }, (r) => {
@@ -132,7 +132,7 @@ export async function holdingProxy(heldPrefix: string) {
   };
   const server = createServer((req, res) => {
     if (req.url?.startsWith(heldPrefix)) {
-      heldRequests++;
+      paths.push(req.url);
       if (holding) {
         held.push(() => forward(req, res));
         return;
@@ -146,7 +146,8 @@ export async function holdingProxy(heldPrefix: string) {
     target(port: number) {
       targetPort = port;
     },
-    heldRequests: () => heldRequests,
+    /** Requests seen whose path starts with the held prefix (held or not), or with `prefix` when given. */
+    heldRequests: (prefix = heldPrefix) => paths.filter((p) => p.startsWith(prefix)).length,
     hold() {
       holding = true;
     },

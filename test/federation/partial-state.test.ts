@@ -1,8 +1,8 @@
 // Partial-state joins (joins-v2.yaml, `omit_members`) between two Hearth servers: b.test joins a
 // room of a.test whose members a.test leaves out of its send_join answer; b.test's user reads and
-// sends at once, then b.test fetches the full state with /state and fills it in. b.test reaches
-// a.test through a proxy that can hold the /state requests, so the time before the resync is
-// observable without any hook in the server.
+// sends at once, then b.test fetches the full state (/state_ids, then /state or /event) and fills it
+// in. b.test reaches a.test through a proxy that can hold the /state_ids and /state requests, so
+// the time before the resync is observable without any hook in the server.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { finaliseEvent, type EventDraft } from '../../src/core/event-format.js';
@@ -14,6 +14,7 @@ import { C, createRoom, e, expectStatus, messages, sendText } from '../rooms/roo
 import { eventually, F, holdingProxy, startPair } from './federation-helpers.js';
 
 const MEMBERS = 12;
+const STATE_PATH = '/_matrix/federation/v1/state/';
 
 let a: TestServer;
 let b: TestServer;
@@ -48,7 +49,8 @@ async function roomWithMembers(opts: { name?: string }): Promise<string> {
 }
 
 before(async () => {
-  proxy = await holdingProxy('/_matrix/federation/v1/state/');
+  // Both /state_ids, which every resync asks first, and /state: a held resync waits at its first step.
+  proxy = await holdingProxy('/_matrix/federation/v1/state');
   const pair = await startPair({}, { b: { federation: { resolve: { 'a.test': proxy.url } } } });
   [a, b, stop] = [pair.a, pair.b, pair.stop];
   proxy.target(Number(new URL(a.url).port));
@@ -76,7 +78,7 @@ test('b.test joins with partial state: its user sends and reads before the full 
   const row = await partialRow(b, roomId);
   assert.ok(row, 'the room is marked partial');
   assert.deepEqual(JSON.parse(row.servers), ['a.test']);
-  await eventually(async () => proxy.heldRequests() > asked, 'the resync asking a.test for /state');
+  await eventually(async () => proxy.heldRequests() > asked, 'the resync asking a.test for the state');
   const head = (await b.hs.ctx.services.rooms.core.heads.get(roomId))!;
   assert.ok(head.partial);
   assert.deepEqual([...head.members.keys()], [bob.userId]);
@@ -138,7 +140,7 @@ test('an unnamed room’s heroes come with the join, and a restart during the re
   const heroes = [alice, ...others].map((u) => u.userId).sort().slice(0, 5);
   assert.deepEqual([...head.members.keys()].sort(), [bob.userId, ...heroes].sort());
 
-  await eventually(async () => proxy.heldRequests() > asked, 'the first /state request');
+  await eventually(async () => proxy.heldRequests() > asked, 'the first request of the resync');
   await b.restart();
   assert.ok(await partialRow(b, unnamed), 'still partial after the restart');
   await eventually(async () => proxy.heldRequests() > asked + 1, 'the resync resumed after the restart');
@@ -188,11 +190,11 @@ test('joined again, the room’s state is completed from /state_ids and /event f
   // While b.test is out of the room, a member joins that it will not hold.
   const newcomer = await a.registerUser('newcomer');
   expectStatus(await a.request('POST', `${C}/join/${e(roomId)}`, { token: newcomer.accessToken, body: {} }), 200);
-  const stateRequests = proxy.heldRequests();
+  const stateRequests = proxy.heldRequests(STATE_PATH);
   expectStatus(await b.request('POST', `${C}/join/${e(roomId)}?server_name=a.test`, { token: bob.accessToken, body: {} }), 200);
   assert.ok(await partialRow(b, roomId), 'joined again with partial state');
   await eventually(async () => (await partialRow(b, roomId)) === undefined, 'the full state filled in again');
-  assert.equal(proxy.heldRequests(), stateRequests, 'no /state request: most of the state was held');
+  assert.equal(proxy.heldRequests(STATE_PATH), stateRequests, 'no /state request: most of the state was held');
   const listed = await memberIds(b, bob, roomId);
   assert.deepEqual(listed, await memberIds(a, alice, roomId));
   assert.ok(listed.includes(newcomer.userId), 'the member who joined meanwhile, fetched with /event');
