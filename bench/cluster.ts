@@ -9,6 +9,7 @@
 //   across nodes through the bus (NOTIFY after commit).
 // On one machine the nodes share its cores with PostgreSQL and the client, so more nodes add
 // availability, not throughput; the figures show what the cluster costs.
+// HEARTH_BENCH_PROF_DIR=DIR writes a CPU profile of every node there; PROBE_NODE_ARGS adds flags to their node.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,8 +51,10 @@ async function startCluster(n: number): Promise<Cluster> {
   };
   try {
     // The first node writes the configuration and the signing key; the others start from them.
-    nodes.push(await startServerProcess({ dir, databaseUrl: u.toString() }));
-    for (let i = 1; i < n; i++) nodes.push(await startServerProcess({ dir, databaseUrl: u.toString() }));
+    const prof = process.env.HEARTH_BENCH_PROF_DIR;
+    const nodeArgs = [...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []), ...(process.env.PROBE_NODE_ARGS ?? '').split(' ').filter(Boolean)];
+    nodes.push(await startServerProcess({ dir, databaseUrl: u.toString(), nodeArgs }));
+    for (let i = 1; i < n; i++) nodes.push(await startServerProcess({ dir, databaseUrl: u.toString(), nodeArgs }));
   } catch (e) {
     await stop();
     throw e;

@@ -20,6 +20,7 @@
  * holding the server's lease sends, so the owner sends them.
  */
 import type { Logger } from 'pino';
+import { boundedCache } from '../../bounded-cache.js';
 import { ALL_KEYS, type Bus } from '../../cluster/bus.js';
 import type { Leases } from '../../cluster/leases.js';
 import type { KeyShards } from '../../cluster/shard-owner.js';
@@ -28,7 +29,7 @@ import type { Pdu } from '../../core/types.js';
 import type { Db, DbOrTx } from '../../db/schema.js';
 import { readStreamPositions } from '../../db/stream-positions.js';
 import type { RoomsCore } from '../../rooms/room-core.js';
-import type { MemberInfo } from '../../rooms/state/room-head.js';
+import { HEAD_CACHE, type MemberInfo } from '../../rooms/state/room-head.js';
 import { selectStreamEventsAfter } from '../../rooms/store/events-table.js';
 import type { FederationClient } from '../client.js';
 import type { RoomReads } from '../room-reads.js';
@@ -71,6 +72,14 @@ export interface SenderDeps {
 export class FederationSender implements QueueSource {
   private readonly queues = new Map<string, DestinationQueue>();
   private readonly serversByMembers = new WeakMap<ReadonlyMap<string, MemberInfo>, Set<string>>();
+  /**
+   * The scan's servers per room, as of the last event it passed that could have changed them: a
+   * state event, or any event of another server (it may merge forks, and resolution may change
+   * the members). A local message changes no membership, so it needs no room head read; in a
+   * cluster the head of a room another node writes to is stale after each of its events, and
+   * reading it again costs a snapshot of the room's state and members.
+   */
+  private readonly scanServers = boundedCache<string, Set<string>>(10_000);
   private scanned = 0;
   private persistedAt = 0;
   private scanning: Promise<void> | null = null;
@@ -109,7 +118,11 @@ export class FederationSender implements QueueSource {
     });
     this.unsubscribeEdus = this.deps.bus.onInvalidate((msg) => {
       if (msg.cache === OUTBOUND_EDUS_CACHE) this.wakeFor(msg.key);
-      else if (msg.cache === ALL_KEYS) this.pollStoredEdus();
+      else if (msg.cache === HEAD_CACHE) this.scanServers.delete(msg.key);
+      else if (msg.cache === ALL_KEYS) {
+        this.scanServers.clear();
+        this.pollStoredEdus();
+      }
     });
     this.eduPoll = setInterval(() => this.pollStoredEdus(), EDU_POLL_MS);
     this.eduPoll.unref();
@@ -317,6 +330,16 @@ export class FederationSender implements QueueSource {
     return out;
   }
 
+  /** destinationsOf for a message the scan passes: from scanServers while they hold the room. */
+  private async messageDestinations(roomId: string): Promise<Set<string>> {
+    let servers = this.scanServers.get(roomId);
+    if (!servers) {
+      servers = await this.destinationsOf(roomId, null);
+      this.scanServers.set(roomId, servers);
+    }
+    return servers;
+  }
+
   private newQueue(destination: string, delivered: number, state: { catchingUp: boolean; failingSince: number | null; lastError: string | null; eduPos: number }): DestinationQueue {
     const { db, leases, logger, now } = this.deps;
     const queueLeases = this.shards?.leasesFor(destination) ?? leases;
@@ -363,8 +386,10 @@ export class FederationSender implements QueueSource {
       const targetsElsewhere = local.filter((r) => r.type === 'm.room.member' && r.state_key !== null && !this.isLocal(r.state_key));
       const loaded = targetsElsewhere.length > 0 ? await this.deps.core.events.getMany(targetsElsewhere.map((r) => r.event_id)) : null;
       const woken = new Set<DestinationQueue>();
+      for (const r of rows) if (r.state_key !== null || !this.isLocal(r.sender)) this.scanServers.delete(r.room_id);
       for (const r of local) {
-        for (const dest of await this.destinationsOf(r.room_id, loaded?.get(r.event_id)?.pdu ?? null)) {
+        const targets = r.state_key === null ? await this.messageDestinations(r.room_id) : await this.destinationsOf(r.room_id, loaded?.get(r.event_id)?.pdu ?? null);
+        for (const dest of targets) {
           const q = await this.queueFor(dest, r.stream_pos - 1);
           q.add(r.stream_pos, r.event_id);
           woken.add(q);
