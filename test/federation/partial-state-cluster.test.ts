@@ -14,7 +14,7 @@ describe('a partial-state join in a cluster', { skip: NEEDS_PG, timeout: 120_000
   let alice: TestUser;
 
   before(async () => {
-    proxy = await holdingProxy('/_matrix/federation/v1/state/');
+    proxy = await holdingProxy('/_matrix/federation/v1/state');
     const pa = await freePort();
     proxy.target(pa);
     nodes = await startNodes(2, { serverName: 'b.test', config: { cluster: { lease_ttl_ms: 3000 }, federation: { resolve: { 'a.test': proxy.url } } } });
@@ -40,7 +40,7 @@ describe('a partial-state join in a cluster', { skip: NEEDS_PG, timeout: 120_000
     const bob = await joiner.registerUser('bob');
     proxy.hold();
     expectStatus(await joiner.request('POST', `${C}/join/${e(roomId)}?server_name=a.test`, { token: bob.accessToken, body: {} }), 200);
-    await eventually(async () => proxy.heldRequests() >= 1, 'the joining node asking for /state');
+    await eventually(async () => proxy.heldRequests() >= 1, 'the joining node asking for the state');
     // The joining node holds the room's lease; it stops (giving its lease up as the request fails).
     await joiner.stop();
     proxy.release();
@@ -49,7 +49,7 @@ describe('a partial-state join in a cluster', { skip: NEEDS_PG, timeout: 120_000
       return res.status === 200 ? res.body.chunk.map((ev: any) => ev.state_key).sort() : undefined;
     }, 'the members listed by the other node', 60_000);
     assert.deepEqual(listed, [...members, bob.userId].sort());
-    assert.ok(proxy.heldRequests() >= 2, 'the other node asked for /state itself');
+    assert.ok(proxy.heldRequests() >= 2, 'the other node asked for the state itself');
     const row = await first.hs.ctx.db.selectFrom('partial_state_rooms').selectAll().where('room_id', '=', roomId).executeTakeFirst();
     assert.equal(row, undefined);
   });

@@ -27,7 +27,7 @@ let bob: TestUser;
 let roomId: string;
 
 before(async () => {
-  proxy = await holdingProxy('/_matrix/federation/v1/state/');
+  proxy = await holdingProxy('/_matrix/federation/v1/state');
   const pair = await startPair({}, { b: { federation: { resolve: { 'a.test': proxy.url } } } });
   [a, b, stop] = [pair.a, pair.b, pair.stop];
   proxy.target(Number(new URL(a.url).port));
@@ -108,7 +108,7 @@ test('events the partial state cannot judge are accepted: one from a member bann
   proxy.hold();
   const asked = proxy.heldRequests();
   expectStatus(await b.request('POST', `${C}/join/${e(roomId)}?server_name=a.test`, { token: bob.accessToken, body: {} }), 200);
-  await eventually(async () => proxy.heldRequests() > asked, 'the resync asking a.test for /state');
+  await eventually(async () => proxy.heldRequests() > asked, 'the resync asking a.test for the state');
   assert.ok(await partialRow(), 'the room is marked partial');
   sinceDuringPartial = (await sync()).next_batch;
   const core = b.hs.ctx.services.rooms.core;
