@@ -63,7 +63,7 @@ for (let i = 1; i <= runs; i++) {
   for (const s of chosen) {
     const t0 = Date.now();
     const r = spawnSync(process.execPath, ['--test', '--test-reporter=tap', s.file], {
-      env: { ...process.env, HEARTH_TEST_DB: 'postgres', HEARTH_TEST_DB_FAILOVER: '1', HEARTH_FAULT_FIGURES: figuresFile },
+      env: { ...process.env, HEARTH_TEST_DB: 'postgres', HEARTH_FAULT_FIGURES: figuresFile },
       encoding: 'utf8',
       maxBuffer: 64 * 1024 * 1024,
     });

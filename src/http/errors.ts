@@ -38,6 +38,8 @@ export const unsupportedRoomVersion = (v: string) =>
 export const guestAccessForbidden = (msg = 'Guest accounts may not use this endpoint') => new MatrixError(403, 'M_GUEST_ACCESS_FORBIDDEN', msg);
 export const roomInUse = () => new MatrixError(400, 'M_ROOM_IN_USE', 'Room alias already taken');
 export const unknownError = (msg: string) => new MatrixError(500, 'M_UNKNOWN', msg);
+/** The database could not be reached (a failover, a cut link): temporary, worth retrying. */
+export const databaseUnavailable = () => new MatrixError(503, 'M_UNKNOWN', 'The database is unavailable; try again shortly');
 export const userLocked = () => new MatrixError(401, 'M_USER_LOCKED', 'This account has been locked', { soft_logout: true });
 export const inviteBlocked = (userId: string) => new MatrixError(403, 'M_INVITE_BLOCKED', `${userId} does not accept invites`);
 export const userSuspended = () => new MatrixError(403, 'M_USER_SUSPENDED', 'You cannot perform this action while suspended');

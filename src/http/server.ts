@@ -11,7 +11,11 @@ import Fastify, {
   type HTTPMethods,
 } from 'fastify';
 import type { Logger } from 'pino';
-import { MatrixError, badJson, invalidParam, notJson, tooLarge, unrecognized } from './errors.js';
+import { isDatabaseUnavailable } from '../db/unavailable.js';
+import { MatrixError, badJson, databaseUnavailable, invalidParam, notJson, tooLarge, unrecognized } from './errors.js';
+
+/** Seconds a client is asked to wait before retrying a 503: a node's reconnect delay (db/connect.ts) is at most 1 s. */
+const RETRY_AFTER_S = 1;
 
 const CORS_HEADERS = {
   'access-control-allow-origin': '*',
@@ -154,8 +158,12 @@ export function createHttpServer(opts: HttpOptions): FastifyInstance {
 
   app.setErrorHandler(async (err: unknown, req, reply) => {
     const e = toMatrixError(err);
-    // While shutting down, the 503s are the planned answer, not failures.
-    if (e.status >= 500 && !closing) req.log.error({ err }, 'request failed');
+    // While shutting down, the 503s are the planned answer, not failures; a database out of reach
+    // (a failover) is the operator's concern, not a bug.
+    if (e.status === 503 && !closing) req.log.warn({ err }, 'request refused: service unavailable');
+    else if (e.status >= 500 && !closing) req.log.error({ err }, 'request failed');
+    // A 503 is temporary (RFC 9110 15.6.4): the client may retry, here or through another node.
+    if (e.status === 503) reply.header('retry-after', String(RETRY_AFTER_S));
     reply.code(e.status).headers(CORS_HEADERS).send(e.toJSON());
   });
 
@@ -255,6 +263,7 @@ export function toMatrixError(err: unknown): MatrixError {
   if (e?.statusCode && e.statusCode >= 400 && e.statusCode < 500) {
     return new MatrixError(e.statusCode, 'M_UNKNOWN', e.message ?? 'Bad request');
   }
+  if (isDatabaseUnavailable(err)) return databaseUnavailable();
   return new MatrixError(500, 'M_UNKNOWN', 'Internal server error');
 }
 
