@@ -39,7 +39,7 @@ import { deleteCurrentState, upsertCurrentState } from '../store/current-state-t
 import { selectIdsWithLiveChildren } from '../store/edges-table.js';
 import { updateEventStateGroups, withdrawEvents } from '../store/events-table.js';
 import { replaceForwardExtremities, selectForwardExtremityIds } from '../store/extremities-table.js';
-import { upsertMemberships } from '../store/memberships-table.js';
+import { membershipRow, upsertMemberships } from '../store/memberships-table.js';
 import { deletePartialStateRoom, insertPartialStateFill, selectPartialStateEventIds } from '../store/partial-state-table.js';
 import { insertStateDeltas } from '../store/state-deltas-table.js';
 import { insertStateGroups } from '../store/state-groups-table.js';
@@ -248,17 +248,7 @@ export async function persistStateFill(ctx: Context, trx: Tx, f: StateFill, fenc
   const pos = await nextPositions(trx, 'events', 1);
   const rows: RoomMembershipRow[] = [];
   const deltas: CurrentStateDeltaRow[] = [];
-  const memberRow = (userId: string, m: MemberInfo, membership: string): RoomMembershipRow => ({
-    room_id: roomId,
-    user_id: userId,
-    membership,
-    event_id: m.eventId,
-    stream_pos: pos,
-    sender: m.sender,
-    display_name: m.displayName,
-    avatar_url: m.avatarUrl,
-    forgotten: 0,
-  });
+  const memberRow = (userId: string, m: MemberInfo, membership: string) => membershipRow(roomId, userId, m, membership, pos);
   for (const [type, key, eventId] of f.changed) {
     const m = type === 'm.room.member' ? f.head.members.get(key) : undefined;
     if (m) rows.push(memberRow(key, m, m.membership));

@@ -15,7 +15,7 @@ import { deleteCurrentState, upsertCurrentState } from '../store/current-state-t
 import { insertEdges, insertEdgesVia, updateBackwardExtremities } from '../store/edges-table.js';
 import { insertEvents, insertEventsVia, setRedactedBy } from '../store/events-table.js';
 import { replaceForwardExtremities, replaceForwardExtremityVia, selectExtremityIds, selectForwardExtremityIds } from '../store/extremities-table.js';
-import { clearProfile, upsertMemberships } from '../store/memberships-table.js';
+import { clearProfile, membershipRow, upsertMemberships } from '../store/memberships-table.js';
 import { insertPartialStateEvents, insertPartialStateRoom } from '../store/partial-state-table.js';
 import { insertRoom } from '../store/rooms-table.js';
 import { insertStateGroups } from '../store/state-groups-table.js';
@@ -230,17 +230,7 @@ function membershipRows(w: BatchWrite, keys: ReadonlyArray<readonly [string, str
   if (w.head.members === w.base.members) return [];
   const posOf = new Map<string, number | null>(w.events.map((a) => [a.stored.eventId, positions[a.index] ?? null]));
   const rows: RoomMembershipRow[] = [];
-  const row = (userId: string, m: MemberInfo, membership: string, pos: number): RoomMembershipRow => ({
-    room_id: w.head.roomId,
-    user_id: userId,
-    membership,
-    event_id: m.eventId,
-    stream_pos: pos,
-    sender: m.sender,
-    display_name: m.displayName,
-    avatar_url: m.avatarUrl,
-    forgotten: 0,
-  });
+  const row = (userId: string, m: MemberInfo, membership: string, pos: number) => membershipRow(w.head.roomId, userId, m, membership, pos);
   for (const [type, userId] of keys) {
     if (type !== 'm.room.member') continue;
     const m = w.head.members.get(userId);

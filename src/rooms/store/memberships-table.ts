@@ -1,4 +1,5 @@
 import type { DbOrTx } from '../../db/schema.js';
+import type { MemberInfo } from '../state/room-head.js';
 import type { RoomMembershipRow } from '../tables.js';
 
 export async function upsertMemberships(trx: DbOrTx, rows: RoomMembershipRow[]): Promise<void> {
@@ -85,4 +86,19 @@ export async function selectUsersSharingRooms(db: DbOrTx, userId: string): Promi
     .where('other.membership', '=', 'join')
     .execute();
   return rows.map((r) => r.user_id);
+}
+
+/** The memberships row of a member as a room head holds it, at `pos`, with `membership` (a leave for a member gone). */
+export function membershipRow(roomId: string, userId: string, m: MemberInfo, membership: string, pos: number): RoomMembershipRow {
+  return {
+    room_id: roomId,
+    user_id: userId,
+    membership,
+    event_id: m.eventId,
+    stream_pos: pos,
+    sender: m.sender,
+    display_name: m.displayName,
+    avatar_url: m.avatarUrl,
+    forgotten: 0,
+  };
 }
