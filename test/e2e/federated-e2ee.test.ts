@@ -20,10 +20,16 @@ function timelineEvent(client: MatrixClient, roomId: string, eventId: string): M
   return client.getRoom(roomId)?.getLiveTimeline().getEvents().find((e) => e.getId() === eventId);
 }
 
+/**
+ * The event once its client has decrypted it. The room key travels as a to-device EDU, which
+ * nothing orders with the room's PDUs: it may reach the other server after the message (more
+ * often when each server is two nodes), and the client then fails to decrypt at first and
+ * decrypts again when the key arrives, so a failure is waited out until the deadline.
+ */
 async function decrypted(client: MatrixClient, roomId: string, eventId: string, who: string): Promise<MatrixEvent> {
   return waitUntil(() => {
     const e = timelineEvent(client, roomId, eventId);
-    return e && !e.isBeingDecrypted() && e.getType() === 'm.room.message' ? e : undefined;
+    return e && !e.isBeingDecrypted() && !e.isDecryptionFailure() && e.getType() === 'm.room.message' ? e : undefined;
   }, `${who} decrypts ${eventId} (now: ${JSON.stringify(timelineEvent(client, roomId, eventId)?.getContent())})`, 30_000);
 }
 
