@@ -173,8 +173,20 @@ if (args.includes('--wal-frames')) {
   side.pragma('wal_checkpoint(TRUNCATE)');
   const n = 50;
   for (let i = 0; i < n; i++) await client.ok('PUT', path('wal', i), { msgtype: 'm.text', body: `wal ${i}` }, alice.token);
+  // Which tables and indexes those pages belong to: page numbers from the WAL's frame headers
+  // (a 32-byte file header, then a 24-byte header before each page), names from dbstat.
+  const wal = readFileSync(join(dir, 'hearth.db-wal'));
+  const pageSize = wal.readUInt32BE(8);
+  const owner = new Map<number, string>();
+  for (const row of side.prepare('select name, pageno from dbstat').all() as { name: string; pageno: number }[]) owner.set(row.pageno, row.name);
+  const byTree = new Map<string, number>();
+  for (let off = 32; off + 24 + pageSize <= wal.length; off += 24 + pageSize) {
+    const name = owner.get(wal.readUInt32BE(off)) ?? '(free or header)';
+    byTree.set(name, (byTree.get(name) ?? 0) + 1);
+  }
   const [r] = side.pragma('wal_checkpoint(PASSIVE)') as { busy: number; log: number; checkpointed: number }[];
   console.log(`WAL frames per send: ${(r!.log / n).toFixed(1)}`);
+  for (const [name, count] of [...byTree].sort((a, b) => b[1] - a[1])) console.log(`  ${name}: ${(count / n).toFixed(2)}`);
   side.close();
 }
 const rates: number[] = [];

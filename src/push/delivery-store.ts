@@ -28,15 +28,27 @@ export async function anyHttpPusher(db: DbOrTx): Promise<boolean> {
   return (await db.selectFrom('pushers').select('user_id').where('kind', '=', 'http').limit(1).executeTakeFirst()) !== undefined;
 }
 
-/** The position of the newest stored outcome (0 when there is none). */
+/** The newest stored event's position (0 when there is none): outcomes are stored with their events. */
 export async function selectNewestOutcomePos(db: DbOrTx): Promise<number> {
-  const row = await db.selectFrom('push_outcomes').select((eb) => eb.fn.max('stream_pos').as('pos')).executeTakeFirst();
+  const row = await db.selectFrom('events').select((eb) => eb.fn.max('stream_pos').as('pos')).executeTakeFirst();
   return Number(row?.pos ?? 0);
 }
 
-/** Outcomes after `pos` in stream order, at most `limit`. */
-export async function selectOutcomesAfter(db: DbOrTx, pos: number, limit: number): Promise<PushOutcomeRow[]> {
-  const rows = await db.selectFrom('push_outcomes').selectAll().where('stream_pos', '>', pos).orderBy('stream_pos').limit(limit).execute();
+/**
+ * Outcomes after `pos` and up to `upTo` in stream order, at most `limit`. They are found through
+ * the events' stream index (an outcome has its event's room and position), so push_outcomes needs
+ * no index of its own by position.
+ */
+export async function selectOutcomesAfter(db: DbOrTx, pos: number, upTo: number, limit: number): Promise<PushOutcomeRow[]> {
+  const rows = await db
+    .selectFrom('events as e')
+    .innerJoin('push_outcomes as o', (j) => j.onRef('o.room_id', '=', 'e.room_id').onRef('o.stream_pos', '=', 'e.stream_pos'))
+    .selectAll('o')
+    .where('e.stream_pos', '>', pos)
+    .where('e.stream_pos', '<=', upTo)
+    .orderBy('e.stream_pos')
+    .limit(limit)
+    .execute();
   return rows.map((r) => ({ ...r, stream_pos: Number(r.stream_pos), base: Number(r.base), ts: Number(r.ts) }));
 }
 

@@ -146,12 +146,16 @@ export class PushDelivery {
         if (this.ctx.leases.stillHeld(lease) && (this.saved === null || this.ctx.now() - this.saved.at >= IDLE_SAVE_MS)) await this.save(newest);
         return;
       }
-      const batch = await selectOutcomesAfter(this.ctx.db, pos, BATCH);
-      if (batch.length === 0) return;
+      const batch = await selectOutcomesAfter(this.ctx.db, pos, newest, BATCH);
       for (const outcome of batch) {
         if (this.stopped || !this.ctx.leases.stillHeld(lease)) return;
         await this.deliver(outcome);
         pos = outcome.stream_pos;
+        this.pos = pos;
+      }
+      // A short batch held every outcome up to `newest`: the events after the last one notify nobody.
+      if (batch.length < BATCH) {
+        pos = newest;
         this.pos = pos;
       }
       if (!this.ctx.leases.stillHeld(lease)) return;

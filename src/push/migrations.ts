@@ -179,4 +179,13 @@ export const migrations: Migration[] = [
         .execute();
     },
   },
+  {
+    version: 6,
+    name: 'push outcomes without an index by stream position alone',
+    // The pusher reads outcomes in stream order through the events' own stream index (see
+    // selectOutcomesAfter): a second index here was one more page written by every message.
+    async up(db) {
+      await db.schema.dropIndex('push_outcomes_pos').execute();
+    },
+  },
 ];

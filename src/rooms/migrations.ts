@@ -288,4 +288,20 @@ export const migrations: Migration[] = [
       await db.schema.createIndex('partial_state_fills_pos_idx').on('partial_state_fills').column('stream_pos').execute();
     },
   },
+  {
+    version: 10,
+    name: 'timestamp_to_event reads the (room, stream position) index; no index by timestamp',
+    // An index by (room, origin_server_ts) was one more page written by every message, for a search
+    // that people make now and then (jump to a date). The timestamp joins the covering index that
+    // /sync's timeline reads instead, so the search scans the room's entries there and never its rows.
+    async up(db) {
+      await db.schema.dropIndex('events_room_ts_idx').execute();
+      await db.schema.dropIndex('events_room_pos_idx').execute();
+      await db.schema
+        .createIndex('events_room_pos_idx')
+        .on('events')
+        .columns(['room_id', 'stream_pos', 'rejected_reason', 'soft_failed', 'event_id', 'redacted_by', 'origin_server_ts'])
+        .execute();
+    },
+  },
 ];

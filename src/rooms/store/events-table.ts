@@ -371,16 +371,17 @@ export async function selectStreamSummary(db: DbOrTx, after: number, upTo: numbe
 /**
  * Servable events of a room nearest a timestamp in one direction: at or before `ts` newest first
  * (`b`), or at or after it oldest first (`f`); ties by event id. `skip` pages past candidates the
- * viewer may not see.
+ * viewer may not see. The candidates come from the covering (room, stream position) index (it
+ * holds the timestamp), so only the rows returned are read.
  */
 export async function selectEventsNearTimestamp(
   db: DbOrTx,
   q: { roomId: string; ts: number; dir: 'f' | 'b'; skip: number; limit: number },
 ): Promise<EventColumnsRow[]> {
   const order = q.dir === 'b' ? 'desc' : 'asc';
-  return db
+  const ids = await db
     .selectFrom('events')
-    .select(EVENT_COLUMNS)
+    .select('event_id')
     .where('room_id', '=', q.roomId)
     .where('stream_pos', 'is not', null)
     .where('origin_server_ts', q.dir === 'b' ? '<=' : '>=', q.ts)
@@ -389,6 +390,18 @@ export async function selectEventsNearTimestamp(
     .offset(q.skip)
     .limit(q.limit)
     .execute();
+  if (ids.length === 0) return [];
+  const rows = await db
+    .selectFrom('events')
+    .select(EVENT_COLUMNS)
+    .where(
+      'event_id',
+      'in',
+      ids.map((r) => r.event_id),
+    )
+    .execute();
+  const byId = new Map(rows.map((r) => [r.event_id, r]));
+  return ids.flatMap((r) => byId.get(r.event_id) ?? []);
 }
 
 /** The state groups before and after stored events, replaced (a partial state filled in). */
