@@ -79,7 +79,8 @@ export class PgBus implements Bus {
     this.pollMs = opts.pollMs ?? 2000;
     this.heartbeatMs = opts.heartbeatMs ?? 1000;
     this.silenceMs = opts.silenceMs ?? 3000;
-    this.sender = postgres(opts.url, connectionOptions('hearth-bus-sender'));
+    // A poke is a hint: its commit need not wait for the synchronous standby.
+    this.sender = postgres(opts.url, connectionOptions('hearth-bus-sender', { synchronous_commit: 'off' }));
   }
 
   async start(): Promise<void> {
@@ -144,11 +145,9 @@ export class PgBus implements Bus {
         this.outbox = null;
         const payloads = splitPoke(box);
         try {
-          await this.sender.begin(async (tx) => {
-            // A poke is a hint: it need not wait for the synchronous standby (CLUSTER.md 3).
-            await tx`set local synchronous_commit = off`;
-            for (const p of payloads) await tx`select pg_notify(${CHANNEL}, ${p})`;
-          });
+          // Each NOTIFY commits on its own: one round trip, and the sender connection's
+          // synchronous_commit is off, so it does not wait for the synchronous standby (CLUSTER.md 3).
+          for (const p of payloads) await this.sender`select pg_notify(${CHANNEL}, ${p})`;
         } catch (err) {
           // Lost pokes are repaired by the others' polls.
           this.opts.logger.warn({ err }, 'bus poke failed');
@@ -336,7 +335,7 @@ export class PgBus implements Bus {
 }
 
 /** The bus's own connections: one each, to the primary, named so operators can tell them apart. */
-function connectionOptions(name: string): postgres.Options<{}> {
+function connectionOptions(name: string, settings: Record<string, string> = {}): postgres.Options<{}> {
   return {
     max: 1,
     onnotice: () => {},
@@ -344,7 +343,7 @@ function connectionOptions(name: string): postgres.Options<{}> {
     keep_alive: 30,
     connect_timeout: 5,
     backoff: reconnectDelaySeconds,
-    connection: { application_name: name },
+    connection: { application_name: name, ...settings },
   } as postgres.Options<{}>;
 }
 
