@@ -66,6 +66,10 @@ export interface HearthConfig {
   log_level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** Allow presence updates to be shared. */
   presence_enabled: boolean;
+  /** An online user with no activity for this long becomes `unavailable` (spec: "Idle timeout"). */
+  presence_idle_timeout_ms: number;
+  /** A user with no sync and no activity for this long becomes `offline`. */
+  presence_offline_timeout_ms: number;
   media: {
     /** Largest upload accepted, in bytes (`m.upload.size`). */
     max_upload_bytes: number;
@@ -239,6 +243,8 @@ export function defaultConfig(): HearthConfig {
     caches: { events: 5000, client_events: 30000, room_states: 500, access_tokens: 10000 },
     log_level: 'info',
     presence_enabled: true,
+    presence_idle_timeout_ms: 5 * 60_000,
+    presence_offline_timeout_ms: 30_000,
     media: {
       max_upload_bytes: 50 * 1024 * 1024,
       user_quota_bytes: 1024 * 1024 * 1024,

@@ -170,6 +170,8 @@ const rules: Record<string, Check> = {
   'caches.access_tokens': isPositiveInt,
   log_level: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'),
   presence_enabled: isBool,
+  presence_idle_timeout_ms: isPositiveInt,
+  presence_offline_timeout_ms: isPositiveInt,
   'media.max_upload_bytes': isPositiveInt,
   'media.user_quota_bytes': isPositiveInt,
   'media.legacy_freeze_ts': isPositiveIntOrNull,

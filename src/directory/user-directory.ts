@@ -1,6 +1,7 @@
 import type { Context } from '../context.js';
 import type { DirectoryHit } from '../accounts/profile-store.js';
 import type { Route } from '../http/router.js';
+import { searchRemoteUsers } from './remote-users.js';
 
 /** How many visible matches are ranked before the limit is applied. */
 const MAX_CANDIDATES = 200;
@@ -22,7 +23,8 @@ export interface UserDirectoryResult {
  * says they must at a minimum, and no others: users who share a room with them, and users
  * joined to a room with a public join rule or world-readable history. Memberships and room
  * state are read as they are now, so someone who leaves the last such room drops out of the
- * results. Only local users are searched.
+ * results. Local users are found by their profile, users of other servers by their member
+ * events (remote-users.ts).
  *
  * Matching is case-insensitive by word prefix: every word of the search
  * term must start a word of the user id or of the display name.
@@ -48,6 +50,8 @@ export async function searchUserDirectory(
       break;
     }
   }
+  const remote = await searchRemoteUsers(ctx, searcher, searchTerm, MAX_CANDIDATES);
+  hits.push(...remote.hits);
   const term = searchTerm.trim().toLowerCase().replace(/^@/, '');
   const rank = (h: DirectoryHit): number => {
     let r = 0;
@@ -67,7 +71,7 @@ export async function searchUserDirectory(
     return out;
   });
   // Matches left unread (past MAX_SCANNED) may hold more results.
-  return { results, limited: hits.length > max || !exhausted };
+  return { results, limited: hits.length > max || !exhausted || !remote.exhausted };
 }
 
 /** Which of `userIds` the searcher may find: those in `sharing`, and members of public or world-readable rooms. */

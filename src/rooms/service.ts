@@ -26,7 +26,7 @@ import { headPowerLevels } from './power.js';
 import { RoomsCore } from './room-core.js';
 import { redactEvent, sendMessage, sendState } from './send.js';
 import { readJoinedMembers, readMembers, readRoomState, readStateEvent } from './state-reads.js';
-import { selectUsersSharingRooms } from './store/memberships-table.js';
+import { selectRemoteMembersMatching, selectUsersSharingRooms } from './store/memberships-table.js';
 import { selectMembershipDeltas } from './store/state-deltas-table.js';
 import { selectActiveRooms, selectLatestEvents, selectMembershipsOfUser, selectMembershipsOfUsers, selectStateGroupsAt } from './store/sync-queries.js';
 import { roomSummaries, type RoomSummary } from './summaries.js';
@@ -308,6 +308,16 @@ export class RoomsService implements Lifecycle {
     const out = new Set(await selectUsersSharingRooms(this.ctx.db, userId));
     out.add(userId);
     return out;
+  }
+
+  /**
+   * Joined members of other servers, in rooms this server is in, whose user id or display name
+   * contains every one of `words` (lower case): one row per (user, room), with the profile of
+   * that room's member event. For the user directory, which pages through them.
+   */
+  async searchRemoteMembers(words: string[], limit: number, offset: number): Promise<{ userId: string; roomId: string; displayName: string | null; avatarUrl: string | null; streamPos: number }[]> {
+    const rows = await selectRemoteMembersMatching(this.ctx.db, this.ctx.serverName, words, limit, offset);
+    return rows.map((r) => ({ userId: r.user_id, roomId: r.room_id, displayName: r.display_name, avatarUrl: r.avatar_url, streamPos: Number(r.stream_pos) }));
   }
 
   /** Sends new m.room.member events with the user's new profile into every room they are joined to. */

@@ -9,15 +9,13 @@ import type { PresenceRow } from './tables.js';
 
 export type PresenceState = 'online' | 'unavailable' | 'offline';
 
-/** A user who stops syncing goes offline after this long. */
-const OFFLINE_AFTER_MS = 30_000;
-/** An online user with no activity for this long becomes unavailable (spec: "Idle timeout"). */
-const IDLE_AFTER_MS = 5 * 60_000;
 /** Within this window of the last activity the user is `currently_active`. */
 const ACTIVE_WINDOW_MS = 60_000;
-/** Activity timestamps are written at most this often when nothing else changes. */
-const TIMES_WRITE_EVERY_MS = 10_000;
-const SWEEP_EVERY_MS = 10_000;
+/**
+ * Activity timestamps are written, and the timeouts swept, at most this often; shorter timeouts
+ * (a test's) shorten both, so that a user who keeps syncing never looks idle or gone between writes.
+ */
+const MAX_STEP_MS = 10_000;
 
 /**
  * Presence (spec: "Presence"): explicit updates, the implicit "online" of a
@@ -30,8 +28,19 @@ export class Presence {
   /** Open /sync requests per user on this node. */
   private readonly syncing = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
+  private sweeping = false;
+  /** An online user with no activity for this long becomes unavailable (spec: "Idle timeout"). */
+  private readonly idleAfterMs: number;
+  /** A user who stops syncing goes offline after this long. */
+  private readonly offlineAfterMs: number;
+  /** How often activity timestamps are written when nothing else changes, and the sweep runs. */
+  private readonly stepMs: number;
 
-  constructor(private readonly ctx: Context) {}
+  constructor(private readonly ctx: Context) {
+    this.idleAfterMs = ctx.config.presence_idle_timeout_ms;
+    this.offlineAfterMs = ctx.config.presence_offline_timeout_ms;
+    this.stepMs = Math.max(50, Math.min(MAX_STEP_MS, Math.floor(Math.min(this.idleAfterMs, this.offlineAfterMs) / 3)));
+  }
 
   get enabled(): boolean {
     return this.ctx.config.presence_enabled;
@@ -39,7 +48,7 @@ export class Presence {
 
   start(): void {
     if (!this.enabled || this.timer) return;
-    this.timer = setInterval(() => void this.sweep(), SWEEP_EVERY_MS);
+    this.timer = setInterval(() => void this.sweep(), this.stepMs);
     this.timer.unref();
   }
 
@@ -108,7 +117,7 @@ export class Presence {
         last_sync_ts: old?.last_sync_ts ?? now,
         stream_pos: 0,
       });
-    } else if (now - old.last_active_ts > TIMES_WRITE_EVERY_MS) {
+    } else if (now - old.last_active_ts > this.stepMs) {
       await this.touch(old, now, old.last_sync_ts);
     }
   }
@@ -139,7 +148,7 @@ export class Presence {
             last_sync_ts: now,
             stream_pos: 0,
           });
-        } else if (now - old.last_sync_ts > TIMES_WRITE_EVERY_MS || now - old.last_active_ts > TIMES_WRITE_EVERY_MS) {
+        } else if (now - old.last_sync_ts > this.stepMs || now - old.last_active_ts > this.stepMs) {
           // Staying online is no news for others: refresh the timestamps without a stream position.
           await this.touch(old, now, now);
         }
@@ -152,7 +161,7 @@ export class Presence {
           last_sync_ts: now,
           stream_pos: 0,
         });
-      } else if (old && now - old.last_sync_ts > TIMES_WRITE_EVERY_MS) {
+      } else if (old && now - old.last_sync_ts > this.stepMs) {
         await this.touch(old, old.last_active_ts, now);
       }
     } catch (err) {
@@ -164,7 +173,7 @@ export class Presence {
   private async syncSeen(userId: string): Promise<void> {
     const old = await this.get(userId);
     const now = this.ctx.now();
-    if (old && now - old.last_sync_ts > TIMES_WRITE_EVERY_MS) await this.touch(old, old.last_active_ts, now);
+    if (old && now - old.last_sync_ts > this.stepMs) await this.touch(old, old.last_active_ts, now);
   }
 
   /** The presence event content as others see it now. */
@@ -202,6 +211,9 @@ export class Presence {
 
   /** The timeouts: offline after the user stopped syncing, unavailable after idling. One node runs it (lease). */
   async sweep(): Promise<void> {
+    // A sweep slower than the interval must not overlap the next: both would apply the same timeout.
+    if (this.sweeping) return;
+    this.sweeping = true;
     try {
       // The lease holder may be another node: it learns who syncs here from last_sync_ts.
       for (const userId of [...this.syncing.keys()]) await this.syncSeen(userId);
@@ -212,14 +224,16 @@ export class Presence {
         if (!this.ctx.leases.stillHeld(lease)) return;
         if (serverNameOf(row.user_id) !== this.ctx.serverName) continue;
         const local = this.syncing.has(row.user_id);
-        if (!local && now - row.last_sync_ts > OFFLINE_AFTER_MS && now - row.last_active_ts > OFFLINE_AFTER_MS) {
+        if (!local && now - row.last_sync_ts > this.offlineAfterMs && now - row.last_active_ts > this.offlineAfterMs) {
           await this.write({ ...row, presence: 'offline' }, lease);
-        } else if (row.presence === 'online' && now - row.last_active_ts > IDLE_AFTER_MS) {
+        } else if (row.presence === 'online' && now - row.last_active_ts > this.idleAfterMs) {
           await this.write({ ...row, presence: 'unavailable' }, lease);
         }
       }
     } catch (err) {
       this.ctx.logger.warn({ err }, 'presence sweep failed');
+    } finally {
+      this.sweeping = false;
     }
   }
 }
