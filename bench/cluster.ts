@@ -10,6 +10,13 @@
 // On one machine the nodes share its cores with PostgreSQL and the client, so more nodes add
 // availability, not throughput; the figures show what the cluster costs.
 // HEARTH_BENCH_PROF_DIR=DIR writes a CPU profile of every node there; PROBE_NODE_ARGS adds flags to their node.
+//
+// Then, where Patroni and etcd are installed (HEARTH_BENCH_STANDBY=off skips it), the same on a
+// Patroni cluster of two PostgreSQL instances with the synchronous standby of
+// docs/cluster/patroni.yml, after a probe of what the standby costs a stream position: a writer
+// takes the next position last in its transaction and holds that row's lock until its commit,
+// which waits for the standby's acknowledgement (CLUSTER.md 5). The probe times that hold,
+// from the position's UPDATE to the end of COMMIT, on the plain database and on the cluster.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,12 +24,14 @@ import postgres from 'postgres';
 import YAML from 'yaml';
 import { BenchClient, cpuMs, percentile } from './client.js';
 import { startServerProcess, type ServerProcess } from './server-process.js';
+import { patroniUnavailable, startPatroniCluster } from '../test/cluster/patroni-cluster.js';
 
 const PG_ADMIN = process.env.HEARTH_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const SIZES = (process.env.HEARTH_BENCH_NODES ?? '1,2,3').split(',').map(Number);
 const CLIENTS = 6;
 const SENDS_PER_CLIENT = Number(process.env.HEARTH_BENCH_CLUSTER_SENDS ?? 300);
 const WAKE_ROUNDS = 100;
+const LOCK_ROUNDS = 300;
 
 type SyncBody = { next_batch: string; rooms?: { join?: Record<string, { timeline: { events: { content: { body?: string } }[] } }> } };
 
@@ -32,20 +41,28 @@ interface Cluster {
   stop(): Promise<void>;
 }
 
-/** N node processes on a new database, sharing one data directory (its config and signing key). */
-async function startCluster(n: number): Promise<Cluster> {
+/** An admin connection: to the primary, when the URL names several hosts. */
+const adminSql = (url: string) => postgres(url, { max: 1, onnotice: () => {}, target_session_attrs: 'primary' } as postgres.Options<{}>);
+
+/** `url` (the postgres database of a server or cluster) with another database name. */
+function withDatabase(url: string, name: string): string {
+  const at = url.lastIndexOf('/');
+  return `${url.slice(0, at)}/${name}`;
+}
+
+/** N node processes on a new database of `adminUrl`'s server, sharing one data directory (its config and signing key). */
+async function startCluster(n: number, adminUrl: string): Promise<Cluster> {
   const dir = mkdtempSync(join(tmpdir(), 'hearth-bench-cluster-'));
   const dbName = `hearth_bench_cluster_${Date.now()}`;
-  const admin = postgres(PG_ADMIN, { max: 1, onnotice: () => {} });
+  const admin = adminSql(adminUrl);
   await admin.unsafe(`create database ${dbName}`);
   await admin.end();
-  const u = new URL(PG_ADMIN);
-  u.pathname = `/${dbName}`;
+  const dbUrl = withDatabase(adminUrl, dbName);
   const nodes: ServerProcess[] = [];
   const stop = async () => {
     await Promise.all(nodes.map((s) => s.stop()));
     rmSync(dir, { recursive: true, force: true });
-    const a = postgres(PG_ADMIN, { max: 1, onnotice: () => {} });
+    const a = adminSql(adminUrl);
     await a.unsafe(`drop database if exists ${dbName} with (force)`);
     await a.end();
   };
@@ -53,8 +70,8 @@ async function startCluster(n: number): Promise<Cluster> {
     // The first node writes the configuration and the signing key; the others start from them.
     const prof = process.env.HEARTH_BENCH_PROF_DIR;
     const nodeArgs = [...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []), ...(process.env.PROBE_NODE_ARGS ?? '').split(' ').filter(Boolean)];
-    nodes.push(await startServerProcess({ dir, databaseUrl: u.toString(), nodeArgs }));
-    for (let i = 1; i < n; i++) nodes.push(await startServerProcess({ dir, databaseUrl: u.toString(), nodeArgs }));
+    nodes.push(await startServerProcess({ dir, databaseUrl: dbUrl, nodeArgs }));
+    for (let i = 1; i < n; i++) nodes.push(await startServerProcess({ dir, databaseUrl: dbUrl, nodeArgs }));
   } catch (e) {
     await stop();
     throw e;
@@ -63,8 +80,10 @@ async function startCluster(n: number): Promise<Cluster> {
   return { nodes, secret, stop };
 }
 
-async function measure(n: number, record: (r: { name: string; value: number; unit: string; detail?: string }) => void): Promise<void> {
-  const cluster = await startCluster(n);
+type Recorder = (r: { name: string; value: number; unit: string; detail?: string }) => void;
+
+async function measure(n: number, adminUrl: string, record: Recorder): Promise<void> {
+  const cluster = await startCluster(n, adminUrl);
   const clients = cluster.nodes.map((s) => new BenchClient(s.url, 8));
   const at = (i: number) => clients[i % clients.length]!;
   try {
@@ -120,7 +139,50 @@ async function measure(n: number, record: (r: { name: string; value: number; uni
   }
 }
 
+/**
+ * How long a stream position's row lock is held: a transaction that, as a Hearth writer does
+ * last, advances a position row, then commits; timed from the UPDATE to the end of the COMMIT.
+ */
+async function positionLockHold(adminUrl: string, record: Recorder, label: string): Promise<void> {
+  const db = adminSql(adminUrl);
+  try {
+    await db`create table if not exists hearth_bench_position (stream text primary key, pos bigint not null)`;
+    await db`insert into hearth_bench_position values ('events', 0) on conflict do nothing`;
+    const held: number[] = [];
+    for (let i = 0; i < LOCK_ROUNDS; i++) {
+      let from = 0;
+      await db.begin(async (tx) => {
+        from = performance.now();
+        await tx`update hearth_bench_position set pos = pos + 1 where stream = 'events' returning pos`;
+      });
+      held.push(performance.now() - from);
+    }
+    held.sort((a, b) => a - b);
+    record({ name: `${label}: position lock held p50`, value: percentile(held, 50), unit: 'ms', detail: 'UPDATE of the position row to the end of COMMIT' });
+    record({ name: `${label}: position lock held p99`, value: percentile(held, 99), unit: 'ms' });
+  } finally {
+    await db`drop table if exists hearth_bench_position`.catch(() => {});
+    await db.end();
+  }
+}
+
+const print: Recorder = (r) => console.log(`  ${r.name}: ${r.value.toFixed(2)} ${r.unit}${r.detail ? ` (${r.detail})` : ''}`);
+
 console.log(`Cluster of ${SIZES.join(', ')} node(s) on PostgreSQL`);
-for (const n of SIZES) {
-  await measure(n, (r) => console.log(`  ${r.name}: ${r.value.toFixed(2)} ${r.unit}${r.detail ? ` (${r.detail})` : ''}`));
+await positionLockHold(PG_ADMIN, print, 'one PostgreSQL, no standby');
+for (const n of SIZES) await measure(n, PG_ADMIN, print);
+
+const unavailable = process.env.HEARTH_BENCH_STANDBY === 'off' ? 'HEARTH_BENCH_STANDBY=off' : patroniUnavailable();
+if (unavailable) {
+  console.log(`The synchronous-standby part is skipped: ${unavailable}`);
+} else {
+  console.log('Patroni cluster of two PostgreSQL instances, synchronous standby (docs/cluster/patroni.yml)');
+  const pg = await startPatroniCluster({ members: 2, haproxy: false });
+  try {
+    const url = pg.multiHostUrl('postgres');
+    await positionLockHold(url, print, 'synchronous standby');
+    for (const n of SIZES.filter((x) => x <= 2)) await measure(n, url, print);
+  } finally {
+    await pg.stop();
+  }
 }
