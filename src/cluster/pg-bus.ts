@@ -96,7 +96,17 @@ export class PgBus implements Bus {
 
   publish(msg: StreamAdvance): void {
     if (msg.stream === 'events') {
-      if (msg.pos > (this.seen.get('events') ?? 0)) this.ownEvents.add(msg.pos);
+      let seen = this.seen.get('events') ?? 0;
+      if (msg.pos === seen + 1) {
+        // Commit order is position order, so everything below this committed event is read:
+        // the stream is seen up to it (and up to this node's own events right after it) without
+        // reading it back.
+        seen = msg.pos;
+        while (this.ownEvents.delete(seen + 1)) seen++;
+        this.seen.set('events', seen);
+      } else if (msg.pos > seen) {
+        this.ownEvents.add(msg.pos);
+      }
     } else {
       this.seen.set(msg.stream, Math.max(this.seen.get(msg.stream) ?? 0, msg.pos));
     }

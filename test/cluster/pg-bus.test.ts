@@ -110,6 +110,52 @@ describe('PostgreSQL bus', { skip: NEEDS_PG }, () => {
     }
   });
 
+  test("a node's own events right after what it has seen are not read back; another node's in between is, once", async () => {
+    const reads: Array<[number, number]> = [];
+    const heard: number[] = [];
+    const d = new PgBus({
+      url: fresh.url,
+      db: database.db,
+      nodeId: 'node-d',
+      logger: createLogger('silent'),
+      now: () => Date.now(),
+      pollMs: 60_000,
+      eventsBetween: async (after, upTo) => {
+        reads.push([after, upTo]);
+        const advances: StreamAdvance[] = [];
+        for (let pos = after + 1; pos <= upTo; pos++) advances.push({ stream: 'events', pos, roomId: '!r:example.org' });
+        return { advances, invalidations: [], readTo: upTo };
+      },
+    });
+    d.onAdvance((m) => {
+      if (m.stream === 'events') heard.push(m.pos);
+    });
+    await d.start();
+    try {
+      const take = () => database.db.transaction().execute((trx) => nextPositions(trx, 'events', 1));
+      const own = async () => {
+        const pos = await take();
+        d.publish({ stream: 'events', pos, roomId: '!r:example.org' });
+        return pos;
+      };
+      const p1 = await own();
+      const p2 = await own();
+      await d.settle();
+      assert.deepEqual(reads, []);
+      const theirs = await take();
+      const p4 = await own();
+      await d.settle();
+      assert.deepEqual(reads, [[p2, p4]]);
+      assert.deepEqual(heard, [p1, p2, p4, theirs]);
+      // Seen up to p4 now: the next own event is contiguous again.
+      await own();
+      await d.settle();
+      assert.equal(reads.length, 1);
+    } finally {
+      await d.close();
+    }
+  });
+
   test('invalidations pruned before a node read them make it drop every cached entry', async () => {
     const c = bus('node-c', 60_000);
     const flushed: CacheInvalidation[] = [];
