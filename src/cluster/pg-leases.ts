@@ -32,6 +32,14 @@ interface Held {
  */
 export class PgLeases implements Leases {
   private readonly held = new Map<string, Held>();
+  /**
+   * Leases another node held when last asked, and until when (performance.now()) this node does
+   * not ask again: work that tries for its lease on every wake-up (a pusher, a destination's
+   * queue) would otherwise cost the database a statement per event on every node but the
+   * holder. A lease given up by a clean stop is taken over at most `askAgainMs` later.
+   */
+  private readonly refused = new Map<string, number>();
+  private readonly askAgainMs: number;
   private readonly ttlMs: number;
   private readonly renewMs: number;
   private readonly selfFenceMs: number;
@@ -42,6 +50,7 @@ export class PgLeases implements Leases {
     this.ttlMs = opts.ttlMs ?? 15_000;
     this.renewMs = opts.renewMs ?? 5_000;
     this.selfFenceMs = opts.selfFenceMs ?? 10_000;
+    this.askAgainMs = Math.min(this.renewMs, this.ttlMs / 3);
   }
 
   async start(): Promise<void> {
@@ -54,11 +63,14 @@ export class PgLeases implements Leases {
   async acquire(name: string): Promise<Lease | null> {
     const h = this.held.get(name);
     if (h && this.fresh(h)) return { name, epoch: h.epoch };
+    if ((this.refused.get(name) ?? -Infinity) > performance.now()) return null;
     const epoch = await takeLease(this.opts.db, this.opts.dialect, name, this.opts.nodeId, this.ttlMs);
     if (epoch === null) {
       this.held.delete(name);
+      this.refused.set(name, performance.now() + this.askAgainMs);
       return null;
     }
+    this.refused.delete(name);
     this.held.set(name, { epoch, renewedAt: performance.now() });
     this.opts.logger.info({ lease: name, epoch }, 'lease taken');
     return { name, epoch };

@@ -63,9 +63,10 @@ describe('leases shared by nodes', { skip: NEEDS_PG }, () => {
     await a.close();
   });
 
-  test('renewals keep a lease past its time to live; release frees it at once', async () => {
+  test('renewals keep a lease past its time to live; release frees it; a refused node asks again only after a third of the time to live', async () => {
     const a = node('ra', { ttlMs: 600, renewMs: 150 });
     const b = node('rb', { ttlMs: 600 });
+    const c = node('rc', { ttlMs: 600 });
     await a.start();
     const la = await a.acquire('pushers');
     assert.ok(la);
@@ -73,8 +74,16 @@ describe('leases shared by nodes', { skip: NEEDS_PG }, () => {
     assert.equal(await b.acquire('pushers'), null, 'a renewed it');
     assert.ok(a.stillHeld(la));
     await a.release(la);
+    // b was just refused: it does not ask the database again yet (which would now say yes).
+    assert.equal(await b.acquire('pushers'), null);
+    await sleep(250);
     const lb = await b.acquire('pushers');
     assert.equal(lb?.epoch, la.epoch + 1);
+    await b.release(lb!);
+    // A node that was not refused takes a released lease at once.
+    const lc = await c.acquire('pushers');
+    assert.equal(lc?.epoch, la.epoch + 2);
+    await c.close();
     await a.close();
     await b.close();
   });
