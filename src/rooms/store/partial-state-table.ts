@@ -54,6 +54,29 @@ export async function selectRoomsFilledBetween(db: DbOrTx, roomIds: ReadonlySet<
   return new Set(rows.map((r) => r.room_id).filter((r) => roomIds.has(r)));
 }
 
+/**
+ * The fills at positions in (after, upTo], in stream order, each with the users whose membership
+ * it changed (its current-state deltas carry its position): the fill read back as the
+ * announcement its writer published.
+ */
+export async function selectFillsBetween(db: DbOrTx, after: number, upTo: number): Promise<{ roomId: string; pos: number; userIds: string[] }[]> {
+  const fills = await db.selectFrom('partial_state_fills').select(['room_id', 'stream_pos']).where('stream_pos', '>', after).where('stream_pos', '<=', upTo).orderBy('stream_pos').execute();
+  if (fills.length === 0) return [];
+  const out = fills.map((f) => ({ roomId: f.room_id, pos: Number(f.stream_pos), userIds: [] as string[] }));
+  const byPos = new Map(out.map((f) => [f.pos, f]));
+  const members = await db
+    .selectFrom('current_state_deltas')
+    .select(['stream_pos', 'room_id', 'state_key'])
+    .where('stream_pos', 'in', [...byPos.keys()])
+    .where('type', '=', 'm.room.member')
+    .execute();
+  for (const m of members) {
+    const f = byPos.get(Number(m.stream_pos));
+    if (f && f.roomId === m.room_id) f.userIds.push(m.state_key);
+  }
+  return out;
+}
+
 export async function insertPartialStateEvents(trx: DbOrTx, roomId: string, eventIds: string[]): Promise<void> {
   if (eventIds.length === 0) return;
   await trx
