@@ -54,6 +54,12 @@ export async function selectRoomsFilledBetween(db: DbOrTx, roomIds: ReadonlySet<
   return new Set(rows.map((r) => r.room_id).filter((r) => roomIds.has(r)));
 }
 
+/** Of `roomIds`, those whose state was filled in at a position in (after, upTo], with that position. */
+export async function selectFillPositions(db: DbOrTx, roomIds: ReadonlySet<string>, after: number, upTo: number): Promise<Map<string, number>> {
+  const rows = await db.selectFrom('partial_state_fills').select(['room_id', 'stream_pos']).where('stream_pos', '>', after).where('stream_pos', '<=', upTo).execute();
+  return new Map(rows.filter((r) => roomIds.has(r.room_id)).map((r) => [r.room_id, Number(r.stream_pos)]));
+}
+
 /**
  * The fills at positions in (after, upTo], in stream order, each with the users whose membership
  * it changed (its current-state deltas carry its position): the fill read back as the
