@@ -1,10 +1,11 @@
 // A redaction accepted while a partial-state join's state lacked members, then withdrawn when the
 // full state is filled in (MSC3902 re-check; joins-v2.yaml, `omit_members`): mallory, banned in a
-// state send_join left out, redacts two of alice's messages through a.test's key to b.test alone.
-// Once the fill rejects those redactions, the first message is served unredacted again (/event,
-// /sync, /messages, search); the second stays redacted, by alice's own redaction, which b.test
-// accepted meanwhile but could not mark (the message was redacted already). b.test reaches a.test
-// through a proxy that holds the /state requests of the resync.
+// state send_join left out, redacts three of alice's messages through a.test's key to b.test
+// alone. Once the fill rejects those redactions, the first message is served unredacted again
+// (/event, /sync, /messages, search); the second stays redacted, by alice's own redaction, which
+// b.test accepted meanwhile but could not mark (the message was redacted already); the third,
+// which mallory redacted twice, is served whole again too. b.test reaches a.test through a proxy
+// that holds the /state requests of the resync.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { finaliseEvent, type EventDraft } from '../../src/core/event-format.js';
@@ -23,6 +24,7 @@ let bob: TestUser;
 let roomId: string;
 let kept: string;
 let twice: string;
+let doubly: string;
 let sneaky: string;
 let aliceRedaction: string;
 let sinceDuringPartial: string;
@@ -111,11 +113,14 @@ test('redactions by a member banned in the omitted state are accepted while the 
 
   kept = await sendText(a, alice, roomId, 'keep this findable');
   twice = await sendText(a, alice, roomId, 'redacted twice');
-  await eventually(async () => (await b.hs.ctx.services.rooms.core.events.get(twice)) !== undefined, 'alice’s messages on b.test');
+  doubly = await sendText(a, alice, roomId, 'redacted twice by mallory');
+  await eventually(async () => (await b.hs.ctx.services.rooms.core.events.get(doubly)) !== undefined, 'alice’s messages on b.test');
   await eventually(async () => (await search('findable')).includes(kept), 'the message indexed on b.test');
 
   sneaky = await redactAsMallory(kept, malloryJoin);
   const sneakyTwice = await redactAsMallory(twice, malloryJoin);
+  const firstOfTwo = await redactAsMallory(doubly, malloryJoin);
+  await redactAsMallory(doubly, malloryJoin);
   // alice's own redaction reaches b.test after mallory's: the message is redacted already, so it is not marked.
   const r = await a.request('PUT', `${C}/rooms/${e(roomId)}/redact/${e(twice)}/alice-redacts`, { token: alice.accessToken, body: { reason: 'mine' } });
   expectStatus(r, 200);
@@ -125,6 +130,7 @@ test('redactions by a member banned in the omitted state are accepted while the 
   assert.equal(await eventBody(kept), undefined, 'served redacted while the state is partial');
   assert.equal(await redactedBy(kept), sneaky);
   assert.equal(await redactedBy(twice), sneakyTwice);
+  assert.equal(await redactedBy(doubly), firstOfTwo, 'the second redaction finds the message redacted already');
   assert.equal((await search('findable')).includes(kept), false);
 });
 
@@ -141,6 +147,8 @@ test('the fill rejects the redactions: the message they alone redacted is served
 
   assert.equal(await redactedBy(twice), aliceRedaction);
   assert.equal(await eventBody(twice), undefined, 'still redacted, by alice');
+  assert.equal(await redactedBy(doubly), null, 'both of mallory’s redactions are withdrawn');
+  assert.equal(await eventBody(doubly), 'redacted twice by mallory');
 
   // /sync from a token taken while the state was partial renders the room whole, the message unredacted.
   const room = (await sync(sinceDuringPartial)).rooms.join[roomId];

@@ -13,7 +13,8 @@
  * key takes the value before it); one allowed by that state but not by the room's state when it
  * came (the state at the stream position before it) is soft-failed. Either leaves the stream, so
  * clients no longer see it (and the sync after the fill resets their timeline of the room), and
- * stops being a forward extremity (its prev events take its place).
+ * stops being a forward extremity (its prev events take its place). A redaction that leaves so
+ * stops redacting its target (withdrawn-redactions.ts).
  *
  * In one transaction, under the room's lock like every write: new state groups (the full state
  * before the join as a snapshot, each other state as a delta on it), the stored events pointed

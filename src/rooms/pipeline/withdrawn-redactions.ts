@@ -12,7 +12,7 @@ import type { DbOrTx } from '../../db/schema.js';
 import type { EventStore } from '../events/event-store.js';
 import type { StoredEvent } from '../events/stored-event.js';
 import type { RoomHead } from '../state/room-head.js';
-import { selectRedactionIdsOf } from '../store/events-table.js';
+import { selectEventsByIds, selectRedactionIdsOf } from '../store/events-table.js';
 import { redactionToApply } from './redaction-target.js';
 
 const PL_KEY = stateKey('m.room.power_levels', '');
@@ -30,14 +30,19 @@ export interface Unredaction {
  */
 export async function undoneRedactions(db: DbOrTx, events: EventStore, head: RoomHead, withdrawn: readonly StoredEvent[]): Promise<Unredaction[]> {
   const gone = new Set(withdrawn.map((ev) => ev.eventId));
-  const marked = new Map<string, string>();
+  /** Each target with the withdrawn redactions of it. */
+  const marked = new Map<string, Set<string>>();
   for (const ev of withdrawn) {
     const r = ev.pdu.type === 'm.room.redaction' ? redactsOf(ev.pdu, head.version) : undefined;
-    if (r !== undefined) marked.set(r, ev.eventId);
+    if (r === undefined) continue;
+    let set = marked.get(r);
+    if (!set) marked.set(r, (set = new Set()));
+    set.add(ev.eventId);
   }
   if (marked.size === 0) return [];
-  const targets = await events.getMany(marked.keys());
-  const undone = [...targets.values()].filter((t) => t.redactedBy !== null && t.redactedBy === marked.get(t.eventId));
+  // Read from the rows: the mark may have been written by another node after this one cached the target.
+  const targets = (await selectEventsByIds(db, [...marked.keys()])).map((row) => events.fromRow(row));
+  const undone = targets.filter((t) => t.redactedBy !== null && marked.get(t.eventId)!.has(t.redactedBy));
   if (undone.length === 0) return [];
 
   const others = await selectRedactionIdsOf(db, undone.map((t) => t.eventId));
