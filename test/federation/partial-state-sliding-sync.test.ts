@@ -1,7 +1,7 @@
 // Sliding sync (MSC4186) across the end of a partial-state join (joins-v2.yaml, `omit_members`):
 // a connection that was sent the room while its state lacked the members a.test left out is sent
-// it again when the state is filled in, with the members now known, and a long-poll on it is
-// answered then. b.test reaches a.test through a proxy that holds the /state requests of the resync.
+// it again when the state is filled in, with the members now known (in device_lists.changed too),
+// and a long-poll on it is answered then. b.test reaches a.test through a proxy that holds the /state requests of the resync.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { TestServer, TestUser } from '../helpers/server.js';
@@ -50,7 +50,7 @@ test('a room sent while its state was partial is sent again, whole, when the sta
   await eventually(async () => (await b.hs.ctx.db.selectFrom('events').select('event_id').where('room_id', '=', roomId).where('type', '=', 'm.room.message').executeTakeFirst()) !== undefined, 'the message on b.test');
 
   const client = new SlidingClient(b, bob);
-  const req = { lists: { all: { ranges: [[0, 9]], timeline_limit: 5, required_state: [['m.room.member', '*']] } } };
+  const req = { lists: { all: { ranges: [[0, 9]], timeline_limit: 5, required_state: [['m.room.member', '*']] } }, extensions: { e2ee: { enabled: true } } };
   await client.sync(req);
   const partial = client.rooms.get(roomId)!;
   assert.ok(partial, 'the room is sent while its state is partial');
@@ -71,6 +71,8 @@ test('a room sent while its state was partial is sent again, whole, when the sta
   assert.equal(sent.joined_count, everyone.length);
   assert.deepEqual(joinedMembers(client.rooms.get(roomId)!), everyone);
   assert.ok(client.rooms.get(roomId)!.timeline.some((ev) => ev.content?.body === 'while partial'), 'the timeline is sent again');
+  // The members learnt share a room with bob now: their device lists are to be fetched.
+  for (const u of others) assert.ok(body.extensions.e2ee.device_lists.changed.includes(u.userId), `${u.userId} in device_lists.changed`);
 
   // Sent once: the next request has nothing new for the room.
   const next = await client.sync(req);
