@@ -48,12 +48,6 @@ export async function insertPartialStateFill(trx: DbOrTx, roomId: string, pos: n
     .execute();
 }
 
-/** Of `roomIds`, those whose state was filled in at a position in (after, upTo]. */
-export async function selectRoomsFilledBetween(db: DbOrTx, roomIds: ReadonlySet<string>, after: number, upTo: number): Promise<Set<string>> {
-  const rows = await db.selectFrom('partial_state_fills').select('room_id').where('stream_pos', '>', after).where('stream_pos', '<=', upTo).execute();
-  return new Set(rows.map((r) => r.room_id).filter((r) => roomIds.has(r)));
-}
-
 /** Of `roomIds`, those whose state was filled in at a position in (after, upTo], with that position. */
 export async function selectFillPositions(db: DbOrTx, roomIds: ReadonlySet<string>, after: number, upTo: number): Promise<Map<string, number>> {
   const rows = await db.selectFrom('partial_state_fills').select(['room_id', 'stream_pos']).where('stream_pos', '>', after).where('stream_pos', '<=', upTo).execute();
