@@ -1,6 +1,7 @@
 import type { Db } from '../db/schema.js';
 import { EVENT_CACHE } from '../rooms/pipeline/pipeline.js';
 import { selectStreamSummary } from '../rooms/store/events-table.js';
+import { selectFillsBetween } from '../rooms/store/partial-state-table.js';
 import type { CacheInvalidation, StreamAdvance } from './bus.js';
 
 export interface StreamChanges {
@@ -15,7 +16,9 @@ export interface StreamChanges {
  * the room, a membership's target, and the redacted event (whose cached copy
  * lacks `redacted_by`). The events table is itself written in the
  * persisting transaction, so it is the invalidation stream for room heads,
- * member lists and visibility: no second row per event is needed.
+ * member lists and visibility: no second row per event is needed. A
+ * partial-state fill takes a position with no event: its row in
+ * partial_state_fills is read back instead, with the members it changed.
  */
 export async function eventsBetween(db: Db, after: number, upTo: number, limit: number): Promise<StreamChanges> {
   const rows = await selectStreamSummary(db, after, upTo, limit);
@@ -28,5 +31,10 @@ export async function eventsBetween(db: Db, after: number, upTo: number, limit: 
     if (r.redacts !== null) invalidations.push({ cache: EVENT_CACHE, key: r.redacts });
   }
   const readTo = rows.length < limit ? upTo : Number(rows[rows.length - 1]!.stream_pos);
+  const fills = await selectFillsBetween(db, after, readTo);
+  if (fills.length > 0) {
+    for (const f of fills) advances.push({ stream: 'events', pos: f.pos, roomId: f.roomId, userIds: f.userIds });
+    advances.sort((x, y) => x.pos - y.pos);
+  }
   return { advances, invalidations, readTo };
 }

@@ -10,7 +10,7 @@ import { HistoryVisibilityFilter } from './events/visibility.js';
 import { InboundEvents } from './inbound/receive.js';
 import { StaticKeyRing, type KeyRing } from './inbound/key-ring.js';
 import type { RemoteRooms } from './remote-rooms.js';
-import { EVENT_CACHE, EventPipeline } from './pipeline/pipeline.js';
+import { EVENT_CACHE, EVENT_ROW_CACHE, EventPipeline } from './pipeline/pipeline.js';
 import { selectPartialStateRoomIds } from './store/partial-state-table.js';
 import { selectRoom, selectRooms } from './store/rooms-table.js';
 import { RoomHeads, type RoomHead } from './state/room-head.js';
@@ -67,6 +67,7 @@ export class RoomsCore {
     this.inbound = new InboundEvents(this.heads, this.pipeline, this.keyRing, ctx.logger);
     ctx.bus.onInvalidate((msg) => {
       if (msg.cache === EVENT_CACHE) this.events.onInvalidated(msg.key);
+      else if (msg.cache === EVENT_ROW_CACHE) this.events.invalidate(msg.key);
     });
   }
 

@@ -33,7 +33,7 @@ import { roomSummaries, type RoomSummary } from './summaries.js';
 import { readContext, readMessages, type MessagesParams } from './pagination.js';
 import { eventNearTimestamp } from './timestamp-to-event.js';
 import { readEvent, readTimeline, readTimelines } from './timeline.js';
-import { selectRoomsFilledBetween } from './store/partial-state-table.js';
+import { selectFillPositions } from './store/partial-state-table.js';
 import { selectStateKeyInRooms } from './store/current-state-table.js';
 
 export type Membership = 'join' | 'invite' | 'leave' | 'ban' | 'knock';
@@ -225,7 +225,13 @@ export class RoomsService implements Lifecycle {
   /** Of `roomIds`, those whose partial state was filled in at an events stream position in (fromPos, toPos]. */
   async getRoomsFilledBetween(roomIds: ReadonlySet<string>, fromPos: number, toPos: number): Promise<Set<string>> {
     if (roomIds.size === 0) return new Set();
-    return selectRoomsFilledBetween(this.ctx.db, roomIds, fromPos, toPos);
+    return new Set((await selectFillPositions(this.ctx.db, roomIds, fromPos, toPos)).keys());
+  }
+
+  /** getRoomsFilledBetween with the position each room's state was filled in at. */
+  async getStateFillPositions(roomIds: ReadonlySet<string>, fromPos: number, toPos: number): Promise<Map<string, number>> {
+    if (roomIds.size === 0 || toPos <= fromPos) return new Map();
+    return selectFillPositions(this.ctx.db, roomIds, fromPos, toPos);
   }
 
   /** The current state event at (`type`, `stateKey`) in each of `roomIds` that has one, as client events. */

@@ -202,14 +202,18 @@ export class ExtensionsBuilder {
     const changed = new Set<string>();
     const left = new Set<string>();
     const joined = input.memberships.filter((m) => m.membership === 'join').map((m) => m.roomId);
-    const newlyJoined = input.memberships.filter((m) => m.membership === 'join' && m.streamPos > prev.events);
+    const moved = prev.events < heads.events;
+    // A room whose partial state was filled in counts as joined: the members learnt came to share it.
+    const [eventful, filled] = moved
+      ? await Promise.all([this.activity.between(joined, prev.events, heads.events), rooms.getStateFillPositions(new Set(joined), prev.events, heads.events)])
+      : [new Set<string>(), new Map<string, number>()];
+    const newlyJoined = input.memberships.filter((m) => m.membership === 'join' && (m.streamPos > prev.events || filled.has(m.roomId)));
     const newlyGone = input.memberships.filter((m) => (m.membership === 'leave' || m.membership === 'ban') && m.streamPos > prev.events);
-    const eventful = prev.events < heads.events ? [...(await this.activity.between(joined, prev.events, heads.events))] : [];
-    if (prev.device_lists >= heads.device_lists && eventful.length === 0 && newlyJoined.length === 0 && newlyGone.length === 0) return { changed, left };
+    if (prev.device_lists >= heads.device_lists && eventful.size === 0 && newlyJoined.length === 0 && newlyGone.length === 0) return { changed, left };
     const sharing = await rooms.getUsersSharingRooms(userId);
     const [devices, memberChanges, joinedMembers, goneMembers] = await Promise.all([
       prev.device_lists < heads.device_lists ? this.ctx.services.e2ee.getDeviceListChanges(prev.device_lists, heads.device_lists, sharing) : Promise.resolve(new Set<string>()),
-      eventful.length > 0 ? rooms.getStateChanges(eventful.map((roomId) => ({ roomId, fromPos: prev.events, toPos: heads.events }))) : Promise.resolve(new Map()),
+      eventful.size > 0 ? rooms.getStateChanges([...eventful].map((roomId) => ({ roomId, fromPos: prev.events, toPos: heads.events }))) : Promise.resolve(new Map()),
       Promise.all(newlyJoined.map((m) => rooms.getJoinedMembers(m.roomId))),
       Promise.all(newlyGone.map((m) => rooms.getJoinedMembers(m.roomId))),
     ]);

@@ -97,11 +97,14 @@ export class RoomBuilder {
       byPrev.set(p.prev.pos, l);
     }
     const active = new Set<string>();
-    await Promise.all(
-      [...byPrev].map(async ([from, ids]) => {
-        for (const r of await this.activity.between(ids, from, heads.events)) active.add(r);
-      }),
-    );
+    const [, refilled] = await Promise.all([
+      Promise.all(
+        [...byPrev].map(async ([from, ids]) => {
+          for (const r of await this.activity.between(ids, from, heads.events)) active.add(r);
+        }),
+      ),
+      this.refilled(plans, heads.events),
+    ]);
 
     const stripped: RoomPlan[] = [];
     const decisions: Decision[] = [];
@@ -113,7 +116,10 @@ export class RoomBuilder {
         continue;
       }
       const toPos = m.membership === 'join' ? heads.events : Math.min(m.streamPos, heads.events);
-      const initial = prev === undefined;
+      // A room whose partial state was filled in since it was sent goes again as new: its state
+      // before was rewritten with the members learnt, so no delta shows them, and events the
+      // client holds may have been withdrawn (as /sync renders it whole).
+      const initial = prev === undefined || refilled.has(m.roomId);
       const expanded = !initial && plan.timelineLimit > prev.limit;
       const widened = !initial && plan.sig !== prev.cfg;
       const news = !initial && (m.membership === 'join' ? active.has(m.roomId) : m.streamPos > prev.pos);
@@ -166,6 +172,15 @@ export class RoomBuilder {
       out.sent.set(plan.room.roomId, { pos: plan.room.m.streamPos, limit: plan.timelineLimit, cfg: plan.sig, members: [], dm: input.dmRooms.has(plan.room.roomId) });
     });
     return out;
+  }
+
+  /** Joined rooms sent before whose partial state was filled in after they were last sent. */
+  private async refilled(plans: RoomPlan[], upTo: number): Promise<Set<string>> {
+    const sent = new Map<string, number>();
+    for (const p of plans) if (p.prev && p.room.m.membership === 'join') sent.set(p.room.roomId, p.prev.pos);
+    if (sent.size === 0) return new Set();
+    const fills = await this.ctx.services.rooms.getStateFillPositions(new Set(sent.keys()), Math.min(...sent.values()), upTo);
+    return new Set([...fills].filter(([roomId, pos]) => pos > sent.get(roomId)!).map(([roomId]) => roomId));
   }
 
   private common(plan: RoomPlan, initial: boolean): JsonObject {

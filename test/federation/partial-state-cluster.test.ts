@@ -1,13 +1,14 @@
 // A partial-state join's resync in a cluster (CLUSTER.md 5): it runs under a lease on one node;
-// when that node stops in the middle, another node finds the room still marked and finishes it.
+// the fill reaches the other node through the bus like any write, waking its long-polls; when the
+// node resyncing stops in the middle, another node finds the room still marked and finishes it.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { NEEDS_PG, startNodes, stopNodes } from '../cluster/cluster-helpers.js';
+import { NEEDS_PG, startNodes, stopNodes, syncUntil, untilWaiting } from '../cluster/cluster-helpers.js';
 import { startTestServer, type TestServer, type TestUser } from '../helpers/server.js';
 import { C, createRoom, e, expectStatus } from '../rooms/room-helpers.js';
 import { eventually, freePort, holdingProxy } from './federation-helpers.js';
 
-describe('a partial-state join in a cluster', { skip: NEEDS_PG, timeout: 120_000 }, () => {
+describe('a partial-state join in a cluster', { skip: NEEDS_PG, timeout: 180_000 }, () => {
   let nodes: TestServer[];
   let a: TestServer;
   let proxy: Awaited<ReturnType<typeof holdingProxy>>;
@@ -26,6 +27,32 @@ describe('a partial-state join in a cluster', { skip: NEEDS_PG, timeout: 120_000
     await a?.stop();
     if (nodes) await stopNodes([nodes[0]!]);
     await proxy.close();
+  });
+
+  it('a /sync long-poll on the other node returns with the members learnt as soon as the joining node fills the state in', async () => {
+    const roomId = await createRoom(a, alice, { preset: 'public_chat', name: 'Woken' });
+    const member = await a.registerUser('woken-member');
+    expectStatus(await a.request('POST', `${C}/join/${e(roomId)}`, { token: member.accessToken, body: {} }), 200);
+    const [other, joiner] = [nodes[0]!, nodes[1]!];
+    const bob = await joiner.registerUser('woken-bob');
+    proxy.hold();
+    const asked = proxy.heldRequests();
+    expectStatus(await joiner.request('POST', `${C}/join/${e(roomId)}?server_name=a.test`, { token: bob.accessToken, body: {} }), 200);
+    await eventually(async () => proxy.heldRequests() > asked, 'the joining node asking for the state');
+
+    const first = await other.request('GET', `${C}/sync?timeout=0`, { token: bob.accessToken });
+    expectStatus(first, 200);
+    const memberState = (body: any) => body.rooms?.join?.[roomId]?.state?.events?.find((ev: any) => ev.type === 'm.room.member' && ev.state_key === member.userId);
+    assert.equal(memberState(first.body), undefined, 'the member is left out of the partial state');
+    const longPollMs = 60_000;
+    const started = Date.now();
+    const poll = other.request('GET', `${C}/sync?timeout=${longPollMs}&since=${e(first.body.next_batch)}`, { token: bob.accessToken });
+    await untilWaiting(other);
+    proxy.release();
+    const res = await syncUntil(other, bob, poll, (body) => memberState(body) !== undefined, longPollMs);
+    assert.equal(memberState(res.body).content.membership, 'join');
+    // Woken by the fill, not by the long-poll's timeout (the resync itself takes a few seconds).
+    assert.ok(Date.now() - started < longPollMs / 2, `answered after ${Date.now() - started} ms`);
   });
 
   it('the node that joined stops during the resync; the other node fills the state in', async () => {

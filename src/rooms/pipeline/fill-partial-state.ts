@@ -13,7 +13,8 @@
  * key takes the value before it); one allowed by that state but not by the room's state when it
  * came (the state at the stream position before it) is soft-failed. Either leaves the stream, so
  * clients no longer see it (and the sync after the fill resets their timeline of the room), and
- * stops being a forward extremity (its prev events take its place).
+ * stops being a forward extremity (its prev events take its place). A redaction that leaves so
+ * stops redacting its target (withdrawn-redactions.ts).
  *
  * In one transaction, under the room's lock like every write: new state groups (the full state
  * before the join as a snapshot, each other state as a delta on it), the stored events pointed
@@ -29,15 +30,17 @@ import { splitStateKey, stateKey, type StateMap } from '../../core/types.js';
 import { hashLockKey } from '../../db/migrate.js';
 import type { Tx } from '../../db/schema.js';
 import { nextPositions } from '../../db/stream-positions.js';
-import { deleteRelation } from '../../relations/relations-table.js';
-import { deleteSearchDoc } from '../../search/search-table.js';
+import { relationRows } from '../../relations/index-rows.js';
+import { deleteRelation, insertRelations } from '../../relations/relations-table.js';
+import { searchRows } from '../../search/index-rows.js';
+import { deleteSearchDoc, insertSearchDocs, selectIndexState } from '../../search/search-table.js';
 import type { EventStore } from '../events/event-store.js';
 import type { StoredEvent } from '../events/stored-event.js';
 import { groupId, HEAD_CACHE, type Extremity, type GroupRef, type MemberInfo, type NewGroupPlan, type RoomHead } from '../state/room-head.js';
 import type { StateGroups } from '../state/state-groups.js';
 import { deleteCurrentState, upsertCurrentState } from '../store/current-state-table.js';
 import { selectIdsWithLiveChildren } from '../store/edges-table.js';
-import { updateEventStateGroups, withdrawEvents } from '../store/events-table.js';
+import { replaceRedactedBy, updateEventStateGroups, withdrawEvents } from '../store/events-table.js';
 import { replaceForwardExtremities, selectForwardExtremityIds } from '../store/extremities-table.js';
 import { membershipRow, upsertMemberships } from '../store/memberships-table.js';
 import { deletePartialStateRoom, insertPartialStateFill, selectPartialStateEventIds } from '../store/partial-state-table.js';
@@ -46,7 +49,8 @@ import { insertStateGroups } from '../store/state-groups-table.js';
 import type { CurrentStateDeltaRow, RoomMembershipRow } from '../tables.js';
 import { memberInfoOf, planGroup } from './apply-event.js';
 import { StaleHeadError } from './persist-batch.js';
-import { EVENT_CACHE } from './pipeline.js';
+import { EVENT_ROW_CACHE } from './pipeline.js';
+import { undoneRedactions, type Unredaction } from './withdrawn-redactions.js';
 
 const CREATE_KEY = stateKey('m.room.create', '');
 
@@ -70,6 +74,8 @@ export interface StateFill {
   /** Forward extremities that failed the re-check, and the prev events that take their place. */
   extremities: { removed: string[]; added: string[] };
   failing: FailedRecheck[];
+  /** Targets of the failed redactions: marked redacted by a standing one, or not at all. */
+  unredacted: Unredaction[];
 }
 
 type Deps = { ctx: Context; events: EventStore; groups: StateGroups };
@@ -184,7 +190,9 @@ export async function planStateFill(deps: Deps, base: RoomHead, full: StateMap):
     groupDepth: headGroup === null ? 0 : 'plan' in headGroup ? headGroup.plan.deltaDepth : 0,
     extremities: extremities.list,
   };
-  return { base, head, plans, regrouped, changed, removed, extremities: { removed: extremities.removed, added: extremities.added }, failing };
+  const failed = new Set(failing.map((x) => x.eventId));
+  const unredacted = await undoneRedactions(ctx.db, events, head, stored.filter((ev) => failed.has(ev.eventId)));
+  return { base, head, plans, regrouped, changed, removed, extremities: { removed: extremities.removed, added: extremities.added }, failing, unredacted };
 }
 
 /**
@@ -239,6 +247,7 @@ export async function persistStateFill(ctx: Context, trx: Tx, f: StateFill, fenc
   }
   const failed = new Set(f.failing.map((x) => x.eventId));
   await ctx.services.push.forgetOutcomes(trx, roomId, f.regrouped.filter((r) => failed.has(r.stored.eventId) && r.stored.streamPos !== null).map((r) => r.stored.streamPos!));
+  await restoreUnredacted(ctx, trx, f.unredacted, failed);
   await replaceForwardExtremities(trx, roomId, f.extremities.removed, f.extremities.added);
   await upsertCurrentState(trx, roomId, f.changed);
   if (f.removed.length > 0) await deleteCurrentState(trx, roomId, f.removed);
@@ -262,8 +271,27 @@ export async function persistStateFill(ctx: Context, trx: Tx, f: StateFill, fenc
   await upsertMemberships(trx, rows);
   await insertStateDeltas(trx, deltas);
   await insertPartialStateFill(trx, roomId, pos);
-  await ctx.bus.invalidateIn(trx, [{ cache: HEAD_CACHE, key: roomId }, ...f.regrouped.map((r) => ({ cache: EVENT_CACHE, key: r.stored.eventId }))]);
+  await ctx.bus.invalidateIn(trx, [{ cache: HEAD_CACHE, key: roomId }, ...changedEvents(f).map((key) => ({ cache: EVENT_ROW_CACHE, key }))]);
   return pos;
+}
+
+/**
+ * Targets of withdrawn redactions take their new mark; one no longer redacted goes back into the
+ * indexes its redaction took it out of (persist-batch): its relation, and its text when the search
+ * indexer has passed it (else the indexer reaches it unredacted). An indexer round under way that
+ * read it while it was still redacted leaves it out of search, as it was while redacted.
+ */
+async function restoreUnredacted(ctx: Context, trx: Tx, unredacted: readonly Unredaction[], failed: ReadonlySet<string>): Promise<void> {
+  const back: StoredEvent[] = [];
+  for (const u of unredacted) {
+    await replaceRedactedBy(trx, u.target.eventId, u.by);
+    if (u.by === null && u.target.streamPos !== null && !failed.has(u.target.eventId)) back.push({ ...u.target, redactedBy: null });
+  }
+  if (back.length === 0) return;
+  await insertRelations(trx, relationRows(back.map((stored) => ({ stored, depth: stored.pdu.depth })), (i) => back[i]!.streamPos));
+  const indexed = (await selectIndexState(trx)).forward;
+  const docs = searchRows(back.filter((ev) => ev.streamPos! <= indexed));
+  if (docs.length > 0) await insertSearchDocs(trx, ctx.dialect, docs);
 }
 
 /**
@@ -276,14 +304,22 @@ export function afterStateFill(ctx: Context, deps: { events: EventStore; groups:
   ctx.bus.invalidate({ cache: HEAD_CACHE, key: roomId });
   for (const p of f.plans) deps.groups.put(p.id!, p.state);
   if (f.failing.length > 0) ctx.services.push.outcomesForgotten(roomId);
+  const marks = new Map(f.unredacted.map((u) => [u.target.eventId, u.by]));
+  for (const id of marks.keys()) ctx.bus.invalidate({ cache: EVENT_ROW_CACHE, key: id });
   for (const r of f.regrouped) {
-    ctx.bus.invalidate({ cache: EVENT_CACHE, key: r.stored.eventId });
+    ctx.bus.invalidate({ cache: EVENT_ROW_CACHE, key: r.stored.eventId });
     const status = r.failed ? { rejectedReason: r.failed.outcome === 'rejected' ? r.failed.reason : null, softFailed: r.failed.outcome === 'soft_failed', streamPos: null } : {};
-    deps.events.put({ ...r.stored, ...status, stateGroup: refId(groupAfter(r)), stateGroupBefore: refId(r.groupBefore) });
+    const redactedBy = marks.has(r.stored.eventId) ? marks.get(r.stored.eventId)! : r.stored.redactedBy;
+    deps.events.put({ ...r.stored, ...status, redactedBy, stateGroup: refId(groupAfter(r)), stateGroupBefore: refId(r.groupBefore) });
   }
   const userIds = [...f.changed, ...f.removed].filter(([t]) => t === 'm.room.member').map(([, k]) => k);
   ctx.bus.publish({ stream: 'events', pos, roomId, userIds });
   return { ...f.head, group: f.head.group === null ? null : { id: groupId(f.head.group) }, lastPos: Math.max(f.head.lastPos, pos) };
+}
+
+/** The events whose rows the fill changes: those regrouped, and the targets of withdrawn redactions. */
+function changedEvents(f: StateFill): string[] {
+  return [...new Set([...f.regrouped.map((r) => r.stored.eventId), ...f.unredacted.map((u) => u.target.eventId)])];
 }
 
 /** The group an event's row points at: the state before it when it is rejected (it changes nothing). */

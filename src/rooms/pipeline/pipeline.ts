@@ -30,6 +30,11 @@ const PL_KEY = stateKey('m.room.power_levels', '');
 const MAX_STALE_RETRIES = 3;
 /** Bus cache name for parsed events whose mutable columns changed. */
 export const EVENT_CACHE = 'rooms.event';
+/**
+ * Bus cache name for parsed events whose row changed in a way an EVENT_CACHE message does not
+ * cover (a redaction withdrawn, a state group or status replaced): every cached copy goes.
+ */
+export const EVENT_ROW_CACHE = 'rooms.event-row';
 
 export type { PersistedEvent, PlanResult, SubmitOptions } from './jobs.js';
 

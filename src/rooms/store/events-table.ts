@@ -105,6 +105,21 @@ export async function setRedactedBy(trx: DbOrTx, eventId: string, redactionId: s
     .execute();
 }
 
+/**
+ * A redaction of the event was withdrawn (a partial state filled in): it is marked redacted by
+ * `redactionId`, another redaction that stands, or by none.
+ */
+export async function replaceRedactedBy(trx: DbOrTx, eventId: string, redactionId: string | null): Promise<void> {
+  await trx.updateTable('events').set({ redacted_by: redactionId }).where('event_id', '=', eventId).execute();
+}
+
+/** The redactions of any of `targets` stored here, whatever their status. */
+export async function selectRedactionIdsOf(db: DbOrTx, targets: string[]): Promise<{ event_id: string; redacts: string }[]> {
+  if (targets.length === 0) return [];
+  const rows = await db.selectFrom('events').select(['event_id', 'redacts']).where('redacts', 'in', targets).execute();
+  return rows.filter((r): r is { event_id: string; redacts: string } => r.redacts !== null);
+}
+
 type TxnRow = { event_id: string; sender: string; sender_device: string | null; txn_id: string | null; txn_endpoint: string | null; stream_pos: number | null };
 
 const TXN_COLUMNS = ['event_id', 'sender', 'sender_device', 'txn_id', 'txn_endpoint', 'stream_pos'] as const;

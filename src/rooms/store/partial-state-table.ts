@@ -48,10 +48,33 @@ export async function insertPartialStateFill(trx: DbOrTx, roomId: string, pos: n
     .execute();
 }
 
-/** Of `roomIds`, those whose state was filled in at a position in (after, upTo]. */
-export async function selectRoomsFilledBetween(db: DbOrTx, roomIds: ReadonlySet<string>, after: number, upTo: number): Promise<Set<string>> {
-  const rows = await db.selectFrom('partial_state_fills').select('room_id').where('stream_pos', '>', after).where('stream_pos', '<=', upTo).execute();
-  return new Set(rows.map((r) => r.room_id).filter((r) => roomIds.has(r)));
+/** Of `roomIds`, those whose state was filled in at a position in (after, upTo], with that position. */
+export async function selectFillPositions(db: DbOrTx, roomIds: ReadonlySet<string>, after: number, upTo: number): Promise<Map<string, number>> {
+  const rows = await db.selectFrom('partial_state_fills').select(['room_id', 'stream_pos']).where('stream_pos', '>', after).where('stream_pos', '<=', upTo).execute();
+  return new Map(rows.filter((r) => roomIds.has(r.room_id)).map((r) => [r.room_id, Number(r.stream_pos)]));
+}
+
+/**
+ * The fills at positions in (after, upTo], in stream order, each with the users whose membership
+ * it changed (its current-state deltas carry its position): the fill read back as the
+ * announcement its writer published.
+ */
+export async function selectFillsBetween(db: DbOrTx, after: number, upTo: number): Promise<{ roomId: string; pos: number; userIds: string[] }[]> {
+  const fills = await db.selectFrom('partial_state_fills').select(['room_id', 'stream_pos']).where('stream_pos', '>', after).where('stream_pos', '<=', upTo).orderBy('stream_pos').execute();
+  if (fills.length === 0) return [];
+  const out = fills.map((f) => ({ roomId: f.room_id, pos: Number(f.stream_pos), userIds: [] as string[] }));
+  const byPos = new Map(out.map((f) => [f.pos, f]));
+  const members = await db
+    .selectFrom('current_state_deltas')
+    .select(['stream_pos', 'room_id', 'state_key'])
+    .where('stream_pos', 'in', [...byPos.keys()])
+    .where('type', '=', 'm.room.member')
+    .execute();
+  for (const m of members) {
+    const f = byPos.get(Number(m.stream_pos));
+    if (f && f.roomId === m.room_id) f.userIds.push(m.state_key);
+  }
+  return out;
 }
 
 export async function insertPartialStateEvents(trx: DbOrTx, roomId: string, eventIds: string[]): Promise<void> {
