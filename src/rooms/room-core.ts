@@ -1,3 +1,4 @@
+import { ALL_KEYS } from '../cluster/bus.js';
 import { boundedCache } from '../bounded-cache.js';
 import type { Context } from '../context.js';
 import { getRoomVersion, type RoomVersion } from '../core/room-versions.js';
@@ -66,7 +67,8 @@ export class RoomsCore {
     this.keyRing = new StaticKeyRing(ctx.serverName, ctx.signingKey);
     this.inbound = new InboundEvents(this.heads, this.pipeline, this.keyRing, ctx.logger);
     ctx.bus.onInvalidate((msg) => {
-      if (msg.cache === EVENT_CACHE) this.events.onInvalidated(msg.key);
+      if (msg.key === ALL_KEYS && (msg.cache === ALL_KEYS || msg.cache === EVENT_CACHE || msg.cache === EVENT_ROW_CACHE)) this.events.invalidateAll();
+      else if (msg.cache === EVENT_CACHE) this.events.onInvalidated(msg.key);
       else if (msg.cache === EVENT_ROW_CACHE) this.events.invalidate(msg.key);
     });
   }

@@ -147,6 +147,13 @@ export class EventStore {
     this.cache.delete(eventId);
     this.views.delete(eventId);
   }
+
+  /** Drops every entry: which events other nodes changed is unknown (the bus lost track of them). */
+  invalidateAll(): void {
+    this.epoch++;
+    this.cache.clear();
+    this.views.clear();
+  }
 }
 
 function viewFromRow(row: EventViewRow, intern: (s: string) => string): EventView {
