@@ -1,4 +1,4 @@
-import type { DbOrTx } from '../db/schema.js';
+import type { DbOrTx, Dialect } from '../db/schema.js';
 import { chunks } from './receipts-store.js';
 import type { PresenceRow } from './tables.js';
 
@@ -57,4 +57,22 @@ export async function selectPresenceChanges(
 /** Users that still look online or idle: candidates for the timeouts. */
 export async function selectNotOffline(db: DbOrTx): Promise<PresenceRow[]> {
   return db.selectFrom('sync_presence').selectAll().where('presence', '!=', 'offline').execute();
+}
+
+/**
+ * In a timeout's transaction: whether `seen`'s row is still as the sweep read it, locked until
+ * commit on PostgreSQL, so that a sync on another node in between (which moved the timestamps)
+ * is not overwritten by a timeout decided from the old ones.
+ */
+export async function lockPresenceIfUnchanged(trx: DbOrTx, dialect: Dialect, seen: PresenceRow): Promise<boolean> {
+  let q = trx
+    .selectFrom('sync_presence')
+    .select('user_id')
+    .where('user_id', '=', seen.user_id)
+    .where('presence', '=', seen.presence)
+    .where('last_active_ts', '=', seen.last_active_ts)
+    .where('last_sync_ts', '=', seen.last_sync_ts)
+    .where('stream_pos', '=', seen.stream_pos);
+  if (dialect === 'postgres') q = q.forUpdate();
+  return (await q.executeTakeFirst()) !== undefined;
 }

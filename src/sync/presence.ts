@@ -4,7 +4,7 @@ import type { Context } from '../context.js';
 import { serverNameOf } from '../core/ids.js';
 import type { JsonObject } from '../core/types.js';
 import { nextPosition } from '../db/stream-positions.js';
-import { selectNotOffline, selectPresence, selectPresenceChanges, updatePresenceTimes, upsertPresence } from './presence-store.js';
+import { lockPresenceIfUnchanged, selectNotOffline, selectPresence, selectPresenceChanges, updatePresenceTimes, upsertPresence } from './presence-store.js';
 import type { PresenceRow } from './tables.js';
 
 export type PresenceState = 'online' | 'unavailable' | 'offline';
@@ -192,14 +192,24 @@ export class Presence {
     return selectPresenceChanges(this.ctx.db, userIds, fromPos, toPos);
   }
 
-  /** With `lease`, a timeout applied by the lease holder: fenced, so an ex-holder's write fails (CLUSTER.md 5). */
-  private async write(row: PresenceRow, lease?: Lease): Promise<void> {
+  /**
+   * With `timeout`, a timeout applied by the lease holder: fenced, so an ex-holder's write fails
+   * (CLUSTER.md 5), and only if the row is still `seen` (the sweep's read), else dropped.
+   */
+  async write(row: PresenceRow, timeout?: { lease: Lease; seen: PresenceRow }): Promise<void> {
     const pos = await this.ctx.db.transaction().execute(async (trx) => {
-      if (lease) await this.ctx.leases.fence(trx, lease);
+      if (timeout) {
+        await this.ctx.leases.fence(trx, timeout.lease);
+        if (!(await lockPresenceIfUnchanged(trx, this.ctx.dialect, timeout.seen))) return null;
+      }
       const p = await nextPosition(trx, 'presence');
       await upsertPresence(trx, { ...row, stream_pos: p });
       return p;
     });
+    if (pos === null) {
+      this.rows.delete(row.user_id);
+      return;
+    }
     this.rows.set(row.user_id, { ...row, stream_pos: pos });
     this.ctx.bus.publish({ stream: 'presence', pos, userIds: [row.user_id] });
   }
@@ -225,9 +235,9 @@ export class Presence {
         if (serverNameOf(row.user_id) !== this.ctx.serverName) continue;
         const local = this.syncing.has(row.user_id);
         if (!local && now - row.last_sync_ts > this.offlineAfterMs && now - row.last_active_ts > this.offlineAfterMs) {
-          await this.write({ ...row, presence: 'offline' }, lease);
+          await this.write({ ...row, presence: 'offline' }, { lease, seen: row });
         } else if (row.presence === 'online' && now - row.last_active_ts > this.idleAfterMs) {
-          await this.write({ ...row, presence: 'unavailable' }, lease);
+          await this.write({ ...row, presence: 'unavailable' }, { lease, seen: row });
         }
       }
     } catch (err) {
