@@ -65,7 +65,7 @@ describe('threads, edits, reactions and search with matrix-js-sdk', { timeout: 1
       const thread = await waitUntil(() => {
         const t = client.getRoom(roomId)?.getThread(rootId);
         return t && t.length === 3 && t.replyToEvent?.getId() === replyIds[2] ? t : undefined;
-      }, `${client.getUserId()} sees three replies in the thread`);
+      }, `${client.getUserId()} sees three replies in the thread`, 20_000);
       assert.equal(thread.id, rootId);
     }
     // The thread replies are not in the main timeline of a thread-aware client.
