@@ -359,7 +359,9 @@ export class SyncResponder {
     this.renders.set(key, { json, deviceId: p.deviceId });
     void (async () => {
       try {
-        for (let i = 0; i < plans.length; i += ROOMS_PER_BATCH) json.push(entriesJson(await this.renderJoins(run, plans.slice(i, i + ROOMS_PER_BATCH), null)));
+        for (let i = 0; i < plans.length; i += ROOMS_PER_BATCH) {
+          for (const piece of entriesJson(await this.renderJoins(run, plans.slice(i, i + ROOMS_PER_BATCH), null))) json.push(piece);
+        }
         json.end();
       } catch (err) {
         json.fail(err);
