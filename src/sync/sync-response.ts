@@ -14,7 +14,7 @@ import type { Receipts } from './receipts.js';
 import { ReadGate } from './read-gate.js';
 import { RoomActivity } from './room-activity.js';
 import { fields, latestPerRoom, limitList, type JoinPlan, type LeavePlan, type Run, type SyncParams, type UnreadCounts } from './sync-run.js';
-import { entriesJson, SharedJson } from './sync-stream.js';
+import { entriesJson, SharedJson, type JsonPiece } from './sync-stream.js';
 import { clampToken, formatSyncToken, type SyncToken } from './token.js';
 import type { TypingTracker } from './typing.js';
 
@@ -33,7 +33,7 @@ export interface SyncResult {
    * is left empty and these are its members as JSON text, made while they
    * are read (sync-stream.ts writes them into the answer).
    */
-  joined?: AsyncIterable<string>;
+  joined?: AsyncIterable<JsonPiece>;
 }
 
 const TO_DEVICE_LIMIT = 100;
@@ -342,7 +342,7 @@ export class SyncResponder {
    * heads: the same rooms, rendered the same) reads the text that one makes,
    * as long as none of it was let go yet (SharedJson).
    */
-  private streamJoins(run: Run, plans: JoinPlan[]): AsyncIterable<string> {
+  private streamJoins(run: Run, plans: JoinPlan[]): AsyncIterable<JsonPiece> {
     const { p, heads } = run;
     const key = [p.userId, JSON.stringify(p.filter.raw), p.useStateAfter, formatSyncToken(heads)].join('\u0000');
     const running = this.renders.get(key);

@@ -66,8 +66,9 @@ export function latestPerRoom(list: RoomMembership[]): Map<string, RoomMembershi
   return map;
 }
 
-/** State after applying the state events of a timeline to the state before it. */
+/** State after applying the state events of a timeline to the state before it (`state` itself when it has none). */
 export function applyState(state: ClientEvent[], timeline: ClientEvent[]): ClientEvent[] {
+  if (!timeline.some((e) => e.state_key !== undefined)) return state;
   const map = new Map<string, ClientEvent>();
   for (const e of state) map.set(`${e.type}\u0000${e.state_key}`, e);
   for (const e of timeline) if (e.state_key !== undefined) map.set(`${e.type}\u0000${e.state_key}`, e);
