@@ -61,7 +61,7 @@ export class RoomsCore {
     this.heads = new RoomHeads(ctx);
     this.events = new EventStore(ctx);
     this.groups = new StateGroups(ctx);
-    this.visibility = new HistoryVisibilityFilter(ctx, this.heads, this.events);
+    this.visibility = new HistoryVisibilityFilter(ctx, this.heads, this.events, this.groups);
     this.pipeline = new EventPipeline(ctx, this.heads, this.events, this.groups, this.visibility);
     this.keyRing = new StaticKeyRing(ctx.serverName, ctx.signingKey);
     this.inbound = new InboundEvents(this.heads, this.pipeline, this.keyRing, ctx.logger);

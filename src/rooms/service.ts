@@ -59,6 +59,13 @@ export interface TimelineQuery {
   filter?: { types?: string[]; not_types?: string[]; senders?: string[]; not_senders?: string[] };
   /** Whose view: adds `unsigned.transaction_id` for events that device sent. */
   viewer: { userId: string; deviceId?: string };
+  /**
+   * The caller reads the room's whole state at the start (`before`) or the
+   * end (`after`) of the timeline next: that state is read with the
+   * timeline, and history visibility takes what it needs from it rather than
+   * reading the same state groups a second time.
+   */
+  wholeState?: 'before' | 'after';
 }
 
 export interface TimelineChunk {

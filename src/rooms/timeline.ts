@@ -124,6 +124,16 @@ export async function readTimelines(core: RoomsCore, queries: TimelineQuery[]): 
   const pageRows = new Map<string, LatestEventRow[]>();
   for (const q of byRoom.values()) pageRows.set(q.roomId, (rows.get(q.roomId) ?? []).slice(0, limitOf(q)).reverse());
   const events = await core.events.getViewsForRows([...pageRows.values()].flat());
+  // The whole states the callers read next, in one query for those not cached (wholeState).
+  const whole: number[] = [];
+  for (const q of byRoom.values()) {
+    const page = pageRows.get(q.roomId)!;
+    const edge = q.wholeState === 'before' ? page[0] : q.wholeState === 'after' ? page[page.length - 1] : undefined;
+    const ev = edge && events.get(edge.event_id);
+    const group = q.wholeState === 'before' ? ev?.stateGroupBefore : ev?.stateGroup;
+    if (group != null) whole.push(group);
+  }
+  if (whole.length > 0) await core.groups.loadMany(whole);
   // The state facts visibility reads, and the events they name, for every page of a viewer in one query each.
   const factEvents = new Map<string, Map<string, EventView>>();
   await Promise.all(

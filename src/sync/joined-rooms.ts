@@ -57,9 +57,19 @@ export class JoinedRooms {
     const wanted = plans.filter((j) => (j.mode === 'full' || run.roomsWithEvents.has(j.roomId)) && filter.timeline.allowsRoom(j.roomId));
     // Timelines read early were read from the sync token: they serve the rooms whose timeline starts there.
     const reuse = (j: JoinPlan) => early !== undefined && since !== null && j.timelineFrom === since.events && early.has(j.roomId);
+    // Rooms rendered in full show their whole state at one end of the timeline: it is read with the timeline.
+    const wholeState = p.useStateAfter ? ('after' as const) : ('before' as const);
     const queries = wanted
       .filter((j) => !reuse(j))
-      .map((j) => ({ roomId: j.roomId, fromPos: j.timelineFrom, toPos: heads.events, limit: filter.timelineLimit, filter: filter.timeline.lists, viewer }));
+      .map((j) => ({
+        roomId: j.roomId,
+        fromPos: j.timelineFrom,
+        toPos: heads.events,
+        limit: filter.timelineLimit,
+        filter: filter.timeline.lists,
+        viewer,
+        ...(j.mode === 'full' ? { wholeState } : {}),
+      }));
     const chunks = queries.length > 0 ? await this.rooms.getTimelines(queries) : new Map<string, TimelineChunk>();
     for (const j of wanted) if (reuse(j)) chunks.set(j.roomId, early!.get(j.roomId)!);
     const chunkOf = (roomId: string): TimelineChunk => chunks.get(roomId) ?? { events: [], limited: false, prevBatchPos: heads.events };
