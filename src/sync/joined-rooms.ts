@@ -57,8 +57,9 @@ export class JoinedRooms {
     const wanted = plans.filter((j) => (j.mode === 'full' || run.roomsWithEvents.has(j.roomId)) && filter.timeline.allowsRoom(j.roomId));
     // Timelines read early were read from the sync token: they serve the rooms whose timeline starts there.
     const reuse = (j: JoinPlan) => early !== undefined && since !== null && j.timelineFrom === since.events && early.has(j.roomId);
-    // Rooms rendered in full show their whole state at one end of the timeline: it is read with the timeline.
-    const wholeState = p.useStateAfter ? ('after' as const) : ('before' as const);
+    // Rooms rendered in full show their whole state at one end of the timeline: it is read with the
+    // timeline. The state after a filtered timeline is that of a later event than its last.
+    const wholeState = !p.useStateAfter ? ('before' as const) : filter.timeline.restrictsEvents ? undefined : ('after' as const);
     const queries = wanted
       .filter((j) => !reuse(j))
       .map((j) => ({
@@ -68,7 +69,7 @@ export class JoinedRooms {
         limit: filter.timelineLimit,
         filter: filter.timeline.lists,
         viewer,
-        ...(j.mode === 'full' ? { wholeState } : {}),
+        ...(j.mode === 'full' && wholeState ? { wholeState } : {}),
       }));
     const chunks = queries.length > 0 ? await this.rooms.getTimelines(queries) : new Map<string, TimelineChunk>();
     for (const j of wanted) if (reuse(j)) chunks.set(j.roomId, early!.get(j.roomId)!);
