@@ -34,6 +34,8 @@ export interface FormatOptions {
   bundle?: boolean | ((ev: EventView) => boolean);
   /** Set by a bundler formatting events inside a bundle. */
   bundleDepth?: number;
+  /** Events without `room_id`, as /sync serves them. */
+  withoutRoomId?: boolean;
 }
 
 /** How often a request waiting for a room's full state looks again (a cached head: no query). */
@@ -182,6 +184,7 @@ export class RoomsCore {
           redaction: ev.redactedBy !== null ? related.get(ev.redactedBy) : undefined,
           membership: membershipAt?.get(ev.eventId),
           relations: relations?.get(ev.eventId),
+          withoutRoomId: opts.withoutRoomId,
         }),
       );
     }

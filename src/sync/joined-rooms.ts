@@ -22,6 +22,7 @@ import {
   type JoinPlan,
   type Run,
   type SyncParams,
+  SYNC_SHAPE,
 } from './sync-run.js';
 import { formatSyncToken } from './token.js';
 
@@ -71,7 +72,7 @@ export class JoinedRooms {
         viewer,
         ...(j.mode === 'full' && wholeState ? { wholeState } : {}),
       }));
-    const chunks = queries.length > 0 ? await this.rooms.getTimelines(queries) : new Map<string, TimelineChunk>();
+    const chunks = queries.length > 0 ? await this.rooms.getTimelines(queries, SYNC_SHAPE) : new Map<string, TimelineChunk>();
     for (const j of wanted) if (reuse(j)) chunks.set(j.roomId, early!.get(j.roomId)!);
     const chunkOf = (roomId: string): TimelineChunk => chunks.get(roomId) ?? { events: [], limited: false, prevBatchPos: heads.events };
     // The full state of rooms rendered in full, and the state changes of the others, in one batch each.
@@ -83,9 +84,12 @@ export class JoinedRooms {
     }
     const [states, changes] = await Promise.all([
       full.length > 0
-        ? this.rooms.getStatesAtPositions(full.map((j) => ({ roomId: j.roomId, pos: p.useStateAfter ? heads.events : chunkOf(j.roomId).prevBatchPos })))
+        ? this.rooms.getStatesAtPositions(
+            full.map((j) => ({ roomId: j.roomId, pos: p.useStateAfter ? heads.events : chunkOf(j.roomId).prevBatchPos })),
+            SYNC_SHAPE,
+          )
         : new Map<string, ClientEvent[]>(),
-      deltas.length > 0 ? this.rooms.getStateChanges(deltas) : new Map<string, ClientEvent[]>(),
+      deltas.length > 0 ? this.rooms.getStateChanges(deltas, SYNC_SHAPE) : new Map<string, ClientEvent[]>(),
     ]);
     const entries = await Promise.all(plans.map((j) => this.joinedRoom(run, j, chunkOf(j.roomId), (j.mode === 'full' ? states : changes).get(j.roomId) ?? [])));
     return entries.filter((e): e is RoomEntry => e !== null);

@@ -13,7 +13,7 @@ import type { Presence } from './presence.js';
 import type { Receipts } from './receipts.js';
 import { ReadGate } from './read-gate.js';
 import { RoomActivity } from './room-activity.js';
-import { fields, latestPerRoom, limitList, type JoinPlan, type LeavePlan, type Run, type SyncParams, type UnreadCounts } from './sync-run.js';
+import { fields, latestPerRoom, limitList, SYNC_SHAPE, type JoinPlan, type LeavePlan, type Run, type SyncParams, type UnreadCounts } from './sync-run.js';
 import { entriesJson, SharedJson, type JsonPiece } from './sync-stream.js';
 import { clampToken, formatSyncToken, type SyncToken } from './token.js';
 import type { TypingTracker } from './typing.js';
@@ -298,6 +298,7 @@ export class SyncResponder {
         roomIds
           .filter((r) => filter.timeline.allowsRoom(r))
           .map((roomId) => ({ roomId, fromPos: since.events, toPos: heads.events, limit: filter.timelineLimit, filter: filter.timeline.lists, viewer })),
+        SYNC_SHAPE,
       ),
       this.unreadCounts(p, roomIds.map((roomId) => ({ roomId }))),
     ]);

@@ -79,6 +79,9 @@ export function memberKeys(events: ClientEvent[]): string[] {
   return events.filter((e) => e.type === 'm.room.member' && e.state_key !== undefined).map((e) => e.state_key!);
 }
 
+/** How /sync reads room events: without `room_id` (ClientEventWithoutRoomID), so that withoutRoomId has nothing to copy. */
+export const SYNC_SHAPE = { withoutRoomId: true } as const;
+
 export function withoutRoomId(e: ClientEvent): ClientEvent {
   if (e.room_id === undefined) return e;
   const { room_id: _drop, ...rest } = e;
