@@ -35,6 +35,8 @@ export interface FormatOptions {
   bundle?: boolean | ((ev: EventView) => boolean);
   /** Set by a bundler formatting events inside a bundle. */
   bundleDepth?: number;
+  /** Events without `room_id`, as /sync serves them. */
+  withoutRoomId?: boolean;
 }
 
 /** How often a request waiting for a room's full state looks again (a cached head: no query). */
@@ -62,7 +64,7 @@ export class RoomsCore {
     this.heads = new RoomHeads(ctx);
     this.events = new EventStore(ctx);
     this.groups = new StateGroups(ctx);
-    this.visibility = new HistoryVisibilityFilter(ctx, this.heads, this.events);
+    this.visibility = new HistoryVisibilityFilter(ctx, this.heads, this.events, this.groups);
     this.pipeline = new EventPipeline(ctx, this.heads, this.events, this.groups, this.visibility);
     this.keyRing = new StaticKeyRing(ctx.serverName, ctx.signingKey);
     this.inbound = new InboundEvents(this.heads, this.pipeline, this.keyRing, ctx.logger);
@@ -185,6 +187,7 @@ export class RoomsCore {
           redaction: ev.redactedBy !== null ? related.get(ev.redactedBy) : undefined,
           membership: membershipAt?.get(ev.eventId),
           relations: relations?.get(ev.eventId),
+          withoutRoomId: opts.withoutRoomId,
         }),
       );
     }

@@ -59,6 +59,18 @@ export interface TimelineQuery {
   filter?: { types?: string[]; not_types?: string[]; senders?: string[]; not_senders?: string[] };
   /** Whose view: adds `unsigned.transaction_id` for events that device sent. */
   viewer: { userId: string; deviceId?: string };
+  /**
+   * The caller reads the room's whole state at the start (`before`) or the
+   * end (`after`) of the timeline next: that state is read with the
+   * timeline, and history visibility takes what it needs from it rather than
+   * reading the same state groups a second time.
+   */
+  wholeState?: 'before' | 'after';
+}
+
+/** How the room reads for /sync shape their events: without `room_id` (ClientEventWithoutRoomID). */
+export interface EventShape {
+  withoutRoomId?: boolean;
 }
 
 export interface TimelineChunk {
@@ -158,8 +170,8 @@ export class RoomsService implements Lifecycle {
    * getTimeline for many rooms at once (one query per room): one statement for
    * the events of all rooms sharing a filter, history visibility per room.
    */
-  async getTimelines(queries: TimelineQuery[]): Promise<Map<string, TimelineChunk>> {
-    return readTimelines(this.core, queries);
+  async getTimelines(queries: TimelineQuery[], shape: EventShape = {}): Promise<Map<string, TimelineChunk>> {
+    return readTimelines(this.core, queries, shape);
   }
 
   /** Room state after the last event at or before stream position `pos`, as client events. */
@@ -172,13 +184,13 @@ export class RoomsService implements Lifecycle {
    * getStateAtPosition for many rooms (a later item for the same room wins): one query for the
    * state groups, one for the groups not cached, one for the events not cached.
    */
-  async getStatesAtPositions(items: { roomId: string; pos: number }[]): Promise<Map<string, ClientEvent[]>> {
+  async getStatesAtPositions(items: { roomId: string; pos: number }[], shape: EventShape = {}): Promise<Map<string, ClientEvent[]>> {
     const unique = [...new Map(items.map((it) => [it.roomId, it])).values()];
     const states = await this.statesAt(unique);
     const ids: string[] = [];
     for (const state of states) for (const id of state.values()) ids.push(id);
     const out = new Map<string, ClientEvent[]>(unique.map((it) => [it.roomId, []]));
-    for (const ev of await this.formatIds(ids)) out.get(ev.room_id!)?.push(ev);
+    await this.formatIdsByRoom(ids, shape, (roomId, ev) => out.get(roomId)?.push(ev));
     return out;
   }
 
@@ -191,8 +203,8 @@ export class RoomsService implements Lifecycle {
   }
 
   /** getStateChangesBetween for many rooms (a later item for the same room wins), in the queries of getStatesAtPositions. */
-  async getStateChanges(items: { roomId: string; fromPos: number; toPos: number }[]): Promise<Map<string, ClientEvent[]>> {
-    const deltas = await this.getStateDeltas(items);
+  async getStateChanges(items: { roomId: string; fromPos: number; toPos: number }[], shape: EventShape = {}): Promise<Map<string, ClientEvent[]>> {
+    const deltas = await this.getStateDeltas(items, shape);
     return new Map([...deltas].map(([roomId, d]) => [roomId, d.changed]));
   }
 
@@ -200,7 +212,7 @@ export class RoomsService implements Lifecycle {
    * getStateChanges, plus the keys the state lost between the two positions: state resolution
    * can drop a key altogether (a state reset), which no event in the changes shows.
    */
-  async getStateDeltas(items: { roomId: string; fromPos: number; toPos: number }[]): Promise<Map<string, { changed: ClientEvent[]; removed: { type: string; state_key: string }[] }>> {
+  async getStateDeltas(items: { roomId: string; fromPos: number; toPos: number }[], shape: EventShape = {}): Promise<Map<string, { changed: ClientEvent[]; removed: { type: string; state_key: string }[] }>> {
     const out = new Map(items.map((it) => [it.roomId, { changed: [] as ClientEvent[], removed: [] as { type: string; state_key: string }[] }]));
     const unique = [...new Map(items.map((it) => [it.roomId, it])).values()].filter((it) => it.toPos > it.fromPos);
     if (unique.length === 0) return out;
@@ -218,7 +230,7 @@ export class RoomsService implements Lifecycle {
         removed.push({ type, state_key: key });
       }
     }
-    for (const ev of await this.formatIds(changed)) out.get(ev.room_id!)?.changed.push(ev);
+    await this.formatIdsByRoom(changed, shape, (roomId, ev) => out.get(roomId)?.changed.push(ev));
     return out;
   }
 
@@ -470,5 +482,13 @@ export class RoomsService implements Lifecycle {
     const loaded = await this.core.events.getViews(ids);
     // Outliers included: the state a room was joined with through another server is made of them.
     return this.core.format([...loaded.values()]);
+  }
+
+  /** formatIds, handing each event to `put` with its room (which `shape` may leave out of the event). */
+  private async formatIdsByRoom(ids: Iterable<string>, shape: EventShape, put: (roomId: string, ev: ClientEvent) => void): Promise<void> {
+    const loaded = await this.core.events.getViews(ids);
+    for (const ev of await this.core.format([...loaded.values()], undefined, undefined, { withoutRoomId: shape.withoutRoomId })) {
+      put(loaded.get(ev.event_id)!.roomId, ev);
+    }
   }
 }

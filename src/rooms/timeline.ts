@@ -5,7 +5,7 @@ import type { Viewer } from './events/client-format.js';
 import { isServable, type EventView, type StoredEvent } from './events/stored-event.js';
 import type { RoomEventFilter } from './event-filter.js';
 import type { RoomsCore } from './room-core.js';
-import type { TimelineChunk, TimelineQuery } from './service.js';
+import type { EventShape, TimelineChunk, TimelineQuery } from './service.js';
 import { selectEventRange, type RangeQuery } from './store/events-table.js';
 import { selectMembership } from './store/memberships-table.js';
 import { selectLatestEvents, type LatestEventRow } from './store/sync-queries.js';
@@ -103,7 +103,7 @@ async function latestRows(core: RoomsCore, queries: Iterable<TimelineQuery>, lim
  * filter (or a share of the same read another request has under way), two
  * for the histories visibility needs, one formatting pass.
  */
-export async function readTimelines(core: RoomsCore, queries: TimelineQuery[]): Promise<Map<string, TimelineChunk>> {
+export async function readTimelines(core: RoomsCore, queries: TimelineQuery[], shape: EventShape = {}): Promise<Map<string, TimelineChunk>> {
   const byRoom = new Map(queries.map((q) => [q.roomId, q]));
   const out = new Map<string, TimelineChunk>();
   if (byRoom.size === 0) return out;
@@ -124,6 +124,16 @@ export async function readTimelines(core: RoomsCore, queries: TimelineQuery[]): 
   const pageRows = new Map<string, LatestEventRow[]>();
   for (const q of byRoom.values()) pageRows.set(q.roomId, (rows.get(q.roomId) ?? []).slice(0, limitOf(q)).reverse());
   const events = await core.events.getViewsForRows([...pageRows.values()].flat());
+  // The whole states the callers read next, in one query for those not cached (wholeState).
+  const whole: number[] = [];
+  for (const q of byRoom.values()) {
+    const page = pageRows.get(q.roomId)!;
+    const edge = q.wholeState === 'before' ? page[0] : q.wholeState === 'after' ? page[page.length - 1] : undefined;
+    const ev = edge && events.get(edge.event_id);
+    const group = q.wholeState === 'before' ? ev?.stateGroupBefore : ev?.stateGroup;
+    if (group != null) whole.push(group);
+  }
+  if (whole.length > 0) await core.groups.loadMany(whole);
   // The state facts visibility reads, and the events they name, for every page of a viewer in one query each.
   const factEvents = new Map<string, Map<string, EventView>>();
   await Promise.all(
@@ -154,9 +164,11 @@ export async function readTimelines(core: RoomsCore, queries: TimelineQuery[]): 
   );
   const formatted = new Map<string, ClientEvent[]>();
   for (const d of byDevice.values()) {
-    for (const ev of await core.format(d.events, d.viewer, d.membershipAt, { bundle: (ev) => pages.get(ev.roomId)?.limited === true })) {
-      let l = formatted.get(ev.room_id!);
-      if (!l) formatted.set(ev.room_id!, (l = []));
+    const bundle = (ev: EventView) => pages.get(ev.roomId)?.limited === true;
+    for (const ev of await core.format(d.events, d.viewer, d.membershipAt, { bundle, withoutRoomId: shape.withoutRoomId })) {
+      const roomId = events.get(ev.event_id)!.roomId;
+      let l = formatted.get(roomId);
+      if (!l) formatted.set(roomId, (l = []));
       l.push(ev);
     }
   }

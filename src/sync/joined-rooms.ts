@@ -22,6 +22,7 @@ import {
   type JoinPlan,
   type Run,
   type SyncParams,
+  SYNC_SHAPE,
 } from './sync-run.js';
 import { formatSyncToken } from './token.js';
 
@@ -57,10 +58,21 @@ export class JoinedRooms {
     const wanted = plans.filter((j) => (j.mode === 'full' || run.roomsWithEvents.has(j.roomId)) && filter.timeline.allowsRoom(j.roomId));
     // Timelines read early were read from the sync token: they serve the rooms whose timeline starts there.
     const reuse = (j: JoinPlan) => early !== undefined && since !== null && j.timelineFrom === since.events && early.has(j.roomId);
+    // Rooms rendered in full show their whole state at one end of the timeline: it is read with the
+    // timeline. The state after a filtered timeline is that of a later event than its last.
+    const wholeState = !p.useStateAfter ? ('before' as const) : filter.timeline.restrictsEvents ? undefined : ('after' as const);
     const queries = wanted
       .filter((j) => !reuse(j))
-      .map((j) => ({ roomId: j.roomId, fromPos: j.timelineFrom, toPos: heads.events, limit: filter.timelineLimit, filter: filter.timeline.lists, viewer }));
-    const chunks = queries.length > 0 ? await this.rooms.getTimelines(queries) : new Map<string, TimelineChunk>();
+      .map((j) => ({
+        roomId: j.roomId,
+        fromPos: j.timelineFrom,
+        toPos: heads.events,
+        limit: filter.timelineLimit,
+        filter: filter.timeline.lists,
+        viewer,
+        ...(j.mode === 'full' && wholeState ? { wholeState } : {}),
+      }));
+    const chunks = queries.length > 0 ? await this.rooms.getTimelines(queries, SYNC_SHAPE) : new Map<string, TimelineChunk>();
     for (const j of wanted) if (reuse(j)) chunks.set(j.roomId, early!.get(j.roomId)!);
     const chunkOf = (roomId: string): TimelineChunk => chunks.get(roomId) ?? { events: [], limited: false, prevBatchPos: heads.events };
     // The full state of rooms rendered in full, and the state changes of the others, in one batch each.
@@ -72,9 +84,12 @@ export class JoinedRooms {
     }
     const [states, changes] = await Promise.all([
       full.length > 0
-        ? this.rooms.getStatesAtPositions(full.map((j) => ({ roomId: j.roomId, pos: p.useStateAfter ? heads.events : chunkOf(j.roomId).prevBatchPos })))
+        ? this.rooms.getStatesAtPositions(
+            full.map((j) => ({ roomId: j.roomId, pos: p.useStateAfter ? heads.events : chunkOf(j.roomId).prevBatchPos })),
+            SYNC_SHAPE,
+          )
         : new Map<string, ClientEvent[]>(),
-      deltas.length > 0 ? this.rooms.getStateChanges(deltas) : new Map<string, ClientEvent[]>(),
+      deltas.length > 0 ? this.rooms.getStateChanges(deltas, SYNC_SHAPE) : new Map<string, ClientEvent[]>(),
     ]);
     const entries = await Promise.all(plans.map((j) => this.joinedRoom(run, j, chunkOf(j.roomId), (j.mode === 'full' ? states : changes).get(j.roomId) ?? [])));
     return entries.filter((e): e is RoomEntry => e !== null);

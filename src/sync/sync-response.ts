@@ -13,8 +13,8 @@ import type { Presence } from './presence.js';
 import type { Receipts } from './receipts.js';
 import { ReadGate } from './read-gate.js';
 import { RoomActivity } from './room-activity.js';
-import { fields, latestPerRoom, limitList, type JoinPlan, type LeavePlan, type Run, type SyncParams, type UnreadCounts } from './sync-run.js';
-import { entriesJson, SharedJson } from './sync-stream.js';
+import { fields, latestPerRoom, limitList, SYNC_SHAPE, type JoinPlan, type LeavePlan, type Run, type SyncParams, type UnreadCounts } from './sync-run.js';
+import { entriesJson, SharedJson, type JsonPiece } from './sync-stream.js';
 import { clampToken, formatSyncToken, type SyncToken } from './token.js';
 import type { TypingTracker } from './typing.js';
 
@@ -33,7 +33,7 @@ export interface SyncResult {
    * is left empty and these are its members as JSON text, made while they
    * are read (sync-stream.ts writes them into the answer).
    */
-  joined?: AsyncIterable<string>;
+  joined?: AsyncIterable<JsonPiece>;
 }
 
 const TO_DEVICE_LIMIT = 100;
@@ -298,6 +298,7 @@ export class SyncResponder {
         roomIds
           .filter((r) => filter.timeline.allowsRoom(r))
           .map((roomId) => ({ roomId, fromPos: since.events, toPos: heads.events, limit: filter.timelineLimit, filter: filter.timeline.lists, viewer })),
+        SYNC_SHAPE,
       ),
       this.unreadCounts(p, roomIds.map((roomId) => ({ roomId }))),
     ]);
@@ -342,7 +343,7 @@ export class SyncResponder {
    * heads: the same rooms, rendered the same) reads the text that one makes,
    * as long as none of it was let go yet (SharedJson).
    */
-  private streamJoins(run: Run, plans: JoinPlan[]): AsyncIterable<string> {
+  private streamJoins(run: Run, plans: JoinPlan[]): AsyncIterable<JsonPiece> {
     const { p, heads } = run;
     const key = [p.userId, JSON.stringify(p.filter.raw), p.useStateAfter, formatSyncToken(heads)].join('\u0000');
     const running = this.renders.get(key);
@@ -359,7 +360,9 @@ export class SyncResponder {
     this.renders.set(key, { json, deviceId: p.deviceId });
     void (async () => {
       try {
-        for (let i = 0; i < plans.length; i += ROOMS_PER_BATCH) json.push(entriesJson(await this.renderJoins(run, plans.slice(i, i + ROOMS_PER_BATCH), null)));
+        for (let i = 0; i < plans.length; i += ROOMS_PER_BATCH) {
+          for (const piece of entriesJson(await this.renderJoins(run, plans.slice(i, i + ROOMS_PER_BATCH), null))) json.push(piece);
+        }
         json.end();
       } catch (err) {
         json.fail(err);

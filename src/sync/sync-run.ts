@@ -66,8 +66,9 @@ export function latestPerRoom(list: RoomMembership[]): Map<string, RoomMembershi
   return map;
 }
 
-/** State after applying the state events of a timeline to the state before it. */
+/** State after applying the state events of a timeline to the state before it (`state` itself when it has none). */
 export function applyState(state: ClientEvent[], timeline: ClientEvent[]): ClientEvent[] {
+  if (!timeline.some((e) => e.state_key !== undefined)) return state;
   const map = new Map<string, ClientEvent>();
   for (const e of state) map.set(`${e.type}\u0000${e.state_key}`, e);
   for (const e of timeline) if (e.state_key !== undefined) map.set(`${e.type}\u0000${e.state_key}`, e);
@@ -77,6 +78,9 @@ export function applyState(state: ClientEvent[], timeline: ClientEvent[]): Clien
 export function memberKeys(events: ClientEvent[]): string[] {
   return events.filter((e) => e.type === 'm.room.member' && e.state_key !== undefined).map((e) => e.state_key!);
 }
+
+/** How /sync reads room events: without `room_id` (ClientEventWithoutRoomID), so that withoutRoomId has nothing to copy. */
+export const SYNC_SHAPE = { withoutRoomId: true } as const;
 
 export function withoutRoomId(e: ClientEvent): ClientEvent {
   if (e.room_id === undefined) return e;

@@ -10,6 +10,9 @@ import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { JsonObject } from '../core/types.js';
 
+/** A piece of JSON text, as a string or as its UTF-8 bytes. */
+export type JsonPiece = string | Uint8Array;
+
 /**
  * Pieces of JSON text made once and read by any number of readers, each
  * from the first piece, while more are still being made. A piece is let go
@@ -17,7 +20,7 @@ import type { JsonObject } from '../core/types.js';
  * (joinable). A failure of the maker reaches every reader.
  */
 export class SharedJson {
-  private readonly pieces: Array<string | undefined> = [];
+  private readonly pieces: Array<JsonPiece | undefined> = [];
   /** Pieces before this index have been taken by every reader and let go. */
   private released = 0;
   private readonly positions = new Set<{ at: number }>();
@@ -30,7 +33,7 @@ export class SharedJson {
     return this.released === 0;
   }
 
-  push(piece: string): void {
+  push(piece: JsonPiece): void {
     this.pieces.push(piece);
     this.wakeAll();
   }
@@ -46,14 +49,14 @@ export class SharedJson {
   }
 
   /** A reader from the first piece; only while joinable. */
-  read(): AsyncGenerator<string> {
+  read(): AsyncGenerator<JsonPiece> {
     if (!this.joinable()) throw new Error('SharedJson: the first piece was let go');
     const me = { at: 0 };
     this.positions.add(me);
     return this.pull(me);
   }
 
-  private async *pull(me: { at: number }): AsyncGenerator<string> {
+  private async *pull(me: { at: number }): AsyncGenerator<JsonPiece> {
     try {
       for (;;) {
         while (me.at < this.pieces.length) {
@@ -91,7 +94,7 @@ export class SharedJson {
  * `joined` (each piece one or more `"roomId":{...}` members separated by
  * commas), in the same key order as JSON.stringify of the whole answer.
  */
-export async function* syncJson(body: JsonObject, joined: AsyncIterable<string>): AsyncGenerator<string> {
+export async function* syncJson(body: JsonObject, joined: AsyncIterable<JsonPiece>): AsyncGenerator<JsonPiece> {
   const marker = `\u0000join-${randomUUID()}`;
   const rooms = body.rooms as JsonObject;
   const text = JSON.stringify({ ...body, rooms: { ...rooms, join: marker } });
@@ -99,19 +102,63 @@ export async function* syncJson(body: JsonObject, joined: AsyncIterable<string>)
   yield `${text.slice(0, at)}{`;
   let first = true;
   for await (const piece of joined) {
-    if (piece === '') continue;
-    yield first ? piece : `,${piece}`;
+    if (piece.length === 0) continue;
+    if (!first) yield ',';
+    yield piece;
     first = false;
   }
   yield `}${text.slice(at + JSON.stringify(marker).length)}`;
 }
 
 /** The answer as a byte stream that waits for the client to take each piece. */
-export function syncStream(body: JsonObject, joined: AsyncIterable<string>): Readable {
+export function syncStream(body: JsonObject, joined: AsyncIterable<JsonPiece>): Readable {
   return Readable.from(syncJson(body, joined), { objectMode: false });
 }
 
-/** Joined-room entries as JSON members, for one piece. */
-export function entriesJson(entries: Array<[string, JsonObject]>): string {
-  return entries.map(([roomId, entry]) => `${JSON.stringify(roomId)}:${JSON.stringify(entry)}`).join(',');
+/**
+ * Bytes of JSON text per piece of joined rooms. A piece is written into a
+ * Buffer of its own, from each room's JSON text as JSON.stringify made it:
+ * text joined into one string is copied once more when it is encoded, and
+ * much larger pieces cost several times more to make than their bytes are
+ * worth (a string past V8's regular object size gets pages of its own, and
+ * a Buffer past glibc's mmap threshold, 128 KB as bin/hearth.js sets it,
+ * fresh pages from the kernel, faulted in and given back every time).
+ */
+export const PIECE_BYTES = 64 * 1024;
+
+const COMMA = 0x2c;
+const COLON = 0x3a;
+
+/**
+ * Joined-room entries as JSON members (`"roomId":{...}` separated by commas),
+ * in pieces of at most PIECE_BYTES bytes (a room larger than that is a piece
+ * of its own).
+ */
+export function entriesJson(entries: Array<[string, JsonObject]>): Buffer[] {
+  const pieces: Buffer[] = [];
+  let texts: string[] = [];
+  let bytes = 0;
+  const flush = () => {
+    const buf = Buffer.allocUnsafe(bytes);
+    let at = 0;
+    for (let i = 0; i < texts.length; i += 2) {
+      if (i > 0) buf[at++] = COMMA;
+      at += buf.write(texts[i]!, at);
+      buf[at++] = COLON;
+      at += buf.write(texts[i + 1]!, at);
+    }
+    pieces.push(buf);
+    texts = [];
+    bytes = 0;
+  };
+  for (const [roomId, entry] of entries) {
+    const key = JSON.stringify(roomId);
+    const value = JSON.stringify(entry);
+    const size = Buffer.byteLength(key) + 1 + Buffer.byteLength(value);
+    if (texts.length > 0 && bytes + 1 + size > PIECE_BYTES) flush();
+    bytes += (texts.length > 0 ? 1 : 0) + size;
+    texts.push(key, value);
+  }
+  if (texts.length > 0) flush();
+  return pieces;
 }

@@ -122,6 +122,33 @@ describe('batched room reads for /sync (getTimelines, getStatesAtPositions) answ
     assert.equal(busy.filter((ev) => ev.type === 'm.room.member').length, 2);
   });
 
+  it('for /sync, the same events without room_id (ClientEventWithoutRoomID), nested ones keeping theirs', async () => {
+    const now = await head();
+    const strip = (events: ClientEvent[]) => events.map(({ room_id: _r, ...rest }) => rest);
+    const qs = queries(0, now, 5);
+    const [withIds, without] = await Promise.all([rs().getTimelines(qs), rs().getTimelines(qs, { withoutRoomId: true })]);
+    for (const q of qs) {
+      const a = withIds.get(q.roomId)!;
+      const b = without.get(q.roomId)!;
+      assert.ok(b.events.length > 0);
+      for (const ev of b.events) assert.equal(ev.room_id, undefined);
+      assert.deepEqual(withoutAge({ ...b, events: b.events }), withoutAge({ ...a, events: strip(a.events) }), `timeline of ${q.roomId}`);
+    }
+    const redacted = without.get(rooms.busy)!.events.find((ev) => (ev.unsigned as any)?.redacted_because !== undefined);
+    assert.equal((redacted!.unsigned as any).redacted_because.room_id, rooms.busy, 'the redaction inside keeps its room');
+    const items = Object.values(rooms).map((roomId) => ({ roomId, pos: now }));
+    const [states, statesWithout] = await Promise.all([rs().getStatesAtPositions(items), rs().getStatesAtPositions(items, { withoutRoomId: true })]);
+    const changes = [marks[0]!, 0].map((fromPos) => Object.values(rooms).map((roomId) => ({ roomId, fromPos, toPos: now })));
+    for (const it of items) {
+      assert.ok(statesWithout.get(it.roomId)!.length > 0);
+      assert.deepEqual(byId(statesWithout.get(it.roomId)!), byId(strip(states.get(it.roomId)!) as ClientEvent[]), `state of ${it.roomId}`);
+    }
+    for (const c of changes) {
+      const [a, b] = await Promise.all([rs().getStateChanges(c), rs().getStateChanges(c, { withoutRoomId: true })]);
+      for (const { roomId } of c) assert.deepEqual(byId(b.get(roomId)!), byId(strip(a.get(roomId)!) as ClientEvent[]), `state changes of ${roomId}`);
+    }
+  });
+
   it('after a restart (nothing cached) the batches load state groups, events and histories themselves', async () => {
     await s.restart();
     const now = await head();

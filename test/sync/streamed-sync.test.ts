@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ROOMS_PER_BATCH } from '../../src/sync/sync-response.js';
-import { SharedJson, syncJson } from '../../src/sync/sync-stream.js';
+import { entriesJson, PIECE_BYTES, SharedJson, syncJson, type JsonPiece } from '../../src/sync/sync-stream.js';
 import { startTestServer, type TestServer, type TestUser } from '../helpers/server.js';
 import { C, createRoom, invite, join, leave, send, setState, sync, syncPath, type SyncOpts } from './util.js';
 
@@ -135,10 +135,10 @@ describe('an initial sync streamed room by room (spec: Syncing)', () => {
 });
 
 describe('SharedJson and syncJson', () => {
-  async function all(it: AsyncIterable<string>): Promise<string> {
-    let out = '';
-    for await (const x of it) out += x;
-    return out;
+  async function all(it: AsyncIterable<JsonPiece>): Promise<string> {
+    const parts: Buffer[] = [];
+    for await (const x of it) parts.push(typeof x === 'string' ? Buffer.from(x) : Buffer.from(x));
+    return Buffer.concat(parts).toString('utf8');
   }
 
   it('every reader gets every piece; once all readers took the first piece, no new reader can start', async () => {
@@ -175,5 +175,26 @@ describe('SharedJson and syncJson', () => {
     const text = await all(syncJson(body, pieces()));
     assert.equal(text, JSON.stringify({ ...body, rooms: { ...body.rooms, join: { '!a': { n: 1 }, '!b': { n: 2 }, '!c': {} } } }));
     assert.equal(await all(syncJson(body, (async function* () {})())), JSON.stringify(body), 'no joined rooms');
+  });
+
+  it('entriesJson cuts a batch of rooms into pieces of at most 64 KB, which syncJson joins into the same JSON', async () => {
+    // Not all ASCII: pieces are counted in bytes.
+    const entry = (i: number) => ({ timeline: { events: [{ type: 'm.room.message', content: { body: `${'x'.repeat(3000 + i)} é ☃` } }] } });
+    const entries: Array<[string, any]> = Array.from({ length: 100 }, (_, i) => [`!r${i}:hs`, entry(i)]);
+    // A room larger than a piece is a piece of its own.
+    entries.splice(50, 0, ['!big:hs', { timeline: { events: [{ content: { body: 'y'.repeat(PIECE_BYTES * 2) } }] } }]);
+    const pieces = entriesJson(entries);
+    assert.ok(pieces.length > 5, `${pieces.length} pieces`);
+    for (const p of pieces) assert.ok(p.length <= PIECE_BYTES || !p.includes('"!r'), `a piece of ${p.length} bytes`);
+    const body = { next_batch: 's1', rooms: { join: {}, invite: {}, leave: {}, knock: {} } };
+    const text = await all(
+      syncJson(
+        body,
+        (async function* () {
+          yield* pieces;
+        })(),
+      ),
+    );
+    assert.equal(text, JSON.stringify({ ...body, rooms: { ...body.rooms, join: Object.fromEntries(entries) } }));
   });
 });

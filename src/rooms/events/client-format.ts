@@ -20,19 +20,16 @@ export interface FormatOptions {
   membership?: string;
   /** Bundled aggregations of the event's children (`unsigned["m.relations"]`). */
   relations?: JsonObject;
+  /** Without `room_id`, as /sync serves events (ClientEventWithoutRoomID). */
+  withoutRoomId?: boolean;
 }
 
-/** The client-facing form without `unsigned` (what push rules evaluate). */
-export function bareClientEvent(ev: EventView): ClientEvent {
+/** The client-facing form without `unsigned` (what push rules evaluate); `withRoomId` false leaves out `room_id`. */
+export function bareClientEvent(ev: EventView, withRoomId = true): ClientEvent {
   const pdu = ev.pdu;
-  const out: ClientEvent = {
-    event_id: ev.eventId,
-    room_id: ev.roomId,
-    sender: pdu.sender,
-    type: pdu.type,
-    content: pdu.content,
-    origin_server_ts: pdu.origin_server_ts,
-  };
+  const out: ClientEvent = withRoomId
+    ? { event_id: ev.eventId, room_id: ev.roomId, sender: pdu.sender, type: pdu.type, content: pdu.content, origin_server_ts: pdu.origin_server_ts }
+    : { event_id: ev.eventId, sender: pdu.sender, type: pdu.type, content: pdu.content, origin_server_ts: pdu.origin_server_ts };
   if (typeof pdu.state_key === 'string') out.state_key = pdu.state_key;
   if (pdu.type === 'm.room.redaction') {
     // Older clients read `redacts` at the top level in every room version.
@@ -54,7 +51,7 @@ function prunedContent(ev: EventView, version: RoomVersion): JsonObject {
  * Content objects are shared with the event cache: treat them as read-only.
  */
 export function toClientEvent(ev: EventView, o: FormatOptions): ClientEvent {
-  let out = bareClientEvent(ev);
+  let out = bareClientEvent(ev, o.withoutRoomId !== true);
   const unsigned: JsonObject = { age: Math.max(0, o.now - ev.pdu.origin_server_ts) };
   if (ev.txnEndpoint === 'delayed') {
     // MSC4140: the delay id, shown to the sender only; no client sent a transaction for it.

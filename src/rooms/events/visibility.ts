@@ -7,6 +7,7 @@ import { stateKey } from '../../core/types.js';
 import { selectMembershipEvents } from '../store/events-table.js';
 import { selectGroupChains, selectMembershipHistoryOfRooms } from '../store/sync-queries.js';
 import type { RoomHeads } from '../state/room-head.js';
+import type { StateGroups } from '../state/state-groups.js';
 import type { EventStore } from './event-store.js';
 import type { EventView, StoredEvent } from './stored-event.js';
 
@@ -128,6 +129,7 @@ export class HistoryVisibilityFilter {
     private readonly ctx: Context,
     private readonly heads: RoomHeads,
     private readonly events: EventStore,
+    private readonly groups: StateGroups,
   ) {
     this.members = new HistoryCache(Math.max(1000, ctx.config.caches.room_states * 50));
     this.facts = boundedCache(Math.max(10_000, ctx.config.caches.room_states * 100), {}, { owner: ctx, name: 'visibility_facts' });
@@ -201,16 +203,29 @@ export class HistoryVisibilityFilter {
     return out;
   }
 
-  /** The facts of the state before and after each of the events for `userId`: one query for those not cached. */
+  /**
+   * The facts of the state before and after each of the events for `userId`:
+   * from the facts cache, from a group's whole state when that is cached,
+   * and one query for the rest.
+   */
   async prefetchStates(events: Iterable<EventView>, userId: string): Promise<Map<number, GroupFacts>> {
     const out = new Map<number, GroupFacts>();
     const missing = new Map<number, string>();
     for (const ev of events) {
       for (const g of [ev.stateGroup, ev.stateGroupBefore]) {
         if (g === null || out.has(g) || missing.has(g)) continue;
-        const hit = this.facts.get(factsKey(g, userId));
-        if (hit) out.set(g, hit);
-        else missing.set(g, ev.roomId);
+        const key = factsKey(g, userId);
+        const hit = this.facts.get(key);
+        if (hit) {
+          out.set(g, hit);
+          continue;
+        }
+        const whole = this.groups.peek(g);
+        if (whole) {
+          const f = { hv: whole.get(stateKey(HV_TYPE, '')) ?? null, member: whole.get(stateKey('m.room.member', userId)) ?? null };
+          this.facts.set(key, f);
+          out.set(g, f);
+        } else missing.set(g, ev.roomId);
       }
     }
     if (missing.size === 0) return out;

@@ -61,6 +61,11 @@ export class StateGroups {
     return new Map(ids.map((id) => [id, out.get(id)!]));
   }
 
+  /** The group's state if it is cached (no read). */
+  peek(groupId: number): StateMap | undefined {
+    return this.cache.get(groupId);
+  }
+
   put(groupId: number, state: StateMap): void {
     this.cache.set(groupId, state);
   }

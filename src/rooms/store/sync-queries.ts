@@ -89,7 +89,11 @@ export async function selectLatestEvents(db: DbOrTx, ranges: RoomRange[], filter
       return part.length === 1 ? one : sql`select * from (${one}) as ${sql.raw(`t${i}`)}`;
     });
     const res = await sql<LatestEventRow>`${sql.join(branches, sql` union all `)}`.execute(db);
-    for (const r of res.rows) out.push({ ...r, stream_pos: Number(r.stream_pos) });
+    // In place: the rows are this read's own, and a copy of each was an object per event per sync.
+    for (const r of res.rows) {
+      r.stream_pos = Number(r.stream_pos);
+      out.push(r);
+    }
   }
   return out;
 }
