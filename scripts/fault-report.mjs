@@ -137,8 +137,9 @@ for (const s of chosen) {
 lines.push(
   '## Not in this report',
   '',
-  'Throughput and /sync latency for 1, 2 and 3 nodes (CLUSTER.md 11, scaling): this script runs the fault tests only, ' +
-    'and no benchmark in bench/ starts several nodes yet.',
+  'Throughput and /sync latency for 1, 2 and 3 nodes (CLUSTER.md 11, scaling), and how long a stream position\'s lock ' +
+    'is held with a synchronous standby (CLUSTER.md 4): `npm run bench:cluster` measures them; the README\'s ' +
+    '"Several nodes" section has its figures.',
   '',
 );
 writeFileSync(out, lines.join('\n'));
