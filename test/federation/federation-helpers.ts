@@ -104,6 +104,29 @@ export async function startServers(names: string[], extraConfig: Record<string, 
   return { servers, stop: async () => void (await Promise.all(servers.map((s) => s.stop()))) };
 }
 
+/** Where a joining server's state resync starts (/state_ids) and may continue (/state). */
+export const RESYNC_PREFIX = '/_matrix/federation/v1/state';
+
+/**
+ * A pair for partial-state joins: b.test reaches a.test through a proxy that can hold the resync
+ * (requests starting with RESYNC_PREFIX); `stop` releases it and stops everything.
+ */
+export async function startPartialStatePair(): Promise<Pair & { proxy: Awaited<ReturnType<typeof holdingProxy>> }> {
+  const proxy = await holdingProxy(RESYNC_PREFIX);
+  const pair = await startPair({}, { b: { federation: { resolve: { 'a.test': proxy.url } } } });
+  proxy.target(Number(new URL(pair.a.url).port));
+  return {
+    a: pair.a,
+    b: pair.b,
+    proxy,
+    async stop() {
+      proxy.release();
+      await pair.stop();
+      await proxy.close();
+    },
+  };
+}
+
 /** Polls `check` until it returns something other than undefined/false. */
 export async function eventually<T>(check: () => Promise<T | undefined | false>, what: string, timeoutMs = 15_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

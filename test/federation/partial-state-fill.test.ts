@@ -13,7 +13,7 @@ import { stateKey } from '../../src/core/types.js';
 import { deviceKeys } from '../e2ee/helpers.js';
 import type { TestServer, TestUser } from '../helpers/server.js';
 import { C, createRoom, e, expectStatus, messages, putState } from '../rooms/room-helpers.js';
-import { eventually, F, holdingProxy, signedRequest, startPair } from './federation-helpers.js';
+import { eventually, F, holdingProxy, signedRequest, startPartialStatePair } from './federation-helpers.js';
 
 let a: TestServer;
 let b: TestServer;
@@ -27,10 +27,7 @@ let bob: TestUser;
 let roomId: string;
 
 before(async () => {
-  proxy = await holdingProxy('/_matrix/federation/v1/state');
-  const pair = await startPair({}, { b: { federation: { resolve: { 'a.test': proxy.url } } } });
-  [a, b, stop] = [pair.a, pair.b, pair.stop];
-  proxy.target(Number(new URL(a.url).port));
+  ({ a, b, stop, proxy } = await startPartialStatePair());
   alice = await a.registerUser('alice');
   mallory = await a.registerUser('mallory');
   eve = await a.registerUser('eve');
@@ -38,9 +35,7 @@ before(async () => {
   bob = await b.registerUser('bob');
 });
 after(async () => {
-  proxy.release();
   await stop();
-  await proxy.close();
 });
 
 async function bodies(server: TestServer, user: TestUser, room: string): Promise<string[]> {

@@ -12,7 +12,7 @@ import { finaliseEvent, type EventDraft } from '../../src/core/event-format.js';
 import { stateKey } from '../../src/core/types.js';
 import type { TestServer, TestUser } from '../helpers/server.js';
 import { C, createRoom, e, expectStatus, messages, putState, sendText } from '../rooms/room-helpers.js';
-import { eventually, F, holdingProxy, signedRequest, startPair } from './federation-helpers.js';
+import { eventually, F, holdingProxy, signedRequest, startPartialStatePair } from './federation-helpers.js';
 
 let a: TestServer;
 let b: TestServer;
@@ -30,18 +30,13 @@ let aliceRedaction: string;
 let sinceDuringPartial: string;
 
 before(async () => {
-  proxy = await holdingProxy('/_matrix/federation/v1/state');
-  const pair = await startPair({}, { b: { federation: { resolve: { 'a.test': proxy.url } } } });
-  [a, b, stop] = [pair.a, pair.b, pair.stop];
-  proxy.target(Number(new URL(a.url).port));
+  ({ a, b, stop, proxy } = await startPartialStatePair());
   alice = await a.registerUser('alice');
   mallory = await a.registerUser('mallory');
   bob = await b.registerUser('bob');
 });
 after(async () => {
-  proxy.release();
   await stop();
-  await proxy.close();
 });
 
 const partialRow = () => b.hs.ctx.db.selectFrom('partial_state_rooms').selectAll().where('room_id', '=', roomId).executeTakeFirst();

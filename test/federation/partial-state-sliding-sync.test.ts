@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import type { TestServer, TestUser } from '../helpers/server.js';
 import { C, createRoom, e, expectStatus, sendText } from '../rooms/room-helpers.js';
 import { SlidingClient } from '../sliding-sync/client.js';
-import { eventually, holdingProxy, startPair } from './federation-helpers.js';
+import { eventually, holdingProxy, startPartialStatePair } from './federation-helpers.js';
 
 const MEMBERS = 4;
 
@@ -17,15 +17,10 @@ let stop: () => Promise<void>;
 let proxy: Awaited<ReturnType<typeof holdingProxy>>;
 
 before(async () => {
-  proxy = await holdingProxy('/_matrix/federation/v1/state');
-  const pair = await startPair({}, { b: { federation: { resolve: { 'a.test': proxy.url } } } });
-  [a, b, stop] = [pair.a, pair.b, pair.stop];
-  proxy.target(Number(new URL(a.url).port));
+  ({ a, b, stop, proxy } = await startPartialStatePair());
 });
 after(async () => {
-  proxy.release();
   await stop();
-  await proxy.close();
 });
 
 const joinedMembers = (room: { required_state: any[] }) =>

@@ -11,7 +11,7 @@ import { getRoomVersion, ROOM_VERSIONS } from '../../src/core/room-versions.js';
 import { stateKey } from '../../src/core/types.js';
 import type { TestServer, TestUser } from '../helpers/server.js';
 import { C, createRoom, e, expectStatus, messages, sendText } from '../rooms/room-helpers.js';
-import { eventually, F, holdingProxy, startPair } from './federation-helpers.js';
+import { eventually, F, holdingProxy, startPartialStatePair } from './federation-helpers.js';
 
 const MEMBERS = 12;
 const STATE_PATH = '/_matrix/federation/v1/state/';
@@ -50,18 +50,13 @@ async function roomWithMembers(opts: { name?: string }): Promise<string> {
 
 before(async () => {
   // Both /state_ids, which every resync asks first, and /state: a held resync waits at its first step.
-  proxy = await holdingProxy('/_matrix/federation/v1/state');
-  const pair = await startPair({}, { b: { federation: { resolve: { 'a.test': proxy.url } } } });
-  [a, b, stop] = [pair.a, pair.b, pair.stop];
-  proxy.target(Number(new URL(a.url).port));
+  ({ a, b, stop, proxy } = await startPartialStatePair());
   alice = await a.registerUser('alice');
   bob = await b.registerUser('bob');
   for (let i = 0; i < MEMBERS; i++) others.push(await a.registerUser(`member${i}`));
 });
 after(async () => {
-  proxy.release();
   await stop();
-  await proxy.close();
 });
 
 let roomId: string;
