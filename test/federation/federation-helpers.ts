@@ -4,16 +4,10 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import type { AddressInfo } from 'node:net';
 import { generateSigningKey, publicKeyBase64, signJson, type SigningKey } from '../../src/core/signing.js';
 import { signRequest } from '../../src/federation/x-matrix.js';
-import { startTestServer, type ApiResponse, type TestServer } from '../helpers/server.js';
+import { freePort, startTestServer, type ApiResponse, type TestServer } from '../helpers/server.js';
 
-/** A port free right now on 127.0.0.1. */
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
+export { freePort };
+
 
 /** A plain HTTP server on 127.0.0.1 answering with `handle`; counts requests by path and keeps the Host headers. */
 export async function httpServer(handle: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ url: string; port: number; hits: Map<string, number>; hosts: string[]; close(): Promise<void> }> {

@@ -197,13 +197,26 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
   return server;
 }
 
-/** A free TCP port on the loopback address, for a server process a test starts itself. */
+/**
+ * A free TCP port on the loopback address, for a server a test starts itself on a port it must
+ * know beforehand. Chosen at random below the kernel's ephemeral range (32768 and up): a port the
+ * kernel handed out for listen(0) would be free again once closed, and any outgoing connection of a
+ * parallel test file (to PostgreSQL, to another server) could take it as its source port before
+ * the server listens on it. Below that range only another freePort caller can collide, and the
+ * bind check and the per-process set make that unlikely.
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
+  for (;;) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    if (handedOut.has(port)) continue;
+    const free = await new Promise<boolean>((resolve) => {
+      const s = createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
     });
-  });
+    if (!free) continue;
+    handedOut.add(port);
+    return port;
+  }
 }
+const handedOut = new Set<number>();
