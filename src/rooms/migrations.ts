@@ -303,5 +303,15 @@ export const migrations: Migration[] = [
         .columns(['room_id', 'stream_pos', 'rejected_reason', 'soft_failed', 'event_id', 'redacted_by', 'origin_server_ts'])
         .execute();
     },
+  },  {
+    version: 11,
+    name: "an event's first child in its own row, written by the SQLite send path instead of an edge",
+    // An edge row is keyed by the prev event's id, a hash: every message wrote a page at a random
+    // place in event_edges. The prev event of a message made here is the room's newest event, whose
+    // row is on the page the new row goes to, so recording the child there costs no page.
+    async up(db) {
+      await db.schema.alterTable('events').addColumn('first_child', 'text').execute();
+    },
   },
+
 ];

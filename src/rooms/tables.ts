@@ -1,9 +1,10 @@
 /** Row types of the rooms domain's tables (see migrations.ts for the DDL). */
+import type { ColumnType } from 'kysely';
 
 declare module '../db/schema.js' {
   interface Tables {
     rooms: RoomRow;
-    events: EventRow;
+    events: EventTable;
     state_groups: StateGroupRow;
     state_group_deltas: StateGroupDeltaRow;
     current_state: CurrentStateRow;
@@ -89,6 +90,14 @@ export interface EventRow {
   txn_id: string | null;
   /** The endpoint the transaction id belongs to (`send` or `redact`): ids are scoped per device and per endpoint. */
   txn_endpoint: string | null;
+}
+
+/**
+ * The events table: the rows above, and the first child of each event made by the SQLite send
+ * path (see `linkToFirstChildSync` in store/edges-table.ts). Never written on insert.
+ */
+export interface EventTable extends EventRow {
+  first_child: ColumnType<string | null, never, string | null>;
 }
 
 /**

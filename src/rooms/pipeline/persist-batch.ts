@@ -12,7 +12,7 @@ import { relationRows } from '../../relations/index-rows.js';
 import { deleteRelation, insertRelations, insertRelationsVia } from '../../relations/relations-table.js';
 import { deleteSearchDoc } from '../../search/search-table.js';
 import { deleteCurrentState, upsertCurrentState } from '../store/current-state-table.js';
-import { insertEdges, insertEdgesVia, updateBackwardExtremities } from '../store/edges-table.js';
+import { insertEdges, insertEdgesVia, linkToFirstChildSync, updateBackwardExtremities } from '../store/edges-table.js';
 import { insertEvents, insertEventsVia, setRedactedBy } from '../store/events-table.js';
 import { replaceForwardExtremities, replaceForwardExtremityVia, selectExtremityIds, selectForwardExtremityIds } from '../store/extremities-table.js';
 import { clearProfile, membershipRow, upsertMemberships } from '../store/memberships-table.js';
@@ -301,7 +301,7 @@ export function isPlainAppend(w: BatchWrite): boolean {
  */
 export function persistPlainAppendSync(ctx: Context, tx: SyncTx, w: BatchWrite): number {
   const first = nextPositionsSync(tx, 'events', w.events.length);
-  writePlainAppend(ctx, tx, w, first);
+  writePlainAppend(ctx, tx, w, first, (edges) => linkToFirstChildSync(tx, edges));
   return first;
 }
 
@@ -321,15 +321,18 @@ export async function persistPlainAppendPipelined(ctx: Context, tx: PipelinedTx,
   ]);
   const expected = w.base.extremities[0]!.eventId;
   if (extremities.length !== 1 || extremities[0]!.event_id !== expected) throw new StaleHeadError(roomId);
-  writePlainAppend(ctx, tx, w, first);
+  writePlainAppend(ctx, tx, w, first, (edges) => insertEdgesVia(tx, edges));
   return first;
 }
 
-function writePlainAppend(ctx: Context, tx: StatementSink, w: BatchWrite, first: number): void {
+/** Edges as [event id, prev event id]: written as each backend writes them cheapest (see edges-table.ts). */
+type EdgeWriter = (edges: Array<[string, string]>) => void;
+
+function writePlainAppend(ctx: Context, tx: StatementSink, w: BatchWrite, first: number, writeEdges: EdgeWriter): void {
   const roomId = w.head.roomId;
   replaceForwardExtremityVia(tx, roomId, w.base.extremities[0]!.eventId, w.head.extremities[0]!.eventId);
   insertEventsVia(tx, w.events.map((a) => eventRow(w, a, first + a.index)));
-  insertEdgesVia(tx, w.events.flatMap((a) => a.prevIds.map((p): [string, string] => [a.stored.eventId, p])));
+  writeEdges(w.events.flatMap((a) => a.prevIds.map((p): [string, string] => [a.stored.eventId, p])));
   insertRelationsVia(tx, relationRows(w.events, (i) => first + w.events[i]!.index));
   for (const a of w.events) {
     const push = w.push[a.index];
