@@ -68,7 +68,7 @@ export const migrations: Migration[] = [
  * that state is at: the consumer (remote-users-consumer.ts) goes on from there. The migration
  * knows no server name, so the users of this server are those it has accounts for.
  */
-async function fillFromCurrentState(db: Kysely<any>): Promise<void> {
+export async function fillFromCurrentState(db: Kysely<any>): Promise<void> {
   // Migrations run before the node serves anything, so no change lands between these reads.
   const head = await db.selectFrom('current_state_deltas').select(sql<string | number | null>`max(stream_pos)`.as('pos')).executeTakeFirst();
   await db.insertInto('user_directory_position').values({ id: 1, stream_pos: Number(head?.pos ?? 0) }).execute();
