@@ -124,7 +124,7 @@ async function insertRows(db: Db, rooms: number, perRoom: number): Promise<void>
       await trx.insertInto('user_directory_local').values(locals.map((u) => ({ room_id: roomId, user_id: u }))).execute();
       await trx
         .insertInto('user_directory_remote')
-        .values(members.map((m) => ({ room_id: roomId, user_id: m.userId, display_name: m.name, avatar_url: null, search_text: searchText(m.userId, m.name), stream_pos: m.pos })))
+        .values(members.map((m) => ({ room_id: roomId, user_id: m.userId, event_id: `$m${m.pos}`, display_name: m.name, avatar_url: null, search_text: searchText(m.userId, m.name), stream_pos: m.pos })))
         .execute();
       const membership = (userId: string, name: string | null, p: number) => ({
         room_id: roomId, user_id: userId, membership: 'join', event_id: `$m${p}`, stream_pos: p, sender: userId, display_name: name, avatar_url: null, forgotten: 0,

@@ -33,6 +33,7 @@ export const migrations: Migration[] = [
         .createTable('user_directory_remote')
         .addColumn('room_id', 'text', (c) => c.notNull())
         .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('event_id', 'text', (c) => c.notNull())
         .addColumn('display_name', 'text')
         .addColumn('avatar_url', 'text')
         .addColumn('search_text', 'text', (c) => c.notNull())
@@ -40,6 +41,7 @@ export const migrations: Migration[] = [
         .addPrimaryKeyConstraint('user_directory_remote_pk', ['room_id', 'user_id'])
         .execute();
       await db.schema.createIndex('user_directory_remote_user_idx').on('user_directory_remote').column('user_id').execute();
+      await db.schema.createIndex('user_directory_remote_event_idx').on('user_directory_remote').column('event_id').execute();
       await db.schema
         .createTable('user_directory_local')
         .addColumn('user_id', 'text', (c) => c.notNull())
@@ -83,14 +85,14 @@ export async function fillFromCurrentState(db: Kysely<any>): Promise<void> {
   for (;;) {
     const page = (await db
       .selectFrom('room_memberships as m')
-      .select(['m.room_id', 'm.user_id', 'm.display_name', 'm.avatar_url', 'm.stream_pos'])
+      .select(['m.room_id', 'm.user_id', 'm.event_id', 'm.display_name', 'm.avatar_url', 'm.stream_pos'])
       .where('m.membership', '=', 'join')
       .where('m.user_id', 'not in', db.selectFrom('users as u').select('u.user_id'))
       .where((eb) => eb.or([eb('m.room_id', '>', after.room_id), eb.and([eb('m.room_id', '=', after.room_id), eb('m.user_id', '>', after.user_id)])]))
       .orderBy('m.room_id')
       .orderBy('m.user_id')
       .limit(FILL_PAGE)
-      .execute()) as { room_id: string; user_id: string; display_name: string | null; avatar_url: string | null; stream_pos: number }[];
+      .execute()) as { room_id: string; user_id: string; event_id: string; display_name: string | null; avatar_url: string | null; stream_pos: number }[];
     if (page.length === 0) break;
     await db
       .insertInto('user_directory_remote')

@@ -15,6 +15,16 @@ export interface DirectoryChanges {
   /** New values of the keys that make a room's members visible to all; null when the key was removed. */
   joinRules: Array<{ room_id: string; value: string | null }>;
   historyVisibility: Array<{ room_id: string; value: string | null }>;
+  /** Profiles of member events redacted since they were written (redactedProfiles). */
+  redacted: RedactedProfile[];
+}
+
+/** A member event's profile after its redaction: what a row holding that event now shows. */
+export interface RedactedProfile {
+  event_id: string;
+  display_name: string | null;
+  avatar_url: string | null;
+  search_text: string;
 }
 
 /** State event types the directory reads the content of. */
@@ -30,7 +40,7 @@ export function directoryChanges(
   deltas: readonly CurrentStateDeltaRow[],
   serverName: string,
   contentOf: (eventId: string) => JsonObject | undefined,
-): DirectoryChanges {
+): Omit<DirectoryChanges, 'redacted'> {
   const last = new Map<string, CurrentStateDeltaRow>();
   for (const d of deltas) {
     if (d.type !== 'm.room.member' && !(SETTING_TYPES.has(d.type) && d.state_key === '')) continue;
@@ -39,7 +49,7 @@ export function directoryChanges(
     last.delete(key);
     last.set(key, d);
   }
-  const out: DirectoryChanges = { remoteJoined: [], remoteGone: [], localJoined: [], localGone: [], joinRules: [], historyVisibility: [] };
+  const out: Omit<DirectoryChanges, 'redacted'> = { remoteJoined: [], remoteGone: [], localJoined: [], localGone: [], joinRules: [], historyVisibility: [] };
   for (const d of last.values()) {
     // A key that state resolution removed has no event: its content is gone with it.
     const content = d.event_id === '' ? undefined : contentOf(d.event_id);
@@ -64,6 +74,7 @@ export function directoryChanges(
     const displayName = stringOrNull(content?.displayname);
     out.remoteJoined.push({
       ...member,
+      event_id: d.event_id,
       display_name: displayName,
       avatar_url: stringOrNull(content?.avatar_url),
       search_text: searchText(d.state_key, displayName),
@@ -71,6 +82,26 @@ export function directoryChanges(
     });
   }
   return out;
+}
+
+/**
+ * The profiles that remote member events show after a redaction, for the rows that hold them
+ * (`holders`: event id to user id). `contentOf` gives the events' content as served, which a
+ * redaction that was applied has pruned; one that was not (a redaction its sender had no power
+ * for) leaves it as it was, and the row is rewritten unchanged.
+ */
+export function redactedProfiles(holders: ReadonlyMap<string, string>, contentOf: (eventId: string) => JsonObject | undefined): RedactedProfile[] {
+  return [...holders].map(([eventId, userId]) => {
+    const content = contentOf(eventId);
+    const displayName = stringOrNull(content?.displayname);
+    return { event_id: eventId, display_name: displayName, avatar_url: stringOrNull(content?.avatar_url), search_text: searchText(userId, displayName) };
+  });
+}
+
+/** The event a redaction names: top-level `redacts` before room version 11, in the content from 11 on. */
+export function redactionTarget(ev: { redacts?: unknown; content?: JsonObject }): string | undefined {
+  const r = typeof ev.redacts === 'string' ? ev.redacts : ev.content?.redacts;
+  return typeof r === 'string' ? r : undefined;
 }
 
 /** The event ids whose content `directoryChanges` reads. */

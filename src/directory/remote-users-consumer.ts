@@ -1,6 +1,7 @@
 import type { Context } from '../context.js';
-import { directoryChanges, eventsToRead } from './remote-users-changes.js';
-import { applyDirectoryChanges, selectDirectoryPosition } from './user-directory-store.js';
+import { readStreamPositions } from '../db/stream-positions.js';
+import { directoryChanges, eventsToRead, redactedProfiles, redactionTarget } from './remote-users-changes.js';
+import { applyDirectoryChanges, selectDirectoryPosition, selectRowsOfEvents } from './user-directory-store.js';
 
 /** The lease that makes one node of a cluster keep the directory. */
 const LEASE = 'user_directory';
@@ -72,24 +73,42 @@ export class RemoteUsersConsumer {
     return run;
   }
 
-  /** One round of up to about BATCH changes. Whether more may remain. */
+  /** One round of up to about BATCH state changes and BATCH redactions. Whether more may remain. */
   private async round(): Promise<boolean> {
     if (this.stopped) return false;
     const lease = await this.ctx.leases.acquire(LEASE);
     if (!lease) return false;
     const from = await selectDirectoryPosition(this.ctx.db);
+    // Commit order is position order: everything at or below the head read now is committed, so
+    // the two reads below see the same stretch of the stream.
+    const head = (await readStreamPositions(this.ctx.db)).events;
+    if (head <= from) return false;
     const rooms = this.ctx.services.rooms;
-    const deltas = await rooms.stateDeltasAfter(from, BATCH);
-    if (deltas.length === 0) return false;
-    const events = await rooms.getCurrentStateEvents(eventsToRead(deltas, this.ctx.serverName));
-    const changes = directoryChanges(deltas, this.ctx.serverName, (id) => events.get(id)?.content);
-    const to = deltas[deltas.length - 1]!.stream_pos;
+    const [deltas, redactions] = await Promise.all([
+      rooms.stateDeltasAfter(from, head, BATCH),
+      rooms.streamEventsOfTypes({ types: ['m.room.redaction'], after: from, limit: BATCH }),
+    ]);
+    // Each read is complete up to its last row when it was cut short, up to the head otherwise.
+    const to = Math.min(
+      deltas.length >= BATCH ? deltas[deltas.length - 1]!.stream_pos : head,
+      redactions.length >= BATCH ? redactions[redactions.length - 1]!.streamPos! : head,
+    );
+    const stretch = deltas.filter((d) => d.stream_pos <= to);
+    const targets = redactions.filter((r) => r.streamPos! <= to).flatMap((r) => redactionTarget(r.pdu) ?? []);
+
+    const serverName = this.ctx.serverName;
+    // Rows written before this stretch whose member event it redacts. A member event this
+    // stretch writes is read after its redactions up to the head committed, so comes pruned.
+    const holders = await selectRowsOfEvents(this.ctx.db, targets);
+    const events = await rooms.getCurrentStateEvents([...new Set([...eventsToRead(stretch, serverName), ...holders.keys()])]);
+    const contentOf = (id: string) => events.get(id)?.content;
+    const changes = { ...directoryChanges(stretch, serverName, contentOf), redacted: redactedProfiles(holders, contentOf) };
     const moved = await this.ctx.db.transaction().execute(async (trx) => {
       await this.ctx.leases.fence(trx, lease);
       return applyDirectoryChanges(trx, from, to, changes);
     });
     // Another consumer moved the position first: read again from where it left it.
     if (!moved) return true;
-    return deltas.length >= BATCH;
+    return to < head;
   }
 }

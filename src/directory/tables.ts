@@ -33,6 +33,8 @@ export interface PublishedRoomRow {
 export interface UserDirectoryRemoteRow {
   room_id: string;
   user_id: string;
+  /** The member event: a redaction of it clears the profile. */
+  event_id: string;
   display_name: string | null;
   avatar_url: string | null;
   search_text: string;

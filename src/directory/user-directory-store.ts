@@ -7,7 +7,7 @@ import type { DirectoryChanges } from './remote-users-changes.js';
  * two state values that open a room to every searcher, and the stream position they are at.
  */
 
-/** Rows per multi-row INSERT (6 columns: well under both drivers' parameter limits). */
+/** Rows per multi-row INSERT and ids per IN list (7 columns at most: well under both drivers' parameter limits). */
 const CHUNK = 200;
 
 export async function selectDirectoryPosition(db: DbOrTx): Promise<number> {
@@ -31,12 +31,20 @@ export async function applyDirectoryChanges(trx: DbOrTx, from: number, to: numbe
       .values(changes.remoteJoined.slice(i, i + CHUNK))
       .onConflict((oc) =>
         oc.columns(['room_id', 'user_id']).doUpdateSet((eb) => ({
+          event_id: eb.ref('excluded.event_id'),
           display_name: eb.ref('excluded.display_name'),
           avatar_url: eb.ref('excluded.avatar_url'),
           search_text: eb.ref('excluded.search_text'),
           stream_pos: eb.ref('excluded.stream_pos'),
         })),
       )
+      .execute();
+  }
+  for (const r of changes.redacted) {
+    await trx
+      .updateTable('user_directory_remote')
+      .set({ display_name: r.display_name, avatar_url: r.avatar_url, search_text: r.search_text })
+      .where('event_id', '=', r.event_id)
       .execute();
   }
   for (const m of changes.localGone) {
@@ -64,6 +72,16 @@ export async function applyDirectoryChanges(trx: DbOrTx, from: number, to: numbe
       .execute();
   }
   return true;
+}
+
+/** Of `eventIds`, the member events rows hold now, with the user each belongs to. */
+export async function selectRowsOfEvents(db: DbOrTx, eventIds: string[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (let i = 0; i < eventIds.length; i += CHUNK) {
+    const rows = await db.selectFrom('user_directory_remote').select(['event_id', 'user_id']).where('event_id', 'in', eventIds.slice(i, i + CHUNK)).execute();
+    for (const r of rows) out.set(r.event_id, r.user_id);
+  }
+  return out;
 }
 
 export interface RemoteUserRow {

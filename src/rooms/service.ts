@@ -343,11 +343,11 @@ export class RoomsService implements Lifecycle {
   }
 
   /**
-   * Current-state changes of every room after stream position `after`, in stream order (the
-   * whole of the last position returned): what the user directory follows.
+   * Current-state changes of every room with position in (after, upTo], in stream order (about
+   * `limit`, and the whole of the last position returned): what the user directory follows.
    */
-  async stateDeltasAfter(after: number, limit: number): Promise<CurrentStateDeltaRow[]> {
-    return selectStateDeltasAfter(this.ctx.db, after, limit);
+  async stateDeltasAfter(after: number, upTo: number, limit: number): Promise<CurrentStateDeltaRow[]> {
+    return selectStateDeltasAfter(this.ctx.db, after, upTo, limit);
   }
 
   /** Sends new m.room.member events with the user's new profile into every room they are joined to. */

@@ -1,6 +1,6 @@
 // The user directory's remote users as the directory's own tables keep them from the rooms'
 // current-state stream: accent-folded word search like local users ("marq" finds "Márquez"),
-// a remote user removed by a state reset drops out as one who leaves does, and the migration's
+// a redacted member event's profile pruned, a remote user removed by a state reset drops out as one who leaves does, and the migration's
 // fill of an existing database gives the same rows the stream would.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -51,7 +51,7 @@ describe('user directory: remote users from the current-state stream', { timeout
   it('finds a remote display name with accents by words typed without them, and by words of the user id', async () => {
     const roomId = await createRoom(s, alice, { preset: 'public_chat', room_version: '10' });
     const jose = remote.user('jose.smith');
-    await remoteJoin(roomId, jose, { displayname: 'José Márquez', avatar_url: 'mxc://far.test/jm' });
+    const joined = await remoteJoin(roomId, jose, { displayname: 'José Márquez', avatar_url: 'mxc://far.test/jm' });
     const hit = await eventually(() => found(zoe, 'marq', jose), 'José found by "marq"');
     assert.deepEqual(hit, { user_id: jose, display_name: 'José Márquez', avatar_url: 'mxc://far.test/jm' });
     assert.ok(await found(zoe, 'jose marquez', jose), 'every word, accents folded');
@@ -59,6 +59,11 @@ describe('user directory: remote users from the current-state stream', { timeout
     assert.ok(await found(zoe, 'smi', jose), 'a word of the user id');
     assert.equal(await found(zoe, 'arquez', jose), undefined, 'not inside a word');
     assert.equal(await found(zoe, 'marq jones', jose), undefined, 'not when a word matches nothing');
+
+    // A redaction of the member event prunes its profile: the name no longer finds José.
+    expectStatus(await s.request('PUT', `${C}/rooms/${e(roomId)}/redact/${e(joined.eventId)}/r1`, { token: alice.accessToken, body: {} }), 200);
+    await eventually(async () => (await found(zoe, 'marq', jose)) === undefined, 'the redacted name gone');
+    assert.deepEqual(await found(zoe, 'smith', jose), { user_id: jose }, 'still found by the user id, without a name or avatar');
   });
 
   it('a remote user removed from the room by a state reset drops out', async () => {
@@ -87,7 +92,7 @@ describe('user directory: remote users from the current-state stream', { timeout
   it('the migration fills the tables from the rooms this server already has', async () => {
     const roomId = await createRoom(s, alice, { preset: 'public_chat', room_version: '10' });
     const nina = remote.user('nina');
-    await remoteJoin(roomId, nina, { displayname: 'Nína Öberg' });
+    const ninaJoin = await remoteJoin(roomId, nina, { displayname: 'Nína Öberg' });
     await eventually(() => found(zoe, 'oberg', nina), 'nina in zoe’s directory while the room is public');
     // The room closes after nina joined: she stays, for those who share it.
     expectStatus(await s.request('PUT', `${C}/rooms/${e(roomId)}/state/m.room.join_rules/`, { token: alice.accessToken, body: { join_rule: 'invite' } }), 200);
@@ -106,7 +111,7 @@ describe('user directory: remote users from the current-state stream', { timeout
     });
     assert.deepEqual(
       filled.nina.map((r) => ({ ...r, stream_pos: undefined })),
-      [{ room_id: roomId, user_id: nina, display_name: 'Nína Öberg', avatar_url: null, search_text: ' nina far test oberg', stream_pos: undefined }],
+      [{ room_id: roomId, user_id: nina, event_id: ninaJoin.eventId, display_name: 'Nína Öberg', avatar_url: null, search_text: ' nina far test oberg', stream_pos: undefined }],
     );
     assert.ok(filled.alice.some((r) => r.room_id === roomId), 'alice’s rooms');
     assert.equal(filled.room?.join_rule, 'invite');
