@@ -17,8 +17,9 @@ const POLL_MS = 5000;
  * rule and history visibility) up with the rooms' current-state stream: a consumer that reads
  * the changes after its stored position and writes what they change with the new position in
  * one transaction, so a restart resumes where it stopped, and a leave, a kick or a state reset
- * removes a user as surely as a join adds one. The send path does not wait for it: a search
- * sees the rooms as of the last round, a fraction of a second behind.
+ * removes a user as surely as a join adds one. Redactions on the events stream are read over the
+ * same stretch: a redacted member event's row loses its name and avatar. The send path does not
+ * wait for it: a search sees the rooms as of the last round, a fraction of a second behind.
  *
  * One node runs it, under a lease; every round's write is fenced by the lease's epoch and made
  * only if the position is still the one the round read, so a paused ex-holder writes nothing.
