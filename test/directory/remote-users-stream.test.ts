@@ -1,7 +1,8 @@
 // The user directory's remote users as the directory's own tables keep them from the rooms'
 // current-state stream: accent-folded word search like local users ("marq" finds "Márquez"),
 // a redacted member event's profile pruned, a remote user removed by a state reset drops out as one who leaves does, and the migration's
-// fill of an existing database gives the same rows the stream would.
+// fill of an existing database gives the same rows the stream would, and a restart resumes from
+// the stored position.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Kysely } from 'kysely';
@@ -119,5 +120,18 @@ describe('user directory: remote users from the current-state stream', { timeout
     assert.equal(Number(filled.pos.stream_pos), Number(filled.head.p), 'the consumer goes on from the stream’s head');
     assert.ok(await found(alice, 'nina', nina));
     assert.equal(await found(zoe, 'nina', nina), undefined, 'a private room zoe is not in');
+  });
+
+  it('after a restart the directory goes on from its stored position', async (t) => {
+    if (!s.hs.ctx.leases.heldNames().includes('user_directory')) return t.skip('another node of this server keeps the directory');
+    await s.hs.ctx.services.directory.remoteUsers.stop();
+    const roomId = await createRoom(s, alice, { preset: 'public_chat', room_version: '10' });
+    const omar = remote.user('omar');
+    await remoteJoin(roomId, omar, { displayname: 'Omar Paused' });
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(await found(zoe, 'paused', omar), undefined, 'nothing applies the join while the consumer is stopped');
+    await s.restart();
+    remote.trustedBy(s);
+    await eventually(() => found(zoe, 'paused', omar), 'omar found after the restart');
   });
 });
