@@ -101,6 +101,8 @@ export class RemoteUsersConsumer {
     // Rows written before this stretch whose member event it redacts. A member event this
     // stretch writes is read after its redactions up to the head committed, so comes pruned.
     const holders = await selectRowsOfEvents(this.ctx.db, targets);
+    // A redaction another node applied must be in this node's event cache before it is read.
+    if (holders.size > 0) await this.ctx.bus.settle();
     const events = await rooms.getCurrentStateEvents([...new Set([...eventsToRead(stretch, serverName), ...holders.keys()])]);
     const contentOf = (id: string) => events.get(id)?.content;
     const changes = { ...directoryChanges(stretch, serverName, contentOf), redacted: redactedProfiles(holders, contentOf) };
