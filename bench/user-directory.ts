@@ -8,12 +8,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sql } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import postgres from 'postgres';
 import { searchText } from '../src/accounts/search-text.js';
 import { connectDatabase } from '../src/db/connect.js';
 import { runMigrations } from '../src/db/migrate.js';
 import type { Db } from '../src/db/schema.js';
+import { fillFromCurrentState } from '../src/directory/migrations.js';
 import { selectVisibleRemoteUsers } from '../src/directory/user-directory-store.js';
 import { ALL_MIGRATIONS } from '../src/homeserver.js';
 import { rng } from '../test/helpers/seeded-random.js';
@@ -64,6 +65,16 @@ for (const term of terms) {
   const old = await timed(() => oldScan(db, words));
   console.log(`  "${term}": new ${now.ms.toFixed(1)} ms (${now.rows} rows) | old scan ${old.ms.toFixed(1)} ms (${old.rows} rows scanned)`);
 }
+
+// The migration's fill of an existing database from the same memberships.
+await db.insertInto('users').values(Array.from({ length: LOCAL_USERS }, (_, i) => ({ user_id: localUser(i), password_hash: null, is_admin: 0, deactivated: 0, created_ts: 0, locked: 0, suspended: 0, is_guest: 0 }))).execute();
+const tf = performance.now();
+await db.transaction().execute(async (trx) => {
+  for (const t of ['user_directory_remote', 'user_directory_local', 'user_directory_rooms', 'user_directory_position'] as const) await trx.deleteFrom(t).execute();
+  await fillFromCurrentState(trx as unknown as Kysely<any>);
+});
+const filled = await db.selectFrom('user_directory_remote').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+console.log(`  migration fill: ${Number(filled.n)} remote rows in ${Math.round(performance.now() - tf)} ms`);
 await close();
 if (dbName) {
   const admin = postgres(PG_ADMIN, { max: 1, onnotice: () => {} });
