@@ -43,7 +43,7 @@ const NOT_COPIED: Record<string, string> = {
 };
 
 /** Tables the migrations fill on an empty database; their rows are replaced by the source's. */
-const SEEDED = new Set(['stream_positions']);
+const SEEDED = new Set(['stream_positions', 'user_directory_position']);
 
 /** Rows per INSERT: PostgreSQL takes at most 65535 parameters per statement. */
 const MAX_PARAMS = 30_000;

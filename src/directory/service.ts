@@ -6,6 +6,7 @@ import { deleteAlias, insertAlias, moveAliases, selectAlias, selectAliasesOfRoom
 import { listPublicRooms, type PublicRoomsQuery, type PublicRoomsResponse } from './public-rooms.js';
 import { isPublished, publishRoom, unpublishRoom } from './published-rooms-table.js';
 import { RemoteSpaces } from './remote-spaces.js';
+import { RemoteUsersConsumer } from './remote-users-consumer.js';
 
 export type DirectoryVisibility = 'public' | 'private';
 
@@ -13,13 +14,24 @@ export type DirectoryVisibility = 'public' | 'private';
 export class DirectoryService {
   /** Spaces and rooms this server is not in, as servers that are describe them. */
   readonly remoteSpaces: RemoteSpaces;
+  /** Keeps the user directory's remote users up with the rooms' current state. */
+  readonly remoteUsers: RemoteUsersConsumer;
 
   constructor(private readonly ctx: Context) {
+    this.remoteUsers = new RemoteUsersConsumer(ctx);
     this.remoteSpaces = new RemoteSpaces({
       ask: (server, roomId, suggestedOnly) => ctx.services.federation.queries.hierarchy(server, roomId, suggestedOnly),
       serverName: ctx.serverName,
       logger: ctx.logger,
     });
+  }
+
+  async start(): Promise<void> {
+    this.remoteUsers.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.remoteUsers.stop();
   }
 
   /** Validates an alias this server may host: the grammar, and our server name. */

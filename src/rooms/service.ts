@@ -9,6 +9,7 @@ import { upgradeRoom } from './upgrade.js';
 import { createRoom, type CreateRoomBody } from './create-room.js';
 import { acceptThirdPartyInvite, checkThreepidInvite, inviteByThreepid } from './third-party-invite.js';
 import type { RoomEventFilter } from './event-filter.js';
+import type { CurrentStateDeltaRow } from './tables.js';
 import {
   banUser,
   forgetRoom,
@@ -26,8 +27,8 @@ import { headPowerLevels } from './power.js';
 import { RoomsCore } from './room-core.js';
 import { redactEvent, sendMessage, sendState } from './send.js';
 import { readJoinedMembers, readMembers, readRoomState, readStateEvent } from './state-reads.js';
-import { selectRemoteMembersMatching, selectUsersSharingRooms } from './store/memberships-table.js';
-import { selectMembershipDeltas } from './store/state-deltas-table.js';
+import { selectUsersSharingRooms } from './store/memberships-table.js';
+import { selectMembershipDeltas, selectStateDeltasAfter } from './store/state-deltas-table.js';
 import { selectActiveRooms, selectLatestEvents, selectMembershipsOfUser, selectMembershipsOfUsers, selectStateGroupsAt } from './store/sync-queries.js';
 import { roomSummaries, type RoomSummary } from './summaries.js';
 import { readContext, readMessages, type MessagesParams } from './pagination.js';
@@ -290,6 +291,19 @@ export class RoomsService implements Lifecycle {
     return new Map(formatted.map((e) => [e.event_id, e]));
   }
 
+  /**
+   * Client forms of state events that are or were part of a room's current state (as the
+   * current-state stream names them), redacted ones pruned. Unlike getEvents this keeps
+   * outliers: the state a join over federation brings is stored as outliers. Rejected events are
+   * left out.
+   */
+  async getCurrentStateEvents(eventIds: string[]): Promise<Map<string, ClientEvent>> {
+    const loaded = await this.core.events.getMany(eventIds);
+    const kept = [...loaded.values()].filter((ev) => ev.rejectedReason === null);
+    const formatted = await this.core.format(kept);
+    return new Map(formatted.map((e) => [e.event_id, e]));
+  }
+
   /** Servable events of `types` by stream position, after `after` or (backfilled history) below `before` (store: selectStreamEventsOfTypes). */
   async streamEventsOfTypes(q: { types: string[]; after: number; limit: number } | { types: string[]; before: number; limit: number }): Promise<StoredEvent[]> {
     const rows = await selectStreamEventsOfTypes(this.ctx.db, q);
@@ -329,13 +343,11 @@ export class RoomsService implements Lifecycle {
   }
 
   /**
-   * Joined members of other servers, in rooms this server is in, whose user id or display name
-   * contains every one of `words` (lower case): one row per (user, room), with the profile of
-   * that room's member event. For the user directory, which pages through them.
+   * Current-state changes of every room with position in (after, upTo], in stream order (about
+   * `limit`, and the whole of the last position returned): what the user directory follows.
    */
-  async searchRemoteMembers(words: string[], limit: number, offset: number): Promise<{ userId: string; roomId: string; displayName: string | null; avatarUrl: string | null; streamPos: number }[]> {
-    const rows = await selectRemoteMembersMatching(this.ctx.db, this.ctx.serverName, words, limit, offset);
-    return rows.map((r) => ({ userId: r.user_id, roomId: r.room_id, displayName: r.display_name, avatarUrl: r.avatar_url, streamPos: Number(r.stream_pos) }));
+  async stateDeltasAfter(after: number, upTo: number, limit: number): Promise<CurrentStateDeltaRow[]> {
+    return selectStateDeltasAfter(this.ctx.db, after, upTo, limit);
   }
 
   /** Sends new m.room.member events with the user's new profile into every room they are joined to. */

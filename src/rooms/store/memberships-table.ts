@@ -1,4 +1,3 @@
-import { sql } from 'kysely';
 import type { DbOrTx } from '../../db/schema.js';
 import type { MemberInfo } from '../state/room-head.js';
 import type { RoomMembershipRow } from '../tables.js';
@@ -87,41 +86,6 @@ export async function selectUsersSharingRooms(db: DbOrTx, userId: string): Promi
     .where('other.membership', '=', 'join')
     .execute();
   return rows.map((r) => r.user_id);
-}
-
-/**
- * Joined members of other servers whose user id or display name contains each of `words` (lower
- * case, matched against the lower-cased text), in rooms where a user of `localServer` is joined
- * too; ordered by user and room, for paging. The caller checks word boundaries and visibility.
- */
-export async function selectRemoteMembersMatching(
-  db: DbOrTx,
-  localServer: string,
-  words: string[],
-  limit: number,
-  offset: number,
-): Promise<RoomMembershipRow[]> {
-  // A server name has no LIKE wildcard in its grammar (letters, digits, '-', '.', ':', brackets).
-  const local = `%:${localServer}`;
-  let q = db
-    .selectFrom('room_memberships as m')
-    .selectAll('m')
-    .where('m.membership', '=', 'join')
-    .where('m.user_id', 'not like', local)
-    .where(({ exists, selectFrom }) =>
-      exists(
-        selectFrom('room_memberships as l')
-          .select('l.room_id')
-          .whereRef('l.room_id', '=', 'm.room_id')
-          .where('l.membership', '=', 'join')
-          .where('l.user_id', 'like', local),
-      ),
-    );
-  for (const w of words) {
-    const pattern = `%${w}%`;
-    q = q.where(sql<boolean>`(lower(${sql.ref('m.user_id')}) like ${pattern} or lower(coalesce(${sql.ref('m.display_name')}, '')) like ${pattern})`);
-  }
-  return q.orderBy('m.user_id').orderBy('m.room_id').limit(limit).offset(offset).execute();
 }
 
 /** The memberships row of a member as a room head holds it, at `pos`, with `membership` (a leave for a member gone). */

@@ -24,3 +24,25 @@ export async function selectMembershipDeltas(
     .execute();
   return rows.map((r) => ({ ...r, stream_pos: Number(r.stream_pos) }));
 }
+
+/**
+ * Current-state changes of every room with position in (after, upTo], in stream order, for
+ * consumers that follow the stream: about `limit` rows, always every row of the last position
+ * returned (a state reset or a partial-state fill writes many rows at one position, and a
+ * consumer that stops inside one would lose the rest).
+ */
+export async function selectStateDeltasAfter(db: DbOrTx, after: number, upTo: number, limit: number): Promise<CurrentStateDeltaRow[]> {
+  const page = await db
+    .selectFrom('current_state_deltas')
+    .selectAll()
+    .where('stream_pos', '>', after)
+    .where('stream_pos', '<=', upTo)
+    .orderBy('stream_pos', 'asc')
+    .limit(limit)
+    .execute();
+  const rows = page.map((r) => ({ ...r, stream_pos: Number(r.stream_pos) }));
+  if (rows.length < limit) return rows;
+  const last = rows[rows.length - 1]!.stream_pos;
+  const rest = await db.selectFrom('current_state_deltas').selectAll().where('stream_pos', '=', last).execute();
+  return [...rows.filter((r) => r.stream_pos < last), ...rest.map((r) => ({ ...r, stream_pos: Number(r.stream_pos) }))];
+}
