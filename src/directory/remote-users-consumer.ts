@@ -11,6 +11,8 @@ const BATCH = 500;
 const DELAY_MS = 200;
 /** A node that is not the holder asks again this often, so the work moves when the holder dies. */
 const POLL_MS = 5000;
+/** How long a stretch that changes nothing may go unrecorded (a restart reads it again, to no effect). */
+const PERSIST_MS = 5000;
 
 /**
  * Keeps the user directory's tables (remote users by room, local users by room, the rooms' join
@@ -31,6 +33,12 @@ export class RemoteUsersConsumer {
   private timer: NodeJS.Timeout | undefined;
   private poll: NodeJS.Timeout | undefined;
   private stopped = false;
+  /**
+   * Where rounds that found nothing to write have read up to, past the stored position: most
+   * stretches of a busy server hold only messages, and a write each round would be a commit for
+   * nothing. Good while the stored position is still `stored` (no other node has moved it).
+   */
+  private clean: { stored: number; upTo: number; since: number } | undefined;
 
   constructor(private readonly ctx: Context) {}
 
@@ -79,7 +87,8 @@ export class RemoteUsersConsumer {
     if (this.stopped) return false;
     const lease = await this.ctx.leases.acquire(LEASE);
     if (!lease) return false;
-    const from = await selectDirectoryPosition(this.ctx.db);
+    const stored = await selectDirectoryPosition(this.ctx.db);
+    const from = this.clean?.stored === stored ? this.clean.upTo : stored;
     // Commit order is position order: everything at or below the head read now is committed, so
     // the two reads below see the same stretch of the stream.
     const head = (await readStreamPositions(this.ctx.db)).events;
@@ -106,9 +115,16 @@ export class RemoteUsersConsumer {
     const events = await rooms.getCurrentStateEvents([...new Set([...eventsToRead(stretch, serverName), ...holders.keys()])]);
     const contentOf = (id: string) => events.get(id)?.content;
     const changes = { ...directoryChanges(stretch, serverName, contentOf), redacted: redactedProfiles(holders, contentOf) };
+    const now = Date.now();
+    const since = this.clean?.stored === stored ? this.clean.since : now;
+    if (Object.values(changes).every((list) => list.length === 0) && now - since < PERSIST_MS) {
+      this.clean = { stored, upTo: to, since };
+      return to < head;
+    }
+    this.clean = undefined;
     const moved = await this.ctx.db.transaction().execute(async (trx) => {
       await this.ctx.leases.fence(trx, lease);
-      return applyDirectoryChanges(trx, from, to, changes);
+      return applyDirectoryChanges(trx, stored, to, changes);
     });
     // Another consumer moved the position first: read again from where it left it.
     if (!moved) return true;

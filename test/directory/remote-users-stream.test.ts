@@ -122,6 +122,25 @@ describe('user directory: remote users from the current-state stream', { timeout
     assert.equal(await found(zoe, 'nina', nina), undefined, 'a private room zoe is not in');
   });
 
+  it('a stretch of messages alone writes nothing; the next change records the position past it', async (t) => {
+    if (!s.hs.ctx.leases.heldNames().includes('user_directory')) return t.skip('another node of this server keeps the directory');
+    const consumer = s.hs.ctx.services.directory.remoteUsers;
+    const db = s.hs.ctx.db;
+    const position = async () => Number((await db.selectFrom('user_directory_position').select('stream_pos').executeTakeFirstOrThrow()).stream_pos);
+    const roomId = await createRoom(s, alice, { preset: 'public_chat', room_version: '10' });
+    await consumer.catchUp();
+    const before = await position();
+    for (let i = 0; i < 5; i++) expectStatus(await s.request('PUT', `${C}/rooms/${e(roomId)}/send/m.room.message/quiet-${i}`, { token: alice.accessToken, body: { msgtype: 'm.text', body: `m${i}` } }), 200);
+    await consumer.catchUp();
+    assert.equal(await position(), before, 'no commit for a stretch that changes nothing');
+    const pia = remote.user('pia');
+    await remoteJoin(roomId, pia, { displayname: 'Pia After' });
+    await consumer.catchUp();
+    const head = Number((await db.selectFrom('current_state_deltas').select((eb) => eb.fn.max('stream_pos').as('p')).executeTakeFirstOrThrow()).p);
+    assert.ok((await position()) >= head, 'written with the join, past the messages');
+    assert.ok(await found(zoe, 'pia', pia));
+  });
+
   it('after a restart the directory goes on from its stored position', async (t) => {
     if (!s.hs.ctx.leases.heldNames().includes('user_directory')) return t.skip('another node of this server keeps the directory');
     await s.hs.ctx.services.directory.remoteUsers.stop();
