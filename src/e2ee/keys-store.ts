@@ -105,8 +105,15 @@ export async function countOneTimeKeys(db: DbOrTx, userId: string, deviceId: str
   return out;
 }
 
-/** countOneTimeKeys for several devices in one statement per few hundred, by `user\u0000device`. */
+/**
+ * countOneTimeKeys for several devices in one statement per few hundred, by `user\u0000device`.
+ * One device (a sync woken alone) takes the prepared statement: a list is built and compiled anew.
+ */
 export async function countOneTimeKeysOfDevices(db: DbOrTx, devices: { userId: string; deviceId: string }[]): Promise<Map<string, Record<string, number>>> {
+  if (devices.length === 1) {
+    const d = devices[0]!;
+    return new Map([[deviceKey(d.userId, d.deviceId), await countOneTimeKeys(db, d.userId, d.deviceId)]]);
+  }
   const out = new Map<string, Record<string, number>>(devices.map((d) => [deviceKey(d.userId, d.deviceId), {}]));
   for (const part of chunks(devices, 300)) {
     const rows = await db
@@ -214,8 +221,12 @@ export async function unusedFallbackAlgorithms(db: DbOrTx, userId: string, devic
   return rows.map((r) => r.algorithm);
 }
 
-/** unusedFallbackAlgorithms for several devices, by `user\u0000device` (deviceKey). */
+/** unusedFallbackAlgorithms for several devices, by `user\u0000device` (deviceKey); one device as countOneTimeKeysOfDevices. */
 export async function unusedFallbackAlgorithmsOfDevices(db: DbOrTx, devices: { userId: string; deviceId: string }[]): Promise<Map<string, string[]>> {
+  if (devices.length === 1) {
+    const d = devices[0]!;
+    return new Map([[deviceKey(d.userId, d.deviceId), await unusedFallbackAlgorithms(db, d.userId, d.deviceId)]]);
+  }
   const out = new Map<string, string[]>(devices.map((d) => [deviceKey(d.userId, d.deviceId), []]));
   for (const part of chunks(devices, 300)) {
     const rows = await db

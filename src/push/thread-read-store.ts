@@ -32,8 +32,24 @@ export function advanceThreadReadUptoVia(tx: StatementSink, userId: string, room
   tx.run(upsertThreadReadUpto, { userId, roomId, threadId, streamPos });
 }
 
+// One room (a sync woken by it): prepared.
+const selectThreadReadPast = prepared((db, p: { userId: string; roomId: string }) =>
+  db
+    .selectFrom('push_thread_read_upto as t')
+    .leftJoin('push_read_upto as r', (j) => j.onRef('r.user_id', '=', 't.user_id').onRef('r.room_id', '=', 't.room_id'))
+    .select('t.room_id')
+    .where('t.user_id', '=', p.userId)
+    .where('t.room_id', '=', p.roomId)
+    .where((eb) => eb('t.stream_pos', '>', eb.fn.coalesce('r.stream_pos', sql<number>`0`)))
+    .limit(1),
+);
+
 /** The rooms where a threaded receipt of the user reaches past their unthreaded one (only there do threads change a count). */
 export async function selectRoomsWithThreadReads(db: DbOrTx, userId: string, roomIds: string[]): Promise<Set<string>> {
+  if (roomIds.length === 1) {
+    const { rows } = await selectThreadReadPast.execute(db, { userId, roomId: roomIds[0]! });
+    return new Set(rows.map((r) => r.room_id));
+  }
   const out = new Set<string>();
   for (const part of chunks(roomIds)) {
     const rows = await db

@@ -1,3 +1,4 @@
+import { prepared } from '../../db/prepared.js';
 import type { DbOrTx } from '../../db/schema.js';
 
 /** A room joined with partial state, as the head carries it. */
@@ -48,9 +49,14 @@ export async function insertPartialStateFill(trx: DbOrTx, roomId: string, pos: n
     .execute();
 }
 
+// Read by every incremental /sync: prepared.
+const selectFillsIn = prepared((db, p: { after: number; upTo: number }) =>
+  db.selectFrom('partial_state_fills').select(['room_id', 'stream_pos']).where('stream_pos', '>', p.after).where('stream_pos', '<=', p.upTo),
+);
+
 /** Of `roomIds`, those whose state was filled in at a position in (after, upTo], with that position. */
 export async function selectFillPositions(db: DbOrTx, roomIds: ReadonlySet<string>, after: number, upTo: number): Promise<Map<string, number>> {
-  const rows = await db.selectFrom('partial_state_fills').select(['room_id', 'stream_pos']).where('stream_pos', '>', after).where('stream_pos', '<=', upTo).execute();
+  const { rows } = await selectFillsIn.execute(db, { after, upTo });
   return new Map(rows.filter((r) => roomIds.has(r.room_id)).map((r) => [r.room_id, Number(r.stream_pos)]));
 }
 
