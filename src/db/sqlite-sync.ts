@@ -20,6 +20,13 @@ export interface SyncTx {
   all<P extends object, R>(query: Prepared<P, R>, params: P): R[];
   /** Runs a prepared write; returns the number of rows changed. */
   run<P extends object>(query: Prepared<P, unknown>, params: P): number;
+  /**
+   * Rows of a SELECT as arrays of values in the order of its columns: for
+   * reads of many rows, where better-sqlite3's making of an object per row
+   * (a property defined at a time) costs more than the caller's own object
+   * literal made from the array.
+   */
+  rawRows(sqlText: string, parameters: readonly unknown[]): unknown[][];
 }
 
 interface RawSqlite {
@@ -69,6 +76,18 @@ export function sqliteSync(db: Db): SqliteSync | undefined {
     run<P extends object>(query: Prepared<P, unknown>, params: P): number {
       const q = query.bind(db as DbOrTx, params);
       return exec(q.sql, q.parameters, false) as number;
+    },
+    rawRows(sqlText: string, parameters: readonly unknown[]): unknown[][] {
+      // The statement is shared with Kysely's queries through the cache: raw mode only for this call.
+      const stmt = raw.prepare(sqlText);
+      const t0 = log ? performance.now() : 0;
+      stmt.raw(true);
+      try {
+        return stmt.all(parameters as unknown[]) as unknown[][];
+      } finally {
+        stmt.raw(false);
+        log?.(sqlText, performance.now() - t0);
+      }
     },
   };
   return {
