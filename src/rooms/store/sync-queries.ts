@@ -25,12 +25,19 @@ function sqliteRoot(db: DbOrTx): SqliteSync | undefined {
   return db.isTransaction ? undefined : sqliteSync(db as Db);
 }
 
-/** A statement's text per number of rooms, made once. */
+/**
+ * A statement's text per number of rooms, kept for the few counts in use (a
+ * sync's batches are mostly full, and one is the rest): a text for hundreds
+ * of rooms is tens of KB, too much to keep for every count.
+ */
 function textsByCount(make: (n: number) => string): (n: number) => string {
   const texts = new Map<number, string>();
   return (n) => {
     let text = texts.get(n);
-    if (text === undefined) texts.set(n, (text = make(n)));
+    if (text === undefined) {
+      if (texts.size >= 8) texts.clear();
+      texts.set(n, (text = make(n)));
+    }
     return text;
   };
 }
@@ -250,6 +257,16 @@ export interface GroupChainsRow {
   event_id: string;
 }
 
+const groupChainsText = textsByCount(
+  (n) => `with recursive chain(root, id, prev_group, n) as (
+        select id, id, prev_group, 0 from state_groups where id in (${new Array<string>(n).fill('?').join(', ')})
+        union all
+        select chain.root, g.id, g.prev_group, chain.n + 1 from state_groups g join chain on g.id = chain.prev_group
+      )
+      select chain.root as root, chain.n as n, d.type as type, d.state_key as state_key, d.event_id as event_id
+      from chain join state_group_deltas d on d.state_group = chain.id`,
+);
+
 /**
  * Every delta on the chains from each group down to its full snapshot, in one
  * recursive query; with `keys`, only the entries at those (type, state_key)
@@ -259,6 +276,17 @@ export interface GroupChainsRow {
 export async function selectGroupChains(db: DbOrTx, groupIds: number[], keys?: Array<[string, string]>): Promise<GroupChainsRow[]> {
   const out: GroupChainsRow[] = [];
   if (keys !== undefined && keys.length === 0) return out;
+  const fast = keys === undefined ? sqliteRoot(db) : undefined;
+  if (fast) {
+    return fast.read((tx) => {
+      for (const part of chunks(groupIds, 1000)) {
+        for (const r of tx.rawRows(groupChainsText(part.length), part)) {
+          out.push({ root: Number(r[0]), n: Number(r[1]), type: r[2] as string, state_key: r[3] as string, event_id: r[4] as string });
+        }
+      }
+      return out;
+    });
+  }
   const only = keys ? sql`where ${sql.join(keys.map(([t, k]) => sql`(d.type = ${t} and d.state_key = ${k})`), sql` or `)}` : sql``;
   for (const part of chunks(groupIds, 1000)) {
     const res = await sql<GroupChainsRow>`
