@@ -44,6 +44,23 @@ export function registerSqliteHandle(db: Db, raw: RawSqlite): void {
   raws.set(db.getExecutor().adapter, raw);
 }
 
+/** Watchers of rawRows statements, per database adapter (see watchRawReads). */
+const rawWatchers = new WeakMap<object, Set<(sqlText: string) => void>>();
+
+/**
+ * Calls `fn` with the text of each rawRows statement run on `db` until the
+ * returned function is called: those reads bypass Kysely, and so its plugins,
+ * which is how the rest of the statements can be watched (tests count
+ * statements this way). Does nothing on PostgreSQL.
+ */
+export function watchRawReads(db: Db, fn: (sqlText: string) => void): () => void {
+  const adapter = db.getExecutor().adapter;
+  let set = rawWatchers.get(adapter);
+  if (!set) rawWatchers.set(adapter, (set = new Set()));
+  set.add(fn);
+  return () => void set.delete(fn);
+}
+
 export interface SqliteSync {
   /** Runs `fn` in one transaction (BEGIN IMMEDIATE ... COMMIT; ROLLBACK if it throws); resolves after commit. */
   transaction<T>(fn: (tx: SyncTx) => T): Promise<T>;
@@ -60,6 +77,7 @@ export function sqliteSync(db: Db): SqliteSync | undefined {
   const raw = raws.get(db.getExecutor().adapter);
   if (!raw) return undefined;
   const log = raw.log;
+  const adapter = db.getExecutor().adapter;
   const exec = (sql: string, parameters: readonly unknown[], reader: boolean): unknown => {
     const stmt = raw.prepare(sql);
     if (!log) return reader ? stmt.all(parameters as unknown[]) : stmt.run(parameters as unknown[]).changes;
@@ -80,6 +98,8 @@ export function sqliteSync(db: Db): SqliteSync | undefined {
     rawRows(sqlText: string, parameters: readonly unknown[]): unknown[][] {
       // The statement is shared with Kysely's queries through the cache: raw mode only for this call.
       const stmt = raw.prepare(sqlText);
+      const watchers = rawWatchers.get(adapter);
+      if (watchers) for (const fn of watchers) fn(sqlText);
       const t0 = log ? performance.now() : 0;
       stmt.raw(true);
       try {
