@@ -176,17 +176,18 @@ export async function selectStateGroupsAt(db: DbOrTx, items: { roomId: string; p
         for (const row of tx.rawRows(stateGroupsAtText(part.length), params)) out[start + Number(row[0])] = Number(row[1]);
       }
     });
-  }
-  for (let start = 0; !fast && start < items.length; start += ROOMS_PER_STATEMENT) {
-    const part = items.slice(start, start + ROOMS_PER_STATEMENT);
-    const branches = part.map((it, i) => {
-      const one = sql`select ${sql.lit(start + i)} as k, state_group from events
-        where room_id = ${it.roomId} and stream_pos <= ${it.pos} and state_group is not null
-        order by stream_pos desc limit 1`;
-      return part.length === 1 ? one : sql`select * from (${one}) as ${sql.raw(`t${i}`)}`;
-    });
-    const res = await sql<{ k: number; state_group: number }>`${sql.join(branches, sql` union all `)}`.execute(db);
-    for (const r of res.rows) out[Number(r.k)] = Number(r.state_group);
+  } else {
+    for (let start = 0; start < items.length; start += ROOMS_PER_STATEMENT) {
+      const part = items.slice(start, start + ROOMS_PER_STATEMENT);
+      const branches = part.map((it, i) => {
+        const one = sql`select ${sql.lit(start + i)} as k, state_group from events
+          where room_id = ${it.roomId} and stream_pos <= ${it.pos} and state_group is not null
+          order by stream_pos desc limit 1`;
+        return part.length === 1 ? one : sql`select * from (${one}) as ${sql.raw(`t${i}`)}`;
+      });
+      const res = await sql<{ k: number; state_group: number }>`${sql.join(branches, sql` union all `)}`.execute(db);
+      for (const r of res.rows) out[Number(r.k)] = Number(r.state_group);
+    }
   }
   // No event of the room at or before `pos` with a state: either the room did not exist yet (its
   // first event, the create, has no state before it), or it was joined through another server and
