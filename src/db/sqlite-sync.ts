@@ -20,6 +20,13 @@ export interface SyncTx {
   all<P extends object, R>(query: Prepared<P, R>, params: P): R[];
   /** Runs a prepared write; returns the number of rows changed. */
   run<P extends object>(query: Prepared<P, unknown>, params: P): number;
+  /**
+   * Rows of a SELECT as arrays of values in the order of its columns: for
+   * reads of many rows, where better-sqlite3's making of an object per row
+   * (a property defined at a time) costs more than the caller's own object
+   * literal made from the array.
+   */
+  rawRows(sqlText: string, parameters: readonly unknown[]): unknown[][];
 }
 
 interface RawSqlite {
@@ -35,6 +42,23 @@ const raws = new WeakMap<object, RawSqlite>();
 /** Called by connect.ts for a SQLite database: the handle behind `db`. */
 export function registerSqliteHandle(db: Db, raw: RawSqlite): void {
   raws.set(db.getExecutor().adapter, raw);
+}
+
+/** Watchers of rawRows statements, per database adapter (see watchRawReads). */
+const rawWatchers = new WeakMap<object, Set<(sqlText: string) => void>>();
+
+/**
+ * Calls `fn` with the text of each rawRows statement run on `db` until the
+ * returned function is called: those reads bypass Kysely, and so its plugins,
+ * which is how the rest of the statements can be watched (tests count
+ * statements this way). Does nothing on PostgreSQL.
+ */
+export function watchRawReads(db: Db, fn: (sqlText: string) => void): () => void {
+  const adapter = db.getExecutor().adapter;
+  let set = rawWatchers.get(adapter);
+  if (!set) rawWatchers.set(adapter, (set = new Set()));
+  set.add(fn);
+  return () => void set.delete(fn);
 }
 
 export interface SqliteSync {
@@ -53,6 +77,7 @@ export function sqliteSync(db: Db): SqliteSync | undefined {
   const raw = raws.get(db.getExecutor().adapter);
   if (!raw) return undefined;
   const log = raw.log;
+  const adapter = db.getExecutor().adapter;
   const exec = (sql: string, parameters: readonly unknown[], reader: boolean): unknown => {
     const stmt = raw.prepare(sql);
     if (!log) return reader ? stmt.all(parameters as unknown[]) : stmt.run(parameters as unknown[]).changes;
@@ -69,6 +94,20 @@ export function sqliteSync(db: Db): SqliteSync | undefined {
     run<P extends object>(query: Prepared<P, unknown>, params: P): number {
       const q = query.bind(db as DbOrTx, params);
       return exec(q.sql, q.parameters, false) as number;
+    },
+    rawRows(sqlText: string, parameters: readonly unknown[]): unknown[][] {
+      // The statement is shared with Kysely's queries through the cache: raw mode only for this call.
+      const stmt = raw.prepare(sqlText);
+      const watchers = rawWatchers.get(adapter);
+      if (watchers) for (const fn of watchers) fn(sqlText);
+      const t0 = log ? performance.now() : 0;
+      stmt.raw(true);
+      try {
+        return stmt.all(parameters as unknown[]) as unknown[][];
+      } finally {
+        stmt.raw(false);
+        log?.(sqlText, performance.now() - t0);
+      }
     },
   };
   return {

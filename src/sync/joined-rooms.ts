@@ -24,7 +24,7 @@ import {
   type SyncParams,
   SYNC_SHAPE,
 } from './sync-run.js';
-import { formatSyncToken } from './token.js';
+import { syncTokensWithEvents } from './token.js';
 
 export type RoomEntry = [string, JsonObject];
 
@@ -91,7 +91,8 @@ export class JoinedRooms {
         : new Map<string, ClientEvent[]>(),
       deltas.length > 0 ? this.rooms.getStateChanges(deltas, SYNC_SHAPE) : new Map<string, ClientEvent[]>(),
     ]);
-    const entries = await Promise.all(plans.map((j) => this.joinedRoom(run, j, chunkOf(j.roomId), (j.mode === 'full' ? states : changes).get(j.roomId) ?? [])));
+    const prevBatch = syncTokensWithEvents(heads);
+    const entries = await Promise.all(plans.map((j) => this.joinedRoom(run, j, chunkOf(j.roomId), (j.mode === 'full' ? states : changes).get(j.roomId) ?? [], prevBatch)));
     return entries.filter((e): e is RoomEntry => e !== null);
   }
 
@@ -100,7 +101,7 @@ export class JoinedRooms {
    * full, the state at the start of the timeline (at its end with
    * `use_state_after`); otherwise the changes deltaStateRange asks for.
    */
-  private async joinedRoom(run: Run, j: JoinPlan, chunk: TimelineChunk, stateRead: ClientEvent[]): Promise<RoomEntry | null> {
+  private async joinedRoom(run: Run, j: JoinPlan, chunk: TimelineChunk, stateRead: ClientEvent[], prevBatch: (events: number) => string): Promise<RoomEntry | null> {
     const { p, heads } = run;
     const { filter, userId } = p;
     const roomId = j.roomId;
@@ -158,7 +159,7 @@ export class JoinedRooms {
       timeline: {
         events: asJson(fields(timeline.map(withoutRoomId), filter)),
         limited: chunk.limited || j.stateFilled === true,
-        prev_batch: formatSyncToken({ ...heads, events: chunk.prevBatchPos }),
+        prev_batch: prevBatch(chunk.prevBatchPos),
       },
       [p.useStateAfter ? 'state_after' : 'state']: { events: asJson(fields(state.map(withoutRoomId), filter)) },
       ephemeral: { events: ephemeralEvents as JsonValue[] },

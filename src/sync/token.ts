@@ -15,6 +15,17 @@ export function formatSyncToken(t: SyncToken): string {
   return 's' + STREAMS.map((s) => String(t[s])).join('_');
 }
 
+/**
+ * formatSyncToken of `heads` with `events` replaced, for many positions: the
+ * other streams' part is written once (a sync writes a prev_batch per room).
+ */
+export function syncTokensWithEvents(heads: SyncToken): (events: number) => string {
+  const at = STREAMS.indexOf('events');
+  const before = 's' + STREAMS.slice(0, at).map((s) => `${heads[s]}_`).join('');
+  const after = STREAMS.slice(at + 1).map((s) => `_${heads[s]}`).join('');
+  return (events) => before + String(events) + after;
+}
+
 /** Null when the text is not a token this server wrote. */
 export function tryParseSyncToken(text: string): SyncToken | null {
   const m = TOKEN.exec(text);

@@ -1,27 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from 'kysely';
-import type { Context } from '../../src/context.js';
+import { countStatements } from '../helpers/count-statements.js';
 import { startTestServer, type TestServer, type TestUser } from '../helpers/server.js';
 import { bodies, createRoom, join, send, setState, sync } from './util.js';
-
-/** Counts the statements whose SQL text holds `marker`, while installed on the server's database handle. */
-function countStatements(ctx: Context, marker: string): { count: () => number; remove: () => void } {
-  let n = 0;
-  const plugin: KyselyPlugin = {
-    transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
-      if (JSON.stringify(args.node).includes(marker)) n++;
-      return args.node;
-    },
-    async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
-      return args.result;
-    },
-  };
-  const c = ctx as { db: Context['db'] };
-  const original = c.db;
-  c.db = original.withPlugin(plugin);
-  return { count: () => n, remove: () => void (c.db = original) };
-}
 
 /** The joined rooms without event ages, their state events in one order (the order of a state section is not meaningful). */
 function comparable(rooms: any): unknown {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { compileFilter, projectFields, splitFieldPath } from '../../src/sync/filter-rules.js';
-import { clampToken, formatSyncToken, tryParseSyncToken } from '../../src/sync/token.js';
+import { clampToken, formatSyncToken, syncTokensWithEvents, tryParseSyncToken } from '../../src/sync/token.js';
 
 describe('filter rules (spec: Filtering, EventFilter)', () => {
   it('types and not_types take * as a wildcard; not_types wins', () => {
@@ -55,6 +55,13 @@ describe('sync tokens', () => {
     for (const bad of ['', 's', 's1_2_3_4_5_6', 's1_2_3_4_5_6_7_8', 't1_2_3_4_5_6_7', 's1_2_3_4_5_6_x', 's1_2_3_4_5_6_-7', 's1_2_3_4_5_6_1e3']) {
       assert.equal(tryParseSyncToken(bad), null, bad);
     }
+  });
+
+  it('a prev_batch written from the heads with another events position is the token formatSyncToken writes', () => {
+    const heads = { events: 90, to_device: 2, account_data: 3, receipts: 4, device_lists: 5, typing: 6, presence: 7 };
+    const at = syncTokensWithEvents(heads);
+    for (const events of [0, 41, 90]) assert.equal(at(events), formatSyncToken({ ...heads, events }));
+    assert.equal(at(41), 's41_2_3_4_5_6_7');
   });
 
   it('a token ahead of the stream heads is clamped to them', () => {

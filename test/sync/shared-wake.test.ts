@@ -1,35 +1,16 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { KyselyPlugin, PluginTransformQueryArgs, PluginTransformResultArgs, QueryResult, RootOperationNode, UnknownRow } from 'kysely';
-import type { Context } from '../../src/context.js';
 import type { TimelineQuery } from '../../src/rooms/service.js';
 import { ReadGate } from '../../src/sync/read-gate.js';
 import { Gathered } from '../../src/sync/gathered-reads.js';
 import { RoomActivity } from '../../src/sync/room-activity.js';
+import { countStatements } from '../helpers/count-statements.js';
 import { startTestServer, type TestServer, type TestUser } from '../helpers/server.js';
 import { C, createRoom, join, send, setState, sleep, sync, syncPath } from './util.js';
 
 /** `unsigned.age` depends on when an event is formatted: everything else must be equal. */
 function withoutAge(v: unknown): unknown {
   return JSON.parse(JSON.stringify(v, (k, x) => (k === 'age' ? undefined : x)));
-}
-
-/** Counts the statements whose SQL text holds `marker`, while installed on the server's database handle. */
-function countStatements(ctx: Context, marker: string): { count: () => number; remove: () => void } {
-  let n = 0;
-  const plugin: KyselyPlugin = {
-    transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
-      if (JSON.stringify(args.node).includes(marker)) n++;
-      return args.node;
-    },
-    async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
-      return args.result;
-    },
-  };
-  const c = ctx as { db: Context['db'] };
-  const original = c.db;
-  c.db = original.withPlugin(plugin);
-  return { count: () => n, remove: () => void (c.db = original) };
 }
 
 describe('long-polls woken by one event share their reads, and each gets its own answer', () => {

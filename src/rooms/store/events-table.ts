@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { prepared } from '../../db/prepared.js';
-import type { DbOrTx, Dialect } from '../../db/schema.js';
-import type { SyncTx } from '../../db/sqlite-sync.js';
+import type { Db, DbOrTx, Dialect } from '../../db/schema.js';
+import { sqliteSync, type SyncTx } from '../../db/sqlite-sync.js';
 import { EVENT_COLUMNS, type EventColumnsRow } from '../events/stored-event.js';
 import type { EventRow } from '../tables.js';
 import type { TopoPoint } from '../tokens.js';
@@ -70,14 +70,58 @@ export interface EventViewRow {
  */
 export async function selectEventViewsByIds(db: DbOrTx, dialect: Dialect, ids: string[]): Promise<EventViewRow[]> {
   if (ids.length === 0) return [];
+  const fast = dialect === 'sqlite' && !db.isTransaction ? sqliteSync(db as Db) : undefined;
+  if (fast) return fast.read((tx) => eventViewRowsSqlite(tx, ids));
   const content = dialect === 'postgres' ? sql`(json::json -> 'content')::text` : sql`json -> '$.content'`;
   const out: EventViewRow[] = [];
-  for (let i = 0; i < ids.length; i += 5000) {
+  for (let i = 0; i < ids.length; i += VIEW_CHUNK) {
     const res = await sql<EventViewRow>`select event_id, room_id, stream_pos, sender, type, state_key, origin_server_ts, redacts,
         ${content} as content, state_group, state_group_before, replaces_state, redacted_by, rejected_reason, outlier, soft_failed,
         sender_device, txn_id, txn_endpoint
-      from events where event_id in (${sql.join(ids.slice(i, i + 5000))})`.execute(db);
+      from events where event_id in (${sql.join(ids.slice(i, i + VIEW_CHUNK))})`.execute(db);
     out.push(...res.rows);
+  }
+  return out;
+}
+
+const VIEW_CHUNK = 5000;
+
+/**
+ * selectEventViewsByIds on SQLite: the rows as arrays, each made into its
+ * object here (an initial sync reads tens of thousands of these, and
+ * better-sqlite3's objects cost about a fifth of the whole read).
+ */
+function eventViewRowsSqlite(tx: SyncTx, ids: string[]): EventViewRow[] {
+  const out: EventViewRow[] = [];
+  for (let i = 0; i < ids.length; i += VIEW_CHUNK) {
+    const chunk = ids.slice(i, i + VIEW_CHUNK);
+    const text = `select event_id, room_id, stream_pos, sender, type, state_key, origin_server_ts, redacts,
+        json -> '$.content' as content, state_group, state_group_before, replaces_state, redacted_by, rejected_reason, outlier, soft_failed,
+        sender_device, txn_id, txn_endpoint
+      from events where event_id in (${chunk.map(() => '?').join(', ')})`;
+    for (const r of tx.rawRows(text, chunk)) {
+      out.push({
+        event_id: r[0] as string,
+        room_id: r[1] as string,
+        stream_pos: r[2] as number | null,
+        sender: r[3] as string,
+        type: r[4] as string,
+        state_key: r[5] as string | null,
+        origin_server_ts: r[6] as number,
+        redacts: r[7] as string | null,
+        content: r[8] as string | null,
+        state_group: r[9] as number | null,
+        state_group_before: r[10] as number | null,
+        replaces_state: r[11] as string | null,
+        redacted_by: r[12] as string | null,
+        rejected_reason: r[13] as string | null,
+        outlier: r[14] as number,
+        soft_failed: r[15] as number,
+        sender_device: r[16] as string | null,
+        txn_id: r[17] as string | null,
+        txn_endpoint: r[18] as string | null,
+      });
+    }
   }
   return out;
 }

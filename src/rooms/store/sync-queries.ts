@@ -1,5 +1,6 @@
 import { sql, type RawBuilder } from 'kysely';
-import type { DbOrTx } from '../../db/schema.js';
+import type { Db, DbOrTx } from '../../db/schema.js';
+import { sqliteSync, type SqliteSync } from '../../db/sqlite-sync.js';
 import type { RoomMembershipRow } from '../tables.js';
 
 /**
@@ -12,7 +13,56 @@ import type { RoomMembershipRow } from '../tables.js';
  * each walks the (room_id, stream_pos) index backwards and stops after N
  * rows, however long the room's history (a window function over the rooms
  * would rank every event of every room before keeping N).
+ *
+ * On SQLite the unfiltered ones skip Kysely altogether: their text depends
+ * only on the number of rooms (kept per count), and their rows come as
+ * arrays. Building a template of a few hundred fragments and compiling it
+ * cost more than SQLite's own work on them, on every batch of every sync.
  */
+
+/** The synchronous SQLite path for `db`, when it is the root SQLite database (not a transaction). */
+function sqliteRoot(db: DbOrTx): SqliteSync | undefined {
+  return db.isTransaction ? undefined : sqliteSync(db as Db);
+}
+
+/**
+ * A statement's text per number of rooms, kept for the few counts in use (a
+ * sync's batches are mostly full, and one is the rest): a text for hundreds
+ * of rooms is tens of KB, too much to keep for every count.
+ */
+function textsByCount(make: (n: number) => string): (n: number) => string {
+  const texts = new Map<number, string>();
+  return (n) => {
+    let text = texts.get(n);
+    if (text === undefined) {
+      if (texts.size >= 8) texts.clear();
+      texts.set(n, (text = make(n)));
+    }
+    return text;
+  };
+}
+
+/** `one(i)` for each of `n` rooms as a UNION ALL (each term in parentheses for its ORDER BY and LIMIT). */
+function unionOf(n: number, one: (i: number) => string): string {
+  if (n === 1) return one(0);
+  const terms: string[] = [];
+  for (let i = 0; i < n; i++) terms.push(`select * from (${one(i)}) as t${i}`);
+  return terms.join(' union all ');
+}
+
+const latestEventsText = textsByCount((n) =>
+  unionOf(
+    n,
+    () => `select event_id, room_id, stream_pos, redacted_by from events
+        where room_id = ? and stream_pos > ? and stream_pos <= ?
+          and rejected_reason is null and soft_failed = 0
+        order by stream_pos desc limit ?`,
+  ),
+);
+
+const stateGroupsAtText = textsByCount((n) =>
+  unionOf(n, (i) => `select ${i} as k, state_group from events where room_id = ? and stream_pos <= ? and state_group is not null order by stream_pos desc limit 1`),
+);
 
 /** SQLite caps a compound SELECT at 500 terms; stay well below, and below the bound-parameter limits. */
 const ROOMS_PER_STATEMENT = 200;
@@ -78,9 +128,24 @@ export interface LatestEventRow {
 export async function selectLatestEvents(db: DbOrTx, ranges: RoomRange[], filter: EventTypeFilter): Promise<LatestEventRow[]> {
   const extra = filterConditions(filter);
   if (extra === null) return [];
+  const parts = chunks(ranges.filter((r) => r.limit > 0 && r.upTo > r.after));
+  const fast = extra.length === 0 ? sqliteRoot(db) : undefined;
+  if (fast) {
+    return fast.read((tx) => {
+      const out: LatestEventRow[] = [];
+      for (const part of parts) {
+        const params: unknown[] = [];
+        for (const r of part) params.push(r.roomId, r.after, r.upTo, r.limit);
+        for (const row of tx.rawRows(latestEventsText(part.length), params)) {
+          out.push({ event_id: row[0] as string, room_id: row[1] as string, stream_pos: Number(row[2]), redacted_by: row[3] as string | null });
+        }
+      }
+      return out;
+    });
+  }
   const cond = extra.length > 0 ? sql` and ${sql.join(extra, sql` and `)}` : sql``;
   const out: LatestEventRow[] = [];
-  for (const part of chunks(ranges.filter((r) => r.limit > 0 && r.upTo > r.after))) {
+  for (const part of parts) {
     const branches = part.map((r, i) => {
       const one = sql`select event_id, room_id, stream_pos, redacted_by from events
         where room_id = ${r.roomId} and stream_pos > ${r.after} and stream_pos <= ${r.upTo}
@@ -101,16 +166,28 @@ export async function selectLatestEvents(db: DbOrTx, ranges: RoomRange[], filter
 /** State group of the last event at or before each position, per item (null when there is none). */
 export async function selectStateGroupsAt(db: DbOrTx, items: { roomId: string; pos: number }[]): Promise<(number | null)[]> {
   const out: (number | null)[] = items.map(() => null);
-  for (let start = 0; start < items.length; start += ROOMS_PER_STATEMENT) {
-    const part = items.slice(start, start + ROOMS_PER_STATEMENT);
-    const branches = part.map((it, i) => {
-      const one = sql`select ${sql.lit(start + i)} as k, state_group from events
-        where room_id = ${it.roomId} and stream_pos <= ${it.pos} and state_group is not null
-        order by stream_pos desc limit 1`;
-      return part.length === 1 ? one : sql`select * from (${one}) as ${sql.raw(`t${i}`)}`;
+  const fast = sqliteRoot(db);
+  if (fast) {
+    await fast.read((tx) => {
+      for (let start = 0; start < items.length; start += ROOMS_PER_STATEMENT) {
+        const part = items.slice(start, start + ROOMS_PER_STATEMENT);
+        const params: unknown[] = [];
+        for (const it of part) params.push(it.roomId, it.pos);
+        for (const row of tx.rawRows(stateGroupsAtText(part.length), params)) out[start + Number(row[0])] = Number(row[1]);
+      }
     });
-    const res = await sql<{ k: number; state_group: number }>`${sql.join(branches, sql` union all `)}`.execute(db);
-    for (const r of res.rows) out[Number(r.k)] = Number(r.state_group);
+  } else {
+    for (let start = 0; start < items.length; start += ROOMS_PER_STATEMENT) {
+      const part = items.slice(start, start + ROOMS_PER_STATEMENT);
+      const branches = part.map((it, i) => {
+        const one = sql`select ${sql.lit(start + i)} as k, state_group from events
+          where room_id = ${it.roomId} and stream_pos <= ${it.pos} and state_group is not null
+          order by stream_pos desc limit 1`;
+        return part.length === 1 ? one : sql`select * from (${one}) as ${sql.raw(`t${i}`)}`;
+      });
+      const res = await sql<{ k: number; state_group: number }>`${sql.join(branches, sql` union all `)}`.execute(db);
+      for (const r of res.rows) out[Number(r.k)] = Number(r.state_group);
+    }
   }
   // No event of the room at or before `pos` with a state: either the room did not exist yet (its
   // first event, the create, has no state before it), or it was joined through another server and
@@ -181,6 +258,16 @@ export interface GroupChainsRow {
   event_id: string;
 }
 
+const groupChainsText = textsByCount(
+  (n) => `with recursive chain(root, id, prev_group, n) as (
+        select id, id, prev_group, 0 from state_groups where id in (${new Array<string>(n).fill('?').join(', ')})
+        union all
+        select chain.root, g.id, g.prev_group, chain.n + 1 from state_groups g join chain on g.id = chain.prev_group
+      )
+      select chain.root as root, chain.n as n, d.type as type, d.state_key as state_key, d.event_id as event_id
+      from chain join state_group_deltas d on d.state_group = chain.id`,
+);
+
 /**
  * Every delta on the chains from each group down to its full snapshot, in one
  * recursive query; with `keys`, only the entries at those (type, state_key)
@@ -190,6 +277,17 @@ export interface GroupChainsRow {
 export async function selectGroupChains(db: DbOrTx, groupIds: number[], keys?: Array<[string, string]>): Promise<GroupChainsRow[]> {
   const out: GroupChainsRow[] = [];
   if (keys !== undefined && keys.length === 0) return out;
+  const fast = keys === undefined ? sqliteRoot(db) : undefined;
+  if (fast) {
+    return fast.read((tx) => {
+      for (const part of chunks(groupIds, 1000)) {
+        for (const r of tx.rawRows(groupChainsText(part.length), part)) {
+          out.push({ root: Number(r[0]), n: Number(r[1]), type: r[2] as string, state_key: r[3] as string, event_id: r[4] as string });
+        }
+      }
+      return out;
+    });
+  }
   const only = keys ? sql`where ${sql.join(keys.map(([t, k]) => sql`(d.type = ${t} and d.state_key = ${k})`), sql` or `)}` : sql``;
   for (const part of chunks(groupIds, 1000)) {
     const res = await sql<GroupChainsRow>`
