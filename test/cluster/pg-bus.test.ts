@@ -3,13 +3,13 @@ import { after, before, describe, test } from 'node:test';
 import postgres from 'postgres';
 import type { CacheInvalidation, StreamAdvance } from '../../src/cluster/bus.js';
 import { insertInvalidations } from '../../src/cluster/cache-invalidations-table.js';
-import { eventsBetween } from '../../src/cluster/events-catch-up.js';
+import { eventsBetween, headsAndEventsAfter } from '../../src/cluster/events-catch-up.js';
 import { InvalidationPruner } from '../../src/cluster/invalidation-pruner.js';
 import { LocalLeases } from '../../src/cluster/leases.js';
 import { PgBus, splitPoke } from '../../src/cluster/pg-bus.js';
 import { connectDatabase, type Database } from '../../src/db/connect.js';
 import { runMigrations } from '../../src/db/migrate.js';
-import { nextPositions } from '../../src/db/stream-positions.js';
+import { nextPositions, readAllCounters } from '../../src/db/stream-positions.js';
 import { ALL_MIGRATIONS } from '../../src/homeserver.js';
 import { createLogger } from '../../src/logger.js';
 import { freshDatabase } from '../helpers/server.js';
@@ -43,7 +43,18 @@ describe('PostgreSQL bus', { skip: NEEDS_PG }, () => {
   const heardA: StreamAdvance[] = [];
 
   const bus = (nodeId: string, pollMs = 300) =>
-    new PgBus({ url: fresh.url, db: database.db, nodeId, logger: createLogger('silent'), now: () => Date.now(), eventsBetween: (x, y, n) => eventsBetween(database.db, x, y, n), pollMs, heartbeatMs: 200, silenceMs: 700 });
+    new PgBus({
+      url: fresh.url,
+      db: database.db,
+      nodeId,
+      logger: createLogger('silent'),
+      now: () => Date.now(),
+      headsAndEventsAfter: (x, n) => headsAndEventsAfter(database.db, x, n),
+      eventsBetween: (x, y, n) => eventsBetween(database.db, x, y, n),
+      pollMs,
+      heartbeatMs: 200,
+      silenceMs: 700,
+    });
 
   before(async () => {
     fresh = await freshDatabase();
@@ -120,12 +131,16 @@ describe('PostgreSQL bus', { skip: NEEDS_PG }, () => {
       logger: createLogger('silent'),
       now: () => Date.now(),
       pollMs: 60_000,
-      eventsBetween: async (after, upTo) => {
-        reads.push([after, upTo]);
+      // Every position stands for an event of one room; a read that finds events is recorded.
+      headsAndEventsAfter: async (after) => {
+        const heads = await readAllCounters(database.db);
+        const upTo = heads.get('events') ?? 0;
         const advances: StreamAdvance[] = [];
         for (let pos = after + 1; pos <= upTo; pos++) advances.push({ stream: 'events', pos, roomId: '!r:example.org' });
-        return { advances, invalidations: [], readTo: upTo };
+        if (advances.length > 0) reads.push([after, upTo]);
+        return { heads, events: { advances, invalidations: [], readTo: Math.max(after, upTo) } };
       },
+      eventsBetween: async () => assert.fail('one read holds every event here'),
     });
     d.onAdvance((m) => {
       if (m.stream === 'events') heard.push(m.pos);
