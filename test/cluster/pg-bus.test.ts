@@ -7,6 +7,7 @@ import { eventsBetween, headsAndEventsAfter } from '../../src/cluster/events-cat
 import { InvalidationPruner } from '../../src/cluster/invalidation-pruner.js';
 import { LocalLeases } from '../../src/cluster/leases.js';
 import { PgBus, splitPoke } from '../../src/cluster/pg-bus.js';
+import { EVENT_CACHE } from '../../src/rooms/pipeline/pipeline.js';
 import { connectDatabase, type Database } from '../../src/db/connect.js';
 import { runMigrations } from '../../src/db/migrate.js';
 import { nextPositions, readAllCounters } from '../../src/db/stream-positions.js';
@@ -169,6 +170,44 @@ describe('PostgreSQL bus', { skip: NEEDS_PG }, () => {
     } finally {
       await d.close();
     }
+  });
+
+  test('a catch-up reads every counter and the events after a position in one statement, a chunk at a time', async () => {
+    const first = await database.db.transaction().execute(async (trx) => {
+      const pos = await nextPositions(trx, 'events', 3);
+      const row = (i: number, type: string, more: { state_key?: string; redacts?: string }) => ({
+        event_id: `$catchup${pos + i}`,
+        room_id: '!catchup:example.org',
+        stream_pos: pos + i,
+        depth: i + 1,
+        type,
+        sender: '@s:example.org',
+        origin_server_ts: 0,
+        json: '{}',
+        ...more,
+      });
+      await trx
+        .insertInto('events')
+        .values([row(0, 'm.room.message', {}), row(1, 'm.room.member', { state_key: '@m:example.org' }), row(2, 'm.room.redaction', { redacts: '$gone' })] as never)
+        .execute();
+      return pos;
+    });
+    const head = first + 2;
+    const one = await headsAndEventsAfter(database.db, first - 1, 2);
+    assert.equal(one.heads.get('events'), head);
+    assert.deepEqual(one.heads, await readAllCounters(database.db));
+    assert.deepEqual(one.events, {
+      advances: [
+        { stream: 'events', pos: first, roomId: '!catchup:example.org' },
+        { stream: 'events', pos: first + 1, roomId: '!catchup:example.org', userIds: ['@m:example.org'] },
+      ],
+      invalidations: [],
+      readTo: first + 1,
+    });
+    const two = await eventsBetween(database.db, first + 1, head, 2);
+    assert.deepEqual(two, { advances: [{ stream: 'events', pos: head, roomId: '!catchup:example.org' }], invalidations: [{ cache: EVENT_CACHE, key: '$gone' }], readTo: head });
+    const none = await headsAndEventsAfter(database.db, head, 2);
+    assert.deepEqual(none.events, { advances: [], invalidations: [], readTo: head });
   });
 
   test('invalidations pruned before a node read them make it drop every cached entry', async () => {
