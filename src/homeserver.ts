@@ -6,7 +6,7 @@ import { migrations as accountsMigrations } from './accounts/migrations.js';
 import { accountsRoutes } from './accounts/routes.js';
 import { appserviceRoutes } from './appservice/routes.js';
 import { LocalBus, type Bus } from './cluster/bus.js';
-import { eventsBetween } from './cluster/events-catch-up.js';
+import { eventsBetween, headsAndEventsAfter } from './cluster/events-catch-up.js';
 import { InvalidationPruner } from './cluster/invalidation-pruner.js';
 import { LocalLeases, type Leases } from './cluster/leases.js';
 import { migrations as clusterMigrations } from './cluster/migrations.js';
@@ -124,7 +124,7 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
   // On PostgreSQL other nodes may share the database: the bus must hear them (CLUSTER.md 3).
   const bus: Bus =
     database.dialect === 'postgres'
-      ? new PgBus({ url: config.database.url, db: database.db, nodeId, logger, now: () => Date.now(), eventsBetween: (a, b, n) => eventsBetween(database.db, a, b, n) })
+      ? new PgBus({ url: config.database.url, db: database.db, nodeId, logger, now: () => Date.now(), headsAndEventsAfter: (a, n) => headsAndEventsAfter(database.db, a, n), eventsBetween: (a, b, n) => eventsBetween(database.db, a, b, n) })
       : new LocalBus();
   // Leases are renewed, and nodes beat, every third of the lease's time to live (CLUSTER.md 5: 15 s, 5 s).
   const ttlMs = config.cluster.lease_ttl_ms;

@@ -1,6 +1,6 @@
 import type { Db } from '../db/schema.js';
 import { EVENT_CACHE } from '../rooms/pipeline/pipeline.js';
-import { selectStreamSummary } from '../rooms/store/events-table.js';
+import { selectCountersWithStreamSummary, selectStreamSummary, type StreamSummaryRow } from '../rooms/store/events-table.js';
 import { selectFillsBetween } from '../rooms/store/partial-state-table.js';
 import type { CacheInvalidation, StreamAdvance } from './bus.js';
 
@@ -21,7 +21,22 @@ export interface StreamChanges {
  * partial_state_fills is read back instead, with the members it changed.
  */
 export async function eventsBetween(db: Db, after: number, upTo: number, limit: number): Promise<StreamChanges> {
-  const rows = await selectStreamSummary(db, after, upTo, limit);
+  return changesOf(db, await selectStreamSummary(db, after, upTo, limit), after, upTo, limit);
+}
+
+/**
+ * Every counter's head and, from the same snapshot, the events stream's
+ * changes after `after` up to its head (at most `limit` events): what the bus
+ * reads on every catch-up, so a node that follows another's sends reads
+ * each of them in one statement.
+ */
+export async function headsAndEventsAfter(db: Db, after: number, limit: number): Promise<{ heads: Map<string, number>; events: StreamChanges }> {
+  const { counters, rows } = await selectCountersWithStreamSummary(db, after, limit);
+  const upTo = Math.max(after, counters.get('events') ?? 0);
+  return { heads: counters, events: await changesOf(db, rows, after, upTo, limit) };
+}
+
+async function changesOf(db: Db, rows: StreamSummaryRow[], after: number, upTo: number, limit: number): Promise<StreamChanges> {
   const advances: StreamAdvance[] = [];
   const invalidations: CacheInvalidation[] = [];
   for (const r of rows) {

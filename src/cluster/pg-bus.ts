@@ -21,7 +21,13 @@ export interface PgBusOptions {
   nodeId: string;
   logger: Logger;
   now(): number;
-  /** The events stream read back as announcements (events-catch-up.ts). */
+  /**
+   * Every counter's head and, from the same snapshot, the events stream after
+   * `after` read back as announcements (events-catch-up.ts): what each
+   * catch-up reads first, in one round trip.
+   */
+  headsAndEventsAfter(after: number, limit: number): Promise<{ heads: Map<string, number>; events: StreamChanges }>;
+  /** The events stream read back as announcements, for the chunks after the first. */
   eventsBetween(after: number, upTo: number, limit: number): Promise<StreamChanges>;
   pollMs?: number;
   heartbeatMs?: number;
@@ -225,9 +231,10 @@ export class PgBus implements Bus {
   }
 
   private async readBack(gaps: boolean): Promise<void> {
-    const heads = await readAllCounters(this.opts.db);
+    const from = this.seen.get('events') ?? 0;
+    const { heads, events } = await this.opts.headsAndEventsAfter(from, EVENTS_CHUNK);
     await this.replayInvalidations(heads.get('cache_invalidations') ?? 0);
-    await this.replayEvents(heads.get('events') ?? 0);
+    await this.replayEvents(heads.get('events') ?? 0, { from, changes: events });
     for (const stream of ANNOUNCED_STREAMS) {
       if (stream === 'events') continue;
       const head = heads.get(stream) ?? 0;
@@ -254,13 +261,17 @@ export class PgBus implements Bus {
     this.seen.set('cache_invalidations', Math.max(this.seen.get('cache_invalidations') ?? 0, head));
   }
 
-  private async replayEvents(head: number): Promise<void> {
+  /** Announces the events up to `head`, starting with `first`, read with the heads from where the stream was seen then. */
+  private async replayEvents(head: number, first: { from: number; changes: StreamChanges }): Promise<void> {
+    let read: typeof first | null = first;
     while ((this.seen.get('events') ?? 0) < head) {
       const from = this.seen.get('events') ?? 0;
-      const changes = await this.opts.eventsBetween(from, head, EVENTS_CHUNK);
+      const changes = read && read.from <= from && read.changes.readTo > from ? read.changes : await this.opts.eventsBetween(from, head, EVENTS_CHUNK);
+      read = null;
       for (const i of changes.invalidations) this.local.invalidate(i);
       for (const a of changes.advances) {
-        if (this.ownEvents.delete(a.pos)) continue;
+        // At or below `from`: this node's own events, announced by publish() while the read was on its way.
+        if (a.pos <= from || this.ownEvents.delete(a.pos)) continue;
         this.local.publish(a);
       }
       this.seen.set('events', Math.max(this.seen.get('events') ?? 0, changes.readTo));

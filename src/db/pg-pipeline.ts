@@ -1,5 +1,5 @@
 import type { Sql } from 'postgres';
-import type { PoolUsage } from './postgres-driver.js';
+import { runsSimple, unsafeOptions, type PoolUsage } from './postgres-driver.js';
 import type { Prepared } from './prepared.js';
 import type { Db, DbOrTx } from './schema.js';
 
@@ -48,8 +48,8 @@ export function pgPipeline(db: Db): PgPipeline | undefined {
       const conn = await sql.reserve();
       if (usage) usage.inUse++;
       const inFlight: Promise<unknown>[] = [];
-      const send = (text: string, parameters: readonly unknown[]) => {
-        const q = conn.unsafe(text, parameters as never[], { prepare: true }).execute();
+      const send = (text: string, parameters: readonly unknown[], simple = parameters.length === 0) => {
+        const q = conn.unsafe(text, parameters as never[], unsafeOptions(simple)).execute();
         // Awaited together at commit; a failure must not also surface as an unhandled rejection.
         q.catch(() => {});
         inFlight.push(q);
@@ -58,11 +58,11 @@ export function pgPipeline(db: Db): PgPipeline | undefined {
       const tx: PipelinedTx = {
         all<P extends object, R>(query: Prepared<P, R>, params: P): Promise<R[]> {
           const c = query.bind(db as DbOrTx, params);
-          return send(c.sql, c.parameters).then((rows) => Array.from(rows as Iterable<R>));
+          return send(c.sql, c.parameters, runsSimple(c)).then((rows) => Array.from(rows as Iterable<R>));
         },
         run<P extends object>(query: Prepared<P, unknown>, params: P): Promise<number> {
           const c = query.bind(db as DbOrTx, params);
-          const count = send(c.sql, c.parameters).then((rows) => (rows as unknown as { count: number }).count);
+          const count = send(c.sql, c.parameters, runsSimple(c)).then((rows) => (rows as unknown as { count: number }).count);
           // Writers through StatementSink do not await this; its failure (a connection lost with the
           // primary) reaches the transaction at COMMIT, and must not also end the process as an
           // unhandled rejection.

@@ -10,7 +10,7 @@ import {
   type QueryResult,
   type TransactionSettings,
 } from 'kysely';
-import type { Sql, ReservedSql } from 'postgres';
+import type { Sql, ReservedSql, UnsafeQueryOptions } from 'postgres';
 
 /** Connections of the pool: its configured size and how many are reserved now (for the metrics). */
 export interface PoolUsage {
@@ -27,7 +27,7 @@ class PostgresJsConnection implements DatabaseConnection {
   constructor(private readonly sql: ReservedSql, private readonly usage?: PoolUsage) {}
 
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
-    const result = await this.sql.unsafe(query.sql, query.parameters as never[], { prepare: true });
+    const result = await this.sql.unsafe(query.sql, query.parameters as never[], unsafeOptions(runsSimple(query)));
     const rows = Array.from(result) as R[];
     if (result.command === 'INSERT' || result.command === 'UPDATE' || result.command === 'DELETE') {
       return { rows, numAffectedRows: BigInt(result.count) };
@@ -44,6 +44,26 @@ class PostgresJsConnection implements DatabaseConnection {
     if (this.usage) this.usage.inUse--;
     this.sql.release();
   }
+}
+
+/**
+ * postgres.js sends a statement without parameters by the simple protocol,
+ * which PostgreSQL parses and plans again on every call (the stream heads
+ * every /sync reads, say). A query Kysely built is one statement, so it is
+ * prepared as the others are; raw SQL, which may hold several statements
+ * (migrations), and BEGIN / COMMIT keep the simple protocol.
+ */
+// postgres.js takes `simple` though its types omit it.
+const BY_SIMPLE = { prepare: true, simple: true } as UnsafeQueryOptions;
+const PREPARED = { prepare: true, simple: false } as UnsafeQueryOptions;
+
+/** The options of a statement: prepared, or by the simple protocol. */
+export function unsafeOptions(simple: boolean): UnsafeQueryOptions {
+  return simple ? BY_SIMPLE : PREPARED;
+}
+
+export function runsSimple(query: { parameters: readonly unknown[]; query: { kind: string } }): boolean {
+  return query.parameters.length === 0 && query.query.kind === 'RawNode';
 }
 
 class PostgresJsDriver implements Driver {

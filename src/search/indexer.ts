@@ -6,6 +6,8 @@ import { advanceIndexState, insertSearchDocs, selectIndexState } from './search-
 const BATCH = 500;
 /** How long after an advance the background catch-up starts: a burst of sends is indexed in one round. */
 const DELAY_MS = 200;
+/** The lease under which one node of a cluster indexes in the background. */
+const LEASE = 'search.indexer';
 
 /**
  * Keeps the search index up with the events stream: a consumer that reads
@@ -13,10 +15,12 @@ const DELAY_MS = 200;
  * below the lowest position it has read), writes their text, and moves its
  * recorded positions in the same transaction, so it resumes where it stopped
  * after a restart and a database written before search existed is indexed
- * from the start. Nodes sharing a database may run it at once: a round whose
+ * from the start. In the background it runs on one node of a cluster at a
+ * time, the lease's holder: on the others it would read every event only to
+ * lose the race to record it. A search on any node catches up first
+ * (`catchUp`), so it finds what was sent before it was asked; a round whose
  * positions another node moved first is rolled back and read again. The send
- * path does not wait for it; a search first catches up (`catchUp`), so it
- * finds what was sent before it was asked.
+ * path does not wait for it.
  */
 export class SearchIndexer {
   /** Rounds run one at a time in this process. */
@@ -54,9 +58,13 @@ export class SearchIndexer {
     if (this.timer !== undefined || this.stopped) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      this.catchUp().catch((err) => this.ctx.logger.error({ err }, 'search indexing failed'));
+      this.catchUpAsHolder().catch((err) => this.ctx.logger.error({ err }, 'search indexing failed'));
     }, DELAY_MS);
     this.timer.unref();
+  }
+
+  private async catchUpAsHolder(): Promise<void> {
+    if (await this.ctx.leases.acquire(LEASE)) await this.catchUp();
   }
 
   private serialised<T>(fn: () => Promise<T>): Promise<T> {

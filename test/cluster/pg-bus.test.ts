@@ -3,13 +3,14 @@ import { after, before, describe, test } from 'node:test';
 import postgres from 'postgres';
 import type { CacheInvalidation, StreamAdvance } from '../../src/cluster/bus.js';
 import { insertInvalidations } from '../../src/cluster/cache-invalidations-table.js';
-import { eventsBetween } from '../../src/cluster/events-catch-up.js';
+import { eventsBetween, headsAndEventsAfter } from '../../src/cluster/events-catch-up.js';
 import { InvalidationPruner } from '../../src/cluster/invalidation-pruner.js';
 import { LocalLeases } from '../../src/cluster/leases.js';
 import { PgBus, splitPoke } from '../../src/cluster/pg-bus.js';
+import { EVENT_CACHE } from '../../src/rooms/pipeline/pipeline.js';
 import { connectDatabase, type Database } from '../../src/db/connect.js';
 import { runMigrations } from '../../src/db/migrate.js';
-import { nextPositions } from '../../src/db/stream-positions.js';
+import { nextPositions, readAllCounters } from '../../src/db/stream-positions.js';
 import { ALL_MIGRATIONS } from '../../src/homeserver.js';
 import { createLogger } from '../../src/logger.js';
 import { freshDatabase } from '../helpers/server.js';
@@ -43,7 +44,18 @@ describe('PostgreSQL bus', { skip: NEEDS_PG }, () => {
   const heardA: StreamAdvance[] = [];
 
   const bus = (nodeId: string, pollMs = 300) =>
-    new PgBus({ url: fresh.url, db: database.db, nodeId, logger: createLogger('silent'), now: () => Date.now(), eventsBetween: (x, y, n) => eventsBetween(database.db, x, y, n), pollMs, heartbeatMs: 200, silenceMs: 700 });
+    new PgBus({
+      url: fresh.url,
+      db: database.db,
+      nodeId,
+      logger: createLogger('silent'),
+      now: () => Date.now(),
+      headsAndEventsAfter: (x, n) => headsAndEventsAfter(database.db, x, n),
+      eventsBetween: (x, y, n) => eventsBetween(database.db, x, y, n),
+      pollMs,
+      heartbeatMs: 200,
+      silenceMs: 700,
+    });
 
   before(async () => {
     fresh = await freshDatabase();
@@ -120,12 +132,16 @@ describe('PostgreSQL bus', { skip: NEEDS_PG }, () => {
       logger: createLogger('silent'),
       now: () => Date.now(),
       pollMs: 60_000,
-      eventsBetween: async (after, upTo) => {
-        reads.push([after, upTo]);
+      // Every position stands for an event of one room; a read that finds events is recorded.
+      headsAndEventsAfter: async (after) => {
+        const heads = await readAllCounters(database.db);
+        const upTo = heads.get('events') ?? 0;
         const advances: StreamAdvance[] = [];
         for (let pos = after + 1; pos <= upTo; pos++) advances.push({ stream: 'events', pos, roomId: '!r:example.org' });
-        return { advances, invalidations: [], readTo: upTo };
+        if (advances.length > 0) reads.push([after, upTo]);
+        return { heads, events: { advances, invalidations: [], readTo: Math.max(after, upTo) } };
       },
+      eventsBetween: async () => assert.fail('one read holds every event here'),
     });
     d.onAdvance((m) => {
       if (m.stream === 'events') heard.push(m.pos);
@@ -154,6 +170,44 @@ describe('PostgreSQL bus', { skip: NEEDS_PG }, () => {
     } finally {
       await d.close();
     }
+  });
+
+  test('a catch-up reads every counter and the events after a position in one statement, a chunk at a time', async () => {
+    const first = await database.db.transaction().execute(async (trx) => {
+      const pos = await nextPositions(trx, 'events', 3);
+      const row = (i: number, type: string, more: { state_key?: string; redacts?: string }) => ({
+        event_id: `$catchup${pos + i}`,
+        room_id: '!catchup:example.org',
+        stream_pos: pos + i,
+        depth: i + 1,
+        type,
+        sender: '@s:example.org',
+        origin_server_ts: 0,
+        json: '{}',
+        ...more,
+      });
+      await trx
+        .insertInto('events')
+        .values([row(0, 'm.room.message', {}), row(1, 'm.room.member', { state_key: '@m:example.org' }), row(2, 'm.room.redaction', { redacts: '$gone' })] as never)
+        .execute();
+      return pos;
+    });
+    const head = first + 2;
+    const one = await headsAndEventsAfter(database.db, first - 1, 2);
+    assert.equal(one.heads.get('events'), head);
+    assert.deepEqual(one.heads, await readAllCounters(database.db));
+    assert.deepEqual(one.events, {
+      advances: [
+        { stream: 'events', pos: first, roomId: '!catchup:example.org' },
+        { stream: 'events', pos: first + 1, roomId: '!catchup:example.org', userIds: ['@m:example.org'] },
+      ],
+      invalidations: [],
+      readTo: first + 1,
+    });
+    const two = await eventsBetween(database.db, first + 1, head, 2);
+    assert.deepEqual(two, { advances: [{ stream: 'events', pos: head, roomId: '!catchup:example.org' }], invalidations: [{ cache: EVENT_CACHE, key: '$gone' }], readTo: head });
+    const none = await headsAndEventsAfter(database.db, head, 2);
+    assert.deepEqual(none.events, { advances: [], invalidations: [], readTo: head });
   });
 
   test('invalidations pruned before a node read them make it drop every cached entry', async () => {
