@@ -1,6 +1,6 @@
 import type { Db } from '../db/schema.js';
 import { EVENT_CACHE } from '../rooms/pipeline/pipeline.js';
-import { selectCountersWithStreamSummary, selectStreamSummary, type StreamSummaryRow } from '../rooms/store/events-table.js';
+import { selectCountersWithStreamSummary, selectStreamSummary, type StreamSummaryRow } from '../rooms/store/stream-reads.js';
 import { selectFillsBetween } from '../rooms/store/partial-state-table.js';
 import type { CacheInvalidation, StreamAdvance } from './bus.js';
 

@@ -4,7 +4,8 @@ import { strippedHints } from './stripped-hints.js';
 import { splitStateKey, stateKey, type ClientEvent, type JsonObject, type StateMap, type StrippedStateEvent } from '../core/types.js';
 import type { Requester } from '../http/requester.js';
 import { isServable, storedEventFromRow, type StoredEvent } from './events/stored-event.js';
-import { selectEventRange, selectStreamEventsOfTypes, type TxnEndpoint } from './store/events-table.js';
+import { selectEventRange, type TxnEndpoint } from './store/events-table.js';
+import { selectStreamEventsOfTypes } from './store/stream-reads.js';
 import { upgradeRoom } from './upgrade.js';
 import { createRoom, type CreateRoomBody } from './create-room.js';
 import { acceptThirdPartyInvite, checkThreepidInvite, inviteByThreepid } from './third-party-invite.js';
@@ -37,51 +38,9 @@ import { readEvent, readTimeline, readTimelines } from './timeline.js';
 import { selectFillPositions } from './store/partial-state-table.js';
 import { selectStateKeyInRooms } from './store/current-state-table.js';
 
-export type Membership = 'join' | 'invite' | 'leave' | 'ban' | 'knock';
+import type { EventShape, Membership, RoomMembership, TimelineChunk, TimelineQuery } from './read-types.js';
 
-/** A user's latest membership in a room, as materialised by the pipeline. */
-export interface RoomMembership {
-  roomId: string;
-  membership: Membership;
-  eventId: string;
-  /** Stream position of the membership event. */
-  streamPos: number;
-}
-
-/** What /sync asks for one room's timeline. */
-export interface TimelineQuery {
-  roomId: string;
-  /** Exclusive lower bound (stream position); 0 for an initial sync. */
-  fromPos: number;
-  /** Inclusive upper bound. */
-  toPos: number;
-  limit: number;
-  /** Event type filters from the sync filter (`types`, `not_types`, `senders`, `not_senders`), glob `*` allowed. */
-  filter?: { types?: string[]; not_types?: string[]; senders?: string[]; not_senders?: string[] };
-  /** Whose view: adds `unsigned.transaction_id` for events that device sent. */
-  viewer: { userId: string; deviceId?: string };
-  /**
-   * The caller reads the room's whole state at the start (`before`) or the
-   * end (`after`) of the timeline next: that state is read with the
-   * timeline, and history visibility takes what it needs from it rather than
-   * reading the same state groups a second time.
-   */
-  wholeState?: 'before' | 'after';
-}
-
-/** How the room reads for /sync shape their events: without `room_id` (ClientEventWithoutRoomID). */
-export interface EventShape {
-  withoutRoomId?: boolean;
-}
-
-export interface TimelineChunk {
-  /** Chronological (oldest first). */
-  events: ClientEvent[];
-  /** True when there were more events in (fromPos, toPos] than `limit`. */
-  limited: boolean;
-  /** Stream position just before the first returned event: a `/messages` `from` token for going backwards. */
-  prevBatchPos: number;
-}
+export type { EventShape, Membership, RoomMembership, TimelineChunk, TimelineQuery };
 
 /** Stripped state types shown with invites and knocks (spec "Stripped state"). */
 const STRIPPED_TYPES = [

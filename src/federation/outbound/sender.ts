@@ -30,7 +30,7 @@ import type { Db, DbOrTx } from '../../db/schema.js';
 import { readStreamPositions } from '../../db/stream-positions.js';
 import type { RoomsCore } from '../../rooms/room-core.js';
 import { HEAD_CACHE, type MemberInfo } from '../../rooms/state/room-head.js';
-import { selectStreamEventsAfter } from '../../rooms/store/events-table.js';
+import { selectStreamEventsAfter } from '../../rooms/store/stream-reads.js';
 import type { FederationClient } from '../client.js';
 import type { RoomReads } from '../room-reads.js';
 import { insertDestination, selectDestinations, selectSenderPosition, upsertSenderPosition } from './destinations-table.js';
