@@ -85,6 +85,12 @@ export function emptyHead(roomId: string, version: RoomVersion, creator: string)
 export class RoomHeads {
   private readonly cache: LRUCache<string, RoomHead>;
   private readonly loading = new Map<string, Promise<RoomHead | null>>();
+  /**
+   * Rooms announced or invalidated while a load of their head was reading: the load may have read
+   * the state before that change, and the announcement has found nothing cached to drop, so that
+   * load's head is answered but not cached.
+   */
+  private readonly changedWhileLoading = new Set<string>();
 
   constructor(private readonly ctx: Context) {
     this.cache = boundedCache(Math.max(10, ctx.config.caches.room_states), {}, { owner: ctx, name: 'room_heads' });
@@ -92,13 +98,19 @@ export class RoomHeads {
     // cached head comes from another writer (a cluster node), so the head is stale.
     ctx.bus.onAdvance((msg) => {
       if (msg.stream !== 'events' || msg.roomId === undefined) return;
+      if (this.loading.has(msg.roomId)) this.changedWhileLoading.add(msg.roomId);
       const head = this.cache.peek(msg.roomId);
       if (head && msg.pos > head.lastPos) this.cache.delete(msg.roomId);
     });
     ctx.bus.onInvalidate((msg) => {
       if (msg.cache === HEAD_CACHE || msg.cache === ALL_KEYS) {
-        if (msg.key === ALL_KEYS) this.cache.clear();
-        else this.cache.delete(msg.key);
+        if (msg.key === ALL_KEYS) {
+          this.cache.clear();
+          for (const roomId of this.loading.keys()) this.changedWhileLoading.add(roomId);
+        } else {
+          this.cache.delete(msg.key);
+          if (this.loading.has(msg.key)) this.changedWhileLoading.add(msg.key);
+        }
       }
     });
   }
@@ -125,9 +137,11 @@ export class RoomHeads {
 
   invalidate(roomId: string): void {
     this.cache.delete(roomId);
+    if (this.loading.has(roomId)) this.changedWhileLoading.add(roomId);
   }
 
   private async load(roomId: string): Promise<RoomHead | null> {
+    this.changedWhileLoading.delete(roomId);
     const snapshot = await readHeadRows(this.ctx, roomId);
     if (!snapshot) return null;
     const { room, stateRows, extremities, memberRows, groupDepth: depthOfGroup, partial } = snapshot;
@@ -166,6 +180,7 @@ export class RoomHeads {
     // A commit that landed while this load was reading wins: its head is newer.
     const newer = this.cache.get(roomId);
     if (newer) return newer;
+    if (this.changedWhileLoading.delete(roomId)) return head;
     this.cache.set(roomId, head);
     return head;
   }
