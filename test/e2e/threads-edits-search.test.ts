@@ -61,13 +61,22 @@ describe('threads, edits, reactions and search with matrix-js-sdk', { timeout: 1
     replyIds.push((await reply(alice, 'Delta kites are easier')).event_id);
     replyIds.push((await reply(bob, 'Fine, delta it is')).event_id);
 
+    // The thread's timeline, not the SDK's reply count: the SDK adds each live reply to the count
+    // it read from the root's summary, so a reply that reaches the summary before the client's
+    // sync is counted twice. The server's own count is checked below.
     for (const client of [alice, bob]) {
       const thread = await waitUntil(() => {
         const t = client.getRoom(roomId)?.getThread(rootId);
-        return t && t.length === 3 && t.replyToEvent?.getId() === replyIds[2] ? t : undefined;
+        const replies = t?.timeline.map((e) => e.getId()).filter((id) => id !== rootId);
+        return t && replies?.join() === replyIds.join() && t.replyToEvent?.getId() === replyIds[2] ? t : undefined;
       }, `${client.getUserId()} sees three replies in the thread`, 20_000);
       assert.equal(thread.id, rootId);
     }
+    const root = await server.request('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/event/${encodeURIComponent(rootId)}`, { token: aliceUser.accessToken });
+    const summary = root.body.unsigned['m.relations']['m.thread'];
+    assert.equal(summary.count, 3);
+    assert.equal(summary.latest_event.event_id, replyIds[2]);
+    assert.equal(summary.current_user_participated, true);
     // The thread replies are not in the main timeline of a thread-aware client.
     assert.equal(liveEvent(alice, roomId, (e) => e.getId() === replyIds[0]), undefined);
   });
