@@ -39,6 +39,9 @@ export type DelayedAction = 'cancel' | 'restart' | 'send';
 
 /** The unstable prefix of MSC4140 and its feature flag in /versions. */
 export const DELAYED_EVENTS_FEATURE = 'org.matrix.msc4140';
+/** The query parameters a send or state PUT may carry (looked up on every send). */
+const DELAY_PARAM = `${DELAYED_EVENTS_FEATURE}.delay`;
+const PARENT_DELAY_PARAM = `${DELAYED_EVENTS_FEATURE}.parent_delay_id`;
 
 const conflict = (msg: string) => new MatrixError(409, 'M_UNKNOWN', msg);
 
@@ -67,10 +70,10 @@ export class DelayedEventsService implements Lifecycle {
 
   /** The delay a send or state request asks for in its query, or null for an ordinary request. */
   delayFromQuery(query: Record<string, unknown> | undefined): number | null {
-    const raw = query?.[`${DELAYED_EVENTS_FEATURE}.delay`];
+    const raw = query?.[DELAY_PARAM];
     if (raw === undefined) return null;
     if (!this.enabled) throw new MatrixError(400, 'M_UNRECOGNIZED', 'Delayed events are not enabled on this server');
-    if (query?.[`${DELAYED_EVENTS_FEATURE}.parent_delay_id`] !== undefined) throw invalidParam('parent_delay_id is not supported');
+    if (query?.[PARENT_DELAY_PARAM] !== undefined) throw invalidParam('parent_delay_id is not supported');
     const n = typeof raw === 'string' && /^\d{1,15}$/.test(raw) ? Number(raw) : typeof raw === 'number' ? raw : NaN;
     if (!Number.isSafeInteger(n) || n <= 0) throw invalidParam(`${DELAYED_EVENTS_FEATURE}.delay must be a positive integer of milliseconds`);
     return n;

@@ -11,7 +11,7 @@ export function instrumentHttp(app: FastifyInstance, metrics: HearthMetrics): vo
   app.addHook('onResponse', (req, reply, done) => {
     const route = req.routeOptions.url ?? 'unmatched';
     const method = req.method;
-    metrics.httpRequests.inc({ method, route, status: String(reply.statusCode) });
+    metrics.requestAnswered(method, route, reply.statusCode);
     metrics.httpDuration.observe({ method, route }, reply.elapsedTime / 1000);
     done();
   });
