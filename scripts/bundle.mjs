@@ -12,8 +12,10 @@ await build({
   format: 'esm',
   target: 'node20',
   // Native addons: loaded from node_modules as built for this machine. The S3 SDK is large and
-  // loaded only by servers that store media in S3: it stays in node_modules too.
-  external: ['better-sqlite3', 'sharp', '@aws-sdk/client-s3'],
+  // loaded only by servers that store media in S3: it stays in node_modules too, and so do undici
+  // and nodemailer, loaded on a server's first outbound request and first email (many servers
+  // make neither).
+  external: ['better-sqlite3', 'sharp', '@aws-sdk/client-s3', 'undici', 'nodemailer'],
   // ASCII source is held by V8 at one byte a character.
   charset: 'ascii',
   minifyWhitespace: true,

@@ -5,9 +5,10 @@
  * `getRaw` and `getLocation` hand the answer back unread for callers that stream it (media).
  */
 import { isIP } from 'node:net';
-import { Agent, request, type Dispatcher } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
 import type { SigningKey } from '../core/signing.js';
 import type { OutboundGuard } from '../http/outbound-guard.js';
+import { loadUndici, type Undici } from '../http/undici.js';
 import { unwrapRefusal, type ResolvedServer, type ServerDiscovery } from './discovery.js';
 import { signRequest } from './x-matrix.js';
 
@@ -98,6 +99,7 @@ export class FederationClient {
         this.opts.signingKey,
       );
     }
+    const { request } = await loadUndici();
     let res: Dispatcher.ResponseData;
     try {
       res = await request(resolved.baseUrl + req.path, {
@@ -149,6 +151,7 @@ export class FederationClient {
     const { agent, resolved } = await this.pool(destination).catch((e: unknown) => {
       throw new FederationRequestError(destination, 0, `cannot resolve: ${(e as Error).message}`);
     });
+    const undici = await loadUndici();
     let current = new URL(url);
     for (let hop = 0; ; hop++) {
       if (current.protocol !== 'https:' && current.protocol !== 'http:') throw new FederationRequestError(destination, 0, `unsupported URL scheme ${current.protocol}`);
@@ -162,7 +165,7 @@ export class FederationClient {
           throw new FederationRequestError(destination, 0, (e as Error).message);
         }
       }
-      const answer = await this.sendRaw(destination, current.toString(), onOrigin ? agent : this.offOriginAgent(), {}, timeoutMs);
+      const answer = await this.sendRaw(destination, current.toString(), onOrigin ? agent : this.offOriginAgent(undici), {}, timeoutMs);
       const location = answer.headers.location;
       if (answer.status >= 300 && answer.status < 400 && typeof location === 'string') {
         await answer.body.dump().catch(() => {});
@@ -174,8 +177,8 @@ export class FederationClient {
     }
   }
 
-  private offOriginAgent(): Agent {
-    this.guardedAgent ??= new Agent({
+  private offOriginAgent(undici: Undici): Agent {
+    this.guardedAgent ??= new undici.Agent({
       connect: { timeout: 10_000, rejectUnauthorized: this.opts.verifyTls, lookup: this.opts.guard.lookup },
       keepAliveTimeout: 30_000,
     });
@@ -183,6 +186,7 @@ export class FederationClient {
   }
 
   private async sendRaw(destination: string, url: string, agent: Agent, headers: Record<string, string>, timeoutMs: number): Promise<RawAnswer> {
+    const { request } = await loadUndici();
     try {
       const res = await request(url, {
         dispatcher: agent,
@@ -208,13 +212,14 @@ export class FederationClient {
       hit.resolved = resolved;
       return hit;
     }
+    const undici = await loadUndici();
     if (hit) void hit.agent.close();
     if (this.pools.size >= MAX_POOLS) {
       const [oldest, entry] = this.pools.entries().next().value!;
       this.pools.delete(oldest);
       void entry.agent.close();
     }
-    const agent = new Agent({
+    const agent = new undici.Agent({
       connect: {
         timeout: 10_000,
         rejectUnauthorized: this.opts.verifyTls,

@@ -14,9 +14,9 @@
  */
 import { promises as dnsPromises, type SrvRecord } from 'node:dns';
 import { isIP } from 'node:net';
-import { Agent, request } from 'undici';
 import { parseServerName } from '../core/ids.js';
 import { OutboundRefused, type OutboundGuard } from '../http/outbound-guard.js';
+import { LazyAgent, loadUndici } from '../http/undici.js';
 
 export interface ResolvedServer {
   /** What to connect to: `https://<address or hostname>:<port>` (or the mapped URL). */
@@ -62,14 +62,14 @@ interface WellKnownEntry {
 export class ServerDiscovery {
   private readonly wellKnown = new Map<string, WellKnownEntry>();
   private readonly dns: SrvResolver;
-  private readonly agent: Agent;
+  private readonly agent: LazyAgent;
   private readonly now: () => number;
 
   constructor(private readonly opts: DiscoveryOptions) {
     // A DNS server that does not answer costs a few seconds, not the system default of minutes.
     this.dns = opts.dns ?? new dnsPromises.Resolver({ timeout: 2_000, tries: 2 });
     this.now = opts.now ?? Date.now;
-    this.agent = new Agent({
+    this.agent = new LazyAgent({
       connect: { lookup: opts.guard.lookup, timeout: 10_000, rejectUnauthorized: opts.verifyTls },
       keepAliveTimeout: 5_000,
       connections: 4,
@@ -156,6 +156,8 @@ export class ServerDiscovery {
   private async fetchWellKnown(hostname: string): Promise<{ server: string | null; maxAgeMs?: number }> {
     let url = new URL(this.opts.wellKnownUrl?.(hostname) ?? `https://${hostname}/.well-known/matrix/server`);
     const signal = AbortSignal.timeout(10_000);
+    const { request } = await loadUndici();
+    const dispatcher = await this.agent.get();
     const seen = new Set<string>();
     for (;;) {
       // Redirects are followed, loops are not.
@@ -165,7 +167,7 @@ export class ServerDiscovery {
       if (isIP(literal)) this.opts.guard.check(literal);
       let res;
       try {
-        res = await request(url, { dispatcher: this.agent, method: 'GET', signal, headersTimeout: 10_000, bodyTimeout: 10_000 });
+        res = await request(url, { dispatcher, method: 'GET', signal, headersTimeout: 10_000, bodyTimeout: 10_000 });
       } catch (e) {
         throw unwrapRefusal(e) ?? e;
       }

@@ -4,8 +4,8 @@
  * before connecting and names through the guarded DNS lookup the socket connects with. The body
  * is capped in bytes, and the whole exchange in time.
  */
-import { Agent, request } from 'undici';
 import { OutboundRefused, type OutboundGuard } from '../http/outbound-guard.js';
+import { LazyAgent, loadUndici } from '../http/undici.js';
 
 export interface FetchedBody {
   /** The URL that answered, after redirects. */
@@ -25,14 +25,16 @@ export interface GuardedFetchOptions {
 export class FetchFailed extends Error {}
 
 export class GuardedFetcher {
-  private readonly agent: Agent;
+  private readonly agent: LazyAgent;
 
   constructor(private readonly guard: OutboundGuard, private readonly userAgent: string) {
-    this.agent = new Agent({ connect: { lookup: guard.lookup, timeout: 10_000 }, keepAliveTimeout: 5_000, connections: 8 });
+    this.agent = new LazyAgent({ connect: { lookup: guard.lookup, timeout: 10_000 }, keepAliveTimeout: 5_000, connections: 8 });
   }
 
   async get(url: string, opts: GuardedFetchOptions): Promise<FetchedBody> {
     const signal = AbortSignal.timeout(opts.timeoutMs);
+    const { request } = await loadUndici();
+    const dispatcher = await this.agent.get();
     let current = new URL(url);
     for (let hop = 0; ; hop++) {
       if (current.protocol !== 'http:' && current.protocol !== 'https:') throw new FetchFailed(`Unsupported URL scheme ${current.protocol}`);
@@ -42,7 +44,7 @@ export class GuardedFetcher {
       let res;
       try {
         res = await request(current, {
-          dispatcher: this.agent,
+          dispatcher,
           method: 'GET',
           headers: { 'user-agent': this.userAgent, accept: opts.accept ?? '*/*' },
           signal,

@@ -5,8 +5,8 @@
  * through the guarded DNS lookup the socket uses. Redirects are not followed
  * (a gateway answers the POST itself), so no hop escapes the check.
  */
-import { Agent, request } from 'undici';
 import { OutboundRefused, type OutboundGuard } from '../http/outbound-guard.js';
+import { LazyAgent, loadUndici } from '../http/undici.js';
 import type { JsonObject } from '../core/types.js';
 
 const MAX_ANSWER_BYTES = 64 * 1024;
@@ -19,10 +19,10 @@ export class GatewayFailed extends Error {
 }
 
 export class GatewayClient {
-  private readonly agent: Agent;
+  private readonly agent: LazyAgent;
 
   constructor(private readonly guard: OutboundGuard, private readonly timeoutMs = 15_000) {
-    this.agent = new Agent({ connect: { lookup: guard.lookup, timeout: timeoutMs }, keepAliveTimeout: 10_000, connections: 16 });
+    this.agent = new LazyAgent({ connect: { lookup: guard.lookup, timeout: timeoutMs }, keepAliveTimeout: 10_000, connections: 16 });
   }
 
   /** Sends one notification; returns the pushkeys the gateway rejected. */
@@ -34,10 +34,12 @@ export class GatewayClient {
     } catch (e) {
       throw new GatewayFailed((e as Error).message, false);
     }
+    const { request } = await loadUndici();
+    const dispatcher = await this.agent.get();
     let res;
     try {
       res = await request(target, {
-        dispatcher: this.agent,
+        dispatcher,
         method: 'POST',
         headers: { 'content-type': 'application/json', 'user-agent': 'Hearth (push)' },
         body: JSON.stringify({ notification }),

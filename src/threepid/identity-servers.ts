@@ -7,7 +7,6 @@
  * `HEARTH_OUTBOUND_ALLOW` admits it), as `id_server` comes from the client.
  */
 import { createHash } from 'node:crypto';
-import { Agent, request } from 'undici';
 import type { HearthConfig } from '../config/schema.js';
 import { encodeUnpaddedBase64Url } from '../core/base64.js';
 import type { SigningKey } from '../core/signing.js';
@@ -15,6 +14,7 @@ import { unwrapRefusal } from '../federation/discovery.js';
 import { signRequest } from '../federation/x-matrix.js';
 import { MatrixError } from '../http/errors.js';
 import type { OutboundGuard } from '../http/outbound-guard.js';
+import { LazyAgent, loadUndici } from '../http/undici.js';
 
 const TIMEOUT_MS = 15_000;
 const MAX_ANSWER_BYTES = 64 * 1024;
@@ -59,12 +59,12 @@ export interface InviteRoomInfo {
 }
 
 export class IdentityServers {
-  private readonly agent: Agent;
+  private readonly agent: LazyAgent;
 
   constructor(
     private readonly opts: { config: HearthConfig['identity_server']; guard: OutboundGuard; serverName: string; signingKey: SigningKey },
   ) {
-    this.agent = new Agent({ connect: { lookup: opts.guard.lookup, timeout: TIMEOUT_MS }, keepAliveTimeout: 10_000, connections: 8 });
+    this.agent = new LazyAgent({ connect: { lookup: opts.guard.lookup, timeout: TIMEOUT_MS }, keepAliveTimeout: 10_000, connections: 8 });
   }
 
   async close(): Promise<void> {
@@ -194,12 +194,14 @@ export class IdentityServers {
     if (o.bearer !== undefined) headers.authorization = `Bearer ${o.bearer}`;
     if (o.authorization !== undefined) headers.authorization = o.authorization;
     if (o.body !== undefined) headers['content-type'] = 'application/json';
+    const { request } = await loadUndici();
+    const dispatcher = await this.agent.get();
     let res;
     try {
       // An IP literal never goes through the lookup: checked here.
       if (/^[\d.]+$/.test(host) || host.includes(':')) this.opts.guard.check(host);
       res = await request(target, {
-        dispatcher: this.agent,
+        dispatcher,
         method,
         headers,
         body: o.body === undefined ? undefined : JSON.stringify(o.body),

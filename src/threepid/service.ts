@@ -27,7 +27,7 @@ export class ThreepidService implements Lifecycle {
   }
 
   async stop(): Promise<void> {
-    this.mailer?.close();
+    await this.mailer?.close();
     await this.identityServers.close();
   }
 }
