@@ -127,8 +127,13 @@ export class RoomHeads {
     return p;
   }
 
+  /**
+   * The cached head, if any, for a caller that only wants what is at hand (a room's version):
+   * neither counted as a lookup nor made more recent, so reads of many rooms (a sync) neither
+   * push out the heads that sends use nor show in the cache's figures as misses.
+   */
   peek(roomId: string): RoomHead | undefined {
-    return this.cache.get(roomId);
+    return this.cache.peek(roomId);
   }
 
   set(head: RoomHead): void {
