@@ -16,7 +16,7 @@ import { promises as dnsPromises, type SrvRecord } from 'node:dns';
 import { isIP } from 'node:net';
 import { parseServerName } from '../core/ids.js';
 import { OutboundRefused, type OutboundGuard } from '../http/outbound-guard.js';
-import { LazyAgent, loadUndici } from '../http/undici.js';
+import { LazyAgent } from '../http/undici.js';
 
 export interface ResolvedServer {
   /** What to connect to: `https://<address or hostname>:<port>` (or the mapped URL). */
@@ -156,8 +156,6 @@ export class ServerDiscovery {
   private async fetchWellKnown(hostname: string): Promise<{ server: string | null; maxAgeMs?: number }> {
     let url = new URL(this.opts.wellKnownUrl?.(hostname) ?? `https://${hostname}/.well-known/matrix/server`);
     const signal = AbortSignal.timeout(10_000);
-    const { request } = await loadUndici();
-    const dispatcher = await this.agent.get();
     const seen = new Set<string>();
     for (;;) {
       // Redirects are followed, loops are not.
@@ -167,7 +165,7 @@ export class ServerDiscovery {
       if (isIP(literal)) this.opts.guard.check(literal);
       let res;
       try {
-        res = await request(url, { dispatcher, method: 'GET', signal, headersTimeout: 10_000, bodyTimeout: 10_000 });
+        res = await this.agent.request(url, { method: 'GET', signal, headersTimeout: 10_000, bodyTimeout: 10_000 });
       } catch (e) {
         throw unwrapRefusal(e) ?? e;
       }

@@ -4,7 +4,7 @@
  * would cost them start-up time and the memory it holds for nothing. The bundle leaves it in
  * node_modules (scripts/bundle.mjs).
  */
-import type { Agent } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
 
 export type Undici = typeof import('undici');
 
@@ -21,9 +21,15 @@ export class LazyAgent {
 
   constructor(private readonly options: Agent.Options) {}
 
-  get(): Promise<Agent> {
+  private get(): Promise<Agent> {
     this.agent ??= loadUndici().then((u) => new u.Agent(this.options));
     return this.agent;
+  }
+
+  /** undici's `request` through this agent. */
+  async request(url: string | URL, options: Omit<Dispatcher.RequestOptions, 'origin' | 'path' | 'dispatcher'> & { method: Dispatcher.HttpMethod }): Promise<Dispatcher.ResponseData> {
+    const [{ request }, dispatcher] = await Promise.all([loadUndici(), this.get()]);
+    return request(url, { ...options, dispatcher });
   }
 
   async close(): Promise<void> {

@@ -5,7 +5,7 @@
  * is capped in bytes, and the whole exchange in time.
  */
 import { OutboundRefused, type OutboundGuard } from '../http/outbound-guard.js';
-import { LazyAgent, loadUndici } from '../http/undici.js';
+import { LazyAgent } from '../http/undici.js';
 
 export interface FetchedBody {
   /** The URL that answered, after redirects. */
@@ -33,8 +33,6 @@ export class GuardedFetcher {
 
   async get(url: string, opts: GuardedFetchOptions): Promise<FetchedBody> {
     const signal = AbortSignal.timeout(opts.timeoutMs);
-    const { request } = await loadUndici();
-    const dispatcher = await this.agent.get();
     let current = new URL(url);
     for (let hop = 0; ; hop++) {
       if (current.protocol !== 'http:' && current.protocol !== 'https:') throw new FetchFailed(`Unsupported URL scheme ${current.protocol}`);
@@ -43,8 +41,7 @@ export class GuardedFetcher {
       if (/^[\d.]+$/.test(host) || host.includes(':')) this.guard.check(host);
       let res;
       try {
-        res = await request(current, {
-          dispatcher,
+        res = await this.agent.request(current, {
           method: 'GET',
           headers: { 'user-agent': this.userAgent, accept: opts.accept ?? '*/*' },
           signal,

@@ -6,7 +6,7 @@
  * (a gateway answers the POST itself), so no hop escapes the check.
  */
 import { OutboundRefused, type OutboundGuard } from '../http/outbound-guard.js';
-import { LazyAgent, loadUndici } from '../http/undici.js';
+import { LazyAgent } from '../http/undici.js';
 import type { JsonObject } from '../core/types.js';
 
 const MAX_ANSWER_BYTES = 64 * 1024;
@@ -34,12 +34,9 @@ export class GatewayClient {
     } catch (e) {
       throw new GatewayFailed((e as Error).message, false);
     }
-    const { request } = await loadUndici();
-    const dispatcher = await this.agent.get();
     let res;
     try {
-      res = await request(target, {
-        dispatcher,
+      res = await this.agent.request(target, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'user-agent': 'Hearth (push)' },
         body: JSON.stringify({ notification }),

@@ -14,7 +14,7 @@ import { unwrapRefusal } from '../federation/discovery.js';
 import { signRequest } from '../federation/x-matrix.js';
 import { MatrixError } from '../http/errors.js';
 import type { OutboundGuard } from '../http/outbound-guard.js';
-import { LazyAgent, loadUndici } from '../http/undici.js';
+import { LazyAgent } from '../http/undici.js';
 
 const TIMEOUT_MS = 15_000;
 const MAX_ANSWER_BYTES = 64 * 1024;
@@ -194,14 +194,11 @@ export class IdentityServers {
     if (o.bearer !== undefined) headers.authorization = `Bearer ${o.bearer}`;
     if (o.authorization !== undefined) headers.authorization = o.authorization;
     if (o.body !== undefined) headers['content-type'] = 'application/json';
-    const { request } = await loadUndici();
-    const dispatcher = await this.agent.get();
     let res;
     try {
       // An IP literal never goes through the lookup: checked here.
       if (/^[\d.]+$/.test(host) || host.includes(':')) this.opts.guard.check(host);
-      res = await request(target, {
-        dispatcher,
+      res = await this.agent.request(target, {
         method,
         headers,
         body: o.body === undefined ? undefined : JSON.stringify(o.body),
