@@ -10,7 +10,7 @@
 // HEARTH_BENCH_PROF_DIR=DIR writes CPU profiles of the server processes; PROBE_NODE_ARGS adds flags to their node.
 // HEARTH_BENCH_HEAVY_DIR names a data dir to make once and reuse (SQLite): the rooms are only made
 // when it holds no database yet.
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BenchClient, median, rssMb } from './client.js';
@@ -105,6 +105,7 @@ async function initialSync(client: BenchClient, token: string): Promise<{ ms: nu
 export async function heavySync(record: (r: { name: string; value: number; unit: string; target?: string; detail?: string }) => void): Promise<void> {
   const keep = process.env.HEARTH_BENCH_HEAVY_DIR;
   const dir = keep ?? mkdtempSync(join(tmpdir(), 'hearth-bench-heavy-'));
+  mkdirSync(dir, { recursive: true });
   const tokenFile = join(dir, 'bench-heavy-token');
   try {
     if (!existsSync(tokenFile)) {

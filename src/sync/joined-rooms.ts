@@ -38,14 +38,6 @@ export class JoinedRooms {
     return this.ctx.services.rooms;
   }
 
-  /** Lets another device of the user start from what one device was sent (the two got the same answer). */
-  copyKnownMembers(userId: string, fromDevice: string, toDevice: string, roomIds: string[]): void {
-    for (const roomId of roomIds) {
-      const known = this.knownMembers.get(knownKey(userId, fromDevice, roomId));
-      if (known) this.knownMembers.set(knownKey(userId, toDevice, roomId), new Set(known));
-    }
-  }
-
   /**
    * The entries of `plans` (rooms left out when an incremental sync has
    * nothing for them), in plan order: the timelines of all of them in one

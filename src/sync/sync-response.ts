@@ -46,13 +46,6 @@ const SQLITE_READS_AT_ONCE = 2;
  */
 export const ROOMS_PER_BATCH = 100;
 
-/** A rendering of joined rooms under way, shared by the identical requests that arrive while it runs. */
-interface SharedRender {
-  json: SharedJson;
-  /** The device whose lazy-loading record the rendering fills. */
-  deviceId: string;
-}
-
 /**
  * Builds one /sync response (spec: "Syncing", GET /sync) for the stream
  * heads read at its start. Reads for the user go out concurrently; joined
@@ -68,8 +61,8 @@ export class SyncResponder {
   /** The reads each sync makes for its own user and device, gathered across the syncs that ask together. */
   private readonly gathered: GatheredReads;
   private readonly joinedRooms: JoinedRooms;
-  /** Streamed renderings under way, by user, filter, options and heads. */
-  private readonly renders = new Map<string, SharedRender>();
+  /** Streamed renderings of joined rooms under way, by device, filter, options and heads: shared by the identical requests that arrive while one runs. */
+  private readonly renders = new Map<string, SharedJson>();
 
   constructor(
     private readonly ctx: Context,
@@ -339,25 +332,20 @@ export class SyncResponder {
 
   /**
    * The joined rooms of an initial sync as JSON text, a batch at a time. A
-   * request identical to one under way (same user, filter, options and
+   * request identical to one under way (same device, filter, options and
    * heads: the same rooms, rendered the same) reads the text that one makes,
-   * as long as none of it was let go yet (SharedJson).
+   * as long as none of it was let go yet (SharedJson). Not across devices:
+   * an event's `transaction_id` is shown only to the device that sent it,
+   * and lazy loading records what each device was sent.
    */
   private streamJoins(run: Run, plans: JoinPlan[]): AsyncIterable<JsonPiece> {
     const { p, heads } = run;
-    const key = [p.userId, JSON.stringify(p.filter.raw), p.useStateAfter, formatSyncToken(heads)].join('\u0000');
+    const key = [p.userId, p.deviceId, JSON.stringify(p.filter.raw), p.useStateAfter, formatSyncToken(heads)].join('\u0000');
     const running = this.renders.get(key);
-    if (running && running.json.joinable()) {
-      const roomIds = plans.map((j) => j.roomId);
-      const shared = running.json.read();
-      return (async function* (joined: JoinedRooms) {
-        yield* shared;
-        joined.copyKnownMembers(p.userId, running.deviceId, p.deviceId, roomIds);
-      })(this.joinedRooms);
-    }
+    if (running && running.joinable()) return running.read();
     const json = new SharedJson();
     const reader = json.read();
-    this.renders.set(key, { json, deviceId: p.deviceId });
+    this.renders.set(key, json);
     void (async () => {
       try {
         for (let i = 0; i < plans.length; i += ROOMS_PER_BATCH) {
@@ -367,7 +355,7 @@ export class SyncResponder {
       } catch (err) {
         json.fail(err);
       } finally {
-        if (this.renders.get(key)?.json === json) this.renders.delete(key);
+        if (this.renders.get(key) === json) this.renders.delete(key);
       }
     })();
     return reader;

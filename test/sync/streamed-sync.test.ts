@@ -61,8 +61,8 @@ describe('an initial sync streamed room by room (spec: Syncing)', () => {
   });
 
   /** The sync's raw response: whether it came without a length (streamed) and its body. */
-  async function rawSync(o: SyncOpts): Promise<{ streamed: boolean; body: any }> {
-    const res = await fetch(s.url + syncPath(o), { headers: { authorization: `Bearer ${bob.accessToken}` } });
+  async function rawSync(o: SyncOpts, token = bob.accessToken): Promise<{ streamed: boolean; body: any }> {
+    const res = await fetch(s.url + syncPath(o), { headers: { authorization: `Bearer ${token}` } });
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /^application\/json/);
     const streamed = res.headers.get('content-length') === null;
@@ -120,6 +120,27 @@ describe('an initial sync streamed room by room (spec: Syncing)', () => {
       assert.deepEqual(a.body, answers[0]!.body);
     }
     assert.deepEqual(answers[0]!.body, await inOnePiece(filter));
+  });
+
+  it('two devices of one user syncing at the same moment each get only their own transaction ids', async () => {
+    // spec: ClientEvent `unsigned.transaction_id`, "if the client being given the event is the same one which sent it".
+    const login = await s.request('POST', `${C}/login`, {
+      body: { type: 'm.login.password', identifier: { type: 'm.id.user', user: 'stream_bob' }, password: bob.password },
+    });
+    assert.equal(login.status, 200, JSON.stringify(login.body));
+    const room = joined[7]!;
+    const txnId = `first-device-${process.pid}`;
+    const sent = await s.request('PUT', `${C}/rooms/${encodeURIComponent(room)}/send/m.room.message/${txnId}`, {
+      token: bob.accessToken,
+      body: { msgtype: 'm.text', body: 'from the first device' },
+    });
+    assert.equal(sent.status, 200);
+    const filter = { room: { timeline: { limit: 2 } } };
+    const [first, second] = await Promise.all([bob.accessToken, login.body.access_token as string].map((token) => rawSync({ filter }, token)));
+    const event = (body: any) => body.rooms.join[room].timeline.events.find((e: any) => e.event_id === sent.body.event_id);
+    assert.equal(first.streamed && second.streamed, true);
+    assert.equal(event(first.body).unsigned.transaction_id, txnId);
+    assert.equal(event(second.body).unsigned.transaction_id, undefined, 'not the device that sent it');
   });
 
   it('a small initial sync keeps its length, and an incremental one after a streamed one carries only what is new', async () => {
