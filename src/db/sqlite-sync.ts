@@ -65,11 +65,29 @@ export interface SqliteSync {
   /** Runs `fn` in one transaction (BEGIN IMMEDIATE ... COMMIT; ROLLBACK if it throws); resolves after commit. */
   transaction<T>(fn: (tx: SyncTx) => T): Promise<T>;
   /**
+   * As transaction, but shares one transaction, and so one commit and its
+   * fsync, with the other `grouped` calls made on this SqliteSync until the
+   * event loop next checks for immediates: writes that arrive together (sends
+   * into different rooms, whose room queues run side by side) pay for one
+   * commit between them. Each `fn` runs under a savepoint: one that throws
+   * is rolled back alone and its caller gets the error; the others commit.
+   * Every caller's promise settles after the COMMIT (or its failure, which
+   * fails them all).
+   */
+  grouped<T>(fn: (tx: SyncTx) => T): Promise<T>;
+  /**
    * Runs reads in `fn` outside a transaction, holding the connection. Only on
    * the root database: called while a Kysely transaction holds the
    * connection, it would wait for itself.
    */
   read<T>(fn: (tx: SyncTx) => T): Promise<T>;
+}
+
+/** A write waiting for its group's transaction (SqliteSync.grouped). */
+interface Grouped {
+  fn: (tx: SyncTx) => unknown;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
 }
 
 /** The synchronous path for `db` when it is SQLite, else undefined. */
@@ -110,7 +128,52 @@ export function sqliteSync(db: Db): SqliteSync | undefined {
       }
     },
   };
+  let waiting: Grouped[] = [];
+  const writeGroup = (group: Grouped[]): Promise<void> =>
+    db.getExecutor().provideConnection(async () => {
+      const outcomes: Array<{ ok: true; value: unknown } | { ok: false; err: unknown }> = [];
+      try {
+        exec('begin immediate', [], false);
+        if (group.length === 1) outcomes.push({ ok: true, value: group[0]!.fn(tx) });
+        else {
+          for (const g of group) {
+            exec('savepoint grouped_write', [], false);
+            try {
+              outcomes.push({ ok: true, value: g.fn(tx) });
+            } catch (err) {
+              exec('rollback to grouped_write', [], false);
+              outcomes.push({ ok: false, err });
+            }
+            exec('release grouped_write', [], false);
+          }
+        }
+        exec('commit', [], false);
+      } catch (e) {
+        if (raw.file.inTransaction) exec('rollback', [], false);
+        for (const g of group) g.reject(e);
+        return;
+      }
+      group.forEach((g, i) => {
+        const o = outcomes[i]!;
+        if (o.ok) g.resolve(o.value);
+        else g.reject(o.err);
+      });
+    });
   return {
+    grouped<T>(fn: (tx: SyncTx) => T): Promise<T> {
+      return new Promise<T>((resolve, reject) => {
+        waiting.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+        // After the poll phase: the requests read in it reach their writes first.
+        if (waiting.length > 1) return;
+        setImmediate(() => {
+          const group = waiting;
+          waiting = [];
+          writeGroup(group).catch((err) => {
+            for (const g of group) g.reject(err);
+          });
+        });
+      });
+    },
     transaction<T>(fn: (tx: SyncTx) => T): Promise<T> {
       // Holding Kysely's connection: no other query can be between its statements, or inside ours.
       return db.getExecutor().provideConnection(async () => {

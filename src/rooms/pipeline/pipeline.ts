@@ -3,7 +3,7 @@ import { needsPolicySignature } from '../../core/policy-server.js';
 import { stateKey, type StateMap } from '../../core/types.js';
 import type { Tx } from '../../db/schema.js';
 import { pgPipeline, type PgPipeline } from '../../db/pg-pipeline.js';
-import { sqliteSync, type SqliteSync } from '../../db/sqlite-sync.js';
+import { sqliteSync, type SqliteSync, type SyncTx } from '../../db/sqlite-sync.js';
 import { forbidden } from '../../http/errors.js';
 import type { PushActionRow } from '../../push/service.js';
 import { bareClientEvent } from '../events/client-format.js';
@@ -28,6 +28,8 @@ import { RoomQueue } from './room-queue.js';
 
 const PL_KEY = stateKey('m.room.power_levels', '');
 const MAX_STALE_RETRIES = 3;
+/** Appends into different rooms this close together (ms) are taken as concurrent: they group their commits (see write). */
+const GROUP_WINDOW_MS = 5;
 /** Bus cache name for parsed events whose mutable columns changed. */
 export const EVENT_CACHE = 'rooms.event';
 /**
@@ -51,6 +53,8 @@ export class EventPipeline {
   private readonly sqlite: SqliteSync | undefined;
   /** PostgreSQL's pipelined transactions, for the same batches. */
   private readonly pg: PgPipeline | undefined;
+  /** The room and time (performance.now()) of the last plain append written on SQLite (see write). */
+  private lastAppend = { roomId: '', at: -Infinity };
   /** The auth chain cover index: state resolution reads it, every batch with state events adds to it. */
   private readonly chains = new AuthChainIndex();
   private readonly pushRooms = new PushRooms();
@@ -401,10 +405,26 @@ export class EventPipeline {
     }
   }
 
-  /** One transaction for the batch: the fast path for a plain append, else the general one. */
+  /**
+   * One transaction for the batch: the fast path for a plain append, else the general one.
+   *
+   * On SQLite, plain appends into several rooms at once share a transaction and its commit
+   * (SqliteSync.grouped, each under its own savepoint): a group forms while the event loop reads
+   * the other requests that arrived with this one, so each waits for the loop's next turn. That
+   * wait is only taken when appends into different rooms follow each other closely (the last one
+   * into another room, less than GROUP_WINDOW_MS ago): one client sending into one room, or a
+   * quiet server, commits at once.
+   */
   private async write(w: BatchWrite): Promise<Positions> {
     if (isPlainAppend(w)) {
-      if (this.sqlite) return positionsFrom(w.events, await this.sqlite.transaction((tx) => persistPlainAppendSync(this.ctx, tx, w)));
+      if (this.sqlite) {
+        const roomId = w.head.roomId;
+        const now = performance.now();
+        const busy = this.lastAppend.roomId !== roomId && now - this.lastAppend.at < GROUP_WINDOW_MS;
+        this.lastAppend = { roomId, at: now };
+        const append = (tx: SyncTx) => persistPlainAppendSync(this.ctx, tx, w);
+        return positionsFrom(w.events, await (busy ? this.sqlite.grouped(append) : this.sqlite.transaction(append)));
+      }
       if (this.pg) return positionsFrom(w.events, await this.pg.transaction((tx) => persistPlainAppendPipelined(this.ctx, tx, w)));
     }
     return this.ctx.db.transaction().execute((trx) => persistBatch(this.ctx, trx, w));
