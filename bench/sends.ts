@@ -12,6 +12,7 @@
 //     --wal-frames       WAL pages written per send
 //     --wake             sync wake-up: when the send is answered and when the other user's long-poll returns
 //     --threads          the server's CPU per send on its main thread and on the others (GC helpers, libuv pool), last round
+//     --rooms N          the rounds as N clients at once, each sending into a room of its own (--sends in all)
 //   PROBE_NODE_ARGS="--trace-gc ..." adds flags to the server's node.
 import { createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -189,9 +190,46 @@ if (args.includes('--wal-frames')) {
   for (const [name, count] of [...byTree].sort((a, b) => b[1] - a[1])) console.log(`  ${name}: ${(count / n).toFixed(2)}`);
   side.close();
 }
+const ROOMS = Number(opt('rooms', '0'));
+/** N senders at once, each on its own connection into its own room: SENDS sends between them, in the same CPU terms as round(). */
+async function concurrentRounds(n: number): Promise<void> {
+  const senders = await Promise.all(
+    Array.from({ length: n }, async (_, i) => {
+      const user = await client.registerUser(`sender${i}`, secret);
+      const own = await client.ok<{ room_id: string }>('POST', '/_matrix/client/v3/createRoom', {}, user.token);
+      return { user, roomId: own.room_id, conn: await RawConnection.open(url) };
+    }),
+  );
+  const each = Math.floor(SENDS / n);
+  const run = (tag: string, count: number) =>
+    Promise.all(
+      senders.map(async (x) => {
+        for (let i = 0; i < count; i++) {
+          const r = await x.conn.call('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(x.roomId)}/send/m.room.message/${tag}-${i}`, { msgtype: 'm.text', body: `message ${i}` }, x.user.token);
+          if (r.status !== 200) throw new Error(`send failed: ${r.status} ${JSON.stringify(r.body)}`);
+        }
+      }),
+    );
+  await run('cwarm', 50);
+  const rates: number[] = [];
+  const cpus: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    const cpu0 = serverCpuMs();
+    const t0 = performance.now();
+    await run(`c${r}`, each);
+    const rate = ((each * n) / (performance.now() - t0)) * 1000;
+    const cpu = (serverCpuMs() - cpu0) / (each * n);
+    rates.push(rate);
+    cpus.push(cpu);
+    console.log(`round ${r}, ${n} rooms at once: ${rate.toFixed(0)} sends/s  server CPU ${cpu.toFixed(3)} ms/send`);
+  }
+  console.log(`median ${median(rates).toFixed(0)} sends/s, server CPU ${median(cpus).toFixed(3)} ms/send (${n} rooms at once)`);
+  for (const x of senders) x.conn.close();
+}
+if (ROOMS > 0) await concurrentRounds(ROOMS);
 const rates: number[] = [];
 const cpus: number[] = [];
-for (let r = 0; r < ROUNDS; r++) {
+for (let r = 0; r < (ROOMS > 0 ? 0 : ROUNDS); r++) {
   const threads0 = args.includes('--threads') && r === ROUNDS - 1 ? threadCpuMs() : null;
   const res = await round(`r${r}`, SENDS);
   if (threads0) {
@@ -202,7 +240,7 @@ for (let r = 0; r < ROUNDS; r++) {
   cpus.push(res.cpu);
   console.log(`round ${r}: ${res.rate.toFixed(0)} sends/s  p50 ${res.p50.toFixed(3)} ms  p99 ${res.p99.toFixed(3)} ms  server CPU ${res.cpu.toFixed(3)} ms/send (system ${res.sys.toFixed(3)})`);
 }
-console.log(`median ${median(rates).toFixed(0)} sends/s, server CPU ${median(cpus).toFixed(3)} ms/send`);
+if (ROOMS === 0) console.log(`median ${median(rates).toFixed(0)} sends/s, server CPU ${median(cpus).toFixed(3)} ms/send`);
 await client.close();
 raw.close();
 await server.stop();
