@@ -243,7 +243,9 @@ describe('retention runs by itself', { timeout: 60_000 }, () => {
   let alice: TestUser;
 
   before(async () => {
-    server = await startTestServer({ config: { media: { orphan_grace_ms: 1, retention_interval_ms: 200 } } });
+    // The grace is longer than an upload takes here: with a shorter one, a sweep can take an upload's
+    // file between its write and its row, and the upload is refused with "try again" (as it should be).
+    server = await startTestServer({ config: { media: { orphan_grace_ms: 500, retention_interval_ms: 200 } } });
     alice = await server.registerUser('timer_alice');
   });
   after(async () => {
