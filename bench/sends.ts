@@ -226,21 +226,25 @@ async function concurrentRounds(n: number): Promise<void> {
   console.log(`median ${median(rates).toFixed(0)} sends/s, server CPU ${median(cpus).toFixed(3)} ms/send (${n} rooms at once)`);
   for (const x of senders) x.conn.close();
 }
-if (ROOMS > 0) await concurrentRounds(ROOMS);
-const rates: number[] = [];
-const cpus: number[] = [];
-for (let r = 0; r < (ROOMS > 0 ? 0 : ROUNDS); r++) {
-  const threads0 = args.includes('--threads') && r === ROUNDS - 1 ? threadCpuMs() : null;
-  const res = await round(`r${r}`, SENDS);
-  if (threads0) {
-    const per = [...threadCpuMs()].map(([name, ms]) => `${name} ${((ms - (threads0.get(name) ?? 0)) / SENDS).toFixed(3)}`);
-    console.log(`CPU ms/send by thread: ${per.join(', ')}`);
+/** ROUNDS rounds of SENDS sequential sends from one client (round()). */
+async function sequentialRounds(): Promise<void> {
+  const rates: number[] = [];
+  const cpus: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    const threads0 = args.includes('--threads') && r === ROUNDS - 1 ? threadCpuMs() : null;
+    const res = await round(`r${r}`, SENDS);
+    if (threads0) {
+      const per = [...threadCpuMs()].map(([name, ms]) => `${name} ${((ms - (threads0.get(name) ?? 0)) / SENDS).toFixed(3)}`);
+      console.log(`CPU ms/send by thread: ${per.join(', ')}`);
+    }
+    rates.push(res.rate);
+    cpus.push(res.cpu);
+    console.log(`round ${r}: ${res.rate.toFixed(0)} sends/s  p50 ${res.p50.toFixed(3)} ms  p99 ${res.p99.toFixed(3)} ms  server CPU ${res.cpu.toFixed(3)} ms/send (system ${res.sys.toFixed(3)})`);
   }
-  rates.push(res.rate);
-  cpus.push(res.cpu);
-  console.log(`round ${r}: ${res.rate.toFixed(0)} sends/s  p50 ${res.p50.toFixed(3)} ms  p99 ${res.p99.toFixed(3)} ms  server CPU ${res.cpu.toFixed(3)} ms/send (system ${res.sys.toFixed(3)})`);
+  console.log(`median ${median(rates).toFixed(0)} sends/s, server CPU ${median(cpus).toFixed(3)} ms/send`);
 }
-if (ROOMS === 0) console.log(`median ${median(rates).toFixed(0)} sends/s, server CPU ${median(cpus).toFixed(3)} ms/send`);
+if (ROOMS > 0) await concurrentRounds(ROOMS);
+else await sequentialRounds();
 await client.close();
 raw.close();
 await server.stop();

@@ -128,7 +128,11 @@ export function sqliteSync(db: Db): SqliteSync | undefined {
       }
     },
   };
-  let waiting: Grouped[] = [];
+  /**
+   * One transaction for the writes of `group`, holding Kysely's connection (no other query can be
+   * between its statements, or inside ours). Several writes each run under a savepoint, so that
+   * one that throws is rolled back alone; each settles after the COMMIT.
+   */
   const writeGroup = (group: Grouped[]): Promise<void> =>
     db.getExecutor().provideConnection(async () => {
       const outcomes: Array<{ ok: true; value: unknown } | { ok: false; err: unknown }> = [];
@@ -159,6 +163,13 @@ export function sqliteSync(db: Db): SqliteSync | undefined {
         else g.reject(o.err);
       });
     });
+  /** Runs `group` through writeGroup; a failure to get the connection fails each of its writes. */
+  const settle = (group: Grouped[]): void => {
+    writeGroup(group).catch((err) => {
+      for (const g of group) g.reject(err);
+    });
+  };
+  let waiting: Grouped[] = [];
   return {
     grouped<T>(fn: (tx: SyncTx) => T): Promise<T> {
       return new Promise<T>((resolve, reject) => {
@@ -168,25 +179,12 @@ export function sqliteSync(db: Db): SqliteSync | undefined {
         setImmediate(() => {
           const group = waiting;
           waiting = [];
-          writeGroup(group).catch((err) => {
-            for (const g of group) g.reject(err);
-          });
+          settle(group);
         });
       });
     },
     transaction<T>(fn: (tx: SyncTx) => T): Promise<T> {
-      // Holding Kysely's connection: no other query can be between its statements, or inside ours.
-      return db.getExecutor().provideConnection(async () => {
-        exec('begin immediate', [], false);
-        try {
-          const out = fn(tx);
-          exec('commit', [], false);
-          return out;
-        } catch (e) {
-          if (raw.file.inTransaction) exec('rollback', [], false);
-          throw e;
-        }
-      });
+      return new Promise<T>((resolve, reject) => settle([{ fn, resolve: resolve as (v: unknown) => void, reject }]));
     },
     read<T>(fn: (tx: SyncTx) => T): Promise<T> {
       return db.getExecutor().provideConnection(async () => fn(tx));
