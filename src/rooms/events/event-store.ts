@@ -157,7 +157,7 @@ export class EventStore {
 }
 
 function viewFromRow(row: EventViewRow, intern: (s: string) => string): EventView {
-  const pdu: ClientPdu = { sender: intern(row.sender), type: intern(row.type), content: (row.content === null ? {} : JSON.parse(row.content)) as ClientPdu['content'], origin_server_ts: Number(row.origin_server_ts) };
+  const pdu: ClientPdu = { sender: intern(row.sender), type: intern(row.type), content: (row.content ?? {}) as ClientPdu['content'], origin_server_ts: Number(row.origin_server_ts) };
   if (row.state_key !== null) pdu.state_key = row.state_key;
   if (row.redacts !== null) pdu.redacts = row.redacts;
   return fromRow(row, intern(row.room_id), pdu);

@@ -38,7 +38,7 @@ export async function insertEvents(trx: DbOrTx, rows: EventRow[]): Promise<void>
   }
 }
 
-/** What selectEventViewsByIds reads of an event: its columns, and the PDU's content as JSON text. */
+/** What selectEventViewsByIds reads of an event: its columns, and the PDU's content, parsed. */
 export interface EventViewRow {
   event_id: string;
   room_id: string;
@@ -49,7 +49,7 @@ export interface EventViewRow {
   origin_server_ts: number | string;
   redacts: string | null;
   /** Null when the PDU has none. */
-  content: string | null;
+  content: Record<string, unknown> | null;
   state_group: number | string | null;
   state_group_before: number | string | null;
   replaces_state: string | null;
@@ -75,31 +75,36 @@ export async function selectEventViewsByIds(db: DbOrTx, dialect: Dialect, ids: s
   const content = dialect === 'postgres' ? sql`(json::json -> 'content')::text` : sql`json -> '$.content'`;
   const out: EventViewRow[] = [];
   for (let i = 0; i < ids.length; i += VIEW_CHUNK) {
-    const res = await sql<EventViewRow>`select event_id, room_id, stream_pos, sender, type, state_key, origin_server_ts, redacts,
+    const res = await sql<Omit<EventViewRow, 'content'> & { content: string | null }>`select event_id, room_id, stream_pos, sender, type, state_key, origin_server_ts, redacts,
         ${content} as content, state_group, state_group_before, replaces_state, redacted_by, rejected_reason, outlier, soft_failed,
         sender_device, txn_id, txn_endpoint
       from events where event_id in (${sql.join(ids.slice(i, i + VIEW_CHUNK))})`.execute(db);
-    out.push(...res.rows);
+    for (const r of res.rows) out.push({ ...r, content: r.content === null ? null : (JSON.parse(r.content) as Record<string, unknown>) });
   }
   return out;
 }
 
 const VIEW_CHUNK = 5000;
 
+/** The columns of EventViewRow in the order of eventViewRowsSqlite's array. */
+const VIEW_ARRAY = `json_array(event_id, room_id, stream_pos, sender, type, state_key, origin_server_ts, redacts,
+  json -> '$.content', state_group, state_group_before, replaces_state, redacted_by, rejected_reason, outlier, soft_failed,
+  sender_device, txn_id, txn_endpoint)`;
+
 /**
- * selectEventViewsByIds on SQLite: the rows as arrays, each made into its
- * object here (an initial sync reads tens of thousands of these, and
- * better-sqlite3's objects cost about a fifth of the whole read).
+ * selectEventViewsByIds on SQLite. Each row comes as one JSON array made by
+ * SQLite, content included, and is parsed once: an initial sync reads tens
+ * of thousands of these, and handing over 19 columns a value at a time, then
+ * parsing the content on its own, cost about a sixth more than one parse of
+ * the whole row.
  */
 function eventViewRowsSqlite(tx: SyncTx, ids: string[]): EventViewRow[] {
   const out: EventViewRow[] = [];
   for (let i = 0; i < ids.length; i += VIEW_CHUNK) {
     const chunk = ids.slice(i, i + VIEW_CHUNK);
-    const text = `select event_id, room_id, stream_pos, sender, type, state_key, origin_server_ts, redacts,
-        json -> '$.content' as content, state_group, state_group_before, replaces_state, redacted_by, rejected_reason, outlier, soft_failed,
-        sender_device, txn_id, txn_endpoint
-      from events where event_id in (${chunk.map(() => '?').join(', ')})`;
-    for (const r of tx.rawRows(text, chunk)) {
+    const text = `select ${VIEW_ARRAY} from events where event_id in (${chunk.map(() => '?').join(', ')})`;
+    for (const [json] of tx.rawRows(text, chunk)) {
+      const r = JSON.parse(json as string) as unknown[];
       out.push({
         event_id: r[0] as string,
         room_id: r[1] as string,
@@ -109,7 +114,7 @@ function eventViewRowsSqlite(tx: SyncTx, ids: string[]): EventViewRow[] {
         state_key: r[5] as string | null,
         origin_server_ts: r[6] as number,
         redacts: r[7] as string | null,
-        content: r[8] as string | null,
+        content: r[8] as Record<string, unknown> | null,
         state_group: r[9] as number | null,
         state_group_before: r[10] as number | null,
         replaces_state: r[11] as string | null,
