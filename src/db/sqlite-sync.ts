@@ -91,6 +91,11 @@ interface Grouped {
 }
 
 /** The synchronous path for `db` when it is SQLite, else undefined. */
+/** Whether `db` (or a transaction of it) is a SQLite database. */
+export function isSqlite(db: DbOrTx): boolean {
+  return raws.has(db.getExecutor().adapter);
+}
+
 export function sqliteSync(db: Db): SqliteSync | undefined {
   const raw = raws.get(db.getExecutor().adapter);
   if (!raw) return undefined;

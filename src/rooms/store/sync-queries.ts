@@ -2,6 +2,7 @@ import { sql, type RawBuilder } from 'kysely';
 import type { Db, DbOrTx } from '../../db/schema.js';
 import { sqliteSync, type SqliteSync } from '../../db/sqlite-sync.js';
 import type { RoomMembershipRow } from '../tables.js';
+import { chainJoin } from './state-groups-table.js';
 
 /**
  * Reads for /sync that cover many rooms in one statement. They are written
@@ -258,6 +259,7 @@ export interface GroupChainsRow {
   event_id: string;
 }
 
+// SQLite only: a CROSS JOIN keeps the chain first (see chainJoin).
 const groupChainsText = textsByCount(
   (n) => `with recursive chain(root, id, prev_group, n) as (
         select id, id, prev_group, 0 from state_groups where id in (${new Array<string>(n).fill('?').join(', ')})
@@ -265,7 +267,7 @@ const groupChainsText = textsByCount(
         select chain.root, g.id, g.prev_group, chain.n + 1 from state_groups g join chain on g.id = chain.prev_group
       )
       select chain.root as root, chain.n as n, d.type as type, d.state_key as state_key, d.event_id as event_id
-      from chain join state_group_deltas d on d.state_group = chain.id`,
+      from chain cross join state_group_deltas d on d.state_group = chain.id`,
 );
 
 /**
@@ -297,7 +299,7 @@ export async function selectGroupChains(db: DbOrTx, groupIds: number[], keys?: A
         select chain.root, g.id, g.prev_group, chain.n + 1 from state_groups g join chain on g.id = chain.prev_group
       )
       select chain.root as root, chain.n as n, d.type as type, d.state_key as state_key, d.event_id as event_id
-      from chain join state_group_deltas d on d.state_group = chain.id
+      from chain ${chainJoin(db)} state_group_deltas d on d.state_group = chain.id
       ${only}
     `.execute(db);
     for (const r of res.rows) out.push({ ...r, root: Number(r.root), n: Number(r.n) });
