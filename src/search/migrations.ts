@@ -37,4 +37,21 @@ export const migrations: Migration[] = [
       await db.schema.createIndex('event_search_room').on('event_search').columns(['room_id', 'stream_pos']).execute();
     },
   },
+  {
+    version: 2,
+    name: 'SQLite full-text rows keyed by stream position',
+    async up(db, dialect) {
+      if (dialect !== 'sqlite') return;
+      // A redaction deletes its event's row: by row id, which is now the stream position (FTS5
+      // matches event_id only by reading every row). One row per position is kept.
+      await sql`create virtual table event_search_by_pos using fts5(
+        value, event_id unindexed, room_id unindexed, sender unindexed, key unindexed,
+        stream_pos unindexed, origin_server_ts unindexed, tokenize = 'porter unicode61')`.execute(db);
+      await sql`insert into event_search_by_pos (rowid, value, event_id, room_id, sender, key, stream_pos, origin_server_ts)
+        select stream_pos, value, event_id, room_id, sender, key, stream_pos, origin_server_ts from event_search
+        where rowid in (select min(rowid) from event_search group by stream_pos)`.execute(db);
+      await sql`drop table event_search`.execute(db);
+      await sql`alter table event_search_by_pos rename to event_search`.execute(db);
+    },
+  },
 ];

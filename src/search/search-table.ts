@@ -1,5 +1,6 @@
 import { sql, type RawBuilder } from 'kysely';
 import type { DbOrTx, Dialect } from '../db/schema.js';
+import { isSqlite } from '../db/sqlite-sync.js';
 import type { SearchDoc } from './index-rows.js';
 import { PG_TEXT_CONFIG } from './migrations.js';
 
@@ -16,7 +17,13 @@ export async function insertSearchDocs(trx: DbOrTx, dialect: Dialect, docs: Sear
   for (let i = 0; i < docs.length; i += CHUNK) {
     const chunk = docs.slice(i, i + CHUNK);
     if (dialect === 'sqlite') {
-      await trx.insertInto('event_search').values(chunk).execute();
+      // FTS5 indexes no column but the text: the row id is the event's stream position, so that
+      // deleteSearchDoc finds the row by key. A row already there (indexed twice) is kept.
+      await trx
+        .insertInto('event_search')
+        .values(chunk.map((d) => ({ rowid: d.stream_pos, ...d }) as typeof d))
+        .orIgnore()
+        .execute();
       continue;
     }
     await trx
@@ -51,6 +58,11 @@ export async function advanceIndexState(trx: DbOrTx, from: { forward: number; ba
 
 /** A redacted event's text is gone: it leaves the index. */
 export async function deleteSearchDoc(trx: DbOrTx, eventId: string): Promise<void> {
+  if (isSqlite(trx)) {
+    // By row id (insertSearchDocs): FTS5 would read every row to match event_id.
+    await sql`delete from event_search where rowid = (select stream_pos from events where event_id = ${eventId})`.execute(trx);
+    return;
+  }
   await trx.deleteFrom('event_search').where('event_id', '=', eventId).execute();
 }
 
