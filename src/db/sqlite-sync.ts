@@ -90,12 +90,12 @@ interface Grouped {
   reject: (err: unknown) => void;
 }
 
-/** The synchronous path for `db` when it is SQLite, else undefined. */
 /** Whether `db` (or a transaction of it) is a SQLite database. */
 export function isSqlite(db: DbOrTx): boolean {
   return raws.has(db.getExecutor().adapter);
 }
 
+/** The synchronous path for `db` when it is SQLite, else undefined. */
 export function sqliteSync(db: Db): SqliteSync | undefined {
   const raw = raws.get(db.getExecutor().adapter);
   if (!raw) return undefined;
