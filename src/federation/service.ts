@@ -263,7 +263,7 @@ export class FederationService {
   async stop(): Promise<void> {
     await this.partialState.stop();
     this.edus.stop();
-    this.deviceListEdus.stop();
+    await this.deviceListEdus.stop();
     this.presenceEdus.stop();
     this.storedEduPruner.stop();
     this.receivedTxnPruner.stop();

@@ -11,6 +11,8 @@ import type { DeviceListEdu } from '../../e2ee/local-device-lists.js';
 import type { FederationSender } from './sender.js';
 
 const PAGE = 200;
+/** After a failed read or hand-over (the database away, say), the next try waits this long. */
+const RETRY_MS = 1000;
 
 export interface DeviceListSources {
   /** The stream's head now: changes before it are not sent again after a restart. */
@@ -23,6 +25,8 @@ export class DeviceListEduProducer {
   private readPos = 0;
   private target = 0;
   private running: Promise<void> | null = null;
+  private retry: NodeJS.Timeout | undefined;
+  private stopped = false;
   private unsubscribe: (() => void) | null = null;
 
   constructor(private readonly deps: { bus: Bus; serverName: string; sender: FederationSender; sources: DeviceListSources; logger: Logger }) {}
@@ -36,8 +40,12 @@ export class DeviceListEduProducer {
     });
   }
 
-  stop(): void {
+  /** No more reads once the one under way ends. */
+  async stop(): Promise<void> {
+    this.stopped = true;
     this.unsubscribe?.();
+    clearTimeout(this.retry);
+    await this.running;
   }
 
   /** Resolves once every change announced so far has been handed to the queues (tests). */
@@ -46,17 +54,29 @@ export class DeviceListEduProducer {
   }
 
   private kick(): void {
-    if (this.running) return;
+    if (this.running || this.stopped) return;
+    let failed = false;
     this.running = this.drain()
-      .catch((e: unknown) => this.deps.logger.warn({ err: e }, 'device list EDUs not sent'))
+      .catch((e: unknown) => {
+        failed = true;
+        this.deps.logger.warn({ err: e }, 'device list EDUs not sent; retrying');
+      })
       .finally(() => {
         this.running = null;
-        if (this.readPos < this.target) this.kick();
+        if (this.stopped || this.readPos >= this.target) return;
+        // Changes announced meanwhile are read at once; a failure is not retried in a tight loop.
+        if (!failed) {
+          this.kick();
+          return;
+        }
+        clearTimeout(this.retry);
+        this.retry = setTimeout(() => this.kick(), RETRY_MS);
+        this.retry.unref();
       });
   }
 
   private async drain(): Promise<void> {
-    while (this.readPos < this.target) {
+    while (this.readPos < this.target && !this.stopped) {
       const { edus, lastPos } = await this.deps.sources.edusBetween(this.readPos, this.target, PAGE);
       for (const { userId, edu } of edus) {
         const servers = new Set<string>();
