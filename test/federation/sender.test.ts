@@ -89,3 +89,46 @@ test('a destination backed off for long is woken at once when it makes a request
   await eventually(async () => (await bodies(b, bob)).includes('sent while b is down'), 'the queued message on b.test', 10_000);
   assert.equal(sender.status('b.test')?.state, 'up');
 });
+
+/** Bodies of the room's messages stored on `server`, in stream order, whoever may see them. */
+async function storedBodies(server: TestServer, room: string): Promise<string[]> {
+  const rows = await server.hs.ctx.db
+    .selectFrom('events')
+    .select('json')
+    .where('room_id', '=', room)
+    .where('type', '=', 'm.room.message')
+    .orderBy('stream_pos')
+    .execute();
+  return rows.map((r) => JSON.parse(r.json).content.body);
+}
+
+test('an event made before a server joined is not sent to it, though the sender sorts it after the join', async () => {
+  // The sender sorts events some time after their commit; when it runs behind, a join can be
+  // committed before it reaches the events made before that join. Who receives an event is decided
+  // by the room's members at the event (its state), not by the members when the sender gets to it:
+  // in a room whose history is for joined members only, the server that joined later must not get
+  // what was said before (spec: "history visibility"; a server should send an event to the servers
+  // in the room at that event).
+  const sender = a.hs.ctx.services.federation.sender;
+  sender.backoff.initialMs = 200;
+  sender.backoff.maxMs = 400;
+  const room = await createRoom(a, alice, {
+    preset: 'public_chat',
+    initial_state: [{ type: 'm.room.history_visibility', state_key: '', content: { history_visibility: 'joined' } }],
+  });
+  await sender.idle();
+  // The sender stops where it has sorted to: all that follows is sorted after bob's join.
+  await sender.stop();
+  try {
+    await sendText(a, alice, room, 'before bob joined');
+    expectStatus(await b.request('POST', `${C}/join/${e(room)}?via=a.test`, { token: bob.accessToken, body: {} }), 200);
+    await sendText(a, alice, room, 'after bob joined');
+  } finally {
+    await sender.start();
+  }
+  await eventually(async () => (await storedBodies(b, room)).includes('after bob joined'), 'the later message on b.test', 10_000);
+  await sender.idle();
+  assert.deepEqual(await storedBodies(b, room), ['after bob joined']);
+  // The earlier one was sorted to nobody: b.test is in no queue for it.
+  assert.deepEqual(await storedBodies(a, room), ['before bob joined', 'after bob joined']);
+});

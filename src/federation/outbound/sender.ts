@@ -5,11 +5,10 @@
  * seen for the first time is registered in `federation_destinations` before that position moves,
  * so after a restart every queue resumes from its own stored position and nothing is lost.
  *
- * Who receives an event: the servers with a joined member in the room now (while the room's state
- * is partial, also the servers in the room when it was joined), and for a membership
- * event the server of its target (a user kicked or banned must hear of it), except for invites,
- * which travel by the invite endpoint. Events made elsewhere are not relayed, except a join or
- * leave that this server accepted through send_join / send_leave (`forward`).
+ * Who receives an event: the servers in the room at the event (event-destinations.ts), not those
+ * in it when the scan gets there. Events made elsewhere are not relayed, except a join or leave
+ * that this server accepted through send_join / send_leave (`forward`). EDUs about a room go to
+ * the servers in it now.
  *
  * EDUs that must not be lost (DURABLE_EDU_TYPES) are stored for each server, in the writer's
  * transaction where it has one, and read back by the server's queue; whichever node stored them,
@@ -20,7 +19,6 @@
  * holding the server's lease sends, so the owner sends them.
  */
 import type { Logger } from 'pino';
-import { boundedCache } from '../../bounded-cache.js';
 import { ALL_KEYS, type Bus } from '../../cluster/bus.js';
 import type { Leases } from '../../cluster/leases.js';
 import type { KeyShards } from '../../cluster/shard-owner.js';
@@ -29,12 +27,13 @@ import type { Pdu } from '../../core/types.js';
 import type { Db, DbOrTx } from '../../db/schema.js';
 import { readStreamPositions } from '../../db/stream-positions.js';
 import type { RoomsCore } from '../../rooms/room-core.js';
-import { HEAD_CACHE, type MemberInfo } from '../../rooms/state/room-head.js';
+import { HEAD_CACHE } from '../../rooms/state/room-head.js';
 import { selectStreamEventsAfter } from '../../rooms/store/stream-reads.js';
 import type { FederationClient } from '../client.js';
 import type { RoomReads } from '../room-reads.js';
 import { insertDestination, selectDestinations, selectSenderPosition, upsertSenderPosition } from './destinations-table.js';
 import { insertOutboundEdus, selectEduDestinations } from './outbound-edus-table.js';
+import { EventDestinations } from './event-destinations.js';
 import { DestinationQueue, MAX_HINTS, type BackoffPolicy, type Edu, type QueueLimits, type DestinationStatus, type QueueSource } from './destination-queue.js';
 
 const STREAM = 'events';
@@ -71,15 +70,7 @@ export interface SenderDeps {
 
 export class FederationSender implements QueueSource {
   private readonly queues = new Map<string, DestinationQueue>();
-  private readonly serversByMembers = new WeakMap<ReadonlyMap<string, MemberInfo>, Set<string>>();
-  /**
-   * The scan's servers per room, as of the last event it passed that could have changed them: a
-   * state event, or any event of another server (it may merge forks, and resolution may change
-   * the members). A local message changes no membership, so it needs no room head read; in a
-   * cluster the head of a room another node writes to is stale after each of its events, and
-   * reading it again costs a snapshot of the room's state and members.
-   */
-  private readonly scanServers = boundedCache<string, Set<string>>(10_000);
+  private readonly destinations: EventDestinations;
   private scanned = 0;
   private persistedAt = 0;
   private scanning: Promise<void> | null = null;
@@ -95,7 +86,9 @@ export class FederationSender implements QueueSource {
   /** Memory per destination; tests lower it. */
   readonly limits: QueueLimits = { maxHints: MAX_HINTS };
 
-  constructor(private readonly deps: SenderDeps) {}
+  constructor(private readonly deps: SenderDeps) {
+    this.destinations = new EventDestinations(deps.core, deps.serverName);
+  }
 
   async start(): Promise<void> {
     const stored = await selectSenderPosition(this.deps.db, STREAM);
@@ -118,9 +111,10 @@ export class FederationSender implements QueueSource {
     });
     this.unsubscribeEdus = this.deps.bus.onInvalidate((msg) => {
       if (msg.cache === OUTBOUND_EDUS_CACHE) this.wakeFor(msg.key);
-      else if (msg.cache === HEAD_CACHE) this.scanServers.delete(msg.key);
+      // A partial state filled in: the groups of the events stored meanwhile may be read anew.
+      else if (msg.cache === HEAD_CACHE) this.destinations.forgetGroups();
       else if (msg.cache === ALL_KEYS) {
-        this.scanServers.clear();
+        this.destinations.forgetGroups();
         this.pollStoredEdus();
       }
     });
@@ -189,7 +183,7 @@ export class FederationSender implements QueueSource {
   async forward(roomId: string, eventId: string, pos: number, origin: string): Promise<void> {
     const ev = await this.deps.core.events.get(eventId);
     if (!ev) return;
-    for (const dest of await this.destinationsOf(roomId, ev.pdu)) {
+    for (const dest of await this.destinations.at(roomId, ev.stateGroup, ev.pdu)) {
       if (dest === origin) continue;
       const q = await this.queueFor(dest, pos - 1);
       q.add(pos, eventId);
@@ -201,8 +195,8 @@ export class FederationSender implements QueueSource {
   async sendEdu(roomId: string, edu: Edu): Promise<void> {
     const head = await this.deps.core.heads.get(roomId);
     if (!head) return;
-    if (DURABLE_EDU_TYPES.has(edu.edu_type)) return this.sendEduToServers(await this.destinationsOf(roomId, null), edu);
-    for (const dest of await this.destinationsOf(roomId, null)) {
+    if (DURABLE_EDU_TYPES.has(edu.edu_type)) return this.sendEduToServers(await this.destinations.now(roomId), edu);
+    for (const dest of await this.destinations.now(roomId)) {
       const q = await this.queueFor(dest, this.scanned);
       q.addEdu(edu);
       q.wake();
@@ -277,7 +271,7 @@ export class FederationSender implements QueueSource {
     const loaded = await this.deps.core.events.getMany(rows.filter((r) => this.isLocal(r.sender)).map((r) => r.event_id));
     for (const r of rows) {
       const ev = loaded.get(r.event_id);
-      if (ev && (await this.destinationsOf(r.room_id, ev.pdu)).has(destination)) events.push({ pos: r.stream_pos, eventId: r.event_id });
+      if (ev && (await this.destinations.at(r.room_id, r.state_group, ev.pdu)).has(destination)) events.push({ pos: r.stream_pos, eventId: r.event_id });
     }
     const exhausted = rows.length < limit;
     return { events, lastPos: exhausted ? upTo : rows[rows.length - 1]!.stream_pos, exhausted };
@@ -305,39 +299,6 @@ export class FederationSender implements QueueSource {
 
   private isLocal(userId: string): boolean {
     return serverNameOf(userId) === this.deps.serverName;
-  }
-
-  /** The servers that receive `pdu` (see the module comment); never this one. */
-  private async destinationsOf(roomId: string, pdu: Pdu | null): Promise<Set<string>> {
-    const head = await this.deps.core.heads.get(roomId);
-    let servers = head ? this.serversByMembers.get(head.members) : new Set<string>();
-    if (!servers && head) {
-      servers = new Set<string>();
-      for (const [userId, m] of head.members) {
-        const server = serverNameOf(userId);
-        if (m.membership === 'join' && server !== undefined) servers.add(server);
-      }
-      this.serversByMembers.set(head.members, servers);
-    }
-    const out = new Set(servers);
-    // With partial state the members held here are few: the servers the resident named stand in.
-    for (const server of head?.partial?.servers ?? []) out.add(server);
-    if (pdu !== null && pdu.type === 'm.room.member' && typeof pdu.state_key === 'string' && pdu.content?.membership !== 'invite') {
-      const target = serverNameOf(pdu.state_key);
-      if (target) out.add(target);
-    }
-    out.delete(this.deps.serverName);
-    return out;
-  }
-
-  /** destinationsOf for a message the scan passes: from scanServers while they hold the room. */
-  private async messageDestinations(roomId: string): Promise<Set<string>> {
-    let servers = this.scanServers.get(roomId);
-    if (!servers) {
-      servers = await this.destinationsOf(roomId, null);
-      this.scanServers.set(roomId, servers);
-    }
-    return servers;
   }
 
   private newQueue(destination: string, delivered: number, state: { catchingUp: boolean; failingSince: number | null; lastError: string | null; eduPos: number }): DestinationQueue {
@@ -382,13 +343,12 @@ export class FederationSender implements QueueSource {
       const rows = await selectStreamEventsAfter(this.deps.db, this.scanned, Number.MAX_SAFE_INTEGER, SCAN_PAGE);
       if (rows.length === 0) return;
       const local = rows.filter((r) => this.isLocal(r.sender));
-      // Only a membership of another server's user needs its content read (see destinationsOf).
+      // Only a membership of another server's user needs its content read (see EventDestinations.at).
       const targetsElsewhere = local.filter((r) => r.type === 'm.room.member' && r.state_key !== null && !this.isLocal(r.state_key));
       const loaded = targetsElsewhere.length > 0 ? await this.deps.core.events.getMany(targetsElsewhere.map((r) => r.event_id)) : null;
       const woken = new Set<DestinationQueue>();
-      for (const r of rows) if (r.state_key !== null || !this.isLocal(r.sender)) this.scanServers.delete(r.room_id);
       for (const r of local) {
-        const targets = r.state_key === null ? await this.messageDestinations(r.room_id) : await this.destinationsOf(r.room_id, loaded?.get(r.event_id)?.pdu ?? null);
+        const targets = await this.destinations.at(r.room_id, r.state_group, loaded?.get(r.event_id)?.pdu ?? null);
         for (const dest of targets) {
           const q = await this.queueFor(dest, r.stream_pos - 1);
           q.add(r.stream_pos, r.event_id);

@@ -34,17 +34,17 @@ export async function selectStreamEventsAfter(
   after: number,
   upTo: number,
   limit: number,
-): Promise<{ event_id: string; room_id: string; stream_pos: number; sender: string; type: string; state_key: string | null }[]> {
+): Promise<{ event_id: string; room_id: string; stream_pos: number; sender: string; type: string; state_key: string | null; state_group: number | null }[]> {
   if (upTo <= after) return [];
   const rows = await db
     .selectFrom('events')
-    .select(['event_id', 'room_id', 'stream_pos', 'sender', 'type', 'state_key'])
+    .select(['event_id', 'room_id', 'stream_pos', 'sender', 'type', 'state_key', 'state_group'])
     .where('stream_pos', '>', after)
     .where('stream_pos', '<=', upTo)
     .orderBy('stream_pos', 'asc')
     .limit(limit)
     .execute();
-  return rows.map((r) => ({ ...r, stream_pos: Number(r.stream_pos) }));
+  return rows.map((r) => ({ ...r, stream_pos: Number(r.stream_pos), state_group: r.state_group === null ? null : Number(r.state_group) }));
 }
 
 export interface StreamSummaryRow {
