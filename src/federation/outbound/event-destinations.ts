@@ -31,9 +31,9 @@ export class EventDestinations {
    * The servers that receive `pdu`, an event whose state after it is `group`; with no group (an
    * outlier), the servers in the room now. For a membership the server of its target too (a user
    * kicked or banned must hear of it), except for an invite, which travels by the invite endpoint.
-   * Never this server.
+   * Never this server. The set may be shared: callers only read it.
    */
-  async at(roomId: string, group: number | null, pdu: Pdu | null): Promise<Set<string>> {
+  async at(roomId: string, group: number | null, pdu: Pdu | null): Promise<ReadonlySet<string>> {
     let servers = group === null ? undefined : this.serversByGroup.get(group);
     if (!servers) {
       const head = await this.core.heads.get(roomId);
@@ -43,19 +43,16 @@ export class EventDestinations {
       );
       // With partial state the members held here are few: the servers the resident named stand in.
       for (const server of head?.partial?.servers ?? []) servers.add(server);
+      servers.delete(this.serverName);
       if (group !== null) this.serversByGroup.set(group, servers);
     }
-    const out = new Set(servers);
-    if (pdu !== null && pdu.type === 'm.room.member' && typeof pdu.state_key === 'string' && pdu.content?.membership !== 'invite') {
-      const target = serverNameOf(pdu.state_key);
-      if (target) out.add(target);
-    }
-    out.delete(this.serverName);
-    return out;
+    const target = pdu !== null && pdu.type === 'm.room.member' && typeof pdu.state_key === 'string' && pdu.content?.membership !== 'invite' ? serverNameOf(pdu.state_key) : undefined;
+    if (target === undefined || target === this.serverName || servers.has(target)) return servers;
+    return new Set(servers).add(target);
   }
 
   /** The servers that receive an EDU about the room: those in it now; never this one. */
-  now(roomId: string): Promise<Set<string>> {
+  now(roomId: string): Promise<ReadonlySet<string>> {
     return this.at(roomId, null, null);
   }
 
