@@ -33,22 +33,25 @@ export class EventStore {
     return (await this.getMany([eventId])).get(eventId);
   }
 
-  /** One query for whatever the cache lacks. */
+  /**
+   * One query for whatever the cache lacks. The map lists the events in the order asked for,
+   * whichever of them the cache held (a /sync's state section is listed in this order).
+   */
   async getMany(eventIds: Iterable<string>): Promise<Map<string, StoredEvent>> {
-    const out = new Map<string, StoredEvent>();
+    const out = new Map<string, StoredEvent | undefined>();
     const missing: string[] = [];
     for (const id of eventIds) {
       if (out.has(id)) continue;
       const hit = this.cache.get(id);
-      if (hit) out.set(id, hit);
-      else missing.push(id);
+      out.set(id, hit);
+      if (!hit) missing.push(id);
     }
     if (missing.length > 0) {
       const epoch = this.epoch;
-      const rows = await selectEventsByIds(this.ctx.db, [...new Set(missing)]);
+      const rows = await selectEventsByIds(this.ctx.db, missing);
       for (const row of rows) out.set(row.event_id, epoch === this.epoch ? this.fromRow(row) : storedEventFromRow(row));
     }
-    return out;
+    return withoutUnknown(out, missing);
   }
 
   /**
@@ -67,10 +70,11 @@ export class EventStore {
 
   /**
    * The client-facing parts of events (for formatting them): from either
-   * cache, or one query for the rest that reads only the PDUs' content.
+   * cache, or one query for the rest that reads only the PDUs' content. In
+   * the order asked for, as getMany.
    */
   async getViews(eventIds: Iterable<string>): Promise<Map<string, EventView>> {
-    const out = new Map<string, EventView>();
+    const out = new Map<string, EventView | undefined>();
     const missing: string[] = [];
     for (const id of eventIds) {
       if (out.has(id)) continue;
@@ -84,11 +88,15 @@ export class EventStore {
         const view = viewOf(whole);
         this.views.set(id, view);
         out.set(id, view);
-      } else missing.push(id);
+      } else {
+        // Held in its place, so that the read's rows do not go to the end.
+        out.set(id, undefined);
+        missing.push(id);
+      }
     }
     if (missing.length > 0) {
       const epoch = this.epoch;
-      const rows = await selectEventViewsByIds(this.ctx.db, this.ctx.dialect, [...new Set(missing)]);
+      const rows = await selectEventViewsByIds(this.ctx.db, this.ctx.dialect, missing);
       // Rows of one read share their rooms and senders: one string each, not one per row.
       const shared = new Map<string, string>();
       const intern = (s: string): string => {
@@ -103,7 +111,7 @@ export class EventStore {
         out.set(view.eventId, view);
       }
     }
-    return out;
+    return withoutUnknown(out, missing);
   }
 
   /** getViews for rows another query read with the id and the mutable column (as getManyForRows). */
@@ -154,6 +162,12 @@ export class EventStore {
     this.cache.clear();
     this.views.clear();
   }
+}
+
+/** `out` without the ids the read did not find (events this server does not have). */
+function withoutUnknown<V>(out: Map<string, V | undefined>, missing: readonly string[]): Map<string, V> {
+  for (const id of missing) if (out.get(id) === undefined) out.delete(id);
+  return out as Map<string, V>;
 }
 
 function viewFromRow(row: EventViewRow, intern: (s: string) => string): EventView {
