@@ -9,7 +9,7 @@ import { boundedCache } from '../../bounded-cache.js';
 import { serverNameOf } from '../../core/ids.js';
 import { splitStateKey, type Pdu } from '../../core/types.js';
 import type { RoomsCore } from '../../rooms/room-core.js';
-import type { MemberInfo } from '../../rooms/state/room-head.js';
+import type { MemberInfo, RoomHead } from '../../rooms/state/room-head.js';
 
 export class EventDestinations {
   private readonly serversByMembers = new WeakMap<ReadonlyMap<string, MemberInfo>, Set<string>>();
@@ -37,10 +37,7 @@ export class EventDestinations {
     let servers = group === null ? undefined : this.serversByGroup.get(group);
     if (!servers) {
       const head = await this.core.heads.get(roomId);
-      const current = head?.group ? ('id' in head.group ? head.group.id : head.group.plan.id) : undefined;
-      servers = new Set(
-        head && (group === null || group === current) ? this.serversOfMembers(head.members) : group === null ? [] : await this.serversOfGroup(group),
-      );
+      servers = new Set(await this.joinedServers(head, group));
       // With partial state the members held here are few: the servers the resident named stand in.
       for (const server of head?.partial?.servers ?? []) servers.add(server);
       servers.delete(this.serverName);
@@ -59,6 +56,13 @@ export class EventDestinations {
   /** A partial state was filled in: the groups of the events stored meanwhile are read anew. */
   forgetGroups(): void {
     this.serversByGroup.clear();
+  }
+
+  /** The servers with a joined member in `group`; the head's members when it is the head's state, or when no group is known. */
+  private async joinedServers(head: RoomHead | null, group: number | null): Promise<Iterable<string>> {
+    const current = head?.group ? ('id' in head.group ? head.group.id : head.group.plan.id) : undefined;
+    if (head && (group === null || group === current)) return this.serversOfMembers(head.members);
+    return group === null ? [] : this.serversOfGroup(group);
   }
 
   private serversOfMembers(members: ReadonlyMap<string, MemberInfo>): Set<string> {
