@@ -4,6 +4,7 @@ import Ajv from 'ajv';
 import Fastify, {
   LogController,
   type FastifyBaseLogger,
+  type FastifyBodyParser,
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
@@ -51,6 +52,10 @@ export function createHttpServer(opts: HttpOptions): FastifyInstance {
     bodyLimit: opts.bodyLimit,
     // Per-request lines are logged at debug level by our own hook below.
     logController: new LogController({ disableRequestLogging: true }),
+    // Fastify gives each request a child logger bound to a request counter, which pino serialises
+    // on every request. Below debug level nothing logs per request, and the error handler names the
+    // route itself: requests share the server's logger.
+    ...(opts.logger.isLevelEnabled('debug') ? {} : { childLoggerFactory: (logger: FastifyBaseLogger) => logger }),
     forceCloseConnections: 'idle',
     // Matrix ids and transaction ids make long path segments.
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 1000 },
@@ -127,10 +132,10 @@ export function createHttpServer(opts: HttpOptions): FastifyInstance {
 
   // Clients send JSON with missing or odd content types; an empty body means {}.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'string' }, (req, body, done) => {
+  const parseBody: FastifyBodyParser<string> = (req, body, done) => {
     // An unknown endpoint answers 404 M_UNRECOGNIZED whatever its body holds.
     if (req.is404) return done(null, undefined);
-    const text = (body as string).trim();
+    const text = body.trim();
     if (text.length === 0) return done(null, {});
     let parsed: unknown;
     try {
@@ -145,7 +150,12 @@ export function createHttpServer(opts: HttpOptions): FastifyInstance {
       return done(badJson(`JSON nested deeper than ${MAX_JSON_DEPTH} levels`), undefined);
     }
     done(null, parsed);
-  });
+  };
+  // Fastify remembers the parser it chose for each Content-Type it has seen, but not a choice of
+  // the catch-all, whose header it would parse again on every request: the type nearly every
+  // client sends is named too.
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, parseBody);
+  app.addContentTypeParser('*', { parseAs: 'string' }, parseBody);
 
   app.options('*', async (_req, reply) => {
     reply.code(204).send();
@@ -164,8 +174,9 @@ export function createHttpServer(opts: HttpOptions): FastifyInstance {
     const e = toMatrixError(err);
     // While shutting down, the 503s are the planned answer, not failures; a database out of reach
     // (a failover) is the operator's concern, not a bug.
-    if (e.status === 503 && !closing) req.log.warn({ err }, 'request refused: service unavailable');
-    else if (e.status >= 500 && !closing) req.log.error({ err }, 'request failed');
+    const route = req.is404 ? undefined : req.routeOptions.url;
+    if (e.status === 503 && !closing) req.log.warn({ err, method: req.method, route }, 'request refused: service unavailable');
+    else if (e.status >= 500 && !closing) req.log.error({ err, method: req.method, route }, 'request failed');
     // A 503 is temporary (RFC 9110 15.6.4): the client may retry, here or through another node.
     if (e.status === 503) reply.header('retry-after', String(RETRY_AFTER_S));
     reply.code(e.status).headers(CORS_HEADERS).send(e.toJSON());
