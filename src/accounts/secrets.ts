@@ -1,4 +1,5 @@
-import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
+import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
+import { sha256 } from '../core/sha256.js';
 
 /** Access and refresh tokens: a recognisable prefix and 256 random bits. */
 export function newAccessToken(): string {
@@ -16,7 +17,7 @@ export function newId(): string {
 
 /** Tokens are looked up by this digest, so the database never holds a usable token. */
 export function tokenHash(token: string): string {
-  return createHash('sha256').update(token).digest('hex');
+  return sha256(token, 'hex');
 }
 
 const DEVICE_ID_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';
@@ -30,7 +31,7 @@ export function newDeviceId(): string {
 
 /** Compares two secrets without leaking where they differ: both sides are hashed to a fixed length first. */
 export function secretsEqual(a: string, b: string): boolean {
-  const ha = createHash('sha256').update(a).digest();
-  const hb = createHash('sha256').update(b).digest();
+  const ha = sha256(a);
+  const hb = sha256(b);
   return timingSafeEqual(ha, hb);
 }

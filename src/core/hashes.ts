@@ -5,24 +5,16 @@
  */
 
 import { Buffer } from 'node:buffer';
-import * as nodeCrypto from 'node:crypto';
 import { decodeBase64, encodeUnpaddedBase64, encodeUnpaddedBase64Url } from './base64.js';
 import { canonicalJsonWithout } from './canonical-json.js';
 import { redactedView } from './redaction.js';
+import { sha256 } from './sha256.js';
 import type { RoomVersion } from './room-versions.js';
 import type { Pdu } from './types.js';
 
 const NOT_IN_CONTENT_HASH: ReadonlySet<string> = new Set(['unsigned', 'signatures', 'hashes']);
 // Redaction already drops unsigned and age_ts; listing them keeps this correct on its own.
 const NOT_IN_REFERENCE_HASH: ReadonlySet<string> = new Set(['signatures', 'unsigned', 'age_ts']);
-
-// The one-shot form (Node >= 20.12; read off the namespace so older versions still load) skips
-// building a Hash object. This runs twice per new event.
-const oneShot = (nodeCrypto as { hash?: typeof nodeCrypto.hash }).hash;
-
-function sha256(data: string): Buffer {
-  return oneShot ? oneShot('sha256', data, 'buffer') : nodeCrypto.createHash('sha256').update(data, 'utf8').digest();
-}
 
 /** Unpadded Base64 sha256 of the full event; throws CanonicalJsonError if it has no canonical form. */
 export function computeContentHash(pdu: Pdu): string {
