@@ -6,10 +6,11 @@
  *
  * Names are listed in README.md ("Metrics") and used by docs/grafana-dashboard.json.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import type { CountingCache } from '../bounded-cache.js';
 import type { PoolUsage } from '../db/postgres-driver.js';
 import type { DestinationStatus } from '../federation/outbound/destination-queue.js';
+import { RouteStatsTable } from './route-stats.js';
 
 /** Where the scrape-time figures come from. */
 export interface MetricSources {
@@ -32,13 +33,13 @@ const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 1
 
 export class HearthMetrics {
   readonly registry = new Registry();
-  readonly httpDuration: Histogram<'method' | 'route'>;
-  /**
-   * Answered requests by method, route and status, and committed events by origin, counted here
-   * and handed to prom-client when scraped: its inc() checks and hashes the labels every time,
-   * which a send would pay for twice.
-   */
-  private readonly requestCounts = new Map<string, { method: string; route: string; status: number; n: number }>();
+  /** Answered requests by route pattern, method and status, with their durations (route-stats.ts). */
+  readonly http = new RouteStatsTable(
+    'hearth_http_request_duration_seconds',
+    'Time from receiving a request to sending its answer (long-polls included), by route pattern',
+    DURATION_BUCKETS,
+  );
+  /** Committed events by origin, counted here and handed to prom-client when scraped. */
   private readonly persisted = { local: 0, remote: 0 };
 
   constructor(private readonly serverName: string, sources: MetricSources) {
@@ -48,7 +49,7 @@ export class HearthMetrics {
     // not 100 (a board's power draw), and each sample still measures the lag to the nanosecond.
     collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 100 });
 
-    const requestCounts = this.requestCounts;
+    const http = this.http;
     new Counter({
       name: 'hearth_http_requests_total',
       help: 'HTTP requests answered, by route pattern, method and status code',
@@ -56,16 +57,10 @@ export class HearthMetrics {
       registers,
       collect() {
         this.reset();
-        for (const c of requestCounts.values()) this.inc({ method: c.method, route: c.route, status: String(c.status) }, c.n);
+        for (const r of http.all()) for (const [status, n] of r.byStatus) this.inc({ method: r.method, route: r.route, status: String(status) }, n);
       },
     });
-    this.httpDuration = new Histogram({
-      name: 'hearth_http_request_duration_seconds',
-      help: 'Time from receiving a request to sending its answer (long-polls included), by route pattern',
-      labelNames: ['method', 'route'],
-      buckets: DURATION_BUCKETS,
-      registers,
-    });
+    this.registry.registerMetric(http as unknown as Metric);
     const persisted = this.persisted;
     new Counter({
       name: 'hearth_events_persisted_total',
@@ -199,14 +194,6 @@ export class HearthMetrics {
     }
     this.persisted.local += local;
     this.persisted.remote += events.length - local;
-  }
-
-  /** Counts an answered request under its route pattern. */
-  requestAnswered(method: string, route: string, status: number): void {
-    const key = `${method} ${status} ${route}`;
-    const c = this.requestCounts.get(key);
-    if (c) c.n++;
-    else this.requestCounts.set(key, { method, route, status, n: 1 });
   }
 
   /** The text Prometheus reads. */
