@@ -266,7 +266,8 @@ export class RoomsService implements Lifecycle {
   /** Servable events of `types` by stream position, after `after` or (backfilled history) below `before` (store: selectStreamEventsOfTypes). */
   async streamEventsOfTypes(q: { types: string[]; after: number; limit: number } | { types: string[]; before: number; limit: number }): Promise<StoredEvent[]> {
     const rows = await selectStreamEventsOfTypes(this.ctx.db, q);
-    return rows.map((r) => storedEventFromRow(r));
+    const events = await this.core.events.getManyForRows(rows);
+    return rows.flatMap((r) => events.get(r.event_id) ?? []);
   }
 
   /**

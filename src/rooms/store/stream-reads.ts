@@ -1,6 +1,5 @@
 import { prepared } from '../../db/prepared.js';
 import type { DbOrTx } from '../../db/schema.js';
-import { EVENT_COLUMNS, type EventColumnsRow } from '../events/stored-event.js';
 
 /**
  * Reads of the events stream across every room, by stream position: what its consumers read (the
@@ -11,15 +10,17 @@ import { EVENT_COLUMNS, type EventColumnsRow } from '../events/stored-event.js';
 /**
  * Servable events of some types across every room, by stream position: after
  * `after` going up, or below `before` going down (backfilled history), for
- * consumers that index the stream (search).
+ * consumers that index the stream (search). Only the ids and the column that changes after an
+ * event is written: the events themselves are mostly in the event cache, just sent
+ * (EventStore.getManyForRows).
  */
 export async function selectStreamEventsOfTypes(
   db: DbOrTx,
   q: { types: string[]; after: number; limit: number } | { types: string[]; before: number; limit: number },
-): Promise<EventColumnsRow[]> {
+): Promise<{ event_id: string; redacted_by: string | null }[]> {
   let query = db
     .selectFrom('events')
-    .select(EVENT_COLUMNS)
+    .select(['event_id', 'redacted_by'])
     .where('type', 'in', q.types)
     .where('rejected_reason', 'is', null)
     .where('soft_failed', '=', 0)
