@@ -36,8 +36,9 @@ export class EventStore {
   /**
    * One query for whatever the cache lacks. The map lists the events in the order asked for,
    * whichever of them the cache held (a /sync's state section is listed in this order).
+   * `cacheReads: false` leaves the events read out of the cache (getManyForRows).
    */
-  async getMany(eventIds: Iterable<string>): Promise<Map<string, StoredEvent>> {
+  async getMany(eventIds: Iterable<string>, cacheReads = true): Promise<Map<string, StoredEvent>> {
     const out = new Map<string, StoredEvent | undefined>();
     const missing: string[] = [];
     for (const id of eventIds) {
@@ -49,7 +50,7 @@ export class EventStore {
     if (missing.length > 0) {
       const epoch = this.epoch;
       const rows = await selectEventsByIds(this.ctx.db, missing);
-      for (const row of rows) out.set(row.event_id, epoch === this.epoch ? this.fromRow(row) : storedEventFromRow(row));
+      for (const row of rows) out.set(row.event_id, cacheReads && epoch === this.epoch ? this.fromRow(row) : storedEventFromRow(row));
     }
     return withoutUnknown(out, missing);
   }
@@ -57,10 +58,12 @@ export class EventStore {
   /**
    * Events for rows another query read with only the id and the mutable
    * column: cached events are reused (the row's `redacted_by` applied, as
-   * fromRow does), the others are read in one query.
+   * fromRow does), the others are read in one query and not cached: the rows come from consumers
+   * walking the stream (streamEventsOfTypes), whose reads of old history would push out the
+   * events clients are reading.
    */
   async getManyForRows(rows: readonly { event_id: string; redacted_by: string | null }[]): Promise<Map<string, StoredEvent>> {
-    const out = await this.getMany(rows.map((r) => r.event_id));
+    const out = await this.getMany(rows.map((r) => r.event_id), false);
     for (const r of rows) {
       const ev = out.get(r.event_id);
       if (ev && r.redacted_by !== null && ev.redactedBy !== r.redacted_by) ev.redactedBy = r.redacted_by;
