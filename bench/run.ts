@@ -10,9 +10,9 @@ import { BenchClient, cpuMs, median, percentile, rssMb } from './client.js';
 import { startServerProcess } from './server-process.js';
 import { RawConnection } from './raw-client.js';
 import { bigRooms } from './big-rooms.js';
+import { initialSyncsOf100Rooms, sequentialSends } from './scenarios.js';
 import { slidingSyncBench } from './sliding-sync.js';
 
-type Caller = Pick<BenchClient, 'call'>;
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const DB = (process.env.HEARTH_BENCH_DB ?? 'sqlite') as 'sqlite' | 'postgres';
@@ -72,20 +72,6 @@ async function startHearth(): Promise<{ proc: ChildProcess; url: string; secret:
       }
     },
   };
-}
-
-async function sequentialSends(client: Caller, token: string, roomId: string, n: number, tag: string): Promise<{ rate: number; p50: number; p99: number }> {
-  const lat: number[] = [];
-  const t0 = performance.now();
-  for (let i = 0; i < n; i++) {
-    const s = performance.now();
-    const r = await client.call('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/${tag}-${i}`, { msgtype: 'm.text', body: `message ${i}` }, token);
-    if (r.status !== 200) throw new Error(`send failed: ${r.status} ${JSON.stringify(r.body)}`);
-    lat.push(performance.now() - s);
-  }
-  const total = performance.now() - t0;
-  lat.sort((a, b) => a - b);
-  return { rate: (n / total) * 1000, p50: percentile(lat, 50), p99: percentile(lat, 99) };
 }
 
 async function baselineRate(n: number): Promise<number> {
@@ -191,20 +177,7 @@ async function main(): Promise<void> {
 
     // Initial sync of a user in 100 rooms, each with 20 messages.
     const carol = await client.registerUser('carol', hs.secret);
-    for (let i = 0; i < 100; i++) {
-      const r = await client.ok<{ room_id: string }>('POST', '/_matrix/client/v3/createRoom', { name: `room ${i}`, preset: 'public_chat' }, alice.token);
-      await client.ok('POST', `/_matrix/client/v3/join/${encodeURIComponent(r.room_id)}`, {}, carol.token);
-      for (let m = 0; m < 20; m++) {
-        await client.ok('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(r.room_id)}/send/m.room.message/i${i}-${m}`, { msgtype: 'm.text', body: `hello ${m}` }, alice.token);
-      }
-    }
-    const initial: number[] = [];
-    for (let r = 0; r < 5; r++) {
-      const s = performance.now();
-      const res = await client.ok<{ rooms: { join: Record<string, unknown> } }>('GET', '/_matrix/client/v3/sync', undefined, carol.token);
-      initial.push(performance.now() - s);
-      if (Object.keys(res.rooms.join).length < 100) throw new Error('initial sync is missing rooms');
-    }
+    const initial = await initialSyncsOf100Rooms(client, alice.token, carol.token, 5);
     record({ name: 'initial sync, 100 rooms', value: median(initial), unit: 'ms', target: '<= 300', detail: 'median of 5' });
     await sliding();
     record({ name: 'RSS after load', value: rssMb(hs.proc.pid!), unit: 'MB' });

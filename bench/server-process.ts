@@ -23,11 +23,13 @@ export interface ServerOptions {
   env?: Record<string, string>;
   /** Where the server's stdout goes; inherited by default. */
   stdout?: 'inherit' | 'pipe';
+  /** Another built checkout whose server to run (compare.ts); this one by default. */
+  root?: string;
 }
 
 export async function startServerProcess(opts: ServerOptions): Promise<ServerProcess> {
   const port = await freePort();
-  const proc = spawn(process.execPath, ['--max-semi-space-size=2', ...(opts.nodeArgs ?? []), join(ROOT, 'bin/hearth.js'), 'start'], {
+  const proc = spawn(process.execPath, ['--max-semi-space-size=2', ...(opts.nodeArgs ?? []), join(opts.root ?? ROOT, 'bin/hearth.js'), 'start'], {
     env: {
       ...process.env,
       HEARTH_DATA_DIR: opts.dir,
