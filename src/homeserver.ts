@@ -192,7 +192,6 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
   if (config.federation.enabled) roomsCore.useKeyRing(ctx.services.federation.keyRing);
   if (federationShards) ctx.services.federation.sender.useShards(federationShards);
 
-  const app = createHttpServer({ logger, bodyLimit: config.max_request_bytes, https: loaded.tls });
   const metrics = config.metrics.enabled
     ? new HearthMetrics(config.server_name, {
         syncWaiters: () => ctx.services.sync.notifier.waiting,
@@ -202,10 +201,13 @@ export async function createHomeserver(loaded: LoadedConfig, opts: { logger?: Lo
         pool: database.pool,
       })
     : null;
-  if (metrics) {
-    instrumentHttp(app, metrics);
-    ctx.services.rooms.core.pipeline.onCommitted((events) => metrics.eventsCommitted(events));
-  }
+  const app = createHttpServer({
+    logger,
+    bodyLimit: config.max_request_bytes,
+    https: loaded.tls,
+    instrument: metrics ? (a) => instrumentHttp(a, metrics) : undefined,
+  });
+  if (metrics) ctx.services.rooms.core.pipeline.onCommitted((events) => metrics.eventsCommitted(events));
   registerRoutes(app, ctx, [
     ...(metrics ? metricsRoutes(config.metrics, metrics) : []),
     ...discoveryRoutes(ctx),

@@ -41,6 +41,8 @@ export interface HttpOptions {
   bodyLimit: number;
   /** Serve HTTPS with this PEM certificate chain and key (config `tls`). */
   https?: { cert: Buffer; key: Buffer };
+  /** Hooks that must see every route (the request metrics): added before any route is. */
+  instrument?: (app: FastifyInstance) => void;
 }
 
 /** Fastify with Matrix error shapes, CORS, lenient JSON parsing and 404/405 answers. */
@@ -75,6 +77,8 @@ export function createHttpServer(opts: HttpOptions): FastifyInstance {
     // Fastify's own answer while closing has no errcode: the preClose hook below answers instead.
     return503OnClosing: false,
   });
+
+  opts.instrument?.(app);
 
   // Each route is served under several version prefixes with one schema object: compile it once,
   // and only when a request first needs it (hundreds of compiled validators cost idle memory).

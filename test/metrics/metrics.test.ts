@@ -52,12 +52,19 @@ describe('GET /metrics', () => {
     assert.equal(sent.status, 200);
     const missing = await server.request('GET', '/_matrix/client/v3/no/such/endpoint');
     assert.equal(missing.status, 404);
+    // A browser client's CORS preflight, answered by the catch-all OPTIONS route.
+    const preflight = await server.request('OPTIONS', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/t2`, {
+      headers: { origin: 'https://app.element.io', 'access-control-request-method': 'PUT' },
+    });
+    assert.equal(preflight.status, 204);
     const text = await scrape(server);
 
     const labels = { method: 'PUT', route: SEND_ROUTE, status: '200' };
     assert.equal((sample(text, 'hearth_http_requests_total', labels) ?? 0) - (sample(before, 'hearth_http_requests_total', labels) ?? 0), 1);
     const unmatched = { method: 'GET', route: 'unmatched', status: '404' };
     assert.equal((sample(text, 'hearth_http_requests_total', unmatched) ?? 0) - (sample(before, 'hearth_http_requests_total', unmatched) ?? 0), 1);
+    const preflights = { method: 'OPTIONS', route: '*', status: '204' };
+    assert.equal((sample(text, 'hearth_http_requests_total', preflights) ?? 0) - (sample(before, 'hearth_http_requests_total', preflights) ?? 0), 1);
     assert.equal(sample(text, 'hearth_http_request_duration_seconds_count', { method: 'PUT', route: SEND_ROUTE }), sample(text, 'hearth_http_requests_total', labels));
     assert.ok(sample(text, 'hearth_http_request_duration_seconds_bucket', { method: 'PUT', route: SEND_ROUTE, le: '+Inf' })! >= 1);
     // Ids never become labels: one series per route, not per room.
