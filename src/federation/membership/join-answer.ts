@@ -6,10 +6,10 @@
  * after (the `m.heroes` of /sync). The auth chain then leaves out what the state already holds,
  * and `servers_in_room` names the servers the joining server sends to until it has the rest.
  */
-import { serverNameOf } from '../../core/ids.js';
 import { splitStateKey, stateKey, type Pdu, type StateMap } from '../../core/types.js';
 import type { StoredEvent } from '../../rooms/events/stored-event.js';
 import type { RoomsCore } from '../../rooms/room-core.js';
+import { joinedServers } from '../../rooms/state/room-head.js';
 import type { RoomReads } from '../room-reads.js';
 
 /** How many members a room's summary names (client-server API, `m.heroes`). */
@@ -37,11 +37,7 @@ export async function joinAnswer(deps: { core: RoomsCore; reads: RoomReads; serv
   const state = [...(await core.events.getMany(kept)).values()];
   const inState = new Set(kept);
   const authChain = (await reads.authChain([...state, join])).filter((e) => !inState.has(e.eventId));
-  const servers = new Set<string>();
-  for (const [userId, m] of head.members) {
-    const server = serverNameOf(userId);
-    if (m.membership === 'join' && server !== undefined && userId !== join.pdu.sender) servers.add(server);
-  }
+  const servers = joinedServers(head.members, join.pdu.sender);
   return {
     origin: deps.serverName,
     state: await reads.pdus(state),

@@ -14,7 +14,7 @@ import { stateKey } from '../../core/types.js';
 import { forbidden, MatrixError } from '../../http/errors.js';
 import { headPowerLevels } from '../../rooms/power.js';
 import type { RoomsCore } from '../../rooms/room-core.js';
-import type { RoomHead } from '../../rooms/state/room-head.js';
+import { joinedServers, type RoomHead } from '../../rooms/state/room-head.js';
 
 /** The allow conditions when the room's join rule is restricted (or knock_restricted) in its version; undefined otherwise. */
 async function allowRooms(core: RoomsCore, head: RoomHead): Promise<string[] | undefined> {
@@ -48,7 +48,7 @@ export async function joinAuthoriser(core: RoomsCore, head: RoomHead, userId: st
   for (const roomId of rooms) {
     const other = await core.heads.get(roomId);
     // A room is held here when one of this server's users is in it: otherwise its members are not known.
-    if (!other || ![...other.members].some(([u, m]) => m.membership === 'join' && serverNameOf(u) === own)) continue;
+    if (!other || !joinedServers(other.members).has(own)) continue;
     checked = true;
     if (other.members.get(userId)?.membership === 'join') {
       meets = true;

@@ -9,10 +9,10 @@
 import type { Logger } from 'pino';
 import { prevEventIds } from '../../core/auth-rules.js';
 import { computeEventId } from '../../core/hashes.js';
-import { serverNameOf } from '../../core/ids.js';
 import type { RoomVersion } from '../../core/room-versions.js';
 import { stateKey, type Pdu, type StateMap } from '../../core/types.js';
 import type { RoomsCore } from '../../rooms/room-core.js';
+import { joinedServers } from '../../rooms/state/room-head.js';
 import { selectBackwardExtremities } from '../../rooms/store/edges-table.js';
 import type { FederationClient } from '../client.js';
 
@@ -49,11 +49,8 @@ async function backfillOnce(deps: BackfillDeps, roomId: string, limit: number): 
   if (!head) return false;
   const from = (await selectBackwardExtremities(core.ctx.db, roomId)).slice(0, MAX_FROM);
   if (from.length === 0) return false;
-  const servers = new Set<string>();
-  for (const [userId, m] of head.members) {
-    const s = serverNameOf(userId);
-    if (m.membership === 'join' && s !== undefined && s !== deps.serverName) servers.add(s);
-  }
+  const servers = joinedServers(head.members);
+  servers.delete(deps.serverName);
   const query = [...from.map((id) => `v=${encodeURIComponent(id)}`), `limit=${Math.min(MAX_LIMIT, Math.max(1, limit))}`].join('&');
   for (const server of servers) {
     try {

@@ -9,7 +9,7 @@ import { boundedCache } from '../../bounded-cache.js';
 import { serverNameOf } from '../../core/ids.js';
 import { splitStateKey, type Pdu } from '../../core/types.js';
 import type { RoomsCore } from '../../rooms/room-core.js';
-import type { MemberInfo, RoomHead } from '../../rooms/state/room-head.js';
+import { joinedServers, type MemberInfo, type RoomHead } from '../../rooms/state/room-head.js';
 
 export class EventDestinations {
   private readonly serversByMembers = new WeakMap<ReadonlyMap<string, MemberInfo>, Set<string>>();
@@ -68,11 +68,7 @@ export class EventDestinations {
   private serversOfMembers(members: ReadonlyMap<string, MemberInfo>): Set<string> {
     let servers = this.serversByMembers.get(members);
     if (!servers) {
-      servers = new Set<string>();
-      for (const [userId, m] of members) {
-        const server = serverNameOf(userId);
-        if (m.membership === 'join' && server !== undefined) servers.add(server);
-      }
+      servers = joinedServers(members);
       this.serversByMembers.set(members, servers);
     }
     return servers;

@@ -6,8 +6,8 @@
  * answer in the right direction is taken, and kept when it is closer than what is held here.
  */
 import type { Logger } from 'pino';
-import { serverNameOf } from '../../core/ids.js';
 import type { RoomsCore } from '../../rooms/room-core.js';
+import { joinedServers } from '../../rooms/state/room-head.js';
 import type { FederationClient } from '../client.js';
 
 /** Servers asked at most, and how long each may take: a client waits on this. */
@@ -21,15 +21,12 @@ export async function askEventNearTimestamp(deps: Deps, roomId: string, ts: numb
   const { core, client } = deps;
   const head = await core.heads.get(roomId);
   if (!head) return null;
-  const servers: string[] = [];
-  const add = (userId: string) => {
-    const s = serverNameOf(userId);
-    if (head.members.get(userId)?.membership === 'join' && s !== undefined && s !== deps.serverName && !servers.includes(s)) servers.push(s);
-  };
-  add(head.creator);
-  for (const userId of head.members.keys()) add(userId);
+  // The creator's server first, when the creator is still in the room.
+  const creator = head.members.get(head.creator);
+  const servers = joinedServers(creator ? new Map([[head.creator, creator], ...head.members]) : head.members);
+  servers.delete(deps.serverName);
 
-  for (const server of servers.slice(0, MAX_SERVERS)) {
+  for (const server of [...servers].slice(0, MAX_SERVERS)) {
     let answer: { event_id?: unknown; origin_server_ts?: unknown };
     try {
       answer = await client.request(server, {

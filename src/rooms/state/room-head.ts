@@ -3,6 +3,7 @@ import { boundedCache } from '../../bounded-cache.js';
 import { ALL_KEYS } from '../../cluster/bus.js';
 import type { Context } from '../../context.js';
 import type { DbOrTx } from '../../db/schema.js';
+import { serverNameOf } from '../../core/ids.js';
 import { getRoomVersion, type RoomVersion } from '../../core/room-versions.js';
 import { stateKey, type StateMap } from '../../core/types.js';
 import { selectCurrentState } from '../store/current-state-table.js';
@@ -47,6 +48,20 @@ export interface MemberInfo {
   sender: string;
   displayName: string | null;
   avatarUrl: string | null;
+}
+
+/**
+ * The servers with a joined member among `members`, in the order the members are listed. A user
+ * named in `except` does not count (a join's answer goes to the servers already in the room).
+ */
+export function joinedServers(members: ReadonlyMap<string, MemberInfo>, except?: string): Set<string> {
+  const servers = new Set<string>();
+  for (const [userId, m] of members) {
+    if (m.membership !== 'join' || userId === except) continue;
+    const server = serverNameOf(userId);
+    if (server !== undefined) servers.add(server);
+  }
+  return servers;
 }
 
 /**
