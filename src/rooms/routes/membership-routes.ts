@@ -3,6 +3,22 @@ import type { Route } from '../../http/router.js';
 import { mutualRooms } from '../mutual-rooms.js';
 
 const reasonBody = { type: 'object', properties: { reason: { type: 'string' } } };
+/**
+ * A join's body: the reason, and the proof of a third-party invite (definitions/third_party_signed.yaml)
+ * checked for its shape only. The invite it proves is made when the identity server calls back
+ * (onbind, exchange_third_party_invite); a join does not act on the proof itself.
+ */
+const joinBody = {
+  type: 'object',
+  properties: {
+    reason: { type: 'string' },
+    third_party_signed: {
+      type: 'object',
+      required: ['sender', 'mxid', 'token', 'signatures'],
+      properties: { sender: { type: 'string' }, mxid: { type: 'string' }, token: { type: 'string' }, signatures: { type: 'object' } },
+    },
+  },
+};
 /** `via` (and the older `server_name`): servers to join or knock on a room held elsewhere through; repeated in the query. */
 const viaQuery = {
   type: 'object',
@@ -35,7 +51,7 @@ export function membershipRoutes(ctx: Context): Route[] {
       path: '/join/:roomIdOrAlias',
       refusedWhenSuspended: true,
       guestAllowed: true,
-      schema: { body: reasonBody, querystring: viaQuery },
+      schema: { body: joinBody, querystring: viaQuery },
       handler: (req) => rooms.join(req.requester, req.params.roomIdOrAlias, req.body, [req.query.via ?? [], req.query.server_name ?? []].flat()),
     },
     {
@@ -43,7 +59,7 @@ export function membershipRoutes(ctx: Context): Route[] {
       path: '/rooms/:roomId/join',
       refusedWhenSuspended: true,
       guestAllowed: true,
-      schema: { body: reasonBody },
+      schema: { body: joinBody },
       handler: (req) => rooms.join(req.requester, req.params.roomId, req.body),
     },
     {
