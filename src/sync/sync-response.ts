@@ -29,7 +29,8 @@ export interface SyncResult {
   /** Rooms whose events, receipts and typing concern this user (the notifier's index). */
   rooms: string[];
   /**
-   * With `stream`, for an answer with many joined rooms: `body.rooms.join`
+   * With `stream`, for an initial sync with more than STREAMED_ABOVE_ROOMS
+   * joined rooms: `body.rooms.join`
    * is left empty and these are its members as JSON text, made while they
    * are read (sync-stream.ts writes them into the answer).
    */
@@ -45,6 +46,12 @@ const SQLITE_READS_AT_ONCE = 2;
  * that a batch's events are a few MB at most.
  */
 export const ROOMS_PER_BATCH = 100;
+/**
+ * An initial sync with more joined rooms than this is written as it is made
+ * (`stream` below); a smaller one is about a piece of text (PIECE_BYTES),
+ * sent with its length.
+ */
+export const STREAMED_ABOVE_ROOMS = 10;
 
 /**
  * Builds one /sync response (spec: "Syncing", GET /sync) for the stream
@@ -82,8 +89,12 @@ export class SyncResponder {
    * used after a wake-up to save a read; otherwise the heads are read.
    * `eventRooms`: rooms whose new events woke the request (a hint: their
    * timelines are read early, alongside the membership reads).
-   * `stream`: an initial sync with more than ROOMS_PER_BATCH joined rooms
-   * leaves them to `SyncResult.joined`.
+   * `stream`: an initial sync with more than STREAMED_ABOVE_ROOMS joined
+   * rooms leaves them to `SyncResult.joined`:
+   * written as JSON text a piece at a time, the client takes the first rooms
+   * while the server writes the next, and the text is encoded once, into
+   * the pieces (an answer made whole is serialized after the last room,
+   * scanned for its length and encoded again as it is written).
    */
   async build(p: SyncParams, knownHeads?: SyncToken, eventRooms: string[] = [], opts: { stream?: boolean } = {}): Promise<SyncResult> {
     const heads = knownHeads ?? (await readStreamPositions(this.ctx.db));
@@ -225,7 +236,7 @@ export class SyncResponder {
     const run: Run = { p, heads, since, ignored, typing, receipts, roomAccountData, roomsWithEvents, memberChanges: new Map() };
 
     const earlyReads = early ? await early : null;
-    const streamed = opts.stream === true && !incremental && renderedJoins.length > ROOMS_PER_BATCH;
+    const streamed = opts.stream === true && !incremental && renderedJoins.length > STREAMED_ABOVE_ROOMS;
     const [joinEntries, inviteEntries, knockEntries, leaveEntries, [presence, toDevice, otk, fallback]] = await Promise.all([
       streamed ? Promise.resolve([]) : this.renderJoins(run, renderedJoins, earlyReads),
       Promise.all(invites.map((m) => strippedRoom(this.rooms, run, m, 'invite_state'))),

@@ -1,5 +1,5 @@
 /**
- * Writing a large /sync answer as it is made. The joined rooms of a large
+ * Writing a large /sync answer as it is made. The joined rooms of an
  * initial sync are rendered a batch at a time into JSON text that is written
  * out before the next batch is read, so a response never holds all of its
  * rooms as objects at once. The text of a batch is kept in a SharedJson
