@@ -105,23 +105,18 @@ async function restrictedJoinAuthoriser(core: RoomsCore, head: RoomHead, userId:
   return undefined;
 }
 
-export async function joinRoom(
-  core: RoomsCore,
-  requester: Requester,
-  roomIdOrAlias: string,
-  body: { reason?: string },
-  servers: string[] = [],
-): Promise<{ room_id: string }> {
-  let roomId: string;
+/** The room a join names, and the servers to join it through (`servers`, or those an alias of another server names). */
+export async function joinTarget(core: RoomsCore, roomIdOrAlias: string, servers: string[]): Promise<{ roomId: string; servers: string[] }> {
   if (roomIdOrAlias.startsWith('#') && isValidRoomAlias(roomIdOrAlias) && serverNameOf(roomIdOrAlias) !== core.ctx.serverName) {
     // An alias of another server: its answer names the servers to join through.
     const resolved = await core.ctx.services.directory.resolveAlias(roomIdOrAlias);
     if (!resolved) throw notFound(`Room alias ${roomIdOrAlias} not found`);
-    roomId = resolved.roomId;
-    if (servers.length === 0) servers = resolved.servers;
-  } else {
-    roomId = await resolveRoomIdOrAlias(core.ctx, roomIdOrAlias);
+    return { roomId: resolved.roomId, servers: servers.length === 0 ? resolved.servers : servers };
   }
+  return { roomId: await resolveRoomIdOrAlias(core.ctx, roomIdOrAlias), servers };
+}
+
+export async function joinRoom(core: RoomsCore, requester: Requester, roomId: string, body: { reason?: string }, servers: string[]): Promise<{ room_id: string }> {
   const userId = requester.userId;
   const known = await core.heads.get(roomId);
   if (requester.isGuest === true) await checkGuestMayJoin(core, known);

@@ -13,6 +13,11 @@ export interface RemoteRooms {
   knock(roomId: string, userId: string, servers: string[], content: JsonObject): Promise<void>;
   /** Invites a user of another server to a room held here: their server signs the invite before it is stored. */
   invite(roomId: string, inviter: string, target: string, content: JsonObject): Promise<void>;
+  /**
+   * Hands a third-party invite's proof to the server of `sender`, a user of another server who
+   * sent the invite; that server issues the member invite of `signed.mxid`.
+   */
+  exchangeThirdPartyInvite(roomId: string, sender: string, signed: JsonObject): Promise<void>;
   /** Fetches history before the room's earliest known events from other servers; true when some was stored. */
   backfill(roomId: string, limit: number): Promise<boolean>;
   /**

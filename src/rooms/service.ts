@@ -8,7 +8,7 @@ import { selectEventRange, type TxnEndpoint } from './store/events-table.js';
 import { selectStreamEventsOfTypes } from './store/stream-reads.js';
 import { upgradeRoom } from './upgrade.js';
 import { createRoom, type CreateRoomBody } from './create-room.js';
-import { acceptThirdPartyInvite, checkThreepidInvite, inviteByThreepid } from './third-party-invite.js';
+import { acceptThirdPartyInvite, checkThreepidInvite, inviteByProof, inviteByThreepid } from './third-party-invite.js';
 import type { RoomEventFilter } from './event-filter.js';
 import type { CurrentStateDeltaRow } from './tables.js';
 import {
@@ -16,6 +16,7 @@ import {
   forgetRoom,
   inviteUser,
   joinRoom,
+  joinTarget,
   kickUser,
   knockRoom,
   leaveRoom,
@@ -364,8 +365,10 @@ export class RoomsService implements Lifecycle {
   createRoom(requester: Requester, body: CreateRoomBody) {
     return createRoom(this.core, requester, body);
   }
-  join(requester: Requester, roomIdOrAlias: string, body: { reason?: string }, servers: string[] = []) {
-    return joinRoom(this.core, requester, roomIdOrAlias, body, servers);
+  async join(requester: Requester, roomIdOrAlias: string, body: { reason?: string; third_party_signed?: JsonObject }, servers: string[] = []) {
+    const target = await joinTarget(this.core, roomIdOrAlias, servers);
+    if (body.third_party_signed !== undefined) await inviteByProof(this.core, requester.userId, target.roomId, body.third_party_signed);
+    return joinRoom(this.core, requester, target.roomId, body, target.servers);
   }
   knock(requester: Requester, roomIdOrAlias: string, body: { reason?: string }, servers: string[] = []) {
     return knockRoom(this.core, requester, roomIdOrAlias, body, servers);

@@ -10,6 +10,7 @@
  *    with the token and the identity server's public keys goes into the room. The member
  *    invite that proof later authorises is made by `acceptThirdPartyInvite`.
  */
+import { isValidUserId, serverNameOf } from '../core/ids.js';
 import { userPowerLevel } from '../core/power-levels.js';
 import { verifySignedByAnyKey } from '../core/signing.js';
 import { stateKey, type JsonObject } from '../core/types.js';
@@ -111,6 +112,26 @@ export async function acceptThirdPartyInvite(core: RoomsCore, roomId: string, se
   await checkKeyStillValid(core, stored.pdu.content, signed);
   const displayName = typeof stored.pdu.content.display_name === 'string' ? stored.pdu.content.display_name : '';
   return inviteAs(core, sender, roomId, { user_id: signed.mxid }, { third_party_invite: { display_name: displayName, signed } });
+}
+
+/**
+ * A join with the proof of a third-party invite in hand (`third_party_signed`,
+ * room_membership.yaml): the member invite it stands for is issued first, here when its
+ * `sender` is a user of this server, else by the sender's server. The join then goes on as
+ * after any invite. A user already invited or joined needs no invite.
+ */
+export async function inviteByProof(core: RoomsCore, userId: string, roomId: string, signed: JsonObject): Promise<void> {
+  if (signed.mxid !== userId) throw forbidden('The third-party invite proof is for another user');
+  const sender = signed.sender;
+  if (typeof sender !== 'string' || !isValidUserId(sender)) throw badJson('third_party_signed.sender must be a user id');
+  const membership = (await core.heads.get(roomId))?.members.get(userId)?.membership;
+  if (membership === 'invite' || membership === 'join') return;
+  if (serverNameOf(sender) === core.ctx.serverName) {
+    await acceptThirdPartyInvite(core, roomId, sender, signed);
+    return;
+  }
+  if (!core.remote) throw forbidden('The third-party invite was sent from another server, and federation is off');
+  await core.remote.exchangeThirdPartyInvite(roomId, sender, signed);
 }
 
 /**

@@ -65,6 +65,33 @@ describe('exchange_third_party_invite', () => {
     }, 'bob joined, as a.test sees it');
   });
 
+  it('an invitee on another server joins with the proof in hand: its server has the inviting server issue the invite, then joins', async () => {
+    const alice = await pair.a.registerUser('xalice3');
+    const dora = await pair.b.registerUser('xdora');
+    const created = await pair.a.request('POST', `${CLIENT}/createRoom`, { token: alice.accessToken, body: { preset: 'private_chat' } });
+    const roomId = created.body.room_id as string;
+    const invited = await pair.a.request('POST', `${CLIENT}/rooms/${encodeURIComponent(roomId)}/invite`, {
+      token: alice.accessToken,
+      body: { id_server: ids.name, id_access_token: ID_TOKEN, medium: 'email', address: 'dora@example.org' },
+    });
+    assert.equal(invited.status, 200, JSON.stringify(invited.body));
+    const stored = ids.invites.find((i) => i.room_id === roomId)!;
+    const proof = ids.signedFor(dora.userId, stored.token, undefined, alice.userId);
+    const joined = await pair.b.request('POST', `${CLIENT}/join/${encodeURIComponent(roomId)}?via=a.test`, { token: dora.accessToken, body: { third_party_signed: proof } });
+    assert.equal(joined.status, 200, JSON.stringify(joined.body));
+    await eventually(async () => {
+      const m = await pair.a.request('GET', `${CLIENT}/rooms/${encodeURIComponent(roomId)}/state/m.room.member/${encodeURIComponent(dora.userId)}`, { token: alice.accessToken });
+      return m.body.membership === 'join';
+    }, 'dora joined, as a.test sees it');
+    // A forged proof: a.test refuses to issue the invite, and b.test passes its refusal on.
+    const eve = await pair.b.registerUser('xeve');
+    const forged = await pair.b.request('POST', `${CLIENT}/join/${encodeURIComponent(roomId)}?via=a.test`, {
+      token: eve.accessToken,
+      body: { third_party_signed: ids.signedFor(eve.userId, stored.token, generateSigningKey('0'), alice.userId) },
+    });
+    assert.equal(forged.status, 403, JSON.stringify(forged.body));
+  });
+
   it('exchange_third_party_invite refuses a proof signed by another key and a sender of another server', async () => {
     const alice = await pair.a.registerUser('xalice2');
     const created = await pair.a.request('POST', `${CLIENT}/createRoom`, { token: alice.accessToken, body: {} });

@@ -118,9 +118,12 @@ export class FakeIdentityServer {
     json(res, 404, { errcode: 'M_UNRECOGNIZED', error: `unknown ${req.method} ${p}` });
   }
 
-  /** The signed proof for one stored invite (what onbind carries), signed with `key` (default: this server's). */
-  signedFor(mxid: string, token: string, key: SigningKey = this.key): Record<string, unknown> {
-    return signJson({ mxid, token }, this.name, key) as unknown as Record<string, unknown>;
+  /**
+   * The signed proof for one stored invite, signed with `key` (default: this server's): what
+   * onbind carries, or with the inviter as `sender`, what /sign-ed25519 gives a client to join with.
+   */
+  signedFor(mxid: string, token: string, key: SigningKey = this.key, sender?: string): Record<string, unknown> {
+    return signJson(sender === undefined ? { mxid, token } : { mxid, sender, token }, this.name, key) as unknown as Record<string, unknown>;
   }
 
   /** Tells the homeserver of `mxid` about the invites waiting for `address`, as a real identity server does after a bind. */

@@ -87,7 +87,7 @@ describe('binds at an identity server', () => {
 
   it('deactivation unbinds what was bound through this server', async () => {
     const kim = await server.registerUser('ti_kim');
-    ids.sessions.set('sid-kim', { client_secret: 'cs-kim', address: 'kim@example.org' });
+    ids.sessions.set('sid-kim', { client_secret: 'cs-kim', address: 'hal3@example.org' });
     await (await client(kim)).bindThreePid({ sid: 'sid-kim', client_secret: 'cs-kim', id_server: ids.name, id_access_token: ID_TOKEN });
     const first = await server.request('POST', `${CLIENT}/account/deactivate`, { token: kim.accessToken, body: {} });
     const res = await server.request('POST', `${CLIENT}/account/deactivate`, {
@@ -96,7 +96,7 @@ describe('binds at an identity server', () => {
     });
     assert.equal(res.status, 200, JSON.stringify(res.body));
     assert.equal(res.body.id_server_unbind_result, 'success');
-    assert.equal(ids.bindings.has('kim@example.org'), false);
+    assert.equal(ids.bindings.has('hal3@example.org'), false);
   });
 });
 
@@ -194,6 +194,40 @@ describe('third-party invites', () => {
     // An onbind for a user of another server is refused.
     const other = await server.request('PUT', '/_matrix/federation/v1/3pid/onbind', { body: { medium: 'email', address: 'x@example.org', mxid: '@x:elsewhere.test', invites: [] } });
     assert.equal(other.status, 400);
+  });
+
+  it('a join with the proof in hand (third_party_signed) issues the invite, then joins; a proof for someone else, or forged, lets nobody in', async () => {
+    // spec: POST /join, third_party_signed: "the homeserver must verify that it matches a pending
+    // m.room.third_party_invite event in the room, and perform key validity checking".
+    const alice = await server.registerUser('ti_alice6');
+    const roomId = await createRoom(alice, { preset: 'private_chat' });
+    await (await client(alice)).inviteByThreePid(roomId, 'email', 'hal3@example.org');
+    const stored = ids.invites.find((i) => i.address === 'hal3@example.org' && i.room_id === roomId)!;
+    const hal = await server.registerUser('ti_hal');
+    const ivy = await server.registerUser('ti_ivy');
+    const join = (u: TestUser, proof: Record<string, unknown>) =>
+      server.request('POST', `${CLIENT}/join/${encodeURIComponent(roomId)}`, { token: u.accessToken, body: { third_party_signed: proof } });
+
+    const plain = await server.request('POST', `${CLIENT}/join/${encodeURIComponent(roomId)}`, { token: hal.accessToken, body: {} });
+    assert.equal(plain.status, 403, 'a private room without the proof');
+    const forHal = ids.signedFor(hal.userId, stored.token, undefined, alice.userId);
+    const someoneElse = await join(ivy, forHal);
+    assert.equal(someoneElse.status, 403, JSON.stringify(someoneElse.body));
+    const forged = await join(hal, ids.signedFor(hal.userId, stored.token, generateSigningKey('0'), alice.userId));
+    assert.equal(forged.status, 403, JSON.stringify(forged.body));
+    const badSender = await join(hal, ids.signedFor(hal.userId, stored.token, undefined, 'alice'));
+    assert.equal(badSender.status, 400, JSON.stringify(badSender.body));
+    for (const u of [hal, ivy]) assert.equal((await member(roomId, u.userId, alice.accessToken)).status, 404, 'no member event for a refused proof');
+
+    const checksBefore = ids.validityChecks.length;
+    const joined = await join(hal, forHal);
+    assert.equal(joined.status, 200, JSON.stringify(joined.body));
+    assert.equal((await member(roomId, hal.userId, alice.accessToken)).body.membership, 'join');
+    assert.ok(ids.validityChecks.length > checksBefore, 'the key was checked at the identity server');
+    const history = await server.request('GET', `${CLIENT}/rooms/${encodeURIComponent(roomId)}/messages?dir=b&limit=50`, { token: alice.accessToken });
+    const invite = history.body.chunk.find((e: any) => e.type === 'm.room.member' && e.state_key === hal.userId && e.content.membership === 'invite');
+    assert.equal(invite?.sender, alice.userId, 'the invite is alice’s');
+    assert.deepEqual(invite.content.third_party_invite.signed, forHal);
   });
 
   it('createRoom with invite_3pid stores the invite; an untrusted identity server creates no room', async () => {

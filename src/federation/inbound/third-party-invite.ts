@@ -17,6 +17,7 @@ import { isValidRoomId, isValidUserId, serverNameOf } from '../../core/ids.js';
 import type { JsonObject } from '../../core/types.js';
 import { MatrixError } from '../../http/errors.js';
 import type { FederationClient } from '../client.js';
+import { exchangeThirdPartyInvite } from '../outbound/third-party-invite.js';
 import type { FederationRoute } from '../router.js';
 
 export interface ThirdPartyInviteDeps {
@@ -119,11 +120,5 @@ async function onBoundInvite(deps: ThirdPartyInviteDeps, mxid: string, invite: {
     await deps.accept(invite.room_id, invite.sender, invite.signed);
     return;
   }
-  // The display name is the room's to give: the inviting server takes it from its m.room.third_party_invite.
-  const content = { membership: 'invite', third_party_invite: { display_name: '', signed: invite.signed } };
-  await deps.client.request(inviterServer, {
-    method: 'PUT',
-    path: `/_matrix/federation/v1/exchange_third_party_invite/${encodeURIComponent(invite.room_id)}`,
-    body: { type: 'm.room.member', room_id: invite.room_id, sender: invite.sender, state_key: mxid, content },
-  });
+  await exchangeThirdPartyInvite(deps.client, invite.room_id, invite.sender, invite.signed);
 }

@@ -27,6 +27,7 @@ import type { RoomsCore } from '../../rooms/room-core.js';
 import { FederationRequestError, type FederationClient } from '../client.js';
 import { RemoteBackfill } from '../outbound/backfill.js';
 import { askEventNearTimestamp } from '../outbound/timestamp-to-event.js';
+import { exchangeThirdPartyInvite } from '../outbound/third-party-invite.js';
 import { toStripped } from '../../rooms/stripped-hints.js';
 import { inviteRoomState } from './stripped-state.js';
 
@@ -111,6 +112,14 @@ export class RemoteMembership implements RemoteRooms {
     const leave = finaliseEvent(draft, version, this.deps.serverName, this.deps.signingKey);
     const [result] = (await core.inbound.receive(roomId, { pdus: [leave.pdu], outOfBand: true })).filter((r) => r.eventId === leave.eventId);
     return result?.status === 'accepted' || result?.status === 'duplicate';
+  }
+
+  async exchangeThirdPartyInvite(roomId: string, sender: string, signed: JsonObject): Promise<void> {
+    try {
+      await exchangeThirdPartyInvite(this.deps.client, roomId, sender, signed);
+    } catch (e) {
+      throw asMatrixError(e, `The server of ${sender} did not issue the invite`);
+    }
   }
 
   knock(roomId: string, userId: string, servers: string[], content: JsonObject): Promise<void> {

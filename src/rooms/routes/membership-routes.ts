@@ -4,9 +4,8 @@ import { mutualRooms } from '../mutual-rooms.js';
 
 const reasonBody = { type: 'object', properties: { reason: { type: 'string' } } };
 /**
- * A join's body: the reason, and the proof of a third-party invite (definitions/third_party_signed.yaml)
- * checked for its shape only. The invite it proves is made when the identity server calls back
- * (onbind, exchange_third_party_invite); a join does not act on the proof itself.
+ * A join's body: the reason, and the proof of a third-party invite (definitions/third_party_signed.yaml),
+ * which has the invite it proves issued before the join (rooms/third-party-invite.ts, inviteByProof).
  */
 const joinBody = {
   type: 'object',
