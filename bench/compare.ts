@@ -1,7 +1,9 @@
-// `node dist/bench/compare.js <checkout> [<checkout> ...] [--rounds N]`: run.js's sequential-send
-// and initial-sync figures for this build and for other built checkouts (a `git worktree` of an
-// older commit, after its own `npm run build`), measured round by round with each build right
-// after the other. A machine's speed drifts by tens of percent within minutes (virtual machines,
+// `node dist/bench/compare.js <checkout> [<checkout> ...] [--rounds N] [--syncs N]`: run.js's
+// sequential-send and initial-sync figures for this build and for other built checkouts (a `git
+// worktree` of an older commit, after its own `npm run build`), measured round by round with each
+// build right after the other. `--syncs` (5 by default, as run.js) is the number of initial syncs
+// whose median a round reports: the durations of one server's syncs spread over a factor of two
+// or more, so a median of five moves by tens of percent from one round to the next. A machine's speed drifts by tens of percent within minutes (virtual machines,
 // boost clocks): only builds measured side by side, several times, compare. Prints each round and
 // the medians per build.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -22,7 +24,7 @@ interface Figures {
   sync: number;
 }
 
-async function measure(root: string): Promise<Figures> {
+async function measure(root: string, syncCount: number): Promise<Figures> {
   const dir = mkdtempSync(join(tmpdir(), 'hearth-compare-'));
   const server = await startServerProcess({ dir, root });
   const client = new BenchClient(server.url, 16);
@@ -43,7 +45,7 @@ async function measure(root: string): Promise<Figures> {
     }
     one.close();
     const carol = await client.registerUser('carol', secret);
-    const syncs = await initialSyncsOf100Rooms(client, alice.token, carol.token, 5);
+    const syncs = await initialSyncsOf100Rooms(client, alice.token, carol.token, syncCount);
     return { sends: median(rounds.map((r) => r.rate)), cpuPerSend: median(rounds.map((r) => r.cpu)), sync: median(syncs) };
   } finally {
     await client.close();
@@ -55,15 +57,17 @@ async function measure(root: string): Promise<Figures> {
 const args = process.argv.slice(2);
 const at = args.indexOf('--rounds');
 const rounds = at >= 0 ? Number(args.splice(at, 2)[1]) : 3;
+const atSyncs = args.indexOf('--syncs');
+const syncCount = atSyncs >= 0 ? Number(args.splice(atSyncs, 2)[1]) : 5;
 const builds = [THIS, ...args.map((a) => resolve(a))];
-if (!Number.isInteger(rounds) || rounds < 1 || builds.length < 2) {
-  console.error('usage: node dist/bench/compare.js <built checkout> [...] [--rounds N]');
+if (!Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(syncCount) || syncCount < 1 || builds.length < 2) {
+  console.error('usage: node dist/bench/compare.js <built checkout> [...] [--rounds N] [--syncs N]');
   process.exit(2);
 }
 const seen = new Map<string, Figures[]>(builds.map((b) => [b, []]));
 for (let r = 1; r <= rounds; r++) {
   for (const b of builds) {
-    const f = await measure(b);
+    const f = await measure(b, syncCount);
     seen.get(b)!.push(f);
     console.error(`round ${r} ${b}: ${f.sends.toFixed(0)} sends/s, ${f.cpuPerSend.toFixed(3)} ms CPU per send, initial sync ${f.sync.toFixed(1)} ms`);
   }
@@ -72,4 +76,4 @@ const rows = builds.map((b) => {
   const all = seen.get(b)!;
   return `| ${b} | ${median(all.map((f) => f.sends)).toFixed(0)} msgs/s | ${median(all.map((f) => f.cpuPerSend)).toFixed(3)} ms | ${median(all.map((f) => f.sync)).toFixed(1)} ms |`;
 });
-console.log(`\nMedians of ${rounds} rounds\n\n| build | sequential sends | server CPU per send | initial sync, 100 rooms |\n| --- | --- | --- | --- |\n${rows.join('\n')}`);
+console.log(`\nMedians of ${rounds} rounds\n\n| build | sequential sends | server CPU per send | initial sync, 100 rooms (median of ${syncCount}) |\n| --- | --- | --- | --- |\n${rows.join('\n')}`);
