@@ -30,9 +30,9 @@ export interface SyncResult {
   rooms: string[];
   /**
    * With `stream`, for an initial sync with more than STREAMED_ABOVE_ROOMS
-   * joined rooms: `body.rooms.join`
-   * is left empty and these are its members as JSON text, made while they
-   * are read (sync-stream.ts writes them into the answer).
+   * joined rooms: `body.rooms.join` is left empty and these are its members
+   * as JSON text, made while they are read (sync-stream.ts writes them into
+   * the answer).
    */
   joined?: AsyncIterable<JsonPiece>;
 }
