@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { generateSigningKey } from '../../src/core/signing.js';
 import { eventually, signedRequest, startPair, type Pair } from '../federation/federation-helpers.js';
+import type { TestUser } from '../helpers/server.js';
 import { FakeIdentityServer, ID_TOKEN } from './fake-identity-server.js';
 
 const CLIENT = '/_matrix/client/v3';
@@ -28,17 +29,28 @@ after(async () => {
   else process.env.HEARTH_OUTBOUND_ALLOW = savedAllow;
 });
 
+/** A private room of `inviter` on a.test with a third-party invite of `address` stored at the identity server. */
+async function roomInvitingAddress(inviter: TestUser, address: string): Promise<string> {
+  const created = await pair.a.request('POST', `${CLIENT}/createRoom`, { token: inviter.accessToken, body: { preset: 'private_chat' } });
+  const roomId = created.body.room_id as string;
+  const invited = await pair.a.request('POST', `${CLIENT}/rooms/${encodeURIComponent(roomId)}/invite`, {
+    token: inviter.accessToken,
+    body: { id_server: ids.name, id_access_token: ID_TOKEN, medium: 'email', address },
+  });
+  assert.equal(invited.status, 200, JSON.stringify(invited.body));
+  return roomId;
+}
+
+/** `userId`'s member event in `roomId` as a.test holds it, read by `token`. */
+function memberOnA(roomId: string, userId: string, token: string) {
+  return pair.a.request('GET', `${CLIENT}/rooms/${encodeURIComponent(roomId)}/state/m.room.member/${encodeURIComponent(userId)}`, { token });
+}
+
 describe('exchange_third_party_invite', () => {
   it('the invitee on another server binds the address; the inviting server issues the invite; the invitee joins', async () => {
     const alice = await pair.a.registerUser('xalice');
     const bob = await pair.b.registerUser('xbob');
-    const created = await pair.a.request('POST', `${CLIENT}/createRoom`, { token: alice.accessToken, body: { preset: 'private_chat' } });
-    const roomId = created.body.room_id as string;
-    const invited = await pair.a.request('POST', `${CLIENT}/rooms/${encodeURIComponent(roomId)}/invite`, {
-      token: alice.accessToken,
-      body: { id_server: ids.name, id_access_token: ID_TOKEN, medium: 'email', address: 'bob@example.org' },
-    });
-    assert.equal(invited.status, 200, JSON.stringify(invited.body));
+    const roomId = await roomInvitingAddress(alice, 'bob@example.org');
     assert.ok(ids.invites.some((i) => i.room_id === roomId));
 
     ids.sessions.set('sid-bob', { client_secret: 'cs-bob', address: 'bob@example.org' });
@@ -48,9 +60,9 @@ describe('exchange_third_party_invite', () => {
     });
     assert.equal(bound.status, 200, JSON.stringify(bound.body));
 
-    const memberOnA = await pair.a.request('GET', `${CLIENT}/rooms/${encodeURIComponent(roomId)}/state/m.room.member/${encodeURIComponent(bob.userId)}`, { token: alice.accessToken });
-    assert.equal(memberOnA.body.membership, 'invite', JSON.stringify(memberOnA.body));
-    assert.equal(memberOnA.body.third_party_invite.signed.mxid, bob.userId);
+    const invite = await memberOnA(roomId, bob.userId, alice.accessToken);
+    assert.equal(invite.body.membership, 'invite', JSON.stringify(invite.body));
+    assert.equal(invite.body.third_party_invite.signed.mxid, bob.userId);
 
     // b.test holds the invite for bob, who sees it in /sync and joins through a.test.
     await eventually(async () => {
@@ -60,28 +72,20 @@ describe('exchange_third_party_invite', () => {
     const joined = await pair.b.request('POST', `${CLIENT}/join/${encodeURIComponent(roomId)}?server_name=a.test`, { token: bob.accessToken, body: {} });
     assert.equal(joined.status, 200, JSON.stringify(joined.body));
     await eventually(async () => {
-      const m = await pair.a.request('GET', `${CLIENT}/rooms/${encodeURIComponent(roomId)}/state/m.room.member/${encodeURIComponent(bob.userId)}`, { token: alice.accessToken });
-      return m.body.membership === 'join';
+      return (await memberOnA(roomId, bob.userId, alice.accessToken)).body.membership === 'join';
     }, 'bob joined, as a.test sees it');
   });
 
   it('an invitee on another server joins with the proof in hand: its server has the inviting server issue the invite, then joins', async () => {
     const alice = await pair.a.registerUser('xalice3');
     const dora = await pair.b.registerUser('xdora');
-    const created = await pair.a.request('POST', `${CLIENT}/createRoom`, { token: alice.accessToken, body: { preset: 'private_chat' } });
-    const roomId = created.body.room_id as string;
-    const invited = await pair.a.request('POST', `${CLIENT}/rooms/${encodeURIComponent(roomId)}/invite`, {
-      token: alice.accessToken,
-      body: { id_server: ids.name, id_access_token: ID_TOKEN, medium: 'email', address: 'dora@example.org' },
-    });
-    assert.equal(invited.status, 200, JSON.stringify(invited.body));
+    const roomId = await roomInvitingAddress(alice, 'dora@example.org');
     const stored = ids.invites.find((i) => i.room_id === roomId)!;
     const proof = ids.signedFor(dora.userId, stored.token, undefined, alice.userId);
     const joined = await pair.b.request('POST', `${CLIENT}/join/${encodeURIComponent(roomId)}?via=a.test`, { token: dora.accessToken, body: { third_party_signed: proof } });
     assert.equal(joined.status, 200, JSON.stringify(joined.body));
     await eventually(async () => {
-      const m = await pair.a.request('GET', `${CLIENT}/rooms/${encodeURIComponent(roomId)}/state/m.room.member/${encodeURIComponent(dora.userId)}`, { token: alice.accessToken });
-      return m.body.membership === 'join';
+      return (await memberOnA(roomId, dora.userId, alice.accessToken)).body.membership === 'join';
     }, 'dora joined, as a.test sees it');
     // A forged proof: a.test refuses to issue the invite, and b.test passes its refusal on.
     const eve = await pair.b.registerUser('xeve');
@@ -113,7 +117,7 @@ describe('exchange_third_party_invite', () => {
     assert.equal(notLocal.status, 400);
     const unsigned = await pair.a.request('PUT', path, { body: {} });
     assert.equal(unsigned.status, 401);
-    const m = await pair.a.request('GET', `${CLIENT}/rooms/${encodeURIComponent(roomId)}/state/m.room.member/${encodeURIComponent(carl.userId)}`, { token: alice.accessToken });
+    const m = await memberOnA(roomId, carl.userId, alice.accessToken);
     assert.equal(m.status, 404);
     // The genuine proof goes through.
     const ok = await exchange(ids.signedFor(carl.userId, stored.token));
