@@ -6,11 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import YAML from 'yaml';
-import { BenchClient, cpuMs, median, percentile, rssMb } from './client.js';
+import { BenchClient, median, rssMb } from './client.js';
 import { startServerProcess } from './server-process.js';
 import { RawConnection } from './raw-client.js';
 import { bigRooms } from './big-rooms.js';
-import { initialSyncsOf100Rooms, sequentialSends } from './scenarios.js';
+import { hotPaths, sequentialSends } from './scenarios.js';
 import { slidingSyncBench } from './sliding-sync.js';
 
 
@@ -109,76 +109,16 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 14_000));
     record({ name: 'idle RSS', value: rssMb(hs.proc.pid!), unit: 'MB', target: '<= 80', detail: 'after 15 s idle' });
 
-    const alice = await client.registerUser("alice", hs.secret);
-    const bob = await client.registerUser('bob', hs.secret);
-    const room = await client.ok<{ room_id: string }>('POST', '/_matrix/client/v3/createRoom', { preset: 'public_chat' }, alice.token);
-    await client.ok('POST', `/_matrix/client/v3/join/${encodeURIComponent(room.room_id)}`, {}, bob.token);
-
-    // Sequential sends from one client, on one keep-alive connection.
-    const one = await RawConnection.open(hs.url);
-    await sequentialSends(one, alice.token, room.room_id, 200, 'warm');
-    const seq: { rate: number; p50: number; p99: number; cpu: number }[] = [];
-    for (let r = 0; r < ROUNDS; r++) {
-      const cpu0 = cpuMs(hs.proc.pid!);
-      const res = await sequentialSends(one, alice.token, room.room_id, SEQ_SENDS, `seq${r}`);
-      seq.push({ ...res, cpu: (cpuMs(hs.proc.pid!) - cpu0) / SEQ_SENDS });
-    }
-    one.close();
-    const seqRate = median(seq.map((s) => s.rate));
-    record({ name: 'sequential sends', value: seqRate, unit: 'msgs/s', target: '>= 1000', detail: `${ROUNDS}x${SEQ_SENDS}` });
-    record({ name: 'send latency p50', value: median(seq.map((s) => s.p50)), unit: 'ms' });
-    record({ name: 'send latency p99', value: median(seq.map((s) => s.p99)), unit: 'ms' });
-    record({ name: 'server CPU per send', value: median(seq.map((s) => s.cpu)), unit: 'ms' });
-
-    // Concurrent sends: 8 clients, each in its own room, and 8 clients into one room.
-    const senders = await Promise.all(Array.from({ length: 8 }, (_, i) => client.registerUser(`sender${i}`, hs.secret)));
-    const rooms = await Promise.all(senders.map((s) => client.ok<{ room_id: string }>('POST', '/_matrix/client/v3/createRoom', {}, s.token)));
-    for (const s of senders) await client.ok('POST', `/_matrix/client/v3/join/${encodeURIComponent(room.room_id)}`, {}, s.token);
-    const per = Math.floor(SEQ_SENDS / 8);
-    let t0 = performance.now();
-    await Promise.all(senders.map((s, i) => sequentialSends(client, s.token, rooms[i].room_id, per, `c${i}`)));
-    record({ name: 'concurrent sends, 8 rooms', value: ((per * 8) / (performance.now() - t0)) * 1000, unit: 'msgs/s' });
-    t0 = performance.now();
-    await Promise.all(senders.map((s, i) => sequentialSends(client, s.token, room.room_id, per, `one${i}`)));
-    record({ name: 'concurrent sends, 1 room', value: ((per * 8) / (performance.now() - t0)) * 1000, unit: 'msgs/s' });
-
-    // Sync wake-up: bob long-polls; alice sends; time from the send until bob's sync returns it.
-    // Each on its own raw keep-alive connection, as the sequential sends.
-    type SyncBody = { next_batch: string; rooms?: { join?: Record<string, { timeline: { events: { content: { body?: string } }[] } }> } };
-    const poller = await RawConnection.open(hs.url);
-    const sender = await RawConnection.open(hs.url);
-    const syncOk = async (query: string): Promise<SyncBody> => {
-      const r = await poller.call<SyncBody>('GET', `/_matrix/client/v3/sync?${query}`, undefined, bob.token);
-      if (r.status !== 200) throw new Error(`sync failed: ${r.status} ${JSON.stringify(r.body)}`);
-      return r.body;
-    };
-    let since = (await syncOk('timeout=0')).next_batch;
-    const wake: number[] = [];
-    for (let i = 0; i < 200; i++) {
-      const poll = syncOk(`timeout=30000&since=${encodeURIComponent(since)}`);
-      await new Promise((r) => setTimeout(r, 5));
-      const s = performance.now();
-      const sent = sender.call('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(room.room_id)}/send/m.room.message/wake${i}`, { msgtype: 'm.text', body: `wake ${i}` }, alice.token);
-      const res = await poll;
-      wake.push(performance.now() - s);
-      if ((await sent).status !== 200) throw new Error('wake-up send failed');
-      since = res.next_batch;
-      const got = res.rooms?.join?.[room.room_id]?.timeline.events.some((e) => e.content.body === `wake ${i}`);
-      if (!got) {
-        // The poll returned for another reason; catch up so the next round starts clean.
-        since = (await syncOk(`timeout=0&since=${encodeURIComponent(since)}`)).next_batch;
-      }
-    }
-    poller.close();
-    sender.close();
-    wake.sort((a, b) => a - b);
-    record({ name: 'sync wake-up p50', value: percentile(wake, 50), unit: 'ms', target: '<= 5' });
-    record({ name: 'sync wake-up p99', value: percentile(wake, 99), unit: 'ms' });
-
-    // Initial sync of a user in 100 rooms, each with 20 messages.
-    const carol = await client.registerUser('carol', hs.secret);
-    const initial = await initialSyncsOf100Rooms(client, alice.token, carol.token, 5);
-    record({ name: 'initial sync, 100 rooms', value: median(initial), unit: 'ms', target: '<= 300', detail: 'median of 5' });
+    const hot = await hotPaths(client, { url: hs.url, secret: hs.secret, pid: hs.proc.pid!, rounds: ROUNDS, sends: SEQ_SENDS, syncs: 5 });
+    record({ name: 'sequential sends', value: hot.sends, unit: 'msgs/s', target: '>= 1000', detail: `${ROUNDS}x${SEQ_SENDS}` });
+    record({ name: 'send latency p50', value: hot.sendP50, unit: 'ms' });
+    record({ name: 'send latency p99', value: hot.sendP99, unit: 'ms' });
+    record({ name: 'server CPU per send', value: hot.cpuPerSend, unit: 'ms' });
+    record({ name: 'concurrent sends, 8 rooms', value: hot.concurrentRooms, unit: 'msgs/s' });
+    record({ name: 'concurrent sends, 1 room', value: hot.concurrentOneRoom, unit: 'msgs/s' });
+    record({ name: 'sync wake-up p50', value: hot.wakeP50, unit: 'ms', target: '<= 5' });
+    record({ name: 'sync wake-up p99', value: hot.wakeP99, unit: 'ms' });
+    record({ name: 'initial sync, 100 rooms', value: median(hot.initialSyncs), unit: 'ms', target: '<= 300', detail: 'median of 5' });
     await sliding();
     record({ name: 'RSS after load', value: rssMb(hs.proc.pid!), unit: 'MB' });
     await new Promise((r) => setTimeout(r, 15_000));
@@ -186,7 +126,7 @@ async function main(): Promise<void> {
 
     const base = await baselineRate(SEQ_SENDS);
     record({ name: 'bare Fastify route', value: base, unit: 'msgs/s' });
-    record({ name: 'send as fraction of bare Fastify', value: seqRate / base, unit: 'x' });
+    record({ name: 'send as fraction of bare Fastify', value: hot.sends / base, unit: 'x' });
     await big();
   } finally {
     await client.close();

@@ -1,5 +1,8 @@
-// The hot-path scenarios that run.js measures and compare.js measures across builds.
-import { type BenchClient, percentile } from './client.js';
+// The hot-path scenarios that run.js measures and compare.js measures across builds, in the
+// order run.js runs them (hotPaths): what ran before a measure (the code V8 has compiled, the
+// heap's state) is part of the figure.
+import { type BenchClient, cpuMs, median, percentile } from './client.js';
+import { RawConnection } from './raw-client.js';
 
 type Caller = Pick<BenchClient, 'call'>;
 
@@ -38,4 +41,118 @@ export async function initialSyncsOf100Rooms(client: BenchClient, creator: strin
     if (Object.keys(res.rooms.join).length < 100) throw new Error('initial sync is missing rooms');
   }
   return times;
+}
+
+export interface HotPathFigures {
+  /** Sequential sends a second, median of the rounds. */
+  sends: number;
+  sendP50: number;
+  sendP99: number;
+  /** Server CPU milliseconds per sequential send, median of the rounds. */
+  cpuPerSend: number;
+  concurrentRooms: number;
+  concurrentOneRoom: number;
+  wakeP50: number;
+  wakeP99: number;
+  /** Each initial sync of 100 rooms, in the order made. */
+  initialSyncs: number[];
+}
+
+export interface HotPathOptions {
+  url: string;
+  secret: string;
+  /** The server's process, for its CPU time. */
+  pid: number;
+  /** Rounds of `sends` sequential sends. */
+  rounds: number;
+  sends: number;
+  /** Initial syncs of 100 rooms. */
+  syncs: number;
+}
+
+/**
+ * run.js's hot paths on a fresh server, in its order: sequential sends from one client, concurrent
+ * sends (8 clients in 8 rooms, then in one), sync wake-ups (a long-polling sync returning a message
+ * sent while it waits), then initial syncs of a user in 100 rooms.
+ */
+export async function hotPaths(client: BenchClient, o: HotPathOptions): Promise<HotPathFigures> {
+  const alice = await client.registerUser('alice', o.secret);
+  const bob = await client.registerUser('bob', o.secret);
+  const room = await client.ok<{ room_id: string }>('POST', '/_matrix/client/v3/createRoom', { preset: 'public_chat' }, alice.token);
+  await client.ok('POST', `/_matrix/client/v3/join/${encodeURIComponent(room.room_id)}`, {}, bob.token);
+
+  // Sequential sends from one client, on one keep-alive connection.
+  const one = await RawConnection.open(o.url);
+  await sequentialSends(one, alice.token, room.room_id, 200, 'warm');
+  const seq: { rate: number; p50: number; p99: number; cpu: number }[] = [];
+  for (let r = 0; r < o.rounds; r++) {
+    const cpu0 = cpuMs(o.pid);
+    const res = await sequentialSends(one, alice.token, room.room_id, o.sends, `seq${r}`);
+    seq.push({ ...res, cpu: (cpuMs(o.pid) - cpu0) / o.sends });
+  }
+  one.close();
+
+  // Concurrent sends: 8 clients, each in its own room, and 8 clients into one room.
+  const senders = await Promise.all(Array.from({ length: 8 }, (_, i) => client.registerUser(`sender${i}`, o.secret)));
+  const rooms = await Promise.all(senders.map((s) => client.ok<{ room_id: string }>('POST', '/_matrix/client/v3/createRoom', {}, s.token)));
+  for (const s of senders) await client.ok('POST', `/_matrix/client/v3/join/${encodeURIComponent(room.room_id)}`, {}, s.token);
+  const per = Math.floor(o.sends / 8);
+  let t0 = performance.now();
+  await Promise.all(senders.map((s, i) => sequentialSends(client, s.token, rooms[i]!.room_id, per, `c${i}`)));
+  const concurrentRooms = ((per * 8) / (performance.now() - t0)) * 1000;
+  t0 = performance.now();
+  await Promise.all(senders.map((s, i) => sequentialSends(client, s.token, room.room_id, per, `one${i}`)));
+  const concurrentOneRoom = ((per * 8) / (performance.now() - t0)) * 1000;
+
+  const wake = await syncWakeups(o.url, alice.token, bob.token, room.room_id, 200);
+
+  const carol = await client.registerUser('carol', o.secret);
+  const initialSyncs = await initialSyncsOf100Rooms(client, alice.token, carol.token, o.syncs);
+  return {
+    sends: median(seq.map((s) => s.rate)),
+    sendP50: median(seq.map((s) => s.p50)),
+    sendP99: median(seq.map((s) => s.p99)),
+    cpuPerSend: median(seq.map((s) => s.cpu)),
+    concurrentRooms,
+    concurrentOneRoom,
+    wakeP50: percentile(wake, 50),
+    wakeP99: percentile(wake, 99),
+    initialSyncs,
+  };
+}
+
+/**
+ * `n` times: `member` long-polls /sync, `sender` sends a message, and the time from the send until
+ * the sync returns is taken. Each on its own raw keep-alive connection, as the sequential sends.
+ * The durations, sorted.
+ */
+async function syncWakeups(url: string, sender: string, member: string, roomId: string, n: number): Promise<number[]> {
+  type SyncBody = { next_batch: string; rooms?: { join?: Record<string, { timeline: { events: { content: { body?: string } }[] } }> } };
+  const poller = await RawConnection.open(url);
+  const sending = await RawConnection.open(url);
+  const syncOk = async (query: string): Promise<SyncBody> => {
+    const r = await poller.call<SyncBody>('GET', `/_matrix/client/v3/sync?${query}`, undefined, member);
+    if (r.status !== 200) throw new Error(`sync failed: ${r.status} ${JSON.stringify(r.body)}`);
+    return r.body;
+  };
+  let since = (await syncOk('timeout=0')).next_batch;
+  const wake: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const poll = syncOk(`timeout=30000&since=${encodeURIComponent(since)}`);
+    await new Promise((r) => setTimeout(r, 5));
+    const s = performance.now();
+    const sent = sending.call('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/wake${i}`, { msgtype: 'm.text', body: `wake ${i}` }, sender);
+    const res = await poll;
+    wake.push(performance.now() - s);
+    if ((await sent).status !== 200) throw new Error('wake-up send failed');
+    since = res.next_batch;
+    const got = res.rooms?.join?.[roomId]?.timeline.events.some((e) => e.content.body === `wake ${i}`);
+    if (!got) {
+      // The poll returned for another reason; catch up so the next round starts clean.
+      since = (await syncOk(`timeout=0&since=${encodeURIComponent(since)}`)).next_batch;
+    }
+  }
+  poller.close();
+  sending.close();
+  return wake.sort((a, b) => a - b);
 }
