@@ -124,9 +124,9 @@ export async function hotPaths(client: BenchClient, o: HotPathOptions): Promise<
 /**
  * `n` times: `member` long-polls /sync, `sender` sends a message, and the time from the send until
  * the sync returns is taken. Each on its own raw keep-alive connection, as the sequential sends.
- * The durations, sorted.
+ * `tag` starts the transaction ids, unique per sender. The durations, sorted.
  */
-async function syncWakeups(url: string, sender: string, member: string, roomId: string, n: number): Promise<number[]> {
+export async function syncWakeups(url: string, sender: string, member: string, roomId: string, n: number, tag = 'wake'): Promise<number[]> {
   type SyncBody = { next_batch: string; rooms?: { join?: Record<string, { timeline: { events: { content: { body?: string } }[] } }> } };
   const poller = await RawConnection.open(url);
   const sending = await RawConnection.open(url);
@@ -141,12 +141,12 @@ async function syncWakeups(url: string, sender: string, member: string, roomId: 
     const poll = syncOk(`timeout=30000&since=${encodeURIComponent(since)}`);
     await new Promise((r) => setTimeout(r, 5));
     const s = performance.now();
-    const sent = sending.call('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/wake${i}`, { msgtype: 'm.text', body: `wake ${i}` }, sender);
+    const sent = sending.call('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/${tag}${i}`, { msgtype: 'm.text', body: `${tag} ${i}` }, sender);
     const res = await poll;
     wake.push(performance.now() - s);
     if ((await sent).status !== 200) throw new Error('wake-up send failed');
     since = res.next_batch;
-    const got = res.rooms?.join?.[roomId]?.timeline.events.some((e) => e.content.body === `wake ${i}`);
+    const got = res.rooms?.join?.[roomId]?.timeline.events.some((e) => e.content.body === `${tag} ${i}`);
     if (!got) {
       // The poll returned for another reason; catch up so the next round starts clean.
       since = (await syncOk(`timeout=0&since=${encodeURIComponent(since)}`)).next_batch;

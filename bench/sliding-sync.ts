@@ -11,6 +11,7 @@
 import type { BenchClient } from './client.js';
 import { median, percentile } from './client.js';
 import { RawConnection } from './raw-client.js';
+import { syncWakeups } from './scenarios.js';
 
 export interface SlidingSyncEnv {
   url: string;
@@ -99,26 +100,7 @@ export async function slidingSyncBench(env: SlidingSyncEnv): Promise<void> {
   record({ name: 'sliding sync wake-up p99', value: percentile(wake, 99), unit: 'ms' });
 
   // The same wake-up through /sync, right after, for a figure taken under the same load.
-  type SyncBody = { next_batch: string; rooms?: { join?: Record<string, { timeline: { events: { content: { body?: string } }[] } }> } };
-  const sync = async (query: string): Promise<SyncBody> => {
-    const r = await poller.call<SyncBody>('GET', `/_matrix/client/v3/sync?${query}`, undefined, dave.token);
-    if (r.status !== 200) throw new Error(`sync failed: ${r.status}`);
-    return r.body;
-  };
-  let since = (await sync('timeout=0')).next_batch;
-  const syncWake: number[] = [];
-  for (let i = 0; i < WAKES; i++) {
-    const poll = sync(`timeout=30000&since=${encodeURIComponent(since)}`);
-    await new Promise((r) => setTimeout(r, 5));
-    const s = performance.now();
-    const sent = sender.call('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(hot)}/send/m.room.message/syncwake${i}`, { msgtype: 'm.text', body: `sync wake ${i}` }, erin.token);
-    const res = await poll;
-    syncWake.push(performance.now() - s);
-    if ((await sent).status !== 200) throw new Error('wake-up send failed');
-    since = res.next_batch;
-    if (!res.rooms?.join?.[hot]?.timeline.events.some((e) => e.content.body === `sync wake ${i}`)) since = (await sync(`timeout=0&since=${encodeURIComponent(since)}`)).next_batch;
-  }
-  syncWake.sort((a, b) => a - b);
+  const syncWake = await syncWakeups(env.url, erin.token, dave.token, hot, WAKES, 'syncwake');
   record({ name: `/sync wake-up p50, same ${ROOMS}-room user`, value: percentile(syncWake, 50), unit: 'ms' });
 
   // A thread subscription change (MSC4306) made on another connection, as another of dave's
