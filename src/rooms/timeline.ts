@@ -3,6 +3,7 @@ import { stateKey } from '../core/types.js';
 import { forbidden, invalidParam, missingParam, notFound } from '../http/errors.js';
 import type { Viewer } from './events/client-format.js';
 import { isServable, type EventView, type StoredEvent } from './events/stored-event.js';
+import type { VisibilityResult } from './events/visibility.js';
 import type { RoomEventFilter } from './event-filter.js';
 import type { RoomsCore } from './room-core.js';
 import type { EventShape, TimelineChunk, TimelineQuery } from './service.js';
@@ -100,8 +101,9 @@ async function latestRows(core: RoomsCore, queries: Iterable<TimelineQuery>, lim
 /**
  * /sync's timelines for many rooms (one query per room; a later query for
  * the same room wins): one statement for the events of every room sharing a
- * filter (or a share of the same read another request has under way), two
- * for the histories visibility needs, one formatting pass.
+ * filter (or a share of the same read another request has under way), one
+ * each for what visibility reads of all the rooms (filterRooms), one
+ * formatting pass.
  */
 export async function readTimelines(core: RoomsCore, queries: TimelineQuery[], shape: EventShape = {}): Promise<Map<string, TimelineChunk>> {
   const byRoom = new Map(queries.map((q) => [q.roomId, q]));
@@ -109,16 +111,6 @@ export async function readTimelines(core: RoomsCore, queries: TimelineQuery[], s
   if (byRoom.size === 0) return out;
   const limitOf = (q: TimelineQuery) => Math.max(0, Math.floor(q.limit));
   const rows = await latestRows(core, byRoom.values(), limitOf);
-
-  const byViewer = new Map<string, TimelineQuery[]>();
-  for (const q of byRoom.values()) {
-    let l = byViewer.get(q.viewer.userId);
-    if (!l) byViewer.set(q.viewer.userId, (l = []));
-    l.push(q);
-  }
-  await Promise.all(
-    [...byViewer].map(([userId, qs]) => core.visibility.prefetch(qs.filter((q) => (rows.get(q.roomId)?.length ?? 0) > 0).map((q) => q.roomId), userId)),
-  );
 
   // The pages' events, from the cache or one query for those it lacks.
   const pageRows = new Map<string, LatestEventRow[]>();
@@ -134,37 +126,32 @@ export async function readTimelines(core: RoomsCore, queries: TimelineQuery[], s
     if (group != null) whole.push(group);
   }
   if (whole.length > 0) await core.groups.loadMany(whole);
-  // The state facts visibility reads, and the events they name, for every page of a viewer in one query each.
-  const factEvents = new Map<string, Map<string, EventView>>();
-  await Promise.all(
-    [...byViewer].map(async ([userId, qs]) => {
-      const facts = await core.visibility.prefetchStates(
-        qs.flatMap((q) => (pageRows.get(q.roomId) ?? []).map((r) => events.get(r.event_id)).filter((ev): ev is EventView => ev !== undefined)),
-        userId,
-      );
-      factEvents.set(userId, await core.visibility.factEvents(facts.values()));
-    }),
-  );
+  // Visibility per viewer, with one read each for the state facts, the events they name and the
+  // membership histories of all of that viewer's rooms.
+  const byViewer = new Map<string, Map<string, EventView[]>>();
+  for (const q of byRoom.values()) {
+    let pages = byViewer.get(q.viewer.userId);
+    if (!pages) byViewer.set(q.viewer.userId, (pages = new Map()));
+    pages.set(q.roomId, pageRows.get(q.roomId)!.map((r) => events.get(r.event_id)).filter((ev): ev is EventView => ev !== undefined));
+  }
+  const decided = new Map<string, Map<string, VisibilityResult<EventView>>>();
+  await Promise.all([...byViewer].map(async ([userId, pages]) => decided.set(userId, await core.visibility.filterRooms(pages, userId))));
 
   // Visible events of every room, formatted together per viewer device.
-  const pages = new Map<string, { page: LatestEventRow[]; limited: boolean }>();
   const byDevice = new Map<string, { viewer: Viewer; events: EventView[]; membershipAt: Map<string, string> }>();
-  await Promise.all(
-    [...byRoom.values()].map(async (q) => {
-      const page = pageRows.get(q.roomId)!;
-      const stored = page.map((r) => events.get(r.event_id)).filter((ev): ev is EventView => ev !== undefined);
-      const vis = await core.visibility.filter(q.roomId, stored, q.viewer.userId, factEvents.get(q.viewer.userId));
-      pages.set(q.roomId, { page, limited: (rows.get(q.roomId)?.length ?? 0) > limitOf(q) });
-      const dk = `${q.viewer.userId}\u0000${q.viewer.deviceId ?? ''}`;
-      let d = byDevice.get(dk);
-      if (!d) byDevice.set(dk, (d = { viewer: q.viewer, events: [], membershipAt: new Map() }));
-      d.events.push(...vis.visible);
-      for (const [k, v] of vis.membershipAt) d.membershipAt.set(k, v);
-    }),
-  );
+  for (const q of byRoom.values()) {
+    const vis = decided.get(q.viewer.userId)!.get(q.roomId)!;
+    const dk = `${q.viewer.userId}\u0000${q.viewer.deviceId ?? ''}`;
+    let d = byDevice.get(dk);
+    if (!d) byDevice.set(dk, (d = { viewer: q.viewer, events: [], membershipAt: new Map() }));
+    for (const ev of vis.visible) d.events.push(ev);
+    for (const [k, v] of vis.membershipAt) d.membershipAt.set(k, v);
+  }
+  const limitedRooms = new Set<string>();
+  for (const q of byRoom.values()) if ((rows.get(q.roomId)?.length ?? 0) > limitOf(q)) limitedRooms.add(q.roomId);
   const formatted = new Map<string, ClientEvent[]>();
   for (const d of byDevice.values()) {
-    const bundle = (ev: EventView) => pages.get(ev.roomId)?.limited === true;
+    const bundle = (ev: EventView) => limitedRooms.has(ev.roomId);
     for (const ev of await core.format(d.events, d.viewer, d.membershipAt, { bundle, withoutRoomId: shape.withoutRoomId })) {
       const roomId = events.get(ev.event_id)!.roomId;
       let l = formatted.get(roomId);
@@ -173,10 +160,10 @@ export async function readTimelines(core: RoomsCore, queries: TimelineQuery[], s
     }
   }
   for (const q of byRoom.values()) {
-    const { page, limited } = pages.get(q.roomId)!;
+    const page = pageRows.get(q.roomId)!;
     out.set(q.roomId, {
       events: formatted.get(q.roomId) ?? [],
-      limited,
+      limited: limitedRooms.has(q.roomId),
       prevBatchPos: page.length > 0 ? page[0]!.stream_pos - 1 : q.toPos,
     });
   }

@@ -57,6 +57,11 @@ class HistoryCache<T> {
     }
   }
 
+  /** A cached history, without loading it. */
+  peek(key: string): Point<T>[] | undefined {
+    return this.cache.get(key)?.points;
+  }
+
   /** Loads the histories of the keys neither cached nor being loaded, with one call for all of them. */
   async prefetch(keys: Iterable<string>, loadMany: (keys: string[]) => Promise<Map<string, Point<T>[]>>): Promise<void> {
     const flights = new Map<string, { dirty: boolean }>();
@@ -166,7 +171,7 @@ export class HistoryVisibilityFilter {
   }
 
   /** Loads the user's membership history in the rooms, for those not cached: one query for all. */
-  async prefetch(roomIds: string[], userId: string): Promise<void> {
+  private async prefetch(roomIds: string[], userId: string): Promise<void> {
     if (roomIds.length === 0) return;
     await this.members.prefetch(
       roomIds.map((r) => memberKey(r, userId)),
@@ -184,23 +189,14 @@ export class HistoryVisibilityFilter {
     );
   }
 
-  /**
-   * The history visibility and membership events the facts name, from
-   * `loaded` (read for many rooms at once by the caller) or the event store.
-   */
-  async factEvents(facts: Iterable<GroupFacts>, loaded?: ReadonlyMap<string, EventView>): Promise<Map<string, EventView>> {
-    const out = new Map<string, EventView>();
+  /** The history visibility and membership events the facts name: one read for those not cached. */
+  private async factEvents(facts: Iterable<GroupFacts>): Promise<Map<string, EventView>> {
     const ids = new Set<string>();
     for (const f of facts) {
-      for (const id of [f.hv, f.member]) {
-        if (id === null) continue;
-        const ev = loaded?.get(id);
-        if (ev) out.set(id, ev);
-        else ids.add(id);
-      }
+      if (f.hv !== null) ids.add(f.hv);
+      if (f.member !== null) ids.add(f.member);
     }
-    if (ids.size > 0) for (const [id, ev] of await this.events.getViews(ids)) out.set(id, ev);
-    return out;
+    return ids.size > 0 ? this.events.getViews(ids) : new Map();
   }
 
   /**
@@ -208,7 +204,7 @@ export class HistoryVisibilityFilter {
    * from the facts cache, from a group's whole state when that is cached,
    * and one query for the rest.
    */
-  async prefetchStates(events: Iterable<EventView>, userId: string): Promise<Map<number, GroupFacts>> {
+  private async prefetchStates(events: Iterable<EventView>, userId: string): Promise<Map<number, GroupFacts>> {
     const out = new Map<number, GroupFacts>();
     const missing = new Map<number, string>();
     for (const ev of events) {
@@ -250,53 +246,98 @@ export class HistoryVisibilityFilter {
   }
 
   /** Keeps the events (with stream positions) that `userId` may see. */
-  async filter<E extends EventView>(roomId: string, events: E[], userId: string, loaded?: ReadonlyMap<string, EventView>): Promise<VisibilityResult<E>> {
-    const membershipAt = new Map<string, string>();
-    if (events.length === 0) return { visible: [], membershipAt };
+  async filter<E extends EventView>(roomId: string, events: E[], userId: string): Promise<VisibilityResult<E>> {
+    if (events.length === 0) return { visible: [], membershipAt: new Map() };
     const [facts, members] = await Promise.all([this.prefetchStates(events, userId), this.membershipHistory(roomId, userId)]);
-    const stateEvents = await this.factEvents(facts.values(), loaded);
-    const visOf = (g: number | null): HistoryVisibility => {
-      const id = g === null ? null : facts.get(g)?.hv;
-      return parseVisibility(id ? stateEvents.get(id)?.pdu.content?.history_visibility : undefined);
-    };
-    const memOf = (g: number | null): string => {
-      const id = g === null ? null : facts.get(g)?.member;
-      const m = id ? stateEvents.get(id)?.pdu.content?.membership : undefined;
-      return typeof m === 'string' ? m : 'leave';
-    };
-    let lastJoin = -Infinity;
-    for (const m of members) if (m.value === 'join') lastJoin = m.pos;
+    const stateEvents = await this.factEvents(facts.values());
+    return decideVisibility(events, userId, { facts, stateEvents, lastJoin: lastJoinOf(members) });
+  }
 
-    const allows = (vis: HistoryVisibility, membership: string, pos: number): boolean => {
-      if (vis === 'world_readable') return true;
-      if (membership === 'join') return true;
-      if (vis === 'shared' && lastJoin > pos) return true;
-      if (vis === 'invited' && membership === 'invite') return true;
-      return false;
-    };
-
-    const visible: E[] = [];
-    for (const ev of events) {
-      const pos = ev.streamPos;
-      if (pos === null || ev.stateGroup === null) continue;
-      const visAfter = visOf(ev.stateGroup);
-      const memAfter = memOf(ev.stateGroup);
-      let ok = allows(visAfter, memAfter, pos);
-      if (!ok) {
-        const t = ev.pdu.type;
-        if (t === HV_TYPE && ev.pdu.state_key === '') {
-          ok = allows(visOf(ev.stateGroupBefore), memAfter, pos);
-        } else if (t === 'm.room.member' && ev.pdu.state_key === userId) {
-          ok = allows(visAfter, memOf(ev.stateGroupBefore), pos);
-        }
-      }
-      if (ok) {
-        visible.push(ev);
-        membershipAt.set(ev.eventId, memAfter);
+  /**
+   * `filter` for the pages of many rooms of one viewer (a /sync batch): the
+   * state facts, the events they name and the viewer's membership histories
+   * are read once for all the rooms, and each page is then decided without
+   * further reads.
+   */
+  async filterRooms<E extends EventView>(pages: ReadonlyMap<string, E[]>, userId: string): Promise<Map<string, VisibilityResult<E>>> {
+    const out = new Map<string, VisibilityResult<E>>();
+    const rooms: string[] = [];
+    const all: E[] = [];
+    for (const [roomId, events] of pages) {
+      if (events.length === 0) out.set(roomId, { visible: [], membershipAt: new Map() });
+      else {
+        rooms.push(roomId);
+        for (const ev of events) all.push(ev);
       }
     }
-    return { visible, membershipAt };
+    if (rooms.length === 0) return out;
+    const [facts] = await Promise.all([this.prefetchStates(all, userId), this.prefetch(rooms, userId)]);
+    const stateEvents = await this.factEvents(facts.values());
+    for (const roomId of rooms) {
+      // Cached by the prefetch unless a write raced it: then read on its own.
+      const members = this.members.peek(memberKey(roomId, userId)) ?? (await this.membershipHistory(roomId, userId));
+      out.set(roomId, decideVisibility(pages.get(roomId)!, userId, { facts, stateEvents, lastJoin: lastJoinOf(members) }));
+    }
+    return out;
   }
+}
+
+/** What decideVisibility reads: the facts of the events' state groups, the events they name, and when the viewer last joined. */
+interface VisibilityInputs {
+  facts: ReadonlyMap<number, GroupFacts>;
+  stateEvents: ReadonlyMap<string, EventView>;
+  /** Stream position of the viewer's latest join, or -Infinity. */
+  lastJoin: number;
+}
+
+function lastJoinOf(members: readonly Point<string>[]): number {
+  let lastJoin = -Infinity;
+  for (const m of members) if (m.value === 'join') lastJoin = m.pos;
+  return lastJoin;
+}
+
+function allows(vis: HistoryVisibility, membership: string, pos: number, lastJoin: number): boolean {
+  if (vis === 'world_readable') return true;
+  if (membership === 'join') return true;
+  if (vis === 'shared' && lastJoin > pos) return true;
+  if (vis === 'invited' && membership === 'invite') return true;
+  return false;
+}
+
+/** The visibility decision of HistoryVisibilityFilter, from inputs already read. */
+function decideVisibility<E extends EventView>(events: readonly E[], userId: string, inputs: VisibilityInputs): VisibilityResult<E> {
+  const { facts, stateEvents, lastJoin } = inputs;
+  const visOf = (g: number | null): HistoryVisibility => {
+    const id = g === null ? null : facts.get(g)?.hv;
+    return parseVisibility(id ? stateEvents.get(id)?.pdu.content?.history_visibility : undefined);
+  };
+  const memOf = (g: number | null): string => {
+    const id = g === null ? null : facts.get(g)?.member;
+    const m = id ? stateEvents.get(id)?.pdu.content?.membership : undefined;
+    return typeof m === 'string' ? m : 'leave';
+  };
+  const visible: E[] = [];
+  const membershipAt = new Map<string, string>();
+  for (const ev of events) {
+    const pos = ev.streamPos;
+    if (pos === null || ev.stateGroup === null) continue;
+    const visAfter = visOf(ev.stateGroup);
+    const memAfter = memOf(ev.stateGroup);
+    let ok = allows(visAfter, memAfter, pos, lastJoin);
+    if (!ok) {
+      const t = ev.pdu.type;
+      if (t === HV_TYPE && ev.pdu.state_key === '') {
+        ok = allows(visOf(ev.stateGroupBefore), memAfter, pos, lastJoin);
+      } else if (t === 'm.room.member' && ev.pdu.state_key === userId) {
+        ok = allows(visAfter, memOf(ev.stateGroupBefore), pos, lastJoin);
+      }
+    }
+    if (ok) {
+      visible.push(ev);
+      membershipAt.set(ev.eventId, memAfter);
+    }
+  }
+  return { visible, membershipAt };
 }
 
 function memberKey(roomId: string, userId: string): string {
