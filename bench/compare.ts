@@ -1,5 +1,5 @@
 // `node dist/bench/compare.js <checkout> [<checkout> ...] [--rounds N] [--syncs N]`: run.js's
-// hot-path figures (scenarios.ts's hotPaths, run in run.js's order) for this build and for other
+// hot-path figures (scenarios.ts's hotPaths, run in run.js's order, then repeatedHotPaths) for this build and for other
 // built checkouts (a `git worktree` of an older commit, after its own `npm run build`), measured
 // round by round with each build right after the other. `--syncs` (5 by default, as run.js) is
 // the number of initial syncs whose median a round reports: the durations of one server's syncs
@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import YAML from 'yaml';
 import { BenchClient, median } from './client.js';
-import { hotPaths } from './scenarios.js';
+import { hotPaths, repeatedHotPaths } from './scenarios.js';
 import { startServerProcess } from './server-process.js';
 
 const THIS = new URL('../..', import.meta.url).pathname;
@@ -23,6 +23,10 @@ interface Figures {
   cpuPerSend: number;
   wake: number;
   sync: number;
+  /** The same measures made again at the end (repeatedHotPaths). */
+  againSends: number;
+  againCpuPerSend: number;
+  againSync: number;
 }
 
 async function measure(root: string, syncCount: number): Promise<Figures> {
@@ -32,7 +36,16 @@ async function measure(root: string, syncCount: number): Promise<Figures> {
   try {
     const secret = (YAML.parse(readFileSync(join(dir, 'hearth.yaml'), 'utf8')) as { registration_shared_secret: string }).registration_shared_secret;
     const hot = await hotPaths(client, { url: server.url, secret, pid: server.proc.pid!, rounds: 3, sends: SENDS, syncs: syncCount });
-    return { sends: hot.sends, cpuPerSend: hot.cpuPerSend, wake: hot.wakeP50, sync: median(hot.initialSyncs) };
+    const again = await repeatedHotPaths(client, { url: server.url, pid: server.proc.pid!, rounds: 3, sends: SENDS, syncs: 10, skip: 5 }, hot.actors);
+    return {
+      sends: hot.sends,
+      cpuPerSend: hot.cpuPerSend,
+      wake: hot.wakeP50,
+      sync: median(hot.initialSyncs),
+      againSends: again.sends,
+      againCpuPerSend: again.cpuPerSend,
+      againSync: again.initialSync,
+    };
   } finally {
     await client.close();
     await server.stop();
@@ -55,11 +68,21 @@ for (let r = 1; r <= rounds; r++) {
   for (const b of builds) {
     const f = await measure(b, syncCount);
     seen.get(b)!.push(f);
-    console.error(`round ${r} ${b}: ${f.sends.toFixed(0)} sends/s, ${f.cpuPerSend.toFixed(3)} ms CPU per send, wake-up ${f.wake.toFixed(2)} ms, initial sync ${f.sync.toFixed(1)} ms`);
+    console.error(
+      `round ${r} ${b}: ${f.sends.toFixed(0)} sends/s, ${f.cpuPerSend.toFixed(3)} ms CPU per send, wake-up ${f.wake.toFixed(2)} ms, initial sync ${f.sync.toFixed(1)} ms; ` +
+        `again: ${f.againSends.toFixed(0)} sends/s, ${f.againCpuPerSend.toFixed(3)} ms CPU per send, initial sync ${f.againSync.toFixed(1)} ms`,
+    );
   }
 }
 const rows = builds.map((b) => {
   const all = seen.get(b)!;
-  return `| ${b} | ${median(all.map((f) => f.sends)).toFixed(0)} msgs/s | ${median(all.map((f) => f.cpuPerSend)).toFixed(3)} ms | ${median(all.map((f) => f.wake)).toFixed(2)} ms | ${median(all.map((f) => f.sync)).toFixed(1)} ms |`;
+  const m = (pick: (f: Figures) => number, digits: number) => median(all.map(pick)).toFixed(digits);
+  return (
+    `| ${b} | ${m((f) => f.sends, 0)} msgs/s | ${m((f) => f.cpuPerSend, 3)} ms | ${m((f) => f.wake, 2)} ms | ${m((f) => f.sync, 1)} ms ` +
+    `| ${m((f) => f.againSends, 0)} msgs/s | ${m((f) => f.againCpuPerSend, 3)} ms | ${m((f) => f.againSync, 1)} ms |`
+  );
 });
-console.log(`\nMedians of ${rounds} rounds\n\n| build | sequential sends | server CPU per send | sync wake-up p50 | initial sync, 100 rooms (median of ${syncCount}) |\n| --- | --- | --- | --- | --- |\n${rows.join('\n')}`);
+console.log(
+  `\nMedians of ${rounds} rounds\n\n| build | sequential sends | server CPU per send | sync wake-up p50 | initial sync, 100 rooms (median of ${syncCount}) ` +
+    `| again at the end: sequential sends | CPU per send | initial sync (median of 10) |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n${rows.join('\n')}`,
+);

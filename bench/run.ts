@@ -10,7 +10,7 @@ import { BenchClient, median, rssMb } from './client.js';
 import { startServerProcess } from './server-process.js';
 import { RawConnection } from './raw-client.js';
 import { bigRooms } from './big-rooms.js';
-import { hotPaths, sequentialSends } from './scenarios.js';
+import { hotPaths, sequentialSends, repeatedHotPaths } from './scenarios.js';
 import { slidingSyncBench } from './sliding-sync.js';
 
 
@@ -123,6 +123,10 @@ async function main(): Promise<void> {
     record({ name: 'RSS after load', value: rssMb(hs.proc.pid!), unit: 'MB' });
     await new Promise((r) => setTimeout(r, 15_000));
     record({ name: 'RSS after load, then 15 s idle', value: rssMb(hs.proc.pid!), unit: 'MB' });
+    const again = await repeatedHotPaths(client, { url: hs.url, pid: hs.proc.pid!, rounds: ROUNDS, sends: SEQ_SENDS, syncs: 10, skip: 5 }, hot.actors);
+    record({ name: 'sequential sends, again at the end', value: again.sends, unit: 'msgs/s', detail: `${ROUNDS}x${SEQ_SENDS}` });
+    record({ name: 'server CPU per send, again at the end', value: again.cpuPerSend, unit: 'ms' });
+    record({ name: 'initial sync, 100 rooms, again at the end', value: again.initialSync, unit: 'ms', detail: 'median of 10, after 5 more' });
 
     const base = await baselineRate(SEQ_SENDS);
     record({ name: 'bare Fastify route', value: base, unit: 'msgs/s' });

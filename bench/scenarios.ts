@@ -1,6 +1,7 @@
 // The hot-path scenarios that run.js measures and compare.js measures across builds, in the
 // order run.js runs them (hotPaths): what ran before a measure (the code V8 has compiled, the
-// heap's state) is part of the figure.
+// heap's state) is part of the figure. repeatedHotPaths measures the sends and initial syncs again
+// once that compiling is behind.
 import { type BenchClient, cpuMs, median, percentile } from './client.js';
 import { RawConnection } from './raw-client.js';
 
@@ -56,6 +57,8 @@ export interface HotPathFigures {
   wakeP99: number;
   /** Each initial sync of 100 rooms, in the order made. */
   initialSyncs: number[];
+  /** Whom repeatedHotPaths measures with: the sender and room of the sequential sends, the user in 100 rooms. */
+  actors: { sender: string; roomId: string; member: string };
 }
 
 export interface HotPathOptions {
@@ -118,7 +121,46 @@ export async function hotPaths(client: BenchClient, o: HotPathOptions): Promise<
     wakeP50: percentile(wake, 50),
     wakeP99: percentile(wake, 99),
     initialSyncs,
+    actors: { sender: alice.token, roomId: room.room_id, member: carol.token },
   };
+}
+
+export interface RepeatedFigures {
+  /** Sequential sends a second, median of the rounds. */
+  sends: number;
+  /** Server CPU milliseconds per sequential send, median of the rounds. */
+  cpuPerSend: number;
+  /** Initial syncs of 100 rooms after `skip` more of them, median. */
+  initialSync: number;
+}
+
+/**
+ * hotPaths' sequential sends and initial syncs made again at its end, on the same server: V8 has
+ * compiled the code they run by then (hotPaths' own figures, from the server's first minute,
+ * include that compiling), and the database holds what hotPaths wrote. `skip` initial syncs run
+ * before the `syncs` measured.
+ */
+export async function repeatedHotPaths(
+  client: BenchClient,
+  o: Pick<HotPathOptions, 'url' | 'pid' | 'rounds' | 'sends' | 'syncs'> & { skip: number },
+  actors: HotPathFigures['actors'],
+): Promise<RepeatedFigures> {
+  const one = await RawConnection.open(o.url);
+  const seq: { rate: number; cpu: number }[] = [];
+  for (let r = 0; r < o.rounds; r++) {
+    const cpu0 = cpuMs(o.pid);
+    const res = await sequentialSends(one, actors.sender, actors.roomId, o.sends, `again${r}`);
+    seq.push({ rate: res.rate, cpu: (cpuMs(o.pid) - cpu0) / o.sends });
+  }
+  one.close();
+  const times: number[] = [];
+  for (let i = 0; i < o.skip + o.syncs; i++) {
+    const s = performance.now();
+    const res = await client.ok<{ rooms: { join: Record<string, unknown> } }>('GET', '/_matrix/client/v3/sync', undefined, actors.member);
+    if (i >= o.skip) times.push(performance.now() - s);
+    if (Object.keys(res.rooms.join).length < 100) throw new Error('initial sync is missing rooms');
+  }
+  return { sends: median(seq.map((s) => s.rate)), cpuPerSend: median(seq.map((s) => s.cpu)), initialSync: median(times) };
 }
 
 /**
