@@ -1,12 +1,12 @@
 // `node dist/bench/compare.js <checkout> [<checkout> ...] [--rounds N] [--syncs N]`: run.js's
-// hot-path figures (scenarios.ts's hotPaths, run in run.js's order, then repeatedHotPaths) for this build and for other
-// built checkouts (a `git worktree` of an older commit, after its own `npm run build`), measured
-// round by round with each build right after the other. `--syncs` (5 by default, as run.js) is
-// the number of initial syncs whose median a round reports: the durations of one server's syncs
-// spread over a factor of two or more, so a median of five moves by tens of percent from one
-// round to the next. A machine's speed drifts by tens of percent within minutes (virtual
-// machines, boost clocks): only builds measured side by side, several times, compare. Prints each
-// round and the medians per build.
+// hot-path figures (scenarios.ts's hotPaths, run in run.js's order, then repeatedHotPaths) for
+// this build and for other built checkouts (a `git worktree` of an older commit, after its own
+// `npm run build`), measured round by round with each build right after the other. `--syncs` (5
+// by default, as run.js) is the number of initial syncs whose median a round reports: the
+// durations of one server's syncs spread over a factor of two or more, so a median of five moves
+// by tens of percent from one round to the next. A machine's speed drifts by tens of percent
+// within minutes (virtual machines, boost clocks): only builds measured side by side, several
+// times, compare. Prints each round and the medians per build.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';

@@ -1,7 +1,7 @@
 // The hot-path scenarios that run.js measures and compare.js measures across builds, in the
 // order run.js runs them (hotPaths): what ran before a measure (the code V8 has compiled, the
-// heap's state) is part of the figure. repeatedHotPaths measures the sends and initial syncs again
-// once that compiling is behind.
+// heap's state) is part of the figure. repeatedHotPaths makes the sends and initial syncs again at
+// its end, once that compiling is behind.
 import { type BenchClient, cpuMs, median, percentile } from './client.js';
 import { RawConnection } from './raw-client.js';
 

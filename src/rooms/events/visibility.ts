@@ -57,8 +57,8 @@ class HistoryCache<T> {
     }
   }
 
-  /** A cached history, without loading it. */
-  peek(key: string): Point<T>[] | undefined {
+  /** The history if it is cached; nothing is loaded. */
+  cached(key: string): Point<T>[] | undefined {
     return this.cache.get(key)?.points;
   }
 
@@ -275,7 +275,7 @@ export class HistoryVisibilityFilter {
     const stateEvents = await this.factEvents(facts.values());
     for (const roomId of rooms) {
       // Cached by the prefetch unless a write raced it: then read on its own.
-      const members = this.members.peek(memberKey(roomId, userId)) ?? (await this.membershipHistory(roomId, userId));
+      const members = this.members.cached(memberKey(roomId, userId)) ?? (await this.membershipHistory(roomId, userId));
       out.set(roomId, decideVisibility(pages.get(roomId)!, userId, { facts, stateEvents, lastJoin: lastJoinOf(members) }));
     }
     return out;
