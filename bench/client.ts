@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { Pool } from 'undici';
 
@@ -70,6 +70,34 @@ export function rssMb(pid: number): number {
 
 /** A process's user+system CPU time in ms (time blocked in fsync is not CPU). */
 export function cpuMs(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return statCpuMs(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+}
+
+/** User+system CPU in ms from a /proc stat line (its command name may hold spaces and parentheses). */
+function statCpuMs(stat: string): number {
+  const f = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
   return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+}
+
+/** A process's CPU time in ms, its JavaScript thread apart from all its other threads. */
+export interface ThreadCpu {
+  /** The thread that runs JavaScript (its id is the process id). */
+  main: number;
+  /** V8's helpers (optimising compiler, concurrent garbage collection) and libuv's pool. */
+  other: number;
+}
+
+export function threadCpuMs(pid: number): ThreadCpu {
+  const out: ThreadCpu = { main: 0, other: 0 };
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue; // the thread ended meanwhile
+    }
+    if (tid === String(pid)) out.main += statCpuMs(stat);
+    else out.other += statCpuMs(stat);
+  }
+  return out;
 }

@@ -23,6 +23,9 @@ interface Figures {
   cpuPerSend: number;
   wake: number;
   sync: number;
+  /** Server CPU over those initial syncs: the JavaScript thread, the other threads (ThreadCpu). */
+  syncCpuMain: number;
+  syncCpuOther: number;
   /** The same measures made again at the end (repeatedHotPaths). */
   againSends: number;
   againCpuPerSend: number;
@@ -42,6 +45,8 @@ async function measure(root: string, syncCount: number): Promise<Figures> {
       cpuPerSend: hot.cpuPerSend,
       wake: hot.wakeP50,
       sync: median(hot.initialSyncs),
+      syncCpuMain: hot.initialSyncCpu.main,
+      syncCpuOther: hot.initialSyncCpu.other,
       againSends: again.sends,
       againCpuPerSend: again.cpuPerSend,
       againSync: again.initialSync,
@@ -69,7 +74,8 @@ for (let r = 1; r <= rounds; r++) {
     const f = await measure(b, syncCount);
     seen.get(b)!.push(f);
     console.error(
-      `round ${r} ${b}: ${f.sends.toFixed(0)} sends/s, ${f.cpuPerSend.toFixed(3)} ms CPU per send, wake-up ${f.wake.toFixed(2)} ms, initial sync ${f.sync.toFixed(1)} ms; ` +
+      `round ${r} ${b}: ${f.sends.toFixed(0)} sends/s, ${f.cpuPerSend.toFixed(3)} ms CPU per send, wake-up ${f.wake.toFixed(2)} ms, initial sync ${f.sync.toFixed(1)} ms ` +
+        `(server CPU ${f.syncCpuMain.toFixed(0)} ms JavaScript thread, ${f.syncCpuOther.toFixed(0)} ms other threads); ` +
         `again: ${f.againSends.toFixed(0)} sends/s, ${f.againCpuPerSend.toFixed(3)} ms CPU per send, initial sync ${f.againSync.toFixed(1)} ms`,
     );
   }
@@ -79,10 +85,11 @@ const rows = builds.map((b) => {
   const m = (pick: (f: Figures) => number, digits: number) => median(all.map(pick)).toFixed(digits);
   return (
     `| ${b} | ${m((f) => f.sends, 0)} msgs/s | ${m((f) => f.cpuPerSend, 3)} ms | ${m((f) => f.wake, 2)} ms | ${m((f) => f.sync, 1)} ms ` +
+    `| ${m((f) => f.syncCpuMain, 0)} / ${m((f) => f.syncCpuOther, 0)} ms ` +
     `| ${m((f) => f.againSends, 0)} msgs/s | ${m((f) => f.againCpuPerSend, 3)} ms | ${m((f) => f.againSync, 1)} ms |`
   );
 });
 console.log(
   `\nMedians of ${rounds} rounds\n\n| build | sequential sends | server CPU per send | sync wake-up p50 | initial sync, 100 rooms (median of ${syncCount}) ` +
-    `| again at the end: sequential sends | CPU per send | initial sync (median of 10) |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n${rows.join('\n')}`,
+    `| server CPU over those syncs: JavaScript thread / other threads | again at the end: sequential sends | CPU per send | initial sync (median of 10) |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n${rows.join('\n')}`,
 );

@@ -119,6 +119,8 @@ async function main(): Promise<void> {
     record({ name: 'sync wake-up p50', value: hot.wakeP50, unit: 'ms', target: '<= 5' });
     record({ name: 'sync wake-up p99', value: hot.wakeP99, unit: 'ms' });
     record({ name: 'initial sync, 100 rooms', value: median(hot.initialSyncs), unit: 'ms', target: '<= 300', detail: 'median of 5' });
+    record({ name: 'server CPU over those 5 syncs, JavaScript thread', value: hot.initialSyncCpu.main, unit: 'ms' });
+    record({ name: 'server CPU over those 5 syncs, other threads', value: hot.initialSyncCpu.other, unit: 'ms', detail: "mostly V8's optimising compiler" });
     await sliding();
     record({ name: 'RSS after load', value: rssMb(hs.proc.pid!), unit: 'MB' });
     await new Promise((r) => setTimeout(r, 15_000));

@@ -2,7 +2,7 @@
 // order run.js runs them (hotPaths): what ran before a measure (the code V8 has compiled, the
 // heap's state) is part of the figure. repeatedHotPaths makes the sends and initial syncs again at
 // its end, once that compiling is behind.
-import { type BenchClient, cpuMs, median, percentile } from './client.js';
+import { type BenchClient, cpuMs, median, percentile, threadCpuMs, type ThreadCpu } from './client.js';
 import { RawConnection } from './raw-client.js';
 
 type Caller = Pick<BenchClient, 'call'>;
@@ -24,9 +24,17 @@ export async function sequentialSends(client: Caller, token: string, roomId: str
 
 /**
  * The durations of `syncs` initial syncs of a user in 100 rooms of 20 messages each, made by
- * `creator` and joined by `member` just before, one sync after the other.
+ * `creator` and joined by `member` just before, one sync after the other, and the CPU the server
+ * (process `pid`) spent over them. Its threads other than the one running JavaScript are mostly
+ * V8's optimising compiler: code a server has not run yet is compiled while it first answers.
  */
-export async function initialSyncsOf100Rooms(client: BenchClient, creator: string, member: string, syncs: number): Promise<number[]> {
+export async function initialSyncsOf100Rooms(
+  client: BenchClient,
+  creator: string,
+  member: string,
+  syncs: number,
+  pid: number,
+): Promise<{ times: number[]; cpu: ThreadCpu }> {
   for (let i = 0; i < 100; i++) {
     const r = await client.ok<{ room_id: string }>('POST', '/_matrix/client/v3/createRoom', { name: `room ${i}`, preset: 'public_chat' }, creator);
     await client.ok('POST', `/_matrix/client/v3/join/${encodeURIComponent(r.room_id)}`, {}, member);
@@ -35,13 +43,15 @@ export async function initialSyncsOf100Rooms(client: BenchClient, creator: strin
     }
   }
   const times: number[] = [];
+  const cpu0 = threadCpuMs(pid);
   for (let r = 0; r < syncs; r++) {
     const s = performance.now();
     const res = await client.ok<{ rooms: { join: Record<string, unknown> } }>('GET', '/_matrix/client/v3/sync', undefined, member);
     times.push(performance.now() - s);
     if (Object.keys(res.rooms.join).length < 100) throw new Error('initial sync is missing rooms');
   }
-  return times;
+  const cpu1 = threadCpuMs(pid);
+  return { times, cpu: { main: cpu1.main - cpu0.main, other: cpu1.other - cpu0.other } };
 }
 
 export interface HotPathFigures {
@@ -57,6 +67,8 @@ export interface HotPathFigures {
   wakeP99: number;
   /** Each initial sync of 100 rooms, in the order made. */
   initialSyncs: number[];
+  /** Server CPU in ms over those initial syncs, by thread. */
+  initialSyncCpu: ThreadCpu;
   /** Whom repeatedHotPaths measures with: the sender and room of the sequential sends, the user in 100 rooms. */
   actors: { sender: string; roomId: string; member: string };
 }
@@ -110,7 +122,7 @@ export async function hotPaths(client: BenchClient, o: HotPathOptions): Promise<
   const wake = await syncWakeups(o.url, alice.token, bob.token, room.room_id, 200);
 
   const carol = await client.registerUser('carol', o.secret);
-  const initialSyncs = await initialSyncsOf100Rooms(client, alice.token, carol.token, o.syncs);
+  const initial = await initialSyncsOf100Rooms(client, alice.token, carol.token, o.syncs, o.pid);
   return {
     sends: median(seq.map((s) => s.rate)),
     sendP50: median(seq.map((s) => s.p50)),
@@ -120,7 +132,8 @@ export async function hotPaths(client: BenchClient, o: HotPathOptions): Promise<
     concurrentOneRoom,
     wakeP50: percentile(wake, 50),
     wakeP99: percentile(wake, 99),
-    initialSyncs,
+    initialSyncs: initial.times,
+    initialSyncCpu: initial.cpu,
     actors: { sender: alice.token, roomId: room.room_id, member: carol.token },
   };
 }
