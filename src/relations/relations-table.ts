@@ -1,7 +1,8 @@
 import { sql } from 'kysely';
 import type { StatementSink } from '../db/pg-pipeline.js';
 import { prepared } from '../db/prepared.js';
-import type { DbOrTx } from '../db/schema.js';
+import type { Db, DbOrTx } from '../db/schema.js';
+import { sqliteSync, type SyncTx } from '../db/sqlite-sync.js';
 import type { EventRelationRow } from './tables.js';
 
 /** event_relations: the children of each parent event (see tables.ts). */
@@ -49,12 +50,14 @@ export type RelationRow = EventRelationRow;
 /** Children of `parents` with one of `relTypes`, oldest first (topologically); callers check the rooms. */
 export async function selectChildren(db: DbOrTx, parents: string[], relTypes: string[]): Promise<RelationRow[]> {
   if (parents.length === 0 || relTypes.length === 0) return [];
+  const fast = db.isTransaction ? undefined : sqliteSync(db as Db);
+  if (fast) return fast.read((tx) => childrenSqlite(tx, parents, relTypes));
   const out: RelationRow[] = [];
-  for (let i = 0; i < parents.length; i += 1000) {
+  for (let i = 0; i < parents.length; i += CHILDREN_CHUNK) {
     const rows = await db
       .selectFrom('event_relations')
       .selectAll()
-      .where('relates_to', 'in', parents.slice(i, i + 1000))
+      .where('relates_to', 'in', parents.slice(i, i + CHILDREN_CHUNK))
       .where('rel_type', 'in', relTypes)
       .orderBy('depth')
       .orderBy('stream_pos')
@@ -62,6 +65,42 @@ export async function selectChildren(db: DbOrTx, parents: string[], relTypes: st
     out.push(...rows);
   }
   return out.map(numeric);
+}
+
+const CHILDREN_CHUNK = 1000;
+
+/**
+ * selectChildren on SQLite, as one statement per chunk whose text depends
+ * only on the chunk's length (so the statement cache holds it), rows read as
+ * arrays: a /sync asks for the children of every event of its timelines, a
+ * thousand parents for a hundred rooms, most often finding none, and Kysely
+ * would build and compile that query, a value node per parent, every time.
+ */
+function childrenSqlite(tx: SyncTx, parents: string[], relTypes: string[]): RelationRow[] {
+  const out: RelationRow[] = [];
+  const types = relTypes.map(() => '?').join(', ');
+  for (let i = 0; i < parents.length; i += CHILDREN_CHUNK) {
+    const chunk = parents.slice(i, i + CHILDREN_CHUNK);
+    const text = `select event_id, relates_to, room_id, rel_type, type, sender, aggregation_key, depth, stream_pos, origin_server_ts
+      from event_relations where relates_to in (${chunk.map(() => '?').join(', ')}) and rel_type in (${types})
+      order by depth, stream_pos`;
+    for (const r of tx.rawRows(text, [...chunk, ...relTypes])) {
+      out.push({
+        event_id: r[0] as string,
+        relates_to: r[1] as string,
+        room_id: r[2] as string,
+        rel_type: r[3] as string,
+        type: r[4] as string,
+        sender: r[5] as string,
+        aggregation_key: r[6] as string | null,
+        depth: Number(r[7]),
+        stream_pos: Number(r[8]),
+        origin_server_ts: Number(r[9]),
+      });
+    }
+  }
+  // As the Kysely path: a parent's children all come from its own chunk, in order.
+  return out;
 }
 
 /** Ids of the children of `parents` in the room, of any relation type (one level of /relations' recursion). */
