@@ -61,6 +61,11 @@ export function watchRawReads(db: Db, fn: (sqlText: string) => void): () => void
   return () => void set.delete(fn);
 }
 
+/** `?, ?, ...`: the placeholders of an `in` list of `n` values, for rawRows statement texts. */
+export function placeholders(n: number): string {
+  return new Array<string>(n).fill('?').join(', ');
+}
+
 export interface SqliteSync {
   /** Runs `fn` in one transaction (BEGIN IMMEDIATE ... COMMIT; ROLLBACK if it throws); resolves after commit. */
   transaction<T>(fn: (tx: SyncTx) => T): Promise<T>;

@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { StatementSink } from '../db/pg-pipeline.js';
 import { prepared } from '../db/prepared.js';
 import type { Db, DbOrTx } from '../db/schema.js';
-import { sqliteSync, type SyncTx } from '../db/sqlite-sync.js';
+import { placeholders, sqliteSync, type SyncTx } from '../db/sqlite-sync.js';
 import type { EventRelationRow } from './tables.js';
 
 /** event_relations: the children of each parent event (see tables.ts). */
@@ -78,11 +78,11 @@ const CHILDREN_CHUNK = 1000;
  */
 function childrenSqlite(tx: SyncTx, parents: string[], relTypes: string[]): RelationRow[] {
   const out: RelationRow[] = [];
-  const types = relTypes.map(() => '?').join(', ');
+  const types = placeholders(relTypes.length);
   for (let i = 0; i < parents.length; i += CHILDREN_CHUNK) {
     const chunk = parents.slice(i, i + CHILDREN_CHUNK);
     const text = `select event_id, relates_to, room_id, rel_type, type, sender, aggregation_key, depth, stream_pos, origin_server_ts
-      from event_relations where relates_to in (${chunk.map(() => '?').join(', ')}) and rel_type in (${types})
+      from event_relations where relates_to in (${placeholders(chunk.length)}) and rel_type in (${types})
       order by depth, stream_pos`;
     for (const r of tx.rawRows(text, [...chunk, ...relTypes])) {
       out.push({

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { prepared } from '../../db/prepared.js';
 import type { Db, DbOrTx, Dialect } from '../../db/schema.js';
-import { sqliteSync, type SyncTx } from '../../db/sqlite-sync.js';
+import { placeholders, sqliteSync, type SyncTx } from '../../db/sqlite-sync.js';
 import { EVENT_COLUMNS, type EventColumnsRow } from '../events/stored-event.js';
 import type { EventRow } from '../tables.js';
 import type { TopoPoint } from '../tokens.js';
@@ -102,7 +102,7 @@ function eventViewRowsSqlite(tx: SyncTx, ids: string[]): EventViewRow[] {
   const out: EventViewRow[] = [];
   for (let i = 0; i < ids.length; i += VIEW_CHUNK) {
     const chunk = ids.slice(i, i + VIEW_CHUNK);
-    const text = `select ${VIEW_ARRAY} from events where event_id in (${chunk.map(() => '?').join(', ')})`;
+    const text = `select ${VIEW_ARRAY} from events where event_id in (${placeholders(chunk.length)})`;
     for (const [json] of tx.rawRows(text, chunk)) {
       const r = JSON.parse(json as string) as unknown[];
       out.push({

@@ -1,6 +1,6 @@
 import { sql, type RawBuilder } from 'kysely';
 import type { Db, DbOrTx } from '../../db/schema.js';
-import { sqliteSync, type SqliteSync } from '../../db/sqlite-sync.js';
+import { placeholders, sqliteSync, type SqliteSync } from '../../db/sqlite-sync.js';
 import type { RoomMembershipRow } from '../tables.js';
 import { chainJoin } from './state-groups-table.js';
 
@@ -262,7 +262,7 @@ export interface GroupChainsRow {
 // SQLite only: a CROSS JOIN keeps the chain first (see chainJoin).
 const groupChainsText = textsByCount(
   (n) => `with recursive chain(root, id, prev_group, n) as (
-        select id, id, prev_group, 0 from state_groups where id in (${new Array<string>(n).fill('?').join(', ')})
+        select id, id, prev_group, 0 from state_groups where id in (${placeholders(n)})
         union all
         select chain.root, g.id, g.prev_group, chain.n + 1 from state_groups g join chain on g.id = chain.prev_group
       )
