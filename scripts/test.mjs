@@ -8,6 +8,9 @@ import postgres from 'postgres';
 const root = 'dist/test';
 const only = process.argv.slice(2);
 const backends = (process.env.HEARTH_TEST_BACKENDS ?? 'sqlite,postgres').split(',').filter(Boolean);
+// Well above the slowest file, the database failover scenarios, whose steps bound themselves at two
+// minutes each.
+const FILE_TIMEOUT_MS = 10 * 60_000;
 const pgUrl = process.env.HEARTH_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 function files(dir) {
@@ -26,7 +29,9 @@ const storage = all.filter((f) => !pure.includes(f));
 function run(label, list, env) {
   if (list.length === 0) return 0;
   console.log(`\n# ${label}: ${list.length} test files`);
-  const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...list], {
+  // A file ends when its tests do, whatever handle a test left open (--test-force-exit), and a
+  // file that hangs fails after FILE_TIMEOUT_MS: the runner otherwise waits for either forever.
+  const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', '--test-force-exit', `--test-timeout=${FILE_TIMEOUT_MS}`, ...list], {
     stdio: 'inherit',
     env: { ...process.env, ...env },
   });
