@@ -50,9 +50,11 @@ test('a destination that is away backs off, holds bounded memory, and gets every
     await sendText(a, alice, roomId, `queued ${i}`);
     assert.ok((sender.status('b.test')?.queueDepth ?? 0) <= 5, 'no more than the bound in memory');
   }
+  // A request b.test made while it stopped wakes the queue (retryAt null) until that retry fails
+  // too: the backoff is read once a retry is scheduled.
   const away = await eventually(async () => {
     const s = sender.status('b.test');
-    return s?.state === 'backing_off' && s.catchingUp ? s : undefined;
+    return s?.state === 'backing_off' && s.catchingUp && s.retryAt !== null ? s : undefined;
   }, 'b.test backed off');
   assert.ok(away.failingSince !== null && away.lastError !== null && away.retryAt !== null, JSON.stringify(away));
   const row = await a.hs.ctx.db.selectFrom('federation_destinations').selectAll().where('destination', '=', 'b.test').executeTakeFirstOrThrow();
@@ -80,7 +82,7 @@ test('a destination backed off for long is woken at once when it makes a request
   await sendText(a, alice, roomId, 'sent while b is down');
   const away = await eventually(async () => {
     const s = sender.status('b.test');
-    return s?.state === 'backing_off' ? s : undefined;
+    return s?.state === 'backing_off' && s.retryAt !== null ? s : undefined;
   }, 'b.test backed off');
   assert.ok(away.retryAt! - Date.now() > 60_000, 'the next try is far away');
   await b.restart();
