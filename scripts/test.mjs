@@ -3,6 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import postgres from 'postgres';
 
 const root = 'dist/test';
@@ -31,9 +32,11 @@ function run(label, list, env) {
   console.log(`\n# ${label}: ${list.length} test files`);
   // A file ends when its tests do, whatever handle a test left open (--test-force-exit), and a
   // file that hangs fails after FILE_TIMEOUT_MS: the runner otherwise waits for either forever.
-  const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', '--test-force-exit', `--test-timeout=${FILE_TIMEOUT_MS}`, ...list], {
+  // A minute before that, such a file prints what it holds open (test/helpers/hang-report.ts).
+  const hangReport = pathToFileURL(join(root, 'helpers/hang-report.js')).href;
+  const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', '--test-force-exit', `--test-timeout=${FILE_TIMEOUT_MS}`, `--import=${hangReport}`, ...list], {
     stdio: 'inherit',
-    env: { ...process.env, ...env },
+    env: { HEARTH_TEST_HANG_REPORT_MS: String(FILE_TIMEOUT_MS - 60_000), ...process.env, ...env },
   });
   return r.status ?? 1;
 }
