@@ -14,7 +14,7 @@ function runHolding(name: string, reportAfterMs: number): string {
   try {
     const file = join(dir, name);
     // Holds a listening server and a timer, then lets go of both after 1.5 s.
-    writeFileSync(file, `import { createServer } from 'node:http';
+    writeFileSync(file, `const { createServer } = require('node:http');
 const server = createServer().listen(0, '127.0.0.1');
 const held = setTimeout(() => {}, 60_000);
 setTimeout(() => { server.close(); clearTimeout(held); }, 1500);
