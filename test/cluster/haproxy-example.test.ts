@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import postgres from 'postgres';
-import { freePort, TEST_DB } from '../helpers/server.js';
+import { freePort, REFUSED_PORT, TEST_DB } from '../helpers/server.js';
 import { haproxyAvailable } from './patroni-cluster.js';
 
 const DOCS_HAPROXY = new URL('../../../docs/cluster/haproxy.cfg', import.meta.url).pathname;
@@ -119,7 +119,6 @@ describe('docs/cluster/haproxy.cfg', { skip: skipReason() }, () => {
    * loopback port nothing listens on. Throws if an address of the example is left unmapped.
    */
   async function renderForLoopback(text: string): Promise<string> {
-    const idle = await freePort();
     const bindPorts = new Map<string, number>();
     const bindPort = async (orig: string) => {
       if (!bindPorts.has(orig)) bindPorts.set(orig, await freePort());
@@ -137,7 +136,7 @@ describe('docs/cluster/haproxy.cfg', { skip: skipReason() }, () => {
         out = `${pg[1]}127.0.0.1:${m.dbPort}${pg[3]}${m.checkPort}${pg[4]}`;
       }
       const node = /^(\s*server\s+hearth\d+\s+)\S+(.*)$/.exec(line);
-      if (node) out = `${node[1]}127.0.0.1:${idle}${node[2]}`;
+      if (node) out = `${node[1]}127.0.0.1:${REFUSED_PORT}${node[2]}`;
       // Not root: haproxy could not switch to the haproxy user.
       if (process.getuid?.() !== 0 && /^\s*(user|group)\s/.test(line)) continue;
       lines.push(out);

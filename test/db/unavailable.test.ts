@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import postgres from 'postgres';
 import { isDatabaseUnavailable } from '../../src/db/unavailable.js';
-import { freePort, TEST_DB } from '../helpers/server.js';
+import { REFUSED_PORT, TEST_DB } from '../helpers/server.js';
 
 const PG_URL = process.env.HEARTH_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
@@ -22,7 +22,7 @@ describe('isDatabaseUnavailable', { skip: TEST_DB !== 'postgres' && 'classifies 
 
   test('a refused connection and a connection ended by the server are; a failing statement is not', async () => {
     const refused = new URL(PG_URL);
-    refused.port = String(await freePort());
+    refused.port = String(REFUSED_PORT);
     assert.equal(isDatabaseUnavailable(await errorOf(refused.toString(), 'select 1')), true, 'connection refused');
     assert.equal(isDatabaseUnavailable(await errorOf(PG_URL, 'select pg_terminate_backend(pg_backend_pid())')), true, 'session ended by the server');
     assert.equal(isDatabaseUnavailable(await errorOf(PG_URL, 'select * from no_such_table')), false, 'undefined table');

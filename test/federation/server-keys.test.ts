@@ -3,12 +3,12 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { decodeBase64 } from '../../src/core/base64.js';
 import { generateSigningKey, publicKeyBase64, signJson, verifyJsonSignature } from '../../src/core/signing.js';
-import { freePort, httpServer, json, keyServer, startPair, type Pair } from './federation-helpers.js';
+import { REFUSED_PORT } from '../helpers/server.js';
+import { httpServer, json, keyServer, startPair, type Pair } from './federation-helpers.js';
 
 let pair: Pair;
 let impostor: Awaited<ReturnType<typeof keyServer>>;
 let dServer: Awaited<ReturnType<typeof keyServer>>;
-let deadPort: number;
 let rotated: Awaited<ReturnType<typeof httpServer>>;
 const eCurrent = generateSigningKey();
 const eOld = generateSigningKey();
@@ -18,7 +18,6 @@ before(async () => {
   // c.test answers with a response that names another server; d.test is reachable from a.test only.
   impostor = await keyServer('c.test', { answerAs: 'someone-else.test' });
   dServer = await keyServer('d.test');
-  deadPort = await freePort();
   // e.test rotated its key: the old one is listed with the time it expired.
   rotated = await httpServer((_req, res) => {
     json(res, 200, signJson({
@@ -32,7 +31,7 @@ before(async () => {
     { 'c.test': impostor.url, 'e.test': rotated.url },
     {
       a: { federation: { resolve: { 'd.test': dServer.url } } },
-      b: { federation: { trusted_key_servers: ['a.test'], resolve: { 'd.test': `http://127.0.0.1:${deadPort}` } } },
+      b: { federation: { trusted_key_servers: ['a.test'], resolve: { 'd.test': `http://127.0.0.1:${REFUSED_PORT}` } } },
     },
   );
 });

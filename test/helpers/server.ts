@@ -220,3 +220,10 @@ export async function freePort(): Promise<number> {
   }
 }
 const handedOut = new Set<number>();
+
+/**
+ * A loopback port nothing listens on, for a server that is down: connections to it are refused. A
+ * port freePort found free would stay so only until a server of a parallel test file takes it (the
+ * down server then answers); nothing in the suite, nor a stock Linux machine, binds port 1 (tcpmux).
+ */
+export const REFUSED_PORT = 1;
