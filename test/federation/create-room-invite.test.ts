@@ -3,9 +3,9 @@
 // server that cannot be reached does not stop the room being made.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { REFUSED_PORT, type TestServer, type TestUser } from '../helpers/server.js';
+import type { TestServer, TestUser } from '../helpers/server.js';
 import { C, createRoom, e, expectStatus, roomState, stateOf } from '../rooms/room-helpers.js';
-import { eventually, startPair, type Pair } from './federation-helpers.js';
+import { eventually, REFUSED_URL, startPair, type Pair } from './federation-helpers.js';
 
 let pair: Pair;
 let a: TestServer;
@@ -15,7 +15,7 @@ let bob: TestUser;
 
 before(async () => {
   // c.test's address is a port nothing listens on.
-  pair = await startPair({ 'c.test': `http://127.0.0.1:${REFUSED_PORT}` });
+  pair = await startPair({ 'c.test': REFUSED_URL });
   ({ a, b } = pair);
   alice = await a.registerUser('alice');
   bob = await b.registerUser('bob');

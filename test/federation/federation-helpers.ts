@@ -4,9 +4,12 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import type { AddressInfo } from 'node:net';
 import { generateSigningKey, publicKeyBase64, signJson, type SigningKey } from '../../src/core/signing.js';
 import { signRequest } from '../../src/federation/x-matrix.js';
-import { freePort, startTestServer, type ApiResponse, type TestServer } from '../helpers/server.js';
+import { freePort, REFUSED_PORT, startTestServer, type ApiResponse, type TestServer } from '../helpers/server.js';
 
 export { freePort };
+
+/** Where a server that is down is resolved to: connections there are refused (see REFUSED_PORT). */
+export const REFUSED_URL = `http://127.0.0.1:${REFUSED_PORT}`;
 
 
 /** A plain HTTP server on 127.0.0.1 answering with `handle`; counts requests by path and keeps the Host headers. */

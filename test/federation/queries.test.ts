@@ -5,10 +5,10 @@
 // client's timeout.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { REFUSED_PORT, type TestServer, type TestUser } from '../helpers/server.js';
+import type { TestServer, TestUser } from '../helpers/server.js';
 import { deviceKeys, otks } from '../e2ee/helpers.js';
 import { C, createRoom, e, expectStatus } from '../rooms/room-helpers.js';
-import { F, httpServer, signedRequest, startPair } from './federation-helpers.js';
+import { F, httpServer, REFUSED_URL, signedRequest, startPair } from './federation-helpers.js';
 
 describe('federation queries', { timeout: 120_000 }, () => {
   let a: TestServer;
@@ -22,7 +22,7 @@ describe('federation queries', { timeout: 120_000 }, () => {
   before(async () => {
     // down.test: nothing listens there; slow.test: accepts and never answers.
     silent = await httpServer(() => undefined);
-    const pair = await startPair({ 'down.test': `http://127.0.0.1:${REFUSED_PORT}`, 'slow.test': silent.url });
+    const pair = await startPair({ 'down.test': REFUSED_URL, 'slow.test': silent.url });
     ({ a, b } = pair);
     stop = pair.stop;
     alice = await a.registerUser('alice');

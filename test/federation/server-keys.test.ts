@@ -3,8 +3,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { decodeBase64 } from '../../src/core/base64.js';
 import { generateSigningKey, publicKeyBase64, signJson, verifyJsonSignature } from '../../src/core/signing.js';
-import { REFUSED_PORT } from '../helpers/server.js';
-import { httpServer, json, keyServer, startPair, type Pair } from './federation-helpers.js';
+import { httpServer, json, keyServer, REFUSED_URL, startPair, type Pair } from './federation-helpers.js';
 
 let pair: Pair;
 let impostor: Awaited<ReturnType<typeof keyServer>>;
@@ -31,7 +30,7 @@ before(async () => {
     { 'c.test': impostor.url, 'e.test': rotated.url },
     {
       a: { federation: { resolve: { 'd.test': dServer.url } } },
-      b: { federation: { trusted_key_servers: ['a.test'], resolve: { 'd.test': `http://127.0.0.1:${REFUSED_PORT}` } } },
+      b: { federation: { trusted_key_servers: ['a.test'], resolve: { 'd.test': REFUSED_URL } } },
     },
   );
 });
