@@ -166,31 +166,52 @@ export class RoomsCore {
     const wanted = opts.bundle ?? true;
     const bundled = this.bundler && viewer && wanted !== false ? events.filter((ev) => typeof ev.pdu.state_key !== 'string' && (wanted === true || wanted(ev))) : [];
     const relations = bundled.length > 0 ? await this.bundler!.bundle(bundled, viewer!, opts.bundleDepth ?? 0) : undefined;
-    const extra = new Set<string>();
-    for (const ev of events) {
-      if (ev.replacesState !== null) extra.add(ev.replacesState);
-      if (ev.redactedBy !== null) extra.add(ev.redactedBy);
-    }
+    const extra = relatedIds(events);
     const related = extra.size > 0 ? await this.events.getViews(extra) : new Map<string, EventView>();
     const versions = await this.versionsOf(new Set(events.map((ev) => ev.roomId)));
-    const now = this.ctx.now();
-    const out: ClientEvent[] = [];
-    for (const ev of events) {
-      const version = versions.get(ev.roomId);
-      if (!version) continue;
-      out.push(
-        toClientEvent(ev, {
-          version,
-          now,
-          viewer,
-          replaced: ev.replacesState !== null ? related.get(ev.replacesState) : undefined,
-          redaction: ev.redactedBy !== null ? related.get(ev.redactedBy) : undefined,
-          membership: membershipAt?.get(ev.eventId),
-          relations: relations?.get(ev.eventId),
-          withoutRoomId: opts.withoutRoomId,
-        }),
-      );
-    }
-    return out;
+    return formatAll(events, { versions, related, relations, now: this.ctx.now(), viewer, membershipAt, withoutRoomId: opts.withoutRoomId });
   }
+}
+
+/** The replaced state events (for `prev_content`) and redactions (for `redacted_because`) the events name. */
+function relatedIds(events: readonly EventView[]): Set<string> {
+  const ids = new Set<string>();
+  for (const ev of events) {
+    if (ev.replacesState !== null) ids.add(ev.replacesState);
+    if (ev.redactedBy !== null) ids.add(ev.redactedBy);
+  }
+  return ids;
+}
+
+/** What RoomsCore.format read for its events. */
+interface FormatReads {
+  versions: ReadonlyMap<string, RoomVersion>;
+  related: ReadonlyMap<string, EventView>;
+  relations: Map<string, JsonObject> | undefined;
+  now: number;
+  viewer: Viewer | undefined;
+  membershipAt: Map<string, string> | undefined;
+  withoutRoomId: boolean | undefined;
+}
+
+/** The client forms of the events, from what format read; events of rooms with no known version are left out. */
+function formatAll(events: readonly EventView[], r: FormatReads): ClientEvent[] {
+  const out: ClientEvent[] = [];
+  for (const ev of events) {
+    const version = r.versions.get(ev.roomId);
+    if (!version) continue;
+    out.push(
+      toClientEvent(ev, {
+        version,
+        now: r.now,
+        viewer: r.viewer,
+        replaced: ev.replacesState !== null ? r.related.get(ev.replacesState) : undefined,
+        redaction: ev.redactedBy !== null ? r.related.get(ev.redactedBy) : undefined,
+        membership: r.membershipAt?.get(ev.eventId),
+        relations: r.relations?.get(ev.eventId),
+        withoutRoomId: r.withoutRoomId,
+      }),
+    );
+  }
+  return out;
 }

@@ -103,42 +103,97 @@ async function latestRows(core: RoomsCore, queries: Iterable<TimelineQuery>, lim
  * the same room wins): one statement for the events of every room sharing a
  * filter (or a share of the same read another request has under way), one
  * each for what visibility reads of all the rooms (filterRooms), one
- * formatting pass.
+ * formatting pass. The loops between the reads are functions of their own,
+ * outside the async function: V8 optimises each as it gets hot, and this
+ * function holding them all took TurboFan 60-90 ms to compile, during the
+ * first initial syncs after a start (the same split in getViews, format and
+ * filterRooms; figures in the README's Benchmarks section).
  */
 export async function readTimelines(core: RoomsCore, queries: TimelineQuery[], shape: EventShape = {}): Promise<Map<string, TimelineChunk>> {
   const byRoom = new Map(queries.map((q) => [q.roomId, q]));
-  const out = new Map<string, TimelineChunk>();
-  if (byRoom.size === 0) return out;
-  const limitOf = (q: TimelineQuery) => Math.max(0, Math.floor(q.limit));
+  if (byRoom.size === 0) return new Map();
   const rows = await latestRows(core, byRoom.values(), limitOf);
-
+  const pages = pagesOf(byRoom, rows);
   // The pages' events, from the cache or one query for those it lacks.
-  const pageRows = new Map<string, LatestEventRow[]>();
-  for (const q of byRoom.values()) pageRows.set(q.roomId, (rows.get(q.roomId) ?? []).slice(0, limitOf(q)).reverse());
-  const events = await core.events.getViewsForRows([...pageRows.values()].flat());
+  const events = await core.events.getViewsForRows([...pages.values()].flat());
   // The whole states the callers read next, in one query for those not cached (wholeState).
+  const whole = wholeStateGroups(byRoom, pages, events);
+  if (whole.length > 0) await core.groups.loadMany(whole);
+  // Visibility per viewer, with one read each for the state facts, the events they name and the
+  // membership histories of all of that viewer's rooms.
+  const decided = new Map<string, Map<string, VisibilityResult<EventView>>>();
+  await Promise.all([...pagesByViewer(byRoom, pages, events)].map(async ([userId, p]) => decided.set(userId, await core.visibility.filterRooms(p, userId))));
+  // Visible events of every room, formatted together per viewer device.
+  const limitedRooms = limitedOf(byRoom, rows);
+  const formatted = new Map<string, ClientEvent[]>();
+  for (const d of visibleByDevice(byRoom, decided)) {
+    const bundle = (ev: EventView) => limitedRooms.has(ev.roomId);
+    addByRoom(formatted, events, await core.format(d.events, d.viewer, d.membershipAt, { bundle, withoutRoomId: shape.withoutRoomId }));
+  }
+  return chunksOf(byRoom, pages, formatted, limitedRooms);
+}
+
+function limitOf(q: TimelineQuery): number {
+  return Math.max(0, Math.floor(q.limit));
+}
+
+/** Each room's page: its newest rows up to the limit, oldest first. */
+function pagesOf(byRoom: ReadonlyMap<string, TimelineQuery>, rows: ReadonlyMap<string, readonly LatestEventRow[]>): Map<string, LatestEventRow[]> {
+  const pages = new Map<string, LatestEventRow[]>();
+  for (const q of byRoom.values()) pages.set(q.roomId, (rows.get(q.roomId) ?? []).slice(0, limitOf(q)).reverse());
+  return pages;
+}
+
+/** The state groups of the whole states the queries ask for (wholeState). */
+function wholeStateGroups(byRoom: ReadonlyMap<string, TimelineQuery>, pages: ReadonlyMap<string, LatestEventRow[]>, events: ReadonlyMap<string, EventView>): number[] {
   const whole: number[] = [];
   for (const q of byRoom.values()) {
-    const page = pageRows.get(q.roomId)!;
-    const edge = q.wholeState === 'before' ? page[0] : q.wholeState === 'after' ? page[page.length - 1] : undefined;
+    if (q.wholeState === undefined) continue;
+    const page = pages.get(q.roomId)!;
+    const edge = q.wholeState === 'before' ? page[0] : page[page.length - 1];
     const ev = edge && events.get(edge.event_id);
     const group = q.wholeState === 'before' ? ev?.stateGroupBefore : ev?.stateGroup;
     if (group != null) whole.push(group);
   }
-  if (whole.length > 0) await core.groups.loadMany(whole);
-  // Visibility per viewer, with one read each for the state facts, the events they name and the
-  // membership histories of all of that viewer's rooms.
+  return whole;
+}
+
+/** The pages' events by viewer, then by room. */
+function pagesByViewer(
+  byRoom: ReadonlyMap<string, TimelineQuery>,
+  pages: ReadonlyMap<string, LatestEventRow[]>,
+  events: ReadonlyMap<string, EventView>,
+): Map<string, Map<string, EventView[]>> {
   const byViewer = new Map<string, Map<string, EventView[]>>();
   for (const q of byRoom.values()) {
-    let pages = byViewer.get(q.viewer.userId);
-    if (!pages) byViewer.set(q.viewer.userId, (pages = new Map()));
-    pages.set(q.roomId, pageRows.get(q.roomId)!.map((r) => events.get(r.event_id)).filter((ev): ev is EventView => ev !== undefined));
+    let mine = byViewer.get(q.viewer.userId);
+    if (!mine) byViewer.set(q.viewer.userId, (mine = new Map()));
+    const page: EventView[] = [];
+    for (const r of pages.get(q.roomId)!) {
+      const ev = events.get(r.event_id);
+      if (ev !== undefined) page.push(ev);
+    }
+    mine.set(q.roomId, page);
   }
-  const decided = new Map<string, Map<string, VisibilityResult<EventView>>>();
-  await Promise.all([...byViewer].map(async ([userId, pages]) => decided.set(userId, await core.visibility.filterRooms(pages, userId))));
+  return byViewer;
+}
 
-  // Visible events of every room, formatted together per viewer device.
-  const byDevice = new Map<string, { viewer: Viewer; events: EventView[]; membershipAt: Map<string, string> }>();
+/** The rooms with more events in range than their limit. */
+function limitedOf(byRoom: ReadonlyMap<string, TimelineQuery>, rows: ReadonlyMap<string, readonly LatestEventRow[]>): Set<string> {
+  const limited = new Set<string>();
+  for (const q of byRoom.values()) if ((rows.get(q.roomId)?.length ?? 0) > limitOf(q)) limited.add(q.roomId);
+  return limited;
+}
+
+interface DeviceEvents {
+  viewer: Viewer;
+  events: EventView[];
+  membershipAt: Map<string, string>;
+}
+
+/** The visible events of every room, by viewer device. */
+function visibleByDevice(byRoom: ReadonlyMap<string, TimelineQuery>, decided: ReadonlyMap<string, ReadonlyMap<string, VisibilityResult<EventView>>>): Iterable<DeviceEvents> {
+  const byDevice = new Map<string, DeviceEvents>();
   for (const q of byRoom.values()) {
     const vis = decided.get(q.viewer.userId)!.get(q.roomId)!;
     const dk = `${q.viewer.userId}\u0000${q.viewer.deviceId ?? ''}`;
@@ -147,20 +202,28 @@ export async function readTimelines(core: RoomsCore, queries: TimelineQuery[], s
     for (const ev of vis.visible) d.events.push(ev);
     for (const [k, v] of vis.membershipAt) d.membershipAt.set(k, v);
   }
-  const limitedRooms = new Set<string>();
-  for (const q of byRoom.values()) if ((rows.get(q.roomId)?.length ?? 0) > limitOf(q)) limitedRooms.add(q.roomId);
-  const formatted = new Map<string, ClientEvent[]>();
-  for (const d of byDevice.values()) {
-    const bundle = (ev: EventView) => limitedRooms.has(ev.roomId);
-    for (const ev of await core.format(d.events, d.viewer, d.membershipAt, { bundle, withoutRoomId: shape.withoutRoomId })) {
-      const roomId = events.get(ev.event_id)!.roomId;
-      let l = formatted.get(roomId);
-      if (!l) formatted.set(roomId, (l = []));
-      l.push(ev);
-    }
+  return byDevice.values();
+}
+
+/** Adds formatted events to their rooms' lists. */
+function addByRoom(formatted: Map<string, ClientEvent[]>, events: ReadonlyMap<string, EventView>, list: readonly ClientEvent[]): void {
+  for (const ev of list) {
+    const roomId = events.get(ev.event_id)!.roomId;
+    let l = formatted.get(roomId);
+    if (!l) formatted.set(roomId, (l = []));
+    l.push(ev);
   }
+}
+
+function chunksOf(
+  byRoom: ReadonlyMap<string, TimelineQuery>,
+  pages: ReadonlyMap<string, LatestEventRow[]>,
+  formatted: ReadonlyMap<string, ClientEvent[]>,
+  limitedRooms: ReadonlySet<string>,
+): Map<string, TimelineChunk> {
+  const out = new Map<string, TimelineChunk>();
   for (const q of byRoom.values()) {
-    const page = pageRows.get(q.roomId)!;
+    const page = pages.get(q.roomId)!;
     out.set(q.roomId, {
       events: formatted.get(q.roomId) ?? [],
       limited: limitedRooms.has(q.roomId),

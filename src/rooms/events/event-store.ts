@@ -64,10 +64,7 @@ export class EventStore {
    */
   async getManyForRows(rows: readonly { event_id: string; redacted_by: string | null }[]): Promise<Map<string, StoredEvent>> {
     const out = await this.getMany(rows.map((r) => r.event_id), false);
-    for (const r of rows) {
-      const ev = out.get(r.event_id);
-      if (ev && r.redacted_by !== null && ev.redactedBy !== r.redacted_by) ev.redactedBy = r.redacted_by;
-    }
+    applyRedactedBy(rows, out);
     return out;
   }
 
@@ -78,6 +75,21 @@ export class EventStore {
    */
   async getViews(eventIds: Iterable<string>): Promise<Map<string, EventView>> {
     const out = new Map<string, EventView | undefined>();
+    const missing = this.cachedViews(eventIds, out);
+    if (missing.length > 0) {
+      const epoch = this.epoch;
+      const rows = await selectEventViewsByIds(this.ctx.db, this.ctx.dialect, missing);
+      addViewRows(rows, out, epoch === this.epoch ? this.views : null);
+    }
+    return withoutUnknown(out, missing);
+  }
+
+  /**
+   * getViews' lookups: each id's view from either cache into `out`, in the
+   * order asked for, an undefined placeholder for the others, which it
+   * returns (so that the read's rows do not go to the end).
+   */
+  private cachedViews(eventIds: Iterable<string>, out: Map<string, EventView | undefined>): string[] {
     const missing: string[] = [];
     for (const id of eventIds) {
       if (out.has(id)) continue;
@@ -92,38 +104,17 @@ export class EventStore {
         this.views.set(id, view);
         out.set(id, view);
       } else {
-        // Held in its place, so that the read's rows do not go to the end.
         out.set(id, undefined);
         missing.push(id);
       }
     }
-    if (missing.length > 0) {
-      const epoch = this.epoch;
-      const rows = await selectEventViewsByIds(this.ctx.db, this.ctx.dialect, missing);
-      // Rows of one read share their rooms and senders: one string each, not one per row.
-      const shared = new Map<string, string>();
-      const intern = (s: string): string => {
-        const hit = shared.get(s);
-        if (hit !== undefined) return hit;
-        shared.set(s, s);
-        return s;
-      };
-      for (const row of rows) {
-        const view = viewFromRow(row, intern);
-        if (epoch === this.epoch) this.views.set(view.eventId, view);
-        out.set(view.eventId, view);
-      }
-    }
-    return withoutUnknown(out, missing);
+    return missing;
   }
 
   /** getViews for rows another query read with the id and the mutable column (as getManyForRows). */
   async getViewsForRows(rows: readonly { event_id: string; redacted_by: string | null }[]): Promise<Map<string, EventView>> {
     const out = await this.getViews(rows.map((r) => r.event_id));
-    for (const r of rows) {
-      const ev = out.get(r.event_id);
-      if (ev && r.redacted_by !== null && ev.redactedBy !== r.redacted_by) ev.redactedBy = r.redacted_by;
-    }
+    applyRedactedBy(rows, out);
     return out;
   }
 
@@ -167,10 +158,35 @@ export class EventStore {
   }
 }
 
+/** The rows' `redacted_by`, authoritative for that mutable column, on the events read for them. */
+function applyRedactedBy(rows: readonly { event_id: string; redacted_by: string | null }[], out: ReadonlyMap<string, EventView>): void {
+  for (const r of rows) {
+    const ev = out.get(r.event_id);
+    if (ev && r.redacted_by !== null && ev.redactedBy !== r.redacted_by) ev.redactedBy = r.redacted_by;
+  }
+}
+
 /** `out` without the ids the read did not find (events this server does not have). */
 function withoutUnknown<V>(out: Map<string, V | undefined>, missing: readonly string[]): Map<string, V> {
   for (const id of missing) if (out.get(id) === undefined) out.delete(id);
   return out as Map<string, V>;
+}
+
+/** The views of rows read by id into `out`, and into `cache` unless a write raced the read (null). */
+function addViewRows(rows: readonly EventViewRow[], out: Map<string, EventView | undefined>, cache: LRUCache<string, EventView> | null): void {
+  // Rows of one read share their rooms and senders: one string each, not one per row.
+  const shared = new Map<string, string>();
+  const intern = (s: string): string => {
+    const hit = shared.get(s);
+    if (hit !== undefined) return hit;
+    shared.set(s, s);
+    return s;
+  };
+  for (const row of rows) {
+    const view = viewFromRow(row, intern);
+    cache?.set(view.eventId, view);
+    out.set(view.eventId, view);
+  }
 }
 
 function viewFromRow(row: EventViewRow, intern: (s: string) => string): EventView {

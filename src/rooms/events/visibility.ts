@@ -5,7 +5,7 @@ import type { Context } from '../../context.js';
 import type { Pdu } from '../../core/types.js';
 import { stateKey } from '../../core/types.js';
 import { selectMembershipEvents } from '../store/events-table.js';
-import { selectGroupChains, selectMembershipHistoryOfRooms } from '../store/sync-queries.js';
+import { selectGroupChains, selectMembershipHistoryOfRooms, type GroupChainsRow } from '../store/sync-queries.js';
 import type { RoomHeads } from '../state/room-head.js';
 import type { StateGroups } from '../state/state-groups.js';
 import type { EventStore } from './event-store.js';
@@ -206,7 +206,22 @@ export class HistoryVisibilityFilter {
    */
   private async prefetchStates(events: Iterable<EventView>, userId: string): Promise<Map<number, GroupFacts>> {
     const out = new Map<number, GroupFacts>();
-    const missing = new Map<number, string>();
+    const missing = this.cachedFacts(events, userId, out);
+    if (missing.length === 0) return out;
+    const rows = await selectGroupChains(this.ctx.db, missing, [
+      [HV_TYPE, ''],
+      ['m.room.member', userId],
+    ]);
+    for (const [g, f] of factsFromChains(missing, rows)) {
+      this.facts.set(factsKey(g, userId), f);
+      out.set(g, f);
+    }
+    return out;
+  }
+
+  /** prefetchStates' lookups: the facts the caches give into `out`; returns the groups left to read. */
+  private cachedFacts(events: Iterable<EventView>, userId: string, out: Map<number, GroupFacts>): number[] {
+    const missing = new Set<number>();
     for (const ev of events) {
       for (const g of [ev.stateGroup, ev.stateGroupBefore]) {
         if (g === null || out.has(g) || missing.has(g)) continue;
@@ -221,28 +236,10 @@ export class HistoryVisibilityFilter {
           const f = { hv: whole.get(stateKey(HV_TYPE, '')) ?? null, member: whole.get(stateKey('m.room.member', userId)) ?? null };
           this.facts.set(key, f);
           out.set(g, f);
-        } else missing.set(g, ev.roomId);
+        } else missing.add(g);
       }
     }
-    if (missing.size === 0) return out;
-    const rows = await selectGroupChains(this.ctx.db, [...missing.keys()], [
-      [HV_TYPE, ''],
-      ['m.room.member', userId],
-    ]);
-    // The nearest delta on each chain wins ('' removed the key).
-    rows.sort((a, b) => b.n - a.n);
-    const found = new Map<number, GroupFacts>([...missing.keys()].map((g) => [g, { hv: null, member: null }]));
-    for (const r of rows) {
-      const f = found.get(r.root)!;
-      const id = r.event_id === '' ? null : r.event_id;
-      if (r.type === HV_TYPE) f.hv = id;
-      else f.member = id;
-    }
-    for (const [g, f] of found) {
-      this.facts.set(factsKey(g, userId), f);
-      out.set(g, f);
-    }
-    return out;
+    return [...missing];
   }
 
   /** Keeps the events (with stream positions) that `userId` may see. */
@@ -261,25 +258,63 @@ export class HistoryVisibilityFilter {
    */
   async filterRooms<E extends EventView>(pages: ReadonlyMap<string, E[]>, userId: string): Promise<Map<string, VisibilityResult<E>>> {
     const out = new Map<string, VisibilityResult<E>>();
-    const rooms: string[] = [];
-    const all: E[] = [];
-    for (const [roomId, events] of pages) {
-      if (events.length === 0) out.set(roomId, { visible: [], membershipAt: new Map() });
-      else {
-        rooms.push(roomId);
-        for (const ev of events) all.push(ev);
-      }
-    }
+    const { rooms, all } = nonEmptyPages(pages, out);
     if (rooms.length === 0) return out;
     const [facts] = await Promise.all([this.prefetchStates(all, userId), this.prefetch(rooms, userId)]);
     const stateEvents = await this.factEvents(facts.values());
-    for (const roomId of rooms) {
-      // Cached by the prefetch unless a write raced it: then read on its own.
-      const members = this.members.cached(memberKey(roomId, userId)) ?? (await this.membershipHistory(roomId, userId));
-      out.set(roomId, decideVisibility(pages.get(roomId)!, userId, { facts, stateEvents, lastJoin: lastJoinOf(members) }));
+    const raced = this.decideRooms(pages, rooms, userId, facts, stateEvents, out);
+    // A room whose membership history a write raced out of the prefetch: read on its own.
+    for (const roomId of raced) {
+      const lastJoin = lastJoinOf(await this.membershipHistory(roomId, userId));
+      out.set(roomId, decideVisibility(pages.get(roomId)!, userId, { facts, stateEvents, lastJoin }));
     }
     return out;
   }
+
+  /** filterRooms' decisions for the rooms whose membership history is cached; returns the others. */
+  private decideRooms<E extends EventView>(
+    pages: ReadonlyMap<string, E[]>,
+    rooms: readonly string[],
+    userId: string,
+    facts: ReadonlyMap<number, GroupFacts>,
+    stateEvents: ReadonlyMap<string, EventView>,
+    out: Map<string, VisibilityResult<E>>,
+  ): string[] {
+    const raced: string[] = [];
+    for (const roomId of rooms) {
+      const members = this.members.cached(memberKey(roomId, userId));
+      if (members === undefined) raced.push(roomId);
+      else out.set(roomId, decideVisibility(pages.get(roomId)!, userId, { facts, stateEvents, lastJoin: lastJoinOf(members) }));
+    }
+    return raced;
+  }
+}
+
+/** The rooms with events on their page, and all those events; the empty pages' results go into `out`. */
+function nonEmptyPages<E extends EventView>(pages: ReadonlyMap<string, E[]>, out: Map<string, VisibilityResult<E>>): { rooms: string[]; all: E[] } {
+  const rooms: string[] = [];
+  const all: E[] = [];
+  for (const [roomId, events] of pages) {
+    if (events.length === 0) out.set(roomId, { visible: [], membershipAt: new Map() });
+    else {
+      rooms.push(roomId);
+      for (const ev of events) all.push(ev);
+    }
+  }
+  return { rooms, all };
+}
+
+/** The facts of each of the groups from the rows of their chains (selectGroupChains): the nearest delta wins ('' removed the key). */
+function factsFromChains(groups: readonly number[], rows: GroupChainsRow[]): Map<number, GroupFacts> {
+  rows.sort((a, b) => b.n - a.n);
+  const found = new Map<number, GroupFacts>(groups.map((g) => [g, { hv: null, member: null }]));
+  for (const r of rows) {
+    const f = found.get(r.root)!;
+    const id = r.event_id === '' ? null : r.event_id;
+    if (r.type === HV_TYPE) f.hv = id;
+    else f.member = id;
+  }
+  return found;
 }
 
 /** What decideVisibility reads: the facts of the events' state groups, the events they name, and when the viewer last joined. */
