@@ -126,8 +126,8 @@ export async function readTimelines(core: RoomsCore, queries: TimelineQuery[], s
   // Visible events of every room, formatted together per viewer device.
   const limitedRooms = limitedOf(byRoom, rows);
   const formatted = new Map<string, ClientEvent[]>();
+  const bundle = (ev: EventView) => limitedRooms.has(ev.roomId);
   for (const d of visibleByDevice(byRoom, decided)) {
-    const bundle = (ev: EventView) => limitedRooms.has(ev.roomId);
     addByRoom(formatted, events, await core.format(d.events, d.viewer, d.membershipAt, { bundle, withoutRoomId: shape.withoutRoomId }));
   }
   return chunksOf(byRoom, pages, formatted, limitedRooms);
@@ -215,6 +215,7 @@ function addByRoom(formatted: Map<string, ClientEvent[]>, events: ReadonlyMap<st
   }
 }
 
+/** Each room's chunk: its formatted events, whether it was limited, and where the page starts. */
 function chunksOf(
   byRoom: ReadonlyMap<string, TimelineQuery>,
   pages: ReadonlyMap<string, LatestEventRow[]>,
