@@ -11,7 +11,6 @@ export { freePort };
 /** Where a server that is down is resolved to: connections there are refused (see REFUSED_PORT). */
 export const REFUSED_URL = `http://127.0.0.1:${REFUSED_PORT}`;
 
-
 /** A plain HTTP server on 127.0.0.1 answering with `handle`; counts requests by path and keeps the Host headers. */
 export async function httpServer(handle: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ url: string; port: number; hits: Map<string, number>; hosts: string[]; close(): Promise<void> }> {
   const hits = new Map<string, number>();
