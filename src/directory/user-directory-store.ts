@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { prepared } from '../db/prepared.js';
 import type { DbOrTx } from '../db/schema.js';
 import type { DirectoryChanges } from './remote-users-changes.js';
 
@@ -10,8 +11,12 @@ import type { DirectoryChanges } from './remote-users-changes.js';
 /** Rows per multi-row INSERT and ids per IN list (7 columns at most: well under both drivers' parameter limits). */
 const CHUNK = 200;
 
+// Built once: the directory's consumer reads it after every burst of events.
+const selectPosition = prepared((db, _p: Record<string, never>) => db.selectFrom('user_directory_position').select('stream_pos').where('id', '=', 1));
+
 export async function selectDirectoryPosition(db: DbOrTx): Promise<number> {
-  const row = await db.selectFrom('user_directory_position').select('stream_pos').where('id', '=', 1).executeTakeFirstOrThrow();
+  const [row] = (await selectPosition.execute(db, {})).rows;
+  if (!row) throw new Error('user_directory_position has no row');
   return Number(row.stream_pos);
 }
 

@@ -7,6 +7,7 @@
  * explains the layout).
  */
 import { sql } from 'kysely';
+import { prepared } from '../db/prepared.js';
 import type { DbOrTx } from '../db/schema.js';
 import type { PushOutcomeRow, PusherRow } from './tables.js';
 
@@ -23,14 +24,18 @@ export async function putDeliveryPosition(db: DbOrTx, name: string, pos: number)
     .execute();
 }
 
+// Built once: push delivery asks both after every burst of events.
+const selectAnHttpPusher = prepared((db, _p: Record<string, never>) => db.selectFrom('pushers').select('user_id').where('kind', '=', 'http').limit(1));
+const selectNewestPos = prepared((db, _p: Record<string, never>) => db.selectFrom('events').select((eb) => eb.fn.max('stream_pos').as('pos')));
+
 /** Whether any user has an HTTP pusher (while none has, outcomes need no reading). */
 export async function anyHttpPusher(db: DbOrTx): Promise<boolean> {
-  return (await db.selectFrom('pushers').select('user_id').where('kind', '=', 'http').limit(1).executeTakeFirst()) !== undefined;
+  return (await selectAnHttpPusher.execute(db, {})).rows.length > 0;
 }
 
 /** The newest stored event's position (0 when there is none): outcomes are stored with their events. */
 export async function selectNewestOutcomePos(db: DbOrTx): Promise<number> {
-  const row = await db.selectFrom('events').select((eb) => eb.fn.max('stream_pos').as('pos')).executeTakeFirst();
+  const [row] = (await selectNewestPos.execute(db, {})).rows;
   return Number(row?.pos ?? 0);
 }
 

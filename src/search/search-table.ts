@@ -1,4 +1,5 @@
 import { sql, type RawBuilder } from 'kysely';
+import { prepared } from '../db/prepared.js';
 import type { DbOrTx, Dialect } from '../db/schema.js';
 import { isSqlite } from '../db/sqlite-sync.js';
 import type { SearchDoc } from './index-rows.js';
@@ -39,8 +40,12 @@ export async function insertSearchDocs(trx: DbOrTx, dialect: Dialect, docs: Sear
   }
 }
 
+// Built once: the indexer reads it after every burst of events.
+const selectState = prepared((db, _p: Record<string, never>) => db.selectFrom('search_index_state').select(['forward_pos', 'backward_pos']).where('id', '=', 1));
+
 export async function selectIndexState(db: DbOrTx): Promise<{ forward: number; backward: number }> {
-  const row = await db.selectFrom('search_index_state').select(['forward_pos', 'backward_pos']).where('id', '=', 1).executeTakeFirstOrThrow();
+  const [row] = (await selectState.execute(db, {})).rows;
+  if (!row) throw new Error('search_index_state has no row');
   return { forward: Number(row.forward_pos), backward: Number(row.backward_pos) };
 }
 

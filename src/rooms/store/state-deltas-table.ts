@@ -1,3 +1,4 @@
+import { prepared } from '../../db/prepared.js';
 import type { DbOrTx } from '../../db/schema.js';
 import type { CurrentStateDeltaRow } from '../tables.js';
 
@@ -25,6 +26,11 @@ export async function selectMembershipDeltas(
   return rows.map((r) => ({ ...r, stream_pos: Number(r.stream_pos) }));
 }
 
+// Built once: the stream's consumers read it after every burst of events.
+const selectDeltasPage = prepared((db, p: { after: number; upTo: number; limit: number }) =>
+  db.selectFrom('current_state_deltas').selectAll().where('stream_pos', '>', p.after).where('stream_pos', '<=', p.upTo).orderBy('stream_pos', 'asc').limit(p.limit),
+);
+
 /**
  * Current-state changes of every room with position in (after, upTo], in stream order, for
  * consumers that follow the stream: about `limit` rows, always every row of the last position
@@ -32,14 +38,7 @@ export async function selectMembershipDeltas(
  * consumer that stops inside one would lose the rest).
  */
 export async function selectStateDeltasAfter(db: DbOrTx, after: number, upTo: number, limit: number): Promise<CurrentStateDeltaRow[]> {
-  const page = await db
-    .selectFrom('current_state_deltas')
-    .selectAll()
-    .where('stream_pos', '>', after)
-    .where('stream_pos', '<=', upTo)
-    .orderBy('stream_pos', 'asc')
-    .limit(limit)
-    .execute();
+  const { rows: page } = await selectDeltasPage.execute(db, { after, upTo, limit });
   const rows = page.map((r) => ({ ...r, stream_pos: Number(r.stream_pos) }));
   if (rows.length < limit) return rows;
   const last = rows[rows.length - 1]!.stream_pos;

@@ -1,4 +1,4 @@
-import { prepared } from '../../db/prepared.js';
+import { prepared, type Prepared } from '../../db/prepared.js';
 import type { DbOrTx } from '../../db/schema.js';
 
 /**
@@ -6,6 +6,35 @@ import type { DbOrTx } from '../../db/schema.js';
  * search indexer, the federation sender, the user directory) and what another node's bus reads to
  * learn of events it did not write.
  */
+
+/** A types query's parameters: the types as `type0`, `type1`, ..., the position and the limit. */
+type TypesParams = Record<string, string | number>;
+
+/**
+ * The types queries, built once per direction and number of types: each consumer asks with the
+ * same few types after every burst of events, and building the query costs more than running it.
+ */
+const typesQueries = new Map<string, Prepared<TypesParams, { event_id: string; redacted_by: string | null }>>();
+
+function typesQuery(down: boolean, count: number): Prepared<TypesParams, { event_id: string; redacted_by: string | null }> {
+  const key = `${down ? 'before' : 'after'}:${count}`;
+  let query = typesQueries.get(key);
+  if (!query) {
+    query = prepared((db, p: TypesParams) => {
+      const base = db
+        .selectFrom('events')
+        .select(['event_id', 'redacted_by'])
+        .where('type', 'in', Array.from({ length: count }, (_, i) => p[`type${i}`] as string))
+        .where('rejected_reason', 'is', null)
+        .where('soft_failed', '=', 0)
+        .where('outlier', '=', 0);
+      const ordered = down ? base.where('stream_pos', '<', p.pos as number).orderBy('stream_pos', 'desc') : base.where('stream_pos', '>', p.pos as number).orderBy('stream_pos', 'asc');
+      return ordered.limit(p.limit as number);
+    });
+    typesQueries.set(key, query);
+  }
+  return query;
+}
 
 /**
  * Servable events of some types across every room, by stream position: after
@@ -18,16 +47,22 @@ export async function selectStreamEventsOfTypes(
   db: DbOrTx,
   q: { types: string[]; after: number; limit: number } | { types: string[]; before: number; limit: number },
 ): Promise<{ event_id: string; redacted_by: string | null }[]> {
-  let query = db
-    .selectFrom('events')
-    .select(['event_id', 'redacted_by'])
-    .where('type', 'in', q.types)
-    .where('rejected_reason', 'is', null)
-    .where('soft_failed', '=', 0)
-    .where('outlier', '=', 0);
-  query = 'after' in q ? query.where('stream_pos', '>', q.after).orderBy('stream_pos', 'asc') : query.where('stream_pos', '<', q.before).orderBy('stream_pos', 'desc');
-  return query.limit(q.limit).execute();
+  if (q.types.length === 0) return [];
+  const down = 'before' in q;
+  const params: TypesParams = { pos: down ? q.before : q.after, limit: q.limit };
+  q.types.forEach((t, i) => (params[`type${i}`] = t));
+  return (await typesQuery(down, q.types.length).execute(db, params)).rows;
 }
+
+const selectEventsAfter = prepared((db, p: { after: number; upTo: number; limit: number }) =>
+  db
+    .selectFrom('events')
+    .select(['event_id', 'room_id', 'stream_pos', 'sender', 'type', 'state_key', 'state_group'])
+    .where('stream_pos', '>', p.after)
+    .where('stream_pos', '<=', p.upTo)
+    .orderBy('stream_pos', 'asc')
+    .limit(p.limit),
+);
 
 /** Events placed on the stream in (after, upTo], in stream order: what consumers such as the federation sender read. */
 export async function selectStreamEventsAfter(
@@ -37,14 +72,7 @@ export async function selectStreamEventsAfter(
   limit: number,
 ): Promise<{ event_id: string; room_id: string; stream_pos: number; sender: string; type: string; state_key: string | null; state_group: number | null }[]> {
   if (upTo <= after) return [];
-  const rows = await db
-    .selectFrom('events')
-    .select(['event_id', 'room_id', 'stream_pos', 'sender', 'type', 'state_key', 'state_group'])
-    .where('stream_pos', '>', after)
-    .where('stream_pos', '<=', upTo)
-    .orderBy('stream_pos', 'asc')
-    .limit(limit)
-    .execute();
+  const { rows } = await selectEventsAfter.execute(db, { after, upTo, limit });
   return rows.map((r) => ({ ...r, stream_pos: Number(r.stream_pos), state_group: r.state_group === null ? null : Number(r.state_group) }));
 }
 
