@@ -13,6 +13,9 @@
 //     --wake             sync wake-up: when the send is answered and when the other user's long-poll returns
 //     --threads          the server's CPU per send on its main thread and on the others (GC helpers, libuv pool), last round
 //     --rooms N          the rounds as N clients at once, each sending into a room of its own (--sends in all)
+//     --gap MS           a pause of MS ms after each send, as people write: the stream's consumers (federation
+//                        sender, search, push delivery, user directory) then wake for every few messages, not
+//                        once per burst; the CPU per send counts their work (the rate counts the pauses)
 //   PROBE_NODE_ARGS="--trace-gc ..." adds flags to the server's node.
 import { createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,6 +33,7 @@ const opt = (name: string, def?: string): string | undefined => {
 };
 const ROUNDS = Number(opt('rounds', '3'));
 const SENDS = Number(opt('sends', '2000'));
+const GAP = Number(opt('gap', '0'));
 const PROF = opt('prof');
 const DB = opt('db', 'sqlite')!;
 const DEBUG_LOG = opt('debug-log');
@@ -105,8 +109,11 @@ async function round(tag: string, n: number): Promise<{ rate: number; p50: numbe
     const r = await raw.call('PUT', path(tag, i), { msgtype: 'm.text', body: `message ${i}` }, alice.token);
     if (r.status !== 200) throw new Error(`send failed: ${r.status} ${JSON.stringify(r.body)}`);
     lat.push(performance.now() - s);
+    if (GAP > 0) await new Promise((r) => setTimeout(r, GAP));
   }
   const total = performance.now() - t0;
+  // The consumers' wake-up after the last send is part of its cost (their longest delay is 200 ms).
+  if (GAP > 0) await new Promise((r) => setTimeout(r, 300));
   const cpu = (serverCpuMs() - cpu0) / n;
   const sys = (serverCpuMs('sys') - sys0) / n;
   lat.sort((a, b) => a - b);
