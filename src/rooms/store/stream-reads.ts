@@ -9,14 +9,16 @@ import type { DbOrTx } from '../../db/schema.js';
 
 /** A types query's parameters: the types as `type0`, `type1`, ..., the position and the limit. */
 type TypesParams = Record<string, string | number>;
+/** A types query's row: the id and the column that changes after an event is written. */
+type TypedRow = { event_id: string; redacted_by: string | null };
 
 /**
  * The types queries, built once per direction and number of types: each consumer asks with the
  * same few types after every burst of events, and building the query costs more than running it.
  */
-const typesQueries = new Map<string, Prepared<TypesParams, { event_id: string; redacted_by: string | null }>>();
+const typesQueries = new Map<string, Prepared<TypesParams, TypedRow>>();
 
-function typesQuery(down: boolean, count: number): Prepared<TypesParams, { event_id: string; redacted_by: string | null }> {
+function typesQuery(down: boolean, count: number): Prepared<TypesParams, TypedRow> {
   const key = `${down ? 'before' : 'after'}:${count}`;
   let query = typesQueries.get(key);
   if (!query) {
@@ -46,7 +48,7 @@ function typesQuery(down: boolean, count: number): Prepared<TypesParams, { event
 export async function selectStreamEventsOfTypes(
   db: DbOrTx,
   q: { types: string[]; after: number; limit: number } | { types: string[]; before: number; limit: number },
-): Promise<{ event_id: string; redacted_by: string | null }[]> {
+): Promise<TypedRow[]> {
   if (q.types.length === 0) return [];
   const down = 'before' in q;
   const params: TypesParams = { pos: down ? q.before : q.after, limit: q.limit };
