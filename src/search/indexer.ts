@@ -1,6 +1,7 @@
 import type { Context } from '../context.js';
+import { sqliteSync } from '../db/sqlite-sync.js';
 import { SEARCHED_TYPES, searchRows } from './index-rows.js';
-import { advanceIndexState, insertSearchDocs, selectIndexState } from './search-table.js';
+import { advanceIndexState, insertSearchDocs, recordRoundSync, selectIndexState } from './search-table.js';
 
 /** Events read per round. */
 const BATCH = 500;
@@ -28,8 +29,12 @@ export class SearchIndexer {
   private unsubscribe: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** SQLite's synchronous transactions: a round's write without Kysely's transaction and statement building. */
+  private readonly sqlite: ReturnType<typeof sqliteSync>;
 
-  constructor(private readonly ctx: Context) {}
+  constructor(private readonly ctx: Context) {
+    this.sqlite = sqliteSync(ctx.db);
+  }
 
   start(): void {
     this.unsubscribe = this.ctx.bus.onAdvance((msg) => {
@@ -87,11 +92,14 @@ export class SearchIndexer {
       forward: fresh.length > 0 ? fresh[fresh.length - 1]!.streamPos! : from.forward,
       backward: old.length > 0 ? old[old.length - 1]!.streamPos! : from.backward,
     };
-    const moved = await this.ctx.db.transaction().execute(async (trx) => {
-      if (!(await advanceIndexState(trx, from, to))) return false;
-      await insertSearchDocs(trx, this.ctx.dialect, searchRows([...fresh, ...old]));
-      return true;
-    });
+    const docs = searchRows([...fresh, ...old]);
+    const moved = this.sqlite
+      ? await this.sqlite.transaction((tx) => recordRoundSync(tx, from, to, docs))
+      : await this.ctx.db.transaction().execute(async (trx) => {
+          if (!(await advanceIndexState(trx, from, to))) return false;
+          await insertSearchDocs(trx, this.ctx.dialect, docs);
+          return true;
+        });
     // Another indexer took this round: read again from where it left the positions.
     if (!moved) return true;
     return fresh.length === BATCH || old.length === BATCH;

@@ -1,7 +1,7 @@
 import { sql, type RawBuilder } from 'kysely';
 import { prepared } from '../db/prepared.js';
 import type { DbOrTx, Dialect } from '../db/schema.js';
-import { isSqlite } from '../db/sqlite-sync.js';
+import { isSqlite, type SyncTx } from '../db/sqlite-sync.js';
 import type { SearchDoc } from './index-rows.js';
 import { PG_TEXT_CONFIG } from './migrations.js';
 
@@ -49,16 +49,57 @@ export async function selectIndexState(db: DbOrTx): Promise<{ forward: number; b
   return { forward: Number(row.forward_pos), backward: Number(row.backward_pos) };
 }
 
-/** Moves the indexer's positions from `from` to `to`; false when another indexer moved them first. */
-export async function advanceIndexState(trx: DbOrTx, from: { forward: number; backward: number }, to: { forward: number; backward: number }): Promise<boolean> {
-  const r = await trx
+export interface IndexPositions {
+  forward: number;
+  backward: number;
+}
+
+// Built once: the indexer moves its positions after every burst of events.
+const advanceState = prepared((db, p: { fromForward: number; fromBackward: number; toForward: number; toBackward: number }) =>
+  db
     .updateTable('search_index_state')
-    .set({ forward_pos: to.forward, backward_pos: to.backward })
+    .set({ forward_pos: p.toForward, backward_pos: p.toBackward })
     .where('id', '=', 1)
-    .where('forward_pos', '=', from.forward)
-    .where('backward_pos', '=', from.backward)
-    .executeTakeFirst();
-  return Number(r.numUpdatedRows) === 1;
+    .where('forward_pos', '=', p.fromForward)
+    .where('backward_pos', '=', p.fromBackward),
+);
+
+function advanceParams(from: IndexPositions, to: IndexPositions) {
+  return { fromForward: from.forward, fromBackward: from.backward, toForward: to.forward, toBackward: to.backward };
+}
+
+/** Moves the indexer's positions from `from` to `to`; false when another indexer moved them first. */
+export async function advanceIndexState(trx: DbOrTx, from: IndexPositions, to: IndexPositions): Promise<boolean> {
+  const r = await advanceState.execute(trx, advanceParams(from, to));
+  return Number(r.numAffectedRows) === 1;
+}
+
+// One row a statement, run synchronously: cheaper on SQLite than building a multi-row INSERT for each round.
+const insertSqliteDoc = prepared((db, d: SearchDoc) =>
+  db
+    .insertInto('event_search')
+    .values({
+      rowid: d.stream_pos,
+      event_id: d.event_id,
+      room_id: d.room_id,
+      sender: d.sender,
+      key: d.key,
+      value: d.value,
+      stream_pos: d.stream_pos,
+      origin_server_ts: d.origin_server_ts,
+    } as SearchDoc)
+    .orIgnore(),
+);
+
+/**
+ * A round of the indexer on SQLite, in one synchronous transaction: moves the positions and writes
+ * the round's rows (as insertSearchDocs does); false, with nothing written, when another indexer
+ * moved the positions first.
+ */
+export function recordRoundSync(tx: SyncTx, from: IndexPositions, to: IndexPositions, docs: SearchDoc[]): boolean {
+  if (tx.run(advanceState, advanceParams(from, to)) !== 1) return false;
+  for (const d of docs) tx.run(insertSqliteDoc, d);
+  return true;
 }
 
 /** A redacted event's text is gone: it leaves the index. */
