@@ -63,6 +63,21 @@ describe('PUT /send (transaction ids)', () => {
     assert.equal(new Set(ids).size, 1);
   });
 
+  test('a retry of a transaction answers its event even once the sender could no longer send it', async () => {
+    // Client-server API, "Transaction identifiers": a request with a transaction id already used is
+    // answered as the first one was. Here the retry comes after the sender left the room, where a new
+    // send would be refused (403): the stored event is found before the refusal is answered.
+    const other = await createRoom(server, alice, { preset: 'public_chat' });
+    expectStatus(await join(server, bob, other), 200);
+    const id = txn();
+    const first = await send(server, bob, other, { msgtype: 'm.text', body: 'before leaving' }, 'm.room.message', id);
+    expectStatus(await server.request('POST', `${C}/rooms/${e(other)}/leave`, { token: bob.accessToken, body: {} }), 200);
+    const retry = await server.request('PUT', `${C}/rooms/${e(other)}/send/m.room.message/${e(id)}`, { token: bob.accessToken, body: { msgtype: 'm.text', body: 'before leaving' } });
+    expectStatus(retry, 200);
+    assert.equal(retry.body.event_id, first);
+    expectStatus(await server.request('PUT', `${C}/rooms/${e(other)}/send/m.room.message/${txn()}`, { token: bob.accessToken, body: { body: 'x' } }), 403, 'M_FORBIDDEN');
+  });
+
   test('unsigned.transaction_id is shown only to the sending device', async () => {
     const id = txn();
     const eventId = await send(server, alice, roomId, { msgtype: 'm.text', body: 'txn echo' }, 'm.room.message', id);

@@ -10,7 +10,7 @@ import { bareClientEvent } from '../events/client-format.js';
 import type { EventStore } from '../events/event-store.js';
 import type { StoredEvent } from '../events/stored-event.js';
 import type { HistoryVisibilityFilter } from '../events/visibility.js';
-import { selectByTxnIds, selectOneTxnSync, type TxnEndpoint, type TxnKey } from '../store/events-table.js';
+import { isTxnConflict, selectByTxnIds, selectOneTxnSync, type TxnEndpoint, type TxnKey } from '../store/events-table.js';
 import { emptyHead, groupId, type RoomHead, type RoomHeads } from '../state/room-head.js';
 import type { StateGroups } from '../state/state-groups.js';
 import { applyToHead, type AppliedEvent } from './apply-event.js';
@@ -234,21 +234,37 @@ export class EventPipeline {
     return id === undefined ? undefined : this.events.get(id);
   }
 
-  private async runBatch(roomId: string, jobs: Job[], freshHead: RoomHead | null, attempt: number): Promise<void> {
+  /**
+   * Plans, builds and writes a batch of local jobs. `lookupTxns`: look up the jobs' transaction ids
+   * before building. Without it the unique index on transaction ids is the check: the write of a
+   * send whose transaction is already stored fails (isTxnConflict), and the batch is planned again
+   * with the lookup. Repeated transactions are rare (a client retrying after a lost answer), so
+   * sends skip a read that nearly always finds nothing.
+   */
+  private async runBatch(roomId: string, jobs: Job[], freshHead: RoomHead | null, attempt: number, lookupTxns = false): Promise<void> {
+    const refused = await this.planAndWrite(roomId, jobs, freshHead, attempt, lookupTxns);
+    // A refused send may repeat a transaction whose event is stored (sent before its sender left the
+    // room, say): it is answered with that event, as the lookup would have before planning.
+    if (refused.length > 0) await this.runBatch(roomId, refused, null, attempt, true);
+  }
+
+  /** runBatch's one pass; returns the jobs with a transaction refused without a lookup. */
+  private async planAndWrite(roomId: string, jobs: Job[], freshHead: RoomHead | null, attempt: number, lookupTxns: boolean): Promise<Job[]> {
+    const refused: Job[] = [];
     let base: RoomHead | null;
     try {
       base = freshHead ?? (await this.heads.get(roomId));
     } catch (e) {
       for (const j of jobs) j.reject(e);
-      return;
+      return refused;
     }
     if (!base) {
       for (const j of jobs) j.reject(new Error(`room ${roomId} is unknown`));
-      return;
+      return refused;
     }
 
     // Send idempotency, checked under the room's serialisation.
-    const txnJobs = jobs.filter((j) => j.opts.txn);
+    const txnJobs = lookupTxns ? jobs.filter((j) => j.opts.txn) : [];
     const existingTxn = new Map<string, PersistedEvent>();
     if (txnJobs.length > 0 && !freshHead) {
       try {
@@ -264,7 +280,7 @@ export class EventPipeline {
         }
       } catch (e) {
         for (const j of jobs) j.reject(e);
-        return;
+        return refused;
       }
     }
 
@@ -353,7 +369,8 @@ export class EventPipeline {
         accepted.push(acc);
         if (txn) batchTxn.set(txnKey(txn), acc);
       } catch (e) {
-        job.reject(e);
+        if (job.opts.txn && !lookupTxns && !freshHead) refused.push(job);
+        else job.reject(e);
       }
     }
 
@@ -362,7 +379,7 @@ export class EventPipeline {
         if (acc.done) acc.job.resolve(acc.done.value);
         else if (acc.sameAs) acc.job.reject(new Error('duplicate of a failed send'));
       }
-      return;
+      return refused;
     }
 
     const push = await Promise.all(pushJobs);
@@ -377,14 +394,14 @@ export class EventPipeline {
       positions = await this.write(write);
     } catch (e) {
       this.heads.invalidate(roomId);
-      if (e instanceof StaleHeadError && attempt < MAX_STALE_RETRIES) {
-        // Re-plan every accepted job against the fresh head.
-        await this.runBatch(roomId, accepted.map((a) => a.job), null, attempt + 1);
-        return;
+      if ((e instanceof StaleHeadError || isTxnConflict(e)) && attempt < MAX_STALE_RETRIES) {
+        // Re-plan every accepted job against the fresh head; a job whose transaction is stored gets its event.
+        await this.runBatch(roomId, accepted.map((a) => a.job), null, attempt + 1, lookupTxns || isTxnConflict(e));
+        return refused;
       }
       this.ctx.logger.error({ err: e, roomId }, 'persisting events failed');
       for (const acc of accepted) acc.job.reject(e);
-      return;
+      return refused;
     }
 
     write.chains.committed();
@@ -403,6 +420,7 @@ export class EventPipeline {
         acc.job.reject(e);
       }
     }
+    return refused;
   }
 
   /**

@@ -185,6 +185,18 @@ const selectOneTxn = prepared((db, p: TxnKey & { roomId: string }) =>
     .where('txn_endpoint', '=', p.endpoint),
 );
 
+/**
+ * Whether `e` is a write refused by events_txn_uq: an event with the same transaction (room,
+ * sender, device, transaction id, endpoint) is stored already. better-sqlite3 names the index's
+ * columns, postgres.js the index.
+ */
+export function isTxnConflict(e: unknown): boolean {
+  if (typeof e !== 'object' || e === null) return false;
+  const err = e as { code?: unknown; message?: unknown; constraint_name?: unknown };
+  if (err.code === 'SQLITE_CONSTRAINT_UNIQUE') return typeof err.message === 'string' && err.message.includes('events.txn_id');
+  return err.code === '23505' && err.constraint_name === 'events_txn_uq';
+}
+
 /** A client's transaction: ids are scoped per device and per endpoint (spec: client-server API, "Transaction identifiers"). */
 export interface TxnKey {
   sender: string;
