@@ -30,7 +30,7 @@ export async function sendMessage(
   const txn = { deviceId: requester.deviceId, txnId, endpoint };
   const [ev] = await core.pipeline.submit(roomId, {
     txn: { sender: requester.userId, ...txn },
-    // After the transaction id is checked: a retried send answers its event rather than a refusal.
+    // A refusal is answered only once the transaction id is looked up (Pipeline.runBatch): a retried send answers its event.
     plan: async () => {
       await core.sendRule?.(roomId, requester.userId, type, content);
       return { events: [{ type, sender: requester.userId, content, txn }] };

@@ -207,7 +207,7 @@ export interface TxnKey {
 /** `delayed`: a delayed event (MSC4140) sent for its owner; the transaction id is its delay id. */
 export type TxnEndpoint = 'send' | 'redact' | 'delayed';
 
-/** As selectByTxnIds for one key, on SQLite's synchronous path (a send's check, before anything is built). */
+/** As selectByTxnIds for one key, on SQLite's synchronous path (a retried send's lookup, before it is built again). */
 export function selectOneTxnSync(tx: SyncTx, roomId: string, k: TxnKey): TxnRow[] {
   return tx.all(selectOneTxn, { roomId, ...k });
 }
