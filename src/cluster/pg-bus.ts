@@ -73,6 +73,10 @@ export class PgBus implements Bus {
   private outbox: Poke | null = null;
   private sending: Promise<void> | null = null;
   private lastHeard = 0;
+  /** When the listener last heard another node (Date.now()); 0 when it never has. */
+  private lastHeardOther = 0;
+  /** When the listener (re)connected: what it hears is known from then on. */
+  private listeningSince = 0;
   private reconnecting = false;
   private timers: NodeJS.Timeout[] = [];
   private running: Promise<void> | null = null;
@@ -93,6 +97,10 @@ export class PgBus implements Bus {
     // Everything committed before this node started is already in the database, and its caches are empty.
     for (const [stream, pos] of await readAllCounters(this.opts.db)) this.seen.set(stream, pos);
     await this.connect();
+    // Heard by the other nodes before this one serves anything: from then on their settle() reads
+    // what it commits.
+    this.poke({ hb: 1 });
+    await this.sending;
     this.timers.push(setInterval(() => this.heartbeat(), this.heartbeatMs));
     this.timers.push(setInterval(() => void this.catchUp(true).catch((err) => this.opts.logger.warn({ err }, 'bus poll failed')), this.pollMs));
     for (const t of this.timers) t.unref();
@@ -185,6 +193,7 @@ export class PgBus implements Bus {
       return;
     }
     if (p.n === this.opts.nodeId) return;
+    this.lastHeardOther = Date.now();
     for (const i of p.i ?? []) this.local.invalidate(i);
     let events = false;
     for (const a of p.a ?? []) {
@@ -198,8 +207,20 @@ export class PgBus implements Bus {
     if (events) void this.settle().catch((err) => this.opts.logger.warn({ err }, 'bus catch-up failed'));
   }
 
+  /**
+   * Reads back what other nodes committed before the call (the caller is about to serve a request
+   * that may depend on it). A node that has heard no other for `silenceMs`, with a listener that has
+   * been up as long, is alone on the database: every node pokes on start and then every
+   * `heartbeatMs`, so there is nothing of another's to read, and the request does not wait for a
+   * statement. The poll still reads what was written without a node (the command line).
+   */
   settle(): Promise<void> {
+    if (this.alone()) return Promise.resolve();
     return this.catchUp(false);
+  }
+
+  private alone(): boolean {
+    return this.listening && Date.now() - Math.max(this.lastHeardOther, this.listeningSince) > this.silenceMs;
   }
 
   /**
@@ -314,6 +335,7 @@ export class PgBus implements Bus {
     }
     this.listener = client;
     this.lastHeard = Date.now();
+    this.listeningSince = this.lastHeard;
     this.listening = true;
   }
 

@@ -227,3 +227,75 @@ describe('PostgreSQL bus', { skip: NEEDS_PG }, () => {
     }
   });
 });
+
+describe('PostgreSQL bus, a node alone on its database', { skip: NEEDS_PG }, () => {
+  let fresh: { url: string; drop(): Promise<void> };
+  let database: Database;
+  before(async () => {
+    fresh = await freshDatabase();
+    database = await connectDatabase({ url: fresh.url, poolSize: 3 });
+    await runMigrations(database.db, database.dialect, ALL_MIGRATIONS);
+  });
+  after(async () => {
+    await database?.close();
+    await fresh?.drop();
+  });
+
+  test('settle() reads nothing while no other node is heard, and reads once one is', async () => {
+    let reads = 0;
+    const node = (nodeId: string) =>
+      new PgBus({
+        url: fresh.url,
+        db: database.db,
+        nodeId,
+        logger: createLogger('silent'),
+        now: () => Date.now(),
+        headsAndEventsAfter: (x, n) => {
+          if (nodeId === 'solo') reads++;
+          return headsAndEventsAfter(database.db, x, n);
+        },
+        eventsBetween: (x, y, n) => eventsBetween(database.db, x, y, n),
+        pollMs: 60_000,
+        heartbeatMs: 100,
+        // Long beside the heartbeat, so that a slow moment of a loaded machine does not read as silence.
+        silenceMs: 1500,
+      });
+    const solo = node('solo');
+    const revoked: CacheInvalidation[] = [];
+    const heard: StreamAdvance[] = [];
+    solo.onInvalidate((m) => revoked.push(m));
+    solo.onAdvance((m) => heard.push(m));
+    await solo.start();
+    let other: PgBus | undefined;
+    try {
+      // Just started: it cannot know yet whether it is alone, so it reads.
+      await solo.settle();
+      assert.equal(reads, 1);
+      await sleep(1700);
+      await solo.settle();
+      assert.equal(reads, 1, 'alone: nothing to read');
+      // Another node starts, and is heard.
+      other = node('other');
+      await other.start();
+      other.publish({ stream: 'to_device', pos: 1, userIds: ['@x:example.org'] });
+      for (let i = 0; !heard.some((m) => m.stream === 'to_device'); i++) {
+        if (i > 500) assert.fail('the other node is not heard');
+        await sleep(10);
+      }
+      // What it committed without a poke yet (a token revoked a moment ago) is read before the request.
+      await database.db.transaction().execute((trx) => insertInvalidations(trx, [{ cache: 'access_tokens', key: 'revoked-elsewhere' }], Date.now()));
+      await solo.settle();
+      assert.equal(reads, 2);
+      assert.ok(revoked.some((m) => m.key === 'revoked-elsewhere'));
+      // The other node gone and silent: alone again.
+      await other.close();
+      other = undefined;
+      await sleep(1700);
+      await solo.settle();
+      assert.equal(reads, 2);
+    } finally {
+      await other?.close();
+      await solo.close();
+    }
+  });
+});
