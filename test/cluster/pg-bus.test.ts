@@ -6,7 +6,7 @@ import { insertInvalidations } from '../../src/cluster/cache-invalidations-table
 import { eventsBetween, headsAndEventsAfter } from '../../src/cluster/events-catch-up.js';
 import { InvalidationPruner } from '../../src/cluster/invalidation-pruner.js';
 import { LocalLeases } from '../../src/cluster/leases.js';
-import { PgBus, splitPoke } from '../../src/cluster/pg-bus.js';
+import { PgBus, splitPoke, type PgBusOptions } from '../../src/cluster/pg-bus.js';
 import { EVENT_CACHE } from '../../src/rooms/pipeline/pipeline.js';
 import { connectDatabase, type Database } from '../../src/db/connect.js';
 import { runMigrations } from '../../src/db/migrate.js';
@@ -17,6 +17,23 @@ import { freshDatabase } from '../helpers/server.js';
 import { NEEDS_PG } from './cluster-helpers.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A bus of `nodeId` on the database at `url` (read through `db`), with short test timings unless `opts` says otherwise. */
+function testBus(url: string, db: Database['db'], nodeId: string, opts: Partial<PgBusOptions> = {}): PgBus {
+  return new PgBus({
+    url,
+    db,
+    nodeId,
+    logger: createLogger('silent'),
+    now: () => Date.now(),
+    headsAndEventsAfter: (x, n) => headsAndEventsAfter(db, x, n),
+    eventsBetween: (x, y, n) => eventsBetween(db, x, y, n),
+    pollMs: 300,
+    heartbeatMs: 200,
+    silenceMs: 700,
+    ...opts,
+  });
+}
 
 test('a poke too big for one NOTIFY is split, and an audience too long to carry becomes "everyone"', () => {
   const users = Array.from({ length: 2000 }, (_, i) => `@user${i}:example.org`);
@@ -43,19 +60,7 @@ describe('PostgreSQL bus', { skip: NEEDS_PG }, () => {
   const invalidatedB: CacheInvalidation[] = [];
   const heardA: StreamAdvance[] = [];
 
-  const bus = (nodeId: string, pollMs = 300) =>
-    new PgBus({
-      url: fresh.url,
-      db: database.db,
-      nodeId,
-      logger: createLogger('silent'),
-      now: () => Date.now(),
-      headsAndEventsAfter: (x, n) => headsAndEventsAfter(database.db, x, n),
-      eventsBetween: (x, y, n) => eventsBetween(database.db, x, y, n),
-      pollMs,
-      heartbeatMs: 200,
-      silenceMs: 700,
-    });
+  const bus = (nodeId: string, pollMs = 300) => testBus(fresh.url, database.db, nodeId, { pollMs });
 
   before(async () => {
     fresh = await freshDatabase();
@@ -244,17 +249,11 @@ describe('PostgreSQL bus, a node alone on its database', { skip: NEEDS_PG }, () 
   test('settle() reads nothing while no other node is heard, and reads once one is', async () => {
     let reads = 0;
     const node = (nodeId: string) =>
-      new PgBus({
-        url: fresh.url,
-        db: database.db,
-        nodeId,
-        logger: createLogger('silent'),
-        now: () => Date.now(),
+      testBus(fresh.url, database.db, nodeId, {
         headsAndEventsAfter: (x, n) => {
           if (nodeId === 'solo') reads++;
           return headsAndEventsAfter(database.db, x, n);
         },
-        eventsBetween: (x, y, n) => eventsBetween(database.db, x, y, n),
         pollMs: 60_000,
         heartbeatMs: 100,
         // Long beside the heartbeat, so that a slow moment of a loaded machine does not read as silence.
