@@ -141,6 +141,22 @@ describe('reads across two nodes', { skip: NEEDS_PG }, () => {
     assert.equal(after.unsigned?.redacted_because?.event_id, redaction.body.event_id);
   });
 
+  test('retries of one transaction through both nodes at once answer one event', async () => {
+    // A client whose answer was lost retries through whichever node the balancer picks: the nodes
+    // race to write the same transaction, the unique index refuses all but one, and the others
+    // answer the stored event.
+    const roomId = await createRoom(a, alice, { preset: 'public_chat' });
+    const txnId = `race-${Date.now()}`;
+    const path = `${C}/rooms/${e(roomId)}/send/m.room.message/${txnId}`;
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => (i % 2 === 0 ? a : b).request('PUT', path, { token: alice.accessToken, body: { msgtype: 'm.text', body: 'raced' } })),
+    );
+    for (const res of answers) expectStatus(res, 200);
+    assert.equal(new Set(answers.map((r) => r.body.event_id)).size, 1);
+    const msgs = await b.request('GET', `${C}/rooms/${e(roomId)}/messages?dir=b&limit=20`, { token: alice.accessToken });
+    assert.equal(msgs.body.chunk.filter((ev: any) => ev.content?.body === 'raced').length, 1);
+  });
+
   test("a display name changed through A shows in B's member list", async () => {
     const roomId = await createRoom(a, alice, { preset: 'public_chat' });
     expectStatus(await join(b, bob, roomId), 200);
