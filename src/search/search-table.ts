@@ -11,22 +11,17 @@ import { PG_TEXT_CONFIG } from './migrations.js';
  * events holding all of them.
  */
 
-/** Rows per INSERT: one statement per chunk of a round instead of one per event (7 columns, well under both drivers' parameter limits). */
+/** PostgreSQL rows per INSERT: one statement per chunk of a round instead of one per event (7 columns, well under the parameter limit). */
 const CHUNK = 200;
 
 export async function insertSearchDocs(trx: DbOrTx, dialect: Dialect, docs: SearchDoc[]): Promise<void> {
+  if (dialect === 'sqlite') {
+    // Each statement runs at once on SQLite's one connection: a row a statement costs no round trips.
+    for (const d of docs) await insertSqliteDoc.execute(trx, d);
+    return;
+  }
   for (let i = 0; i < docs.length; i += CHUNK) {
     const chunk = docs.slice(i, i + CHUNK);
-    if (dialect === 'sqlite') {
-      // FTS5 indexes no column but the text: the row id is the event's stream position, so that
-      // deleteSearchDoc finds the row by key. A row already there (indexed twice) is kept.
-      await trx
-        .insertInto('event_search')
-        .values(chunk.map((d) => ({ rowid: d.stream_pos, ...d }) as typeof d))
-        .orIgnore()
-        .execute();
-      continue;
-    }
     await trx
       .insertInto('event_search')
       .values(
@@ -43,7 +38,7 @@ export async function insertSearchDocs(trx: DbOrTx, dialect: Dialect, docs: Sear
 // Built once: the indexer reads it after every burst of events.
 const selectState = prepared((db, _p: Record<string, never>) => db.selectFrom('search_index_state').select(['forward_pos', 'backward_pos']).where('id', '=', 1));
 
-export async function selectIndexState(db: DbOrTx): Promise<{ forward: number; backward: number }> {
+export async function selectIndexState(db: DbOrTx): Promise<IndexPositions> {
   const [row] = (await selectState.execute(db, {})).rows;
   if (!row) throw new Error('search_index_state has no row');
   return { forward: Number(row.forward_pos), backward: Number(row.backward_pos) };
@@ -74,7 +69,9 @@ export async function advanceIndexState(trx: DbOrTx, from: IndexPositions, to: I
   return Number(r.numAffectedRows) === 1;
 }
 
-// One row a statement, run synchronously: cheaper on SQLite than building a multi-row INSERT for each round.
+// FTS5 indexes no column but the text: the row id is the event's stream position, so that
+// deleteSearchDoc finds the row by key. A row already there (indexed twice) is kept. One row a
+// statement, built once: cheaper on SQLite than building a multi-row INSERT for each round.
 const insertSqliteDoc = prepared((db, d: SearchDoc) =>
   db
     .insertInto('event_search')

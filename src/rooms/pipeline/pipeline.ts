@@ -394,9 +394,10 @@ export class EventPipeline {
       positions = await this.write(write);
     } catch (e) {
       this.heads.invalidate(roomId);
-      if ((e instanceof StaleHeadError || isTxnConflict(e)) && attempt < MAX_STALE_RETRIES) {
+      const txnConflict = isTxnConflict(e);
+      if ((e instanceof StaleHeadError || txnConflict) && attempt < MAX_STALE_RETRIES) {
         // Re-plan every accepted job against the fresh head; a job whose transaction is stored gets its event.
-        await this.runBatch(roomId, accepted.map((a) => a.job), null, attempt + 1, lookupTxns || isTxnConflict(e));
+        await this.runBatch(roomId, accepted.map((a) => a.job), null, attempt + 1, lookupTxns || txnConflict);
         return refused;
       }
       this.ctx.logger.error({ err: e, roomId }, 'persisting events failed');
